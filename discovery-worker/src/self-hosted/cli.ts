@@ -1,0 +1,77 @@
+// coral-discovery: run the discovery service self-hosted.
+import { Command, InvalidArgumentError, Option } from "commander";
+import { generateSigningJwk } from "./keys.ts";
+import { createLogger, logLevels, type LogLevel } from "./log.ts";
+import { discoveryVersion, startDiscoveryServer } from "./server.ts";
+
+function integer(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+export function discoveryCli(): Command {
+  const program = new Command("coral-discovery")
+    .description("Run Coral's discovery service (the Cloudflare Worker, self-hosted in workerd)")
+    .version(discoveryVersion)
+    .option("--port <port>", "HTTP port to listen on", integer("--port", 0, 65535), 8080)
+    .option("--host <address>", "address to listen on", "0.0.0.0")
+    .option("--ttl <seconds>", "time-to-live of registrations", integer("--ttl", 1, 86400), 300)
+    .option("--cleanup-interval <seconds>", "purge expired entries at most this often (lookups never return them)", integer("--cleanup-interval", 0, 86400), 60)
+    .option("--data-dir <dir>", "where registrations persist across restarts", ".coral/discovery")
+    .option("--rate-limit <per-minute>", "registrations per minute per client address (0: off)", integer("--rate-limit", 0, 1_000_000), 60)
+    .option("--pin-grace <seconds>", "how long an expired colony keeps its identity key pinned", integer("--pin-grace", 0, 31_536_000), 86400)
+    .addOption(new Option("--log-level <level>", "logging level").choices(logLevels).default("info"))
+    .addOption(new Option("--log-format <format>", "log format").choices(["console", "json"]).default("console"))
+    .showHelpAfterError()
+    .action(async (opts: {
+      port: number;
+      host: string;
+      ttl: number;
+      cleanupInterval: number;
+      dataDir: string;
+      rateLimit: number;
+      pinGrace: number;
+      logLevel: LogLevel;
+      logFormat: "console" | "json";
+    }) => {
+      const log = createLogger({ level: opts.logLevel, format: opts.logFormat });
+      log.info({ port: opts.port, ttl: `${opts.ttl}s`, version: discoveryVersion }, "Starting discovery service");
+      const server = await startDiscoveryServer({
+        port: opts.port,
+        host: opts.host,
+        ttlSeconds: opts.ttl,
+        cleanupIntervalSeconds: opts.cleanupInterval,
+        dataDir: opts.dataDir,
+        rateLimitPerMinute: opts.rateLimit,
+        pinGraceSeconds: opts.pinGrace,
+        signingKey: process.env.CORAL_DISCOVERY_SIGNING_KEY || undefined,
+        logger: log,
+      }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === "EADDRINUSE") {
+          log.error(`failed to listen on ${opts.host}:${opts.port}: address already in use; pick another with --port`);
+          process.exit(1);
+        }
+        throw err;
+      });
+      log.info({ addr: `${opts.host === "0.0.0.0" ? "" : opts.host}:${server.port}`, data_dir: opts.dataDir }, "Discovery service listening");
+      const stop = async (signal: string) => {
+        log.info({ signal }, "Stopping discovery service");
+        await server.close();
+        process.exit(0);
+      };
+      process.once("SIGINT", () => void stop("SIGINT"));
+      process.once("SIGTERM", () => void stop("SIGTERM"));
+    });
+
+  program
+    .command("keygen")
+    .description("print a new Ed25519 private JWK for signing bootstrap tokens (for `wrangler secret put BOOTSTRAP_SIGNING_KEY`)")
+    .action(async () => {
+      process.stdout.write((await generateSigningJwk()) + "\n");
+    });
+  return program;
+}

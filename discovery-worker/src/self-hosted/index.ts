@@ -1,0 +1,3 @@
+export { startDiscoveryServer, discoveryVersion, type DiscoveryServer, type DiscoveryServerOptions } from "./server.ts";
+export { bundleWorker } from "./bundle.ts";
+export { createLogger, type LogLevel } from "./log.ts";

@@ -1,0 +1,36 @@
+// The discovery worker's entry point: it only routes.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Router, type IRequest } from "itty-router";
+import { jwks } from "./bootstrap.ts";
+import { connectPathPrefix, serveConnect } from "./connect-routes.ts";
+import { errorResponse, toConnectError } from "./http.ts";
+import { restHealth, restLookupAgent, restLookupColony, restRegister } from "./rest-routes.ts";
+
+export { Directory } from "./directory.ts";
+export { MeshRegistry } from "./mesh-registry.ts";
+export { RateLimiter } from "./rate-limiter.ts";
+
+type Args = [env: DiscoveryEnv, ctx: ExecutionContext];
+
+const router = Router<IRequest, Args>({
+  catch: (err: unknown) => errorResponse(toConnectError(err)),
+});
+
+router
+  .get("/health", (req, env) => restHealth(req, env))
+  .get("/.well-known/jwks.json", async (_req, env) =>
+    Response.json(await jwks(env), { headers: { "cache-control": "public, max-age=300" } }),
+  )
+  .post("/v1/mesh/:mesh_id/register", (req, env) => restRegister(req, env, decodeURIComponent(req.params.mesh_id!)))
+  .get("/v1/mesh/:mesh_id/colony", (req, env) => restLookupColony(req, env, decodeURIComponent(req.params.mesh_id!)))
+  .get("/v1/mesh/:mesh_id/agents/:agent_id", (req, env) =>
+    restLookupAgent(req, env, decodeURIComponent(req.params.mesh_id!), decodeURIComponent(req.params.agent_id!)),
+  )
+  .all(`${connectPathPrefix}*`, (req, env) => serveConnect(req, env))
+  .all("*", (req) => {
+    throw new ConnectError(`no route for ${req.method} ${new URL(req.url).pathname}`, Code.NotFound);
+  });
+
+export default {
+  fetch: (request, env, ctx) => router.fetch(request, env, ctx),
+} satisfies ExportedHandler<DiscoveryEnv>;

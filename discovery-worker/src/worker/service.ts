@@ -1,0 +1,202 @@
+// The DiscoveryService methods. Shared by the Connect routes and the REST
+// routes: both hand in a validated request message and the caller's address.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import {
+  BootstrapIntent,
+  DiscoveryService,
+  ValidationError,
+  bootstrapRequestJson,
+  checkAgentId,
+  checkMeshId,
+  defaultBootstrapTtlSeconds,
+  discoveryPb as pb,
+  validateCreateBootstrapToken,
+  validateRegisterAgent,
+  validateRegisterColony,
+} from "@coral/proto";
+import { issueBootstrapToken, verifyBootstrapToken } from "./bootstrap.ts";
+import { readConfig } from "./config.ts";
+import type { AgentRecord, ColonyRecord, Stored } from "./mesh-registry.ts";
+import { unwrap } from "./result.ts";
+
+export interface CallContext {
+  env: DiscoveryEnv;
+  clientIp: string;
+}
+
+export const callContextKey = createContextKey<CallContext | undefined>(undefined, { description: "discovery call" });
+
+function callContext(ctx: HandlerContext): CallContext {
+  const call = ctx.values.get(callContextKey);
+  if (!call) throw new ConnectError("discovery call context missing", Code.Internal);
+  return call;
+}
+
+/** Runs validation, turning a ValidationError into invalid_argument. */
+function validated<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (err instanceof ValidationError) throw new ConnectError(err.message, Code.InvalidArgument);
+    throw err;
+  }
+}
+
+function mesh(env: DiscoveryEnv, meshId: string) {
+  return env.MESHES.get(env.MESHES.idFromName(meshId));
+}
+
+async function enforceRateLimit(call: CallContext): Promise<void> {
+  const perMinute = readConfig(call.env).registerRatePerMinute;
+  if (perMinute === 0) return;
+  const limiter = call.env.RATE_LIMITER.get(call.env.RATE_LIMITER.idFromName(call.clientIp || "unknown"));
+  const decision = await limiter.take(perMinute);
+  if (!decision.allowed)
+    throw new ConnectError(
+      `too many registrations from ${call.clientIp}: the limit is ${perMinute} per minute; retry in ${decision.retryAfterSeconds}s`,
+      Code.ResourceExhausted,
+    );
+}
+
+function signatureMessage(record: ColonyRecord | AgentRecord): pb.Signature {
+  return create(pb.SignatureSchema, record.signature);
+}
+
+export function colonyAnswer(stored: Stored<ColonyRecord>): pb.LookupColonyResponse {
+  const r = stored.record;
+  return create(pb.LookupColonyResponseSchema, {
+    meshId: r.meshId,
+    pubkey: r.pubkey,
+    endpoints: [...r.endpoints],
+    meshIpv4: r.meshIpv4,
+    meshIpv6: r.meshIpv6,
+    connectPort: r.connectPort,
+    metadata: { ...r.metadata },
+    publicEndpoint: r.publicEndpoint ? create(pb.PublicEndpointSchema, r.publicEndpoint) : undefined,
+    signature: signatureMessage(r),
+    lastSeen: timestampFromMs(stored.lastSeenMs),
+    expiresAt: timestampFromMs(stored.expiresAtMs),
+    observedEndpoint: r.observedIp,
+  });
+}
+
+export function agentAnswer(stored: Stored<AgentRecord>): pb.LookupAgentResponse {
+  const r = stored.record;
+  return create(pb.LookupAgentResponseSchema, {
+    meshId: r.meshId,
+    agentId: r.agentId,
+    pubkey: r.pubkey,
+    endpoints: [...r.endpoints],
+    metadata: { ...r.metadata },
+    signature: signatureMessage(r),
+    lastSeen: timestampFromMs(stored.lastSeenMs),
+    expiresAt: timestampFromMs(stored.expiresAtMs),
+    observedEndpoint: r.observedIp,
+  });
+}
+
+export const discoveryOps = {
+  async health(call: CallContext): Promise<pb.HealthResponse> {
+    const directory = call.env.DIRECTORY.get(call.env.DIRECTORY.idFromName("directory"));
+    const totals = await directory.totals();
+    const startedAtMs = Number(call.env.STARTED_AT_MS) || totals.startedAtMs;
+    return create(pb.HealthResponseSchema, {
+      status: "ok",
+      version: readConfig(call.env).version,
+      uptimeSeconds: BigInt(Math.max(0, Math.floor((Date.now() - startedAtMs) / 1000))),
+      registeredColonies: totals.colonies,
+      registeredAgents: totals.agents,
+    });
+  },
+
+  async registerColony(call: CallContext, req: pb.RegisterColonyRequest): Promise<pb.RegisterColonyResponse> {
+    const { fields, signature } = validated(() => validateRegisterColony(req));
+    await enforceRateLimit(call);
+    const record: ColonyRecord = { ...fields, signature, observedIp: call.clientIp };
+    const outcome = unwrap(await mesh(call.env, req.meshId).registerColony(record));
+    return create(pb.RegisterColonyResponseSchema, {
+      success: true,
+      ttl: outcome.ttlSeconds,
+      expiresAt: timestampFromMs(outcome.expiresAtMs),
+      observedEndpoint: call.clientIp,
+    });
+  },
+
+  async lookupColony(call: CallContext, req: pb.LookupColonyRequest): Promise<pb.LookupColonyResponse> {
+    validated(() => checkMeshId(req.meshId));
+    const stored = await mesh(call.env, req.meshId).lookupColony();
+    if (!stored) throw new ConnectError(`colony not found: ${req.meshId}`, Code.NotFound);
+    return colonyAnswer(stored);
+  },
+
+  async registerAgent(call: CallContext, req: pb.RegisterAgentRequest): Promise<pb.RegisterAgentResponse> {
+    const { fields, signature } = validated(() => validateRegisterAgent(req));
+    await enforceRateLimit(call);
+    const record: AgentRecord = { ...fields, signature, observedIp: call.clientIp };
+    const outcome = unwrap(await mesh(call.env, req.meshId).registerAgent(record));
+    return create(pb.RegisterAgentResponseSchema, {
+      success: true,
+      ttl: outcome.ttlSeconds,
+      expiresAt: timestampFromMs(outcome.expiresAtMs),
+      observedEndpoint: call.clientIp,
+    });
+  },
+
+  async lookupAgent(call: CallContext, req: pb.LookupAgentRequest): Promise<pb.LookupAgentResponse> {
+    validated(() => {
+      checkMeshId(req.meshId);
+      checkAgentId(req.agentId);
+    });
+    const stored = await mesh(call.env, req.meshId).lookupAgent(req.agentId);
+    if (!stored) throw new ConnectError(`agent not found: ${req.agentId} in mesh ${req.meshId}`, Code.NotFound);
+    return agentAnswer(stored);
+  },
+
+  async createBootstrapToken(call: CallContext, req: pb.CreateBootstrapTokenRequest): Promise<pb.CreateBootstrapTokenResponse> {
+    const { fields, signature } = validated(() => validateCreateBootstrapToken(req));
+    unwrap(
+      await mesh(call.env, req.meshId).verifyColonySignature(
+        req.meshId,
+        "bootstrap-token-request",
+        bootstrapRequestJson(fields),
+        signature,
+      ),
+    );
+    const issued = await issueBootstrapToken(
+      call.env,
+      { meshId: req.meshId, agentId: req.agentId, intent: req.intent === BootstrapIntent.RENEW ? "renew" : "register" },
+      req.ttlSeconds || defaultBootstrapTtlSeconds,
+    );
+    return create(pb.CreateBootstrapTokenResponseSchema, {
+      token: issued.token,
+      tokenId: issued.jti,
+      expiresAt: timestampFromMs(issued.expiresAtMs),
+    });
+  },
+
+  async redeemBootstrapToken(call: CallContext, req: pb.RedeemBootstrapTokenRequest): Promise<pb.RedeemBootstrapTokenResponse> {
+    if (!req.token) throw new ConnectError("token: is required", Code.InvalidArgument);
+    if (req.token.length > 4096) throw new ConnectError("token: is longer than any bootstrap token", Code.InvalidArgument);
+    const claims = await verifyBootstrapToken(call.env, req.token);
+    unwrap(await mesh(call.env, claims.meshId).redeemToken(claims.jti, claims.expiresAtMs));
+    return create(pb.RedeemBootstrapTokenResponseSchema, {
+      meshId: claims.meshId,
+      agentId: claims.agentId,
+      intent: claims.intent === "renew" ? BootstrapIntent.RENEW : BootstrapIntent.REGISTER,
+      tokenId: claims.jti,
+      expiresAt: timestampFromMs(claims.expiresAtMs),
+    });
+  },
+};
+
+export const discoveryService = {
+  health: (_req, ctx) => discoveryOps.health(callContext(ctx)),
+  registerColony: (req, ctx) => discoveryOps.registerColony(callContext(ctx), req),
+  lookupColony: (req, ctx) => discoveryOps.lookupColony(callContext(ctx), req),
+  registerAgent: (req, ctx) => discoveryOps.registerAgent(callContext(ctx), req),
+  lookupAgent: (req, ctx) => discoveryOps.lookupAgent(callContext(ctx), req),
+  createBootstrapToken: (req, ctx) => discoveryOps.createBootstrapToken(callContext(ctx), req),
+  redeemBootstrapToken: (req, ctx) => discoveryOps.redeemBootstrapToken(callContext(ctx), req),
+} satisfies ServiceImpl<typeof DiscoveryService>;
