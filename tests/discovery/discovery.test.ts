@@ -26,6 +26,7 @@ import {
   uniqueMeshId,
   type TestDiscovery,
 } from "../helpers/discovery.ts";
+import { rejection, thrown } from "../helpers/errors.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 let discovery: TestDiscovery;
@@ -122,7 +123,7 @@ describe("signed registrations", () => {
     await client.registerColony(genuine, owner);
 
     const forged = colonyFields(meshId, { endpoints: ["198.51.100.66:41820"] });
-    const err = await client.registerColony(forged, intruder).catch((e: unknown) => ConnectError.from(e));
+    const err = await rejection(client.registerColony(forged, intruder));
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.PermissionDenied);
     expect((err as ConnectError).rawMessage).toMatch(/pinned to another identity key/);
@@ -140,7 +141,7 @@ describe("signed registrations", () => {
     const raw = createClient(DiscoveryService, transport(discovery.url));
     const request = { ...fields, endpoints: [...fields.endpoints], metadata: { ...fields.metadata }, signature };
     await raw.registerColony(request);
-    const replay = await raw.registerColony(request).catch((e: unknown) => ConnectError.from(e));
+    const replay = await rejection(raw.registerColony(request));
     expect((replay as ConnectError).code).toBe(Code.PermissionDenied);
     expect((replay as ConnectError).rawMessage).toMatch(/not newer than the last accepted one/);
   });
@@ -151,16 +152,16 @@ describe("signed registrations", () => {
     const fields = colonyFields(meshId);
     const raw = createClient(DiscoveryService, transport(discovery.url));
     const signed = await sign("colony-registration", colonyFieldsJson(fields), identity);
-    const tampered = await raw
+    const tampered = await rejection(raw
       .registerColony({ ...fields, endpoints: ["198.51.100.1:1"], metadata: { ...fields.metadata }, signature: signed })
-      .catch((e: unknown) => ConnectError.from(e));
+      );
     expect((tampered as ConnectError).code).toBe(Code.PermissionDenied);
     expect((tampered as ConnectError).rawMessage).toMatch(/does not verify/);
 
     const stale = await sign("colony-registration", colonyFieldsJson(fields), identity, BigInt(Date.now() - 3_600_000));
-    const old = await raw
+    const old = await rejection(raw
       .registerColony({ ...fields, endpoints: [...fields.endpoints], metadata: { ...fields.metadata }, signature: stale })
-      .catch((e: unknown) => ConnectError.from(e));
+      );
     expect((old as ConnectError).code).toBe(Code.PermissionDenied);
     expect((old as ConnectError).rawMessage).toMatch(/behind discovery's clock/);
   });
@@ -191,14 +192,14 @@ describe("signed registrations", () => {
     const mitmUrl = `http://127.0.0.1:${(mitm.address() as { port: number }).port}`;
     try {
       const viaMitm = discoveryClient(mitmUrl);
-      const tampered = await viaMitm.lookupColony(meshId, { pinnedKey: identity.publicKey }).catch((e: unknown) => e);
+      const tampered = await thrown(viaMitm.lookupColony(meshId, { pinnedKey: identity.publicKey }));
       expect(tampered).toBeInstanceOf(UnverifiedAnswerError);
       expect(String(tampered)).toMatch(/does not match its signature/);
       // Without a pinned key the client cannot tell; that is why join tokens carry one.
       const unchecked = await viaMitm.lookupColony(meshId);
       expect(unchecked.endpoints).toEqual(["198.51.100.66:41820"]);
       const other = await generateIdentityKey();
-      const wrongPin = await discoveryClient(discovery.url).lookupColony(meshId, { pinnedKey: other.publicKey }).catch((e: unknown) => e);
+      const wrongPin = await thrown(discoveryClient(discovery.url).lookupColony(meshId, { pinnedKey: other.publicKey }));
       expect(wrongPin).toBeInstanceOf(UnverifiedAnswerError);
       expect(String(wrongPin)).toMatch(/not signed by the pinned key/);
     } finally {
@@ -219,7 +220,7 @@ describe("agents", () => {
     expect(answer.pubkey).toBe(fields.pubkey);
     expect(answer.metadata).toEqual({ component: "api" });
     expect(resolveEndpoints(answer)).toEqual(["127.0.0.1:51820"]);
-    const missing = await client.lookupAgent(meshId, "api-2").catch((e: unknown) => e);
+    const missing = await thrown(client.lookupAgent(meshId, "api-2"));
     expect(String(missing)).toMatch(/agent not found: api-2/);
   });
 
@@ -228,7 +229,7 @@ describe("agents", () => {
     const meshId = uniqueMeshId();
     const fields = { meshId, agentId: "worker", pubkey: randomWireguardKey(), endpoints: [], metadata: {} };
     await client.registerAgent(fields, await generateIdentityKey());
-    const err = await client.registerAgent(fields, await generateIdentityKey()).catch((e: unknown) => ConnectError.from(e));
+    const err = await rejection(client.registerAgent(fields, await generateIdentityKey()));
     expect(err.code).toBe(Code.PermissionDenied);
   });
 });
@@ -435,7 +436,7 @@ describe("bootstrap tokens", () => {
     expect(redeemed.meshId).toBe(meshId);
     expect(redeemed.agentId).toBe("api-1");
     expect(redeemed.tokenId).toBe(issued.tokenId);
-    const again = await client.redeemBootstrapToken(issued.token).catch((e: unknown) => ConnectError.from(e));
+    const again = await rejection(client.redeemBootstrapToken(issued.token));
     expect(again.code).toBe(Code.PermissionDenied);
     expect(again.rawMessage).toMatch(/already used/);
   });
@@ -444,11 +445,11 @@ describe("bootstrap tokens", () => {
     const client = discoveryClient(discovery.url);
     const meshId = uniqueMeshId();
     await client.registerColony(colonyFields(meshId), await generateIdentityKey());
-    const err = await client.createBootstrapToken({ meshId, agentId: "x" }, await generateIdentityKey()).catch((e: unknown) => ConnectError.from(e));
+    const err = await rejection(client.createBootstrapToken({ meshId, agentId: "x" }, await generateIdentityKey()));
     expect(err.code).toBe(Code.PermissionDenied);
-    const noColony = await client.createBootstrapToken({ meshId: uniqueMeshId(), agentId: "x" }, await generateIdentityKey()).catch((e: unknown) => ConnectError.from(e));
+    const noColony = await rejection(client.createBootstrapToken({ meshId: uniqueMeshId(), agentId: "x" }, await generateIdentityKey()));
     expect(noColony.code).toBe(Code.FailedPrecondition);
-    const forged = await client.redeemBootstrapToken("eyJhbGciOiJFZERTQSJ9.eyJqdGkiOiJ4In0.c2lnbmF0dXJl").catch((e: unknown) => ConnectError.from(e));
+    const forged = await rejection(client.redeemBootstrapToken("eyJhbGciOiJFZERTQSJ9.eyJqdGkiOiJ4In0.c2lnbmF0dXJl"));
     expect(forged.code).toBe(Code.PermissionDenied);
     expect(forged.rawMessage).toMatch(/does not verify/);
   });
@@ -462,7 +463,7 @@ describe("client errors", () => {
     await new Promise<void>((done) => server.close(() => done()));
     const url = `http://127.0.0.1:${port}`;
     const client = new DiscoveryClient({ transport: transport(url), url, retry: { attempts: 2, baseDelayMs: 10 } });
-    const err = await client.lookupColony("my-shop-dev-a1b2c3").catch((e: unknown) => e);
+    const err = await thrown(client.lookupColony("my-shop-dev-a1b2c3"));
     expect(err).toBeInstanceOf(DiscoveryUnreachableError);
     expect(String(err)).toContain(`discovery service not reachable at ${url}`);
   });

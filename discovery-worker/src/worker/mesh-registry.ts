@@ -197,9 +197,10 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
       if (current || now < claimableAt)
         return fail(
           Code.PermissionDenied,
-          `${what} is pinned to another identity key; the pinned registration keeps serving. ` +
-            `A new key can claim it ${this.config.pinGraceMs / 1000}s after the pinned registration expires` +
-            (current ? "" : ` (at ${new Date(claimableAt).toISOString()})`),
+          `${what} is pinned to another identity key; ` +
+            (current
+              ? `the pinned registration keeps serving. A new key can claim it ${this.config.pinGraceMs / 1000}s after that registration expires`
+              : `its registration expired at ${new Date(pin.lastExpiresAtMs).toISOString()} and a new key can claim it at ${new Date(claimableAt).toISOString()}`),
         );
     } else if (pin && record.signature.signedAtMs <= pin.lastSignedAtMs) {
       return fail(

@@ -1,0 +1,2 @@
+export { buildCli, main } from "./cli/main.ts";
+export { coralVersion } from "./version.ts";

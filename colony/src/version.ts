@@ -1,0 +1,1 @@
+export const coralVersion = "0.1.0";

@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { ValidationError, checkAgentId, checkMeshId, checkMetadata, parseEndpoint } from "./validation.ts";
+
+describe("parseEndpoint", () => {
+  it.each([
+    ["203.0.113.42:41820", { host: "203.0.113.42", port: 41820, kind: "ipv4" }],
+    ["[fd42::1]:41820", { host: "fd42::1", port: 41820, kind: "ipv6" }],
+    ["[2001:db8::7]:1", { host: "2001:db8::7", port: 1, kind: "ipv6" }],
+    ["colony.example.com:443", { host: "colony.example.com", port: 443, kind: "hostname" }],
+    ["localhost:9000", { host: "localhost", port: 9000, kind: "hostname" }],
+    [":41820", { host: "", port: 41820, kind: "observed" }],
+    ["host.:65535", { host: "host.", port: 65535, kind: "hostname" }],
+  ])("accepts %s", (input, expected) => {
+    expect(parseEndpoint(input)).toEqual({ endpoint: expected });
+  });
+
+  it.each([
+    ["203.0.113.42", /has no port/],
+    ["203.0.113.42:0", /port "0"/],
+    ["203.0.113.42:65536", /port "65536"/],
+    ["203.0.113.42:80a", /port "80a"/],
+    ["999.0.0.1:80", /not an IPv4 address/],
+    ["1.2.3:80", /not an IPv4 address/],
+    ["fd42::1:80", /brackets/],
+    ["[fd42::1]80", /must look like/],
+    ["[not-v6]:80", /not an IPv6 address/],
+    ["[fe80::1%eth0]:80", /not an IPv6 address/],
+    ["-x.example.com:80", /not a valid hostname/],
+    ["under_score.example.com:80", /not a valid hostname/],
+    [`${"a".repeat(64)}.com:80`, /not a valid hostname/],
+    ["", /has no port/],
+  ])("rejects %s", (input, message) => {
+    const result = parseEndpoint(input);
+    expect(result).toHaveProperty("error");
+    expect((result as { error: string }).error).toMatch(message);
+  });
+});
+
+describe("ids", () => {
+  it.each(["my-shop-dev-a1b2c3", "abc", "a".repeat(63), "0-0"])("accepts mesh id %s", (id) => {
+    expect(checkMeshId(id)).toBe(id);
+  });
+  it.each(["", "ab", "a".repeat(64), "-abc", "abc-", "My-Shop", "a_b_c", "a.b.c", "shop dev"])("rejects mesh id %j", (id) => {
+    expect(() => checkMeshId(id)).toThrow(ValidationError);
+  });
+  it.each(["api", "api-1", "frontend.pod_7", "A"])("accepts agent id %s", (id) => {
+    expect(checkAgentId(id)).toBe(id);
+  });
+  it.each(["", "-api", "api/1", "x".repeat(129)])("rejects agent id %j", (id) => {
+    expect(() => checkAgentId(id)).toThrow(/agent_id/);
+  });
+});
+
+describe("checkMetadata", () => {
+  it("accepts ordinary labels", () => {
+    expect(() => checkMetadata({ application: "shop", "k8s.io/namespace": "prod" })).not.toThrow();
+  });
+  it.each([
+    [{ "": "x" }, /keys must be/],
+    [{ "bad key": "x" }, /keys must be/],
+    [{ k: "v".repeat(257) }, /at most 256/],
+    [Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, "v"])), /at most 32 entries/],
+    [Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, "é".repeat(120)])), /at most 4096 bytes/],
+  ])("rejects %#", (metadata, message) => {
+    expect(() => checkMetadata(metadata)).toThrow(message);
+  });
+});
