@@ -1,6 +1,10 @@
 // The coral CLI. Each command group lives in its own module.
 import { Command, CommanderError } from "commander";
 import { coralVersion } from "../version.ts";
+import { colonyCommand } from "./colony-commands.ts";
+import { initCommand } from "./init.ts";
+import { eventsCommand, historyCommand, metricsCommand, statusCommand, topologyCommand } from "./read-commands.ts";
+import { tokenCommand } from "./token-commands.ts";
 import { upCommand } from "./up.ts";
 
 export function buildCli(): Command {
@@ -16,7 +20,24 @@ export function buildCli(): Command {
     .action((opts: { json?: boolean }) => {
       console.log(opts.json ? JSON.stringify({ version: coralVersion, node: process.version }) : `coral ${coralVersion} (node ${process.version})`);
     });
-  program.addCommand(upCommand());
+  for (const command of [
+    upCommand(),
+    initCommand(),
+    colonyCommand(),
+    statusCommand(),
+    topologyCommand(),
+    eventsCommand(),
+    metricsCommand(),
+    historyCommand(),
+    tokenCommand(),
+  ])
+    program.addCommand(command);
+  // Subcommands inherit the exit override, so usage errors return codes too.
+  const inherit = (command: Command) => {
+    command.exitOverride().showHelpAfterError();
+    command.commands.forEach(inherit);
+  };
+  program.commands.forEach(inherit);
   return program;
 }
 
@@ -26,7 +47,8 @@ export async function main(argv: string[]): Promise<number> {
     await buildCli().parseAsync(argv);
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
+    // Usage errors (bad flags or arguments) exit 2, failures 1, --help 0.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     console.error(`Error: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
   }

@@ -1,0 +1,210 @@
+// ColonyService: what the CLI, dashboard and MCP clients read.
+import { randomBytes } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import {
+  ColonyService,
+  ServiceInfoSchema,
+  TokenScope,
+  type ServiceInfo,
+} from "@coral/proto/gen/coral/colony/v1/colony_pb";
+import { intervals, type AgentRow, type Interval } from "../store/types.ts";
+import { callerKey, hashToken } from "./auth.ts";
+import type { ApiDeps } from "./deps.ts";
+
+const tokenNamePattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const maxEventLimit = 10_000;
+
+function invalid(message: string): ConnectError {
+  return new ConnectError(message, Code.InvalidArgument);
+}
+
+function optionalDate(ts: Timestamp | undefined): Date | undefined {
+  return ts ? timestampDate(ts) : undefined;
+}
+
+export function serviceInfo(row: AgentRow, state: string, now: number): ServiceInfo {
+  const started = row.processStartedAt?.getTime();
+  return create(ServiceInfoSchema, {
+    name: row.serviceName,
+    agentId: row.agentId,
+    status: state,
+    health: row.health,
+    version: row.version,
+    port: row.port,
+    address: row.address,
+    uptimeSeconds: BigInt(started && state !== "offline" && state !== "expired" ? Math.max(0, Math.floor((now - started) / 1000)) : 0),
+    restartCount: row.restartCount,
+    lastSeen: timestampFromDate(row.lastSeen),
+    labels: row.tags,
+    cpuPercent: row.cpuPercent,
+    memoryBytes: BigInt(Math.max(0, Math.round(row.memoryBytes))),
+    pid: row.pid,
+  });
+}
+
+export function colonyService(deps: ApiDeps) {
+  async function services(): Promise<ServiceInfo[]> {
+    const now = Date.now();
+    const rows = await deps.store.listAgents();
+    return rows
+      .map((row) => serviceInfo(row, deps.agents.get(row.agentId)?.state ?? "unknown", now))
+      .filter((s) => s.status !== "expired")
+      .sort((a, b) => a.name.localeCompare(b.name) || a.agentId.localeCompare(b.agentId));
+  }
+
+  function caller(ctx: HandlerContext): string {
+    return ctx.values.get(callerKey)?.name ?? "unknown";
+  }
+
+  const impl: ServiceImpl<typeof ColonyService> = {
+    async getStatus() {
+      return {
+        colonyId: deps.colonyId,
+        appName: deps.appName,
+        environment: deps.environment,
+        version: deps.version,
+        uptimeSeconds: BigInt(Math.floor((Date.now() - deps.startedAt.getTime()) / 1000)),
+        services: await services(),
+        natsStatus: deps.natsStatus(),
+        discoveryStatus: deps.discoveryStatus(),
+        meshMode: deps.meshMode,
+        startedAt: timestampFromDate(deps.startedAt),
+      };
+    },
+
+    async listServices() {
+      return { services: await services() };
+    },
+
+    async getTopology() {
+      const edges = await deps.store.connectionEdges();
+      return {
+        services: await services(),
+        edges: edges.map((e) => ({
+          fromService: e.fromService,
+          toService: e.toService,
+          protocol: e.protocol,
+          external: e.external,
+          connectionCount: BigInt(e.connectionCount),
+          firstObserved: timestampFromDate(e.firstObserved),
+          lastObserved: timestampFromDate(e.lastObserved),
+        })),
+      };
+    },
+
+    async queryEvents(req) {
+      if (req.limit > maxEventLimit) throw invalid(`limit: must be at most ${maxEventLimit} (got ${req.limit})`);
+      const since = optionalDate(req.since);
+      const until = optionalDate(req.until);
+      if (since && until && since > until) throw invalid("since: must be before until");
+      const events = await deps.store.queryEvents({
+        service: req.service || undefined,
+        eventType: req.eventType || undefined,
+        since,
+        until,
+        limit: req.limit || 100,
+      });
+      return {
+        events: events.map((e) => ({
+          eventId: e.eventId,
+          timestamp: timestampFromDate(e.timestamp),
+          service: e.service,
+          eventType: e.eventType,
+          detailsJson: e.detailsJson,
+        })),
+      };
+    },
+
+    async queryMetrics(req) {
+      if (!req.service) throw invalid("service: is required, e.g. api");
+      const until = optionalDate(req.until) ?? new Date();
+      const since = optionalDate(req.since) ?? new Date(until.getTime() - 3600_000);
+      if (since > until) throw invalid("since: must be before until");
+      if (req.interval && !intervals.includes(req.interval as Interval))
+        throw invalid(`interval: must be one of ${intervals.join(", ")} (got "${req.interval}")`);
+      const interval = (req.interval as Interval) || deps.store.pickInterval(since, until);
+      const series = await deps.store.queryMetrics({ service: req.service, metricName: req.metricName || undefined, since, until, interval });
+      return {
+        series: series.map((s) => ({
+          service: s.service,
+          metricName: s.metricName,
+          interval: s.interval,
+          points: s.points.map((p) => ({
+            timestamp: timestampFromDate(p.timestamp),
+            p50: p.p50,
+            p95: p.p95,
+            p99: p.p99,
+            mean: p.mean,
+            max: p.max,
+            min: p.min,
+            count: BigInt(p.count),
+          })),
+        })),
+      };
+    },
+
+    async getHistory(req) {
+      if (!req.service) throw invalid("service: is required");
+      if (req.limit > 1000) throw invalid("limit: must be at most 1000");
+      const at = optionalDate(req.at) ?? new Date();
+      const rows = (await deps.store.listAgents()).filter((a) => a.serviceName === req.service || a.agentId === req.service);
+      if (rows.length === 0) throw new ConnectError(`no agent has ever observed ${req.service}`, Code.NotFound);
+      // The agent that was registered most recently at `at`.
+      const candidates = rows.filter((a) => a.registeredAt <= at);
+      const agent = (candidates.length ? candidates : rows).sort((a, b) => b.registeredAt.getTime() - a.registeredAt.getTime())[0]!;
+      const transitions = await deps.store.transitionsFor(agent.agentId, { until: at, limit: req.limit || 50 });
+      const stateAt = (await deps.store.stateAt(agent.agentId, at)) ?? "unknown";
+      return {
+        service: agent.serviceName,
+        agentId: agent.agentId,
+        stateAt,
+        at: timestampFromDate(at),
+        transitions: transitions.map((t) => ({
+          actorId: t.actorId,
+          at: timestampFromDate(t.at),
+          fromState: t.fromState,
+          toState: t.toState,
+          event: t.event,
+          reason: t.reason,
+        })),
+      };
+    },
+
+    async createToken(req, ctx) {
+      if (!tokenNamePattern.test(req.name))
+        throw invalid(`name: "${req.name.slice(0, 40)}" must be 1-63 lowercase letters, digits, ".", "_" or "-"`);
+      if (req.scope !== TokenScope.READ && req.scope !== TokenScope.ADMIN) throw invalid("scope: must be read or admin");
+      const existing = (await deps.store.listTokens()).find((t) => t.name === req.name && !t.revokedAt);
+      if (existing) throw new ConnectError(`a token named "${req.name}" exists; revoke it first or pick another name`, Code.AlreadyExists);
+      const token = `coral_${randomBytes(32).toString("base64url")}`;
+      const scope = req.scope === TokenScope.ADMIN ? "admin" : "read";
+      await deps.store.createToken({ name: req.name, scope, tokenHash: hashToken(token), createdAt: new Date(), lastUsedAt: null, revokedAt: null });
+      await deps.store.appendAudit({ at: new Date(), actor: caller(ctx), action: "token.create", target: req.name, details: { scope } });
+      return { name: req.name, scope: req.scope, token };
+    },
+
+    async revokeToken(req, ctx) {
+      if (!req.name) throw invalid("name: is required");
+      const revoked = await deps.store.revokeToken(req.name);
+      if (!revoked) throw new ConnectError(`no active token named "${req.name}"`, Code.NotFound);
+      await deps.store.appendAudit({ at: new Date(), actor: caller(ctx), action: "token.revoke", target: req.name, details: {} });
+      return { revoked };
+    },
+
+    async listTokens() {
+      const tokens = await deps.store.listTokens();
+      return {
+        tokens: tokens.map((t) => ({
+          name: t.name,
+          scope: t.scope === "admin" ? TokenScope.ADMIN : TokenScope.READ,
+          createdAt: timestampFromDate(t.createdAt),
+          lastUsedAt: t.lastUsedAt ? timestampFromDate(t.lastUsedAt) : undefined,
+          revoked: t.revokedAt !== null,
+        })),
+      };
+    },
+  };
+  return impl;
+}

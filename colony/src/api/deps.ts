@@ -1,0 +1,24 @@
+// What the API handlers need from the running colony. The runtime provides
+// the real parts (DuckDB store, NATS, actors); nothing here is a stand-in.
+import type { AgentActors } from "../actors/agents.ts";
+import type { ColonyStore } from "../store/index.ts";
+
+export interface ApiDeps {
+  colonyId: string;
+  appName: string;
+  environment: string;
+  version: string;
+  meshMode: string;
+  startedAt: Date;
+  store: ColonyStore;
+  agents: AgentActors;
+  /** Colony secret (hex) agents prove they hold. */
+  secret: string;
+  heartbeatIntervalSeconds: number;
+  /** Issues NATS credentials that may publish only under `prefix.>`. */
+  natsCredentials(agentId: string, prefix: string): Promise<{ url: string; user: string; password: string }>;
+  streamName: string;
+  natsStatus(): string;
+  discoveryStatus(): string;
+  log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+}

@@ -1,0 +1,63 @@
+// The colony's Connect API on HTTP/1.1 (or HTTPS with the configured cert).
+import { once } from "node:events";
+import { readFile } from "node:fs/promises";
+import http from "node:http";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import { createContextValues } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
+import { MeshService } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
+import { colonyAuthInterceptor, peerAddressKey, type TokenLookup } from "./auth.ts";
+import { colonyService } from "./colony-service.ts";
+import type { ApiDeps } from "./deps.ts";
+import { meshService } from "./mesh-service.ts";
+
+export interface ApiServerOptions {
+  host: string;
+  port: number;
+  tls?: { cert: string; key: string };
+  localToken: string;
+}
+
+export interface ApiServer extends AsyncDisposable {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): Promise<ApiServer> {
+  const tokens: TokenLookup = {
+    findTokenByHash: (hash) => deps.store.findTokenByHash(hash),
+    touchToken: (name, at) => deps.store.touchToken(name, at),
+  };
+  const handler = connectNodeAdapter({
+    routes: (router) => {
+      router.service(ColonyService, colonyService(deps));
+      router.service(MeshService, meshService(deps));
+    },
+    interceptors: [colonyAuthInterceptor({ localToken: options.localToken, tokens })],
+    contextValues: (req) => createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? ""),
+    readMaxBytes: 1024 * 1024,
+    jsonOptions: { ignoreUnknownFields: false },
+  });
+  const server = options.tls
+    ? https.createServer({ cert: await readFile(options.tls.cert), key: await readFile(options.tls.key) }, handler)
+    : http.createServer(handler);
+  server.listen(options.port, options.host);
+  await Promise.race([
+    once(server, "listening"),
+    once(server, "error").then(([err]) => {
+      throw err;
+    }),
+  ]);
+  const port = (server.address() as AddressInfo).port;
+  const host = options.host === "0.0.0.0" || options.host === "::" ? "127.0.0.1" : options.host.includes(":") ? `[${options.host}]` : options.host;
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }));
+  return { url: `${options.tls ? "https" : "http"}://${host}:${port}`, port, close, [Symbol.asyncDispose]: close };
+}

@@ -1,0 +1,81 @@
+// `coral status`:
+//
+//   APPLICATION: my-shop (dev)
+//   ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━
+//   Colony: my-shop-dev-a1b2c3 (running locally)
+//   Connected: 3 components
+//
+//   COMPONENT   STATUS     VERSION   UPTIME   PORT   RESTARTS
+//   frontend    ● up       1.9.2     3h 24m   3000   3
+import type { GetStatusResponse, ServiceInfo } from "@coral/proto/gen/coral/colony/v1/colony_pb";
+import { colors, columns, formatDuration, plural, rule, visibleWidth, type Colors, type FormatOptions } from "./text.ts";
+
+export interface StatusOptions extends FormatOptions {
+  /** Where the colony is, shown after its id: "running locally", a URL. */
+  location?: string;
+}
+
+export type Tone = "green" | "yellow" | "red" | "grey";
+
+/** The word and dot color for a component: its agent's state, refined by its health. */
+export function componentState(service: Pick<ServiceInfo, "status" | "health">): { text: string; tone: Tone } {
+  switch (service.status) {
+    case "online":
+      if (service.health === "unhealthy") return { text: "unhealthy", tone: "red" };
+      if (service.health === "degraded") return { text: "degraded", tone: "yellow" };
+      return { text: "up", tone: "green" };
+    case "degraded":
+      return { text: "degraded", tone: "yellow" };
+    case "registering":
+      return { text: "starting", tone: "yellow" };
+    case "offline":
+      return { text: "offline", tone: "red" };
+    case "expired":
+      return { text: "expired", tone: "grey" };
+    default:
+      return { text: service.status || "unknown", tone: "grey" };
+  }
+}
+
+export function paint(c: Colors, tone: Tone, text: string): string {
+  return tone === "green" ? c.green(text) : tone === "yellow" ? c.yellow(text) : tone === "red" ? c.red(text) : c.gray(text);
+}
+
+const connectedStates = new Set(["online", "degraded", "registering"]);
+
+export const noComponentsHint = "No components connected yet. Connect one with: coral connect <name> --port <port>";
+
+export function formatStatus(res: GetStatusResponse, options: StatusOptions): string {
+  const c = colors(options.color);
+  const title = `APPLICATION: ${res.appName || "(unnamed)"}${res.environment ? ` (${res.environment})` : ""}`;
+  const connected = res.services.filter((s) => connectedStates.has(s.status)).length;
+  const away = res.services.length - connected;
+  const header = [
+    `Colony: ${res.colonyId}${options.location ? ` (${options.location})` : ""}`,
+    `Connected: ${plural(connected, "component")}${away > 0 ? ` (${away} offline or expired)` : ""}`,
+  ];
+
+  let body: string[];
+  if (res.services.length === 0) body = [noComponentsHint];
+  else {
+    const rows = [...res.services]
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((s) => {
+        const state = componentState(s);
+        const up = connectedStates.has(s.status);
+        return [
+          s.name,
+          `${paint(c, state.tone, "●")} ${state.text}`,
+          s.version || "-",
+          up ? formatDuration(s.uptimeSeconds) : "-",
+          s.port ? String(s.port) : "-",
+          String(s.restartCount),
+        ];
+      });
+    const [head, ...lines] = columns(["COMPONENT", "STATUS", "VERSION", "UPTIME", "PORT", "RESTARTS"], rows);
+    body = [c.bold(head!), ...lines];
+  }
+  // As wide as the table (the hint line may run past it).
+  const width = Math.max(visibleWidth(title), ...(res.services.length > 0 ? body.map(visibleWidth) : []), 40);
+  return [c.bold(title), rule(width), ...header, "", ...body].join("\n");
+}

@@ -1,0 +1,50 @@
+// Polled waits with deadlines, and sleeps that a stop can cut short.
+
+export interface PollOptions {
+  timeoutMs: number;
+  intervalMs?: number;
+  /** Included in the timeout error. */
+  what: string;
+  signal?: AbortSignal;
+}
+
+/** Calls `check` until it returns something other than undefined, or throws after the deadline. */
+export async function pollUntil<T>(check: () => Promise<T | undefined> | T | undefined, options: PollOptions): Promise<T> {
+  const deadline = Date.now() + options.timeoutMs;
+  const interval = options.intervalMs ?? 50;
+  let lastError: unknown;
+  for (;;) {
+    options.signal?.throwIfAborted();
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() >= deadline) {
+      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
+      throw new Error(`timed out after ${options.timeoutMs} ms waiting for ${options.what}${why}`, { cause: lastError });
+    }
+    await sleep(Math.min(interval, Math.max(1, deadline - Date.now())), options.signal);
+  }
+}
+
+/** Resolves after `ms`, or early (without throwing) when the signal aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Exponential backoff: initial · 2^attempt, capped, with ±20 % jitter. */
+export function backoffMs(attempt: number, initialMs: number, maxMs: number): number {
+  const base = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}

@@ -1,0 +1,208 @@
+// Starts a colony: store, NATS (its own unless one is configured), ingestion,
+// agent actors, the Connect API and discovery registration; stops them in
+// reverse order.
+import { existsSync } from "node:fs";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
+import type { Logger } from "pino";
+import { AgentActors } from "../actors/agents.ts";
+import { startApiServer, type ApiServer } from "../api/server.ts";
+import type { ApiDeps } from "../api/deps.ts";
+import { loadColonyConfig, loadColonyKeys, type ColonyConfig } from "../config/index.ts";
+import { ensureTelemetryStream, startIngestion, startManagedNats, streamName, type ManagedNats } from "../nats/index.ts";
+import { startRegistrationLoop, type RegistrationLoop } from "../registration/discovery-registration.ts";
+import { openStore, type ColonyStore } from "../store/index.ts";
+import { coralVersion } from "../version.ts";
+
+export interface StartColonyOptions {
+  projectDir: string;
+  logger: Logger;
+  /** Overrides config.colony.api.port (tests pass 0 for a free port). */
+  apiPort?: number;
+  /** Overrides config.nats.port. */
+  natsPort?: number;
+}
+
+export interface RunningColony extends AsyncDisposable {
+  colonyId: string;
+  url: string;
+  config: ColonyConfig;
+  store: ColonyStore;
+  agents: AgentActors;
+  natsUrl: string;
+  close(): Promise<void>;
+}
+
+export interface PidFile {
+  pid: number;
+  url: string;
+  colony_id: string;
+  started_at: string;
+}
+
+export function pidFilePath(projectDir: string): string {
+  return join(projectDir, ".coral", "colony.pid");
+}
+
+export async function readPidFile(projectDir: string): Promise<PidFile | null> {
+  const path = pidFilePath(projectDir);
+  if (!existsSync(path)) return null;
+  try {
+    return JSON.parse(await readFile(path, "utf8")) as PidFile;
+  } catch {
+    return null;
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+export async function startColony(options: StartColonyOptions): Promise<RunningColony> {
+  const projectDir = resolve(options.projectDir);
+  const log = options.logger;
+  const config = await loadColonyConfig(projectDir);
+  const keys = await loadColonyKeys(projectDir);
+  const colonyId = config.colony.colony_id;
+  const localToken = (await readFile(join(projectDir, ".coral", "local.token"), "utf8")).trim();
+  const startedAt = new Date();
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const closeAll = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((err: unknown) => log.warn({ err: String(err) }, "cleanup failed"));
+  };
+
+  try {
+    const store = await openStore(config.colony.storage.path, { retention: config.colony.storage.retention });
+    cleanups.push(() => store.close());
+
+    let managed: ManagedNats | undefined;
+    let natsUrl = config.nats.url;
+    let user: string | undefined;
+    let pass: string | undefined;
+    let inboxPrefix: string | undefined;
+    if (!natsUrl) {
+      managed = await startManagedNats({ dataDir: join(projectDir, ".coral"), port: options.natsPort ?? config.nats.port, logger: log });
+      cleanups.push(() => managed!.stop());
+      natsUrl = managed.url;
+      // The colony's own inbox prefix: agents may subscribe to _INBOX.> only.
+      ({ user, password: pass, inboxPrefix } = managed.colonyCredentials);
+      log.info({ url: natsUrl }, "Started NATS server");
+    }
+    const nc: NatsConnection = await connect({ servers: natsUrl, user, pass, name: `colony-${colonyId}`, maxReconnectAttempts: -1, inboxPrefix });
+    cleanups.push(() => nc.drain());
+    await ensureTelemetryStream(await jetstreamManager(nc), colonyId);
+    const ingestion = startIngestion({ nc, colonyId, sink: (batches) => store.ingest(batches), logger: log });
+    cleanups.push(() => ingestion.stop());
+
+    const agents = new AgentActors({
+      persistence: store,
+      offlineAfterMs: config.colony.agent_offline_after_ms,
+      expireAfterMs: config.colony.agent_expire_after_ms,
+      onTransition: (agentId, from, to, reason) => {
+        log.info({ agent_id: agentId, from, to, reason }, "Agent state changed");
+        // Record the colony's own observation as an event next to the agents' events.
+        const view = agents.get(agentId);
+        void store
+          .ingest([
+            create(TelemetryBatchSchema, {
+              batchId: `colony-${agentId}-${Date.now()}-${to}`,
+              agentId,
+              serviceName: view?.serviceName ?? "",
+              createdAt: timestampFromDate(new Date()),
+              events: [
+                {
+                  eventId: `state-${Date.now()}-${to}`,
+                  timestamp: timestampFromDate(new Date()),
+                  eventType: `agent_${to}`,
+                  detailsJson: JSON.stringify({ from, to, reason }),
+                },
+              ],
+            }),
+          ])
+          .catch((err: unknown) => log.warn({ err: String(err) }, "could not record agent state event"));
+      },
+      onError: (agentId, err) => log.warn({ agent_id: agentId, err: String(err) }, "agent actor error"),
+    });
+    const restored = await agents.restore();
+    cleanups.push(() => agents.stop());
+    if (restored) log.info({ agents: restored }, "Restored agent actors");
+
+    let registration: RegistrationLoop | undefined;
+    const deps: ApiDeps = {
+      colonyId,
+      appName: config.colony.app_name,
+      environment: config.colony.environment,
+      version: coralVersion,
+      meshMode: config.colony.mesh.mode,
+      startedAt,
+      store,
+      agents,
+      secret: keys.secret,
+      heartbeatIntervalSeconds: Math.round(config.colony.heartbeat_interval_ms / 1000),
+      natsCredentials: async (agentId, prefix) => {
+        if (!managed) return { url: natsUrl!, user: "", password: "" };
+        const creds = await managed.addAgentUser(agentId, prefix);
+        return { url: managed.url, ...creds };
+      },
+      streamName: streamName(colonyId),
+      natsStatus: () => (nc.isClosed() ? "closed" : "connected"),
+      discoveryStatus: () => registration?.status() ?? "disabled (no discovery endpoint configured)",
+      log,
+    };
+    const api: ApiServer = await startApiServer(deps, {
+      host: config.colony.api.host,
+      port: options.apiPort ?? config.colony.api.port,
+      tls: config.colony.api.tls,
+      localToken,
+    });
+    cleanups.push(() => api.close());
+    log.info({ url: api.url }, "Colony API listening");
+
+    if (config.discovery.endpoint) {
+      const endpoint = config.colony.mesh.public_endpoint ?? `127.0.0.1:${config.colony.mesh.port}`;
+      registration = startRegistrationLoop({
+        discoveryUrl: config.discovery.endpoint,
+        identity: keys.identity,
+        intervalMs: config.discovery.register_interval_ms,
+        log,
+        fields: {
+          meshId: colonyId,
+          pubkey: keys.wireguard.publicKey,
+          endpoints: [endpoint],
+          meshIpv4: config.colony.mesh.ipv4,
+          meshIpv6: config.colony.mesh.ipv6,
+          connectPort: api.port,
+          metadata: { application: config.colony.app_name, environment: config.colony.environment },
+        },
+      });
+      const loop = registration;
+      cleanups.push(() => loop.stop());
+      await registration.firstAttempt;
+    }
+
+    const stopMaintenance = store.startMaintenance(5 * 60_000);
+    cleanups.push(async () => stopMaintenance());
+
+    const pidFile: PidFile = { pid: process.pid, url: api.url, colony_id: colonyId, started_at: startedAt.toISOString() };
+    await writeFile(pidFilePath(projectDir), JSON.stringify(pidFile) + "\n");
+    cleanups.unshift(() => rm(pidFilePath(projectDir), { force: true }));
+    log.info({ colony_id: colonyId }, "Colony started successfully");
+
+    let closing: Promise<void> | undefined;
+    const close = () => (closing ??= closeAll());
+    return { colonyId, url: api.url, config, store, agents, natsUrl: natsUrl!, close, [Symbol.asyncDispose]: close };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

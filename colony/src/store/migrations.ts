@@ -1,0 +1,250 @@
+// Versioned schema migrations. The list is ordered and append-only: never edit
+// a migration that has shipped, add a new one. Each runs once, in its own
+// transaction, and is recorded in schema_migrations.
+import { all, exec, transaction, ts, type Conn } from "./sql.ts";
+
+export interface Migration {
+  version: number;
+  name: string;
+  up: string | ((conn: Conn) => Promise<void>);
+}
+
+const initial = `
+-- Components of the application (one row per service name; kept from agent registrations).
+CREATE TABLE services (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  app_id TEXT,
+  version TEXT,
+  agent_id TEXT,
+  labels JSON,
+  last_seen TIMESTAMP,
+  status TEXT
+);
+
+-- Write generations: every ingest and rollup run takes one; rollups recompute
+-- only windows whose source rows have a newer generation than their last run.
+CREATE SEQUENCE write_gen START 1;
+
+-- Summaries from agents ('1m' as sent) and the colony's rollups (5m/15m/1h/1d).
+-- service_id is the service name; gen is the write generation (see rollup.ts).
+CREATE TABLE metric_summaries (
+  timestamp TIMESTAMP NOT NULL,
+  service_id TEXT NOT NULL,
+  metric_name TEXT NOT NULL,
+  interval TEXT NOT NULL CHECK (interval IN ('1m', '5m', '15m', '1h', '1d')),
+  p50 DOUBLE,
+  p95 DOUBLE,
+  p99 DOUBLE,
+  mean DOUBLE,
+  max DOUBLE,
+  min DOUBLE,
+  count BIGINT NOT NULL,
+  agent_id TEXT,
+  labels JSON,
+  gen BIGINT NOT NULL,
+  PRIMARY KEY (timestamp, service_id, metric_name, interval)
+);
+
+CREATE TABLE events (
+  event_id TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  service_id TEXT NOT NULL,
+  timestamp TIMESTAMP NOT NULL,
+  event_type TEXT NOT NULL,
+  details JSON,
+  correlation_group TEXT,
+  batch_id TEXT,
+  ingested_at TIMESTAMP NOT NULL,
+  UNIQUE (agent_id, event_id)
+);
+
+CREATE SEQUENCE insights_id_seq;
+CREATE TABLE insights (
+  id BIGINT PRIMARY KEY DEFAULT nextval('insights_id_seq'),
+  created_at TIMESTAMP NOT NULL,
+  insight_type TEXT,
+  priority TEXT,
+  title TEXT,
+  summary TEXT,
+  details JSON,
+  affected_services TEXT[],
+  status TEXT,
+  confidence DOUBLE,
+  expires_at TIMESTAMP
+);
+
+-- Topology edges kept beyond the raw observations' retention (see connections.ts).
+CREATE TABLE service_connections (
+  from_service TEXT NOT NULL,
+  to_service TEXT NOT NULL,
+  protocol TEXT NOT NULL,
+  first_observed TIMESTAMP NOT NULL,
+  last_observed TIMESTAMP NOT NULL,
+  connection_count BIGINT NOT NULL,
+  external BOOLEAN NOT NULL,
+  PRIMARY KEY (from_service, to_service, protocol)
+);
+
+-- Raw outbound connections as agents reported them; edges are derived from these.
+CREATE TABLE connection_observations (
+  agent_id TEXT NOT NULL,
+  service_id TEXT NOT NULL,
+  local_addr TEXT NOT NULL,
+  remote_addr TEXT NOT NULL,
+  local_port INTEGER,
+  remote_host TEXT,
+  remote_port INTEGER,
+  state TEXT,
+  observed_at TIMESTAMP NOT NULL,
+  count INTEGER NOT NULL,
+  batch_id TEXT
+);
+
+CREATE TABLE baselines (
+  service_id TEXT NOT NULL,
+  metric_name TEXT NOT NULL,
+  time_window TEXT NOT NULL,
+  mean DOUBLE,
+  stddev DOUBLE,
+  p50 DOUBLE,
+  p95 DOUBLE,
+  p99 DOUBLE,
+  sample_count BIGINT,
+  last_updated TIMESTAMP,
+  PRIMARY KEY (service_id, metric_name, time_window)
+);
+
+CREATE TABLE agents (
+  agent_id TEXT PRIMARY KEY,
+  service_name TEXT NOT NULL,
+  port INTEGER NOT NULL,
+  address TEXT NOT NULL,
+  version TEXT,
+  hostname TEXT,
+  tags JSON,
+  agent_url TEXT,
+  registered_at TIMESTAMP NOT NULL,
+  last_seen TIMESTAMP NOT NULL,
+  health TEXT,
+  pid INTEGER,
+  process_started_at TIMESTAMP,
+  restart_count INTEGER,
+  cpu_percent DOUBLE,
+  memory_bytes BIGINT
+);
+
+CREATE TABLE actor_snapshots (
+  actor_id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  version BIGINT NOT NULL,
+  state TEXT NOT NULL,
+  snapshot TEXT NOT NULL,
+  updated_at TIMESTAMP NOT NULL
+);
+
+-- Append-only history of every persisted actor transition.
+CREATE TABLE actor_transitions (
+  actor_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  "at" TIMESTAMP NOT NULL,
+  from_state TEXT,
+  to_state TEXT NOT NULL,
+  event TEXT,
+  reason TEXT,
+  version BIGINT NOT NULL
+);
+
+CREATE TABLE api_tokens (
+  name TEXT PRIMARY KEY,
+  scope TEXT NOT NULL CHECK (scope IN ('read', 'admin')),
+  token_hash TEXT NOT NULL UNIQUE,
+  created_at TIMESTAMP NOT NULL,
+  last_used_at TIMESTAMP,
+  revoked_at TIMESTAMP
+);
+
+CREATE SEQUENCE audit_log_id_seq;
+CREATE TABLE audit_log (
+  id BIGINT PRIMARY KEY DEFAULT nextval('audit_log_id_seq'),
+  "at" TIMESTAMP NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT,
+  details JSON
+);
+
+-- Exactly-once ingestion: a batch id is recorded in the same transaction as its rows.
+CREATE TABLE ingested_batches (
+  batch_id TEXT PRIMARY KEY,
+  agent_id TEXT NOT NULL,
+  ingested_at TIMESTAMP NOT NULL
+);
+
+-- Where the last rollup run got to (one row, id = 1).
+CREATE TABLE rollup_state (
+  id INTEGER PRIMARY KEY,
+  last_now TIMESTAMP NOT NULL,
+  last_gen BIGINT NOT NULL
+);
+`;
+
+export const migrations: readonly Migration[] = [{ version: 1, name: "initial schema", up: initial }];
+
+export interface MigrationReport {
+  /** Schema version after migrating. */
+  version: number;
+  /** Versions applied by this call. */
+  applied: number[];
+}
+
+export function checkMigrationList(list: readonly Migration[]): void {
+  list.forEach((m, i) => {
+    if (m.version !== i + 1) {
+      throw new Error(`migration list out of order: entry ${i} has version ${m.version}, expected ${i + 1}`);
+    }
+  });
+}
+
+export async function schemaVersion(conn: Conn): Promise<number> {
+  const rows = await all(conn, "SELECT coalesce(max(version), 0) AS v FROM schema_migrations");
+  return Number(rows[0]?.v ?? 0);
+}
+
+/** Applies every migration newer than the file's schema version, in order. */
+export async function migrate(conn: Conn, list: readonly Migration[] = migrations): Promise<MigrationReport> {
+  checkMigrationList(list);
+  await exec(
+    conn,
+    `CREATE TABLE IF NOT EXISTS schema_migrations (
+       version INTEGER PRIMARY KEY,
+       name TEXT NOT NULL,
+       applied_at TIMESTAMP NOT NULL
+     )`,
+  );
+  const current = await schemaVersion(conn);
+  if (current > list.length) {
+    throw new Error(
+      `the store's schema version is ${current} but this colony knows migrations up to ${list.length}; ` +
+        "upgrade the colony (refusing to open a newer database)",
+    );
+  }
+  const applied: number[] = [];
+  for (const m of list.slice(current)) {
+    try {
+      await transaction(conn, async () => {
+        if (typeof m.up === "string") await conn.run(m.up);
+        else await m.up(conn);
+        await exec(conn, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)", [
+          m.version,
+          m.name,
+          ts(new Date()),
+        ]);
+      });
+    } catch (err) {
+      throw new Error(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, { cause: err });
+    }
+    applied.push(m.version);
+  }
+  return { version: current + applied.length, applied };
+}

@@ -1,0 +1,71 @@
+// A real colony in a temporary project: coral init, then the colony runtime
+// (real DuckDB file, real nats-server it starts itself, real Connect API).
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
+import pino from "pino";
+import { parseDocument } from "yaml";
+import { runInit } from "../../colony/src/cli/init.ts";
+import { loadColonyKeys } from "../../colony/src/config/index.ts";
+import { startColony, type RunningColony } from "../../colony/src/runtime/colony.ts";
+
+export interface TestProject extends AsyncDisposable {
+  dir: string;
+  home: string;
+  colonyId: string;
+  secret: string;
+  localToken: string;
+  /** Edits .coral/config.yaml (path like ["colony", "agent_offline_after"]). */
+  setConfig(path: string[], value: unknown): Promise<void>;
+  start(): Promise<RunningColony>;
+}
+
+export const quietLogger = () => pino({ level: process.env.CORAL_TEST_LOG ?? "silent" });
+
+export async function createTestProject(options: { app?: string } = {}): Promise<TestProject> {
+  const dir = await mkdtemp(join(tmpdir(), "coral-project-"));
+  const home = join(dir, "home");
+  process.env.CORAL_HOME = home;
+  const result = await runInit(
+    { app: options.app ?? "shop", env: "dev", yes: true, dir },
+    { input: new PassThrough(), output: new PassThrough(), interactive: false },
+  );
+  const keys = await loadColonyKeys(dir);
+  const localToken = (await readFile(join(dir, ".coral", "local.token"), "utf8")).trim();
+  const colonies: RunningColony[] = [];
+  const project: TestProject = {
+    dir,
+    home,
+    colonyId: result.colonyId,
+    secret: keys.secret,
+    localToken,
+    async setConfig(path, value) {
+      const file = join(dir, ".coral", "config.yaml");
+      const doc = parseDocument(await readFile(file, "utf8"));
+      doc.setIn(path, value);
+      await writeFile(file, doc.toString());
+    },
+    async start() {
+      const colony = await startColony({ projectDir: dir, logger: quietLogger(), apiPort: 0, natsPort: 0 });
+      colonies.push(colony);
+      return colony;
+    },
+    async [Symbol.asyncDispose]() {
+      for (const c of colonies) await c.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return project;
+}
+
+export function colonyApi(url: string, token?: string) {
+  const auth: Interceptor = (next) => (req) => {
+    if (token) req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+  return createClient(ColonyService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [auth] }));
+}
