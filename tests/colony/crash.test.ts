@@ -1,23 +1,14 @@
 // A colony process killed with SIGKILL mid-ingestion and started again keeps
 // its actors and ends with every acknowledged message stored exactly once.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { afterEach, describe, expect, it } from "vitest";
 import { readPidFile } from "../../colony/src/runtime/colony.ts";
 import { coralBin } from "../helpers/cli.ts";
 import { colonyApi, createTestProject } from "../helpers/colony.ts";
+import { freePort } from "../helpers/ports.ts";
 import { SyntheticAgent } from "../helpers/synthetic-agent.ts";
 import { waitFor } from "../helpers/wait.ts";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const children: ChildProcess[] = [];
 afterEach(() => {

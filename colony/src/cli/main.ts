@@ -45,7 +45,8 @@ export function buildCli(): Command {
 export async function main(argv: string[]): Promise<number> {
   try {
     await buildCli().parseAsync(argv);
-    return 0;
+    // A command may set a specific code (e.g. colony status: 3 = not running).
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (err) {
     // Usage errors (bad flags or arguments) exit 2, failures 1, --help 0.
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;

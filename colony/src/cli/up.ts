@@ -1,33 +1,75 @@
-// `coral up`: the whole local system on embedded defaults, until Ctrl+C.
-// Today that is the discovery service; the colony and agents join as they land.
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { createLogger, startDiscoveryServer } from "@coral/discovery-worker";
-import { DiscoveryClient } from "@coral/proto";
+// `coral up`: the whole local system on embedded defaults, until Ctrl+C:
+// discovery, a colony (initialised on first run) with its own NATS, and, as
+// the agent lands, a sample app with an agent on each component.
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { createLogger, startDiscoveryServer, type DiscoveryServer } from "@coral/discovery-worker";
 import { Command, Option } from "commander";
+import { formatStatus, formatTopology } from "../format/index.ts";
+import { startColony } from "../runtime/colony.ts";
+import { runInit } from "./init.ts";
 import { parsePortOption } from "./options.ts";
+import { colonyClient } from "./remote.ts";
+import { useColor } from "./read-commands.ts";
+
+type Level = "debug" | "info" | "warn" | "error";
+
+async function startDiscovery(port: number, dataDir: string, log: ReturnType<typeof createLogger>): Promise<DiscoveryServer> {
+  try {
+    return await startDiscoveryServer({ port, host: "127.0.0.1", dataDir });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
+    log.warn({ port }, "Discovery port is taken; using a free one");
+    return startDiscoveryServer({ port: 0, host: "127.0.0.1", dataDir });
+  }
+}
 
 export function upCommand(): Command {
   return new Command("up")
-    .description("run Coral locally: discovery (and, as they land, a colony and agents) on embedded defaults")
+    .description("run Coral locally on embedded defaults: discovery, a colony with its own NATS, and agents (Ctrl+C stops everything)")
+    .option("--dir <path>", "project folder (its .coral/ holds the state)", ".")
     .option("--discovery-port <port>", "port of the local discovery service", parsePortOption, 8080)
-    .option("--data-dir <dir>", "where local state lives", ".coral")
     .addOption(new Option("--log-level <level>").choices(["debug", "info", "warn", "error"]).default("info"))
-    .action(async (opts: { discoveryPort: number; dataDir: string; logLevel: "debug" | "info" | "warn" | "error" }) => {
+    .action(async (opts: { dir: string; discoveryPort: number; logLevel: Level }) => {
+      const projectDir = resolve(opts.dir);
       const log = createLogger({ level: opts.logLevel });
       log.info({ port: opts.discoveryPort }, "Starting discovery service");
-      const discovery = await startDiscoveryServer({ port: opts.discoveryPort, host: "127.0.0.1", dataDir: `${opts.dataDir}/discovery` });
-      const client = new DiscoveryClient({
-        transport: createConnectTransport({ baseUrl: discovery.url, httpVersion: "1.1" }),
-        url: discovery.url,
-      });
-      const health = await client.health();
-      log.info({ url: discovery.url, version: health.version, colonies: health.registeredColonies }, "Discovery service ready");
-      console.log(`\nCoral is up. Discovery: ${discovery.url}  (Ctrl+C to stop)\n`);
-      await new Promise<void>((resolve) => {
-        process.once("SIGINT", resolve);
-        process.once("SIGTERM", resolve);
-      });
-      log.info("Stopping");
-      await discovery.close();
+      const discovery = await startDiscovery(opts.discoveryPort, join(projectDir, ".coral", "discovery"), log);
+      const stops: Array<() => Promise<unknown>> = [() => discovery.close()];
+      try {
+        log.info({ url: discovery.url }, "Discovery service listening");
+        if (!existsSync(join(projectDir, ".coral", "config.yaml"))) {
+          const init = await runInit(
+            { app: "demo", env: "dev", yes: true, dir: projectDir, discovery: discovery.url },
+            { input: process.stdin, output: process.stdout, interactive: false },
+          );
+          log.info({ colony_id: init.colonyId }, "Initialised a colony for this folder");
+        }
+        // This run's discovery, unless the config names another one.
+        process.env.CORAL_DISCOVERY_URL ??= discovery.url;
+        const colony = await startColony({ projectDir, logger: log });
+        stops.unshift(() => colony.close());
+
+        const client = colonyClient({ url: colony.url, token: await localToken(projectDir), source: "coral up" });
+        const color = useColor();
+        console.log();
+        console.log(formatStatus(await client.getStatus({}), { color, location: "running locally" }));
+        console.log(formatTopology(await client.getTopology({}), { color }));
+        console.log(`Discovery: ${discovery.url}   Colony API: ${colony.url}   NATS: ${colony.natsUrl}`);
+        console.log("Coral is up. Try, in another terminal: npx coral status · npx coral topology · npx coral events");
+        console.log("Press Ctrl+C to stop\n");
+        await new Promise<void>((done) => {
+          process.once("SIGINT", () => done());
+          process.once("SIGTERM", () => done());
+        });
+        log.info("Stopping");
+      } finally {
+        for (const stop of stops) await stop().catch((err: unknown) => log.warn({ err: String(err) }, "stop failed"));
+      }
     });
+}
+
+async function localToken(projectDir: string): Promise<string> {
+  const { readLocalToken } = await import("../config/index.ts");
+  return readLocalToken(projectDir);
 }

@@ -187,7 +187,11 @@ class ServerProcess {
       for (const secret of secrets()) if (secret) text = text.split(secret).join("[REDACTED]");
       this.tail.push(text);
       if (this.tail.length > 40) this.tail.shift();
-      const level = serverLogLevels[/\[(DBG|TRC|INF|WRN|ERR|FTL)\]/.exec(text)?.[1] ?? "INF"] ?? "debug";
+      // The config file holding passwords is 0600 and loopback-only; the
+      // server's "plaintext passwords" advice is noise at warn level.
+      const level = /Plaintext passwords detected/.test(text)
+        ? "debug"
+        : (serverLogLevels[/\[(DBG|TRC|INF|WRN|ERR|FTL)\]/.exec(text)?.[1] ?? "INF"] ?? "debug");
       log[level]({ pid: this.child.pid, line: text.replace(/^\[\d+\]\s+/, "") }, "nats-server");
     };
     for (const stream of [this.child.stdout, this.child.stderr]) if (stream) createInterface({ input: stream }).on("line", forward);
