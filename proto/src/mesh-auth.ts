@@ -36,3 +36,16 @@ export async function checkSecretProof(secretHex: string, agentId: string, proof
   if (!/^[0-9a-f]{64}$/.test(proof.hmac)) return false;
   return crypto.subtle.verify("HMAC", await hmacKey(secretHex), hexToBytes(proof.hmac), proofMessage(agentId, proof.timestampMs, proof.nonce));
 }
+
+/** The colony's proof header on calls to an agent: "<timestamp_ms>.<nonce>.<hmac>". */
+export const proofHeader = "x-coral-proof";
+
+export function encodeProof(proof: SecretProofFields): string {
+  return `${proof.timestampMs}.${proof.nonce}.${proof.hmac}`;
+}
+
+export function decodeProof(text: string | null): SecretProofFields | null {
+  const match = /^(\d{1,16})\.([0-9a-f]{32,64})\.([0-9a-f]{64})$/.exec(text ?? "");
+  if (!match) return null;
+  return { timestampMs: BigInt(match[1]!), nonce: match[2]!, hmac: match[3]! };
+}

@@ -1,5 +1,6 @@
 // A real colony in a temporary project: coral init, then the colony runtime
 // (real DuckDB file, real nats-server it starts itself, real Connect API).
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -56,10 +57,21 @@ export async function createTestProject(options: { app?: string } = {}): Promise
     },
     async [Symbol.asyncDispose]() {
       for (const c of colonies) await c.close();
+      killLeftoverNats(dir);
       await rm(dir, { recursive: true, force: true });
     },
   };
   return project;
+}
+
+/** A colony process killed by a failing test can leave its nats-server behind. */
+export function killLeftoverNats(projectDir: string): void {
+  try {
+    const pid = Number(readFileSync(join(projectDir, ".coral", "nats-server.pid"), "utf8").trim());
+    if (pid > 1) process.kill(pid, "SIGKILL");
+  } catch {
+    // No pid file or no such process: nothing left over.
+  }
 }
 
 export function colonyApi(url: string, token?: string) {

@@ -11,6 +11,7 @@ import {
 } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { intervals, type AgentRow, type Interval } from "../store/types.ts";
 import { callerKey, hashToken } from "./auth.ts";
+import { rawMetricsFromAgents } from "./agent-queries.ts";
 import type { ApiDeps } from "./deps.ts";
 
 const tokenNamePattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -119,6 +120,20 @@ export function colonyService(deps: ApiDeps) {
 
     async queryMetrics(req) {
       if (!req.service) throw invalid("service: is required, e.g. api");
+      if (req.raw) {
+        if (req.limit > 100_000) throw invalid("limit: must be at most 100000");
+        const agents = (await deps.store.listAgents()).filter(
+          (a) => a.serviceName === req.service && deps.agents.get(a.agentId)?.state !== "expired",
+        );
+        if (agents.length === 0) throw new ConnectError(`no agent observes ${req.service}`, Code.NotFound);
+        const raw = await rawMetricsFromAgents(agents, deps.secret, {
+          metricName: req.metricName,
+          since: req.since,
+          until: req.until,
+          limit: req.limit || 1000,
+        });
+        return { series: [], rawPoints: raw.points, unavailable: raw.unavailable, truncated: raw.truncated };
+      }
       const until = optionalDate(req.until) ?? new Date();
       const since = optionalDate(req.since) ?? new Date(until.getTime() - 3600_000);
       if (since > until) throw invalid("since: must be before until");

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { coralVersion } from "../version.ts";
 import { colonyCommand } from "./colony-commands.ts";
+import { connectCommand } from "./connect.ts";
 import { initCommand } from "./init.ts";
 import { eventsCommand, historyCommand, metricsCommand, statusCommand, topologyCommand } from "./read-commands.ts";
 import { tokenCommand } from "./token-commands.ts";
@@ -24,6 +25,7 @@ export function buildCli(): Command {
     upCommand(),
     initCommand(),
     colonyCommand(),
+    connectCommand(),
     statusCommand(),
     topologyCommand(),
     eventsCommand(),

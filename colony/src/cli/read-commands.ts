@@ -2,13 +2,14 @@
 // metrics, history. Each takes --json and the remote options.
 import { writeFile } from "node:fs/promises";
 import { toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   GetHistoryResponseSchema,
   GetStatusResponseSchema,
   GetTopologyResponseSchema,
   QueryEventsResponseSchema,
   QueryMetricsResponseSchema,
+  type QueryMetricsResponse,
 } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { Command, InvalidArgumentError } from "commander";
 import { parseDuration } from "../config/index.ts";
@@ -112,18 +113,40 @@ export function metricsCommand(): Command {
     .argument("[metric]", "metric name, e.g. cpu_percent (default: all)")
     .option("--since <duration>", "how far back", sinceOption, 3600_000)
     .option("--interval <interval>", "1m, 5m, 15m, 1h or 1d (default: picked from --since)")
-    .action(async (service: string, metric: string | undefined, opts: RemoteOptions & { since: number; interval?: string }) => {
+    .option("--raw", "raw points from the agents' local stores (about the last hour), through the colony")
+    .option("--limit <n>", "with --raw: at most this many points per agent", (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new InvalidArgumentError("must be 1 to 100000");
+      return n;
+    }, 1000)
+    .action(async (service: string, metric: string | undefined, opts: RemoteOptions & { since: number; interval?: string; raw?: boolean; limit: number }) => {
       await withColony(opts, async (client) => {
         const res = await client.queryMetrics({
           service,
           metricName: metric ?? "",
           since: timestampFromDate(new Date(Date.now() - opts.since)),
           interval: opts.interval ?? "",
+          raw: opts.raw ?? false,
+          limit: opts.raw ? opts.limit : 0,
         });
         if (opts.json) printJson(QueryMetricsResponseSchema, res);
+        else if (opts.raw) console.log(formatRawPoints(res));
         else console.log(formatMetrics(res, { color: useColor() }));
       });
     });
+}
+
+function formatRawPoints(res: QueryMetricsResponse): string {
+  const lines = res.rawPoints.map((p) => {
+    const at = p.timestamp ? timestampDate(p.timestamp).toISOString().replace("T", " ").slice(0, 23) : "";
+    const labels = Object.entries(p.labels).map(([k, v]) => `${k}=${v}`).join(",");
+    return `${at}  ${p.metricName.padEnd(24)} ${String(Number(p.value.toFixed(3))).padStart(14)}  ${p.agentId}${labels ? `  {${labels}}` : ""}`;
+  });
+  if (lines.length === 0) lines.push("No raw points in that range.");
+  else lines.unshift(`${"TIME (UTC)".padEnd(23)}  ${"METRIC".padEnd(24)} ${"VALUE".padStart(14)}  AGENT`);
+  for (const u of res.unavailable) lines.push(`! not answering: ${u}`);
+  if (res.truncated) lines.push("(more points matched: raise --limit or narrow --since)");
+  return lines.join("\n");
 }
 
 export function historyCommand(): Command {

@@ -7,7 +7,11 @@ import { createLogger, startDiscoveryServer, type DiscoveryServer } from "@coral
 import { Command, Option } from "commander";
 import { formatStatus, formatTopology } from "../format/index.ts";
 import { startColony } from "../runtime/colony.ts";
+import { startAgent } from "@coral/agent";
+import { startSampleApp, type SampleAppPorts } from "../sample-app/index.ts";
+import { resolveAgentTarget } from "./connect.ts";
 import { runInit } from "./init.ts";
+import { waitUntil } from "./wait.ts";
 import { parsePortOption } from "./options.ts";
 import { colonyClient } from "./remote.ts";
 import { useColor } from "./read-commands.ts";
@@ -50,7 +54,32 @@ export function upCommand(): Command {
         const colony = await startColony({ projectDir, logger: log });
         stops.unshift(() => colony.close());
 
+        // The sample app (frontend → api → store) and an agent beside each part.
+        const ports = await samplePorts();
+        const app = startSampleApp(ports);
+        stops.splice(1, 0, () => app.stop());
+        const target = await resolveAgentTarget(undefined, projectDir);
+        for (const [service, port] of Object.entries(ports)) {
+          const agent = await startAgent({
+            serviceName: service,
+            port,
+            colonyUrl: colony.url,
+            secret: target.secret,
+            healthUrl: `http://127.0.0.1:${port}/health`,
+            metricsUrl: `http://127.0.0.1:${port}/metrics`,
+            tags: { app: "sample" },
+            dataDir: target.dataDirFor(service),
+            logger: log.child({ agent: service }),
+          });
+          stops.unshift(() => agent.close("coral up stopping"));
+          log.info({ service, port, agent_id: agent.agentId }, "Agent connected");
+        }
+
         const client = colonyClient({ url: colony.url, token: await localToken(projectDir), source: "coral up" });
+        await waitUntil("the sample app's topology", 60_000, async () => {
+          const topology = await client.getTopology({});
+          return topology.edges.filter((e) => !e.external).length >= 2 ? true : undefined;
+        }).catch((err: unknown) => log.warn({ err: String(err) }, "Topology is not complete yet"));
         const color = useColor();
         console.log();
         console.log(formatStatus(await client.getStatus({}), { color, location: "running locally" }));
@@ -67,6 +96,21 @@ export function upCommand(): Command {
         for (const stop of stops) await stop().catch((err: unknown) => log.warn({ err: String(err) }, "stop failed"));
       }
     });
+}
+
+/** 3000-3002 when free, else free ports. */
+async function samplePorts(): Promise<SampleAppPorts> {
+  const { createServer } = await import("node:net");
+  const free = (port: number) =>
+    new Promise<number>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(free(0)));
+      server.listen(port, "127.0.0.1", () => {
+        const actual = (server.address() as { port: number }).port;
+        server.close(() => resolve(actual));
+      });
+    });
+  return { frontend: await free(3000), api: await free(3001), store: await free(3002) };
 }
 
 async function localToken(projectDir: string): Promise<string> {

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file coral/colony/v1/colony.proto.
  */
 export const file_coral_colony_v1_colony: GenFile = /*@__PURE__*/
-  fileDesc("Chxjb3JhbC9jb2xvbnkvdjEvY29sb255LnByb3RvEg9jb3JhbC5jb2xvbnkudjEi/AIKC1NlcnZpY2VJbmZvEgwKBG5hbWUYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSDgoGc3RhdHVzGAMgASgJEg4KBmhlYWx0aBgEIAEoCRIPCgd2ZXJzaW9uGAUgASgJEgwKBHBvcnQYBiABKA0SDwoHYWRkcmVzcxgHIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgIIAEoAxIVCg1yZXN0YXJ0X2NvdW50GAkgASgNEi0KCWxhc3Rfc2VlbhgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoGbGFiZWxzGAsgAygLMiguY29yYWwuY29sb255LnYxLlNlcnZpY2VJbmZvLkxhYmVsc0VudHJ5EhMKC2NwdV9wZXJjZW50GAwgASgBEhQKDG1lbW9yeV9ieXRlcxgNIAEoBBILCgNwaWQYDiABKAUaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASISChBHZXRTdGF0dXNSZXF1ZXN0IpgCChFHZXRTdGF0dXNSZXNwb25zZRIRCgljb2xvbnlfaWQYASABKAkSEAoIYXBwX25hbWUYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSDwoHdmVyc2lvbhgEIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgFIAEoAxIuCghzZXJ2aWNlcxgGIAMoCzIcLmNvcmFsLmNvbG9ueS52MS5TZXJ2aWNlSW5mbxITCgtuYXRzX3N0YXR1cxgHIAEoCRIYChBkaXNjb3Zlcnlfc3RhdHVzGAggASgJEhEKCW1lc2hfbW9kZRgJIAEoCRIuCgpzdGFydGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIVChNMaXN0U2VydmljZXNSZXF1ZXN0IkYKFExpc3RTZXJ2aWNlc1Jlc3BvbnNlEi4KCHNlcnZpY2VzGAEgAygLMhwuY29yYWwuY29sb255LnYxLlNlcnZpY2VJbmZvIhQKEkdldFRvcG9sb2d5UmVxdWVzdCLdAQoMVG9wb2xvZ3lFZGdlEhQKDGZyb21fc2VydmljZRgBIAEoCRISCgp0b19zZXJ2aWNlGAIgASgJEhAKCHByb3RvY29sGAMgASgJEhAKCGV4dGVybmFsGAQgASgIEhgKEGNvbm5lY3Rpb25fY291bnQYBSABKAQSMgoOZmlyc3Rfb2JzZXJ2ZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWxhc3Rfb2JzZXJ2ZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInMKE0dldFRvcG9sb2d5UmVzcG9uc2USLgoIc2VydmljZXMYASADKAsyHC5jb3JhbC5jb2xvbnkudjEuU2VydmljZUluZm8SLAoFZWRnZXMYAiADKAsyHS5jb3JhbC5jb2xvbnkudjEuVG9wb2xvZ3lFZGdlIp4BChJRdWVyeUV2ZW50c1JlcXVlc3QSDwoHc2VydmljZRgBIAEoCRISCgpldmVudF90eXBlGAIgASgJEikKBXNpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGltaXQYBSABKA0iiQEKC0V2ZW50UmVjb3JkEhAKCGV2ZW50X2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2VydmljZRgDIAEoCRISCgpldmVudF90eXBlGAQgASgJEhQKDGRldGFpbHNfanNvbhgFIAEoCSJDChNRdWVyeUV2ZW50c1Jlc3BvbnNlEiwKBmV2ZW50cxgBIAMoCzIcLmNvcmFsLmNvbG9ueS52MS5FdmVudFJlY29yZCKjAQoTUXVlcnlNZXRyaWNzUmVxdWVzdBIPCgdzZXJ2aWNlGAEgASgJEhMKC21ldHJpY19uYW1lGAIgASgJEikKBXNpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIaW50ZXJ2YWwYBSABKAkimgEKC01ldHJpY1BvaW50Ei0KCXRpbWVzdGFtcBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDcDUwGAIgASgBEgsKA3A5NRgDIAEoARILCgNwOTkYBCABKAESDAoEbWVhbhgFIAEoARILCgNtYXgYBiABKAESDQoFY291bnQYByABKAQSCwoDbWluGAggASgBInQKDE1ldHJpY1NlcmllcxIPCgdzZXJ2aWNlGAEgASgJEhMKC21ldHJpY19uYW1lGAIgASgJEhAKCGludGVydmFsGAMgASgJEiwKBnBvaW50cxgEIAMoCzIcLmNvcmFsLmNvbG9ueS52MS5NZXRyaWNQb2ludCJFChRRdWVyeU1ldHJpY3NSZXNwb25zZRItCgZzZXJpZXMYASADKAsyHS5jb3JhbC5jb2xvbnkudjEuTWV0cmljU2VyaWVzIlsKEUdldEhpc3RvcnlSZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAMgASgNIosBCgpUcmFuc2l0aW9uEhAKCGFjdG9yX2lkGAEgASgJEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpmcm9tX3N0YXRlGAMgASgJEhAKCHRvX3N0YXRlGAQgASgJEg0KBWV2ZW50GAUgASgJEg4KBnJlYXNvbhgGIAEoCSKjAQoSR2V0SGlzdG9yeVJlc3BvbnNlEg8KB3NlcnZpY2UYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSEAoIc3RhdGVfYXQYAyABKAkSJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKC3RyYW5zaXRpb25zGAUgAygLMhsuY29yYWwuY29sb255LnYxLlRyYW5zaXRpb24iTgoSQ3JlYXRlVG9rZW5SZXF1ZXN0EgwKBG5hbWUYASABKAkSKgoFc2NvcGUYAiABKA4yGy5jb3JhbC5jb2xvbnkudjEuVG9rZW5TY29wZSJeChNDcmVhdGVUb2tlblJlc3BvbnNlEgwKBG5hbWUYASABKAkSKgoFc2NvcGUYAiABKA4yGy5jb3JhbC5jb2xvbnkudjEuVG9rZW5TY29wZRINCgV0b2tlbhgDIAEoCSIiChJSZXZva2VUb2tlblJlcXVlc3QSDAoEbmFtZRgBIAEoCSImChNSZXZva2VUb2tlblJlc3BvbnNlEg8KB3Jldm9rZWQYASABKAgiEwoRTGlzdFRva2Vuc1JlcXVlc3QiuAEKCVRva2VuSW5mbxIMCgRuYW1lGAEgASgJEioKBXNjb3BlGAIgASgOMhsuY29yYWwuY29sb255LnYxLlRva2VuU2NvcGUSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdyZXZva2VkGAUgASgIIkAKEkxpc3RUb2tlbnNSZXNwb25zZRIqCgZ0b2tlbnMYASADKAsyGi5jb3JhbC5jb2xvbnkudjEuVG9rZW5JbmZvKlYKClRva2VuU2NvcGUSGwoXVE9LRU5fU0NPUEVfVU5TUEVDSUZJRUQQABIUChBUT0tFTl9TQ09QRV9SRUFEEAESFQoRVE9LRU5fU0NPUEVfQURNSU4QAjKzBgoNQ29sb255U2VydmljZRJSCglHZXRTdGF0dXMSIS5jb3JhbC5jb2xvbnkudjEuR2V0U3RhdHVzUmVxdWVzdBoiLmNvcmFsLmNvbG9ueS52MS5HZXRTdGF0dXNSZXNwb25zZRJbCgxMaXN0U2VydmljZXMSJC5jb3JhbC5jb2xvbnkudjEuTGlzdFNlcnZpY2VzUmVxdWVzdBolLmNvcmFsLmNvbG9ueS52MS5MaXN0U2VydmljZXNSZXNwb25zZRJYCgtHZXRUb3BvbG9neRIjLmNvcmFsLmNvbG9ueS52MS5HZXRUb3BvbG9neVJlcXVlc3QaJC5jb3JhbC5jb2xvbnkudjEuR2V0VG9wb2xvZ3lSZXNwb25zZRJYCgtRdWVyeUV2ZW50cxIjLmNvcmFsLmNvbG9ueS52MS5RdWVyeUV2ZW50c1JlcXVlc3QaJC5jb3JhbC5jb2xvbnkudjEuUXVlcnlFdmVudHNSZXNwb25zZRJbCgxRdWVyeU1ldHJpY3MSJC5jb3JhbC5jb2xvbnkudjEuUXVlcnlNZXRyaWNzUmVxdWVzdBolLmNvcmFsLmNvbG9ueS52MS5RdWVyeU1ldHJpY3NSZXNwb25zZRJVCgpHZXRIaXN0b3J5EiIuY29yYWwuY29sb255LnYxLkdldEhpc3RvcnlSZXF1ZXN0GiMuY29yYWwuY29sb255LnYxLkdldEhpc3RvcnlSZXNwb25zZRJYCgtDcmVhdGVUb2tlbhIjLmNvcmFsLmNvbG9ueS52MS5DcmVhdGVUb2tlblJlcXVlc3QaJC5jb3JhbC5jb2xvbnkudjEuQ3JlYXRlVG9rZW5SZXNwb25zZRJYCgtSZXZva2VUb2tlbhIjLmNvcmFsLmNvbG9ueS52MS5SZXZva2VUb2tlblJlcXVlc3QaJC5jb3JhbC5jb2xvbnkudjEuUmV2b2tlVG9rZW5SZXNwb25zZRJVCgpMaXN0VG9rZW5zEiIuY29yYWwuY29sb255LnYxLkxpc3RUb2tlbnNSZXF1ZXN0GiMuY29yYWwuY29sb255LnYxLkxpc3RUb2tlbnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Chxjb3JhbC9jb2xvbnkvdjEvY29sb255LnByb3RvEg9jb3JhbC5jb2xvbnkudjEi/AIKC1NlcnZpY2VJbmZvEgwKBG5hbWUYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSDgoGc3RhdHVzGAMgASgJEg4KBmhlYWx0aBgEIAEoCRIPCgd2ZXJzaW9uGAUgASgJEgwKBHBvcnQYBiABKA0SDwoHYWRkcmVzcxgHIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgIIAEoAxIVCg1yZXN0YXJ0X2NvdW50GAkgASgNEi0KCWxhc3Rfc2VlbhgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoGbGFiZWxzGAsgAygLMiguY29yYWwuY29sb255LnYxLlNlcnZpY2VJbmZvLkxhYmVsc0VudHJ5EhMKC2NwdV9wZXJjZW50GAwgASgBEhQKDG1lbW9yeV9ieXRlcxgNIAEoBBILCgNwaWQYDiABKAUaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASISChBHZXRTdGF0dXNSZXF1ZXN0IpgCChFHZXRTdGF0dXNSZXNwb25zZRIRCgljb2xvbnlfaWQYASABKAkSEAoIYXBwX25hbWUYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSDwoHdmVyc2lvbhgEIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgFIAEoAxIuCghzZXJ2aWNlcxgGIAMoCzIcLmNvcmFsLmNvbG9ueS52MS5TZXJ2aWNlSW5mbxITCgtuYXRzX3N0YXR1cxgHIAEoCRIYChBkaXNjb3Zlcnlfc3RhdHVzGAggASgJEhEKCW1lc2hfbW9kZRgJIAEoCRIuCgpzdGFydGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIVChNMaXN0U2VydmljZXNSZXF1ZXN0IkYKFExpc3RTZXJ2aWNlc1Jlc3BvbnNlEi4KCHNlcnZpY2VzGAEgAygLMhwuY29yYWwuY29sb255LnYxLlNlcnZpY2VJbmZvIhQKEkdldFRvcG9sb2d5UmVxdWVzdCLdAQoMVG9wb2xvZ3lFZGdlEhQKDGZyb21fc2VydmljZRgBIAEoCRISCgp0b19zZXJ2aWNlGAIgASgJEhAKCHByb3RvY29sGAMgASgJEhAKCGV4dGVybmFsGAQgASgIEhgKEGNvbm5lY3Rpb25fY291bnQYBSABKAQSMgoOZmlyc3Rfb2JzZXJ2ZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWxhc3Rfb2JzZXJ2ZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInMKE0dldFRvcG9sb2d5UmVzcG9uc2USLgoIc2VydmljZXMYASADKAsyHC5jb3JhbC5jb2xvbnkudjEuU2VydmljZUluZm8SLAoFZWRnZXMYAiADKAsyHS5jb3JhbC5jb2xvbnkudjEuVG9wb2xvZ3lFZGdlIp4BChJRdWVyeUV2ZW50c1JlcXVlc3QSDwoHc2VydmljZRgBIAEoCRISCgpldmVudF90eXBlGAIgASgJEikKBXNpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGltaXQYBSABKA0iiQEKC0V2ZW50UmVjb3JkEhAKCGV2ZW50X2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2VydmljZRgDIAEoCRISCgpldmVudF90eXBlGAQgASgJEhQKDGRldGFpbHNfanNvbhgFIAEoCSJDChNRdWVyeUV2ZW50c1Jlc3BvbnNlEiwKBmV2ZW50cxgBIAMoCzIcLmNvcmFsLmNvbG9ueS52MS5FdmVudFJlY29yZCK/AQoTUXVlcnlNZXRyaWNzUmVxdWVzdBIPCgdzZXJ2aWNlGAEgASgJEhMKC21ldHJpY19uYW1lGAIgASgJEikKBXNpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIaW50ZXJ2YWwYBSABKAkSCwoDcmF3GAYgASgIEg0KBWxpbWl0GAcgASgNIuEBCg5SYXdNZXRyaWNQb2ludBItCgl0aW1lc3RhbXAYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC21ldHJpY19uYW1lGAIgASgJEg0KBXZhbHVlGAMgASgBEjsKBmxhYmVscxgEIAMoCzIrLmNvcmFsLmNvbG9ueS52MS5SYXdNZXRyaWNQb2ludC5MYWJlbHNFbnRyeRIQCghhZ2VudF9pZBgFIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpoBCgtNZXRyaWNQb2ludBItCgl0aW1lc3RhbXAYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3A1MBgCIAEoARILCgNwOTUYAyABKAESCwoDcDk5GAQgASgBEgwKBG1lYW4YBSABKAESCwoDbWF4GAYgASgBEg0KBWNvdW50GAcgASgEEgsKA21pbhgIIAEoASJ0CgxNZXRyaWNTZXJpZXMSDwoHc2VydmljZRgBIAEoCRITCgttZXRyaWNfbmFtZRgCIAEoCRIQCghpbnRlcnZhbBgDIAEoCRIsCgZwb2ludHMYBCADKAsyHC5jb3JhbC5jb2xvbnkudjEuTWV0cmljUG9pbnQiogEKFFF1ZXJ5TWV0cmljc1Jlc3BvbnNlEi0KBnNlcmllcxgBIAMoCzIdLmNvcmFsLmNvbG9ueS52MS5NZXRyaWNTZXJpZXMSMwoKcmF3X3BvaW50cxgCIAMoCzIfLmNvcmFsLmNvbG9ueS52MS5SYXdNZXRyaWNQb2ludBITCgt1bmF2YWlsYWJsZRgDIAMoCRIRCgl0cnVuY2F0ZWQYBCABKAgiWwoRR2V0SGlzdG9yeVJlcXVlc3QSDwoHc2VydmljZRgBIAEoCRImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGltaXQYAyABKA0iiwEKClRyYW5zaXRpb24SEAoIYWN0b3JfaWQYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmZyb21fc3RhdGUYAyABKAkSEAoIdG9fc3RhdGUYBCABKAkSDQoFZXZlbnQYBSABKAkSDgoGcmVhc29uGAYgASgJIqMBChJHZXRIaXN0b3J5UmVzcG9uc2USDwoHc2VydmljZRgBIAEoCRIQCghhZ2VudF9pZBgCIAEoCRIQCghzdGF0ZV9hdBgDIAEoCRImCgJhdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoLdHJhbnNpdGlvbnMYBSADKAsyGy5jb3JhbC5jb2xvbnkudjEuVHJhbnNpdGlvbiJOChJDcmVhdGVUb2tlblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIqCgVzY29wZRgCIAEoDjIbLmNvcmFsLmNvbG9ueS52MS5Ub2tlblNjb3BlIl4KE0NyZWF0ZVRva2VuUmVzcG9uc2USDAoEbmFtZRgBIAEoCRIqCgVzY29wZRgCIAEoDjIbLmNvcmFsLmNvbG9ueS52MS5Ub2tlblNjb3BlEg0KBXRva2VuGAMgASgJIiIKElJldm9rZVRva2VuUmVxdWVzdBIMCgRuYW1lGAEgASgJIiYKE1Jldm9rZVRva2VuUmVzcG9uc2USDwoHcmV2b2tlZBgBIAEoCCITChFMaXN0VG9rZW5zUmVxdWVzdCK4AQoJVG9rZW5JbmZvEgwKBG5hbWUYASABKAkSKgoFc2NvcGUYAiABKA4yGy5jb3JhbC5jb2xvbnkudjEuVG9rZW5TY29wZRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3Jldm9rZWQYBSABKAgiQAoSTGlzdFRva2Vuc1Jlc3BvbnNlEioKBnRva2VucxgBIAMoCzIaLmNvcmFsLmNvbG9ueS52MS5Ub2tlbkluZm8qVgoKVG9rZW5TY29wZRIbChdUT0tFTl9TQ09QRV9VTlNQRUNJRklFRBAAEhQKEFRPS0VOX1NDT1BFX1JFQUQQARIVChFUT0tFTl9TQ09QRV9BRE1JThACMrMGCg1Db2xvbnlTZXJ2aWNlElIKCUdldFN0YXR1cxIhLmNvcmFsLmNvbG9ueS52MS5HZXRTdGF0dXNSZXF1ZXN0GiIuY29yYWwuY29sb255LnYxLkdldFN0YXR1c1Jlc3BvbnNlElsKDExpc3RTZXJ2aWNlcxIkLmNvcmFsLmNvbG9ueS52MS5MaXN0U2VydmljZXNSZXF1ZXN0GiUuY29yYWwuY29sb255LnYxLkxpc3RTZXJ2aWNlc1Jlc3BvbnNlElgKC0dldFRvcG9sb2d5EiMuY29yYWwuY29sb255LnYxLkdldFRvcG9sb2d5UmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5HZXRUb3BvbG9neVJlc3BvbnNlElgKC1F1ZXJ5RXZlbnRzEiMuY29yYWwuY29sb255LnYxLlF1ZXJ5RXZlbnRzUmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5RdWVyeUV2ZW50c1Jlc3BvbnNlElsKDFF1ZXJ5TWV0cmljcxIkLmNvcmFsLmNvbG9ueS52MS5RdWVyeU1ldHJpY3NSZXF1ZXN0GiUuY29yYWwuY29sb255LnYxLlF1ZXJ5TWV0cmljc1Jlc3BvbnNlElUKCkdldEhpc3RvcnkSIi5jb3JhbC5jb2xvbnkudjEuR2V0SGlzdG9yeVJlcXVlc3QaIy5jb3JhbC5jb2xvbnkudjEuR2V0SGlzdG9yeVJlc3BvbnNlElgKC0NyZWF0ZVRva2VuEiMuY29yYWwuY29sb255LnYxLkNyZWF0ZVRva2VuUmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5DcmVhdGVUb2tlblJlc3BvbnNlElgKC1Jldm9rZVRva2VuEiMuY29yYWwuY29sb255LnYxLlJldm9rZVRva2VuUmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5SZXZva2VUb2tlblJlc3BvbnNlElUKCkxpc3RUb2tlbnMSIi5jb3JhbC5jb2xvbnkudjEuTGlzdFRva2Vuc1JlcXVlc3QaIy5jb3JhbC5jb2xvbnkudjEuTGlzdFRva2Vuc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message coral.colony.v1.ServiceInfo
@@ -418,6 +418,21 @@ export type QueryMetricsRequest = Message<"coral.colony.v1.QueryMetricsRequest">
    * @generated from field: string interval = 5;
    */
   interval: string;
+
+  /**
+   * Raw points from the agents' local stores (about the last hour), fetched
+   * through the colony, instead of summaries.
+   *
+   * @generated from field: bool raw = 6;
+   */
+  raw: boolean;
+
+  /**
+   * With raw: at most this many points per agent (default 1000).
+   *
+   * @generated from field: uint32 limit = 7;
+   */
+  limit: number;
 };
 
 /**
@@ -426,6 +441,43 @@ export type QueryMetricsRequest = Message<"coral.colony.v1.QueryMetricsRequest">
  */
 export const QueryMetricsRequestSchema: GenMessage<QueryMetricsRequest> = /*@__PURE__*/
   messageDesc(file_coral_colony_v1_colony, 11);
+
+/**
+ * @generated from message coral.colony.v1.RawMetricPoint
+ */
+export type RawMetricPoint = Message<"coral.colony.v1.RawMetricPoint"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp timestamp = 1;
+   */
+  timestamp?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string metric_name = 2;
+   */
+  metricName: string;
+
+  /**
+   * @generated from field: double value = 3;
+   */
+  value: number;
+
+  /**
+   * @generated from field: map<string, string> labels = 4;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * @generated from field: string agent_id = 5;
+   */
+  agentId: string;
+};
+
+/**
+ * Describes the message coral.colony.v1.RawMetricPoint.
+ * Use `create(RawMetricPointSchema)` to create a new message.
+ */
+export const RawMetricPointSchema: GenMessage<RawMetricPoint> = /*@__PURE__*/
+  messageDesc(file_coral_colony_v1_colony, 12);
 
 /**
  * @generated from message coral.colony.v1.MetricPoint
@@ -477,7 +529,7 @@ export type MetricPoint = Message<"coral.colony.v1.MetricPoint"> & {
  * Use `create(MetricPointSchema)` to create a new message.
  */
 export const MetricPointSchema: GenMessage<MetricPoint> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 12);
+  messageDesc(file_coral_colony_v1_colony, 13);
 
 /**
  * @generated from message coral.colony.v1.MetricSeries
@@ -509,7 +561,7 @@ export type MetricSeries = Message<"coral.colony.v1.MetricSeries"> & {
  * Use `create(MetricSeriesSchema)` to create a new message.
  */
 export const MetricSeriesSchema: GenMessage<MetricSeries> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 13);
+  messageDesc(file_coral_colony_v1_colony, 14);
 
 /**
  * @generated from message coral.colony.v1.QueryMetricsResponse
@@ -519,6 +571,27 @@ export type QueryMetricsResponse = Message<"coral.colony.v1.QueryMetricsResponse
    * @generated from field: repeated coral.colony.v1.MetricSeries series = 1;
    */
   series: MetricSeries[];
+
+  /**
+   * With raw: the agents' points, oldest first.
+   *
+   * @generated from field: repeated coral.colony.v1.RawMetricPoint raw_points = 2;
+   */
+  rawPoints: RawMetricPoint[];
+
+  /**
+   * With raw: agents that did not answer, and why.
+   *
+   * @generated from field: repeated string unavailable = 3;
+   */
+  unavailable: string[];
+
+  /**
+   * With raw: true when an agent had more points than the limit.
+   *
+   * @generated from field: bool truncated = 4;
+   */
+  truncated: boolean;
 };
 
 /**
@@ -526,7 +599,7 @@ export type QueryMetricsResponse = Message<"coral.colony.v1.QueryMetricsResponse
  * Use `create(QueryMetricsResponseSchema)` to create a new message.
  */
 export const QueryMetricsResponseSchema: GenMessage<QueryMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 14);
+  messageDesc(file_coral_colony_v1_colony, 15);
 
 /**
  * @generated from message coral.colony.v1.GetHistoryRequest
@@ -557,7 +630,7 @@ export type GetHistoryRequest = Message<"coral.colony.v1.GetHistoryRequest"> & {
  * Use `create(GetHistoryRequestSchema)` to create a new message.
  */
 export const GetHistoryRequestSchema: GenMessage<GetHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 15);
+  messageDesc(file_coral_colony_v1_colony, 16);
 
 /**
  * @generated from message coral.colony.v1.Transition
@@ -599,7 +672,7 @@ export type Transition = Message<"coral.colony.v1.Transition"> & {
  * Use `create(TransitionSchema)` to create a new message.
  */
 export const TransitionSchema: GenMessage<Transition> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 16);
+  messageDesc(file_coral_colony_v1_colony, 17);
 
 /**
  * @generated from message coral.colony.v1.GetHistoryResponse
@@ -640,7 +713,7 @@ export type GetHistoryResponse = Message<"coral.colony.v1.GetHistoryResponse"> &
  * Use `create(GetHistoryResponseSchema)` to create a new message.
  */
 export const GetHistoryResponseSchema: GenMessage<GetHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 17);
+  messageDesc(file_coral_colony_v1_colony, 18);
 
 /**
  * @generated from message coral.colony.v1.CreateTokenRequest
@@ -662,7 +735,7 @@ export type CreateTokenRequest = Message<"coral.colony.v1.CreateTokenRequest"> &
  * Use `create(CreateTokenRequestSchema)` to create a new message.
  */
 export const CreateTokenRequestSchema: GenMessage<CreateTokenRequest> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 18);
+  messageDesc(file_coral_colony_v1_colony, 19);
 
 /**
  * @generated from message coral.colony.v1.CreateTokenResponse
@@ -691,7 +764,7 @@ export type CreateTokenResponse = Message<"coral.colony.v1.CreateTokenResponse">
  * Use `create(CreateTokenResponseSchema)` to create a new message.
  */
 export const CreateTokenResponseSchema: GenMessage<CreateTokenResponse> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 19);
+  messageDesc(file_coral_colony_v1_colony, 20);
 
 /**
  * @generated from message coral.colony.v1.RevokeTokenRequest
@@ -708,7 +781,7 @@ export type RevokeTokenRequest = Message<"coral.colony.v1.RevokeTokenRequest"> &
  * Use `create(RevokeTokenRequestSchema)` to create a new message.
  */
 export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 20);
+  messageDesc(file_coral_colony_v1_colony, 21);
 
 /**
  * @generated from message coral.colony.v1.RevokeTokenResponse
@@ -725,7 +798,7 @@ export type RevokeTokenResponse = Message<"coral.colony.v1.RevokeTokenResponse">
  * Use `create(RevokeTokenResponseSchema)` to create a new message.
  */
 export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 21);
+  messageDesc(file_coral_colony_v1_colony, 22);
 
 /**
  * @generated from message coral.colony.v1.ListTokensRequest
@@ -738,7 +811,7 @@ export type ListTokensRequest = Message<"coral.colony.v1.ListTokensRequest"> & {
  * Use `create(ListTokensRequestSchema)` to create a new message.
  */
 export const ListTokensRequestSchema: GenMessage<ListTokensRequest> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 22);
+  messageDesc(file_coral_colony_v1_colony, 23);
 
 /**
  * @generated from message coral.colony.v1.TokenInfo
@@ -775,7 +848,7 @@ export type TokenInfo = Message<"coral.colony.v1.TokenInfo"> & {
  * Use `create(TokenInfoSchema)` to create a new message.
  */
 export const TokenInfoSchema: GenMessage<TokenInfo> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 23);
+  messageDesc(file_coral_colony_v1_colony, 24);
 
 /**
  * @generated from message coral.colony.v1.ListTokensResponse
@@ -792,7 +865,7 @@ export type ListTokensResponse = Message<"coral.colony.v1.ListTokensResponse"> &
  * Use `create(ListTokensResponseSchema)` to create a new message.
  */
 export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 24);
+  messageDesc(file_coral_colony_v1_colony, 25);
 
 /**
  * TokenScope limits what a token may do.

@@ -1,0 +1,95 @@
+/**
+ * A process's TCP sockets: the socket inodes behind its fds intersected with
+ * the tcp/tcp6 tables of its network namespace (/proc/<pid>/net/tcp{,6}).
+ */
+import { isGone, socketInodes } from "./procfs.ts";
+import { formatEndpoint, readTcpTables, TCP_LISTEN, type ProcNetTcpEntry, type TcpStateName } from "./procnet.ts";
+
+export type ConnectionDirection = "inbound" | "outbound";
+
+export interface TcpConnection {
+  /** "ip:port"; IPv6 as "[ip]:port"; IPv4-mapped IPv6 as plain IPv4. */
+  localAddr: string;
+  remoteAddr: string;
+  state: Exclude<TcpStateName, "LISTEN">;
+  /** inbound: the local port is one the process listens on; otherwise outbound. */
+  direction: ConnectionDirection;
+  localPort: number;
+  remoteIp: string;
+  remotePort: number;
+  inode: number;
+}
+
+export interface ListenSocket {
+  address: string;
+  port: number;
+  inode: number;
+}
+
+export interface ProcessSockets {
+  listening: ListenSocket[];
+  connections: TcpConnection[];
+}
+
+/**
+ * Splits the table rows owned by `inodes` into listening sockets and
+ * connections, classifying each connection as inbound when its local port is
+ * one of the process's listening ports (or one of `extraListenPorts`). Pure.
+ */
+export function classifySockets(
+  entries: readonly ProcNetTcpEntry[],
+  inodes: ReadonlySet<number>,
+  extraListenPorts: readonly number[] = [],
+): ProcessSockets {
+  const owned = entries.filter((e) => e.inode !== 0 && inodes.has(e.inode));
+  const listening: ListenSocket[] = [];
+  const listenPorts = new Set(extraListenPorts);
+  for (const e of owned) {
+    if (e.stateCode !== TCP_LISTEN) continue;
+    listening.push({ address: formatEndpoint(e.localIp, e.localPort), port: e.localPort, inode: e.inode });
+    listenPorts.add(e.localPort);
+  }
+  const connections: TcpConnection[] = [];
+  for (const e of owned) {
+    if (e.stateCode === TCP_LISTEN) continue;
+    connections.push({
+      localAddr: formatEndpoint(e.localIp, e.localPort),
+      remoteAddr: formatEndpoint(e.remoteIp, e.remotePort),
+      state: e.state as Exclude<TcpStateName, "LISTEN">,
+      direction: listenPorts.has(e.localPort) ? "inbound" : "outbound",
+      localPort: e.localPort,
+      remoteIp: e.remoteIp,
+      remotePort: e.remotePort,
+      inode: e.inode,
+    });
+  }
+  return { listening, connections };
+}
+
+/**
+ * The process's listening sockets and TCP connections. Returns null if the
+ * process is gone; throws EACCES if the agent may not read its fd table (run
+ * the agent as the app's user, or as root / with CAP_SYS_PTRACE).
+ */
+export async function processSockets(pid: number, extraListenPorts: readonly number[] = []): Promise<ProcessSockets | null> {
+  const inodes = await socketInodes(pid);
+  if (inodes === null) return null;
+  let entries: ProcNetTcpEntry[];
+  try {
+    entries = await readTcpTables(`/proc/${pid}/net`);
+  } catch (err) {
+    if (isGone(err)) return null;
+    throw err;
+  }
+  return classifySockets(entries, inodes, extraListenPorts);
+}
+
+/**
+ * The process's TCP connections (LISTEN sockets excluded), each classified
+ * inbound/outbound against the ports it listens on plus `listenPorts`.
+ * Returns null if the process is gone.
+ */
+export async function tcpConnections(pid: number, listenPorts: readonly number[] = []): Promise<TcpConnection[] | null> {
+  const sockets = await processSockets(pid, listenPorts);
+  return sockets ? sockets.connections : null;
+}

@@ -1,0 +1,94 @@
+/**
+ * Health probes: an HTTP GET (2xx/3xx is healthy) or a plain TCP connect.
+ * Every outcome, including "unreachable" and "timed out", is a result.
+ */
+import { connect } from "node:net";
+import { performance } from "node:perf_hooks";
+
+export interface HealthTarget {
+  /** HTTP(S) URL to GET. Takes precedence over `tcp` when both are given. */
+  url?: string;
+  tcp?: { host: string; port: number };
+}
+
+export interface HealthResult {
+  healthy: boolean;
+  kind: "http" | "tcp";
+  /** HTTP status code, when a response arrived. */
+  status?: number;
+  /** Time to the response headers (HTTP) or to the connection (TCP), or until failure. */
+  latencyMs: number;
+  error?: string;
+}
+
+/** "ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:1", "timeout after 500 ms", ... */
+export function describeFetchError(err: unknown, timeoutMs: number): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } } | null;
+  if (e?.name === "TimeoutError" || e?.name === "AbortError") return `timeout after ${timeoutMs} ms`;
+  const cause = e?.cause;
+  if (cause?.code) return `${cause.code}: ${cause.message ?? ""}`.trim();
+  if (cause?.message) return cause.message;
+  return e?.message ?? String(err);
+}
+
+async function probeHttp(url: string, timeoutMs: number): Promise<HealthResult> {
+  const t0 = performance.now();
+  try {
+    const res = await fetch(url, {
+      method: "GET",
+      redirect: "manual",
+      signal: AbortSignal.timeout(timeoutMs),
+      // No pooled keep-alive socket: an idle connection from the agent would
+      // otherwise show up in the app's own connection list.
+      headers: { connection: "close", "user-agent": "coral-agent/health" },
+    });
+    const latencyMs = performance.now() - t0;
+    await res.body?.cancel().catch(() => undefined);
+    const healthy = res.status >= 200 && res.status < 400;
+    const result: HealthResult = { healthy, kind: "http", status: res.status, latencyMs };
+    if (!healthy) result.error = `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ""}`;
+    return result;
+  } catch (err) {
+    return { healthy: false, kind: "http", latencyMs: performance.now() - t0, error: describeFetchError(err, timeoutMs) };
+  }
+}
+
+function probeTcp(host: string, port: number, timeoutMs: number): Promise<HealthResult> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    let done = false;
+    const socket = connect({ host, port });
+    const finish = (result: Omit<HealthResult, "kind" | "latencyMs">): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ ...result, kind: "tcp", latencyMs: performance.now() - t0 });
+    };
+    const timer = setTimeout(() => finish({ healthy: false, error: `timeout after ${timeoutMs} ms` }), timeoutMs);
+    socket.once("connect", () => finish({ healthy: true }));
+    socket.once("error", (err: NodeJS.ErrnoException) =>
+      finish({ healthy: false, error: err.code ? `${err.code}: ${err.message}` : err.message }),
+    );
+  });
+}
+
+/** Probes `target` once, within `timeoutMs` (default 2000). Never throws. */
+export async function probeHealth(target: HealthTarget, timeoutMs = 2000): Promise<HealthResult> {
+  if (target.url) {
+    try {
+      new URL(target.url);
+    } catch {
+      return { healthy: false, kind: "http", latencyMs: 0, error: `invalid URL: ${target.url}` };
+    }
+    return probeHttp(target.url, timeoutMs);
+  }
+  if (target.tcp) {
+    const { host, port } = target.tcp;
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      return { healthy: false, kind: "tcp", latencyMs: 0, error: `invalid TCP port: ${port}` };
+    }
+    return probeTcp(host, port, timeoutMs);
+  }
+  return { healthy: false, kind: "http", latencyMs: 0, error: "no health target: give a url or a tcp host and port" };
+}

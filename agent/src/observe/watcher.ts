@@ -1,0 +1,248 @@
+/**
+ * Watches the one app process that listens on a port: finds it, samples it
+ * every interval, and reports when it goes away and when a new one appears.
+ *
+ * We observe processes we did not start, so exit codes and signals are not
+ * visible to us: a vanished process is reported as `process_exited` (we cannot
+ * tell a crash from a clean shutdown), and the next process to listen on the
+ * port is reported as a `restart` carrying the downtime. Telling crashes apart
+ * is left to consumers that have more context (e.g. a deploy they started).
+ */
+import { EventEmitter } from "node:events";
+import { processSockets } from "./connections.ts";
+import type { TcpConnection } from "./connections.ts";
+import { findListeningProcess } from "./listener.ts";
+import type { ListeningProcess } from "./listener.ts";
+import { sampleProcess } from "./sample.ts";
+import type { ProcessSnapshot, SampleState } from "./sample.ts";
+
+export type ProcessEventType = "process_found" | "process_exited" | "restart";
+
+export interface ProcessEvent {
+  type: ProcessEventType;
+  pid: number;
+  /** For `restart`: the pid that listened before. */
+  previousPid?: number;
+  at: Date;
+  /**
+   * process_found: { port, address, comm, start_time }
+   * process_exited: { port, reason: "vanished" | "pid_reused", uptime_ms?, last_rss_bytes?, last_cpu_percent? }
+   * restart: { port, address, comm, start_time, reason: "exited" | "listener_changed", downtime_ms }
+   *   downtime_ms is measured between our observations, so it is exact to within one interval.
+   */
+  details: Record<string, unknown>;
+}
+
+export type WatcherStatus = { state: "waiting"; port: number } | { state: "observing"; port: number; pid: number };
+
+export interface ProcessWatcherEvents {
+  sample: [ProcessSnapshot];
+  connections: [TcpConnection[]];
+  event: [ProcessEvent];
+  status: [WatcherStatus];
+  error: [Error];
+}
+
+export interface ProcessWatcherOptions {
+  port: number;
+  /** Sampling interval in milliseconds; default 1000. */
+  intervalMs?: number;
+}
+
+interface Current {
+  pid: number;
+  address: string;
+  sampleState?: SampleState;
+  lastSnapshot?: ProcessSnapshot;
+}
+
+/**
+ * Emits `status` (on transitions, starting with one "waiting" while nothing
+ * listens), `event`, and each interval `sample` then `connections`. Timer work
+ * never throws: failures are emitted as `error` (and dropped if nobody listens
+ * for `error`, so an unhandled error cannot crash the agent).
+ */
+export class ProcessWatcher extends EventEmitter<ProcessWatcherEvents> {
+  readonly port: number;
+  readonly intervalMs: number;
+  private current: Current | null = null;
+  /** The pid we last observed, kept after it exits so the next one is a restart. */
+  private lastPid: number | null = null;
+  /** Monotonic-ish wall time (Date.now()) at which we noticed the last exit. */
+  private exitedAtMs: number | null = null;
+  private lastStatusKey: string | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private running: Promise<void> | null = null;
+  private started = false;
+  private stopped = false;
+
+  constructor(options: ProcessWatcherOptions) {
+    super();
+    const { port, intervalMs = 1000 } = options;
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`invalid TCP port: ${port}`);
+    if (!Number.isFinite(intervalMs) || intervalMs < 10) throw new RangeError(`intervalMs must be >= 10, got ${intervalMs}`);
+    this.port = port;
+    this.intervalMs = intervalMs;
+  }
+
+  /** The pid being observed, or null while waiting. */
+  get pid(): number | null {
+    return this.current?.pid ?? null;
+  }
+
+  /** Starts the first tick right away. Idempotent. */
+  start(): this {
+    if (this.started || this.stopped) return this;
+    this.started = true;
+    this.schedule(0);
+    return this;
+  }
+
+  /** Stops the timer and resolves once an in-flight tick has finished; nothing is emitted after. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      const startedAt = Date.now();
+      this.running = this.tick()
+        .catch((err: unknown) => this.fail(err))
+        .finally(() => {
+          this.running = null;
+          this.schedule(Math.max(0, this.intervalMs - (Date.now() - startedAt)));
+        });
+    }, delayMs);
+  }
+
+  private emitSafe<K extends keyof ProcessWatcherEvents>(name: K, ...args: ProcessWatcherEvents[K]): void {
+    if (this.stopped) return;
+    try {
+      // Listener exceptions must not escape into the timer either.
+      (this.emit as (n: K, ...a: ProcessWatcherEvents[K]) => boolean)(name, ...args);
+    } catch (err) {
+      if (name !== "error") this.fail(err);
+    }
+  }
+
+  private fail(err: unknown): void {
+    if (this.stopped || this.listenerCount("error") === 0) return;
+    const error = err instanceof Error ? err : new Error(String(err));
+    try {
+      this.emit("error", error);
+    } catch {
+      // an error listener that throws has nowhere left to report to
+    }
+  }
+
+  private setStatus(status: WatcherStatus): void {
+    const key = status.state === "observing" ? `observing:${status.pid}` : status.state;
+    if (this.lastStatusKey === key) return;
+    this.lastStatusKey = key;
+    this.emitSafe("status", status);
+  }
+
+  private event(type: ProcessEventType, pid: number, details: Record<string, unknown>, previousPid?: number): void {
+    const ev: ProcessEvent = { type, pid, at: new Date(), details };
+    if (previousPid !== undefined) ev.previousPid = previousPid;
+    this.emitSafe("event", ev);
+  }
+
+  private async tick(): Promise<void> {
+    if (!this.current) {
+      const found = await findListeningProcess(this.port);
+      if (this.stopped) return;
+      if (!found) {
+        this.setStatus({ state: "waiting", port: this.port });
+        return;
+      }
+      await this.adopt(found, "exited");
+    }
+    // At most two passes: when the observed process turns out to be gone, look
+    // for a successor at once instead of a whole interval later.
+    for (let pass = 0; pass < 2 && this.current && !this.stopped; pass++) {
+      if (await this.observe(this.current)) return;
+      const found = await findListeningProcess(this.port);
+      if (this.stopped) return;
+      if (!found) {
+        this.setStatus({ state: "waiting", port: this.port });
+        return;
+      }
+      await this.adopt(found, "exited");
+    }
+  }
+
+  /** Samples the current process. Returns false if it is gone (after reporting the exit). */
+  private async observe(cur: Current): Promise<boolean> {
+    const sample = await sampleProcess(cur.pid, cur.sampleState);
+    if (this.stopped) return true;
+    if (!sample) {
+      this.exited(cur, "vanished");
+      return false;
+    }
+    if (cur.sampleState && sample.state.startTicks !== cur.sampleState.startTicks) {
+      this.exited(cur, "pid_reused");
+      return false;
+    }
+    const sockets = await processSockets(cur.pid, [this.port]);
+    if (this.stopped) return true;
+    if (!sockets) {
+      this.exited(cur, "vanished");
+      return false;
+    }
+    cur.sampleState = sample.state;
+    cur.lastSnapshot = sample.snapshot;
+    this.emitSafe("sample", sample.snapshot);
+    this.emitSafe("connections", sockets.connections);
+
+    if (!sockets.listening.some((l) => l.port === this.port)) {
+      // Still alive but no longer listening: did another process take the port over?
+      const found = await findListeningProcess(this.port);
+      if (this.stopped) return true;
+      if (found && found.pid !== cur.pid) {
+        await this.adopt(found, "listener_changed");
+      }
+    }
+    return true;
+  }
+
+  private exited(cur: Current, reason: "vanished" | "pid_reused"): void {
+    const details: Record<string, unknown> = { port: this.port, reason };
+    const last = cur.lastSnapshot;
+    if (last) {
+      details.uptime_ms = Math.max(0, last.timestamp.getTime() - last.startTime.getTime());
+      details.last_rss_bytes = last.rssBytes;
+      details.last_cpu_percent = last.cpuPercent;
+    }
+    this.current = null;
+    this.exitedAtMs = Date.now();
+    this.event("process_exited", cur.pid, details);
+  }
+
+  private async adopt(found: ListeningProcess, reason: "exited" | "listener_changed"): Promise<void> {
+    const first = await sampleProcess(found.pid);
+    if (this.stopped) return;
+    const details: Record<string, unknown> = { port: this.port, address: found.address };
+    if (first) {
+      details.comm = first.snapshot.comm;
+      details.start_time = first.snapshot.startTime.toISOString();
+    }
+    const previousPid = this.lastPid;
+    this.current = { pid: found.pid, address: found.address };
+    this.lastPid = found.pid;
+    if (previousPid === null) {
+      this.event("process_found", found.pid, details);
+    } else {
+      details.reason = reason;
+      details.downtime_ms = reason === "listener_changed" ? 0 : Math.max(0, Date.now() - (this.exitedAtMs ?? Date.now()));
+      this.event("restart", found.pid, details, previousPid);
+    }
+    this.exitedAtMs = null;
+    this.setStatus({ state: "observing", port: this.port, pid: found.pid });
+  }
+}

@@ -1,0 +1,398 @@
+// One agent beside one app component: observes the process listening on a
+// port, keeps raw data in its local DuckDB, publishes summaries and events to
+// the colony over NATS JetStream through a durable outbox, heartbeats, and
+// answers the colony's detail queries.
+import { createHash, randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join, resolve } from "node:path";
+import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
+import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
+import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
+import { startAgentApi, type AgentApiServer } from "../api/server.ts";
+import { ProcessWatcher, probeHealth, scrapePrometheus, type HealthResult, type ProcessSnapshot, type TcpConnection } from "../observe/index.ts";
+import { Publisher, openAgentStore, type AgentStore, type MetricPoint } from "../storage/index.ts";
+import { ColonyLink, needsReRegistration, type HeartbeatInfo } from "./colony-link.ts";
+
+export interface AgentLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+export interface AgentOptions {
+  serviceName: string;
+  port: number;
+  colonyUrl: string;
+  /** Colony secret (hex), from the join token or the local colony's keys. */
+  secret: string;
+  healthUrl?: string;
+  metricsUrl?: string;
+  tags?: Record<string, string>;
+  version?: string;
+  dataDir: string;
+  sampleIntervalMs?: number;
+  summaryIntervalMs?: number;
+  scrapeIntervalMs?: number;
+  /** Overrides the colony's heartbeat interval (tests). */
+  heartbeatIntervalMs?: number;
+  retentionMs?: number;
+  logger: AgentLogger;
+  /** Called for what a person watching `coral connect` wants to see. */
+  onNotice?: (notice: AgentNotice) => void;
+}
+
+export type AgentNotice =
+  | { kind: "connected"; colonyId: string }
+  | { kind: "waiting"; port: number }
+  | { kind: "observing"; pid: number; comm: string }
+  | { kind: "connection"; remote: string }
+  | { kind: "event"; type: string; details: Record<string, unknown> }
+  | { kind: "health"; healthy: boolean; detail: string };
+
+export interface RunningAgent extends AsyncDisposable {
+  agentId: string;
+  store: AgentStore;
+  apiUrl: string;
+  stats(): Promise<{ enqueued: number; published: number; pending: number; registered: boolean }>;
+  /** Batches this run of the agent queued for the colony (also after close). */
+  enqueued(): number;
+  /** Computes and enqueues a summary batch now (also runs on its timer). */
+  flushSummary(): Promise<void>;
+  close(reason?: string): Promise<void>;
+}
+
+/** Stable across restarts of the same agent, so its outbox and identity carry over. */
+async function agentIdFor(dataDir: string, serviceName: string): Promise<string> {
+  const path = join(dataDir, "agent-id");
+  if (existsSync(path)) return (await readFile(path, "utf8")).trim();
+  const suffix = createHash("sha256").update(`${hostname()}:${resolve(dataDir)}:${randomUUID()}`).digest("hex").slice(0, 6);
+  const id = `${serviceName}-${suffix}`;
+  await writeFile(path, id + "\n");
+  return id;
+}
+
+const healthState = (h: HealthResult | null): HeartbeatInfo["health"] => (h === null ? "unknown" : h.healthy ? "healthy" : "unhealthy");
+
+export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
+  const log = options.logger;
+  const dataDir = resolve(options.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  const agentId = await agentIdFor(dataDir, options.serviceName);
+  const store = await openAgentStore(join(dataDir, "agent.duckdb"), {
+    retentionMs: options.retentionMs,
+    logger: (level, msg, fields) => log[level](fields ?? {}, msg),
+  });
+  const abort = new AbortController();
+  const timers: NodeJS.Timeout[] = [];
+  const every = (ms: number, fn: () => Promise<void>) => {
+    let running = false;
+    const t = setInterval(() => {
+      if (running || abort.signal.aborted) return;
+      running = true;
+      fn()
+        .catch((err: unknown) => log.warn({ err: String(err) }, "agent task failed"))
+        .finally(() => (running = false));
+    }, ms);
+    timers.push(t);
+  };
+
+  const api: AgentApiServer = await startAgentApi({ store, secret: options.secret, agentId });
+  const link = new ColonyLink({
+    colonyUrl: options.colonyUrl,
+    secret: options.secret,
+    agentId,
+    serviceName: options.serviceName,
+    port: options.port,
+    version: options.version ?? "",
+    tags: options.tags ?? {},
+    agentUrl: api.url,
+  });
+
+  // What we know about the process, for heartbeats and batches.
+  let lastSnapshot: ProcessSnapshot | null = null;
+  let lastHealth: HealthResult | null = null;
+  let restartCount = 0;
+  let connections: TcpConnection[] = [];
+  const seenRemotes = new Set<string>();
+  let published = 0;
+  let enqueued = 0;
+  let registered = false;
+  let subjectPrefix = "";
+  let nc: NatsConnection | undefined;
+  let js: JetStreamClient | undefined;
+
+  const publisher = new Publisher({
+    store,
+    logger: (level, msg, fields) => log[level === "info" ? "debug" : level](fields ?? {}, msg),
+    // Outbox rows hold the subject's last token; the prefix is this agent's
+    // own, known once the colony has registered us.
+    publish: async (subject, payload, msgId) => {
+      if (!js || !subjectPrefix) throw new Error("not registered with the colony yet");
+      const h = headers();
+      h.set("Nats-Msg-Id", msgId);
+      await js.publish(`${subjectPrefix}.${subject}`, payload, { headers: h, timeout: 10_000 });
+      published++;
+    },
+  });
+
+  type BatchParts = Pick<MessageInitShape<typeof TelemetryBatchSchema>, "metrics" | "events" | "connections">;
+  const enqueueBatch = async (parts: BatchParts) => {
+    const batch = create(TelemetryBatchSchema, {
+      batchId: `${agentId}-${randomUUID()}`,
+      agentId,
+      serviceName: options.serviceName,
+      createdAt: timestampFromDate(new Date()),
+      metrics: parts.metrics ?? [],
+      events: parts.events ?? [],
+      connections: parts.connections ?? [],
+    });
+    await store.enqueue({ batchId: batch.batchId, subject: "telemetry", payload: toBinary(TelemetryBatchSchema, batch) });
+    enqueued++;
+    publisher.notify();
+  };
+
+  const recordEvent = async (type: string, details: Record<string, unknown>, at = new Date()) => {
+    const stored = await store.recordEvent({ timestamp: at, eventType: type, processName: lastSnapshot?.comm ?? null, details });
+    await enqueueBatch({
+      events: [{ eventId: stored.eventId, timestamp: timestampFromDate(stored.timestamp), eventType: type, detailsJson: JSON.stringify(details) }],
+    });
+    options.onNotice?.({ kind: "event", type, details });
+  };
+
+  // Observe the process.
+  const watcher = new ProcessWatcher({ port: options.port, intervalMs: options.sampleIntervalMs ?? 1000 });
+  watcher.on("error", (err) => log.debug({ err: err.message }, "sampling failed"));
+  watcher.on("status", (status) => {
+    if (status.state === "waiting") {
+      log.info({ port: status.port }, "Waiting for a process to listen on the port");
+      options.onNotice?.({ kind: "waiting", port: status.port });
+    }
+  });
+  watcher.on("sample", (s) => {
+    lastSnapshot = s;
+    const points: MetricPoint[] = [
+      { timestamp: s.timestamp, name: "cpu_percent", value: s.cpuPercent },
+      { timestamp: s.timestamp, name: "memory_bytes", value: s.rssBytes },
+      { timestamp: s.timestamp, name: "thread_count", value: s.threads },
+    ];
+    if (s.fdCount !== null) points.push({ timestamp: s.timestamp, name: "fd_count", value: s.fdCount });
+    void store.recordMetrics(points).catch((err: unknown) => log.warn({ err: String(err) }, "could not store samples"));
+    void store
+      .recordSnapshot({ timestamp: s.timestamp, pid: s.pid, cpuPercent: s.cpuPercent, memoryBytes: s.rssBytes, fdCount: s.fdCount ?? 0, threadCount: s.threads })
+      .catch((err: unknown) => log.warn({ err: String(err) }, "could not store a snapshot"));
+  });
+  watcher.on("connections", (list) => {
+    connections = list;
+    const now = new Date();
+    void store.recordConnections(list, now).catch((err: unknown) => log.warn({ err: String(err) }, "could not store connections"));
+    let discovered = false;
+    for (const c of list) {
+      if (c.direction !== "outbound" || c.state !== "ESTABLISHED" || seenRemotes.has(c.remoteAddr)) continue;
+      seenRemotes.add(c.remoteAddr);
+      discovered = true;
+      log.info({ remote: c.remoteAddr }, "Discovered connection");
+      options.onNotice?.({ kind: "connection", remote: c.remoteAddr });
+    }
+    // A new dependency shows up in the topology now, not at the next summary.
+    if (discovered)
+      void enqueueBatch({ connections: connectionObservations(list, now) }).catch((err: unknown) =>
+        log.warn({ err: String(err) }, "could not queue connections"),
+      );
+  });
+  watcher.on("event", (e) => {
+    if (e.type === "process_found") options.onNotice?.({ kind: "observing", pid: e.pid, comm: String(e.details.comm ?? "") });
+    if (e.type === "restart") restartCount++;
+    soon.beat?.();
+    void recordEvent(e.type, { pid: e.pid, previous_pid: e.previousPid, ...e.details }, e.at).catch((err: unknown) =>
+      log.warn({ err: String(err) }, "could not record an event"),
+    );
+  });
+
+  // Health probe: an HTTP URL if given, else a TCP connect to the port.
+  const probe = async () => {
+    const result = await probeHealth(options.healthUrl ? { url: options.healthUrl } : { tcp: { host: "127.0.0.1", port: options.port } }, 2000);
+    const now = new Date();
+    await store.recordMetrics([
+      { timestamp: now, name: "health_up", value: result.healthy ? 1 : 0 },
+      { timestamp: now, name: "health_latency_ms", value: result.latencyMs },
+    ]);
+    const changed = lastHealth === null ? !result.healthy : lastHealth.healthy !== result.healthy;
+    lastHealth = result;
+    if (changed) {
+      soon.beat?.();
+      const detail = result.error ?? (result.status ? `HTTP ${result.status}` : result.kind);
+      await recordEvent("health_changed", { healthy: result.healthy, status: result.status, error: result.error, latency_ms: result.latencyMs });
+      options.onNotice?.({ kind: "health", healthy: result.healthy, detail });
+    }
+  };
+
+  // Prometheus scrape: bad text or an unreachable endpoint is reported, not fatal.
+  let lastScrapeError = "";
+  const scrape = async () => {
+    if (!options.metricsUrl) return;
+    const result = await scrapePrometheus(options.metricsUrl, 5000);
+    const error = result.ok ? "" : (result.error ?? `HTTP ${result.status ?? "error"}`);
+    if (error !== lastScrapeError) {
+      lastScrapeError = error;
+      if (error) await recordEvent("metrics_scrape_failed", { url: options.metricsUrl, error });
+      else await recordEvent("metrics_scrape_recovered", { url: options.metricsUrl });
+    }
+    if (!result.ok) return;
+    const now = new Date();
+    await store.recordMetrics(result.samples.map((s) => ({ timestamp: now, name: s.name, value: s.value, labels: s.labels })));
+  };
+
+  // Summaries: every interval, over the window since the last one.
+  let windowStart = new Date();
+  const summarize = async () => {
+    const until = new Date();
+    const since = windowStart;
+    windowStart = until;
+    const summaries = await store.summarize(since, until);
+    const observed = connectionObservations(connections, until);
+    if (summaries.length === 0 && observed.length === 0) return;
+    await enqueueBatch({ metrics: summaryRows(summaries, since), connections: observed });
+  };
+
+  const heartbeatInfo = (): HeartbeatInfo => ({
+    // No process yet (starting, or waiting for it to listen): say unknown, not unhealthy.
+    health: lastSnapshot ? healthState(lastHealth) : "unknown",
+    pid: lastSnapshot?.pid ?? 0,
+    startedAt: lastSnapshot?.startTime ?? null,
+    restartCount,
+    cpuPercent: lastSnapshot?.cpuPercent ?? 0,
+    memoryBytes: lastSnapshot?.rssBytes ?? 0,
+    fdCount: lastSnapshot?.fdCount ?? 0,
+    threadCount: lastSnapshot?.threads ?? 0,
+  });
+
+  // NATS may be down when we start: keep trying in the background while the
+  // outbox holds what we produce.
+  let natsConnecting = false;
+  const connectNats = async (creds: { url: string; user: string; password: string }) => {
+    if (natsConnecting) return;
+    natsConnecting = true;
+    for (let attempt = 0; !abort.signal.aborted && !nc; attempt++) {
+      try {
+        nc = await connect({ servers: creds.url, user: creds.user || undefined, pass: creds.password || undefined, name: agentId, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
+        js = jetstream(nc);
+        publisher.notify();
+        log.info({ url: creds.url }, "Connected to NATS");
+      } catch (err) {
+        log.warn({ err: String(err) }, "NATS not reachable; retrying");
+        await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** Math.min(attempt, 5))));
+      }
+    }
+    natsConnecting = false;
+  };
+
+  // Tell the colony at once when something it shows changes.
+  const soon: { beat?: () => void } = {};
+
+  const register = async () => {
+    const res = await link.registerWithRetry(abort.signal, (err, delay) =>
+      log.warn({ err: err.rawMessage, retry_in_ms: Math.round(delay) }, "Colony not reachable; retrying"),
+    );
+    registered = true;
+    subjectPrefix = res.nats?.subjectPrefix ?? "";
+    if (res.nats && !nc) void connectNats(res.nats);
+    options.onNotice?.({ kind: "connected", colonyId: res.colonyId });
+    log.info({ colony_id: res.colonyId, agent_id: agentId }, "Registered with colony");
+    return res;
+  };
+
+  watcher.start();
+  await probe().catch(() => undefined);
+  const registration = await register();
+  const heartbeatMs = options.heartbeatIntervalMs ?? registration.heartbeatIntervalSeconds * 1000;
+  publisher.start();
+
+  every(options.sampleIntervalMs ?? 1000, probe);
+  every(options.scrapeIntervalMs ?? 10_000, scrape);
+  every(options.summaryIntervalMs ?? 60_000, summarize);
+  const beat = async () => {
+    try {
+      await link.heartbeat(heartbeatInfo());
+    } catch (err) {
+      if (needsReRegistration(err)) await register();
+      else throw err;
+    }
+  };
+  every(heartbeatMs, beat);
+  let soonTimer: NodeJS.Timeout | undefined;
+  soon.beat = () => {
+    if (soonTimer || abort.signal.aborted) return;
+    // After the sample that follows the change, so it carries fresh figures.
+    soonTimer = setTimeout(() => {
+      soonTimer = undefined;
+      void beat().catch((err: unknown) => log.debug({ err: String(err) }, "heartbeat failed"));
+    }, (options.sampleIntervalMs ?? 1000) + 100);
+    timers.push(soonTimer);
+  };
+  await beat().catch(() => undefined);
+  const stopCleanup = store.startCleanup();
+
+  let closing: Promise<void> | undefined;
+  const close = (reason = "agent stopping") =>
+    (closing ??= (async () => {
+      abort.abort();
+      for (const t of timers) clearInterval(t);
+      await watcher.stop();
+      await summarize().catch(() => undefined);
+      await link.deregister(reason).catch(() => undefined);
+      await publisher.stop();
+      await stopCleanup();
+      await nc?.drain().catch(() => undefined);
+      await api.close();
+      await store.close();
+    })());
+
+  return {
+    agentId,
+    store,
+    apiUrl: api.url,
+    enqueued: () => enqueued,
+    stats: async () => ({ enqueued, published, pending: await store.pendingCount(), registered }),
+    flushSummary: summarize,
+    close,
+    [Symbol.asyncDispose]: () => close(),
+  };
+}
+
+/** Established outbound connections, one observation per remote address with a count. */
+function connectionObservations(list: TcpConnection[], at: Date) {
+  const counts = new Map<string, { c: TcpConnection; n: number }>();
+  for (const c of list) {
+    if (c.direction !== "outbound" || c.state !== "ESTABLISHED") continue;
+    const e = counts.get(c.remoteAddr);
+    if (e) e.n++;
+    else counts.set(c.remoteAddr, { c, n: 1 });
+  }
+  return [...counts.values()].map(({ c, n }) => ({
+    localAddr: c.localAddr,
+    remoteAddr: c.remoteAddr,
+    state: c.state,
+    observedAt: timestampFromDate(at),
+    count: n,
+  }));
+}
+
+function summaryRows(summaries: Awaited<ReturnType<AgentStore["summarize"]>>, since: Date) {
+  return summaries.map((s) => ({
+    timestamp: timestampFromDate(since),
+    metricName: s.metricName,
+    interval: "1m",
+    p50: s.p50,
+    p95: s.p95,
+    p99: s.p99,
+    mean: s.mean,
+    max: s.max,
+    min: s.min,
+    count: BigInt(s.count),
+  }));
+}

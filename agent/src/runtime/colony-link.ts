@@ -1,0 +1,121 @@
+// The agent's Connect link to its colony: Register (with the secret proof),
+// Heartbeat, Deregister. Register is retried with backoff until the colony
+// answers; a heartbeat the colony refuses (unknown or expired agent) leads
+// to a new registration.
+import { hostname } from "node:os";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { makeSecretProof } from "@coral/proto";
+import { HealthStatus, MeshService, type RegisterResponse } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
+
+export interface ColonyLinkOptions {
+  colonyUrl: string;
+  secret: string;
+  agentId: string;
+  serviceName: string;
+  port: number;
+  version: string;
+  tags: Record<string, string>;
+  agentUrl: string;
+}
+
+export interface HeartbeatInfo {
+  health: "healthy" | "degraded" | "unhealthy" | "unknown";
+  pid: number;
+  startedAt: Date | null;
+  restartCount: number;
+  cpuPercent: number;
+  memoryBytes: number;
+  fdCount: number;
+  threadCount: number;
+}
+
+const healthCodes = {
+  healthy: HealthStatus.HEALTHY,
+  degraded: HealthStatus.DEGRADED,
+  unhealthy: HealthStatus.UNHEALTHY,
+  unknown: HealthStatus.UNSPECIFIED,
+} as const;
+
+export class ColonyLink {
+  private token = "";
+  private readonly client;
+
+  constructor(private readonly options: ColonyLinkOptions) {
+    const auth: Interceptor = (next) => (req) => {
+      if (this.token) req.header.set("authorization", `Bearer ${this.token}`);
+      return next(req);
+    };
+    this.client = createClient(MeshService, createConnectTransport({ baseUrl: options.colonyUrl, httpVersion: "1.1", interceptors: [auth] }));
+  }
+
+  async register(signal?: AbortSignal): Promise<RegisterResponse> {
+    const proof = await makeSecretProof(this.options.secret, this.options.agentId);
+    const res = await this.client.register(
+      {
+        agentId: this.options.agentId,
+        serviceName: this.options.serviceName,
+        port: this.options.port,
+        version: this.options.version,
+        tags: this.options.tags,
+        hostname: hostname(),
+        address: "127.0.0.1",
+        agentUrl: this.options.agentUrl,
+        proof,
+      },
+      { signal, timeoutMs: 15_000 },
+    );
+    this.token = res.agentToken;
+    return res;
+  }
+
+  /** Registers, retrying with backoff (up to 30 s apart) until it works or `signal` aborts. */
+  async registerWithRetry(signal: AbortSignal, onRetry: (err: ConnectError, delayMs: number) => void): Promise<RegisterResponse> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.register(signal);
+      } catch (err) {
+        const ce = ConnectError.from(err);
+        // A wrong secret or bad request will not fix itself.
+        if (ce.code === Code.InvalidArgument || (ce.code === Code.Unauthenticated && /proof does not match/.test(ce.rawMessage))) throw ce;
+        signal.throwIfAborted();
+        const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2);
+        onRetry(ce, delay);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  /** Returns the colony's state for this agent; throws ConnectError. */
+  async heartbeat(info: HeartbeatInfo): Promise<string> {
+    const res = await this.client.heartbeat(
+      {
+        agentId: this.options.agentId,
+        health: healthCodes[info.health],
+        pid: info.pid,
+        processStartedAt: info.startedAt ? timestampFromDate(info.startedAt) : undefined,
+        restartCount: info.restartCount,
+        version: this.options.version,
+        resources: {
+          cpuPercent: info.cpuPercent,
+          memoryBytes: BigInt(Math.max(0, Math.round(info.memoryBytes))),
+          fdCount: info.fdCount,
+          threadCount: info.threadCount,
+        },
+      },
+      { timeoutMs: 10_000 },
+    );
+    return res.state;
+  }
+
+  async deregister(reason: string): Promise<void> {
+    await this.client.deregister({ agentId: this.options.agentId, reason }, { timeoutMs: 5000 });
+  }
+}
+
+/** The colony forgot us (expired, restarted without our actor): register again. */
+export function needsReRegistration(err: unknown): boolean {
+  const code = ConnectError.from(err).code;
+  return code === Code.Unauthenticated || code === Code.FailedPrecondition;
+}

@@ -1,0 +1,119 @@
+// The outbox: telemetry batches waiting for a JetStream acknowledgement. A row
+// is enqueued once per batch id, read in seq order, deleted by ack and pushed
+// back with exponential backoff by fail(). Nothing else deletes it, so a
+// colony or NATS outage, or an agent restart, loses nothing.
+import { blobValue } from "@duckdb/node-api";
+import { all, checkDate, checkLimit, date, exec, num, str, strOrNull, ts, type Conn, type Row } from "./sql.ts";
+import type { BackoffPolicy, OutboxEntry, OutboxInput, OutboxRetry } from "./types.ts";
+
+export const defaultBackoff: Readonly<BackoffPolicy> = Object.freeze({ baseMs: 1_000, capMs: 60_000 });
+
+export function resolveBackoff(partial: Partial<BackoffPolicy> = {}): BackoffPolicy {
+  const policy = { ...defaultBackoff, ...partial };
+  for (const key of ["baseMs", "capMs"] as const) {
+    const v = policy[key];
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+      throw new RangeError(`backoff.${key} must be a positive number of milliseconds, got ${String(v)}`);
+    }
+  }
+  if (policy.capMs < policy.baseMs) throw new RangeError("backoff.capMs must not be smaller than backoff.baseMs");
+  return policy;
+}
+
+/**
+ * Delay before the next attempt after `attempts` failures: the ceiling
+ * min(cap, base * 2^(attempts-1)), with "equal jitter" (a uniformly random
+ * point in [ceiling/2, ceiling]) so agents that lost NATS together do not
+ * retry in lockstep, yet never retry sooner than half the ceiling.
+ */
+export function backoffDelay(attempts: number, policy: BackoffPolicy = defaultBackoff, random: () => number = Math.random): number {
+  const exp = Math.max(0, Math.min(attempts - 1, 30));
+  const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** exp);
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+const columns = "seq, batch_id, subject, payload, created_at, attempts, next_attempt_at, last_error";
+
+function toEntry(r: Row): OutboxEntry {
+  return {
+    seq: num(r.seq),
+    batchId: str(r.batch_id),
+    subject: str(r.subject),
+    // DuckDB hands BLOBs back as Buffers; callers get a plain Uint8Array copy.
+    payload: new Uint8Array(r.payload as Uint8Array),
+    createdAt: date(r.created_at),
+    attempts: num(r.attempts),
+    nextAttemptAt: date(r.next_attempt_at),
+    lastError: strOrNull(r.last_error),
+  };
+}
+
+function checkBatchId(batchId: unknown): string {
+  if (typeof batchId !== "string" || batchId === "") throw new TypeError("batchId must be a non-empty string");
+  return batchId;
+}
+
+/** Writer side. Idempotent on batchId while the batch is pending: returns false and keeps the first. */
+export async function enqueue(conn: Conn, input: OutboxInput): Promise<boolean> {
+  const batchId = checkBatchId(input.batchId);
+  if (typeof input.subject !== "string" || input.subject === "") throw new TypeError("subject must be a non-empty string");
+  if (!(input.payload instanceof Uint8Array)) throw new TypeError("payload must be a Uint8Array");
+  const at = ts(checkDate(input.at ?? new Date(), "enqueue time"));
+  const added = await exec(
+    conn,
+    `INSERT INTO outbox (batch_id, subject, payload, created_at, attempts, next_attempt_at)
+     VALUES ($1, $2, $3, $4, 0, $4) ON CONFLICT DO NOTHING`,
+    [batchId, input.subject, blobValue(input.payload), at],
+  );
+  return added > 0;
+}
+
+export async function due(conn: Conn, now: Date, limit: number): Promise<OutboxEntry[]> {
+  const rows = await all(
+    conn,
+    `SELECT ${columns} FROM outbox WHERE next_attempt_at <= $1 ORDER BY seq LIMIT ${checkLimit(limit)}`,
+    [ts(checkDate(now, "now"))],
+  );
+  return rows.map(toEntry);
+}
+
+export async function peek(conn: Conn, limit: number): Promise<OutboxEntry[]> {
+  const rows = await all(conn, `SELECT ${columns} FROM outbox ORDER BY seq LIMIT ${checkLimit(limit)}`);
+  return rows.map(toEntry);
+}
+
+export async function ack(conn: Conn, batchId: string): Promise<boolean> {
+  return (await exec(conn, "DELETE FROM outbox WHERE batch_id = $1", [checkBatchId(batchId)])) > 0;
+}
+
+function errorText(error: unknown): string {
+  const text = error instanceof Error ? error.message || error.name : String(error);
+  return text.length > 2_000 ? `${text.slice(0, 2_000)}…` : text;
+}
+
+/** Writer side (the read and the update run back to back in the writer queue). */
+export async function fail(
+  conn: Conn,
+  batchId: string,
+  error: unknown,
+  now: Date,
+  policy: BackoffPolicy,
+): Promise<OutboxRetry | null> {
+  checkDate(now, "now");
+  const rows = await all(conn, "SELECT attempts FROM outbox WHERE batch_id = $1", [checkBatchId(batchId)]);
+  if (!rows[0]) return null;
+  const attempts = num(rows[0].attempts) + 1;
+  const nextAttemptAt = new Date(now.getTime() + backoffDelay(attempts, policy));
+  await exec(conn, "UPDATE outbox SET attempts = $1, next_attempt_at = $2, last_error = $3 WHERE batch_id = $4", [
+    attempts,
+    ts(nextAttemptAt),
+    errorText(error),
+    batchId,
+  ]);
+  return { attempts, nextAttemptAt };
+}
+
+export async function pendingCount(conn: Conn): Promise<number> {
+  const rows = await all(conn, "SELECT count(*) AS n FROM outbox");
+  return num(rows[0]?.n);
+}

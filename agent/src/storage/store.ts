@@ -1,0 +1,228 @@
+// openAgentStore: opens (or creates) the agent's DuckDB file, migrates it and
+// wires the writer, the reader and the per-table modules.
+import { mkdir } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { startLoop, type Loop } from "./cleanup.ts";
+import { QueuedConnection } from "./db.ts";
+import * as events from "./events.ts";
+import * as metrics from "./metrics.ts";
+import { migrate, schemaVersion } from "./migrations.ts";
+import * as outbox from "./outbox.ts";
+import * as proc from "./process.ts";
+import { applyRetention, checkRetention, DEFAULT_CLEANUP_INTERVAL_MS } from "./retention.ts";
+import type { Conn } from "./sql.ts";
+import type {
+  AgentStore,
+  BackoffPolicy,
+  ConnectionInput,
+  ConnectionQuery,
+  ConnectionRow,
+  EventInput,
+  EventQuery,
+  MetricPoint,
+  MetricQuery,
+  MetricSummary,
+  OpenAgentStoreOptions,
+  OutboxEntry,
+  OutboxInput,
+  OutboxRetry,
+  ProcessSnapshot,
+  QueryPage,
+  RetentionResult,
+  SnapshotQuery,
+  StorageLogger,
+  StoredEvent,
+  StoredMetricPoint,
+} from "./types.ts";
+
+/** Thrown (as a rejection) by every method called after close(). */
+export class AgentStoreClosedError extends Error {
+  constructor(path: string) {
+    super(`the agent store ${path} is closed`);
+    this.name = "AgentStoreClosedError";
+  }
+}
+
+export async function openAgentStore(path: string, options: OpenAgentStoreOptions = {}): Promise<AgentStore> {
+  if (!path) throw new TypeError("openAgentStore: a file path is required");
+  const retentionMs = checkRetention(options.retentionMs);
+  const backoff = outbox.resolveBackoff(options.backoff);
+  const threads = options.threads ?? 2;
+  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
+  const file = resolve(path);
+  await mkdir(dirname(file), { recursive: true });
+
+  let instance: DuckDBInstance;
+  try {
+    instance = await DuckDBInstance.create(file, {
+      threads: String(threads),
+      memory_limit: options.memoryLimit ?? "256MB",
+    });
+  } catch (err) {
+    throw new Error(`cannot open the agent store ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  let writer: QueuedConnection | undefined;
+  let reader: QueuedConnection | undefined;
+  try {
+    writer = await QueuedConnection.open(instance, "writer");
+    const report = await writer.run((c) => migrate(c));
+    reader = await QueuedConnection.open(instance, "reader");
+    return new DuckAgentStore(file, retentionMs, report.applied, { instance, writer, reader, backoff, logger: options.logger });
+  } catch (err) {
+    reader?.closeSync();
+    writer?.closeSync();
+    instance.closeSync();
+    throw err;
+  }
+}
+
+class DuckAgentStore implements AgentStore {
+  readonly #instance: DuckDBInstance;
+  readonly #writer: QueuedConnection;
+  readonly #reader: QueuedConnection;
+  readonly #backoff: BackoffPolicy;
+  readonly #logger: StorageLogger | undefined;
+  readonly #loops = new Set<Loop>();
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    readonly path: string,
+    readonly retentionMs: number,
+    readonly migrationsApplied: readonly number[],
+    parts: {
+      instance: DuckDBInstance;
+      writer: QueuedConnection;
+      reader: QueuedConnection;
+      backoff: BackoffPolicy;
+      logger: StorageLogger | undefined;
+    },
+  ) {
+    this.#instance = parts.instance;
+    this.#writer = parts.writer;
+    this.#reader = parts.reader;
+    this.#backoff = parts.backoff;
+    this.#logger = parts.logger;
+  }
+
+  #write<T>(fn: (conn: Conn) => Promise<T>): Promise<T> {
+    if (this.#closing) return Promise.reject(new AgentStoreClosedError(this.path));
+    return this.#writer.run(fn);
+  }
+
+  #read<T>(fn: (conn: Conn) => Promise<T>): Promise<T> {
+    if (this.#closing) return Promise.reject(new AgentStoreClosedError(this.path));
+    return this.#reader.run(fn);
+  }
+
+  schemaVersion(): Promise<number> {
+    return this.#read((c) => schemaVersion(c));
+  }
+
+  recordMetrics(points: readonly MetricPoint[]): Promise<number> {
+    return this.#write((c) => metrics.recordMetrics(c, points));
+  }
+
+  recordEvent(event: EventInput): Promise<StoredEvent> {
+    return this.#write((c) => events.recordEvent(c, event));
+  }
+
+  recordConnections(list: readonly ConnectionInput[], at: Date): Promise<number> {
+    return this.#write((c) => proc.recordConnections(c, list, at));
+  }
+
+  recordSnapshot(snapshot: ProcessSnapshot): Promise<void> {
+    return this.#write((c) => proc.recordSnapshot(c, snapshot));
+  }
+
+  queryMetrics(q: MetricQuery): Promise<QueryPage<StoredMetricPoint>> {
+    return this.#read((c) => metrics.queryMetrics(c, q));
+  }
+
+  queryEvents(q: EventQuery): Promise<QueryPage<StoredEvent>> {
+    return this.#read((c) => events.queryEvents(c, q));
+  }
+
+  querySnapshots(q: SnapshotQuery): Promise<QueryPage<ProcessSnapshot>> {
+    return this.#read((c) => proc.querySnapshots(c, q));
+  }
+
+  queryConnections(q: ConnectionQuery): Promise<QueryPage<ConnectionRow>> {
+    return this.#read((c) => proc.queryConnections(c, q));
+  }
+
+  summarize(since: Date, until: Date): Promise<MetricSummary[]> {
+    return this.#read((c) => metrics.summarize(c, since, until));
+  }
+
+  applyRetention(now: Date = new Date()): Promise<RetentionResult> {
+    return this.#write((c) => applyRetention(c, this.retentionMs, now));
+  }
+
+  startCleanup(intervalMs: number = DEFAULT_CLEANUP_INTERVAL_MS): () => Promise<void> {
+    if (this.#closing) throw new AgentStoreClosedError(this.path);
+    const logger = this.#logger;
+    const loop = startLoop(
+      intervalMs,
+      async () => {
+        if (this.#closing) return;
+        const deleted = await this.applyRetention(new Date());
+        logger?.("info", "agent storage retention", { ...deleted, cutoff: deleted.cutoff.toISOString() });
+      },
+      logger,
+    );
+    this.#loops.add(loop);
+    return async () => {
+      this.#loops.delete(loop);
+      await loop.stop();
+    };
+  }
+
+  enqueue(input: OutboxInput): Promise<boolean> {
+    return this.#write((c) => outbox.enqueue(c, input));
+  }
+
+  due(now: Date, limit: number): Promise<OutboxEntry[]> {
+    return this.#read((c) => outbox.due(c, now, limit));
+  }
+
+  peek(limit: number): Promise<OutboxEntry[]> {
+    return this.#read((c) => outbox.peek(c, limit));
+  }
+
+  ack(batchId: string): Promise<boolean> {
+    return this.#write((c) => outbox.ack(c, batchId));
+  }
+
+  fail(batchId: string, error: unknown, now: Date): Promise<OutboxRetry | null> {
+    return this.#write((c) => outbox.fail(c, batchId, error, now, this.#backoff));
+  }
+
+  pendingCount(): Promise<number> {
+    return this.#read((c) => outbox.pendingCount(c));
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    await Promise.all([...this.#loops].map((l) => l.stop()));
+    this.#loops.clear();
+    await this.#writer.drain();
+    await this.#reader.drain();
+    try {
+      await this.#writer.run((c) => c.run("CHECKPOINT"));
+    } catch (err) {
+      this.#logger?.("warn", "checkpoint on close failed", { err: (err as Error).message });
+    }
+    this.#reader.closeSync();
+    this.#writer.closeSync();
+    this.#instance.closeSync();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,206 @@
+// The agent store's contract. One DuckDB file (./agent.duckdb by default in
+// the config) holding the last 1-6 h of raw observations, plus the outbox of
+// telemetry batches not yet acknowledged by the colony's JetStream.
+
+/** Where background work (cleanup, publisher) reports problems. Never throws into the caller. */
+export type StorageLogger = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+
+/** Exponential backoff for outbox retries: min(cap, base * 2^(attempts-1)), with jitter. */
+export interface BackoffPolicy {
+  baseMs: number;
+  capMs: number;
+}
+
+export interface OpenAgentStoreOptions {
+  /** How long raw rows are kept (ms). Default 1 h, at most 6 h. The outbox is never trimmed by age. */
+  retentionMs?: number;
+  /** Where startCleanup() reports errors (and retention runs). */
+  logger?: StorageLogger;
+  /** Outbox retry backoff; default base 1 s, cap 60 s. */
+  backoff?: Partial<BackoffPolicy>;
+  /** DuckDB worker threads (default 2: the agent is a sidecar and should stay small). */
+  threads?: number;
+  /** DuckDB memory limit (default "256MB"). */
+  memoryLimit?: string;
+}
+
+/** One sample of one metric. */
+export interface MetricPoint {
+  timestamp: Date;
+  name: string;
+  value: number;
+  labels?: Record<string, string>;
+}
+
+/** A metric sample as stored (labels are {} when none were given). */
+export interface StoredMetricPoint {
+  timestamp: Date;
+  name: string;
+  value: number;
+  labels: Record<string, string>;
+}
+
+export interface EventInput {
+  /** Unique id; generated (UUID) when absent. Recording an id again returns the first stored event. */
+  eventId?: string;
+  timestamp: Date;
+  /** "start", "stop", "crash", "deploy", … */
+  eventType: string;
+  processName?: string | null;
+  details?: Record<string, unknown> | null;
+}
+
+export interface StoredEvent {
+  eventId: string;
+  timestamp: Date;
+  eventType: string;
+  processName: string | null;
+  details: Record<string, unknown> | null;
+}
+
+/** One TCP connection of the observed process. */
+export interface ConnectionInput {
+  localAddr: string;
+  remoteAddr: string;
+  state: string;
+}
+
+export interface ConnectionRow extends ConnectionInput {
+  observedAt: Date;
+}
+
+/** One sample of the observed process. */
+export interface ProcessSnapshot {
+  timestamp: Date;
+  pid: number;
+  cpuPercent: number;
+  memoryBytes: number;
+  fdCount: number;
+  threadCount: number;
+}
+
+/** Time filters are half-open: since <= t < until. */
+interface TimeRange {
+  since?: Date;
+  until?: Date;
+  /** At most this many rows (the newest ones), at most 50,000. */
+  limit: number;
+}
+
+export interface MetricQuery extends TimeRange {
+  metricName?: string;
+}
+
+export interface EventQuery extends TimeRange {
+  eventType?: string;
+  processName?: string;
+}
+
+export interface SnapshotQuery extends TimeRange {
+  pid?: number;
+}
+
+export type ConnectionQuery = TimeRange;
+
+/** The newest `limit` matching rows, oldest first; truncated when older matching rows were left out. */
+export interface QueryPage<T> {
+  rows: T[];
+  truncated: boolean;
+}
+
+/** Statistics of one metric's raw points over [since, until). Quantiles are interpolated (quantile_cont). */
+export interface MetricSummary {
+  metricName: string;
+  p50: number;
+  p95: number;
+  p99: number;
+  mean: number;
+  max: number;
+  min: number;
+  count: number;
+}
+
+/** Rows deleted by one retention run, per table. */
+export interface RetentionResult {
+  cutoff: Date;
+  metrics: number;
+  events: number;
+  connections: number;
+  snapshots: number;
+}
+
+export interface OutboxInput {
+  /** Unique per batch; becomes the Nats-Msg-Id so the colony dedupes redeliveries. */
+  batchId: string;
+  subject: string;
+  payload: Uint8Array;
+  /** created_at and first next_attempt_at (default: now). */
+  at?: Date;
+}
+
+export interface OutboxEntry {
+  /** Increasing enqueue order. */
+  seq: number;
+  batchId: string;
+  subject: string;
+  payload: Uint8Array;
+  createdAt: Date;
+  attempts: number;
+  nextAttemptAt: Date;
+  lastError: string | null;
+}
+
+/** What fail() recorded. */
+export interface OutboxRetry {
+  attempts: number;
+  nextAttemptAt: Date;
+}
+
+/**
+ * The agent's local store. Writes go through one queued writer connection;
+ * reads use their own connection and see committed data only. Every method
+ * rejects with AgentStoreClosedError once close() has been called.
+ */
+export interface AgentStore extends AsyncDisposable {
+  readonly path: string;
+  readonly retentionMs: number;
+  /** Migration versions this open applied (empty when the file was up to date). */
+  readonly migrationsApplied: readonly number[];
+  schemaVersion(): Promise<number>;
+
+  /** Appends samples in one appender flush; non-finite values are skipped. Returns rows stored. */
+  recordMetrics(points: readonly MetricPoint[]): Promise<number>;
+  /** Stores an event (idempotent on eventId) and returns it as stored. */
+  recordEvent(event: EventInput): Promise<StoredEvent>;
+  /** Stores the connections seen at `at`. Returns rows stored. */
+  recordConnections(list: readonly ConnectionInput[], at: Date): Promise<number>;
+  recordSnapshot(snapshot: ProcessSnapshot): Promise<void>;
+
+  queryMetrics(q: MetricQuery): Promise<QueryPage<StoredMetricPoint>>;
+  queryEvents(q: EventQuery): Promise<QueryPage<StoredEvent>>;
+  querySnapshots(q: SnapshotQuery): Promise<QueryPage<ProcessSnapshot>>;
+  queryConnections(q: ConnectionQuery): Promise<QueryPage<ConnectionRow>>;
+
+  /** Per metric name (sorted), over raw points with since <= timestamp < until. */
+  summarize(since: Date, until: Date): Promise<MetricSummary[]>;
+
+  /** Deletes raw rows older than now - retentionMs. Never touches the outbox. */
+  applyRetention(now?: Date): Promise<RetentionResult>;
+  /** Runs applyRetention every intervalMs (default 5 min); errors go to the logger. Returns a stop function. */
+  startCleanup(intervalMs?: number): () => Promise<void>;
+
+  /** Adds a batch to the outbox; false when that batchId is already pending. */
+  enqueue(input: OutboxInput): Promise<boolean>;
+  /** Pending rows with next_attempt_at <= now, in seq order. */
+  due(now: Date, limit: number): Promise<OutboxEntry[]>;
+  /** Pending rows in seq order, due or not (the publisher's head-of-line view). */
+  peek(limit: number): Promise<OutboxEntry[]>;
+  /** Deletes a delivered batch; false when it was not pending. */
+  ack(batchId: string): Promise<boolean>;
+  /** Records a failed attempt and schedules the next one with backoff; null when not pending. */
+  fail(batchId: string, error: unknown, now: Date): Promise<OutboxRetry | null>;
+  pendingCount(): Promise<number>;
+
+  /** Stops cleanup loops, waits for queued work, checkpoints and closes. Idempotent. */
+  close(): Promise<void>;
+}

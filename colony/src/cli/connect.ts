@@ -1,0 +1,163 @@
+// coral connect <service> --port N: run an agent beside one app component.
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { startAgent, type AgentNotice } from "@coral/agent";
+import { createLogger } from "@coral/discovery-worker";
+import { DiscoveryClient, decodeJoinToken, resolveEndpoints } from "@coral/proto";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { coralHome, currentColony, loadColonyConfig, loadColonyKeys, parseDuration } from "../config/index.ts";
+import { parsePortOption } from "./options.ts";
+
+export interface AgentTarget {
+  colonyId: string;
+  colonyUrl: string;
+  secret: string;
+  /** Default data folder for an agent of `service`. */
+  dataDirFor(service: string): string;
+}
+
+/** Finds the colony an agent joins: a join token, or the local colony. */
+export async function resolveAgentTarget(joinToken: string | undefined, projectDir = process.cwd()): Promise<AgentTarget> {
+  if (joinToken) {
+    const decoded = decodeJoinToken(joinToken);
+    if ("error" in decoded) throw new Error(`--join: ${decoded.error}`);
+    const token = decoded.token;
+    let colonyUrl = token.colonyUrl;
+    if (token.discoveryUrl) {
+      // Discovery is untrusted: the answer must be signed by the colony key in the token.
+      const client = new DiscoveryClient({ transport: createConnectTransport({ baseUrl: token.discoveryUrl, httpVersion: "1.1" }), url: token.discoveryUrl });
+      const answer = await client.lookupColony(token.colonyId, { pinnedKey: token.colonyPubkey });
+      const endpoint = resolveEndpoints(answer)[0];
+      const host = endpoint ? endpoint.slice(0, endpoint.lastIndexOf(":")) : "127.0.0.1";
+      colonyUrl = `http://${host}:${answer.connectPort}`;
+    }
+    if (!colonyUrl) throw new Error("the join token names neither a colony URL nor a discovery service");
+    return {
+      colonyId: token.colonyId,
+      colonyUrl,
+      secret: token.secret,
+      dataDirFor: (service) => join(coralHome(), "agents", token.colonyId, service),
+    };
+  }
+  const dir = existsSync(join(projectDir, ".coral", "config.yaml")) ? projectDir : (await currentColony())?.project_dir;
+  if (!dir)
+    throw new Error("no colony to join: pass --join <token> (from coral colony invite) or run this where coral init was run");
+  const config = await loadColonyConfig(dir);
+  const keys = await loadColonyKeys(dir);
+  const host = config.colony.api.host === "0.0.0.0" ? "127.0.0.1" : config.colony.api.host;
+  return {
+    colonyId: config.colony.colony_id,
+    colonyUrl: `${config.colony.api.tls ? "https" : "http"}://${host}:${config.colony.api.port}`,
+    secret: keys.secret,
+    dataDirFor: (service) => join(dir, ".coral", "agents", service),
+  };
+}
+
+function tagsOption(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const tags = { ...previous };
+  for (const pair of value.split(",").filter(Boolean)) {
+    const eq = pair.indexOf("=");
+    if (eq < 1) throw new InvalidArgumentError(`"${pair}" must look like key=value, e.g. version=2.1.0`);
+    tags[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  return tags;
+}
+
+function durationOption(value: string): number {
+  const parsed = parseDuration(value);
+  if ("error" in parsed) throw new InvalidArgumentError(`${parsed.error}; use e.g. 1s, 30s, 1m`);
+  if (parsed.ms < 100) throw new InvalidArgumentError("must be at least 100ms");
+  return parsed.ms;
+}
+
+function urlOption(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error();
+    return url.toString();
+  } catch {
+    throw new InvalidArgumentError(`"${value}" is not an http(s) URL`);
+  }
+}
+
+export function describeNotice(service: string, n: AgentNotice): string | undefined {
+  switch (n.kind) {
+    case "waiting":
+      return `… Waiting for a process to listen on port ${n.port}`;
+    case "observing":
+      return `  Observing: pid ${n.pid}${n.comm ? ` (${n.comm})` : ""}`;
+    case "connection":
+      return `  → ${service} connects to ${n.remote}`;
+    case "health":
+      return n.healthy ? `  ✓ Health: ok` : `  ✗ Health: failing (${n.detail})`;
+    case "event":
+      return n.type === "restart" || n.type === "process_exited" ? `  ! ${n.type.replace("_", " ")}: ${JSON.stringify(n.details)}` : undefined;
+    default:
+      return undefined;
+  }
+}
+
+export function connectCommand(): Command {
+  return new Command("connect")
+    .description("observe one app component: its process, connections, health and metrics (the agent)")
+    .argument("[service]", "component name, e.g. api (or CORAL_COMPONENT)")
+    .addOption(new Option("--port <port>", "port the component listens on").env("CORAL_PORT").argParser(parsePortOption))
+    .addOption(new Option("--health <url>", "health endpoint to probe (default: TCP connect to the port)").env("CORAL_HEALTH_URL").argParser(urlOption))
+    .addOption(new Option("--metrics <url>", "Prometheus endpoint to scrape").env("CORAL_METRICS_URL").argParser(urlOption))
+    .addOption(new Option("--tags <k=v,...>", "labels, e.g. version=2.1.0").env("CORAL_TAGS").argParser(tagsOption))
+    .addOption(new Option("--join <token>", "join token from coral colony invite").env("CORAL_JOIN_TOKEN"))
+    .addOption(new Option("--data-dir <dir>", "where the agent keeps its local data").env("CORAL_AGENT_DATA_DIR"))
+    .option("--sample-interval <duration>", "how often to sample the process", durationOption, 1000)
+    .option("--summary-interval <duration>", "how often to send summaries to the colony", durationOption, 60_000)
+    .addOption(new Option("--log-level <level>").choices(["debug", "info", "warn", "error"]).default("warn"))
+    .action(async (serviceArg: string | undefined, opts: {
+      port?: number;
+      health?: string;
+      metrics?: string;
+      tags?: Record<string, string>;
+      join?: string;
+      dataDir?: string;
+      sampleInterval: number;
+      summaryInterval: number;
+      logLevel: "debug" | "info" | "warn" | "error";
+    }) => {
+      const service = serviceArg ?? process.env.CORAL_COMPONENT;
+      if (!service) throw new InvalidArgumentError("name the component: coral connect <service> --port <port> (or set CORAL_COMPONENT)");
+      if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(service))
+        throw new InvalidArgumentError(`"${service}" must be lowercase letters, digits and inner hyphens, e.g. api`);
+      if (!opts.port) throw new InvalidArgumentError("--port is required (or CORAL_PORT): the port the component listens on");
+      const target = await resolveAgentTarget(opts.join);
+      const log = createLogger({ level: opts.logLevel });
+      const agent = await startAgent({
+        serviceName: service,
+        port: opts.port,
+        colonyUrl: target.colonyUrl,
+        secret: target.secret,
+        healthUrl: opts.health,
+        metricsUrl: opts.metrics,
+        tags: opts.tags,
+        version: opts.tags?.version,
+        dataDir: resolve(opts.dataDir ?? target.dataDirFor(service)),
+        sampleIntervalMs: opts.sampleInterval,
+        summaryIntervalMs: opts.summaryInterval,
+        logger: log,
+        onNotice: (n) => {
+          if (n.kind === "connected") {
+            console.log(`✓ Connected: ${service} (localhost:${opts.port})`);
+            console.log(`  Colony: ${n.colonyId} (${target.colonyUrl})`);
+            console.log(`  Watching: process on port ${opts.port}, connections, health ${opts.health ?? "(TCP connect)"}${opts.metrics ? `, metrics ${opts.metrics}` : ""}`);
+            return;
+          }
+          const line = describeNotice(service, n);
+          if (line) console.log(line);
+        },
+      });
+      console.log("Press Ctrl+C to stop");
+      await new Promise<void>((done) => {
+        process.once("SIGINT", () => done());
+        process.once("SIGTERM", () => done());
+      });
+      await agent.close("stopped by the user");
+    });
+}
