@@ -7,7 +7,7 @@ import { createLogger } from "@coral/discovery-worker";
 import { DiscoveryClient, decodeJoinToken, resolveEndpoints } from "@coral/proto";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { coralHome, currentColony, loadColonyConfig, loadColonyKeys, parseDuration } from "../config/index.ts";
-import { parsePortOption } from "./options.ts";
+import { UsageError, parsePortOption } from "./options.ts";
 
 export interface AgentTarget {
   colonyId: string;
@@ -123,10 +123,10 @@ export function connectCommand(): Command {
       logLevel: "debug" | "info" | "warn" | "error";
     }) => {
       const service = serviceArg ?? process.env.CORAL_COMPONENT;
-      if (!service) throw new InvalidArgumentError("name the component: coral connect <service> --port <port> (or set CORAL_COMPONENT)");
+      if (!service) throw new UsageError("name the component: coral connect <service> --port <port> (or set CORAL_COMPONENT)");
       if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(service))
-        throw new InvalidArgumentError(`"${service}" must be lowercase letters, digits and inner hyphens, e.g. api`);
-      if (!opts.port) throw new InvalidArgumentError("--port is required (or CORAL_PORT): the port the component listens on");
+        throw new UsageError(`"${service}" must be lowercase letters, digits and inner hyphens, e.g. api`);
+      if (!opts.port) throw new UsageError("--port is required (or CORAL_PORT): the port the component listens on");
       const target = await resolveAgentTarget(opts.join);
       const log = createLogger({ level: opts.logLevel });
       const agent = await startAgent({

@@ -6,6 +6,7 @@ import { connectCommand } from "./connect.ts";
 import { initCommand } from "./init.ts";
 import { eventsCommand, historyCommand, metricsCommand, statusCommand, topologyCommand } from "./read-commands.ts";
 import { tokenCommand } from "./token-commands.ts";
+import { UsageError } from "./options.ts";
 import { upCommand } from "./up.ts";
 
 export function buildCli(): Command {
@@ -52,6 +53,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     // Usage errors (bad flags or arguments) exit 2, failures 1, --help 0.
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof UsageError) {
+      console.error(`error: ${err.message}\n(see coral --help)`);
+      return 2;
+    }
     console.error(`Error: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
   }

@@ -7,3 +7,8 @@ export function parsePortOption(value: string): number {
   if (!/^\d+$/.test(value) || n < 1 || n > 65535) throw new InvalidArgumentError("must be a port from 1 to 65535");
   return n;
 }
+
+/** A usage mistake found inside a command's action: printed, exit code 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
