@@ -1,0 +1,149 @@
+// Consumer drain: the colony side of ingestion on its own, without publishers
+// competing for the CPU. A real nats-server (startManagedNats, as the colony
+// starts it) gets the colony's telemetry stream, pre-filled with telemetry
+// messages; then the colony's own ingestion (startIngestion, the durable pull
+// consumer) drains the whole stream into a fresh store (openStore) at a given
+// consumer batch size, each run with its own durable consumer and DuckDB file.
+// This is the colony's code, unchanged; only its batchSize option varies.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { TelemetryBatchSchema, type TelemetryBatch } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
+import { ensureTelemetryStream, startIngestion, startManagedNats, telemetrySubject } from "../../colony/src/nats/index.ts";
+import { openStore } from "../../colony/src/store/index.ts";
+import { cpuBetween, cpuSnapshot, round, sleep, type CpuUse } from "./lib.ts";
+import { buildPayloads, minute } from "./workload.ts";
+
+export interface DrainRun {
+  rowsPerMessage: number;
+  messages: number;
+  rows: number;
+  batchSize: number;
+  seconds: number;
+  rowsPerSecond: number;
+  messagesPerSecond: number;
+  sinkCalls: number;
+  batchesPerSinkCallMean: number;
+  /** Time inside store.ingest; the rest is fetching, decoding and acking (the loop is serial). */
+  sinkSeconds: number;
+  sinkShare: number;
+  cpu: CpuUse;
+}
+
+export interface DrainPlan {
+  rowsPerMessage: number;
+  agents: number;
+  messagesPerAgent: number;
+  batchSizes: number[];
+}
+
+async function prefill(nc: NatsConnection, colonyId: string, plan: DrainPlan): Promise<void> {
+  const js = jetstream(nc);
+  const baseMs = Math.floor(Date.now() / minute) * minute - 23 * 60 * minute;
+  for (let a = 0; a < plan.agents; a++) {
+    const agentId = `drain-${a}`;
+    const subject = telemetrySubject(colonyId, agentId);
+    const payloads = buildPayloads({ messagesPerAgent: plan.messagesPerAgent, rowsPerMessage: plan.rowsPerMessage, baseMs }, a);
+    for (let i = 0; i < payloads.length; i += 200) {
+      await Promise.all(
+        payloads.slice(i, i + 200).map((metrics, j) => {
+          const batch: TelemetryBatch = create(TelemetryBatchSchema, {
+            batchId: `${agentId}-${i + j}`,
+            agentId,
+            serviceName: `drain-svc-${a}`,
+            createdAt: timestampFromDate(new Date()),
+            metrics,
+          });
+          const h = headers();
+          h.set("Nats-Msg-Id", batch.batchId);
+          return js.publish(subject, toBinary(TelemetryBatchSchema, batch), { headers: h, timeout: 10_000 });
+        }),
+      );
+    }
+  }
+}
+
+/** Runs every plan; each gets its own stream (colony id), filled once and drained once per batch size. */
+export async function consumerDrain(plans: DrainPlan[], log: (msg: string) => void): Promise<DrainRun[]> {
+  const dir = await mkdtemp(join(tmpdir(), "coral-bench-drain-"));
+  const nats = await startManagedNats({ dataDir: join(dir, "nats-data"), port: 0 });
+  const { user, password, inboxPrefix } = nats.colonyCredentials;
+  const nc = await connect({ servers: nats.url, user, pass: password, inboxPrefix, name: "bench-drain" });
+  const runs: DrainRun[] = [];
+  try {
+    for (const [p, plan] of plans.entries()) {
+      const colonyId = `drain${p}`;
+      await ensureTelemetryStream(await jetstreamManager(nc), colonyId);
+      const t = performance.now();
+      await prefill(nc, colonyId, plan);
+      const messages = plan.agents * plan.messagesPerAgent;
+      const rows = messages * plan.rowsPerMessage;
+      log(`drain: stream ${colonyId} holds ${messages.toLocaleString("en-US")} messages × ${plan.rowsPerMessage} rows (filled in ${((performance.now() - t) / 1000).toFixed(1)} s)`);
+      for (const batchSize of plan.batchSizes) {
+        const store = await openStore(join(dir, `${colonyId}-${batchSize}.duckdb`));
+        let committed = 0;
+        let sinkMs = 0;
+        let sinkCalls = 0;
+        let batches = 0;
+        const cpu0 = await cpuSnapshot({ "nats-server": nats.pid });
+        const t0 = performance.now();
+        let tEnd = 0;
+        const ingestion = startIngestion({
+          nc,
+          colonyId,
+          batchSize,
+          durableName: `bench-drain-${batchSize}`,
+          sink: async (b) => {
+            const s = performance.now();
+            const result = await store.ingest(b);
+            const e = performance.now();
+            sinkMs += e - s;
+            sinkCalls++;
+            batches += b.length;
+            committed += result.metricRows;
+            if (committed >= rows) tEnd = e;
+            return result;
+          },
+        });
+        try {
+          const deadline = performance.now() + 120_000;
+          while (committed < rows) {
+            if (performance.now() > deadline) throw new Error(`drain of ${colonyId} at batch size ${batchSize} timed out (${committed} of ${rows} rows)`);
+            await sleep(5);
+          }
+        } finally {
+          await ingestion.stop();
+          await store.close();
+        }
+        const cpu = cpuBetween(cpu0, await cpuSnapshot({ "nats-server": nats.pid }), "colony (node)");
+        const seconds = (tEnd - t0) / 1000;
+        const run: DrainRun = {
+          rowsPerMessage: plan.rowsPerMessage,
+          messages,
+          rows,
+          batchSize,
+          seconds: round(seconds, 2),
+          rowsPerSecond: Math.round(rows / seconds),
+          messagesPerSecond: Math.round(messages / seconds),
+          sinkCalls,
+          batchesPerSinkCallMean: round(batches / sinkCalls, 1),
+          sinkSeconds: round(sinkMs / 1000, 2),
+          sinkShare: round(sinkMs / (tEnd - t0), 2),
+          cpu,
+        };
+        runs.push(run);
+        log(`drain: ${plan.rowsPerMessage} rows/message, consumer batch size ${batchSize}: ${run.rowsPerSecond.toLocaleString("en-US")} rows/s (${Math.round(run.sinkShare * 100)} % in store.ingest)`);
+      }
+    }
+  } finally {
+    await nc.drain().catch(() => {});
+    await nats.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+  return runs;
+}

@@ -1,0 +1,729 @@
+// Discovery benchmark: starts self-hosted coral-discovery as its own process,
+// registers 1, then 100, then 10,000 meshes (signed colony registrations over
+// Connect JSON), and after each step drives LookupColony from a second process
+// with autocannon. Prints a table and writes bench/results/discovery-<date>.json.
+//
+//   node --import tsx bench/discovery/run.ts [--duration 10] [--connections 50]
+//     [--warmup 2] [--rest-duration 5] [--concurrency 32] [--counts 1,100,10000]
+//     [--skip-direct]
+//
+// Exits non-zero only when something breaks (server does not start, a
+// registration or lookup is refused, the load generator fails), never because
+// a target is missed.
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { availableParallelism, loadavg, tmpdir, totalmem } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { colonyFieldsJson, generateIdentityKey, sign, toBase64, type ColonyRegistrationFields, type IdentityKey } from "@coral/proto";
+import type { LoadConfig, LoadResult } from "./types.ts";
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const loadScript = join(repoRoot, "bench/discovery/load.ts");
+const connectLookupPath = "/coral.discovery.v1.DiscoveryService/LookupColony";
+const connectRegisterPath = "/coral.discovery.v1.DiscoveryService/RegisterColony";
+const target = { lookupsPerSecond: 5000, p99Ms: 20 };
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: "string", default: "10" },
+    connections: { type: "string", default: "50" },
+    warmup: { type: "string", default: "2" },
+    "rest-duration": { type: "string", default: "5" },
+    concurrency: { type: "string", default: "32" },
+    counts: { type: "string", default: "1,100,10000" },
+    "skip-direct": { type: "boolean", default: false },
+  },
+});
+
+function positive(name: string, value: string | undefined): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a whole number (got ${value})`);
+  return n;
+}
+
+const options = {
+  durationSeconds: positive("duration", args.duration),
+  connections: positive("connections", args.connections),
+  warmupSeconds: positive("warmup", args.warmup),
+  restDurationSeconds: positive("rest-duration", args["rest-duration"]),
+  registerConcurrency: positive("concurrency", args.concurrency),
+  meshCounts: (args.counts ?? "")
+    .split(",")
+    .map((c) => positive("counts", c.trim()))
+    .sort((a, b) => a - b),
+  direct: !args["skip-direct"],
+};
+if (options.meshCounts.length === 0 || options.meshCounts[0] === 0) throw new Error("--counts needs positive mesh counts");
+
+// ---------------------------------------------------------------- processes
+
+const clockTicks = 100; // USER_HZ; 100 on every Linux this runs on
+
+interface ProcInfo {
+  pid: number;
+  ppid: number;
+  comm: string;
+  cpuTicks: number;
+}
+
+async function procInfo(pid: number): Promise<ProcInfo | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    const close = stat.lastIndexOf(")");
+    const comm = stat.slice(stat.indexOf("(") + 1, close);
+    const rest = stat.slice(close + 2).split(" ");
+    return { pid, ppid: Number(rest[1]), comm, cpuTicks: Number(rest[11]) + Number(rest[12]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The process and all its descendants, from /proc (Linux only; empty elsewhere). */
+async function processTree(rootPid: number): Promise<ProcInfo[]> {
+  let entries: string[];
+  try {
+    entries = await readdir("/proc");
+  } catch {
+    return [];
+  }
+  const all = (await Promise.all(entries.filter((e) => /^\d+$/.test(e)).map((e) => procInfo(Number(e))))).filter(
+    (p): p is ProcInfo => p !== undefined,
+  );
+  const tree: ProcInfo[] = [];
+  const wanted = new Set([rootPid]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const p of all) {
+      if ((p.pid === rootPid || wanted.has(p.ppid)) && !tree.includes(p)) {
+        tree.push(p);
+        wanted.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  return tree;
+}
+
+/** Busy CPU ticks of the whole machine (all CPUs), from /proc/stat. */
+async function machineBusyTicks(): Promise<number> {
+  const stat = await readFile("/proc/stat", "utf8").catch(() => "");
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = (stat.split("\n")[0] ?? "")
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  return user + nice + system + irq + softirq + steal;
+}
+
+interface CpuTicks {
+  front: number;
+  workerd: number;
+  machine: number;
+}
+
+/** CPU ticks of the server's processes, split into the Node front and workerd, and of the whole machine. */
+async function serverCpuTicks(serverPid: number): Promise<CpuTicks> {
+  const [tree, machine] = await Promise.all([processTree(serverPid), machineBusyTicks()]);
+  let front = 0;
+  let workerd = 0;
+  for (const p of tree) {
+    if (p.comm.startsWith("workerd")) workerd += p.cpuTicks;
+    else front += p.cpuTicks;
+  }
+  return { front, workerd, machine };
+}
+
+/** TCP ports a process listens on, from its socket inodes and /proc/net/tcp{,6}. */
+async function listeningPorts(pid: number): Promise<number[]> {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of await readdir(`/proc/${pid}/fd`)) {
+      const link = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m?.[1]) inodes.add(m[1]);
+    }
+  } catch {
+    return [];
+  }
+  const ports: number[] = [];
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    const text = await readFile(table, "utf8").catch(() => "");
+    for (const line of text.split("\n").slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[3] !== "0A" || !cols[9] || !inodes.has(cols[9])) continue; // 0A: LISTEN
+      const port = parseInt(cols[1]?.split(":").pop() ?? "", 16);
+      if (Number.isInteger(port)) ports.push(port);
+    }
+  }
+  return ports;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const srv = createServer();
+    srv.once("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const address = srv.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      srv.close(() => done(port));
+    });
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms));
+}
+
+// ------------------------------------------------------------------- server
+
+interface RunningServer {
+  url: string;
+  child: ChildProcess;
+  output: string[];
+  /** Error lines the server (workerd included) logged so far, by message. */
+  errors: Map<string, number>;
+  stop(): Promise<void>;
+}
+
+/** workerd logs an error as "…: error: <message>; … wdErrId = <id>" followed by a "stack:" line. */
+function errorSignature(line: string): string | undefined {
+  if (!/\berror\b|\bERROR\b|SQLITE_/.test(line) || line.startsWith("stack:")) return undefined;
+  return line.replace(/; sentryErrorContext = .*$/, "").replace(/wdErrId = \w+/, "").trim().slice(0, 300);
+}
+
+async function startServer(dataDir: string): Promise<RunningServer> {
+  const port = await freePort();
+  const bin = join(repoRoot, "node_modules/.bin/coral-discovery");
+  const child = spawn(
+    bin,
+    ["--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir, "--rate-limit", "0", "--log-level", "warn"],
+    { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], detached: true },
+  );
+  const output: string[] = [];
+  const errors = new Map<string, number>();
+  let partial = "";
+  const keep = (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines.filter(Boolean)) {
+      const signature = errorSignature(line);
+      if (signature && (errors.has(signature) || errors.size < 50)) errors.set(signature, (errors.get(signature) ?? 0) + 1);
+      output.push(line.length > 500 ? line.slice(0, 500) + "…" : line);
+    }
+    if (output.length > 200) output.splice(0, output.length - 200);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const exit = once(child, "exit").then(([code, signal]) => {
+    exited = { code: code as number | null, signal: signal as NodeJS.Signals | null };
+  });
+  const spawnError = once(child, "error").then(([err]) => {
+    throw err as Error;
+  });
+  spawnError.catch(() => {});
+
+  const workerdPids = new Set<number>();
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      if (child.pid !== undefined) {
+        for (const p of await processTree(child.pid)) if (p.comm.startsWith("workerd")) workerdPids.add(p.pid);
+      }
+      if (!exited && child.pid !== undefined) {
+        child.kill("SIGTERM");
+        const timedOut = await Promise.race([exit.then(() => false), sleep(10_000).then(() => true)]);
+        if (timedOut) {
+          try {
+            process.kill(-child.pid, "SIGKILL"); // the server's own process group (spawned detached)
+          } catch {
+            // already gone
+          }
+          await Promise.race([exit, sleep(2_000)]);
+        }
+      }
+      // workerd normally exits with the server; make sure none of ours lingers.
+      for (const pid of workerdPids) {
+        const p = await procInfo(pid);
+        if (p?.comm.startsWith("workerd")) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            // already gone
+          }
+        }
+      }
+    })());
+
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (exited) {
+      throw new Error(`coral-discovery exited (${exited.code ?? exited.signal}) before answering /health:\n${output.join("\n")}`);
+    }
+    try {
+      const res = await Promise.race([fetch(`${url}/health`, { signal: AbortSignal.timeout(2_000) }), spawnError]);
+      if (res.ok) break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new Error(`cannot run ${bin}: run npm ci first`);
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`coral-discovery did not answer GET /health within 60 s:\n${output.join("\n")}`);
+    }
+    await sleep(100);
+  }
+  return { url, child, output, errors, stop };
+}
+
+// ------------------------------------------------------------- registration
+
+function meshFields(meshId: string): ColonyRegistrationFields {
+  return {
+    meshId,
+    pubkey: toBase64(crypto.getRandomValues(new Uint8Array(32))),
+    endpoints: ["203.0.113.42:41820", ":41820", "[2001:db8::7]:41820"],
+    meshIpv4: "10.42.0.1",
+    meshIpv6: "fd42::1",
+    connectPort: 9000,
+    metadata: { application: "bench", environment: "bench" },
+  };
+}
+
+const registerAttempts = 4;
+
+/**
+ * One signed registration. Like DiscoveryClient, it retries "unavailable"
+ * (503) and connection failures with backoff, signing afresh each time so a
+ * retry is never refused as a replay; every retry is counted in `retries`.
+ */
+async function registerColony(
+  url: string,
+  fields: ColonyRegistrationFields,
+  key: IdentityKey,
+): Promise<{ elapsedMs: number; retries: string[] }> {
+  const retries: string[] = [];
+  for (let attempt = 1; ; attempt++) {
+    const sig = await sign("colony-registration", colonyFieldsJson(fields), key);
+    const body = JSON.stringify({
+      ...fields,
+      signature: { identityPubkey: sig.identityPubkey, signedAtMs: sig.signedAtMs.toString(), signature: sig.signature },
+    });
+    const started = performance.now();
+    let failure: string;
+    try {
+      const res = await fetch(url + connectRegisterPath, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+        signal: AbortSignal.timeout(30_000),
+      });
+      const text = await res.text();
+      if (res.ok) return { elapsedMs: performance.now() - started, retries };
+      failure = `HTTP ${res.status} ${text}`;
+      if (res.status !== 503) throw new Error(`RegisterColony ${fields.meshId}: ${failure}`);
+    } catch (err) {
+      if (!(err instanceof TypeError)) throw err; // fetch reports connection failures as TypeError
+      failure = `${err.message}${err.cause instanceof Error ? `: ${err.cause.message}` : ""}`;
+    }
+    if (attempt >= registerAttempts) throw new Error(`RegisterColony ${fields.meshId}: ${failure} (after ${attempt} attempts)`);
+    retries.push(failure);
+    await sleep(100 * 2 ** (attempt - 1));
+  }
+}
+
+/** Runs fn over items with at most `limit` in flight; stops at the first failure. */
+async function inPool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
+}
+
+interface RegistrationFigures {
+  fromMeshes: number;
+  toMeshes: number;
+  registrations: number;
+  concurrency: number;
+  seconds: number;
+  perSecond: number;
+  latencyMs: { p50: number; p99: number; max: number };
+  /** Attempts retried after a 503 or a connection failure, by reason. */
+  retries: Record<string, number>;
+}
+
+async function registerBatch(
+  url: string,
+  ids: readonly string[],
+  key: IdentityKey,
+  pubkeys: Map<string, string>,
+  concurrency: number,
+): Promise<Omit<RegistrationFigures, "fromMeshes" | "toMeshes">> {
+  const latencies: number[] = [];
+  const retries: Record<string, number> = {};
+  const started = performance.now();
+  await inPool(ids, concurrency, async (meshId) => {
+    const fields = meshFields(meshId);
+    const outcome = await registerColony(url, fields, key);
+    latencies.push(outcome.elapsedMs);
+    for (const reason of outcome.retries) retries[reason] = (retries[reason] ?? 0) + 1;
+    pubkeys.set(meshId, fields.pubkey);
+  });
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    registrations: ids.length,
+    concurrency,
+    seconds,
+    perSecond: ids.length / seconds,
+    latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1) ?? 0 },
+    retries,
+  };
+}
+
+/** Looks up a sample of registered meshes through Connect and checks each answer. */
+async function verifyLookups(url: string, ids: readonly string[], pubkeys: Map<string, string>): Promise<void> {
+  const sample = new Set([ids[0], ids.at(-1)]);
+  for (let i = 0; i < 20; i++) sample.add(ids[Math.floor(Math.random() * ids.length)]);
+  for (const meshId of sample) {
+    if (!meshId) continue;
+    const res = await fetch(url + connectLookupPath, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ meshId }),
+    });
+    const answer = (await res.json()) as { pubkey?: string };
+    if (res.status !== 200 || answer.pubkey !== pubkeys.get(meshId))
+      throw new Error(`LookupColony ${meshId}: HTTP ${res.status}, pubkey ${answer.pubkey ?? "(none)"} instead of ${pubkeys.get(meshId)}`);
+  }
+}
+
+// ------------------------------------------------------------------- lookups
+
+interface LookupFigures extends LoadResult {
+  scenario: string;
+  target: "public port" | "inner workerd port";
+  meshes: number;
+  /** CPU used during the measured window, in cores (1.0 = one core busy); other: the rest of the machine. */
+  cores: { front: number; workerd: number; loadGenerator: number; other: number };
+  /** CPU milliseconds spent per completed request, by process. */
+  cpuMsPerRequest: { front: number; workerd: number; loadGenerator: number };
+  /** Error lines the server logged during the run (warm-up included), by message. */
+  serverErrors: Record<string, number>;
+}
+
+let activeLoad: ChildProcess | undefined;
+
+async function runLoad(scenario: string, config: LoadConfig, server: RunningServer, scratch: string): Promise<LookupFigures> {
+  const serverPid = server.child.pid ?? 0;
+  const errorsBefore = new Map(server.errors);
+  const configPath = join(scratch, `load-${scenario.replace(/\W+/g, "-")}.json`);
+  await writeFile(configPath, JSON.stringify(config));
+  const child = spawn(process.execPath, ["--import", "tsx", loadScript, configPath], {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  activeLoad = child;
+  let stderr = "";
+  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  let buffered = "";
+  let startTicks: CpuTicks | undefined;
+  let endTicks: CpuTicks | undefined;
+  let startedAt = 0;
+  let endedAt = 0;
+  let result: (LoadResult & { cpuSeconds: number }) | undefined;
+  const pending: Promise<void>[] = [];
+  child.stdout.on("data", (chunk: Buffer) => {
+    buffered += chunk.toString();
+    let nl: number;
+    while ((nl = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (!line.trim()) continue;
+      const message = JSON.parse(line) as { event: string } & Partial<LoadResult & { cpuSeconds: number }>;
+      if (message.event === "start") {
+        startedAt = performance.now();
+        pending.push(serverCpuTicks(serverPid).then((t) => void (startTicks = t)));
+      } else if (message.event === "end") {
+        endedAt = performance.now();
+        pending.push(serverCpuTicks(serverPid).then((t) => void (endTicks = t)));
+      } else if (message.event === "result") {
+        result = message as LoadResult & { cpuSeconds: number };
+      }
+    }
+  });
+  const [code] = (await once(child, "exit")) as [number | null];
+  activeLoad = undefined;
+  await Promise.all(pending);
+  if (code !== 0 || !result) throw new Error(`load generator failed (exit ${code}):\n${stderr}`);
+  const wall = (endedAt - startedAt) / 1000;
+  const cores = (seconds: number) => (wall > 0 ? seconds / wall : 0);
+  const { cpuSeconds, ...figures } = result;
+  await sleep(200); // let the server's last log lines arrive
+  const serverErrors = Object.fromEntries(
+    [...server.errors].map(([m, n]) => [m, n - (errorsBefore.get(m) ?? 0)] as const).filter(([, n]) => n > 0),
+  );
+  const used = {
+    front: startTicks && endTicks ? (endTicks.front - startTicks.front) / clockTicks : 0,
+    workerd: startTicks && endTicks ? (endTicks.workerd - startTicks.workerd) / clockTicks : 0,
+    loadGenerator: cpuSeconds,
+    machine: startTicks && endTicks ? (endTicks.machine - startTicks.machine) / clockTicks : 0,
+  };
+  const other = Math.max(0, used.machine - used.front - used.workerd - used.loadGenerator);
+  const perRequest = (seconds: number) => (figures.requests > 0 ? (seconds * 1000) / figures.requests : 0);
+  return {
+    scenario,
+    target: scenario.startsWith("direct-") ? "inner workerd port" : "public port",
+    meshes: config.meshIds.length,
+    ...figures,
+    cores: { front: cores(used.front), workerd: cores(used.workerd), loadGenerator: cores(used.loadGenerator), other: cores(other) },
+    cpuMsPerRequest: { front: perRequest(used.front), workerd: perRequest(used.workerd), loadGenerator: perRequest(used.loadGenerator) },
+    serverErrors,
+  };
+}
+
+/** Finds the port workerd serves the worker on (behind the Node front), if any. */
+async function innerWorkerdUrl(serverPid: number): Promise<string | undefined> {
+  for (const p of await processTree(serverPid)) {
+    if (!p.comm.startsWith("workerd")) continue;
+    for (const port of await listeningPorts(p.pid)) {
+      const url = `http://127.0.0.1:${port}`;
+      try {
+        const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2_000) });
+        const body = (await res.json()) as { status?: string };
+        if (res.ok && body.status === "ok") return url;
+      } catch {
+        // not the entry socket
+      }
+    }
+  }
+  return undefined;
+}
+
+// -------------------------------------------------------------------- report
+
+const startLoad = loadavg().map((l) => Math.round(l * 100) / 100);
+
+async function machine() {
+  const cpuinfo = await readFile("/proc/cpuinfo", "utf8").catch(() => "");
+  return {
+    nproc: availableParallelism(),
+    cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown",
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    /** 1, 5 and 15 minute load averages when the bench started: other work on the machine skews the figures. */
+    loadAverageAtStart: startLoad,
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+  };
+}
+
+const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+function printTable(rows: Array<Record<string, string>>): void {
+  const first = rows[0];
+  if (!first) return;
+  const cols = Object.keys(first);
+  const width = (c: string) => Math.max(c.length, ...rows.map((r) => (r[c] ?? "").length));
+  const line = (r: Record<string, string>) =>
+    cols.map((c, i) => (i === 0 ? (r[c] ?? "").padEnd(width(c)) : (r[c] ?? "").padStart(width(c)))).join("  ");
+  console.log(line(Object.fromEntries(cols.map((c) => [c, c]))));
+  console.log(cols.map((c) => "-".repeat(width(c))).join("  "));
+  for (const r of rows) console.log(line(r));
+}
+
+// ---------------------------------------------------------------------- main
+
+async function main(): Promise<number> {
+  const scratch = await mkdtemp(join(tmpdir(), "coral-bench-discovery-"));
+  const dataDir = join(scratch, "data");
+  let server: RunningServer | undefined;
+  let interrupted = false;
+  const cleanup = async () => {
+    activeLoad?.kill("SIGTERM");
+    await server?.stop();
+    await rm(scratch, { recursive: true, force: true });
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupted = true;
+    console.error(`\n${signal}: stopping the server and cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+
+  try {
+    const startedAt = new Date();
+    console.log(`discovery bench: ${options.meshCounts.join(" → ")} meshes, ${options.connections} connections, ${options.durationSeconds} s per lookup run`);
+    console.log(`load average at start: ${startLoad.join(", ")} (${availableParallelism()} CPUs)`);
+    const serverStart = performance.now();
+    server = await startServer(dataDir);
+    const serverPid = server.child.pid ?? 0;
+    console.log(`coral-discovery answering at ${server.url} after ${fmt((performance.now() - serverStart) / 1000, 1)} s (pid ${serverPid})`);
+
+    const key = await generateIdentityKey();
+    const runTag = Date.now().toString(36);
+    const pubkeys = new Map<string, string>();
+    const meshIds: string[] = [];
+    const registrations: RegistrationFigures[] = [];
+    const lookups: LookupFigures[] = [];
+    const largest = options.meshCounts.at(-1) ?? 0;
+
+    for (const count of options.meshCounts) {
+      const from = meshIds.length;
+      const batch: string[] = [];
+      for (let i = from; i < count; i++) batch.push(`bench-${runTag}-${i}`);
+      if (batch.length > 0) {
+        process.stdout.write(`registering ${fmt(batch.length)} meshes (${fmt(from)} → ${fmt(count)}) … `);
+        const figures = await registerBatch(server.url, batch, key, pubkeys, options.registerConcurrency);
+        meshIds.push(...batch);
+        registrations.push({ fromMeshes: from, toMeshes: count, ...figures });
+        const retried = Object.values(figures.retries).reduce((a, b) => a + b, 0);
+        console.log(
+          `${fmt(figures.perSecond)}/s, p50 ${fmt(figures.latencyMs.p50, 1)} ms, p99 ${fmt(figures.latencyMs.p99, 1)} ms` +
+            (retried ? `, ${fmt(retried)} retried (${Object.keys(figures.retries).join("; ")})` : ""),
+        );
+      }
+      await verifyLookups(server.url, meshIds, pubkeys);
+
+      const base: Omit<LoadConfig, "mode" | "url"> = {
+        meshIds: [...meshIds],
+        connections: options.connections,
+        durationSeconds: options.durationSeconds,
+        warmupSeconds: options.warmupSeconds,
+      };
+      process.stdout.write(`Connect LookupColony over ${fmt(count)} meshes … `);
+      const connect = await runLoad(`connect-${count}`, { ...base, mode: "connect", url: server.url }, server, scratch);
+      lookups.push(connect);
+      console.log(`${fmt(connect.requestsPerSecond)} req/s, p99 ${fmt(connect.latencyMs.p99, 1)} ms`);
+
+      if (count === largest && options.restDurationSeconds > 0) {
+        process.stdout.write(`REST GET /v1/mesh/<id>/colony over ${fmt(count)} meshes … `);
+        const rest = await runLoad(
+          `rest-${count}`,
+          { ...base, mode: "rest", url: server.url, durationSeconds: options.restDurationSeconds },
+          server,
+          scratch,
+        );
+        lookups.push(rest);
+        console.log(`${fmt(rest.requestsPerSecond)} req/s, p99 ${fmt(rest.latencyMs.p99, 1)} ms`);
+      }
+      if (count === largest && options.direct) {
+        const inner = await innerWorkerdUrl(serverPid);
+        if (inner) {
+          process.stdout.write(`Connect LookupColony straight to workerd (${inner}, no Node front) … `);
+          const direct = await runLoad(`direct-connect-${count}`, { ...base, mode: "connect", url: inner }, server, scratch);
+          lookups.push(direct);
+          console.log(`${fmt(direct.requestsPerSecond)} req/s, p99 ${fmt(direct.latencyMs.p99, 1)} ms`);
+        } else {
+          console.log("inner workerd port not found; skipping the direct comparison run");
+        }
+      }
+    }
+
+    const health = (await (await fetch(`${server.url}/health`)).json()) as Record<string, unknown>;
+    const publicConnect = lookups.filter((l) => l.scenario.startsWith("connect-"));
+    const verdicts = publicConnect.map((l) => ({
+      meshes: l.meshes,
+      requestsPerSecond: Math.round(l.requestsPerSecond),
+      p99Ms: l.latencyMs.p99,
+      met: l.requestsPerSecond >= target.lookupsPerSecond && l.latencyMs.p99 < target.p99Ms && l.non2xx === 0 && l.errors === 0,
+    }));
+    const met = verdicts.length > 0 && verdicts.every((v) => v.met);
+
+    console.log("\nRegistrations (Connect RegisterColony, signed, JSON)");
+    printTable(
+      registrations.map((r) => ({
+        meshes: `${fmt(r.fromMeshes)} → ${fmt(r.toMeshes)}`,
+        registrations: fmt(r.registrations),
+        "in flight": String(r.concurrency),
+        seconds: fmt(r.seconds, 2),
+        "reg/s": fmt(r.perSecond),
+        "p50 ms": fmt(r.latencyMs.p50, 1),
+        "p99 ms": fmt(r.latencyMs.p99, 1),
+        retried: fmt(Object.values(r.retries).reduce((a, b) => a + b, 0)),
+      })),
+    );
+    console.log(`\nLookups (autocannon, ${options.connections} connections, separate process)`);
+    printTable(
+      lookups.map((l) => ({
+        scenario: l.scenario,
+        meshes: fmt(l.meshes),
+        seconds: fmt(l.durationSeconds, 1),
+        "req/s": fmt(l.requestsPerSecond),
+        "p50 ms": fmt(l.latencyMs.p50, 1),
+        "p99 ms": fmt(l.latencyMs.p99, 1),
+        "max ms": fmt(l.latencyMs.max, 1),
+        "non-2xx": fmt(l.non2xx),
+        errors: fmt(l.errors + l.timeouts),
+        "CPU front": fmt(l.cores.front, 2),
+        "CPU workerd": fmt(l.cores.workerd, 2),
+        "CPU loadgen": fmt(l.cores.loadGenerator, 2),
+        "CPU other": fmt(l.cores.other, 2),
+        "workerd ms/req": fmt(l.cpuMsPerRequest.workerd, 2),
+        "front ms/req": fmt(l.cpuMsPerRequest.front, 2),
+      })),
+    );
+    console.log(
+      "CPU columns: cores busy during the measured window (1.00 = one core; other = everything else on the machine); ms/req: CPU time per completed request.",
+    );
+    for (const l of lookups.filter((x) => x.non2xx > 0 || Object.keys(x.serverErrors).length > 0)) {
+      const codes = Object.entries(l.statusCodes).map(([c, n]) => `${c}×${fmt(n)}`).join(", ");
+      console.log(`\n${l.scenario}: status codes ${codes}; server logged:`);
+      for (const [message, n] of Object.entries(l.serverErrors)) console.log(`  ${fmt(n)}× ${message}`);
+    }
+    console.log(
+      `\nTarget ≥ ${fmt(target.lookupsPerSecond)} lookups/s with p99 < ${target.p99Ms} ms (Connect, public port): ${met ? "MET" : "NOT MET"}` +
+        (met ? "" : ` (${verdicts.filter((v) => !v.met).map((v) => `${fmt(v.meshes)} meshes: ${fmt(v.requestsPerSecond)}/s, p99 ${fmt(v.p99Ms, 1)} ms`).join("; ")})`),
+    );
+
+    const report = {
+      benchmark: "discovery",
+      date: startedAt.toISOString(),
+      command: "node --import tsx bench/discovery/run.ts " + process.argv.slice(2).join(" "),
+      machine: await machine(),
+      config: options,
+      serverStartSeconds: (performance.now() - serverStart) / 1000,
+      health,
+      registrations,
+      lookups,
+      target: { ...target, met, verdicts },
+    };
+    const resultsDir = join(repoRoot, "bench/results");
+    await mkdir(resultsDir, { recursive: true });
+    const file = join(resultsDir, `discovery-${startedAt.toISOString().slice(0, 10)}.json`);
+    await writeFile(file, JSON.stringify(report, null, 2) + "\n");
+    console.log(`\nwrote ${relative(process.cwd(), file) || file}`);
+    return 0;
+  } catch (err) {
+    if (interrupted) return 130;
+    console.error(`\ndiscovery bench failed: ${err instanceof Error ? err.message : String(err)}`);
+    if (server?.output.length) console.error(`last server output:\n${server.output.slice(-30).join("\n")}`);
+    return 1;
+  } finally {
+    await cleanup();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+process.exitCode = await main();
