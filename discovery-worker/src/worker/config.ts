@@ -5,6 +5,8 @@ export interface DiscoveryConfig {
   pinGraceMs: number;
   replayWindowMs: number;
   registerRatePerMinute: number;
+  /** How long an isolate may reuse a lookup answer (0: never). */
+  lookupCacheMs: number;
   version: string;
 }
 
@@ -23,6 +25,7 @@ export function readConfig(env: DiscoveryEnv): DiscoveryConfig {
     pinGraceMs: seconds(env.PIN_GRACE_SECONDS, 86400, "PIN_GRACE_SECONDS"),
     replayWindowMs: seconds(env.REPLAY_WINDOW_SECONDS, 300, "REPLAY_WINDOW_SECONDS"),
     registerRatePerMinute: Number.isFinite(rate) && rate >= 0 ? rate : 60,
+    lookupCacheMs: seconds(env.LOOKUP_CACHE_SECONDS, 1, "LOOKUP_CACHE_SECONDS"),
     version: env.VERSION ?? "dev",
   };
 }

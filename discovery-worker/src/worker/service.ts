@@ -19,6 +19,7 @@ import {
 import { issueBootstrapToken, verifyBootstrapToken } from "./bootstrap.ts";
 import { readConfig } from "./config.ts";
 import type { AgentRecord, ColonyRecord, Stored } from "./mesh-registry.ts";
+import { LookupCache } from "./lookup-cache.ts";
 import { unwrap } from "./result.ts";
 
 export interface CallContext {
@@ -97,6 +98,15 @@ export function agentAnswer(stored: Stored<AgentRecord>): pb.LookupAgentResponse
   });
 }
 
+let colonyCache: LookupCache<Stored<ColonyRecord>> | undefined;
+let agentCache: LookupCache<Stored<AgentRecord>> | undefined;
+function caches(env: DiscoveryEnv) {
+  const ttl = readConfig(env).lookupCacheMs;
+  colonyCache ??= new LookupCache(ttl);
+  agentCache ??= new LookupCache(ttl);
+  return { colonies: colonyCache, agents: agentCache };
+}
+
 export const discoveryOps = {
   async health(call: CallContext): Promise<pb.HealthResponse> {
     const directory = call.env.DIRECTORY.get(call.env.DIRECTORY.idFromName("directory"));
@@ -116,6 +126,7 @@ export const discoveryOps = {
     await enforceRateLimit(call);
     const record: ColonyRecord = { ...fields, signature, observedIp: call.clientIp };
     const outcome = unwrap(await mesh(call.env, req.meshId).registerColony(record));
+    caches(call.env).colonies.delete(req.meshId);
     return create(pb.RegisterColonyResponseSchema, {
       success: true,
       ttl: outcome.ttlSeconds,
@@ -126,7 +137,9 @@ export const discoveryOps = {
 
   async lookupColony(call: CallContext, req: pb.LookupColonyRequest): Promise<pb.LookupColonyResponse> {
     validated(() => checkMeshId(req.meshId));
-    const stored = await mesh(call.env, req.meshId).lookupColony();
+    const cache = caches(call.env).colonies;
+    const stored = cache.get(req.meshId) ?? (await mesh(call.env, req.meshId).lookupColony());
+    if (stored) cache.set(req.meshId, stored);
     if (!stored) throw new ConnectError(`colony not found: ${req.meshId}`, Code.NotFound);
     return colonyAnswer(stored);
   },
@@ -136,6 +149,7 @@ export const discoveryOps = {
     await enforceRateLimit(call);
     const record: AgentRecord = { ...fields, signature, observedIp: call.clientIp };
     const outcome = unwrap(await mesh(call.env, req.meshId).registerAgent(record));
+    caches(call.env).agents.delete(`${req.meshId}/${req.agentId}`);
     return create(pb.RegisterAgentResponseSchema, {
       success: true,
       ttl: outcome.ttlSeconds,
@@ -149,7 +163,10 @@ export const discoveryOps = {
       checkMeshId(req.meshId);
       checkAgentId(req.agentId);
     });
-    const stored = await mesh(call.env, req.meshId).lookupAgent(req.agentId);
+    const cache = caches(call.env).agents;
+    const key = `${req.meshId}/${req.agentId}`;
+    const stored = cache.get(key) ?? (await mesh(call.env, req.meshId).lookupAgent(req.agentId));
+    if (stored) cache.set(key, stored);
     if (!stored) throw new ConnectError(`agent not found: ${req.agentId} in mesh ${req.meshId}`, Code.NotFound);
     return agentAnswer(stored);
   },

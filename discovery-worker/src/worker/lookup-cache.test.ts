@@ -1,0 +1,24 @@
+import { describe, expect, it } from "vitest";
+import { LookupCache } from "./lookup-cache.ts";
+
+describe("LookupCache", () => {
+  it("serves an entry for its ttl, never past the registration's expiry", () => {
+    const cache = new LookupCache<{ expiresAtMs: number; v: string }>(1000);
+    cache.set("a", { expiresAtMs: 10_000, v: "x" }, 0);
+    expect(cache.get("a", 999)?.v).toBe("x");
+    expect(cache.get("a", 1000)).toBeUndefined();
+    cache.set("b", { expiresAtMs: 500, v: "y" }, 0);
+    expect(cache.get("b", 499)?.v).toBe("y");
+    expect(cache.get("b", 500)).toBeUndefined();
+  });
+
+  it("does nothing with a zero ttl and evicts the oldest when full", () => {
+    const off = new LookupCache<{ expiresAtMs: number }>(0);
+    off.set("a", { expiresAtMs: 10 }, 0);
+    expect(off.get("a", 1)).toBeUndefined();
+    const small = new LookupCache<{ expiresAtMs: number }>(1000, 10);
+    for (let i = 0; i < 11; i++) small.set(`k${i}`, { expiresAtMs: 10_000 }, 0);
+    expect(small.get("k0", 1)).toBeUndefined();
+    expect(small.get("k10", 1)).toBeDefined();
+  });
+});

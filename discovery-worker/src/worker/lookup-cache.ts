@@ -1,0 +1,39 @@
+// A short per-isolate cache of lookup answers, so a hot mesh is not a Durable
+// Object round trip on every lookup. Entries live at most `ttlMs` (1 s by
+// default) and never past the registration's own expiry, so an expired colony
+// is still never returned; a re-registration elsewhere shows up within ttlMs.
+// Misses are not cached: a new registration is visible at once.
+export class LookupCache<V extends { expiresAtMs: number }> {
+  private readonly entries = new Map<string, { value: V; cachedUntilMs: number }>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly maxEntries = 50_000,
+  ) {}
+
+  get(key: string, now = Date.now()): V | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    if (entry.cachedUntilMs <= now || entry.value.expiresAtMs <= now) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return entry.value;
+  }
+
+  set(key: string, value: V, now = Date.now()): void {
+    if (this.ttlMs <= 0) return;
+    if (this.entries.size >= this.maxEntries) {
+      // Drop the oldest insertions; Map keeps insertion order.
+      for (const k of this.entries.keys()) {
+        this.entries.delete(k);
+        if (this.entries.size < this.maxEntries * 0.9) break;
+      }
+    }
+    this.entries.set(key, { value, cachedUntilMs: Math.min(now + this.ttlMs, value.expiresAtMs) });
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+}
