@@ -70,4 +70,25 @@ describe("coral connect", () => {
       app.kill("SIGKILL");
     }
   }, 180_000);
+
+  it("runs in the background with --daemon beside the local colony, without a token", async () => {
+    await using project = await createTestProject();
+    const colony = await project.start();
+    const appPort = await freePort();
+    const app = spawn(process.execPath, [sampleComponentScript, "store", String(appPort)], { stdio: "ignore" });
+    const env = { CORAL_HOME: project.home, CORAL_API_PORT: new URL(colony.url).port };
+    let pid = 0;
+    try {
+      const res = await runCoral(["connect", "store", "--port", String(appPort), "--daemon"], { cwd: project.dir, env });
+      expect(res.stderr).toBe("");
+      const match = /agent running in the background, pid (\d+)/.exec(res.stdout);
+      expect(match).not.toBeNull();
+      pid = Number(match![1]);
+      const api = colonyApi(colony.url, project.localToken);
+      await waitFor("the daemon agent to report the store", async () => ((await api.getStatus({})).services[0]?.pid === app.pid ? true : undefined));
+    } finally {
+      if (pid) process.kill(pid, "SIGTERM");
+      app.kill("SIGKILL");
+    }
+  }, 120_000);
 });

@@ -1,5 +1,7 @@
 // coral connect <service> --port N: run an agent beside one app component.
-import { existsSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, openSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { startAgent, type AgentNotice } from "@coral/agent";
@@ -8,6 +10,7 @@ import { DiscoveryClient, decodeJoinToken, resolveEndpoints } from "@coral/proto
 import { Command, InvalidArgumentError, Option } from "commander";
 import { coralHome, currentColony, loadColonyConfig, loadColonyKeys, parseDuration } from "../config/index.ts";
 import { UsageError, parsePortOption } from "./options.ts";
+import { waitUntil } from "./wait.ts";
 
 export interface AgentTarget {
   colonyId: string;
@@ -98,6 +101,29 @@ export function describeNotice(service: string, n: AgentNotice): string | undefi
   }
 }
 
+/** Re-runs this command without --daemon as a detached process, and waits until it connects. */
+async function runDetached(service: string, dataDir: string): Promise<void> {
+  await mkdir(dataDir, { recursive: true });
+  const logPath = join(dataDir, "agent.log");
+  const out = openSync(logPath, "a");
+  const args = process.argv.slice(2).filter((a) => a !== "--daemon");
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args, "--data-dir", dataDir], {
+    detached: true,
+    stdio: ["ignore", out, out],
+    env: process.env,
+  });
+  child.unref();
+  await waitUntil(`the agent to connect (see ${logPath})`, 60_000, async () => {
+    if (child.exitCode !== null) throw new Error(`the agent exited with code ${child.exitCode}; see ${logPath}`);
+    const text = await readFile(logPath, "utf8").catch(() => "");
+    return text.includes(`✓ Connected: ${service}`) ? true : undefined;
+  });
+  await writeFile(join(dataDir, "agent.pid"), `${child.pid}\n`);
+  console.log(`✓ Connected: ${service} (agent running in the background, pid ${child.pid})`);
+  console.log(`  Logs: ${logPath}`);
+  console.log(`  Stop it with: kill ${child.pid}`);
+}
+
 export function connectCommand(): Command {
   return new Command("connect")
     .description("observe one app component: its process, connections, health and metrics (the agent)")
@@ -108,6 +134,7 @@ export function connectCommand(): Command {
     .addOption(new Option("--tags <k=v,...>", "labels, e.g. version=2.1.0").env("CORAL_TAGS").argParser(tagsOption))
     .addOption(new Option("--join <token>", "join token from coral colony invite").env("CORAL_JOIN_TOKEN"))
     .addOption(new Option("--data-dir <dir>", "where the agent keeps its local data").env("CORAL_AGENT_DATA_DIR"))
+    .option("--daemon", "run in the background; logs go to agent.log in the data folder")
     .option("--sample-interval <duration>", "how often to sample the process", durationOption, 1000)
     .option("--summary-interval <duration>", "how often to send summaries to the colony", durationOption, 60_000)
     .addOption(new Option("--log-level <level>").choices(["debug", "info", "warn", "error"]).default("warn"))
@@ -118,6 +145,7 @@ export function connectCommand(): Command {
       tags?: Record<string, string>;
       join?: string;
       dataDir?: string;
+      daemon?: boolean;
       sampleInterval: number;
       summaryInterval: number;
       logLevel: "debug" | "info" | "warn" | "error";
@@ -128,6 +156,11 @@ export function connectCommand(): Command {
         throw new UsageError(`"${service}" must be lowercase letters, digits and inner hyphens, e.g. api`);
       if (!opts.port) throw new UsageError("--port is required (or CORAL_PORT): the port the component listens on");
       const target = await resolveAgentTarget(opts.join);
+      const dataDir = resolve(opts.dataDir ?? target.dataDirFor(service));
+      if (opts.daemon) {
+        await runDetached(service, dataDir);
+        return;
+      }
       const log = createLogger({ level: opts.logLevel });
       const agent = await startAgent({
         serviceName: service,
@@ -138,7 +171,7 @@ export function connectCommand(): Command {
         metricsUrl: opts.metrics,
         tags: opts.tags,
         version: opts.tags?.version,
-        dataDir: resolve(opts.dataDir ?? target.dataDirFor(service)),
+        dataDir,
         sampleIntervalMs: opts.sampleInterval,
         summaryIntervalMs: opts.summaryInterval,
         logger: log,
