@@ -3,33 +3,8 @@
 // reader connection with its own queue, so detail queries and the publisher's
 // outbox reads never wait behind a retention DELETE. Readers see committed data.
 import type { DuckDBInstance } from "@duckdb/node-api";
+import { SerialQueue } from "../duckdb/index.ts";
 import type { Conn } from "./sql.ts";
-
-/** Runs one task at a time, in order; a task's error goes to its caller only. */
-export class SerialQueue {
-  #tail: Promise<unknown> = Promise.resolve();
-  #pending = 0;
-
-  /** Tasks queued or running. */
-  get pending(): number {
-    return this.#pending;
-  }
-
-  run<T>(task: () => Promise<T>): Promise<T> {
-    this.#pending++;
-    const result = this.#tail.then(task).finally(() => {
-      this.#pending--;
-    });
-    // The chain only orders tasks; it swallows their errors (the caller gets them).
-    this.#tail = result.catch(() => undefined);
-    return result;
-  }
-
-  /** Resolves once everything queued so far has settled. */
-  async drain(): Promise<void> {
-    await this.#tail;
-  }
-}
 
 /** A connection behind a queue. The writer also rolls back whatever a failed task left open. */
 export class QueuedConnection {

@@ -1,0 +1,114 @@
+// DuckDB helpers that the agent's store and the colony's store share: value
+// conversion between JS and DuckDB, row reading, transactions and a serial
+// queue. Node-only; the agent package exports it as "@coral/agent/duckdb".
+import { DuckDBTimestampValue } from "@duckdb/node-api";
+import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
+
+export type Conn = DuckDBConnection;
+export type Params = DuckDBValue[];
+export type Row = Record<string, unknown>;
+
+/** Throws a TypeError unless value is a valid Date; returns it. */
+export function checkDate(value: unknown, what: string): Date {
+  if (!(value instanceof Date) || !Number.isFinite(value.getTime())) {
+    throw new TypeError(`${what} must be a valid Date, got ${value instanceof Date ? "Invalid Date" : typeof value}`);
+  }
+  return value;
+}
+
+/** A JS Date as a DuckDB TIMESTAMP (UTC, microseconds). */
+export function ts(date: Date): DuckDBTimestampValue {
+  return new DuckDBTimestampValue(BigInt(Math.round(checkDate(date, "timestamp").getTime())) * 1000n);
+}
+
+export function tsOrNull(date: Date | null | undefined): DuckDBTimestampValue | null {
+  return date ? ts(date) : null;
+}
+
+/** Reads all rows of a query as plain JS objects (TIMESTAMP → Date, BIGINT → bigint, BLOB → Buffer). */
+export async function all(conn: Conn, sql: string, params: Params = []): Promise<Row[]> {
+  const reader = await conn.runAndReadAll(sql, params);
+  return reader.getRowObjectsJS() as Row[];
+}
+
+export async function exec(conn: Conn, sql: string, params: Params = []): Promise<number> {
+  const result = await conn.run(sql, params);
+  return result.rowsChanged;
+}
+
+export function num(v: unknown): number {
+  if (typeof v === "number") return v;
+  if (typeof v === "bigint") return Number(v);
+  if (v === null || v === undefined) return 0;
+  return Number(v);
+}
+
+export function str(v: unknown): string {
+  return v === null || v === undefined ? "" : String(v);
+}
+
+export function strOrNull(v: unknown): string | null {
+  return v === null || v === undefined ? null : String(v);
+}
+
+export function date(v: unknown): Date {
+  if (v instanceof Date) return v;
+  throw new TypeError(`expected a timestamp, got ${typeof v}`);
+}
+
+export function dateOrNull(v: unknown): Date | null {
+  return v === null || v === undefined ? null : date(v);
+}
+
+/** A JSON column's text as an object (null for SQL NULL). */
+export function jsonOrNull<T>(v: unknown): T | null {
+  if (v === null || v === undefined) return null;
+  return JSON.parse(String(v)) as T;
+}
+
+/**
+ * Runs fn inside BEGIN … COMMIT on conn; on any error (also a failed COMMIT)
+ * rolls back and rethrows. Only a writer calls this (its queue prevents nesting).
+ */
+export async function transaction<T>(conn: Conn, fn: () => Promise<T>): Promise<T> {
+  await conn.run("BEGIN TRANSACTION");
+  let result: T;
+  try {
+    result = await fn();
+    await conn.run("COMMIT");
+  } catch (err) {
+    try {
+      await conn.run("ROLLBACK");
+    } catch {
+      // The transaction is already aborted or gone; the original error matters.
+    }
+    throw err;
+  }
+  return result;
+}
+
+/** Runs one task at a time, in order; a task's error goes to its caller only. */
+export class SerialQueue {
+  #tail: Promise<unknown> = Promise.resolve();
+  #pending = 0;
+
+  /** Tasks queued or running. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  run<T>(task: () => Promise<T>): Promise<T> {
+    this.#pending++;
+    const result = this.#tail.then(task).finally(() => {
+      this.#pending--;
+    });
+    // The chain only orders tasks; it swallows their errors (the caller gets them).
+    this.#tail = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Resolves once everything queued so far has settled. */
+  async drain(): Promise<void> {
+    await this.#tail;
+  }
+}
