@@ -10,8 +10,9 @@
 // Exits non-zero only when something breaks (server does not start, a
 // registration or lookup is refused, the load generator fails), never because
 // a target is missed.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { rmSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { availableParallelism, loadavg, tmpdir, totalmem } from "node:os";
@@ -193,7 +194,11 @@ interface RunningServer {
 /** workerd logs an error as "…: error: <message>; … wdErrId = <id>" followed by a "stack:" line. */
 function errorSignature(line: string): string | undefined {
   if (!/\berror\b|\bERROR\b|SQLITE_/.test(line) || line.startsWith("stack:")) return undefined;
-  return line.replace(/; sentryErrorContext = .*$/, "").replace(/wdErrId = \w+/, "").trim().slice(0, 300);
+  return line
+    .replace(/; sentryErrorContext = .*$/, "")
+    .replace(/(wdErrId|reference) = \w+/g, "$1 = …")
+    .trim()
+    .slice(0, 300);
 }
 
 async function startServer(dataDir: string): Promise<RunningServer> {
@@ -502,16 +507,25 @@ async function runLoad(scenario: string, config: LoadConfig, server: RunningServ
   };
 }
 
-/** Finds the port workerd serves the worker on (behind the Node front), if any. */
+/**
+ * Finds the port workerd serves the worker on (behind the Node front), if any:
+ * the one answering an unknown Connect method with the worker's own
+ * "unimplemented" error, which needs no Durable Object (so works under load).
+ */
 async function innerWorkerdUrl(serverPid: number): Promise<string | undefined> {
   for (const p of await processTree(serverPid)) {
     if (!p.comm.startsWith("workerd")) continue;
     for (const port of await listeningPorts(p.pid)) {
       const url = `http://127.0.0.1:${port}`;
       try {
-        const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2_000) });
-        const body = (await res.json()) as { status?: string };
-        if (res.ok && body.status === "ok") return url;
+        const res = await fetch(`${url}/coral.discovery.v1.DiscoveryService/BenchProbe`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: "{}",
+          signal: AbortSignal.timeout(2_000),
+        });
+        const body = (await res.json()) as { code?: string };
+        if (res.status === 501 && body.code === "unimplemented") return url;
       } catch {
         // not the entry socket
       }
@@ -521,6 +535,17 @@ async function innerWorkerdUrl(serverPid: number): Promise<string | undefined> {
 }
 
 // -------------------------------------------------------------------- report
+
+/** The commit measured, and whether the discovery worker or proto sources differ from it. */
+function codeVersion(): { commit: string; uncommittedChanges: string[] } {
+  const git = (...a: string[]) => execFileSync("git", a, { cwd: repoRoot, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  try {
+    const changes = git("status", "--porcelain", "--", "discovery-worker", "proto");
+    return { commit: git("rev-parse", "HEAD"), uncommittedChanges: changes ? changes.split("\n").map((l) => l.trim()) : [] };
+  } catch {
+    return { commit: "unknown", uncommittedChanges: [] };
+  }
+}
 
 const startLoad = loadavg().map((l) => Math.round(l * 100) / 100);
 
@@ -570,11 +595,32 @@ async function main(): Promise<number> {
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
+  // A closed stdout (e.g. piped into `head`) must not cut the cleanup short.
+  process.stdout.on("error", () => {});
+  // Last resort if this process dies before cleanup ran: the server runs in its
+  // own process group (spawned detached), so SIGTERM it and drop the scratch folder.
+  const onExit = () => {
+    const pid = server?.child.pid;
+    if (pid !== undefined && server?.child.exitCode === null && server.child.signalCode === null) {
+      try {
+        process.kill(-pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(scratch, { recursive: true, force: true });
+  };
+  process.once("exit", onExit);
 
   try {
     const startedAt = new Date();
+    const startCode = codeVersion();
     console.log(`discovery bench: ${options.meshCounts.join(" → ")} meshes, ${options.connections} connections, ${options.durationSeconds} s per lookup run`);
     console.log(`load average at start: ${startLoad.join(", ")} (${availableParallelism()} CPUs)`);
+    console.log(
+      `code: ${startCode.commit.slice(0, 12)}` +
+        (startCode.uncommittedChanges.length ? ` + uncommitted changes in ${startCode.uncommittedChanges.length} discovery-worker/proto file(s)` : ""),
+    );
     const serverStart = performance.now();
     server = await startServer(dataDir);
     const serverPid = server.child.pid ?? 0;
@@ -670,6 +716,7 @@ async function main(): Promise<number> {
         meshes: fmt(l.meshes),
         seconds: fmt(l.durationSeconds, 1),
         "req/s": fmt(l.requestsPerSecond),
+        "2xx/s": fmt(l.durationSeconds > 0 ? l.ok2xx / l.durationSeconds : 0),
         "p50 ms": fmt(l.latencyMs.p50, 1),
         "p99 ms": fmt(l.latencyMs.p99, 1),
         "max ms": fmt(l.latencyMs.max, 1),
@@ -701,6 +748,7 @@ async function main(): Promise<number> {
       date: startedAt.toISOString(),
       command: "node --import tsx bench/discovery/run.ts " + process.argv.slice(2).join(" "),
       machine: await machine(),
+      code: startCode,
       config: options,
       serverStartSeconds: (performance.now() - serverStart) / 1000,
       health,
@@ -723,6 +771,7 @@ async function main(): Promise<number> {
     await cleanup();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    process.off("exit", onExit);
   }
 }
 
