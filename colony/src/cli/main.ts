@@ -4,6 +4,7 @@ import { coralVersion } from "../version.ts";
 import { colonyCommand } from "./colony-commands.ts";
 import { connectCommand } from "./connect.ts";
 import { initCommand } from "./init.ts";
+import { mcpCommand } from "./mcp.ts";
 import { eventsCommand, historyCommand, metricsCommand, statusCommand, topologyCommand } from "./read-commands.ts";
 import { tokenCommand } from "./token-commands.ts";
 import { UsageError } from "./options.ts";
@@ -33,6 +34,7 @@ export function buildCli(): Command {
     metricsCommand(),
     historyCommand(),
     tokenCommand(),
+    mcpCommand(),
   ])
     program.addCommand(command);
   // Subcommands inherit the exit override, so usage errors return codes too.

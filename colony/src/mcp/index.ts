@@ -1,0 +1,4 @@
+export { callTool, coralMcpInstructions, createCoralMcpServer, type CoralMcpServerOptions } from "./server.ts";
+export { keepStdoutForFrames, serveStdio } from "./stdio.ts";
+export { mcpPath, mcpTokenHelp, startMcpHttpServer, type McpHttpOptions, type RunningMcpHttpServer } from "./http.ts";
+export { lazyColonyClient } from "./lazy-client.ts";
