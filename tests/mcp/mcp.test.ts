@@ -22,7 +22,7 @@ const incident = Math.floor(Date.now() / minute) * minute - 5 * minute;
 const at = (offsetMs: number) => timestampFromDate(new Date(incident + offsetMs));
 const iso = (offsetMs: number) => new Date(incident + offsetMs).toISOString().replace(/\.000Z$/, "Z");
 
-const toolNames = ["coral_analyze_correlation", "coral_get_status", "coral_get_topology", "coral_query_events", "coral_query_metrics"];
+const toolNames = ["coral_analyze_correlation", "coral_get_insights", "coral_get_status", "coral_get_topology", "coral_query_events", "coral_query_metrics"];
 
 let project: TestProject;
 let colonyUrl: string;
@@ -143,6 +143,11 @@ async function checkReadTools(client: Client) {
   expect(topology.text).toContain(`- api → 10.1.2.3:5432 (external): tcp, peak 4 connections, first seen ${iso(-minute)}`);
   const internal = await call(client, "coral_get_topology", { include_external: false });
   expect(internal.text).not.toContain("10.1.2.3");
+
+  // The detectors have not run on this fresh colony: an empty, well-formed answer.
+  const insights = await call(client, "coral_get_insights", {});
+  expect(insights.isError).toBe(false);
+  expect(insights.text).toMatch(/^0 active insights\./);
 
   const events = await call(client, "coral_query_events", { service: "api", since: "1h" });
   expect(events.isError).toBe(false);

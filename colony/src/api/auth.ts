@@ -40,7 +40,8 @@ export interface TokenLookup {
   touchToken(name: string, at: Date): Promise<void>;
 }
 
-const adminMethods = new Set(["CreateToken", "RevokeToken", "ListTokens"]);
+// Methods that change the colony (or reveal who may) need an admin token.
+const adminMethods = new Set(["CreateToken", "RevokeToken", "ListTokens", "DismissInsight"]);
 
 export const missingTokenMessage =
   "this colony needs a token for remote calls: pass --token or set CORAL_TOKEN " +

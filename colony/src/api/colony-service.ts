@@ -13,6 +13,7 @@ import { intervals, type AgentRow, type Interval } from "../store/types.ts";
 import { callerKey, hashToken } from "./auth.ts";
 import { rawMetricsFromAgents } from "./agent-queries.ts";
 import type { ApiDeps } from "./deps.ts";
+import { activeInsightCount, insightsHandlers } from "./insights-service.ts";
 
 const tokenNamePattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const maxEventLimit = 10_000;
@@ -60,6 +61,7 @@ export function colonyService(deps: ApiDeps) {
   }
 
   const impl: ServiceImpl<typeof ColonyService> = {
+    ...insightsHandlers(deps),
     async getStatus() {
       return {
         colonyId: deps.colonyId,
@@ -72,6 +74,7 @@ export function colonyService(deps: ApiDeps) {
         discoveryStatus: deps.discoveryStatus(),
         meshMode: deps.meshMode,
         startedAt: timestampFromDate(deps.startedAt),
+        insightCount: await activeInsightCount(deps),
       };
     },
 

@@ -1,9 +1,11 @@
 // The coral CLI. Each command group lives in its own module.
 import { Command, CommanderError } from "commander";
 import { coralVersion } from "../version.ts";
+import { askCommand } from "./ask.ts";
 import { colonyCommand } from "./colony-commands.ts";
 import { connectCommand } from "./connect.ts";
 import { initCommand } from "./init.ts";
+import { insightsCommand } from "./insights.ts";
 import { mcpCommand } from "./mcp.ts";
 import { eventsCommand, historyCommand, metricsCommand, statusCommand, topologyCommand } from "./read-commands.ts";
 import { tokenCommand } from "./token-commands.ts";
@@ -34,7 +36,9 @@ export function buildCli(): Command {
     metricsCommand(),
     historyCommand(),
     tokenCommand(),
+    insightsCommand(),
     mcpCommand(),
+    askCommand(),
   ])
     program.addCommand(command);
   // Subcommands inherit the exit override, so usage errors return codes too.

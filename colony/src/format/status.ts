@@ -7,6 +7,8 @@
 //
 //   COMPONENT   STATUS     VERSION   UPTIME   PORT   RESTARTS
 //   frontend    ● up       1.9.2     3h 24m   3000   3
+//
+//   Insights: 1 active (view details: coral insights)
 import type { GetStatusResponse, ServiceInfo } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { colors, columns, formatDuration, plural, rule, visibleWidth, type Colors, type FormatOptions } from "./text.ts";
 
@@ -77,5 +79,7 @@ export function formatStatus(res: GetStatusResponse, options: StatusOptions): st
   }
   // As wide as the table (the hint line may run past it).
   const width = Math.max(visibleWidth(title), ...(res.services.length > 0 ? body.map(visibleWidth) : []), 40);
-  return [c.bold(title), rule(width), ...header, "", ...body].join("\n");
+  // Active insights (none: no line).
+  const insights = res.insightCount > 0 ? ["", `${c.yellow("Insights:")} ${res.insightCount} active (view details: coral insights)`] : [];
+  return [c.bold(title), rule(width), ...header, "", ...body, ...insights].join("\n");
 }

@@ -14,6 +14,7 @@ import { AgentActors } from "../actors/agents.ts";
 import { startApiServer, type ApiServer } from "../api/server.ts";
 import type { ApiDeps } from "../api/deps.ts";
 import { loadColonyConfig, loadColonyKeys, type ColonyConfig } from "../config/index.ts";
+import { startInsightsLoop } from "../insights/index.ts";
 import { ensureTelemetryStream, startIngestion, startManagedNats, streamName, type ManagedNats } from "../nats/index.ts";
 import { startRegistrationLoop, type RegistrationLoop } from "../registration/discovery-registration.ts";
 import { openStore, type ColonyStore } from "../store/index.ts";
@@ -26,6 +27,8 @@ export interface StartColonyOptions {
   apiPort?: number;
   /** Overrides config.nats.port. */
   natsPort?: number;
+  /** Insights detector interval (default CORAL_INSIGHTS_INTERVAL_MS or 60 s). */
+  insightsIntervalMs?: number;
 }
 
 export interface RunningColony extends AsyncDisposable {
@@ -192,6 +195,11 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
 
     const stopMaintenance = store.startMaintenance(5 * 60_000);
     cleanups.push(async () => stopMaintenance());
+    const insights = startInsightsLoop(store, {
+      intervalMs: options.insightsIntervalMs,
+      logger: (level, msg, fields) => log[level](fields ?? {}, msg),
+    });
+    cleanups.push(() => insights.stop());
 
     const pidFile: PidFile = { pid: process.pid, url: api.url, colony_id: colonyId, started_at: startedAt.toISOString() };
     await writeFile(pidFilePath(projectDir), JSON.stringify(pidFile) + "\n");

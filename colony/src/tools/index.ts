@@ -12,6 +12,7 @@
 import { z } from "zod";
 import { analyzeCorrelationTool } from "./correlation.ts";
 import { queryEventsTool } from "./events.ts";
+import { getInsightsTool } from "./insights.ts";
 import { queryMetricsTool } from "./metrics.ts";
 import { getStatusTool } from "./status.ts";
 import { getTopologyTool } from "./topology.ts";
@@ -28,7 +29,7 @@ export const coralTools: readonly CoralTool[] = [
   queryEventsTool,
   queryMetricsTool,
   analyzeCorrelationTool,
-  // coral_get_insights (the insights engine) goes here.
+  getInsightsTool,
   // The live-debugging tools (coral_debug_list_functions, coral_debug_attach,
   // coral_debug_events, coral_debug_detach) go here once they exist; attach
   // and detach are readOnly: false.

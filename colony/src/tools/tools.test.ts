@@ -24,7 +24,7 @@ function fakeColony(methods: Partial<Record<keyof Colony, (req: never) => Promis
 
 describe("the tool registry", () => {
   it("lists read tools with object schemas and descriptions", () => {
-    expect(coralTools.map((t) => t.name)).toEqual(["coral_get_status", "coral_get_topology", "coral_query_events", "coral_query_metrics", "coral_analyze_correlation"]);
+    expect(coralTools.map((t) => t.name)).toEqual(["coral_get_status", "coral_get_topology", "coral_query_events", "coral_query_metrics", "coral_analyze_correlation", "coral_get_insights"]);
     for (const tool of coralTools) {
       expect(tool.name).toMatch(/^coral_[a-z_]+$/);
       expect(tool.readOnly).toBe(true);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file coral/colony/v1/colony.proto.
  */
 export const file_coral_colony_v1_colony: GenFile = /*@__PURE__*/
-  fileDesc("Chxjb3JhbC9jb2xvbnkvdjEvY29sb255LnByb3RvEg9jb3JhbC5jb2xvbnkudjEi/AIKC1NlcnZpY2VJbmZvEgwKBG5hbWUYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSDgoGc3RhdHVzGAMgASgJEg4KBmhlYWx0aBgEIAEoCRIPCgd2ZXJzaW9uGAUgASgJEgwKBHBvcnQYBiABKA0SDwoHYWRkcmVzcxgHIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgIIAEoAxIVCg1yZXN0YXJ0X2NvdW50GAkgASgNEi0KCWxhc3Rfc2VlbhgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoGbGFiZWxzGAsgAygLMiguY29yYWwuY29sb255LnYxLlNlcnZpY2VJbmZvLkxhYmVsc0VudHJ5EhMKC2NwdV9wZXJjZW50GAwgASgBEhQKDG1lbW9yeV9ieXRlcxgNIAEoBBILCgNwaWQYDiABKAUaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASISChBHZXRTdGF0dXNSZXF1ZXN0IpgCChFHZXRTdGF0dXNSZXNwb25zZRIRCgljb2xvbnlfaWQYASABKAkSEAoIYXBwX25hbWUYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSDwoHdmVyc2lvbhgEIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgFIAEoAxIuCghzZXJ2aWNlcxgGIAMoCzIcLmNvcmFsLmNvbG9ueS52MS5TZXJ2aWNlSW5mbxITCgtuYXRzX3N0YXR1cxgHIAEoCRIYChBkaXNjb3Zlcnlfc3RhdHVzGAggASgJEhEKCW1lc2hfbW9kZRgJIAEoCRIuCgpzdGFydGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIVChNMaXN0U2VydmljZXNSZXF1ZXN0IkYKFExpc3RTZXJ2aWNlc1Jlc3BvbnNlEi4KCHNlcnZpY2VzGAEgAygLMhwuY29yYWwuY29sb255LnYxLlNlcnZpY2VJbmZvIhQKEkdldFRvcG9sb2d5UmVxdWVzdCLdAQoMVG9wb2xvZ3lFZGdlEhQKDGZyb21fc2VydmljZRgBIAEoCRISCgp0b19zZXJ2aWNlGAIgASgJEhAKCHByb3RvY29sGAMgASgJEhAKCGV4dGVybmFsGAQgASgIEhgKEGNvbm5lY3Rpb25fY291bnQYBSABKAQSMgoOZmlyc3Rfb2JzZXJ2ZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWxhc3Rfb2JzZXJ2ZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInMKE0dldFRvcG9sb2d5UmVzcG9uc2USLgoIc2VydmljZXMYASADKAsyHC5jb3JhbC5jb2xvbnkudjEuU2VydmljZUluZm8SLAoFZWRnZXMYAiADKAsyHS5jb3JhbC5jb2xvbnkudjEuVG9wb2xvZ3lFZGdlIp4BChJRdWVyeUV2ZW50c1JlcXVlc3QSDwoHc2VydmljZRgBIAEoCRISCgpldmVudF90eXBlGAIgASgJEikKBXNpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGltaXQYBSABKA0iiQEKC0V2ZW50UmVjb3JkEhAKCGV2ZW50X2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2VydmljZRgDIAEoCRISCgpldmVudF90eXBlGAQgASgJEhQKDGRldGFpbHNfanNvbhgFIAEoCSJDChNRdWVyeUV2ZW50c1Jlc3BvbnNlEiwKBmV2ZW50cxgBIAMoCzIcLmNvcmFsLmNvbG9ueS52MS5FdmVudFJlY29yZCK/AQoTUXVlcnlNZXRyaWNzUmVxdWVzdBIPCgdzZXJ2aWNlGAEgASgJEhMKC21ldHJpY19uYW1lGAIgASgJEikKBXNpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIaW50ZXJ2YWwYBSABKAkSCwoDcmF3GAYgASgIEg0KBWxpbWl0GAcgASgNIuEBCg5SYXdNZXRyaWNQb2ludBItCgl0aW1lc3RhbXAYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC21ldHJpY19uYW1lGAIgASgJEg0KBXZhbHVlGAMgASgBEjsKBmxhYmVscxgEIAMoCzIrLmNvcmFsLmNvbG9ueS52MS5SYXdNZXRyaWNQb2ludC5MYWJlbHNFbnRyeRIQCghhZ2VudF9pZBgFIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpoBCgtNZXRyaWNQb2ludBItCgl0aW1lc3RhbXAYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3A1MBgCIAEoARILCgNwOTUYAyABKAESCwoDcDk5GAQgASgBEgwKBG1lYW4YBSABKAESCwoDbWF4GAYgASgBEg0KBWNvdW50GAcgASgEEgsKA21pbhgIIAEoASJ0CgxNZXRyaWNTZXJpZXMSDwoHc2VydmljZRgBIAEoCRITCgttZXRyaWNfbmFtZRgCIAEoCRIQCghpbnRlcnZhbBgDIAEoCRIsCgZwb2ludHMYBCADKAsyHC5jb3JhbC5jb2xvbnkudjEuTWV0cmljUG9pbnQiogEKFFF1ZXJ5TWV0cmljc1Jlc3BvbnNlEi0KBnNlcmllcxgBIAMoCzIdLmNvcmFsLmNvbG9ueS52MS5NZXRyaWNTZXJpZXMSMwoKcmF3X3BvaW50cxgCIAMoCzIfLmNvcmFsLmNvbG9ueS52MS5SYXdNZXRyaWNQb2ludBITCgt1bmF2YWlsYWJsZRgDIAMoCRIRCgl0cnVuY2F0ZWQYBCABKAgiWwoRR2V0SGlzdG9yeVJlcXVlc3QSDwoHc2VydmljZRgBIAEoCRImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGltaXQYAyABKA0iiwEKClRyYW5zaXRpb24SEAoIYWN0b3JfaWQYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmZyb21fc3RhdGUYAyABKAkSEAoIdG9fc3RhdGUYBCABKAkSDQoFZXZlbnQYBSABKAkSDgoGcmVhc29uGAYgASgJIqMBChJHZXRIaXN0b3J5UmVzcG9uc2USDwoHc2VydmljZRgBIAEoCRIQCghhZ2VudF9pZBgCIAEoCRIQCghzdGF0ZV9hdBgDIAEoCRImCgJhdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoLdHJhbnNpdGlvbnMYBSADKAsyGy5jb3JhbC5jb2xvbnkudjEuVHJhbnNpdGlvbiJOChJDcmVhdGVUb2tlblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIqCgVzY29wZRgCIAEoDjIbLmNvcmFsLmNvbG9ueS52MS5Ub2tlblNjb3BlIl4KE0NyZWF0ZVRva2VuUmVzcG9uc2USDAoEbmFtZRgBIAEoCRIqCgVzY29wZRgCIAEoDjIbLmNvcmFsLmNvbG9ueS52MS5Ub2tlblNjb3BlEg0KBXRva2VuGAMgASgJIiIKElJldm9rZVRva2VuUmVxdWVzdBIMCgRuYW1lGAEgASgJIiYKE1Jldm9rZVRva2VuUmVzcG9uc2USDwoHcmV2b2tlZBgBIAEoCCITChFMaXN0VG9rZW5zUmVxdWVzdCK4AQoJVG9rZW5JbmZvEgwKBG5hbWUYASABKAkSKgoFc2NvcGUYAiABKA4yGy5jb3JhbC5jb2xvbnkudjEuVG9rZW5TY29wZRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3Jldm9rZWQYBSABKAgiQAoSTGlzdFRva2Vuc1Jlc3BvbnNlEioKBnRva2VucxgBIAMoCzIaLmNvcmFsLmNvbG9ueS52MS5Ub2tlbkluZm8qVgoKVG9rZW5TY29wZRIbChdUT0tFTl9TQ09QRV9VTlNQRUNJRklFRBAAEhQKEFRPS0VOX1NDT1BFX1JFQUQQARIVChFUT0tFTl9TQ09QRV9BRE1JThACMrMGCg1Db2xvbnlTZXJ2aWNlElIKCUdldFN0YXR1cxIhLmNvcmFsLmNvbG9ueS52MS5HZXRTdGF0dXNSZXF1ZXN0GiIuY29yYWwuY29sb255LnYxLkdldFN0YXR1c1Jlc3BvbnNlElsKDExpc3RTZXJ2aWNlcxIkLmNvcmFsLmNvbG9ueS52MS5MaXN0U2VydmljZXNSZXF1ZXN0GiUuY29yYWwuY29sb255LnYxLkxpc3RTZXJ2aWNlc1Jlc3BvbnNlElgKC0dldFRvcG9sb2d5EiMuY29yYWwuY29sb255LnYxLkdldFRvcG9sb2d5UmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5HZXRUb3BvbG9neVJlc3BvbnNlElgKC1F1ZXJ5RXZlbnRzEiMuY29yYWwuY29sb255LnYxLlF1ZXJ5RXZlbnRzUmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5RdWVyeUV2ZW50c1Jlc3BvbnNlElsKDFF1ZXJ5TWV0cmljcxIkLmNvcmFsLmNvbG9ueS52MS5RdWVyeU1ldHJpY3NSZXF1ZXN0GiUuY29yYWwuY29sb255LnYxLlF1ZXJ5TWV0cmljc1Jlc3BvbnNlElUKCkdldEhpc3RvcnkSIi5jb3JhbC5jb2xvbnkudjEuR2V0SGlzdG9yeVJlcXVlc3QaIy5jb3JhbC5jb2xvbnkudjEuR2V0SGlzdG9yeVJlc3BvbnNlElgKC0NyZWF0ZVRva2VuEiMuY29yYWwuY29sb255LnYxLkNyZWF0ZVRva2VuUmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5DcmVhdGVUb2tlblJlc3BvbnNlElgKC1Jldm9rZVRva2VuEiMuY29yYWwuY29sb255LnYxLlJldm9rZVRva2VuUmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5SZXZva2VUb2tlblJlc3BvbnNlElUKCkxpc3RUb2tlbnMSIi5jb3JhbC5jb2xvbnkudjEuTGlzdFRva2Vuc1JlcXVlc3QaIy5jb3JhbC5jb2xvbnkudjEuTGlzdFRva2Vuc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Chxjb3JhbC9jb2xvbnkvdjEvY29sb255LnByb3RvEg9jb3JhbC5jb2xvbnkudjEi/AIKC1NlcnZpY2VJbmZvEgwKBG5hbWUYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSDgoGc3RhdHVzGAMgASgJEg4KBmhlYWx0aBgEIAEoCRIPCgd2ZXJzaW9uGAUgASgJEgwKBHBvcnQYBiABKA0SDwoHYWRkcmVzcxgHIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgIIAEoAxIVCg1yZXN0YXJ0X2NvdW50GAkgASgNEi0KCWxhc3Rfc2VlbhgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoGbGFiZWxzGAsgAygLMiguY29yYWwuY29sb255LnYxLlNlcnZpY2VJbmZvLkxhYmVsc0VudHJ5EhMKC2NwdV9wZXJjZW50GAwgASgBEhQKDG1lbW9yeV9ieXRlcxgNIAEoBBILCgNwaWQYDiABKAUaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASISChBHZXRTdGF0dXNSZXF1ZXN0Iq8CChFHZXRTdGF0dXNSZXNwb25zZRIRCgljb2xvbnlfaWQYASABKAkSEAoIYXBwX25hbWUYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSDwoHdmVyc2lvbhgEIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgFIAEoAxIuCghzZXJ2aWNlcxgGIAMoCzIcLmNvcmFsLmNvbG9ueS52MS5TZXJ2aWNlSW5mbxITCgtuYXRzX3N0YXR1cxgHIAEoCRIYChBkaXNjb3Zlcnlfc3RhdHVzGAggASgJEhEKCW1lc2hfbW9kZRgJIAEoCRIuCgpzdGFydGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1pbnNpZ2h0X2NvdW50GAsgASgNIhUKE0xpc3RTZXJ2aWNlc1JlcXVlc3QiRgoUTGlzdFNlcnZpY2VzUmVzcG9uc2USLgoIc2VydmljZXMYASADKAsyHC5jb3JhbC5jb2xvbnkudjEuU2VydmljZUluZm8iFAoSR2V0VG9wb2xvZ3lSZXF1ZXN0It0BCgxUb3BvbG9neUVkZ2USFAoMZnJvbV9zZXJ2aWNlGAEgASgJEhIKCnRvX3NlcnZpY2UYAiABKAkSEAoIcHJvdG9jb2wYAyABKAkSEAoIZXh0ZXJuYWwYBCABKAgSGAoQY29ubmVjdGlvbl9jb3VudBgFIAEoBBIyCg5maXJzdF9vYnNlcnZlZBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNbGFzdF9vYnNlcnZlZBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicwoTR2V0VG9wb2xvZ3lSZXNwb25zZRIuCghzZXJ2aWNlcxgBIAMoCzIcLmNvcmFsLmNvbG9ueS52MS5TZXJ2aWNlSW5mbxIsCgVlZGdlcxgCIAMoCzIdLmNvcmFsLmNvbG9ueS52MS5Ub3BvbG9neUVkZ2UingEKElF1ZXJ5RXZlbnRzUmVxdWVzdBIPCgdzZXJ2aWNlGAEgASgJEhIKCmV2ZW50X3R5cGUYAiABKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgFIAEoDSKJAQoLRXZlbnRSZWNvcmQSEAoIZXZlbnRfaWQYASABKAkSLQoJdGltZXN0YW1wGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdzZXJ2aWNlGAMgASgJEhIKCmV2ZW50X3R5cGUYBCABKAkSFAoMZGV0YWlsc19qc29uGAUgASgJIkMKE1F1ZXJ5RXZlbnRzUmVzcG9uc2USLAoGZXZlbnRzGAEgAygLMhwuY29yYWwuY29sb255LnYxLkV2ZW50UmVjb3JkIr8BChNRdWVyeU1ldHJpY3NSZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkSEwoLbWV0cmljX25hbWUYAiABKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghpbnRlcnZhbBgFIAEoCRILCgNyYXcYBiABKAgSDQoFbGltaXQYByABKA0i4QEKDlJhd01ldHJpY1BvaW50Ei0KCXRpbWVzdGFtcBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLbWV0cmljX25hbWUYAiABKAkSDQoFdmFsdWUYAyABKAESOwoGbGFiZWxzGAQgAygLMisuY29yYWwuY29sb255LnYxLlJhd01ldHJpY1BvaW50LkxhYmVsc0VudHJ5EhAKCGFnZW50X2lkGAUgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEimgEKC01ldHJpY1BvaW50Ei0KCXRpbWVzdGFtcBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDcDUwGAIgASgBEgsKA3A5NRgDIAEoARILCgNwOTkYBCABKAESDAoEbWVhbhgFIAEoARILCgNtYXgYBiABKAESDQoFY291bnQYByABKAQSCwoDbWluGAggASgBInQKDE1ldHJpY1NlcmllcxIPCgdzZXJ2aWNlGAEgASgJEhMKC21ldHJpY19uYW1lGAIgASgJEhAKCGludGVydmFsGAMgASgJEiwKBnBvaW50cxgEIAMoCzIcLmNvcmFsLmNvbG9ueS52MS5NZXRyaWNQb2ludCKiAQoUUXVlcnlNZXRyaWNzUmVzcG9uc2USLQoGc2VyaWVzGAEgAygLMh0uY29yYWwuY29sb255LnYxLk1ldHJpY1NlcmllcxIzCgpyYXdfcG9pbnRzGAIgAygLMh8uY29yYWwuY29sb255LnYxLlJhd01ldHJpY1BvaW50EhMKC3VuYXZhaWxhYmxlGAMgAygJEhEKCXRydW5jYXRlZBgEIAEoCCJbChFHZXRIaXN0b3J5UmVxdWVzdBIPCgdzZXJ2aWNlGAEgASgJEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgDIAEoDSKLAQoKVHJhbnNpdGlvbhIQCghhY3Rvcl9pZBgBIAEoCRImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZnJvbV9zdGF0ZRgDIAEoCRIQCgh0b19zdGF0ZRgEIAEoCRINCgVldmVudBgFIAEoCRIOCgZyZWFzb24YBiABKAkiowEKEkdldEhpc3RvcnlSZXNwb25zZRIPCgdzZXJ2aWNlGAEgASgJEhAKCGFnZW50X2lkGAIgASgJEhAKCHN0YXRlX2F0GAMgASgJEiYKAmF0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgt0cmFuc2l0aW9ucxgFIAMoCzIbLmNvcmFsLmNvbG9ueS52MS5UcmFuc2l0aW9uIk4KEkNyZWF0ZVRva2VuUmVxdWVzdBIMCgRuYW1lGAEgASgJEioKBXNjb3BlGAIgASgOMhsuY29yYWwuY29sb255LnYxLlRva2VuU2NvcGUiXgoTQ3JlYXRlVG9rZW5SZXNwb25zZRIMCgRuYW1lGAEgASgJEioKBXNjb3BlGAIgASgOMhsuY29yYWwuY29sb255LnYxLlRva2VuU2NvcGUSDQoFdG9rZW4YAyABKAkiIgoSUmV2b2tlVG9rZW5SZXF1ZXN0EgwKBG5hbWUYASABKAkiJgoTUmV2b2tlVG9rZW5SZXNwb25zZRIPCgdyZXZva2VkGAEgASgIIhMKEUxpc3RUb2tlbnNSZXF1ZXN0IrgBCglUb2tlbkluZm8SDAoEbmFtZRgBIAEoCRIqCgVzY29wZRgCIAEoDjIbLmNvcmFsLmNvbG9ueS52MS5Ub2tlblNjb3BlEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3RfdXNlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcmV2b2tlZBgFIAEoCCJAChJMaXN0VG9rZW5zUmVzcG9uc2USKgoGdG9rZW5zGAEgAygLMhouY29yYWwuY29sb255LnYxLlRva2VuSW5mbyKjAwoHSW5zaWdodBIKCgJpZBgBIAEoBBIMCgR0eXBlGAIgASgJEhAKCHByaW9yaXR5GAMgASgJEg0KBXRpdGxlGAQgASgJEg8KB3N1bW1hcnkYBSABKAkSFQoNZXZpZGVuY2VfanNvbhgGIAEoCRIZChFhZmZlY3RlZF9zZXJ2aWNlcxgHIAMoCRISCgpjb25maWRlbmNlGAggASgBEg4KBnN0YXR1cxgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglsYXN0X3NlZW4YCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRldGVjdG9yGA0gASgJEg8KB3NlcnZpY2UYDiABKAkSFwoPcmVjb21tZW5kYXRpb25zGA8gAygJEhMKC29jY3VycmVuY2VzGBAgASgNEhYKDmV2aWRlbmNlX2xpbmVzGBEgAygJIkUKE0xpc3RJbnNpZ2h0c1JlcXVlc3QSDgoGc3RhdHVzGAEgASgJEg0KBWxpbWl0GAIgASgNEg8KB3NlcnZpY2UYAyABKAkiQgoUTGlzdEluc2lnaHRzUmVzcG9uc2USKgoIaW5zaWdodHMYASADKAsyGC5jb3JhbC5jb2xvbnkudjEuSW5zaWdodCIjChVEaXNtaXNzSW5zaWdodFJlcXVlc3QSCgoCaWQYASABKAQiQwoWRGlzbWlzc0luc2lnaHRSZXNwb25zZRIpCgdpbnNpZ2h0GAEgASgLMhguY29yYWwuY29sb255LnYxLkluc2lnaHQqVgoKVG9rZW5TY29wZRIbChdUT0tFTl9TQ09QRV9VTlNQRUNJRklFRBAAEhQKEFRPS0VOX1NDT1BFX1JFQUQQARIVChFUT0tFTl9TQ09QRV9BRE1JThACMvMHCg1Db2xvbnlTZXJ2aWNlElIKCUdldFN0YXR1cxIhLmNvcmFsLmNvbG9ueS52MS5HZXRTdGF0dXNSZXF1ZXN0GiIuY29yYWwuY29sb255LnYxLkdldFN0YXR1c1Jlc3BvbnNlElsKDExpc3RTZXJ2aWNlcxIkLmNvcmFsLmNvbG9ueS52MS5MaXN0U2VydmljZXNSZXF1ZXN0GiUuY29yYWwuY29sb255LnYxLkxpc3RTZXJ2aWNlc1Jlc3BvbnNlElgKC0dldFRvcG9sb2d5EiMuY29yYWwuY29sb255LnYxLkdldFRvcG9sb2d5UmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5HZXRUb3BvbG9neVJlc3BvbnNlElgKC1F1ZXJ5RXZlbnRzEiMuY29yYWwuY29sb255LnYxLlF1ZXJ5RXZlbnRzUmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5RdWVyeUV2ZW50c1Jlc3BvbnNlElsKDFF1ZXJ5TWV0cmljcxIkLmNvcmFsLmNvbG9ueS52MS5RdWVyeU1ldHJpY3NSZXF1ZXN0GiUuY29yYWwuY29sb255LnYxLlF1ZXJ5TWV0cmljc1Jlc3BvbnNlElUKCkdldEhpc3RvcnkSIi5jb3JhbC5jb2xvbnkudjEuR2V0SGlzdG9yeVJlcXVlc3QaIy5jb3JhbC5jb2xvbnkudjEuR2V0SGlzdG9yeVJlc3BvbnNlElgKC0NyZWF0ZVRva2VuEiMuY29yYWwuY29sb255LnYxLkNyZWF0ZVRva2VuUmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5DcmVhdGVUb2tlblJlc3BvbnNlElgKC1Jldm9rZVRva2VuEiMuY29yYWwuY29sb255LnYxLlJldm9rZVRva2VuUmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5SZXZva2VUb2tlblJlc3BvbnNlElUKCkxpc3RUb2tlbnMSIi5jb3JhbC5jb2xvbnkudjEuTGlzdFRva2Vuc1JlcXVlc3QaIy5jb3JhbC5jb2xvbnkudjEuTGlzdFRva2Vuc1Jlc3BvbnNlElsKDExpc3RJbnNpZ2h0cxIkLmNvcmFsLmNvbG9ueS52MS5MaXN0SW5zaWdodHNSZXF1ZXN0GiUuY29yYWwuY29sb255LnYxLkxpc3RJbnNpZ2h0c1Jlc3BvbnNlEmEKDkRpc21pc3NJbnNpZ2h0EiYuY29yYWwuY29sb255LnYxLkRpc21pc3NJbnNpZ2h0UmVxdWVzdBonLmNvcmFsLmNvbG9ueS52MS5EaXNtaXNzSW5zaWdodFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message coral.colony.v1.ServiceInfo
@@ -170,6 +170,13 @@ export type GetStatusResponse = Message<"coral.colony.v1.GetStatusResponse"> & {
    * @generated from field: google.protobuf.Timestamp started_at = 10;
    */
   startedAt?: Timestamp | undefined;
+
+  /**
+   * Active (not dismissed, not expired) insights; see ListInsights.
+   *
+   * @generated from field: uint32 insight_count = 11;
+   */
+  insightCount: number;
 };
 
 /**
@@ -868,6 +875,219 @@ export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PUR
   messageDesc(file_coral_colony_v1_colony, 25);
 
 /**
+ * Insight is one finding of the colony's detectors. No LLM is involved.
+ *
+ * @generated from message coral.colony.v1.Insight
+ */
+export type Insight = Message<"coral.colony.v1.Insight"> & {
+  /**
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * anomaly, pattern or recommendation.
+   *
+   * @generated from field: string type = 2;
+   */
+  type: string;
+
+  /**
+   * high, medium or low.
+   *
+   * @generated from field: string priority = 3;
+   */
+  priority: string;
+
+  /**
+   * @generated from field: string title = 4;
+   */
+  title: string;
+
+  /**
+   * @generated from field: string summary = 5;
+   */
+  summary: string;
+
+  /**
+   * JSON object with the numbers the detector used (means, baselines,
+   * counts, times, versions).
+   *
+   * @generated from field: string evidence_json = 6;
+   */
+  evidenceJson: string;
+
+  /**
+   * @generated from field: repeated string affected_services = 7;
+   */
+  affectedServices: string[];
+
+  /**
+   * 0 to 1.
+   *
+   * @generated from field: double confidence = 8;
+   */
+  confidence: number;
+
+  /**
+   * active, dismissed or expired.
+   *
+   * @generated from field: string status = 9;
+   */
+  status: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 10;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * The last detector run that still found the condition.
+   *
+   * @generated from field: google.protobuf.Timestamp last_seen = 11;
+   */
+  lastSeen?: Timestamp | undefined;
+
+  /**
+   * Without a newer sighting the insight expires then.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 12;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * The detector that raised it: metric_shift, restart_loop, health_flapping,
+   * connection_change, version_degradation.
+   *
+   * @generated from field: string detector = 13;
+   */
+  detector: string;
+
+  /**
+   * The service the finding is about ("" when it is about several).
+   *
+   * @generated from field: string service = 14;
+   */
+  service: string;
+
+  /**
+   * Suggested next steps, e.g. commands to run.
+   *
+   * @generated from field: repeated string recommendations = 15;
+   */
+  recommendations: string[];
+
+  /**
+   * How many detector runs found it.
+   *
+   * @generated from field: uint32 occurrences = 16;
+   */
+  occurrences: number;
+
+  /**
+   * The evidence as lines a person reads ("memory_bytes mean 300 MB over
+   * the last 5 min (5 samples)").
+   *
+   * @generated from field: repeated string evidence_lines = 17;
+   */
+  evidenceLines: string[];
+};
+
+/**
+ * Describes the message coral.colony.v1.Insight.
+ * Use `create(InsightSchema)` to create a new message.
+ */
+export const InsightSchema: GenMessage<Insight> = /*@__PURE__*/
+  messageDesc(file_coral_colony_v1_colony, 26);
+
+/**
+ * @generated from message coral.colony.v1.ListInsightsRequest
+ */
+export type ListInsightsRequest = Message<"coral.colony.v1.ListInsightsRequest"> & {
+  /**
+   * active (default), dismissed, expired or all.
+   *
+   * @generated from field: string status = 1;
+   */
+  status: string;
+
+  /**
+   * At most this many (default 50, at most 1000).
+   *
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+
+  /**
+   * Only insights affecting this service.
+   *
+   * @generated from field: string service = 3;
+   */
+  service: string;
+};
+
+/**
+ * Describes the message coral.colony.v1.ListInsightsRequest.
+ * Use `create(ListInsightsRequestSchema)` to create a new message.
+ */
+export const ListInsightsRequestSchema: GenMessage<ListInsightsRequest> = /*@__PURE__*/
+  messageDesc(file_coral_colony_v1_colony, 27);
+
+/**
+ * @generated from message coral.colony.v1.ListInsightsResponse
+ */
+export type ListInsightsResponse = Message<"coral.colony.v1.ListInsightsResponse"> & {
+  /**
+   * Active first (then dismissed, then expired), highest priority first,
+   * then newest.
+   *
+   * @generated from field: repeated coral.colony.v1.Insight insights = 1;
+   */
+  insights: Insight[];
+};
+
+/**
+ * Describes the message coral.colony.v1.ListInsightsResponse.
+ * Use `create(ListInsightsResponseSchema)` to create a new message.
+ */
+export const ListInsightsResponseSchema: GenMessage<ListInsightsResponse> = /*@__PURE__*/
+  messageDesc(file_coral_colony_v1_colony, 28);
+
+/**
+ * @generated from message coral.colony.v1.DismissInsightRequest
+ */
+export type DismissInsightRequest = Message<"coral.colony.v1.DismissInsightRequest"> & {
+  /**
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message coral.colony.v1.DismissInsightRequest.
+ * Use `create(DismissInsightRequestSchema)` to create a new message.
+ */
+export const DismissInsightRequestSchema: GenMessage<DismissInsightRequest> = /*@__PURE__*/
+  messageDesc(file_coral_colony_v1_colony, 29);
+
+/**
+ * @generated from message coral.colony.v1.DismissInsightResponse
+ */
+export type DismissInsightResponse = Message<"coral.colony.v1.DismissInsightResponse"> & {
+  /**
+   * @generated from field: coral.colony.v1.Insight insight = 1;
+   */
+  insight?: Insight | undefined;
+};
+
+/**
+ * Describes the message coral.colony.v1.DismissInsightResponse.
+ * Use `create(DismissInsightResponseSchema)` to create a new message.
+ */
+export const DismissInsightResponseSchema: GenMessage<DismissInsightResponse> = /*@__PURE__*/
+  messageDesc(file_coral_colony_v1_colony, 30);
+
+/**
  * TokenScope limits what a token may do.
  *
  * @generated from enum coral.colony.v1.TokenScope
@@ -977,6 +1197,29 @@ export const ColonyService: GenService<{
     methodKind: "unary";
     input: typeof ListTokensRequestSchema;
     output: typeof ListTokensResponseSchema;
+  },
+  /**
+   * ListInsights returns what the colony's detectors found: metric shifts
+   * against learned baselines, restart loops, health flapping, connection
+   * changes after a deploy, degradations after a version change.
+   *
+   * @generated from rpc coral.colony.v1.ColonyService.ListInsights
+   */
+  listInsights: {
+    methodKind: "unary";
+    input: typeof ListInsightsRequestSchema;
+    output: typeof ListInsightsResponseSchema;
+  },
+  /**
+   * DismissInsight hides one insight; it is not raised again while its
+   * condition lasts.
+   *
+   * @generated from rpc coral.colony.v1.ColonyService.DismissInsight
+   */
+  dismissInsight: {
+    methodKind: "unary";
+    input: typeof DismissInsightRequestSchema;
+    output: typeof DismissInsightResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_coral_colony_v1_colony, 0);
