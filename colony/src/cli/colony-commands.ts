@@ -54,12 +54,14 @@ function startCommand(): Command {
         return;
       }
       const log = createLogger({ level: opts.logLevel, format: opts.logFormat });
-      const colony = await startColony({ projectDir, logger: log });
-      console.log("\nPress Ctrl+C to stop");
-      await new Promise<void>((done) => {
+      // Listen for Ctrl+C before starting, so a stop during start-up is graceful too.
+      const stopped = new Promise<void>((done) => {
         process.once("SIGINT", () => done());
         process.once("SIGTERM", () => done());
       });
+      const colony = await startColony({ projectDir, logger: log });
+      console.log("\nPress Ctrl+C to stop");
+      await stopped;
       log.info("Stopping colony");
       await colony.close();
     });

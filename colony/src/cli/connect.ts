@@ -162,6 +162,11 @@ export function connectCommand(): Command {
         return;
       }
       const log = createLogger({ level: opts.logLevel });
+      // Listen for Ctrl+C before starting, so a stop during start-up is graceful too.
+      const stopped = new Promise<void>((done) => {
+        process.once("SIGINT", () => done());
+        process.once("SIGTERM", () => done());
+      });
       const agent = await startAgent({
         serviceName: service,
         port: opts.port,
@@ -187,10 +192,7 @@ export function connectCommand(): Command {
         },
       });
       console.log("Press Ctrl+C to stop");
-      await new Promise<void>((done) => {
-        process.once("SIGINT", () => done());
-        process.once("SIGTERM", () => done());
-      });
+      await stopped;
       await agent.close("stopped by the user");
     });
 }

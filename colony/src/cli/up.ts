@@ -37,6 +37,11 @@ export function upCommand(): Command {
     .action(async (opts: { dir: string; discoveryPort: number; logLevel: Level }) => {
       const projectDir = resolve(opts.dir);
       const log = createLogger({ level: opts.logLevel });
+      // Listen for Ctrl+C before starting, so a stop during start-up is graceful too.
+      const stopped = new Promise<void>((done) => {
+        process.once("SIGINT", () => done());
+        process.once("SIGTERM", () => done());
+      });
       log.info({ port: opts.discoveryPort }, "Starting discovery service");
       const discovery = await startDiscovery(opts.discoveryPort, join(projectDir, ".coral", "discovery"), log);
       const stops: Array<() => Promise<unknown>> = [() => discovery.close()];
@@ -87,10 +92,7 @@ export function upCommand(): Command {
         console.log(`Discovery: ${discovery.url}   Colony API: ${colony.url}   NATS: ${colony.natsUrl}`);
         console.log("Coral is up. Try, in another terminal: npx coral status · npx coral topology · npx coral events");
         console.log("Press Ctrl+C to stop\n");
-        await new Promise<void>((done) => {
-          process.once("SIGINT", () => done());
-          process.once("SIGTERM", () => done());
-        });
+        await stopped;
         log.info("Stopping");
       } finally {
         for (const stop of stops) await stop().catch((err: unknown) => log.warn({ err: String(err) }, "stop failed"));
