@@ -38,6 +38,18 @@ export interface DiscoveryServer extends AsyncDisposable {
 
 const miniflareHeader = /^mf-/i;
 
+/**
+ * Miniflare's exit hook calls process.exit() on SIGINT and SIGTERM, before the
+ * process hosting it (coral up, coral-discovery) can shut down gracefully.
+ * The host closes Miniflare itself; its "exit" hook (which stops workerd)
+ * stays in place.
+ */
+function leaveSignalsToTheHost(): void {
+  for (const signal of ["SIGINT", "SIGTERM"] as const)
+    for (const listener of process.listeners(signal))
+      if (listener.name === "onSignalInt" || listener.name === "onSignalTerm") process.removeListener(signal, listener);
+}
+
 export async function startDiscoveryServer(options: DiscoveryServerOptions): Promise<DiscoveryServer> {
   const dataDir = resolve(options.dataDir);
   const host = options.host ?? "127.0.0.1";
@@ -69,6 +81,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     },
   });
   const inner = await mf.ready;
+  leaveSignalsToTheHost();
 
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
   const front = http.createServer((req, res) => {
