@@ -1,0 +1,56 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { closeMatches, functionsOf, isGoBinary, listFunctions, parseElf } from "./elf.ts";
+import { compileTarget, onPath } from "./testing.ts";
+
+const hasGcc = onPath("gcc");
+if (!hasGcc) console.log("elf.test: skipping ELF tests on the compiled target: gcc not installed");
+
+describe.skipIf(!hasGcc)("ELF symbol parser on the compiled C target", () => {
+  const bin = hasGcc ? compileTarget() : "";
+
+  it("parses headers, sections and symbols", () => {
+    const elf = parseElf(readFileSync(bin));
+    expect(elf.machine).toBe(62);
+    expect([2, 3]).toContain(elf.type);
+    const names = elf.sections.map((s) => s.name);
+    for (const n of [".text", ".symtab", ".strtab", ".dynsym", ".dynstr"]) expect(names).toContain(n);
+    expect(isGoBinary(elf)).toBe(false);
+  });
+
+  it.each([
+    ["validate_card", true],
+    ["unused_helper", true],
+    ["main", true],
+    ["usleep", false], // undefined import: no size, not listed
+  ])("function %s listed: %s", (name, listed) => {
+    const fns = functionsOf(parseElf(readFileSync(bin)));
+    const f = fns.find((x) => x.name === name);
+    expect(Boolean(f)).toBe(listed);
+    if (f) {
+      expect(f.size).toBeGreaterThan(0);
+      expect(f.address).toBeGreaterThan(0n);
+    }
+  });
+
+  it("matches nm's addresses and sizes", async () => {
+    if (!onPath("nm")) return console.log("nm missing: address cross-check skipped");
+    const { execFileSync } = await import("node:child_process");
+    const nm = execFileSync("nm", ["-S", "--defined-only", bin], { encoding: "utf8" });
+    const line = nm.split("\n").find((l) => l.endsWith(" validate_card"))!;
+    const [addr, size] = line.split(" ");
+    const f = (await listFunctions(bin, "validate")).functions;
+    expect(f.map((x) => x.name)).toEqual(["validate_card"]);
+    expect(f[0]!.address).toBe(BigInt(`0x${addr}`));
+    expect(f[0]!.size).toBe(Number(`0x${size}`));
+  });
+
+  it("rejects non-ELF input", () => {
+    expect(() => parseElf(Buffer.from("#!/bin/sh\necho hi\n".padEnd(80)))).toThrow(/not an ELF/);
+  });
+
+  it("suggests close matches", () => {
+    expect(closeMatches("validate_crd", ["main", "validate_card", "unused_helper"])).toEqual(["validate_card"]);
+    expect(closeMatches("ValidateCard", ["validate_card", "main"])).toContain("validate_card");
+  });
+});

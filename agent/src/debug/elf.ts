@@ -1,0 +1,235 @@
+// A small ELF64 little-endian reader: section headers, .symtab/.dynsym and
+// their string tables. Enough to list the functions of an observed process so
+// a uprobe can be attached by validated address, without an SDK or DWARF.
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+
+export interface ElfSection {
+  name: string;
+  type: number;
+  addr: bigint;
+  offset: number;
+  size: number;
+  link: number;
+  entsize: number;
+}
+
+export interface ElfSymbol {
+  name: string;
+  /** ELF symbol value (virtual address in the file, as bpftrace expects). */
+  address: bigint;
+  size: number;
+  type: number;
+  bind: number;
+  section: number;
+  table: ".symtab" | ".dynsym";
+}
+
+export interface ElfFile {
+  type: number; // ET_EXEC = 2, ET_DYN = 3
+  machine: number; // EM_X86_64 = 62, EM_AARCH64 = 183
+  sections: ElfSection[];
+  symbols: ElfSymbol[];
+}
+
+export interface FunctionInfo {
+  name: string;
+  /** c++filt output for mangled C++ names when demangling was requested and available. */
+  demangled?: string;
+  address: bigint;
+  size: number;
+}
+
+export interface FunctionList {
+  binary: string;
+  isGo: boolean;
+  machine: number;
+  functions: FunctionInfo[];
+}
+
+export class ElfError extends Error {}
+
+const SHT_SYMTAB = 2;
+const SHT_DYNSYM = 11;
+const STT_FUNC = 2;
+const SHN_UNDEF = 0;
+
+export function parseElf(buf: Buffer): ElfFile {
+  if (buf.length < 64 || buf.readUInt32BE(0) !== 0x7f454c46) throw new ElfError("not an ELF file");
+  if (buf[4] !== 2) throw new ElfError("only ELF64 is supported");
+  if (buf[5] !== 1) throw new ElfError("only little-endian ELF is supported");
+  const type = buf.readUInt16LE(16);
+  const machine = buf.readUInt16LE(18);
+  const shoff = num(buf.readBigUInt64LE(0x28));
+  const shentsize = buf.readUInt16LE(0x3a);
+  let shnum = buf.readUInt16LE(0x3c);
+  let shstrndx = buf.readUInt16LE(0x3e);
+  if (shoff === 0) return { type, machine, sections: [], symbols: [] };
+  if (shentsize < 64) throw new ElfError(`bad section header size ${shentsize}`);
+  // Extended numbering: real counts live in section header 0.
+  if (shnum === 0) shnum = num(buf.readBigUInt64LE(shoff + 32));
+  if (shstrndx === 0xffff) shstrndx = buf.readUInt32LE(shoff + 40);
+  if (shoff + shnum * shentsize > buf.length) throw new ElfError("section headers past end of file");
+
+  const raw: (Omit<ElfSection, "name"> & { nameOff: number })[] = [];
+  for (let i = 0; i < shnum; i++) {
+    const o = shoff + i * shentsize;
+    raw.push({
+      nameOff: buf.readUInt32LE(o),
+      type: buf.readUInt32LE(o + 4),
+      addr: buf.readBigUInt64LE(o + 16),
+      offset: num(buf.readBigUInt64LE(o + 24)),
+      size: num(buf.readBigUInt64LE(o + 32)),
+      link: buf.readUInt32LE(o + 40),
+      entsize: num(buf.readBigUInt64LE(o + 56)),
+    });
+  }
+  const shstr = raw[shstrndx];
+  const sections: ElfSection[] = raw.map(({ nameOff, ...s }) => ({
+    ...s,
+    name: shstr ? cstr(buf, shstr.offset, shstr.size, nameOff) : "",
+  }));
+
+  const symbols: ElfSymbol[] = [];
+  for (const s of sections) {
+    if (s.type !== SHT_SYMTAB && s.type !== SHT_DYNSYM) continue;
+    const strtab = sections[s.link];
+    if (!strtab) continue;
+    const entsize = s.entsize || 24;
+    if (s.offset + s.size > buf.length) throw new ElfError(`${s.name} past end of file`);
+    for (let o = s.offset + entsize; o + 24 <= s.offset + s.size; o += entsize) {
+      const info = buf[o + 4] ?? 0;
+      symbols.push({
+        name: cstr(buf, strtab.offset, strtab.size, buf.readUInt32LE(o)),
+        type: info & 0xf,
+        bind: info >> 4,
+        section: buf.readUInt16LE(o + 6),
+        address: buf.readBigUInt64LE(o + 8),
+        size: num(buf.readBigUInt64LE(o + 16)),
+        table: s.type === SHT_SYMTAB ? ".symtab" : ".dynsym",
+      });
+    }
+  }
+  return { type, machine, sections, symbols };
+}
+
+/** Defined functions with a size, deduplicated across .symtab and .dynsym, sorted by address. */
+export function functionsOf(elf: ElfFile): FunctionInfo[] {
+  const seen = new Map<string, FunctionInfo>();
+  for (const s of elf.symbols) {
+    if (s.type !== STT_FUNC || s.size <= 0 || s.section === SHN_UNDEF || !s.name) continue;
+    const key = `${s.name}@${s.address}`;
+    if (!seen.has(key)) seen.set(key, { name: s.name, address: s.address, size: s.size });
+  }
+  return [...seen.values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+}
+
+export function isGoBinary(elf: ElfFile): boolean {
+  return (
+    elf.sections.some((s) => s.name === ".go.buildinfo") || elf.symbols.some((s) => s.name === "runtime.main")
+  );
+}
+
+export interface ListFunctionsOptions {
+  /** Case-insensitive substring, or a RegExp tested against the name (and demangled name). */
+  pattern?: string | RegExp;
+  /** Run c++filt on _Z names when it is installed. */
+  demangle?: boolean;
+}
+
+/** Functions of a process (by pid: /proc/<pid>/exe) or of a binary on disk. */
+export async function listFunctions(
+  target: number | string,
+  patternOrOptions?: string | RegExp | ListFunctionsOptions,
+): Promise<FunctionList> {
+  const opts: ListFunctionsOptions =
+    typeof patternOrOptions === "string" || patternOrOptions instanceof RegExp
+      ? { pattern: patternOrOptions }
+      : (patternOrOptions ?? {});
+  const binary = typeof target === "number" ? `/proc/${validPid(target)}/exe` : target;
+  let buf: Buffer;
+  try {
+    buf = await readFile(binary);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ElfError(`cannot read ${binary}: ${code ?? String(err)}`);
+  }
+  const elf = parseElf(buf);
+  let functions = functionsOf(elf);
+  if (opts.demangle) await demangleInPlace(functions);
+  if (opts.pattern !== undefined) {
+    const p = opts.pattern;
+    const test =
+      typeof p === "string"
+        ? (n: string) => n.toLowerCase().includes(p.toLowerCase())
+        : (n: string) => p.test(n);
+    functions = functions.filter((f) => test(f.name) || (f.demangled !== undefined && test(f.demangled)));
+  }
+  return { binary, isGo: isGoBinary(elf), machine: elf.machine, functions };
+}
+
+/** Up to `limit` names close to `wanted` (substring matches first, then edit distance). */
+export function closeMatches(wanted: string, names: readonly string[], limit = 5): string[] {
+  const w = wanted.toLowerCase();
+  const scored = names.map((n) => {
+    const l = n.toLowerCase();
+    const score = l.includes(w) || w.includes(l) ? 0 : editDistance(w, l);
+    return { n, score };
+  });
+  const max = Math.max(2, Math.floor(wanted.length / 3));
+  return scored
+    .filter((s) => s.score <= max)
+    .sort((a, b) => a.score - b.score || a.n.length - b.n.length)
+    .slice(0, limit)
+    .map((s) => s.n);
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 20) return 99;
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length] ?? 99;
+}
+
+async function demangleInPlace(functions: FunctionInfo[]): Promise<void> {
+  const mangled = functions.filter((f) => f.name.startsWith("_Z"));
+  if (mangled.length === 0) return;
+  const out = await new Promise<string | undefined>((resolve) => {
+    const child = execFile("c++filt", [], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout) =>
+      resolve(err ? undefined : stdout),
+    );
+    child.stdin?.on("error", () => resolve(undefined));
+    child.stdin?.end(mangled.map((f) => f.name).join("\n") + "\n");
+  });
+  if (out === undefined) return; // c++filt missing: demangling is optional
+  const lines = out.split("\n");
+  mangled.forEach((f, i) => {
+    const d = lines[i];
+    if (d && d !== f.name) f.demangled = d;
+  });
+}
+
+export function validPid(pid: number): number {
+  if (!Number.isSafeInteger(pid) || pid <= 0) throw new ElfError(`invalid pid ${String(pid)}`);
+  return pid;
+}
+
+function num(v: bigint): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ElfError("ELF value too large");
+  return Number(v);
+}
+
+function cstr(buf: Buffer, tabOff: number, tabSize: number, off: number): string {
+  if (off >= tabSize) return "";
+  const start = tabOff + off;
+  let end = start;
+  const limit = Math.min(buf.length, tabOff + tabSize);
+  while (end < limit && buf[end] !== 0) end++;
+  return buf.toString("utf8", start, end);
+}

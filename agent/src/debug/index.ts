@@ -1,0 +1,37 @@
+// Live debugging, agent side: ELF symbols, bpftrace program generation and
+// uprobe sessions with hard limits.
+export {
+  closeMatches,
+  ElfError,
+  functionsOf,
+  isGoBinary,
+  listFunctions,
+  parseElf,
+  type ElfFile,
+  type ElfSection,
+  type ElfSymbol,
+  type FunctionInfo,
+  type FunctionList,
+  type ListFunctionsOptions,
+} from "./elf.ts";
+export {
+  BPF_DIR,
+  DebugError,
+  generateProgram,
+  LIMITS,
+  type DebugErrorCode,
+  type GeneratedProgram,
+  type ProgramOptions,
+} from "./program.ts";
+export {
+  findBpftrace,
+  hasBpfPermission,
+  parseEventLine,
+  SessionLimiter,
+  summarize,
+  UprobeSession,
+  type SessionOptions,
+  type SessionSummary,
+  type StopReason,
+  type UprobeEvent,
+} from "./session.ts";

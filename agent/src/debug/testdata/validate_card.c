@@ -1,0 +1,20 @@
+/* Target for the live-debugging tests: compiled by the tests with
+ * gcc -O0 -g -fno-inline. Calls validate_card(amount) forever with amounts
+ * 10, 20, 30, 40, 50 in turn; each call sleeps amount*100 us (1..5 ms) and
+ * returns amount*2. Prints nothing. */
+#include <unistd.h>
+
+__attribute__((noinline)) int validate_card(int amount) {
+  usleep((useconds_t)amount * 100);
+  return amount * 2;
+}
+
+__attribute__((noinline)) int unused_helper(int x) { return x + 1; }
+
+int main(void) {
+  volatile int sink = 0;
+  for (;;) {
+    for (int a = 1; a <= 5; a++) sink += validate_card(a * 10);
+  }
+  return sink;
+}

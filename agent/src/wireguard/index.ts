@@ -1,0 +1,31 @@
+// Userspace WireGuard for the mesh mode: X25519 keys, a UAPI client and a
+// wireguard-go interface managed with iproute2. Node-only; the agent package
+// exports it as "@coral/agent/wireguard".
+export { KEY_LENGTH, generateKeyPair, generatePrivateKey, isKey, keyBytes, keyFromHex, keyToHex, publicKeyOf } from "./keys.ts";
+export type { WireguardKeyPair } from "./keys.ts";
+export {
+  GET_REQUEST,
+  UAPI_SOCKET_DIR,
+  UapiClient,
+  UapiError,
+  UapiProtocolError,
+  checkCidr,
+  checkEndpoint,
+  formatSetLines,
+  formatSetRequest,
+  isPortInUse,
+  parseGetResponse,
+  parseSetResponse,
+  uapiSocketPath,
+} from "./uapi.ts";
+export type { DeviceConfig, DeviceState, PeerConfig, PeerState, SetRequest, UapiClientOptions } from "./uapi.ts";
+export {
+  INSTALL_COMMAND,
+  TUN_DEVICE,
+  WireguardInterface,
+  WireguardSetupError,
+  checkPrerequisites,
+  findExecutable,
+  wireguardUnavailableReason,
+} from "./interface.ts";
+export type { WireguardInterfaceOptions } from "./interface.ts";
