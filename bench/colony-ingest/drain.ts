@@ -20,6 +20,7 @@ import { cpuBetween, cpuSnapshot, round, sleep, type CpuUse } from "./lib.ts";
 import { buildPayloads, minute } from "./workload.ts";
 
 export interface DrainRun {
+  repeat: number;
   rowsPerMessage: number;
   messages: number;
   rows: number;
@@ -40,6 +41,8 @@ export interface DrainPlan {
   agents: number;
   messagesPerAgent: number;
   batchSizes: number[];
+  /** Runs per batch size (the sizes take turns, so slow spells of the machine spread over all of them). */
+  repeats: number;
 }
 
 async function prefill(nc: NatsConnection, colonyId: string, plan: DrainPlan): Promise<void> {
@@ -84,8 +87,9 @@ export async function consumerDrain(plans: DrainPlan[], log: (msg: string) => vo
       const messages = plan.agents * plan.messagesPerAgent;
       const rows = messages * plan.rowsPerMessage;
       log(`drain: stream ${colonyId} holds ${messages.toLocaleString("en-US")} messages × ${plan.rowsPerMessage} rows (filled in ${((performance.now() - t) / 1000).toFixed(1)} s)`);
-      for (const batchSize of plan.batchSizes) {
-        const store = await openStore(join(dir, `${colonyId}-${batchSize}.duckdb`));
+      const order = Array.from({ length: plan.repeats }, (_, repeat) => plan.batchSizes.map((batchSize) => ({ repeat, batchSize }))).flat();
+      for (const { repeat, batchSize } of order) {
+        const store = await openStore(join(dir, `${colonyId}-${batchSize}-${repeat}.duckdb`));
         let committed = 0;
         let sinkMs = 0;
         let sinkCalls = 0;
@@ -97,7 +101,7 @@ export async function consumerDrain(plans: DrainPlan[], log: (msg: string) => vo
           nc,
           colonyId,
           batchSize,
-          durableName: `bench-drain-${batchSize}`,
+          durableName: `bench-drain-${batchSize}-${repeat}`,
           sink: async (b) => {
             const s = performance.now();
             const result = await store.ingest(b);
@@ -122,7 +126,10 @@ export async function consumerDrain(plans: DrainPlan[], log: (msg: string) => vo
         }
         const cpu = cpuBetween(cpu0, await cpuSnapshot({ "nats-server": nats.pid }), "colony (node)");
         const seconds = (tEnd - t0) / 1000;
+        await rm(join(dir, `${colonyId}-${batchSize}-${repeat}.duckdb`), { force: true });
+        await rm(join(dir, `${colonyId}-${batchSize}-${repeat}.duckdb.wal`), { force: true });
         const run: DrainRun = {
+          repeat,
           rowsPerMessage: plan.rowsPerMessage,
           messages,
           rows,
@@ -137,7 +144,7 @@ export async function consumerDrain(plans: DrainPlan[], log: (msg: string) => vo
           cpu,
         };
         runs.push(run);
-        log(`drain: ${plan.rowsPerMessage} rows/message, consumer batch size ${batchSize}: ${run.rowsPerSecond.toLocaleString("en-US")} rows/s (${Math.round(run.sinkShare * 100)} % in store.ingest)`);
+        log(`drain #${repeat + 1}: ${plan.rowsPerMessage} rows/message, consumer batch size ${batchSize}: ${run.rowsPerSecond.toLocaleString("en-US")} rows/s (${Math.round(run.sinkShare * 100)} % in store.ingest, other processes ${run.cpu.other} cores)`);
       }
     }
   } finally {
