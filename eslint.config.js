@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["**/node_modules/**", "proto/gen/**", "**/dist/**", ".coral/**", "**/.wrangler/**", "bench/results/**"] },
+  { ignores: ["**/node_modules/**", "proto/gen/**", "**/dist/**", ".coral/**", "**/.wrangler/**", "bench/results/**", "bench/**/.lean-build-*/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
