@@ -112,3 +112,53 @@ export class SerialQueue {
     await this.#tail;
   }
 }
+
+export interface PeriodicLoop {
+  /** Stops the timer; resolves once a run in progress has finished. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `run` every `intervalMs` (retention, rollups): a run never overlaps the
+ * previous one and never throws out of the timer; errors go to `onError`.
+ */
+export function startPeriodic(intervalMs: number, run: () => Promise<void>, onError: (err: Error) => void): PeriodicLoop {
+  if (typeof intervalMs !== "number" || !Number.isFinite(intervalMs) || intervalMs <= 0) {
+    throw new RangeError(`interval must be a positive number of ms, got ${String(intervalMs)}`);
+  }
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let current: Promise<void> = Promise.resolve();
+
+  const tick = (): void => {
+    timer = undefined;
+    if (stopped) return;
+    current = (async () => {
+      try {
+        await run();
+      } catch (err) {
+        try {
+          onError(err as Error);
+        } catch {
+          // a broken logger must not break the loop either
+        }
+      }
+    })().finally(() => {
+      if (!stopped) schedule();
+    });
+  };
+  const schedule = (): void => {
+    timer = setTimeout(tick, intervalMs);
+    timer.unref?.();
+  };
+  schedule();
+
+  return {
+    async stop() {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      await current;
+    },
+  };
+}
