@@ -162,3 +162,68 @@ export function startPeriodic(intervalMs: number, run: () => Promise<void>, onEr
     },
   };
 }
+
+/** One schema change. Lists are ordered and append-only: never edit a shipped one. */
+export interface Migration {
+  version: number;
+  name: string;
+  up: string | ((conn: Conn) => Promise<void>);
+}
+
+export interface MigrationReport {
+  /** Schema version after migrating. */
+  version: number;
+  /** Versions applied by this call. */
+  applied: number[];
+}
+
+export function checkMigrationList(list: readonly Migration[]): void {
+  list.forEach((m, i) => {
+    if (m.version !== i + 1) {
+      throw new Error(`migration list out of order: entry ${i} has version ${m.version}, expected ${i + 1}`);
+    }
+  });
+}
+
+export async function schemaVersion(conn: Conn): Promise<number> {
+  const rows = await all(conn, "SELECT coalesce(max(version), 0) AS v FROM schema_migrations");
+  return Number(rows[0]?.v ?? 0);
+}
+
+/**
+ * Applies every migration newer than the file's schema version, in order,
+ * each in its own transaction, recorded in schema_migrations. A file newer
+ * than the list is refused. `owner` names the program in messages ("agent").
+ */
+export async function applyMigrations(conn: Conn, list: readonly Migration[], owner: string): Promise<MigrationReport> {
+  checkMigrationList(list);
+  await exec(
+    conn,
+    `CREATE TABLE IF NOT EXISTS schema_migrations (
+       version INTEGER PRIMARY KEY,
+       name TEXT NOT NULL,
+       applied_at TIMESTAMP NOT NULL
+     )`,
+  );
+  const current = await schemaVersion(conn);
+  if (current > list.length) {
+    throw new Error(
+      `the ${owner} store's schema version is ${current} but this ${owner} knows migrations up to ${list.length}; ` +
+        `upgrade the ${owner} (refusing to open a newer database)`,
+    );
+  }
+  const applied: number[] = [];
+  for (const m of list.slice(current)) {
+    try {
+      await transaction(conn, async () => {
+        if (typeof m.up === "string") await conn.run(m.up);
+        else await m.up(conn);
+        await exec(conn, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)", [m.version, m.name, ts(new Date())]);
+      });
+    } catch (err) {
+      throw new Error(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, { cause: err });
+    }
+    applied.push(m.version);
+  }
+  return { version: current + applied.length, applied };
+}

@@ -1,13 +1,10 @@
 // Versioned schema migrations. The list is ordered and append-only: never edit
 // a migration that has shipped, add a new one. Each runs once, in its own
 // transaction, and is recorded in schema_migrations.
-import { all, exec, transaction, ts, type Conn } from "./sql.ts";
+import { applyMigrations, type Conn, type Migration, type MigrationReport } from "../duckdb/index.ts";
 
-export interface Migration {
-  version: number;
-  name: string;
-  up: string | ((conn: Conn) => Promise<void>);
-}
+export { checkMigrationList, schemaVersion, type Migration, type MigrationReport } from "../duckdb/index.ts";
+
 
 // The agent schema of the design (raw data, ~1-6 h), with two deliberate
 // differences: events are keyed by a TEXT event_id (ids come from the agent
@@ -65,56 +62,7 @@ CREATE TABLE outbox (
 
 export const migrations: readonly Migration[] = [{ version: 1, name: "agent schema and outbox", up: initial }];
 
-export interface MigrationReport {
-  /** Schema version after migrating. */
-  version: number;
-  /** Versions applied by this call. */
-  applied: number[];
-}
-
-export async function schemaVersion(conn: Conn): Promise<number> {
-  const rows = await all(conn, "SELECT coalesce(max(version), 0) AS v FROM schema_migrations");
-  return Number(rows[0]?.v ?? 0);
-}
-
 /** Applies every migration newer than the file's schema version, in order. */
-export async function migrate(conn: Conn, list: readonly Migration[] = migrations): Promise<MigrationReport> {
-  list.forEach((m, i) => {
-    if (m.version !== i + 1) {
-      throw new Error(`migration list out of order: entry ${i} has version ${m.version}, expected ${i + 1}`);
-    }
-  });
-  await exec(
-    conn,
-    `CREATE TABLE IF NOT EXISTS schema_migrations (
-       version INTEGER PRIMARY KEY,
-       name TEXT NOT NULL,
-       applied_at TIMESTAMP NOT NULL
-     )`,
-  );
-  const current = await schemaVersion(conn);
-  if (current > list.length) {
-    throw new Error(
-      `the agent store's schema version is ${current} but this agent knows migrations up to ${list.length}; ` +
-        "upgrade the agent (refusing to open a newer database)",
-    );
-  }
-  const applied: number[] = [];
-  for (const m of list.slice(current)) {
-    try {
-      await transaction(conn, async () => {
-        if (typeof m.up === "string") await conn.run(m.up);
-        else await m.up(conn);
-        await exec(conn, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)", [
-          m.version,
-          m.name,
-          ts(new Date()),
-        ]);
-      });
-    } catch (err) {
-      throw new Error(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, { cause: err });
-    }
-    applied.push(m.version);
-  }
-  return { version: current + applied.length, applied };
+export function migrate(conn: Conn, list: readonly Migration[] = migrations): Promise<MigrationReport> {
+  return applyMigrations(conn, list, "agent");
 }

@@ -1,13 +1,10 @@
 // Versioned schema migrations. The list is ordered and append-only: never edit
 // a migration that has shipped, add a new one. Each runs once, in its own
 // transaction, and is recorded in schema_migrations.
-import { all, exec, transaction, ts, type Conn } from "./sql.ts";
+import { applyMigrations, type Conn, type Migration, type MigrationReport } from "@coral/agent/duckdb";
 
-export interface Migration {
-  version: number;
-  name: string;
-  up: string | ((conn: Conn) => Promise<void>);
-}
+export { checkMigrationList, schemaVersion, type Migration, type MigrationReport } from "@coral/agent/duckdb";
+
 
 const initial = `
 -- Components of the application (one row per service name; kept from agent registrations).
@@ -191,60 +188,7 @@ CREATE TABLE rollup_state (
 
 export const migrations: readonly Migration[] = [{ version: 1, name: "initial schema", up: initial }];
 
-export interface MigrationReport {
-  /** Schema version after migrating. */
-  version: number;
-  /** Versions applied by this call. */
-  applied: number[];
-}
-
-export function checkMigrationList(list: readonly Migration[]): void {
-  list.forEach((m, i) => {
-    if (m.version !== i + 1) {
-      throw new Error(`migration list out of order: entry ${i} has version ${m.version}, expected ${i + 1}`);
-    }
-  });
-}
-
-export async function schemaVersion(conn: Conn): Promise<number> {
-  const rows = await all(conn, "SELECT coalesce(max(version), 0) AS v FROM schema_migrations");
-  return Number(rows[0]?.v ?? 0);
-}
-
 /** Applies every migration newer than the file's schema version, in order. */
-export async function migrate(conn: Conn, list: readonly Migration[] = migrations): Promise<MigrationReport> {
-  checkMigrationList(list);
-  await exec(
-    conn,
-    `CREATE TABLE IF NOT EXISTS schema_migrations (
-       version INTEGER PRIMARY KEY,
-       name TEXT NOT NULL,
-       applied_at TIMESTAMP NOT NULL
-     )`,
-  );
-  const current = await schemaVersion(conn);
-  if (current > list.length) {
-    throw new Error(
-      `the store's schema version is ${current} but this colony knows migrations up to ${list.length}; ` +
-        "upgrade the colony (refusing to open a newer database)",
-    );
-  }
-  const applied: number[] = [];
-  for (const m of list.slice(current)) {
-    try {
-      await transaction(conn, async () => {
-        if (typeof m.up === "string") await conn.run(m.up);
-        else await m.up(conn);
-        await exec(conn, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)", [
-          m.version,
-          m.name,
-          ts(new Date()),
-        ]);
-      });
-    } catch (err) {
-      throw new Error(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, { cause: err });
-    }
-    applied.push(m.version);
-  }
-  return { version: current + applied.length, applied };
+export function migrate(conn: Conn, list: readonly Migration[] = migrations): Promise<MigrationReport> {
+  return applyMigrations(conn, list, "colony");
 }
