@@ -40,6 +40,18 @@ export interface AgentInput {
 
 const isHealthy = (health: AgentHealth) => health === "healthy" || health === "unknown";
 
+// A heartbeat lands in online or degraded by the health it reports.
+const heartbeatTransitions = [
+  { guard: "reportsHealthy", target: "online", actions: "recordHeartbeat" },
+  { target: "degraded", actions: "recordHeartbeat" },
+] as const;
+
+const connectedTransitions = {
+  heartbeat: heartbeatTransitions,
+  deadline: { guard: "deadlinePassed", target: "offline", actions: "markMissedHeartbeat" },
+  deregister: { target: "offline", actions: "markDeregistered" },
+} as const;
+
 export const agentMachine = setup({
   types: {
     context: {} as AgentContext,
@@ -104,32 +116,12 @@ export const agentMachine = setup({
   },
   states: {
     registering: {},
-    online: {
-      on: {
-        heartbeat: [
-          { guard: "reportsHealthy", target: "online", actions: "recordHeartbeat" },
-          { target: "degraded", actions: "recordHeartbeat" },
-        ],
-        deadline: { guard: "deadlinePassed", target: "offline", actions: "markMissedHeartbeat" },
-        deregister: { target: "offline", actions: "markDeregistered" },
-      },
-    },
-    degraded: {
-      on: {
-        heartbeat: [
-          { guard: "reportsHealthy", target: "online", actions: "recordHeartbeat" },
-          { target: "degraded", actions: "recordHeartbeat" },
-        ],
-        deadline: { guard: "deadlinePassed", target: "offline", actions: "markMissedHeartbeat" },
-        deregister: { target: "offline", actions: "markDeregistered" },
-      },
-    },
+    // Online and degraded differ only in what the last heartbeat said.
+    online: { on: connectedTransitions },
+    degraded: { on: connectedTransitions },
     offline: {
       on: {
-        heartbeat: [
-          { guard: "reportsHealthy", target: "online", actions: "recordHeartbeat" },
-          { target: "degraded", actions: "recordHeartbeat" },
-        ],
+        heartbeat: heartbeatTransitions,
         deadline: { guard: "deadlinePassed", target: "expired", actions: "markExpired" },
       },
     },
