@@ -3,5 +3,7 @@
 import { register } from "tsx/esm/api";
 
 register();
-const { main } = await import("../src/cli/main.ts");
+// An agent (`coral connect`) loads only its own command; everything else the whole CLI.
+const entry = process.argv[2] === "connect" ? "../src/cli/connect-entry.ts" : "../src/cli/main.ts";
+const { main } = await import(entry);
 process.exitCode = await main(process.argv);

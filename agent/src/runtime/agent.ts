@@ -86,6 +86,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const store = await openAgentStore(join(dataDir, "agent.duckdb"), {
     retentionMs: options.retentionMs,
     logger: (level, msg, fields) => log[level](fields ?? {}, msg),
+    // Raw samples are written every 10 s in one transaction (queries flush first).
+    writeBufferMs: 10_000,
   });
   const abort = new AbortController();
   const timers: NodeJS.Timeout[] = [];

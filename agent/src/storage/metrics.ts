@@ -12,7 +12,8 @@ function hasKeys(o: Record<string, string> | undefined): o is Record<string, str
 }
 
 /** Throws before anything is written if a point is malformed (bad Date or empty name). */
-function checkPoints(points: readonly MetricPoint[]): void {
+/** Throws a TypeError naming the first bad point. */
+export function checkPoints(points: readonly MetricPoint[]): void {
   for (const [i, p] of points.entries()) {
     checkDate(p.timestamp, `metric point ${i} timestamp`);
     if (typeof p.name !== "string" || p.name === "") throw new TypeError(`metric point ${i} has no name`);

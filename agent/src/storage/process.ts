@@ -1,6 +1,6 @@
 // Process snapshots (CPU, memory, fds, threads) and the process's TCP connections.
 import { withAppender } from "./metrics.ts";
-import { all, checkDate, checkLimit, date, exec, newestPage, num, str, ts, Where, type Conn } from "./sql.ts";
+import { all, checkDate, checkLimit, date, newestPage, num, str, ts, Where, type Conn } from "./sql.ts";
 import type { ConnectionInput, ConnectionQuery, ConnectionRow, ProcessSnapshot, QueryPage, SnapshotQuery } from "./types.ts";
 
 function finite(v: unknown, what: string): number {
@@ -8,22 +8,36 @@ function finite(v: unknown, what: string): number {
   return v;
 }
 
-export async function recordSnapshot(conn: Conn, s: ProcessSnapshot): Promise<void> {
+/** Throws a TypeError unless the snapshot can be stored. */
+export function checkSnapshot(s: ProcessSnapshot): void {
   checkDate(s.timestamp, "snapshot timestamp");
   if (!Number.isInteger(s.pid) || s.pid <= 0) throw new TypeError(`snapshot pid must be a positive integer, got ${s.pid}`);
-  await exec(
-    conn,
-    `INSERT INTO process_snapshots (timestamp, pid, cpu_percent, memory_bytes, fd_count, thread_count)
-     VALUES ($1, $2, $3, $4, $5, $6)`,
-    [
-      ts(s.timestamp),
-      s.pid,
-      finite(s.cpuPercent, "cpuPercent"),
-      BigInt(Math.round(finite(s.memoryBytes, "memoryBytes"))),
-      Math.round(finite(s.fdCount, "fdCount")),
-      Math.round(finite(s.threadCount, "threadCount")),
-    ],
-  );
+  finite(s.cpuPercent, "cpuPercent");
+  finite(s.memoryBytes, "memoryBytes");
+  finite(s.fdCount, "fdCount");
+  finite(s.threadCount, "threadCount");
+}
+
+export async function recordSnapshot(conn: Conn, s: ProcessSnapshot): Promise<void> {
+  await recordSnapshots(conn, [s]);
+}
+
+/** Writer side: many snapshots through one appender. */
+export async function recordSnapshots(conn: Conn, list: readonly ProcessSnapshot[]): Promise<number> {
+  list.forEach(checkSnapshot);
+  if (list.length === 0) return 0;
+  return withAppender(conn, "process_snapshots", (a) => {
+    for (const s of list) {
+      a.appendTimestamp(ts(s.timestamp));
+      a.appendInteger(s.pid);
+      a.appendDouble(s.cpuPercent);
+      a.appendBigInt(BigInt(Math.round(s.memoryBytes)));
+      a.appendInteger(Math.round(s.fdCount));
+      a.appendInteger(Math.round(s.threadCount));
+      a.endRow();
+    }
+    return list.length;
+  });
 }
 
 export async function querySnapshots(conn: Conn, q: SnapshotQuery): Promise<QueryPage<ProcessSnapshot>> {
@@ -48,13 +62,19 @@ export async function querySnapshots(conn: Conn, q: SnapshotQuery): Promise<Quer
   );
 }
 
-export async function recordConnections(conn: Conn, list: readonly ConnectionInput[], at: Date): Promise<number> {
-  const observedAt = ts(checkDate(at, "observed at"));
+/** Throws a TypeError naming the first bad connection. */
+export function checkConnections(list: readonly ConnectionInput[], at: Date): void {
+  checkDate(at, "observed at");
   for (const [i, c] of list.entries()) {
     if (typeof c.localAddr !== "string" || typeof c.remoteAddr !== "string" || c.remoteAddr === "") {
       throw new TypeError(`connection ${i} needs localAddr and remoteAddr strings`);
     }
   }
+}
+
+export async function recordConnections(conn: Conn, list: readonly ConnectionInput[], at: Date): Promise<number> {
+  checkConnections(list, at);
+  const observedAt = ts(at);
   if (list.length === 0) return 0;
   return withAppender(conn, "connections", (a) => {
     for (const c of list) {

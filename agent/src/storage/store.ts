@@ -11,7 +11,8 @@ import { migrate, schemaVersion } from "./migrations.ts";
 import * as outbox from "./outbox.ts";
 import * as proc from "./process.ts";
 import { applyRetention, checkRetention, DEFAULT_CLEANUP_INTERVAL_MS } from "./retention.ts";
-import type { Conn } from "./sql.ts";
+import { transaction, type Conn } from "./sql.ts";
+import { WriteBuffer, type BufferedRows } from "./write-buffer.ts";
 import type {
   AgentStore,
   BackoffPolicy,
@@ -68,7 +69,14 @@ export async function openAgentStore(path: string, options: OpenAgentStoreOption
     writer = await QueuedConnection.open(instance, "writer");
     const report = await writer.run((c) => migrate(c));
     reader = await QueuedConnection.open(instance, "reader");
-    return new DuckAgentStore(file, retentionMs, report.applied, { instance, writer, reader, backoff, logger: options.logger });
+    return new DuckAgentStore(file, retentionMs, report.applied, {
+      instance,
+      writer,
+      reader,
+      backoff,
+      logger: options.logger,
+      writeBufferMs: options.writeBufferMs ?? 0,
+    });
   } catch (err) {
     reader?.closeSync();
     writer?.closeSync();
@@ -84,6 +92,7 @@ class DuckAgentStore implements AgentStore {
   readonly #backoff: BackoffPolicy;
   readonly #logger: StorageLogger | undefined;
   readonly #loops = new Set<Loop>();
+  readonly #buffer: WriteBuffer | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(
@@ -96,6 +105,7 @@ class DuckAgentStore implements AgentStore {
       reader: QueuedConnection;
       backoff: BackoffPolicy;
       logger: StorageLogger | undefined;
+      writeBufferMs: number;
     },
   ) {
     this.#instance = parts.instance;
@@ -103,6 +113,41 @@ class DuckAgentStore implements AgentStore {
     this.#reader = parts.reader;
     this.#backoff = parts.backoff;
     this.#logger = parts.logger;
+    if (parts.writeBufferMs > 0) this.#buffer = new WriteBuffer(parts.writeBufferMs, (rows) => this.#writeBuffered(rows), parts.logger);
+  }
+
+  /** One transaction for everything buffered since the last flush. */
+  #writeBuffered(rows: BufferedRows): Promise<void> {
+    return this.#writer.run((c) =>
+      transaction(c, async () => {
+        await metrics.recordMetrics(c, rows.metrics);
+        await proc.recordSnapshots(c, rows.snapshots);
+        for (const { list, at } of rows.connections) await proc.recordConnections(c, list, at);
+      }),
+    );
+  }
+
+  /** Buffers a validated write when buffering is on; otherwise writes it now. */
+  #record<T>(validate: () => void, buffer: (b: WriteBuffer) => T, writeNow: (conn: Conn) => Promise<T>): Promise<T> {
+    if (this.#closing) return Promise.reject(new AgentStoreClosedError(this.path));
+    if (!this.#buffer) return this.#write(writeNow);
+    try {
+      validate();
+      return Promise.resolve(buffer(this.#buffer));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  /** Readers see every accepted sample: buffered rows are written first. */
+  async #readFlushed<T>(fn: (conn: Conn) => Promise<T>): Promise<T> {
+    await this.#buffer?.flush();
+    return this.#read(fn);
+  }
+
+  /** Writes buffered samples now (no-op without a write buffer). */
+  flush(): Promise<void> {
+    return this.#buffer?.flush() ?? Promise.resolve();
   }
 
   #write<T>(fn: (conn: Conn) => Promise<T>): Promise<T> {
@@ -120,7 +165,15 @@ class DuckAgentStore implements AgentStore {
   }
 
   recordMetrics(points: readonly MetricPoint[]): Promise<number> {
-    return this.#write((c) => metrics.recordMetrics(c, points));
+    return this.#record(
+      () => metrics.checkPoints(points),
+      (b) => {
+        const finite = points.filter((p) => Number.isFinite(p.value));
+        b.addMetrics(finite);
+        return finite.length;
+      },
+      (c) => metrics.recordMetrics(c, points),
+    );
   }
 
   recordEvent(event: EventInput): Promise<StoredEvent> {
@@ -128,15 +181,26 @@ class DuckAgentStore implements AgentStore {
   }
 
   recordConnections(list: readonly ConnectionInput[], at: Date): Promise<number> {
-    return this.#write((c) => proc.recordConnections(c, list, at));
+    return this.#record(
+      () => proc.checkConnections(list, at),
+      (b) => {
+        if (list.length > 0) b.addConnections([...list], at);
+        return list.length;
+      },
+      (c) => proc.recordConnections(c, list, at),
+    );
   }
 
   recordSnapshot(snapshot: ProcessSnapshot): Promise<void> {
-    return this.#write((c) => proc.recordSnapshot(c, snapshot));
+    return this.#record(
+      () => proc.checkSnapshot(snapshot),
+      (b) => b.addSnapshot({ ...snapshot }),
+      (c) => proc.recordSnapshot(c, snapshot),
+    );
   }
 
   queryMetrics(q: MetricQuery): Promise<QueryPage<StoredMetricPoint>> {
-    return this.#read((c) => metrics.queryMetrics(c, q));
+    return this.#readFlushed((c) => metrics.queryMetrics(c, q));
   }
 
   queryEvents(q: EventQuery): Promise<QueryPage<StoredEvent>> {
@@ -144,18 +208,19 @@ class DuckAgentStore implements AgentStore {
   }
 
   querySnapshots(q: SnapshotQuery): Promise<QueryPage<ProcessSnapshot>> {
-    return this.#read((c) => proc.querySnapshots(c, q));
+    return this.#readFlushed((c) => proc.querySnapshots(c, q));
   }
 
   queryConnections(q: ConnectionQuery): Promise<QueryPage<ConnectionRow>> {
-    return this.#read((c) => proc.queryConnections(c, q));
+    return this.#readFlushed((c) => proc.queryConnections(c, q));
   }
 
   summarize(since: Date, until: Date): Promise<MetricSummary[]> {
-    return this.#read((c) => metrics.summarize(c, since, until));
+    return this.#readFlushed((c) => metrics.summarize(c, since, until));
   }
 
-  applyRetention(now: Date = new Date()): Promise<RetentionResult> {
+  async applyRetention(now: Date = new Date()): Promise<RetentionResult> {
+    await this.#buffer?.flush();
     return this.#write((c) => applyRetention(c, this.retentionMs, now));
   }
 
@@ -210,6 +275,8 @@ class DuckAgentStore implements AgentStore {
   async #close(): Promise<void> {
     await Promise.all([...this.#loops].map((l) => l.stop()));
     this.#loops.clear();
+    this.#buffer?.stop();
+    await this.#buffer?.flush();
     await this.#writer.drain();
     await this.#reader.drain();
     try {

@@ -22,6 +22,12 @@ export interface OpenAgentStoreOptions {
   threads?: number;
   /** DuckDB memory limit (default "256MB"). */
   memoryLimit?: string;
+  /**
+   * Buffer raw samples (metrics, snapshots, connections) and write them in one
+   * transaction at most this often (ms). 0 (the default) writes each at once.
+   * Queries flush first, so they always see every accepted sample.
+   */
+  writeBufferMs?: number;
 }
 
 /** One sample of one metric. */
@@ -175,6 +181,8 @@ export interface AgentStore extends AsyncDisposable {
   /** Stores the connections seen at `at`. Returns rows stored. */
   recordConnections(list: readonly ConnectionInput[], at: Date): Promise<number>;
   recordSnapshot(snapshot: ProcessSnapshot): Promise<void>;
+  /** Writes buffered samples now (see OpenAgentStoreOptions.writeBufferMs). */
+  flush(): Promise<void>;
 
   queryMetrics(q: MetricQuery): Promise<QueryPage<StoredMetricPoint>>;
   queryEvents(q: EventQuery): Promise<QueryPage<StoredEvent>>;

@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { encodeJoinToken } from "@coral/proto";
 import { GetStatusResponseSchema } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { Command, Option } from "commander";
-import { createLogger } from "@coral/discovery-worker";
+import { createLogger } from "@coral/discovery-worker/log";
 import { currentColony, listColonies, loadColonyConfig, loadColonyKeys, useColony } from "../config/index.ts";
 import { formatStatus } from "../format/index.ts";
 import { isAlive, readPidFile, startColony } from "../runtime/colony.ts";

@@ -5,7 +5,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { startAgent, type AgentNotice } from "@coral/agent";
-import { createLogger } from "@coral/discovery-worker";
+import { createLogger } from "@coral/discovery-worker/log";
 import { DiscoveryClient, decodeJoinToken, resolveEndpoints } from "@coral/proto";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { coralHome, currentColony, loadColonyConfig, loadColonyKeys, parseDuration } from "../config/index.ts";
