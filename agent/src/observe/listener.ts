@@ -3,7 +3,8 @@
  * give the socket inodes; the process whose /proc/<pid>/fd holds one of them
  * is the listener.
  */
-import { readdir, readlink } from "node:fs/promises";
+// procfs reads never block on disk: sync calls save the thread-pool round trip of each open/read/close.
+import { readdirSync, readlinkSync } from "node:fs";
 import { isGone, isNoAccess, listPids, socketInodeFromLink } from "./procfs.ts";
 import { formatEndpoint, readTcpTables, TCP_LISTEN, type ProcNetTcpEntry } from "./procnet.ts";
 
@@ -28,14 +29,14 @@ export function listenersOnPort(entries: readonly ProcNetTcpEntry[], port: numbe
 async function heldInode(pid: number, wanted: ReadonlyMap<number, unknown>): Promise<number | null> {
   let fds: string[];
   try {
-    fds = await readdir(`/proc/${pid}/fd`);
+    fds = readdirSync(`/proc/${pid}/fd`);
   } catch (err) {
     if (isGone(err) || isNoAccess(err)) return null;
     throw err;
   }
   for (const fd of fds) {
     try {
-      const inode = socketInodeFromLink(await readlink(`/proc/${pid}/fd/${fd}`));
+      const inode = socketInodeFromLink(readlinkSync(`/proc/${pid}/fd/${fd}`));
       if (inode !== null && wanted.has(inode)) return inode;
     } catch (err) {
       if (!isGone(err) && !isNoAccess(err)) throw err;

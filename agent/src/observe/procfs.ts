@@ -4,7 +4,8 @@
  * (clock ticks, boot time) the samplers need.
  */
 import { execFile } from "node:child_process";
-import { readdir, readFile, readlink } from "node:fs/promises";
+// procfs reads never block on disk: sync calls save the thread-pool round trip of each open/read/close.
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 export type ErrnoError = NodeJS.ErrnoException;
 
@@ -89,7 +90,7 @@ export function socketInodeFromLink(link: string): number | null {
 
 /** All numeric entries of /proc, ascending. */
 export async function listPids(): Promise<number[]> {
-  const names = await readdir("/proc");
+  const names = readdirSync("/proc");
   const pids: number[] = [];
   for (const name of names) if (/^\d+$/.test(name)) pids.push(Number(name));
   return pids.sort((a, b) => a - b);
@@ -103,7 +104,7 @@ export async function listPids(): Promise<number[]> {
 export async function socketInodes(pid: number): Promise<Set<number> | null> {
   let fds: string[];
   try {
-    fds = await readdir(`/proc/${pid}/fd`);
+    fds = readdirSync(`/proc/${pid}/fd`);
   } catch (err) {
     if (isGone(err)) return null;
     throw err;
@@ -112,7 +113,7 @@ export async function socketInodes(pid: number): Promise<Set<number> | null> {
   await Promise.all(
     fds.map(async (fd) => {
       try {
-        const inode = socketInodeFromLink(await readlink(`/proc/${pid}/fd/${fd}`));
+        const inode = socketInodeFromLink(readlinkSync(`/proc/${pid}/fd/${fd}`));
         if (inode !== null) inodes.add(inode);
       } catch (err) {
         if (!isGone(err) && !isNoAccess(err)) throw err;
@@ -143,7 +144,7 @@ let bootTimePromise: Promise<number> | undefined;
 
 /** Boot time in seconds since the epoch (/proc/stat btime), read once. */
 export function bootTimeSeconds(): Promise<number> {
-  bootTimePromise ??= readFile("/proc/stat", "utf8").then((text) => {
+  bootTimePromise ??= Promise.resolve().then(() => readFileSync("/proc/stat", "utf8")).then((text) => {
     const btime = parseBootTime(text);
     if (btime === null) throw new Error("/proc/stat has no btime line");
     return btime;
@@ -156,7 +157,7 @@ export function bootTimeSeconds(): Promise<number> {
 
 /** Seconds since boot, from /proc/uptime. */
 export async function uptimeSeconds(): Promise<number> {
-  const text = await readFile("/proc/uptime", "utf8");
+  const text = readFileSync("/proc/uptime", "utf8");
   const n = Number(text.trim().split(/\s+/)[0]);
   if (!Number.isFinite(n)) throw new Error(`unexpected /proc/uptime: ${JSON.stringify(text)}`);
   return n;

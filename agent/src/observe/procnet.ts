@@ -12,7 +12,8 @@
  * addresses are four such words. Ports are plain big-endian hex. The inode is
  * decimal and matches the `socket:[inode]` link in /proc/<pid>/fd.
  */
-import { readFile } from "node:fs/promises";
+// procfs reads never block on disk: sync calls save the thread-pool round trip of each open/read/close.
+import { readFileSync } from "node:fs";
 import { endianness } from "node:os";
 
 export type TcpStateName =
@@ -172,7 +173,7 @@ export function parseProcNetTcp(text: string, littleEndian = HOST_LITTLE_ENDIAN)
 
 async function readOptional(path: string): Promise<string> {
   try {
-    return await readFile(path, "utf8");
+    return readFileSync(path, "utf8");
   } catch (err) {
     // tcp6 is absent when IPv6 is disabled; that is an empty table, not an error.
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return "";
@@ -186,7 +187,7 @@ async function readOptional(path: string): Promise<string> {
  * itself is gone (e.g. the process exited).
  */
 export async function readTcpTables(root = "/proc/net"): Promise<ProcNetTcpEntry[]> {
-  const v4 = await readFile(`${root}/tcp`, "utf8");
+  const v4 = readFileSync(`${root}/tcp`, "utf8");
   const v6 = await readOptional(`${root}/tcp6`);
   return [...parseProcNetTcp(v4), ...parseProcNetTcp(v6)];
 }

@@ -1,7 +1,8 @@
 /**
  * One resource sample of a process from /proc/<pid>/{stat,status,fd}.
  */
-import { readdir, readFile } from "node:fs/promises";
+// procfs reads never block on disk: sync calls save the thread-pool round trip of each open/read/close.
+import { readdirSync, readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import {
   bootTimeSeconds,
@@ -67,7 +68,7 @@ export function cpuPercent(deltaTicks: number, elapsedMs: number, ticksPerSecond
 
 async function readProcFile(path: string): Promise<string | null> {
   try {
-    return await readFile(path, "utf8");
+    return readFileSync(path, "utf8");
   } catch (err) {
     if (isGone(err)) return null;
     throw err;
@@ -95,7 +96,7 @@ export async function sampleProcess(pid: number, previous?: SampleState): Promis
 
   let fdCount: number | null;
   try {
-    fdCount = (await readdir(`/proc/${pid}/fd`)).length;
+    fdCount = readdirSync(`/proc/${pid}/fd`).length;
   } catch (err) {
     if (isGone(err)) return null;
     if (!isNoAccess(err)) throw err;
