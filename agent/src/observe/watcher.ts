@@ -9,7 +9,7 @@
  * is left to consumers that have more context (e.g. a deploy they started).
  */
 import { EventEmitter } from "node:events";
-import { processSockets } from "./connections.ts";
+import { ProcessSocketsReader } from "./connections.ts";
 import type { TcpConnection } from "./connections.ts";
 import { findListeningProcess } from "./listener.ts";
 import type { ListeningProcess } from "./listener.ts";
@@ -75,6 +75,8 @@ export class ProcessWatcher extends EventEmitter<ProcessWatcherEvents> {
   private running: Promise<void> | null = null;
   private started = false;
   private stopped = false;
+  /** Re-reads the costly TCP tables only when the socket set changed (or every 10 s). */
+  private readonly sockets = new ProcessSocketsReader();
 
   constructor(options: ProcessWatcherOptions) {
     super();
@@ -189,7 +191,7 @@ export class ProcessWatcher extends EventEmitter<ProcessWatcherEvents> {
       this.exited(cur, "pid_reused");
       return false;
     }
-    const sockets = await processSockets(cur.pid, [this.port]);
+    const sockets = await this.sockets.read(cur.pid, [this.port]);
     if (this.stopped) return true;
     if (!sockets) {
       this.exited(cur, "vanished");
