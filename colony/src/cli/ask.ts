@@ -18,7 +18,6 @@ import {
   checkMaxRetries,
   checkModel,
   dailyWarning,
-  defaultTools,
   effectiveBaseUrl,
   estimateCost,
   explainAnthropicError,
@@ -29,6 +28,7 @@ import {
   maskKey,
   readUsage,
   redact,
+  registryAskTools,
   resolveApiKey,
   runAsk,
   saveApiKey,
@@ -40,14 +40,15 @@ import {
   type AskTool,
   type ResolvedKey,
 } from "../ask/index.ts";
+import { ToolError } from "../tools/index.ts";
 import { UsageError } from "./options.ts";
 import { useColor } from "./read-commands.ts";
-import { colonyClient, explainError, resolveTarget, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
+import { colonyClient, resolveTarget, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
 
 export interface AskCommandOptions {
   /**
-   * The tools offered to the model. Default: get_status, query_events and
-   * query_metrics over Connect (colony/src/ask/default-tools.ts).
+   * The tools offered to the model. Default: Coral's tool registry
+   * (colony/src/tools, the tools `coral mcp server` serves) over Connect.
    */
   tools?: (context: { target: ColonyTarget; client: ReturnType<typeof colonyClient> }) => AskTool[] | Promise<AskTool[]>;
 }
@@ -130,7 +131,7 @@ async function askAction(question: string, opts: AskOptions, commandOptions: Ask
   const maxRetries = opts.maxRetries ?? config.max_retries;
   const target = await resolveTarget(opts);
   const colony = colonyClient(target);
-  const tools = commandOptions.tools ? await commandOptions.tools({ target, client: colony }) : defaultTools(colony, { explain: (err) => explainError(err, target) });
+  const tools = commandOptions.tools ? await commandOptions.tools({ target, client: colony }) : registryAskTools({ colony }, { explain: (err) => unreachable(err, target) });
   const client = new Anthropic({ apiKey: resolved.key, baseURL, maxRetries });
 
   const color = !opts.json && useColor();
@@ -205,6 +206,12 @@ async function askAction(question: string, opts: AskOptions, commandOptions: Ask
     return;
   }
   write(`${atLineStart ? "" : "\n"}\n${formatEvidence(result.evidence, result.suggestedCommands)}\n`);
+}
+
+/** A colony that does not answer is named, with where its address came from. */
+function unreachable(err: Error, target: ColonyTarget): Error {
+  if (!(err instanceof ToolError) || err.code !== "unavailable" || /did not answer in time/.test(err.message)) return err;
+  return new Error(`colony not reachable at ${target.url} (${target.source}): is it running? Start it with: coral colony start`);
 }
 
 async function warnIfOverDaily(paths: AskPaths, config: AskConfig): Promise<void> {
