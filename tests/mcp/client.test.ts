@@ -99,7 +99,7 @@ describe("external MCP servers (real servers over stdio)", () => {
     }
   }, 90_000);
 
-  it("coral ask offers the configured servers' tools beside Coral's, runs them, and reports the failing one", async () => {
+  it("coral ask offers the configured servers' tools beside Coral's, runs them, and reports the failing one; coral mcp servers checks them", async () => {
     await using project = await createTestProject();
     await project.setConfig(["mcp"], {
       servers: {
@@ -160,5 +160,22 @@ describe("external MCP servers (real servers over stdio)", () => {
     expect(none.stderr).not.toContain("pagerduty");
     expect(standIn.requests[before]!.body.tools!.every((t) => t.name.startsWith("coral_"))).toBe(true);
     expect(none.stdout).toContain(`Deploy record: there is no tool named "mcp__deploys__lookup_deploy"`);
+
+    // coral mcp servers: each server's state and tools, exit 1 when one fails.
+    const check = await runAskCli(["mcp", "servers"], { cwd: project.dir, env, timeoutMs: 90_000 });
+    expect(check.code).toBe(1);
+    expect(check.stdout).toContain("  ✓ deploys: ready, 2 tools\n      mcp__deploys__lookup_deploy\n      mcp__deploys__broken_tool\n");
+    expect(check.stdout).toContain("  ✗ pagerduty: failed: the server exited during start-up; its last words on stderr: deploys-server: fatal: cannot reach the deploy database");
+    const checkJson = await runAskCli(["mcp", "servers", "--json"], { cwd: project.dir, env, timeoutMs: 90_000 });
+    expect((JSON.parse(checkJson.stdout) as { servers: Array<{ name: string; state: string }> }).servers.map((s) => [s.name, s.state])).toEqual([
+      ["deploys", "ready"],
+      ["pagerduty", "failed"],
+    ]);
+
+    // A bad entry is refused with the file, the key and what to write.
+    await project.setConfig(["mcp", "servers", "deploys", "retry", "max_attempts"], 0);
+    const bad = await runAskCli(["ask", "why did frontend restart?"], { cwd: project.dir, env, timeoutMs: 90_000 });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/config\.yaml: mcp\.servers\.deploys\.retry\.max_attempts: must be at least 1 \(got 0\)/);
   }, 240_000);
 });
