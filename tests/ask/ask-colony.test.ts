@@ -58,7 +58,7 @@ describe("coral ask against a real colony (Anthropic API stand-in)", () => {
       ["coral_query_metrics", undefined],
     ]);
     expect(result.evidence[0]!.digest).toMatch(/^Events \S+ → \S+ \(service=frontend, event_type=restart\): 3 found, newest first\.$/);
-    expect(result.evidence[1]!.digest).toMatch(/^Application shop \(dev\), colony shop-dev-/);
+    expect(result.evidence[1]!.digest).toBe("1 component: 1 connected, 0 offline or gone.");
     expect(result.evidence[2]!.digest).toMatch(/^frontend · memory_bytes: 1 metric series at 1m resolution, /);
     expect(result.suggestedCommands).toEqual([
       "coral events --service frontend --type restart --since 2h",

@@ -17,12 +17,21 @@ function inputSchemaOf(tool: CoralTool): object {
   return schema;
 }
 
+/**
+ * The evidence line of a result where the first line is not the telling one:
+ * coral_get_status opens with the colony's identity, then counts components.
+ */
+const digests: Record<string, (text: string) => string> = {
+  coral_get_status: (text) => text.split("\n").find((line) => /^\d+ components?: /.test(line)) ?? text,
+};
+
 /** Every registry tool as an AskTool running against `ctx.colony` (so the colony's auth and audit apply). */
 export function registryAskTools(ctx: ToolContext, options: RegistryAskToolsOptions = {}): AskTool[] {
   return (options.tools ?? coralTools).map((tool) => ({
     name: tool.name,
     description: tool.description,
     inputSchema: inputSchemaOf(tool),
+    ...(digests[tool.name] ? { digest: digests[tool.name] } : {}),
     // Tool errors (bad arguments, colony unreachable) carry actionable messages; runAsk hands them to the model.
     async run(args) {
       try {
