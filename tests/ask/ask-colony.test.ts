@@ -6,7 +6,7 @@ import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
 import { describe, expect, it } from "vitest";
-import { appendUsage, defaultTools, estimateCost, readUsage, runAsk, type ToolCallNotice } from "../../colony/src/ask/index.ts";
+import { appendUsage, estimateCost, readUsage, registryAskTools, runAsk, type ToolCallNotice } from "../../colony/src/ask/index.ts";
 import { colonyApi, createTestProject } from "../helpers/colony.ts";
 import { AnthropicStandIn, apiKeyOf } from "./anthropic-stand-in.ts";
 import { runAskCli } from "./cli.ts";
@@ -29,7 +29,7 @@ describe("coral ask against a real colony (Anthropic API stand-in)", () => {
     const calls: ToolCallNotice[] = [];
     const result = await runAsk({
       question: "why did frontend restart?",
-      tools: defaultTools(api),
+      tools: registryAskTools({ colony: api }),
       client,
       model: "claude-sonnet-5-5",
       onText: (t) => streamed.push(t),
@@ -48,25 +48,25 @@ describe("coral ask against a real colony (Anthropic API stand-in)", () => {
     expect(result.incomplete).toBeUndefined();
 
     expect(calls).toEqual([
-      { name: "query_events", args: { service: "frontend", event_type: "restart", since: "2h" }, round: 1 },
-      { name: "get_status", args: {}, round: 1 },
-      { name: "query_metrics", args: { service: "frontend", metric: "memory_bytes", since: "30m" }, round: 2 },
+      { name: "coral_query_events", args: { service: "frontend", event_type: "restart", since: "2h" }, round: 1 },
+      { name: "coral_get_status", args: {}, round: 1 },
+      { name: "coral_query_metrics", args: { service: "frontend", metric: "memory_bytes", since: "30m" }, round: 2 },
     ]);
     expect(result.evidence.map((e) => [e.tool, e.error])).toEqual([
-      ["query_events", undefined],
-      ["get_status", undefined],
-      ["query_metrics", undefined],
+      ["coral_query_events", undefined],
+      ["coral_get_status", undefined],
+      ["coral_query_metrics", undefined],
     ]);
-    expect(result.evidence[0]!.digest).toMatch(/^3 event\(s\) for frontend of type restart from .*: restart×3$/);
-    expect(result.evidence[1]!.digest).toMatch(/^shop \(dev\): 1 component\(s\): 1 online; 3 restart\(s\) in total/);
-    expect(result.evidence[2]!.digest).toMatch(new RegExp(`^1 metric series for frontend from \\S+ to \\S+: memory_bytes max ${PEAK_MEMORY} \\(888\\.1 MiB\\)$`));
+    expect(result.evidence[0]!.digest).toMatch(/^Events \S+ → \S+ \(service=frontend, event_type=restart\): 3 found, newest first\.$/);
+    expect(result.evidence[1]!.digest).toBe("1 component: 1 connected, 0 offline or gone.");
+    expect(result.evidence[2]!.digest).toMatch(/^frontend · memory_bytes: 1 metric series at 1m resolution, /);
     expect(result.suggestedCommands).toEqual([
       "coral events --service frontend --type restart --since 2h",
       "coral status",
       "coral metrics frontend memory_bytes --since 30m",
     ]);
     expect(result.output.startsWith(result.answer)).toBe(true);
-    expect(result.output).toMatch(/\nEvidence\n {2}1\. query_events \{"service":"frontend","event_type":"restart","since":"2h"\} → 3 event\(s\)/);
+    expect(result.output).toMatch(/\nEvidence\n {2}1\. coral_query_events \{"service":"frontend","event_type":"restart","since":"2h"\} → Events \S+ → \S+ \(service=frontend, event_type=restart\): 3 found/);
     expect(result.output).toMatch(/\nSuggested commands\n {2}coral events --service frontend --type restart --since 2h\n {2}coral status\n {2}coral metrics frontend memory_bytes --since 30m\n$/);
 
     // What the stand-in received: the key, the thinking block sent back with
@@ -74,7 +74,7 @@ describe("coral ask against a real colony (Anthropic API stand-in)", () => {
     expect(standIn.requests).toHaveLength(3);
     expect(standIn.requests.every((r) => apiKeyOf(r.headers) === KEY)).toBe(true);
     expect(standIn.requests[0]!.body.stream).toBe(true);
-    expect(standIn.requests[0]!.body.tools!.map((t) => t.name)).toEqual(["get_status", "query_events", "query_metrics"]);
+    expect(standIn.requests[0]!.body.tools!.map((t) => t.name)).toEqual(["coral_get_status", "coral_get_topology", "coral_query_events", "coral_query_metrics", "coral_analyze_correlation", "coral_get_insights"]);
     const second = standIn.requests[1]!.body.messages;
     expect(second[1]!.content[0]).toEqual({ type: "thinking", thinking: "Restarts: look at frontend's restart events and its status.", signature: "sig-standin-1" });
     const results = (second[2]!.content as Array<{ type: string; tool_use_id?: string; content?: unknown }>).map((b) => [b.type, b.tool_use_id]);
@@ -120,11 +120,11 @@ describe("coral ask against a real colony (Anthropic API stand-in)", () => {
 
     const asked = await run(["ask", "why did frontend restart?"]);
     expect(asked.code).toBe(0);
-    expect(asked.stdout).toContain('Let me look at frontend\'s restarts.\n→ query_events {"service":"frontend","event_type":"restart","since":"2h"}\n→ get_status {}\n\nNow its memory.\n');
-    expect(asked.stdout).toContain('→ query_metrics {"service":"frontend","metric":"memory_bytes","since":"30m"}');
+    expect(asked.stdout).toContain('Let me look at frontend\'s restarts.\n→ coral_query_events {"service":"frontend","event_type":"restart","since":"2h"}\n→ coral_get_status {}\n\nNow its memory.\n');
+    expect(asked.stdout).toContain('→ coral_query_metrics {"service":"frontend","metric":"memory_bytes","since":"30m"}');
     expect(asked.stdout).toContain("frontend restarted 3 times in the last 2 hours, each time with exit code 137");
     expect(asked.stdout).toContain(`Memory peaked at ${PEAK_MEMORY} bytes`);
-    expect(asked.stdout).toMatch(/\nEvidence\n {2}1\. query_events .* → 3 event\(s\) for frontend/);
+    expect(asked.stdout).toMatch(/\nEvidence\n {2}1\. coral_query_events .* → Events .*: 3 found, newest first\./);
     expect(asked.stdout).toMatch(/\nSuggested commands\n {2}coral events --service frontend --type restart --since 2h\n {2}coral status\n {2}coral metrics frontend memory_bytes --since 30m\n$/);
     expect(asked.stderr).toMatch(/warning: today's estimated coral ask cost is \$0\.\d+, past your daily warning of \$0\.0001/);
 

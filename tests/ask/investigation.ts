@@ -1,10 +1,10 @@
 // A scripted investigation for the Anthropic stand-in: ask for events and
-// status, then for metrics, then answer with numbers read from the tool
+// status (the registry's coral_* tools), then for metrics, then answer with numbers read from the tool
 // results the loop sent back (so the answer can only hold them if the real
 // tools ran against the real colony).
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { HealthStatus } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
-import type { ColonyClient } from "../../colony/src/ask/index.ts";
+import type { ToolContext } from "../../colony/src/tools/index.ts";
 import { SyntheticAgent } from "../helpers/synthetic-agent.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { toolResults, type Script } from "./anthropic-stand-in.ts";
@@ -21,8 +21,8 @@ export function investigation(): Script {
         content: [
           { type: "thinking", thinking: "Restarts: look at frontend's restart events and its status.", signature: "sig-standin-1" },
           { type: "text", text: "Let me look at frontend's restarts." },
-          { type: "tool_use", id: "toolu_standin_1", name: "query_events", input: { service: "frontend", event_type: "restart", since: "2h" } },
-          { type: "tool_use", id: "toolu_standin_2", name: "get_status", input: {} },
+          { type: "tool_use", id: "toolu_standin_1", name: "coral_query_events", input: { service: "frontend", event_type: "restart", since: "2h" } },
+          { type: "tool_use", id: "toolu_standin_2", name: "coral_get_status", input: {} },
         ],
       };
     if (turn === 1)
@@ -31,18 +31,18 @@ export function investigation(): Script {
         stop_reason: "tool_use",
         content: [
           { type: "text", text: "Now its memory." },
-          { type: "tool_use", id: "toolu_standin_3", name: "query_metrics", input: { service: "frontend", metric: "memory_bytes", since: "30m" } },
+          { type: "tool_use", id: "toolu_standin_3", name: "coral_query_metrics", input: { service: "frontend", metric: "memory_bytes", since: "30m" } },
         ],
       };
     const results = toolResults(body);
     const text = (name: string) => results.find((r) => r.name === name)?.text ?? "";
-    const events = text("query_events");
-    const status = text("get_status");
-    const metrics = text("query_metrics");
-    const restarts = /^(\d+)\+? event/.exec(events)?.[1] ?? "?";
+    const events = text("coral_query_events");
+    const status = text("coral_get_status");
+    const metrics = text("coral_query_metrics");
+    const restarts = /: (\d+)\+? found/.exec(events)?.[1] ?? "?";
     const exit = /exit_code=(\d+)/.exec(events)?.[1] ?? "?";
-    const counted = /^frontend: .*restarts=(\d+)/m.exec(status)?.[1] ?? "?";
-    const version = /^frontend: .*version=(\S+)/m.exec(status)?.[1] ?? "?";
+    const counted = /^- frontend: .*restarts (\d+)/m.exec(status)?.[1] ?? "?";
+    const version = /^- frontend: .*version ([^,\s]+)/m.exec(status)?.[1] ?? "?";
     const peak = /max (\d+)/.exec(metrics)?.[1] ?? "?";
     return {
       kind: "message",
@@ -64,7 +64,7 @@ const minute = (offset: number) => timestampFromDate(new Date(Math.floor(Date.no
 const ago = (minutes: number) => timestampFromDate(new Date(Date.now() - minutes * 60_000));
 
 /** frontend 1.9.2: a deploy, then three OOM restarts while memory climbs to PEAK_MEMORY. */
-export async function publishIncident(colonyUrl: string, secret: string, api: ColonyClient): Promise<SyntheticAgent> {
+export async function publishIncident(colonyUrl: string, secret: string, api: ToolContext["colony"]): Promise<SyntheticAgent> {
   const frontend = new SyntheticAgent({ colonyUrl, secret, agentId: "frontend-1", serviceName: "frontend", port: 3000, version: "1.9.2" });
   await frontend.register();
   await frontend.heartbeat(HealthStatus.HEALTHY, { restartCount: 3 });

@@ -4,7 +4,7 @@ export { defaultSystemPrompt, formatEvidence, runAsk, type AskResult, type RunAs
 export { AskError, explainAnthropicError, retryAfterSeconds, type ExplainContext } from "./errors.ts";
 export { digestOf, fitToolResult, pagingHint } from "./budget.ts";
 export { shellWord, suggestCommand, suggestedCommands } from "./suggest.ts";
-export { defaultTools, type ColonyClient, type DefaultToolsOptions } from "./default-tools.ts";
+export { registryAskTools, type RegistryAskToolsOptions } from "./registry-tools.ts";
 export {
   AskConfigError,
   DEFAULT_BASE_URL,

@@ -258,7 +258,7 @@ export async function runAsk(options: RunAskOptions): Promise<AskResult> {
         const item: EvidenceItem = {
           tool: use.name,
           args: use.input,
-          digest: outcome.error ? `error: ${outcome.error}` : digestOf(outcome.text),
+          digest: outcome.error ? `error: ${outcome.error}` : digestOf(tool?.digest?.(outcome.text) ?? outcome.text),
           chars: outcome.error ? 0 : outcome.text.length,
           truncated: fitted.truncated,
           durationMs: outcome.durationMs,

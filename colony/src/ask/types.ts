@@ -17,6 +17,8 @@ export interface AskTool {
    * (see suggestCommand).
    */
   cliCommand?(args: unknown): string | undefined;
+  /** The line of a result worth quoting as evidence. Default: its first non-empty line. */
+  digest?(text: string): string;
 }
 
 /** One tool call, as evidence for the answer. */

@@ -18,7 +18,6 @@ import {
   checkMaxRetries,
   checkModel,
   dailyWarning,
-  defaultTools,
   effectiveBaseUrl,
   estimateCost,
   explainAnthropicError,
@@ -29,6 +28,7 @@ import {
   maskKey,
   readUsage,
   redact,
+  registryAskTools,
   resolveApiKey,
   runAsk,
   saveApiKey,
@@ -40,14 +40,20 @@ import {
   type AskTool,
   type ResolvedKey,
 } from "../ask/index.ts";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { loadColonyConfig } from "../config/load.ts";
+import type { McpServerSettings } from "../config/mcp.ts";
+import { ExternalMcpServers } from "../mcp/client.ts";
+import { ToolError } from "../tools/index.ts";
 import { UsageError } from "./options.ts";
 import { useColor } from "./read-commands.ts";
-import { colonyClient, explainError, resolveTarget, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
+import { colonyClient, localColonyDir, resolveTarget, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
 
 export interface AskCommandOptions {
   /**
-   * The tools offered to the model. Default: get_status, query_events and
-   * query_metrics over Connect (colony/src/ask/default-tools.ts).
+   * The tools offered to the model. Default: Coral's tool registry
+   * (colony/src/tools, the tools `coral mcp server` serves) over Connect.
    */
   tools?: (context: { target: ColonyTarget; client: ReturnType<typeof colonyClient> }) => AskTool[] | Promise<AskTool[]>;
 }
@@ -57,6 +63,8 @@ interface AskOptions extends RemoteOptions {
   maxTokens: number;
   maxRetries?: number;
   maxRounds: number;
+  /** false with --no-mcp: no external MCP servers. */
+  mcp: boolean;
 }
 
 const intOption = (min: number, max: number) => (value: string) => {
@@ -88,6 +96,7 @@ export function askCommand(options: AskCommandOptions = {}): Command {
     .option("--max-tokens <n>", "output tokens per request (the answer is continued past it, a few times)", intOption(256, 128_000), 8192)
     .option("--max-retries <n>", "retries of a rate-limited or failed request (default: from coral ask config, else 2)", intOption(0, 10))
     .option("--max-rounds <n>", "rounds of tool calls before the model must answer", intOption(1, 20), 8)
+    .option("--no-mcp", "do not start the external MCP servers listed under mcp.servers in .coral/config.yaml")
     .action(async (words: string[], opts: AskOptions) => {
       const text = words.join(" ").trim();
       if (!text) throw new UsageError('what is the question? e.g. coral ask "why did frontend restart?"');
@@ -117,6 +126,8 @@ function questionHelp(question: Command): string {
     "",
     "It prints the answer as it streams, each tool call (→ query_events {...}), then the evidence and the",
     "equivalent coral commands. Usage is logged in $CORAL_HOME/ask-usage.jsonl: see coral ask cost.",
+    "The tools of external MCP servers listed under mcp.servers in .coral/config.yaml are offered too, as",
+    "mcp__<server>__<tool>; a server that fails to start is reported on stderr and skipped (--no-mcp: none).",
   ].join("\n");
 }
 
@@ -130,8 +141,13 @@ async function askAction(question: string, opts: AskOptions, commandOptions: Ask
   const maxRetries = opts.maxRetries ?? config.max_retries;
   const target = await resolveTarget(opts);
   const colony = colonyClient(target);
-  const tools = commandOptions.tools ? await commandOptions.tools({ target, client: colony }) : defaultTools(colony, { explain: (err) => explainError(err, target) });
+  const coralTools = commandOptions.tools ? await commandOptions.tools({ target, client: colony }) : registryAskTools({ colony }, { explain: (err) => unreachable(err, target) });
   const client = new Anthropic({ apiKey: resolved.key, baseURL, maxRetries });
+  const mcpConfig = opts.mcp ? await externalServers(opts) : undefined;
+  await using external = mcpConfig
+    ? await ExternalMcpServers.start(mcpConfig.servers, { baseDir: mcpConfig.dir, onWarning: (message) => console.error(pc.createColors(Boolean(process.stderr.isTTY) && !process.env.NO_COLOR).yellow(`warning: ${message}`)) })
+    : undefined;
+  const tools = [...coralTools, ...(external?.tools() ?? [])];
 
   const color = !opts.json && useColor();
   const c = pc.createColors(color);
@@ -196,6 +212,7 @@ async function askAction(question: string, opts: AskOptions, commandOptions: Ask
           continuations: result.continuations,
           stop_reason: result.stopReason,
           ...(result.incomplete ? { incomplete: result.incomplete } : {}),
+          ...(external ? { mcp_servers: external.status() } : {}),
           usage: { ...result.usage, estimated_cost_usd: cost },
         },
         null,
@@ -205,6 +222,24 @@ async function askAction(question: string, opts: AskOptions, commandOptions: Ask
     return;
   }
   write(`${atLineStart ? "" : "\n"}\n${formatEvidence(result.evidence, result.suggestedCommands)}\n`);
+}
+
+/**
+ * The external MCP servers of the project's .coral/config.yaml (mcp.servers):
+ * the working folder's project, or without --colony-url the current colony's.
+ */
+async function externalServers(opts: AskOptions): Promise<{ servers: Record<string, McpServerSettings>; dir: string } | undefined> {
+  const dir = opts.colonyUrl ? (existsSync(join(process.cwd(), ".coral", "config.yaml")) ? process.cwd() : undefined) : await localColonyDir(process.cwd());
+  if (!dir) return undefined;
+  const config = await loadColonyConfig(dir);
+  const servers = config.mcp?.servers ?? {};
+  return Object.keys(servers).length > 0 ? { servers, dir } : undefined;
+}
+
+/** A colony that does not answer is named, with where its address came from. */
+function unreachable(err: Error, target: ColonyTarget): Error {
+  if (!(err instanceof ToolError) || err.code !== "unavailable" || /did not answer in time/.test(err.message)) return err;
+  return new Error(`colony not reachable at ${target.url} (${target.source}): is it running? Start it with: coral colony start`);
 }
 
 async function warnIfOverDaily(paths: AskPaths, config: AskConfig): Promise<void> {

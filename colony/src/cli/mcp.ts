@@ -2,9 +2,10 @@
 // Context Protocol (stdio, or Streamable HTTP with a colony token per
 // request); `coral mcp configure` prints the block for an assistant's config.
 import { Command, Option } from "commander";
-import { keepStdoutForFrames, lazyColonyClient, serveStdio, startMcpHttpServer } from "../mcp/index.ts";
+import { loadColonyConfig } from "../config/load.ts";
+import { ExternalMcpServers, keepStdoutForFrames, lazyColonyClient, serveStdio, startMcpHttpServer } from "../mcp/index.ts";
 import { parsePortOption } from "./options.ts";
-import { colonyClient, resolveTarget, withRemoteOptions, type RemoteOptions } from "./remote.ts";
+import { colonyClient, localColonyDir, resolveTarget, withRemoteOptions, type RemoteOptions } from "./remote.ts";
 
 interface ServerOptions extends RemoteOptions {
   transport: "stdio" | "http";
@@ -109,9 +110,37 @@ function configureCommand(): Command {
     });
 }
 
+/** `coral mcp servers`: starts the external MCP servers of mcp.servers once and shows what each offers, or why it fails. */
+function serversCommand(): Command {
+  return new Command("servers")
+    .description("check the external MCP servers listed under mcp.servers in .coral/config.yaml (the tools coral ask gets from them)")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }) => {
+      const dir = await localColonyDir(process.cwd());
+      if (!dir) throw new Error("no Coral project here (.coral/config.yaml) and no current colony: run it in your project folder, or coral init");
+      const config = await loadColonyConfig(dir);
+      const servers = config.mcp?.servers ?? {};
+      await using external = await ExternalMcpServers.start(servers, { baseDir: dir });
+      const status = external.status();
+      if (opts.json) console.log(JSON.stringify({ config_path: config.config_path, servers: status }, null, 2));
+      else if (status.length === 0) console.log(`No external MCP servers in ${config.config_path} (add them under mcp.servers).`);
+      else {
+        console.log(`External MCP servers (${config.config_path}):`);
+        for (const s of status) {
+          const head = `  ${s.state === "ready" ? "✓" : s.state === "disabled" ? "-" : "✗"} ${s.name}: ${s.state}`;
+          if (s.state === "ready") console.log(`${head}, ${s.tools.length} tool${s.tools.length === 1 ? "" : "s"}${s.attempts > 1 ? ` (after ${s.attempts} attempts)` : ""}`);
+          else console.log(s.error ? `${head}: ${s.error}${s.attempts > 1 ? ` (after ${s.attempts} attempts)` : ""}` : head);
+          for (const t of s.tools) console.log(`      ${t}`);
+        }
+      }
+      if (status.some((s) => s.state === "failed")) process.exitCode = 1;
+    });
+}
+
 export function mcpCommand(): Command {
   return new Command("mcp")
     .description("connect AI assistants to Coral over the Model Context Protocol")
     .addCommand(serverCommand())
-    .addCommand(configureCommand());
+    .addCommand(configureCommand())
+    .addCommand(serversCommand());
 }

@@ -58,7 +58,8 @@ export async function resolveTarget(options: RemoteOptions, projectDir = process
   return { url: `${scheme}://${host}:${config.colony.api.port}`, token, source: `colony ${config.colony.colony_id}` };
 }
 
-async function localColonyDir(projectDir: string): Promise<string | undefined> {
+/** The project folder of the local colony: the working folder's, else the current colony's. */
+export async function localColonyDir(projectDir: string): Promise<string | undefined> {
   if (existsSync(join(projectDir, ".coral", "config.yaml"))) return projectDir;
   const current = await currentColony();
   return current?.project_dir;

@@ -100,6 +100,11 @@ function allowedKeysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[
   };
   let node = unwrap(schema);
   for (const key of path) {
+    // A record (e.g. mcp.servers.<name>): every key has the value's schema.
+    if (node instanceof z.ZodRecord) {
+      node = unwrap(node.valueType as z.ZodType);
+      continue;
+    }
     if (!(node instanceof z.ZodObject)) return [];
     const child = (node.shape as Record<string, z.ZodType>)[String(key)];
     if (!child) return [];
@@ -154,7 +159,8 @@ export function toConfigIssues(
     if (issue.code === "invalid_type" && value === undefined) message = "is required";
     else if (issue.code === "invalid_type" && issue.expected === "object" && message.startsWith("Invalid input")) message = "must be a mapping";
     const shown = describeValue(value);
-    if (value !== undefined && !message.includes(shown)) message += ` (got ${shown})`;
+    // A bad key (issue.code invalid_key) is named by the path already; its value is beside the point.
+    if (value !== undefined && issue.code !== "invalid_key" && !message.includes(shown)) message += ` (got ${shown})`;
     out.push({ path: pathText(issue.path), message });
   }
   return out;

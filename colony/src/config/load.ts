@@ -106,6 +106,7 @@ export function resolveColonyConfig(file: ColonyConfigFile, projectDir: string):
     },
     discovery: { ...discovery, register_interval_ms: durationMs(discovery.register_interval), ttl_ms: durationMs(discovery.ttl) },
     nats: { ...nats },
+    ...(file.mcp ? { mcp: file.mcp } : {}),
   };
 }
 

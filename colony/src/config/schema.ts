@@ -5,6 +5,7 @@
 import { isIPv4, isIPv6, parseEndpoint } from "@coral/proto";
 import { z } from "zod";
 import { parseDuration } from "./duration.ts";
+import { mcpSectionSchema } from "./mcp.ts";
 import { nameProblem } from "./names.ts";
 
 /** An error map that says "is required" when the key is missing and `text` otherwise. */
@@ -165,6 +166,8 @@ export const colonyConfigSchema = z.strictObject({
   colony: colonySectionSchema,
   discovery: discoverySectionSchema.prefault({}),
   nats: natsSectionSchema.prefault({}),
+  // Optional: external MCP servers for coral ask (config/mcp.ts).
+  mcp: mcpSectionSchema.optional(),
 });
 
 /** What may be written in the file (defaults optional). */
@@ -197,4 +200,5 @@ export interface ColonyConfig {
   };
   discovery: ColonyConfigFile["discovery"] & { register_interval_ms: number; ttl_ms: number };
   nats: ColonyConfigFile["nats"];
+  mcp?: ColonyConfigFile["mcp"];
 }

@@ -2,3 +2,4 @@ export { callTool, coralMcpInstructions, createCoralMcpServer, type CoralMcpServ
 export { keepStdoutForFrames, serveStdio } from "./stdio.ts";
 export { mcpPath, mcpTokenHelp, startMcpHttpServer, type McpHttpOptions, type RunningMcpHttpServer } from "./http.ts";
 export { lazyColonyClient } from "./lazy-client.ts";
+export { ExternalMcpServers, backoffDelay, expandEnv, namespacedToolName, resultText, type ExternalServerStatus, type StartExternalOptions } from "./client.ts";
