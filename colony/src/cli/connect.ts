@@ -20,7 +20,26 @@ export interface AgentTarget {
   dataDirFor(service: string): string;
 }
 
-/** Finds the colony an agent joins: a join token, or the local colony. */
+/**
+ * A sidecar's colony from its environment (compose, Kubernetes): CORAL_COLONY_URL
+ * and CORAL_COLONY_SECRET (shared with the colony through a secret store), so
+ * no join token has to be minted after the colony starts.
+ */
+export function directTarget(env: Readonly<Record<string, string | undefined>>): AgentTarget | undefined {
+  const colonyUrl = env.CORAL_COLONY_URL?.trim();
+  const secret = env.CORAL_COLONY_SECRET?.trim();
+  if (!colonyUrl || !secret) return undefined;
+  if (!/^[0-9a-f]{64}$/.test(secret)) throw new UsageError("CORAL_COLONY_SECRET must be 64 hex characters (the colony's secret, e.g. from: openssl rand -hex 32)");
+  try {
+    if (!["http:", "https:"].includes(new URL(colonyUrl).protocol)) throw new Error();
+  } catch {
+    throw new UsageError(`CORAL_COLONY_URL "${colonyUrl}" is not an http(s) URL, e.g. http://coral-colony:9000`);
+  }
+  const colonyId = env.CORAL_COLONY_ID?.trim() || "colony";
+  return { colonyId, colonyUrl, secret, dataDirFor: (service) => join(coralHome(env), "agents", colonyId, service) };
+}
+
+/** Finds the colony an agent joins: a join token, the environment (sidecars), or the local colony. */
 export async function resolveAgentTarget(joinToken: string | undefined, projectDir = process.cwd()): Promise<AgentTarget> {
   if (joinToken) {
     const decoded = decodeJoinToken(joinToken);
@@ -43,6 +62,8 @@ export async function resolveAgentTarget(joinToken: string | undefined, projectD
       dataDirFor: (service) => join(coralHome(), "agents", token.colonyId, service),
     };
   }
+  const direct = directTarget(process.env);
+  if (direct) return direct;
   const dir = existsSync(join(projectDir, ".coral", "config.yaml")) ? projectDir : (await currentColony())?.project_dir;
   if (!dir)
     throw new Error("no colony to join: pass --join <token> (from coral colony invite) or run this where coral init was run");

@@ -49,6 +49,15 @@ describe("createColonyKeys", () => {
     expect(await webcrypto.subtle.verify("Ed25519", publicKey, signature, data)).toBe(true);
   });
 
+  it("takes the colony secret from CORAL_COLONY_SECRET when set (a container's secret store), and refuses a malformed one", async () => {
+    await createColonyKeys(dir);
+    const fromFile = (await loadColonyKeys(dir, {})).secret;
+    const shared = "ab".repeat(32);
+    expect((await loadColonyKeys(dir, { CORAL_COLONY_SECRET: ` ${shared}\n` })).secret).toBe(shared);
+    expect((await loadColonyKeys(dir, { CORAL_COLONY_SECRET: "" })).secret).toBe(fromFile);
+    await expect(loadColonyKeys(dir, { CORAL_COLONY_SECRET: "not-hex" })).rejects.toThrow(/CORAL_COLONY_SECRET: must be 64 hex characters/);
+  });
+
   it("refuses to replace keys unless asked", async () => {
     const first = await createColonyKeys(dir);
     const err = await createColonyKeys(dir).catch((e: unknown) => e);

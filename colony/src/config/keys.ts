@@ -150,7 +150,7 @@ export async function createColonyKeys(projectDir: string, options: { overwrite?
 }
 
 /** Reads and checks the colony's keys; throws KeyError naming the file that is missing, too open or malformed. */
-export async function loadColonyKeys(projectDir: string): Promise<ColonyKeys> {
+export async function loadColonyKeys(projectDir: string, env: Readonly<Record<string, string | undefined>> = process.env): Promise<ColonyKeys> {
   const dir = keysDir(projectDir);
   const identityPath = join(dir, KEY_FILES.identity);
   const wireguardPath = join(dir, KEY_FILES.wireguard);
@@ -173,7 +173,11 @@ export async function loadColonyKeys(projectDir: string): Promise<ColonyKeys> {
     throw new KeyError(wireguardPath, `is not a WireGuard private key: ${(err as Error).message}`);
   }
   if (!/^[0-9a-f]{64}$/.test(secret)) throw new KeyError(secretPath, "must be 64 hex characters (32 bytes)");
-  return { dir, identity, identityPkcs8, wireguard: { privateKey: wireguardPrivate, publicKey: wireguardPublic }, secret };
+  // A container takes the secret from its orchestrator's secret store, shared with the agents' sidecars.
+  const fromEnv = env.CORAL_COLONY_SECRET?.trim();
+  if (fromEnv && !/^[0-9a-f]{64}$/.test(fromEnv))
+    throw new KeyError("CORAL_COLONY_SECRET", "must be 64 hex characters (32 bytes), e.g. from: openssl rand -hex 32");
+  return { dir, identity, identityPkcs8, wireguard: { privateKey: wireguardPrivate, publicKey: wireguardPublic }, secret: fromEnv || secret };
 }
 
 /** Writes a new .coral/local.token (0600) and returns it. See the top of this file for what it allows. */

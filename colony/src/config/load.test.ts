@@ -73,7 +73,7 @@ describe("loadColonyConfig", () => {
       batches: undefined,
     });
     expect(config.discovery).toEqual({ register_interval: "60s", ttl: "300s", register_interval_ms: 60_000, ttl_ms: 300_000 });
-    expect(config.nats).toEqual({ port: 4333 });
+    expect(config.nats).toEqual({ port: 4333, host: "127.0.0.1" });
   });
 
   it("resolves storage and TLS paths against the project folder, keeps absolute ones", async () => {
@@ -196,6 +196,26 @@ describe("environment overrides", () => {
     expect(config.colony.api.port).toBe(9443);
   });
 
+  it("set what a container needs: listen addresses, NATS port and advertised URL, mesh mode", async () => {
+    await writeRaw(minimal());
+    const config = await loadColonyConfig(dir, {
+      env: {
+        CORAL_API_HOST: "0.0.0.0",
+        CORAL_NATS_HOST: "0.0.0.0",
+        CORAL_NATS_PORT: "4444",
+        CORAL_NATS_ADVERTISE_URL: "nats://coral-colony:4444",
+        CORAL_MESH_MODE: "wireguard",
+      },
+    });
+    expect(config.colony.api.host).toBe("0.0.0.0");
+    expect(config.nats).toEqual({ host: "0.0.0.0", port: 4444, advertise_url: "nats://coral-colony:4444" });
+    expect(config.colony.mesh.mode).toBe("wireguard");
+    await expect(loadColonyConfig(dir, { env: { CORAL_NATS_ADVERTISE_URL: "coral-colony:4333" } })).rejects.toThrow(
+      /nats\.advertise_url \(from CORAL_NATS_ADVERTISE_URL\): must be a URL starting with nats:\/\/ or tls:\/\//,
+    );
+    await expect(loadColonyConfig(dir, { env: { CORAL_MESH_MODE: "tailscale" } })).rejects.toThrow(/colony\.mesh\.mode \(from CORAL_MESH_MODE\)/);
+  });
+
   it("ignore empty variables", async () => {
     await writeRaw(minimal());
     const config = await loadColonyConfig(dir, { env: { CORAL_API_PORT: "", CORAL_NATS_URL: "  " } });
@@ -256,7 +276,7 @@ describe("writeColonyConfig", () => {
       agent_expire_after: "7d",
     },
     discovery: { endpoint: "https://discovery.example.com", register_interval: "30s", ttl: "120s" },
-    nats: { url: "nats://10.0.0.5:4222", port: 4444 },
+    nats: { url: "nats://10.0.0.5:4222", port: 4444, host: "0.0.0.0", advertise_url: "nats://coral-colony:4444" },
   };
 
   it("round-trips every field", async () => {

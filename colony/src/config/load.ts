@@ -23,6 +23,12 @@ export const envOverrides = [
   { env: "CORAL_DISCOVERY_URL", path: ["discovery", "endpoint"], kind: "string" },
   { env: "CORAL_NATS_URL", path: ["nats", "url"], kind: "string" },
   { env: "CORAL_API_PORT", path: ["colony", "api", "port"], kind: "number" },
+  // For containers: listen beyond loopback, and tell agents where NATS is.
+  { env: "CORAL_API_HOST", path: ["colony", "api", "host"], kind: "string" },
+  { env: "CORAL_NATS_PORT", path: ["nats", "port"], kind: "number" },
+  { env: "CORAL_NATS_HOST", path: ["nats", "host"], kind: "string" },
+  { env: "CORAL_NATS_ADVERTISE_URL", path: ["nats", "advertise_url"], kind: "string" },
+  { env: "CORAL_MESH_MODE", path: ["colony", "mesh", "mode"], kind: "string" },
 ] as const;
 
 export interface LoadOptions {
@@ -146,7 +152,11 @@ const keyComments: ReadonlyArray<{ path: string[]; comment: string }> = [
   },
   { path: ["colony", "heartbeat_interval"], comment: " Agents heartbeat this often; offline after agent_offline_after without one, forgotten after agent_expire_after." },
   { path: ["discovery"], comment: " endpoint: discovery service URL, e.g. https://discovery.example.com (or CORAL_DISCOVERY_URL); none: no registration." },
-  { path: ["nats"], comment: " url: an existing NATS server (or CORAL_NATS_URL); without one the colony starts its own on port." },
+  {
+    path: ["nats"],
+    comment:
+      " url: an existing NATS server (or CORAL_NATS_URL); without one the colony starts its own on host:port.\n advertise_url: the NATS URL agents are given when they cannot use host:port (e.g. in a container).",
+  },
 ];
 
 function renderConfig(config: ColonyConfigFile): string {
@@ -154,7 +164,8 @@ function renderConfig(config: ColonyConfigFile): string {
   doc.commentBefore =
     " Coral colony configuration (written by coral init; edit freely).\n" +
     " Durations: 30s, 5m, 1h, 7d, 1y. Environment overrides: CORAL_PUBLIC_ENDPOINT,\n" +
-    " CORAL_DISCOVERY_URL, CORAL_NATS_URL, CORAL_API_PORT.";
+    " CORAL_DISCOVERY_URL, CORAL_NATS_URL, CORAL_API_PORT, CORAL_API_HOST, CORAL_NATS_PORT,\n" +
+    " CORAL_NATS_HOST, CORAL_NATS_ADVERTISE_URL, CORAL_MESH_MODE.";
   for (const { path, comment } of keyComments) {
     const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
     if (!YAML.isMap(parent)) continue;

@@ -160,6 +160,10 @@ export const discoverySectionSchema = z
 export const natsSectionSchema = z.strictObject({
   url: url(["nats:", "tls:", "ws:", "wss:"], "nats://127.0.0.1:4222").optional(),
   port: port(4333),
+  // The colony's own nats-server: where it listens (0.0.0.0 in a container) and
+  // the URL agents are told to use when that differs (e.g. nats://coral-colony:4333).
+  host: host.default("127.0.0.1"),
+  advertise_url: url(["nats:", "tls:"], "nats://coral-colony:4333").optional(),
 });
 
 export const colonyConfigSchema = z.strictObject({

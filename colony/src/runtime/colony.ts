@@ -94,7 +94,7 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
     let pass: string | undefined;
     let inboxPrefix: string | undefined;
     if (!natsUrl) {
-      managed = await startManagedNats({ dataDir: join(projectDir, ".coral"), port: options.natsPort ?? config.nats.port, logger: log });
+      managed = await startManagedNats({ dataDir: join(projectDir, ".coral"), port: options.natsPort ?? config.nats.port, host: config.nats.host, logger: log });
       cleanups.push(() => managed!.stop());
       natsUrl = managed.url;
       // The colony's own inbox prefix: agents may subscribe to _INBOX.> only.
@@ -155,7 +155,7 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
       natsCredentials: async (agentId, prefix) => {
         if (!managed) return { url: natsUrl!, user: "", password: "" };
         const creds = await managed.addAgentUser(agentId, prefix);
-        return { url: managed.url, ...creds };
+        return { url: config.nats.advertise_url ?? managed.url, ...creds };
       },
       streamName: streamName(colonyId),
       natsStatus: () => (nc.isClosed() ? "closed" : "connected"),

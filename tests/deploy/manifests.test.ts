@@ -1,0 +1,178 @@
+// The deploy files checked offline: every Kubernetes manifest against the
+// Kubernetes schema (kubernetes-models), the compose file's shape, and the
+// systemd units with systemd-analyze verify.
+import { execFile } from "node:child_process";
+import { cp, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import YAML from "yaml";
+import { repoRoot } from "./podman.ts";
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata?: { name?: string };
+  spec?: Record<string, unknown>;
+}
+
+/** The kubernetes-models class for an object: apps/v1 StatefulSet → kubernetes-models/apps/v1/StatefulSet. */
+async function modelFor(obj: K8sObject): Promise<new (data: unknown) => { validate(): void }> {
+  const path = `kubernetes-models/${obj.apiVersion}/${obj.kind}`;
+  const mod = (await import(path)) as Record<string, new (data: unknown) => { validate(): void }>;
+  const model = mod[obj.kind];
+  if (!model) throw new Error(`${path} exports no ${obj.kind}`);
+  return model;
+}
+
+async function manifests(): Promise<Array<{ file: string; obj: K8sObject }>> {
+  const dir = join(repoRoot, "infra/kubernetes");
+  const files = (await readdir(dir)).filter((f) => f.endsWith(".yaml")).sort();
+  const all: Array<{ file: string; obj: K8sObject }> = [];
+  for (const file of files)
+    for (const doc of YAML.parseAllDocuments(await readFile(join(dir, file), "utf8"))) {
+      if (doc.errors.length) throw new Error(`${file}: ${doc.errors.map((e) => e.message).join("; ")}`);
+      const obj = doc.toJS() as K8sObject | null;
+      if (obj) all.push({ file, obj });
+    }
+  return all;
+}
+
+type Container = { name: string; image: string; env?: Array<{ name: string }>; securityContext?: { capabilities?: { add?: string[] } }; volumeMounts?: Array<{ mountPath: string }> };
+function podSpec(obj: K8sObject): { containers: Container[]; shareProcessNamespace?: boolean; volumes?: Array<{ hostPath?: { path: string } }> } {
+  return (obj.spec as { template: { spec: ReturnType<typeof podSpec> } }).template.spec;
+}
+
+describe("Kubernetes manifests", () => {
+  it("every object in infra/kubernetes validates against the Kubernetes schema", async () => {
+    const all = await manifests();
+    expect(all.map(({ file, obj }) => `${file}:${obj.kind}/${obj.metadata?.name}`)).toEqual([
+      "agent-sidecar.yaml:Deployment/api",
+      "colony-wireguard.yaml:Service/coral-colony",
+      "colony-wireguard.yaml:Service/coral-colony-wireguard",
+      "colony-wireguard.yaml:StatefulSet/coral-colony",
+      "colony.yaml:Service/coral-colony",
+      "colony.yaml:StatefulSet/coral-colony",
+      "secret.yaml:Secret/coral-secrets",
+    ]);
+    for (const { file, obj } of all) {
+      const Model = await modelFor(obj);
+      expect(() => new Model(obj).validate(), `${file} ${obj.kind}`).not.toThrow();
+    }
+  });
+
+  it("the validator rejects a broken manifest (so the check above can fail)", async () => {
+    const [colony] = (await manifests()).filter(({ file, obj }) => file === "colony.yaml" && obj.kind === "StatefulSet");
+    const broken = structuredClone(colony!.obj);
+    (podSpec(broken).containers[0] as unknown as { ports: unknown[] }).ports = [{ containerPort: "nine thousand" }];
+    const Model = await modelFor(broken);
+    expect(() => new Model(broken).validate()).toThrow(/containerPort/);
+  });
+
+  it("keeps a PVC for the colony's data, secrets from the Secret, and NET_ADMIN and /dev/net/tun only in the WireGuard variant", async () => {
+    const all = await manifests();
+    const sets = all.filter(({ obj }) => obj.kind === "StatefulSet");
+    for (const { file, obj } of sets) {
+      const spec = obj.spec as { volumeClaimTemplates: Array<{ metadata: { name: string } }> };
+      expect(spec.volumeClaimTemplates[0]!.metadata.name, file).toBe("data");
+      const colony = podSpec(obj).containers[0]!;
+      expect(colony.volumeMounts?.map((m) => m.mountPath), file).toContain("/data");
+      expect(colony.env?.map((e) => e.name), file).toEqual(expect.arrayContaining(["CORAL_COLONY_SECRET", "ANTHROPIC_API_KEY"]));
+      const caps = colony.securityContext?.capabilities?.add ?? [];
+      const tun = (podSpec(obj).volumes ?? []).some((v) => v.hostPath?.path === "/dev/net/tun");
+      if (file === "colony-wireguard.yaml") {
+        expect(caps).toEqual(["NET_ADMIN"]);
+        expect(tun).toBe(true);
+      } else {
+        expect(caps).toEqual([]);
+        expect(tun).toBe(false);
+      }
+    }
+    const sidecar = all.find(({ obj }) => obj.kind === "Deployment")!.obj;
+    expect(podSpec(sidecar).shareProcessNamespace).toBe(true);
+    expect(podSpec(sidecar).containers.map((c) => c.name)).toEqual(["api", "coral-agent"]);
+    expect(podSpec(sidecar).containers.flatMap((c) => c.securityContext?.capabilities?.add ?? [])).toEqual([]);
+  });
+});
+
+describe("compose file", () => {
+  it("has the colony with its volume and the seed's ports, and agents in the app's namespaces", async () => {
+    const compose = YAML.parse(await readFile(join(repoRoot, "infra/compose/compose.yaml"), "utf8"), { merge: true }) as {
+      services: Record<string, { image: string; ports?: string[]; volumes?: string[]; network_mode?: string; pid?: string; environment?: Record<string, string> }>;
+      volumes: Record<string, unknown>;
+    };
+    expect(Object.keys(compose.services).sort()).toEqual(["api-agent", "coral-colony", "frontend-agent", "sample-app", "store-agent"]);
+    const colony = compose.services["coral-colony"]!;
+    expect(colony.volumes).toEqual(["coral-data:/data"]);
+    expect(colony.ports).toEqual(["9000:9000", "41820:41820/udp"]);
+    expect(Object.keys(compose.volumes)).toEqual(["coral-data"]);
+    const agents = Object.entries(compose.services).filter(([name]) => name.endsWith("-agent"));
+    expect(agents.map(([, s]) => [s.environment?.CORAL_COMPONENT, s.environment?.CORAL_PORT, s.network_mode, s.pid])).toEqual([
+      ["frontend", "3000", "service:sample-app", "service:sample-app"],
+      ["api", "3001", "service:sample-app", "service:sample-app"],
+      ["store", "3002", "service:sample-app", "service:sample-app"],
+    ]);
+  });
+});
+
+function systemdAnalyze(args: string[], env: Record<string, string>): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile("systemd-analyze", args, { env: { ...process.env, ...env }, timeout: 60_000 }, (err, _stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stderr }),
+    ),
+  );
+}
+
+const noSystemdAnalyze = await new Promise<string | undefined>((resolve) =>
+  execFile("systemd-analyze", ["--version"], (err) => resolve(err ? "systemd-analyze is not installed (apt-get install systemd)" : undefined)),
+);
+if (noSystemdAnalyze) console.warn(`skipping the systemd unit checks: ${noSystemdAnalyze}`);
+
+describe.skipIf(noSystemdAnalyze)("systemd units", () => {
+  const dirs: string[] = [];
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  /** The units in a temporary unit folder, ExecStart pointed at this checkout's bins (verify checks they exist). */
+  async function unitDir(): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), "coral-i9-units-"));
+    dirs.push(dir);
+    await cp(join(repoRoot, "infra/systemd"), dir, { recursive: true });
+    for (const file of await readdir(dir)) {
+      if (!file.endsWith(".service")) continue;
+      const text = (await readFile(join(dir, file), "utf8"))
+        .replaceAll("/usr/local/bin/coral-discovery ", `${repoRoot}discovery-worker/bin/coral-discovery.js `)
+        .replaceAll("/usr/local/bin/coral ", `${repoRoot}colony/bin/coral.js `);
+      await writeFile(join(dir, file), text);
+    }
+    // An instance of the agent template, as systemctl would load it.
+    await cp(join(dir, "coral-agent@.service"), join(dir, "coral-agent@api.service"));
+    return dir;
+  }
+
+  it("systemd-analyze verify accepts the colony (with its WireGuard drop-in), agent and discovery units without a warning", async () => {
+    const dir = await unitDir();
+    const units = ["coral-colony.service", "coral-agent@api.service", "coral-discovery.service"].map((u) => join(dir, u));
+    const res = await systemdAnalyze(["verify", "--man=no", ...units], { SYSTEMD_UNIT_PATH: `${dir}:` });
+    expect(res.stderr).toBe("");
+    expect(res.code).toBe(0);
+    for (const unit of ["coral-colony.service", "coral-agent@.service", "coral-discovery.service"]) {
+      const text = await readFile(join(repoRoot, "infra/systemd", unit), "utf8");
+      expect(text, unit).toMatch(/^Restart=(on-failure|always)$/m);
+      expect(text, unit).toMatch(/^NoNewPrivileges=yes$/m);
+      expect(text, unit).toMatch(/^ProtectSystem=strict$/m);
+    }
+  });
+
+  it("the check catches a broken unit and a broken drop-in", async () => {
+    const dir = await unitDir();
+    const colony = join(dir, "coral-colony.service");
+    await writeFile(colony, (await readFile(colony, "utf8")).replace("Restart=on-failure", "Restart=sometimes"));
+    const dropIn = join(dir, "coral-colony.service.d/wireguard.conf");
+    await writeFile(dropIn, (await readFile(dropIn, "utf8")).replace("DeviceAllow=/dev/net/tun rw", "DeviceAllow=/dev/net/tun bogus"));
+    const res = await systemdAnalyze(["verify", "--man=no", colony], { SYSTEMD_UNIT_PATH: `${dir}:` });
+    expect(res.stderr).toMatch(/restart specifier.*sometimes/);
+    expect(res.stderr).toMatch(/Invalid device rights 'bogus'/);
+  });
+});
