@@ -126,7 +126,7 @@ describe("colony", () => {
     expect((await rejection(local.queryEvents({ limit: 20_000 }))).code).toBe(Code.InvalidArgument);
     const badInterval = await rejection(local.queryMetrics({ service: "api", interval: "2m" }));
     expect(badInterval.rawMessage).toMatch(/interval: must be one of 1m, 5m, 15m, 1h, 1d/);
-    expect((await rejection(local.queryMetrics({ service: "" }))).rawMessage).toMatch(/service: is required/);
+    expect((await rejection(local.queryMetrics({ service: "", raw: true }))).rawMessage).toMatch(/service: is required with raw/);
     const badJson = await fetch(`${colony.url}/coral.colony.v1.ColonyService/QueryEvents`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${project.localToken}` },

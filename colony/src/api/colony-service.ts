@@ -122,8 +122,9 @@ export function colonyService(deps: ApiDeps) {
     },
 
     async queryMetrics(req) {
-      if (!req.service) throw invalid("service: is required, e.g. api");
       if (req.raw) {
+        // Raw points come from each agent of one service; summaries may span every service.
+        if (!req.service) throw invalid("service: is required with raw, e.g. api");
         if (req.limit > 100_000) throw invalid("limit: must be at most 100000");
         const agents = (await deps.store.listAgents()).filter(
           (a) => a.serviceName === req.service && deps.agents.get(a.agentId)?.state !== "expired",
@@ -143,7 +144,7 @@ export function colonyService(deps: ApiDeps) {
       if (req.interval && !intervals.includes(req.interval as Interval))
         throw invalid(`interval: must be one of ${intervals.join(", ")} (got "${req.interval}")`);
       const interval = (req.interval as Interval) || deps.store.pickInterval(since, until);
-      const series = await deps.store.queryMetrics({ service: req.service, metricName: req.metricName || undefined, since, until, interval });
+      const series = await deps.store.queryMetrics({ service: req.service || undefined, metricName: req.metricName || undefined, since, until, interval });
       return {
         series: series.map((s) => ({
           service: s.service,

@@ -15,28 +15,38 @@ export function pickInterval(since: Date, until: Date): Interval {
   return "1d";
 }
 
-/** One series per metric name (sorted by name), points ascending; `since`/`until` inclusive. */
+/**
+ * One series per service and metric name (sorted by service, then name),
+ * points ascending; `since`/`until` inclusive. Without `service`, every
+ * service in one scan (the correlation tool reads all of them at once).
+ */
 export async function queryMetrics(conn: Conn, q: MetricQuery): Promise<MetricSeriesRow[]> {
-  const params: Params = [q.service, q.interval, ts(q.since), ts(q.until)];
-  let where = "service_id = $1 AND interval = $2 AND timestamp >= $3 AND timestamp <= $4";
+  const params: Params = [q.interval, ts(q.since), ts(q.until)];
+  let where = "interval = $1 AND timestamp >= $2 AND timestamp <= $3";
+  if (q.service !== undefined) {
+    params.push(q.service);
+    where += ` AND service_id = $${params.length}`;
+  }
   if (q.metricName !== undefined) {
     params.push(q.metricName);
     where += ` AND metric_name = $${params.length}`;
   }
   const rows = await all(
     conn,
-    `SELECT metric_name, timestamp, p50, p95, p99, mean, max, min, count
+    `SELECT service_id, metric_name, timestamp, p50, p95, p99, mean, max, min, count
      FROM metric_summaries WHERE ${where}
-     ORDER BY metric_name, timestamp`,
+     ORDER BY service_id, metric_name, timestamp`,
     params,
   );
   const series = new Map<string, MetricSeriesRow>();
   for (const r of rows) {
+    const service = str(r.service_id);
     const name = str(r.metric_name);
-    let s = series.get(name);
+    const key = `${service}\u0000${name}`;
+    let s = series.get(key);
     if (!s) {
-      s = { service: q.service, metricName: name, interval: q.interval, points: [] };
-      series.set(name, s);
+      s = { service, metricName: name, interval: q.interval, points: [] };
+      series.set(key, s);
     }
     s.points.push({
       timestamp: date(r.timestamp),

@@ -261,6 +261,13 @@ describe("queries", () => {
     expect(one).toHaveLength(1);
     expect(one[0]?.points).toHaveLength(1);
     expect(await s.queryMetrics({ service: "api", since: min(0), until: min(60), interval: "5m" })).toEqual([]);
+    // Without a service: every service in one scan, one series per service and metric.
+    const everyService = await s.queryMetrics({ since: min(0), until: min(5), interval: "1m" });
+    expect(everyService.map((x) => [x.service, x.metricName, x.points.length])).toEqual([
+      ["api", "cpu", 1],
+      ["api", "latency", 3],
+      ["frontend", "latency", 1],
+    ]);
   });
 
   it("queryEvents: newest first, filtered by service, type, range, limited", async () => {

@@ -100,7 +100,8 @@ export interface StoredEvent {
 }
 
 export interface MetricQuery {
-  service: string;
+  /** Absent: every service (one series per service and metric). */
+  service?: string;
   metricName?: string;
   since: Date;
   until: Date;

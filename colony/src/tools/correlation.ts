@@ -327,14 +327,17 @@ export const analyzeCorrelationTool = defineTool({
     const events: CorrelationEvent[] = eventLists.flatMap((l) =>
       l.events.map((e) => ({ timestamp: tsDate(e.timestamp)!, service: e.service, eventType: e.eventType, details: parseDetails(e.detailsJson) })),
     );
-    const metricLists = await Promise.all(services.map((service) => ctx.colony.queryMetrics({ service, interval: "1m", ...range })));
-    const series: CorrelationSeries[] = metricLists.flatMap((l) =>
-      l.series.map((s) => ({
+    // One scan of every service's summaries (not one query per service): the
+    // store's few readers made 20 parallel queries take 0.5 s (bench/mcp).
+    const wanted = new Set(services);
+    const metrics = await ctx.colony.queryMetrics({ interval: "1m", ...range });
+    const series: CorrelationSeries[] = metrics.series
+      .filter((s) => wanted.has(s.service))
+      .map((s) => ({
         service: s.service,
         metric: s.metricName,
         points: s.points.map((p) => ({ timestamp: tsDate(p.timestamp)!, mean: p.mean, p95: p.p95, count: Number(p.count) })),
-      })),
-    );
+      }));
     const topology = await ctx.colony.getTopology({});
     const edges: CorrelationEdge[] = topology.edges.map((e) => ({
       from: e.fromService,
