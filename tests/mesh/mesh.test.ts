@@ -35,7 +35,8 @@ interface Peers {
   peers: Array<{ agentId: string; meshIpv4: string; endpoint?: string; lastHandshake?: string; rxBytes?: string; txBytes?: string; revokedAt?: string }>;
 }
 
-describe.skipIf(unavailable !== null)("WireGuard mesh across network namespaces", () => {
+// CLI runs take 5-20 s each on a loaded 2-core machine: generous per-test time.
+describe.skipIf(unavailable !== null)("WireGuard mesh across network namespaces", { timeout: 240_000 }, () => {
   let net: Underlay;
   let work: string;
   let projectDir: string;
@@ -284,4 +285,27 @@ describe.skipIf(unavailable !== null)("WireGuard mesh across network namespaces"
     // Agent a is unaffected.
     expect(await tcpReaches(net.members.a!.ns, "10.42.0.1", API_PORT)).toBe(true);
   });
+
+  it("coral proxy start gives a CLI outside the mesh a local endpoint to the colony", async () => {
+    // Agent b's namespace, its agent stopped and revoked: a machine outside the mesh.
+    const ns = net.members.b!.ns;
+    const created = await coral(colonyNs(), ["token", "create", "--name", "proxy-user", "--scope", "read", "--json"]);
+    expect(created.code, created.stderr).toBe(0);
+    const readToken = (JSON.parse(created.stdout) as { token: string }).token;
+    const colonyId = decodeJoinToken(token);
+    if ("error" in colonyId) throw new Error(colonyId.error);
+    const proxy = spawnCoralIn(ns, ["proxy", "start", colonyId.token.colonyId, "--listen", "127.0.0.1:8000", "--join", token, "--data-dir", join(work, "proxy")], { ...env(), CORAL_WG_INTERFACE: `${id}wp` });
+    processes.push(proxy);
+    await waitFor("the proxy to listen", () => {
+      if (proxy.child.exitCode !== null) throw new Error(`proxy exited: ${proxy.output()}`);
+      return proxy.output().includes("✓ Proxy: http://127.0.0.1:8000");
+    }, { timeoutMs: 90_000, intervalMs: 250 });
+    const status = await coral(ns, ["status", "--json", "--colony-url", "http://127.0.0.1:8000", "--token", readToken]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain(agents.a.agentId);
+    // The proxy is a peer like any other.
+    expect((await peers()).peers.some((p) => p.agentId.startsWith("proxy-"))).toBe(true);
+    await proxy.stop();
+    expect(await tcpReaches(ns, "127.0.0.1", 8000)).toBe(false);
+  }, 180_000);
 });
