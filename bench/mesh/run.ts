@@ -68,8 +68,9 @@ async function waitOutput(p: Spawned, text: string, what: string, timeoutMs = 18
 
 // Polls QueryMetrics inside a namespace; prints the epoch ms of the first answer with a point.
 const POLLER = `
-const [url, token, service] = process.argv.slice(1);
-const since = new Date(Date.now() - 600000).toISOString();
+const [url, token, service, sinceMs] = process.argv.slice(1);
+// Only summaries of this run: a summary's timestamp is the start of its window, after the agent started.
+const since = new Date(Number(sinceMs)).toISOString();
 const tick = async () => {
   try {
     const res = await fetch(url + "/coral.colony.v1.ColonyService/QueryMetrics", { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer " + token },
@@ -84,9 +85,9 @@ setTimeout(() => process.exit(3), 300000);
 `;
 
 async function timeToFirstSummary(options: { apiUrl: string; localToken: string; service: string; agentNs: string; connectArgs: string[]; env: Record<string, string>; cwd?: string }): Promise<number> {
-  const poller = spawnIn(colonyNs, [process.execPath, "-e", POLLER, options.apiUrl, options.localToken, options.service]);
-  processes.push(poller);
   const started = Date.now();
+  const poller = spawnIn(colonyNs, [process.execPath, "-e", POLLER, options.apiUrl, options.localToken, options.service, String(started)]);
+  processes.push(poller);
   const agent = spawnCoralIn(options.agentNs, options.connectArgs, options.env);
   processes.push(agent);
   await new Promise<void>((resolve) => poller.child.once("exit", () => resolve()));

@@ -215,7 +215,8 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
     }
 
     if (config.discovery.endpoint) {
-      const endpoint = config.colony.mesh.public_endpoint ?? `127.0.0.1:${config.colony.mesh.port}`;
+      // Without CORAL_PUBLIC_ENDPOINT a wireguard colony advertises ":port": the address discovery sees it from.
+      const endpoint = config.colony.mesh.public_endpoint ?? (wireguard ? `:${config.colony.mesh.port}` : `127.0.0.1:${config.colony.mesh.port}`);
       registration = startRegistrationLoop({
         discoveryUrl: config.discovery.endpoint,
         identity: keys.identity,
