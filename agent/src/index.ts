@@ -1,1 +1,1 @@
-export { startAgent, type AgentOptions, type AgentNotice, type RunningAgent, type AgentLogger } from "./runtime/agent.ts";
+export { agentIdFor, startAgent, type AgentOptions, type AgentNotice, type RunningAgent, type AgentLogger } from "./runtime/agent.ts";

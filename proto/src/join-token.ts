@@ -13,12 +13,17 @@ export interface JoinToken {
   secret: string;
   /** Where the colony's API answers when reachable directly (loopback mode). */
   colonyUrl: string;
+  /**
+   * "sha256:<hex>" of the colony's bootstrap CA certificate (wireguard mode);
+   * the agent pins it for first contact. Absent in older tokens.
+   */
+  caFingerprint?: string;
 }
 
 const prefix = "coral-join-v1.";
 
 export function encodeJoinToken(token: JoinToken): string {
-  const json = JSON.stringify({ c: token.colonyId, d: token.discoveryUrl, k: token.colonyPubkey, s: token.secret, u: token.colonyUrl });
+  const json = JSON.stringify({ c: token.colonyId, d: token.discoveryUrl, k: token.colonyPubkey, s: token.secret, u: token.colonyUrl, ...(token.caFingerprint ? { f: token.caFingerprint } : {}) });
   return prefix + toBase64(new TextEncoder().encode(json)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
@@ -27,10 +32,13 @@ export function decodeJoinToken(text: string): { token: JoinToken } | { error: s
   if (!trimmed.startsWith(prefix)) return { error: `a join token starts with "${prefix}"; get one with: coral colony invite` };
   try {
     const json = JSON.parse(new TextDecoder().decode(fromBase64(base64UrlToBase64(trimmed.slice(prefix.length))))) as Record<string, unknown>;
-    const { c, d, k, s, u } = json;
+    const { c, d, k, s, u, f } = json;
     if (typeof c !== "string" || typeof k !== "string" || typeof s !== "string" || !/^[0-9a-f]{64}$/.test(s))
       return { error: "join token is incomplete or damaged; copy it again from coral colony invite" };
-    return { token: { colonyId: c, discoveryUrl: typeof d === "string" ? d : "", colonyPubkey: k, secret: s, colonyUrl: typeof u === "string" ? u : "" } };
+    if (f !== undefined && (typeof f !== "string" || !/^sha256:[0-9a-f]{64}$/.test(f))) return { error: "join token has a damaged CA fingerprint; copy it again from coral colony invite" };
+    return {
+      token: { colonyId: c, discoveryUrl: typeof d === "string" ? d : "", colonyPubkey: k, secret: s, colonyUrl: typeof u === "string" ? u : "", ...(f ? { caFingerprint: f } : {}) },
+    };
   } catch {
     return { error: "join token is damaged; copy it again from coral colony invite" };
   }

@@ -42,6 +42,8 @@ export interface AgentOptions {
   heartbeatIntervalMs?: number;
   retentionMs?: number;
   logger: AgentLogger;
+  /** The agent's mesh address (wireguard mode): its API listens there and the colony is told so. */
+  meshAddress?: string;
   /** Called for what a person watching `coral connect` wants to see. */
   onNotice?: (notice: AgentNotice) => void;
 }
@@ -67,7 +69,8 @@ export interface RunningAgent extends AsyncDisposable {
 }
 
 /** Stable across restarts of the same agent, so its outbox and identity carry over. */
-async function agentIdFor(dataDir: string, serviceName: string): Promise<string> {
+export async function agentIdFor(dataDir: string, serviceName: string): Promise<string> {
+  await mkdir(dataDir, { recursive: true });
   const path = join(dataDir, "agent-id");
   if (existsSync(path)) return (await readFile(path, "utf8")).trim();
   const suffix = createHash("sha256").update(`${hostname()}:${resolve(dataDir)}:${randomUUID()}`).digest("hex").slice(0, 6);
@@ -103,7 +106,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     timers.push(t);
   };
 
-  const api: AgentApiServer = await startAgentApi({ store, secret: options.secret, agentId });
+  const api: AgentApiServer = await startAgentApi({ store, secret: options.secret, agentId, host: options.meshAddress });
   const link = new ColonyLink({
     colonyUrl: options.colonyUrl,
     secret: options.secret,
@@ -113,6 +116,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     version: options.version ?? "",
     tags: options.tags ?? {},
     agentUrl: api.url,
+    address: options.meshAddress,
   });
 
   // What we know about the process, for heartbeats and batches.

@@ -18,6 +18,8 @@ export interface ColonyLinkOptions {
   version: string;
   tags: Record<string, string>;
   agentUrl: string;
+  /** Where the colony reaches the agent (default 127.0.0.1). */
+  address?: string;
 }
 
 export interface HeartbeatInfo {
@@ -60,7 +62,7 @@ export class ColonyLink {
         version: this.options.version,
         tags: this.options.tags,
         hostname: hostname(),
-        address: "127.0.0.1",
+        address: this.options.address ?? "127.0.0.1",
         agentUrl: this.options.agentUrl,
         proof,
       },

@@ -29,3 +29,7 @@ export {
   wireguardUnavailableReason,
 } from "./interface.ts";
 export type { WireguardInterfaceOptions } from "./interface.ts";
+export { ENROLL_PATH, EnrollmentError, certificateFingerprint, enrollWithColony, pinnedChainProblem } from "./enroll.ts";
+export type { EnrollRequestJson, EnrollResponseJson } from "./enroll.ts";
+export { ensureEnrollment, interfaceNameFor, loadEnrollment, numericEndpoint, startMeshInterface } from "./join.ts";
+export type { MeshEnrollment } from "./join.ts";

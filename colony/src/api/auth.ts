@@ -9,6 +9,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
+import { MeshAdminService } from "@coral/proto/gen/coral/mesh/v1/peers_pb";
 
 export type Scope = "read" | "admin";
 
@@ -41,24 +42,28 @@ export interface TokenLookup {
 }
 
 // Methods that change the colony (or reveal who may) need an admin token.
-const adminMethods = new Set(["CreateToken", "RevokeToken", "ListTokens", "DismissInsight"]);
+const adminMethods = new Set(["CreateToken", "RevokeToken", "ListTokens", "DismissInsight", "RevokePeer"]);
+// Services behind colony tokens (MeshService authenticates agents itself).
+const tokenServices = new Set([ColonyService.typeName, MeshAdminService.typeName]);
 
 export const missingTokenMessage =
   "this colony needs a token for remote calls: pass --token or set CORAL_TOKEN " +
   "(create one on the colony's machine with: coral token create --name <name> --scope read)";
 
 /** Authenticates ColonyService calls; MeshService handles its own auth. */
-export function colonyAuthInterceptor(options: { localToken: string; tokens: TokenLookup }): Interceptor {
+export function colonyAuthInterceptor(options: { localToken: string; tokens: TokenLookup; localAddresses?: string[] }): Interceptor {
+  const local = new Set(options.localAddresses ?? []);
   const localHash = Buffer.from(hashToken(options.localToken), "hex");
   const touched = new Map<string, number>();
   return (next) => async (req) => {
-    if (req.service.typeName !== ColonyService.typeName) return next(req);
+    if (!tokenServices.has(req.service.typeName)) return next(req);
     const token = bearerToken(req.header.get("authorization"));
     if (!token) throw new ConnectError(missingTokenMessage, Code.Unauthenticated);
     const hash = hashToken(token);
     let caller: Caller | undefined;
     if (timingSafeEqual(Buffer.from(hash, "hex"), localHash)) {
-      if (!isLoopback(req.contextValues.get(peerAddressKey)))
+      const peer = req.contextValues.get(peerAddressKey).replace(/^::ffff:/, "");
+      if (!isLoopback(peer) && !local.has(peer))
         throw new ConnectError("the local token only works on the colony's own machine; create a token for remote use", Code.Unauthenticated);
       caller = { name: "local", scope: "admin" };
     } else {

@@ -1,6 +1,7 @@
 // What the API handlers need from the running colony. The runtime provides
 // the real parts (DuckDB store, NATS, actors); nothing here is a stand-in.
 import type { AgentActors } from "../actors/agents.ts";
+import type { ColonyMesh } from "../mesh/index.ts";
 import type { ColonyStore } from "../store/index.ts";
 
 export interface ApiDeps {
@@ -21,4 +22,6 @@ export interface ApiDeps {
   natsStatus(): string;
   discoveryStatus(): string;
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+  /** The WireGuard mesh, in wireguard mode. */
+  mesh?: ColonyMesh;
 }

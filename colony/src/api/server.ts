@@ -12,12 +12,16 @@ import { colonyAuthInterceptor, peerAddressKey, type TokenLookup } from "./auth.
 import { colonyService } from "./colony-service.ts";
 import type { ApiDeps } from "./deps.ts";
 import { meshService } from "./mesh-service.ts";
+import { meshAdminService } from "./mesh-admin-service.ts";
+import { MeshAdminService } from "@coral/proto/gen/coral/mesh/v1/peers_pb";
 
 export interface ApiServerOptions {
   host: string;
   port: number;
   tls?: { cert: string; key: string };
   localToken: string;
+  /** Addresses besides loopback that are this machine (the colony's mesh address). */
+  localAddresses?: string[];
 }
 
 export interface ApiServer extends AsyncDisposable {
@@ -35,8 +39,9 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
     routes: (router) => {
       router.service(ColonyService, colonyService(deps));
       router.service(MeshService, meshService(deps));
+      router.service(MeshAdminService, meshAdminService(deps));
     },
-    interceptors: [colonyAuthInterceptor({ localToken: options.localToken, tokens })],
+    interceptors: [colonyAuthInterceptor({ localToken: options.localToken, tokens, localAddresses: options.localAddresses })],
     contextValues: (req) => createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? ""),
     readMaxBytes: 1024 * 1024,
     jsonOptions: { ignoreUnknownFields: false },

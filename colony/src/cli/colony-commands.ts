@@ -26,9 +26,10 @@ function startCommand(): Command {
     .description("start the colony (Ctrl+C stops it)")
     .option("--daemon", "run in the background; logs go to .coral/colony.log")
     .option("--dir <path>", "project folder (default: this one or the current colony's)")
+    .addOption(new Option("--mesh <mode>", "mesh mode (default: colony.mesh.mode in the config, loopback)").choices(["loopback", "wireguard"]))
     .addOption(new Option("--log-level <level>").choices(["debug", "info", "warn", "error"]).default("info"))
     .addOption(new Option("--log-format <format>").choices(["console", "json"]).default("console"))
-    .action(async (opts: { daemon?: boolean; dir?: string; logLevel: "debug" | "info" | "warn" | "error"; logFormat: "console" | "json" }) => {
+    .action(async (opts: { daemon?: boolean; dir?: string; mesh?: "loopback" | "wireguard"; logLevel: "debug" | "info" | "warn" | "error"; logFormat: "console" | "json" }) => {
       const projectDir = await projectDirOf(opts.dir);
       const running = await readPidFile(projectDir);
       if (running && isAlive(running.pid))
@@ -36,7 +37,7 @@ function startCommand(): Command {
       if (opts.daemon) {
         const logPath = join(projectDir, ".coral", "colony.log");
         const out = openSync(logPath, "a");
-        const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, "colony", "start", "--dir", projectDir, "--log-level", opts.logLevel], {
+        const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, "colony", "start", "--dir", projectDir, "--log-level", opts.logLevel, ...(opts.mesh ? ["--mesh", opts.mesh] : [])], {
           detached: true,
           stdio: ["ignore", out, out],
           env: process.env,
@@ -59,7 +60,7 @@ function startCommand(): Command {
         process.once("SIGINT", () => done());
         process.once("SIGTERM", () => done());
       });
-      const colony = await startColony({ projectDir, logger: log });
+      const colony = await startColony({ projectDir, logger: log, meshMode: opts.mesh });
       console.log("\nPress Ctrl+C to stop");
       await stopped;
       log.info("Stopping colony");
@@ -170,6 +171,8 @@ function inviteCommand(): Command {
         colonyPubkey: keys.identity.publicKey,
         secret: keys.secret,
         colonyUrl: `http://${config.colony.api.host === "0.0.0.0" ? "127.0.0.1" : config.colony.api.host}:${config.colony.api.port}`,
+        // Agents joining over WireGuard pin the bootstrap endpoint's CA by this.
+        caFingerprint: await (await import("../mesh/bootstrap-ca.ts")).bootstrapCaFingerprint(join(projectDir, ".coral", "keys"), config.colony.colony_id),
       });
       if (opts.json) {
         console.log(JSON.stringify({ colony_id: config.colony.colony_id, token }));

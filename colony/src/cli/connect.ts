@@ -9,6 +9,7 @@ import { createLogger } from "@coral/discovery-worker/log";
 import { DiscoveryClient, decodeJoinToken, resolveEndpoints } from "@coral/proto";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { coralHome, currentColony, loadColonyConfig, loadColonyKeys, parseDuration } from "../config/index.ts";
+import { decodeMeshToken, joinMesh, type MeshTarget } from "./mesh-join.ts";
 import { UsageError, parsePortOption } from "./options.ts";
 import { waitUntil } from "./wait.ts";
 
@@ -155,6 +156,7 @@ export function connectCommand(): Command {
     .addOption(new Option("--tags <k=v,...>", "labels, e.g. version=2.1.0").env("CORAL_TAGS").argParser(tagsOption))
     .addOption(new Option("--join <token>", "join token from coral colony invite").env("CORAL_JOIN_TOKEN"))
     .addOption(new Option("--data-dir <dir>", "where the agent keeps its local data").env("CORAL_AGENT_DATA_DIR"))
+    .addOption(new Option("--mesh <mode>", "loopback (same machine) or wireguard (join the colony's WireGuard mesh; needs root)").choices(["loopback", "wireguard"]).env("CORAL_MESH_MODE").default("loopback"))
     .option("--daemon", "run in the background; logs go to agent.log in the data folder")
     .option("--sample-interval <duration>", "how often to sample the process", durationOption, 1000)
     .option("--summary-interval <duration>", "how often to send summaries to the colony", durationOption, 60_000)
@@ -166,6 +168,7 @@ export function connectCommand(): Command {
       tags?: Record<string, string>;
       join?: string;
       dataDir?: string;
+      mesh: "loopback" | "wireguard";
       daemon?: boolean;
       sampleInterval: number;
       summaryInterval: number;
@@ -176,7 +179,10 @@ export function connectCommand(): Command {
       if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(service))
         throw new UsageError(`"${service}" must be lowercase letters, digits and inner hyphens, e.g. api`);
       if (!opts.port) throw new UsageError("--port is required (or CORAL_PORT): the port the component listens on");
-      const target = await resolveAgentTarget(opts.join);
+      const meshToken = opts.mesh === "wireguard" ? decodeMeshToken(opts.join) : undefined;
+      const target = meshToken
+        ? { colonyId: meshToken.colonyId, colonyUrl: "", secret: meshToken.secret, dataDirFor: (s: string) => join(coralHome(), "agents", meshToken.colonyId, s) }
+        : await resolveAgentTarget(opts.join);
       const dataDir = resolve(opts.dataDir ?? target.dataDirFor(service));
       if (opts.daemon) {
         await runDetached(service, dataDir);
@@ -188,32 +194,48 @@ export function connectCommand(): Command {
         process.once("SIGINT", () => done());
         process.once("SIGTERM", () => done());
       });
-      const agent = await startAgent({
-        serviceName: service,
-        port: opts.port,
-        colonyUrl: target.colonyUrl,
-        secret: target.secret,
-        healthUrl: opts.health,
-        metricsUrl: opts.metrics,
-        tags: opts.tags,
-        version: opts.tags?.version,
-        dataDir,
-        sampleIntervalMs: opts.sampleInterval,
-        summaryIntervalMs: opts.summaryInterval,
-        logger: log,
-        onNotice: (n) => {
-          if (n.kind === "connected") {
-            console.log(`✓ Connected: ${service} (localhost:${opts.port})`);
-            console.log(`  Colony: ${n.colonyId} (${target.colonyUrl})`);
-            console.log(`  Watching: process on port ${opts.port}, connections, health ${opts.health ?? "(TCP connect)"}${opts.metrics ? `, metrics ${opts.metrics}` : ""}`);
-            return;
-          }
-          const line = describeNotice(service, n);
-          if (line) console.log(line);
-        },
-      });
+      let mesh: MeshTarget | undefined;
+      if (meshToken) {
+        mesh = await joinMesh({ token: meshToken, serviceName: service, dataDir, log });
+        target.colonyUrl = mesh.colonyUrl;
+        console.log(`✓ Joined the mesh: ${mesh.enrollment.meshIpv4} on ${mesh.iface.name} (colony ${mesh.enrollment.colonyMeshIpv4} via ${mesh.enrollment.colonyEndpoint})`);
+      }
+      let agent;
+      try {
+        agent = await startAgent({
+          serviceName: service,
+          port: opts.port,
+          colonyUrl: target.colonyUrl,
+          secret: target.secret,
+          healthUrl: opts.health,
+          metricsUrl: opts.metrics,
+          tags: opts.tags,
+          version: opts.tags?.version,
+          dataDir,
+          sampleIntervalMs: opts.sampleInterval,
+          summaryIntervalMs: opts.summaryInterval,
+          logger: log,
+          meshAddress: mesh?.enrollment.meshIpv4,
+          onNotice: (n) => {
+            if (n.kind === "connected") {
+              console.log(`✓ Connected: ${service} (localhost:${opts.port})`);
+              console.log(`  Colony: ${n.colonyId} (${target.colonyUrl})`);
+              console.log(`  Watching: process on port ${opts.port}, connections, health ${opts.health ?? "(TCP connect)"}${opts.metrics ? `, metrics ${opts.metrics}` : ""}`);
+              return;
+            }
+            const line = describeNotice(service, n);
+            if (line) console.log(line);
+          },
+        });
+      } catch (err) {
+        await mesh?.close();
+        throw err;
+      }
       console.log("Press Ctrl+C to stop");
       await stopped;
-      await agent.close("stopped by the user");
+      // Over a tunnel that is gone (revoked, colony away) the goodbye can hang:
+      // the interface comes down regardless.
+      await (mesh ? Promise.race([agent.close("stopped by the user"), new Promise((r) => setTimeout(r, 8000).unref())]) : agent.close("stopped by the user"));
+      await mesh?.close();
     });
 }

@@ -7,6 +7,7 @@ import { connectCommand } from "./connect.ts";
 import { initCommand } from "./init.ts";
 import { insightsCommand } from "./insights.ts";
 import { mcpCommand } from "./mcp.ts";
+import { meshCommand, proxyCommand } from "./mesh-commands.ts";
 import { eventsCommand, historyCommand, metricsCommand, statusCommand, topologyCommand } from "./read-commands.ts";
 import { tokenCommand } from "./token-commands.ts";
 import { coralProgram, runProgram } from "./run.ts";
@@ -34,6 +35,8 @@ export function buildCli(): Command {
     insightsCommand(),
     mcpCommand(),
     askCommand(),
+    meshCommand(),
+    proxyCommand(),
   ]);
 }
 

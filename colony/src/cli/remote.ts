@@ -55,7 +55,19 @@ export async function resolveTarget(options: RemoteOptions, projectDir = process
   const scheme = config.colony.api.tls ? "https" : "http";
   const tokenPath = join(dir, ".coral", "local.token");
   const token = options.token ?? (existsSync(tokenPath) ? (await readFile(tokenPath, "utf8")).trim() : undefined);
+  // In wireguard mode the API listens on the mesh address only; the running colony says where.
+  const meshUrl = await wireguardApiUrl(dir);
+  if (meshUrl) return { url: meshUrl, token, source: `colony ${config.colony.colony_id}` };
   return { url: `${scheme}://${host}:${config.colony.api.port}`, token, source: `colony ${config.colony.colony_id}` };
+}
+
+async function wireguardApiUrl(dir: string): Promise<string | undefined> {
+  try {
+    const pid = JSON.parse(await readFile(join(dir, ".coral", "colony.pid"), "utf8")) as { url?: string; mesh_mode?: string };
+    return pid.mesh_mode === "wireguard" && typeof pid.url === "string" ? pid.url : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The project folder of the local colony: the working folder's, else the current colony's. */

@@ -15,6 +15,9 @@ import { startApiServer, type ApiServer } from "../api/server.ts";
 import type { ApiDeps } from "../api/deps.ts";
 import { loadColonyConfig, loadColonyKeys, type ColonyConfig } from "../config/index.ts";
 import { startInsightsLoop } from "../insights/index.ts";
+// The bootstrap CA (x509 library) loads only in wireguard mode: it slows every CLI start otherwise.
+import { startBootstrapServer } from "../mesh/bootstrap-server.ts";
+import { startColonyMesh, type ColonyMesh } from "../mesh/colony-mesh.ts";
 import { ensureTelemetryStream, startIngestion, startManagedNats, streamName, type ManagedNats } from "../nats/index.ts";
 import { startRegistrationLoop, type RegistrationLoop } from "../registration/discovery-registration.ts";
 import { openStore, type ColonyStore } from "../store/index.ts";
@@ -29,6 +32,8 @@ export interface StartColonyOptions {
   natsPort?: number;
   /** Insights detector interval (default CORAL_INSIGHTS_INTERVAL_MS or 60 s). */
   insightsIntervalMs?: number;
+  /** Overrides config.colony.mesh.mode (coral colony start --mesh). */
+  meshMode?: "loopback" | "wireguard";
 }
 
 export interface RunningColony extends AsyncDisposable {
@@ -46,6 +51,8 @@ export interface PidFile {
   url: string;
   colony_id: string;
   started_at: string;
+  /** "wireguard" when the API listens on the mesh address only. */
+  mesh_mode?: string;
 }
 
 export function pidFilePath(projectDir: string): string {
@@ -75,6 +82,8 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
   const projectDir = resolve(options.projectDir);
   const log = options.logger;
   const config = await loadColonyConfig(projectDir);
+  if (options.meshMode) config.colony.mesh.mode = options.meshMode;
+  const wireguard = config.colony.mesh.mode === "wireguard";
   const keys = await loadColonyKeys(projectDir);
   const colonyId = config.colony.colony_id;
   const localToken = (await readFile(join(projectDir, ".coral", "local.token"), "utf8")).trim();
@@ -88,13 +97,35 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
     const store = await openStore(config.colony.storage.path, { retention: config.colony.storage.retention });
     cleanups.push(() => store.close());
 
+    // Wireguard mode: the interface comes first; NATS and the API bind to its address.
+    let mesh: ColonyMesh | undefined;
+    if (wireguard) {
+      mesh = await startColonyMesh({
+        colonyId,
+        projectDir,
+        privateKey: keys.wireguard.privateKey,
+        secret: keys.secret,
+        listenPort: config.colony.mesh.port,
+        meshIpv4: config.colony.mesh.ipv4,
+        meshIpv6: config.colony.mesh.ipv6,
+        store,
+        log,
+      });
+      cleanups.push(() => mesh!.close());
+    }
+
     let managed: ManagedNats | undefined;
     let natsUrl = config.nats.url;
     let user: string | undefined;
     let pass: string | undefined;
     let inboxPrefix: string | undefined;
     if (!natsUrl) {
-      managed = await startManagedNats({ dataDir: join(projectDir, ".coral"), port: options.natsPort ?? config.nats.port, host: config.nats.host, logger: log });
+      managed = await startManagedNats({
+        dataDir: join(projectDir, ".coral"),
+        port: options.natsPort ?? config.nats.port,
+        host: mesh ? mesh.meshIpv4 : config.nats.host,
+        logger: log,
+      });
       cleanups.push(() => managed!.stop());
       natsUrl = managed.url;
       // The colony's own inbox prefix: agents may subscribe to _INBOX.> only.
@@ -161,18 +192,31 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
       natsStatus: () => (nc.isClosed() ? "closed" : "connected"),
       discoveryStatus: () => registration?.status() ?? "disabled (no discovery endpoint configured)",
       log,
+      mesh,
     };
     const api: ApiServer = await startApiServer(deps, {
-      host: config.colony.api.host,
+      host: mesh ? mesh.meshIpv4 : config.colony.api.host,
       port: options.apiPort ?? config.colony.api.port,
       tls: config.colony.api.tls,
       localToken,
+      // The colony's own mesh address is this machine: the local token works from it.
+      localAddresses: mesh ? [mesh.meshIpv4, mesh.meshIpv6] : [],
     });
     cleanups.push(() => api.close());
     log.info({ url: api.url }, "Colony API listening");
 
+    if (mesh) {
+      const publicHost = config.colony.mesh.public_endpoint?.slice(0, config.colony.mesh.public_endpoint.lastIndexOf(":")).replace(/^\[|\]$/g, "");
+      const { issueBootstrapCertificates } = await import("../mesh/bootstrap-ca.ts");
+      const certificates = await issueBootstrapCertificates(join(projectDir, ".coral", "keys"), colonyId, [publicHost ?? "", "127.0.0.1", "localhost"]);
+      const bootstrap = await startBootstrapServer({ host: "0.0.0.0", port: config.colony.mesh.port, certificates, mesh, connectPort: () => api.port, log });
+      cleanups.push(() => bootstrap.close());
+      log.info({ port: bootstrap.port, ca_fingerprint: certificates.caFingerprint }, "Mesh bootstrap endpoint listening (HTTPS)");
+    }
+
     if (config.discovery.endpoint) {
-      const endpoint = config.colony.mesh.public_endpoint ?? `127.0.0.1:${config.colony.mesh.port}`;
+      // Without CORAL_PUBLIC_ENDPOINT a wireguard colony advertises ":port": the address discovery sees it from.
+      const endpoint = config.colony.mesh.public_endpoint ?? (wireguard ? `:${config.colony.mesh.port}` : `127.0.0.1:${config.colony.mesh.port}`);
       registration = startRegistrationLoop({
         discoveryUrl: config.discovery.endpoint,
         identity: keys.identity,
@@ -201,7 +245,7 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
     });
     cleanups.push(() => insights.stop());
 
-    const pidFile: PidFile = { pid: process.pid, url: api.url, colony_id: colonyId, started_at: startedAt.toISOString() };
+    const pidFile: PidFile = { pid: process.pid, url: api.url, colony_id: colonyId, started_at: startedAt.toISOString(), ...(mesh ? { mesh_mode: "wireguard" } : {}) };
     await writeFile(pidFilePath(projectDir), JSON.stringify(pidFile) + "\n");
     cleanups.unshift(() => rm(pidFilePath(projectDir), { force: true }));
     log.info({ colony_id: colonyId }, "Colony started successfully");

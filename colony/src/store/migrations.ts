@@ -186,7 +186,24 @@ CREATE TABLE rollup_state (
 );
 `;
 
-export const migrations: readonly Migration[] = [{ version: 1, name: "initial schema", up: initial }];
+// WireGuard mesh peers: one row per agent id, so an agent keeps its mesh IP
+// across restarts and re-enrollments; revoked_at set means refused for good.
+const meshPeers = `
+CREATE TABLE mesh_peers (
+  agent_id TEXT PRIMARY KEY,
+  public_key TEXT NOT NULL,
+  mesh_ipv4 TEXT NOT NULL UNIQUE,
+  mesh_ipv6 TEXT NOT NULL UNIQUE,
+  enrolled_at TIMESTAMP NOT NULL,
+  updated_at TIMESTAMP NOT NULL,
+  revoked_at TIMESTAMP
+);
+`;
+
+export const migrations: readonly Migration[] = [
+  { version: 1, name: "initial schema", up: initial },
+  { version: 2, name: "mesh peers", up: meshPeers },
+];
 
 /** Applies every migration newer than the file's schema version, in order. */
 export function migrate(conn: Conn, list: readonly Migration[] = migrations): Promise<MigrationReport> {
