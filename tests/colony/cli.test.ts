@@ -9,7 +9,7 @@ import { createTestProject } from "../helpers/colony.ts";
 import { SyntheticAgent } from "../helpers/synthetic-agent.ts";
 
 describe("coral CLI against a colony", () => {
-  it("works locally without a token and remotely only with a valid one", async () => {
+  it("works locally without a token and remotely only with a valid one", { timeout: 180_000 }, async () => {
     await using project = await createTestProject();
     const colony = await project.start();
     const port = String(new URL(colony.url).port);
@@ -58,7 +58,7 @@ describe("coral CLI against a colony", () => {
     expect(unreachable.stderr).toMatch(/colony not reachable at http:\/\/127\.0\.0\.1:1/);
   });
 
-  it("answers bad flags with usage errors (exit 2) and bad config with the key at fault", async () => {
+  it("answers bad flags with usage errors (exit 2) and bad config with the key at fault", { timeout: 180_000 }, async () => {
     await using project = await createTestProject();
     const env = { CORAL_HOME: project.home };
     const since = await runCoral(["events", "--since", "banana"], { cwd: project.dir, env });

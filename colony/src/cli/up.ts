@@ -3,7 +3,8 @@
 // the agent lands, a sample app with an agent on each component.
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createLogger, startDiscoveryServer, type DiscoveryServer } from "@coral/discovery-worker";
+import type { DiscoveryServer } from "@coral/discovery-worker";
+import { createLogger } from "@coral/discovery-worker/log";
 import { Command, Option } from "commander";
 import { formatStatus, formatTopology } from "../format/index.ts";
 import { startColony } from "../runtime/colony.ts";
@@ -19,6 +20,8 @@ import { useColor } from "./read-commands.ts";
 type Level = "debug" | "info" | "warn" | "error";
 
 async function startDiscovery(port: number, dataDir: string, log: ReturnType<typeof createLogger>): Promise<DiscoveryServer> {
+  // Loaded only here: miniflare and workerd weigh about 100 MB, and every other command starts faster without them.
+  const { startDiscoveryServer } = await import("@coral/discovery-worker");
   try {
     return await startDiscoveryServer({ port, host: "127.0.0.1", dataDir });
   } catch (err) {
