@@ -2,6 +2,7 @@
 // the real parts (DuckDB store, NATS, actors); nothing here is a stand-in.
 import type { AgentActors } from "../actors/agents.ts";
 import type { ColonyStore } from "../store/index.ts";
+import type { ControlPlane } from "../control/index.ts";
 
 export interface ApiDeps {
   colonyId: string;
@@ -20,5 +21,7 @@ export interface ApiDeps {
   streamName: string;
   natsStatus(): string;
   discoveryStatus(): string;
+  /** Flags, rollbacks and SDK reports (absent in API-only tests). */
+  control?: ControlPlane;
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
 }

@@ -9,6 +9,8 @@ import { insightsCommand } from "./insights.ts";
 import { mcpCommand } from "./mcp.ts";
 import { eventsCommand, historyCommand, metricsCommand, statusCommand, topologyCommand } from "./read-commands.ts";
 import { tokenCommand } from "./token-commands.ts";
+import { flagsCommand } from "./flags.ts";
+import { rollbackCommand } from "./rollback.ts";
 import { UsageError } from "./options.ts";
 import { upCommand } from "./up.ts";
 
@@ -39,6 +41,8 @@ export function buildCli(): Command {
     insightsCommand(),
     mcpCommand(),
     askCommand(),
+    flagsCommand(),
+    rollbackCommand(),
   ])
     program.addCommand(command);
   // Subcommands inherit the exit override, so usage errors return codes too.

@@ -6,6 +6,7 @@ import { isIPv4, isIPv6, parseEndpoint } from "@coral/proto";
 import { z } from "zod";
 import { parseDuration } from "./duration.ts";
 import { nameProblem } from "./names.ts";
+import { controlSectionSchema, type ControlConfig } from "./control-schema.ts";
 
 /** An error map that says "is required" when the key is missing and `text` otherwise. */
 function need(text: string) {
@@ -165,6 +166,7 @@ export const colonyConfigSchema = z.strictObject({
   colony: colonySectionSchema,
   discovery: discoverySectionSchema.prefault({}),
   nats: natsSectionSchema.prefault({}),
+  control: controlSectionSchema.prefault({}),
 });
 
 /** What may be written in the file (defaults optional). */
@@ -197,4 +199,5 @@ export interface ColonyConfig {
   };
   discovery: ColonyConfigFile["discovery"] & { register_interval_ms: number; ttl_ms: number };
   nats: ColonyConfigFile["nats"];
+  control: ControlConfig;
 }

@@ -15,6 +15,7 @@ import { startApiServer, type ApiServer } from "../api/server.ts";
 import type { ApiDeps } from "../api/deps.ts";
 import { loadColonyConfig, loadColonyKeys, type ColonyConfig } from "../config/index.ts";
 import { startInsightsLoop } from "../insights/index.ts";
+import { ControlPlane } from "../control/index.ts";
 import { ensureTelemetryStream, startIngestion, startManagedNats, streamName, type ManagedNats } from "../nats/index.ts";
 import { startRegistrationLoop, type RegistrationLoop } from "../registration/discovery-registration.ts";
 import { openStore, type ColonyStore } from "../store/index.ts";
@@ -140,6 +141,10 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
     cleanups.push(() => agents.stop());
     if (restored) log.info({ agents: restored }, "Restored agent actors");
 
+    const control = new ControlPlane({ store, agents, secret: keys.secret, config: config.control, log });
+    await control.start();
+    cleanups.push(() => control.stop());
+
     let registration: RegistrationLoop | undefined;
     const deps: ApiDeps = {
       colonyId,
@@ -160,6 +165,7 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
       streamName: streamName(colonyId),
       natsStatus: () => (nc.isClosed() ? "closed" : "connected"),
       discoveryStatus: () => registration?.status() ?? "disabled (no discovery endpoint configured)",
+      control,
       log,
     };
     const api: ApiServer = await startApiServer(deps, {
