@@ -48,13 +48,20 @@ export class ControlPlane {
   /** After a heartbeat is stored: keeps the SDK report and the versions seen. */
   async heartbeat(req: HeartbeatRequest, serviceName: string): Promise<void> {
     const now = new Date();
-    const version = req.sdkInfo?.serviceVersion || req.version;
-    await this.options.store.write(async (c) => {
-      await recordVersion(c, serviceName, version, now);
-      if (req.sdkEnabled && req.sdkInfo) await saveSdkReport(c, req.agentId, serviceName, req.sdkInfo, req.sdkHealth, now);
-      else if (this.sdkEnabled.get(req.agentId) !== false) await dropSdkReport(c, req.agentId);
-    });
-    this.sdkEnabled.set(req.agentId, req.sdkEnabled);
+    const version = (req.sdkInfo?.serviceVersion || req.version).slice(0, 128);
+    // A report too big or odd to keep is dropped, never the heartbeat.
+    if (req.sdkHealth && req.sdkHealth.components.length > 64) req.sdkHealth.components = req.sdkHealth.components.slice(0, 64);
+    for (const c of req.sdkHealth?.components ?? []) c.message = c.message.slice(0, 500);
+    try {
+      await this.options.store.write(async (c) => {
+        await recordVersion(c, serviceName, version, now);
+        if (req.sdkEnabled && req.sdkInfo) await saveSdkReport(c, req.agentId, serviceName, req.sdkInfo, req.sdkHealth, now);
+        else if (this.sdkEnabled.get(req.agentId) !== false) await dropSdkReport(c, req.agentId);
+      });
+      this.sdkEnabled.set(req.agentId, req.sdkEnabled);
+    } catch (err) {
+      this.options.log.warn({ agent_id: req.agentId, err: String(err) }, "could not store an SDK report");
+    }
   }
 
   sdkReports(): Promise<Map<string, SdkReportRow>> {
