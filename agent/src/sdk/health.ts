@@ -22,7 +22,8 @@ export class HealthRegistry {
   async run(component = ""): Promise<GetHealthResponse> {
     const names = Object.keys(this.checks).filter((n) => !component || n === component);
     const components = await Promise.all(names.map((n) => this.runOne(n)));
-    const worst = components.reduce((w, c) => (rank(c.status) > rank(w) ? c.status : w), components.length ? Status.HEALTHY : Status.HEALTHY);
+    // No checks registered: the app answers, so it is healthy.
+    const worst = components.reduce((w, c) => (rank(c.status) > rank(w) ? c.status : w), Status.HEALTHY);
     return create(GetHealthResponseSchema, {
       overallStatus: worst,
       components,

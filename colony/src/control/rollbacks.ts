@@ -70,7 +70,7 @@ export class Rollbacks {
       reasonOf: (s) => s.context.reason,
       onTransition: (id, from, to, s) => {
         options.log.info({ rollback_id: id, from, to, reason: s.context.reason }, "Rollback state changed");
-        void this.mirror(id, to, s.context, from === "" ? undefined : to);
+        void this.mirror(id, to, s.context);
       },
       onError: (id, err) => options.log.warn({ rollback_id: id, err: String(err) }, "rollback actor error"),
     });
@@ -311,7 +311,7 @@ export class Rollbacks {
     return agents.find((a) => a.serviceName === service && a.agentUrl && connected.has(this.options.agents.get(a.agentId)?.state ?? ""));
   }
 
-  private async mirror(id: string, state: string, ctx: RollbackContext, _to?: string): Promise<void> {
+  private async mirror(id: string, state: string, ctx: RollbackContext): Promise<void> {
     try {
       const r = toRollback(ctx, state);
       await this.options.store.write((c) => saveRollback(c, rollbackToHistory(r, ctx)));
