@@ -9,6 +9,9 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { checkSecretProof, decodeProof, proofHeader } from "@coral/proto";
 import { AgentService } from "@coral/proto/gen/coral/agent/v1/agent_pb";
+import { FeatureFlagControlService } from "@coral/proto/gen/coral/control/v1/flags_pb";
+import { RollbackControlService } from "@coral/proto/gen/coral/control/v1/rollback_pb";
+import type { ServiceImpl } from "@connectrpc/connect";
 import type { AgentStore } from "../storage/index.ts";
 
 const proofWindowMs = 5 * 60_000;
@@ -43,11 +46,28 @@ export interface AgentApiServer extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-export async function startAgentApi(options: { store: AgentStore; secret: string; agentId: string; host?: string; port?: number }): Promise<AgentApiServer> {
+/** The colony's flag and rollback calls (see ../control). */
+export interface AgentControlHandlers {
+  flags: ServiceImpl<typeof FeatureFlagControlService>;
+  rollback: ServiceImpl<typeof RollbackControlService>;
+}
+
+export async function startAgentApi(options: {
+  store: AgentStore;
+  secret: string;
+  agentId: string;
+  host?: string;
+  port?: number;
+  control?: AgentControlHandlers;
+}): Promise<AgentApiServer> {
   const { store } = options;
   const handler = connectNodeAdapter({
     interceptors: [proofInterceptor(options.secret, options.agentId)],
-    routes: (router) =>
+    routes: (router) => {
+      if (options.control) {
+        router.service(FeatureFlagControlService, options.control.flags);
+        router.service(RollbackControlService, options.control.rollback);
+      }
       router.service(AgentService, {
         async queryMetrics(req) {
           const page = await store.queryMetrics({ metricName: req.metricName || undefined, ...range(req.since, req.until, req.limit) });
@@ -80,7 +100,8 @@ export async function startAgentApi(options: { store: AgentStore; secret: string
             })),
           };
         },
-      }),
+      });
+    },
   });
   const server = http.createServer(handler);
   server.listen(options.port ?? 0, options.host ?? "127.0.0.1");

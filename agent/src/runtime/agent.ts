@@ -13,6 +13,7 @@ import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import { startAgentApi, type AgentApiServer } from "../api/server.ts";
+import { RollbackExecutor, SdkLink } from "../control/index.ts";
 import { ProcessWatcher, probeHealth, scrapePrometheus, type HealthResult, type ProcessSnapshot, type TcpConnection } from "../observe/index.ts";
 import { Publisher, openAgentStore, type AgentStore, type MetricPoint } from "../storage/index.ts";
 import { ColonyLink, needsReRegistration, type HeartbeatInfo } from "./colony-link.ts";
@@ -41,6 +42,10 @@ export interface AgentOptions {
   /** Overrides the colony's heartbeat interval (tests). */
   heartbeatIntervalMs?: number;
   retentionMs?: number;
+  /** The app's Coral SDK port (coral connect --sdk); else found from the SDK's announcement. */
+  sdkPort?: number;
+  /** Where SDKs announce themselves (default CORAL_SDK_DIR or <tmpdir>/coral-sdk). */
+  sdkAnnounceDir?: string;
   logger: AgentLogger;
   /** The agent's mesh address (wireguard mode): its API listens there and the colony is told so. */
   meshAddress?: string;
@@ -106,7 +111,30 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     timers.push(t);
   };
 
-  const api: AgentApiServer = await startAgentApi({ store, secret: options.secret, agentId, host: options.meshAddress });
+  const sdk = new SdkLink({ port: options.sdkPort, announceDir: options.sdkAnnounceDir, logger: log });
+  const rollbacks = new RollbackExecutor(sdk);
+  const api: AgentApiServer = await startAgentApi({
+    store,
+    secret: options.secret,
+    agentId,
+    host: options.meshAddress,
+    control: {
+      flags: {
+        syncFlags: async (req) => {
+          const delivered = await sdk.syncFlags(req);
+          return { flagCount: req.flags.length, deliveredToSdk: delivered };
+        },
+      },
+      rollback: {
+        executeRollback: async (req) => {
+          const res = await rollbacks.execute(req);
+          // The colony verifies from heartbeats: send one soon.
+          soon.beat?.();
+          return res;
+        },
+      },
+    },
+  });
   const link = new ColonyLink({
     colonyUrl: options.colonyUrl,
     secret: options.secret,
@@ -275,7 +303,19 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     memoryBytes: lastSnapshot?.rssBytes ?? 0,
     fdCount: lastSnapshot?.fdCount ?? 0,
     threadCount: lastSnapshot?.threads ?? 0,
+    sdk: sdk.last(),
   });
+
+  // The app's SDK: health and version for the heartbeat; a change is sent at once.
+  let lastSdkState = "";
+  const pollSdk = async () => {
+    const report = await sdk.poll(lastSnapshot?.pid ?? 0);
+    const state = report ? `${report.info.serviceVersion}/${report.health.overallStatus}/${report.health.components.map((c) => `${c.name}=${c.status}`).join(",")}` : "";
+    if (state !== lastSdkState) {
+      lastSdkState = state;
+      soon.beat?.();
+    }
+  };
 
   // NATS may be down when we start: keep trying in the background while the
   // outbox holds what we produce.
@@ -319,6 +359,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   publisher.start();
 
   every(options.sampleIntervalMs ?? 1000, probe);
+  every(options.sampleIntervalMs ?? 1000, pollSdk);
   every(options.scrapeIntervalMs ?? 10_000, scrape);
   every(options.summaryIntervalMs ?? 60_000, summarize);
   const beat = async () => {
@@ -340,6 +381,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     }, (options.sampleIntervalMs ?? 1000) + 100);
     timers.push(soonTimer);
   };
+  await pollSdk().catch(() => undefined);
   await beat().catch(() => undefined);
   const stopCleanup = store.startCleanup();
 

@@ -8,6 +8,7 @@ import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { makeSecretProof } from "@coral/proto";
 import { HealthStatus, MeshService, type RegisterResponse } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
+import type { SdkReport } from "../control/index.ts";
 
 export interface ColonyLinkOptions {
   colonyUrl: string;
@@ -31,6 +32,8 @@ export interface HeartbeatInfo {
   memoryBytes: number;
   fdCount: number;
   threadCount: number;
+  /** What the app's Coral SDK answered, if the agent reaches one. */
+  sdk?: SdkReport | null;
 }
 
 const healthCodes = {
@@ -98,7 +101,11 @@ export class ColonyLink {
         pid: info.pid,
         processStartedAt: info.startedAt ? timestampFromDate(info.startedAt) : undefined,
         restartCount: info.restartCount,
-        version: this.options.version,
+        // The SDK knows the running version better than a --tags flag.
+        version: info.sdk?.info.serviceVersion || this.options.version,
+        sdkEnabled: Boolean(info.sdk),
+        sdkInfo: info.sdk?.info,
+        sdkHealth: info.sdk?.health,
         resources: {
           cpuPercent: info.cpuPercent,
           memoryBytes: BigInt(Math.max(0, Math.round(info.memoryBytes))),

@@ -13,6 +13,7 @@ import { intervals, type AgentRow, type Interval } from "../store/types.ts";
 import { callerKey, hashToken } from "./auth.ts";
 import { rawMetricsFromAgents } from "./agent-queries.ts";
 import type { ApiDeps } from "./deps.ts";
+import type { SdkReportRow } from "../control/store.ts";
 import { activeInsightCount, insightsHandlers } from "./insights-service.ts";
 
 const tokenNamePattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -46,12 +47,23 @@ export function serviceInfo(row: AgentRow, state: string, now: number): ServiceI
   });
 }
 
+/** Adds what the app's Coral SDK reported through this agent. */
+function withSdk(info: ServiceInfo, report: SdkReportRow | undefined): ServiceInfo {
+  if (!report) return info;
+  info.sdkEnabled = true;
+  info.gitCommit = report.gitCommit;
+  info.components = report.components;
+  if (report.version) info.version = report.version;
+  return info;
+}
+
 export function colonyService(deps: ApiDeps) {
   async function services(): Promise<ServiceInfo[]> {
     const now = Date.now();
     const rows = await deps.store.listAgents();
+    const sdk = (await deps.control?.sdkReports()) ?? new Map();
     return rows
-      .map((row) => serviceInfo(row, deps.agents.get(row.agentId)?.state ?? "unknown", now))
+      .map((row) => withSdk(serviceInfo(row, deps.agents.get(row.agentId)?.state ?? "unknown", now), sdk.get(row.agentId)))
       .filter((s) => s.status !== "expired")
       .sort((a, b) => a.name.localeCompare(b.name) || a.agentId.localeCompare(b.agentId));
   }

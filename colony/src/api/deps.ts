@@ -3,6 +3,7 @@
 import type { AgentActors } from "../actors/agents.ts";
 import type { ColonyMesh } from "../mesh/index.ts";
 import type { ColonyStore } from "../store/index.ts";
+import type { ControlPlane } from "../control/index.ts";
 
 export interface ApiDeps {
   colonyId: string;
@@ -21,6 +22,8 @@ export interface ApiDeps {
   streamName: string;
   natsStatus(): string;
   discoveryStatus(): string;
+  /** Flags, rollbacks and SDK reports (absent in API-only tests). */
+  control?: ControlPlane;
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
   /** The WireGuard mesh, in wireguard mode. */
   mesh?: ColonyMesh;

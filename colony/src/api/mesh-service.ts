@@ -116,6 +116,8 @@ export function meshService(deps: ApiDeps) {
         details: { port: req.port, version: req.version, address: req.address },
       });
       deps.log.info({ agent_id: req.agentId, service: req.serviceName, state: view.state }, "Agent registered");
+      // After this response, so the agent knows its token before flags arrive.
+      setImmediate(() => deps.control?.agentRegistered(req.agentId));
       return {
         colonyId: deps.colonyId,
         agentToken,
@@ -142,6 +144,7 @@ export function meshService(deps: ApiDeps) {
           cpuPercent: req.resources?.cpuPercent ?? 0,
           memoryBytes: Number(req.resources?.memoryBytes ?? 0n),
         });
+        await deps.control?.heartbeat(req, row.serviceName);
       }
       const next = await deps.agents.send(req.agentId, { type: "heartbeat", atMs: now.getTime(), health: healthNames[req.health] ?? "unknown" });
       return { ok: true, state: next.state };

@@ -8,6 +8,8 @@ import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { MeshService } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
+import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
+import { controlService } from "../control/index.ts";
 import { colonyAuthInterceptor, peerAddressKey, type TokenLookup } from "./auth.ts";
 import { colonyService } from "./colony-service.ts";
 import type { ApiDeps } from "./deps.ts";
@@ -40,6 +42,11 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
       router.service(ColonyService, colonyService(deps));
       router.service(MeshService, meshService(deps));
       router.service(MeshAdminService, meshAdminService(deps));
+      if (deps.control)
+        router.service(
+          ControlService,
+          controlService(deps.control, (actor, action, target, details) => deps.store.appendAudit({ at: new Date(), actor, action, target, details })),
+        );
     },
     interceptors: [colonyAuthInterceptor({ localToken: options.localToken, tokens, localAddresses: options.localAddresses })],
     contextValues: (req) => createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? ""),

@@ -154,6 +154,7 @@ export function connectCommand(): Command {
     .addOption(new Option("--health <url>", "health endpoint to probe (default: TCP connect to the port)").env("CORAL_HEALTH_URL").argParser(urlOption))
     .addOption(new Option("--metrics <url>", "Prometheus endpoint to scrape").env("CORAL_METRICS_URL").argParser(urlOption))
     .addOption(new Option("--tags <k=v,...>", "labels, e.g. version=2.1.0").env("CORAL_TAGS").argParser(tagsOption))
+    .addOption(new Option("--sdk <port>", "port of the app's Coral SDK (default: found from the SDK's announcement)").env("CORAL_SDK_PORT").argParser(parsePortOption))
     .addOption(new Option("--join <token>", "join token from coral colony invite").env("CORAL_JOIN_TOKEN"))
     .addOption(new Option("--data-dir <dir>", "where the agent keeps its local data").env("CORAL_AGENT_DATA_DIR"))
     .addOption(new Option("--mesh <mode>", "loopback (same machine) or wireguard (join the colony's WireGuard mesh; needs root)").choices(["loopback", "wireguard"]).env("CORAL_MESH_MODE").default("loopback"))
@@ -166,6 +167,7 @@ export function connectCommand(): Command {
       health?: string;
       metrics?: string;
       tags?: Record<string, string>;
+      sdk?: number;
       join?: string;
       dataDir?: string;
       mesh: "loopback" | "wireguard";
@@ -211,6 +213,7 @@ export function connectCommand(): Command {
           metricsUrl: opts.metrics,
           tags: opts.tags,
           version: opts.tags?.version,
+          sdkPort: opts.sdk,
           dataDir,
           sampleIntervalMs: opts.sampleInterval,
           summaryIntervalMs: opts.summaryInterval,

@@ -10,6 +10,8 @@ import { mcpCommand } from "./mcp.ts";
 import { meshCommand, proxyCommand } from "./mesh-commands.ts";
 import { eventsCommand, historyCommand, metricsCommand, statusCommand, topologyCommand } from "./read-commands.ts";
 import { tokenCommand } from "./token-commands.ts";
+import { flagsCommand } from "./flags.ts";
+import { rollbackCommand } from "./rollback.ts";
 import { coralProgram, runProgram } from "./run.ts";
 import { upCommand } from "./up.ts";
 
@@ -37,6 +39,8 @@ export function buildCli(): Command {
     askCommand(),
     meshCommand(),
     proxyCommand(),
+    flagsCommand(),
+    rollbackCommand(),
   ]);
 }
 

@@ -148,7 +148,7 @@ describe("loadColonyConfig", () => {
     ["colony.agent_offline_after", "20s", 'colony.agent_offline_after: must be longer than colony.heartbeat_interval (30s), or every agent goes offline between heartbeats (got "20s")'],
     ["colony.agent_expire_after", "60s", 'colony.agent_expire_after: must be longer than colony.agent_offline_after (90s) (got "60s")'],
     ["colony.wireguard", { port: 1 }, 'colony.wireguard: unknown key (allowed here: app_name, environment, colony_id, storage, api, mesh, heartbeat_interval, agent_offline_after, agent_expire_after)'],
-    ["ai", { provider: "anthropic" }, "ai: unknown key (allowed here: colony, discovery, nats, mcp)"],
+    ["ai", { provider: "anthropic" }, "ai: unknown key (allowed here: colony, discovery, nats, mcp, control)"],
     ["discovery.endpoint", "ftp://x", 'discovery.endpoint: must be a URL starting with http:// or https://, e.g. https://discovery.example.com (got "ftp://x")'],
     ["discovery.endpoint", "not a url", 'discovery.endpoint: must be a URL starting with http:// or https://, e.g. https://discovery.example.com (got "not a url")'],
     ["discovery.register_interval", "600s", 'discovery.register_interval: must be shorter than discovery.ttl (300s), or the registration expires between renewals (got "600s")'],
@@ -292,6 +292,7 @@ describe("writeColonyConfig", () => {
           retention: { metrics_1m: "12h", metrics_5m: "7d", metrics_15m: "30d", metrics_1h: "90d", metrics_1d: "1y", events: "14d", insights: "90d", transitions: "30d" },
         },
       },
+      control: { rollback_timeout: "5m", verify_timeout: "2m", flag_resync_interval: "30s", services: {} },
     });
     // Writing what was read changes nothing.
     const text = await readFile(file, "utf8");

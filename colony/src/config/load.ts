@@ -9,6 +9,7 @@ import { dirname, join, resolve } from "node:path";
 import YAML from "yaml";
 import { ConfigError, isPlainObject, parseYaml, toConfigIssues } from "./errors.ts";
 import { parseDuration } from "./duration.ts";
+import { resolveControlConfig } from "./control-schema.ts";
 import { colonyConfigSchema, type ColonyConfig, type ColonyConfigFile, type ColonyConfigInput, type RetentionMs } from "./schema.ts";
 
 export const CONFIG_FILE = ".coral/config.yaml";
@@ -91,7 +92,7 @@ function durationMs(text: string): number {
 /** Turns a validated file into the loaded form: absolute paths, durations in ms. */
 export function resolveColonyConfig(file: ColonyConfigFile, projectDir: string): ColonyConfig {
   const dir = resolve(projectDir);
-  const { colony, discovery, nats } = file;
+  const { colony, discovery, nats, control } = file;
   const retention = Object.fromEntries(
     Object.entries(colony.storage.retention).map(([key, value]) => [key, value === undefined ? undefined : durationMs(value)]),
   ) as RetentionMs;
@@ -113,6 +114,7 @@ export function resolveColonyConfig(file: ColonyConfigFile, projectDir: string):
     discovery: { ...discovery, register_interval_ms: durationMs(discovery.register_interval), ttl_ms: durationMs(discovery.ttl) },
     nats: { ...nats },
     ...(file.mcp ? { mcp: file.mcp } : {}),
+    control: resolveControlConfig(control),
   };
 }
 

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { parseDuration } from "./duration.ts";
 import { mcpSectionSchema } from "./mcp.ts";
 import { nameProblem } from "./names.ts";
+import { controlSectionSchema, type ControlConfig } from "./control-schema.ts";
 
 /** An error map that says "is required" when the key is missing and `text` otherwise. */
 function need(text: string) {
@@ -172,6 +173,7 @@ export const colonyConfigSchema = z.strictObject({
   nats: natsSectionSchema.prefault({}),
   // Optional: external MCP servers for coral ask (config/mcp.ts).
   mcp: mcpSectionSchema.optional(),
+  control: controlSectionSchema.prefault({}),
 });
 
 /** What may be written in the file (defaults optional). */
@@ -205,4 +207,5 @@ export interface ColonyConfig {
   discovery: ColonyConfigFile["discovery"] & { register_interval_ms: number; ttl_ms: number };
   nats: ColonyConfigFile["nats"];
   mcp?: ColonyConfigFile["mcp"];
+  control: ControlConfig;
 }

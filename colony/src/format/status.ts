@@ -68,7 +68,7 @@ export function formatStatus(res: GetStatusResponse, options: StatusOptions): st
         return [
           s.name,
           `${paint(c, state.tone, "●")} ${state.text}`,
-          s.version || "-",
+          s.version ? `${s.version}${s.gitCommit ? ` (${s.gitCommit.slice(0, 7)})` : ""}` : "-",
           up ? formatDuration(s.uptimeSeconds) : "-",
           s.port ? String(s.port) : "-",
           String(s.restartCount),
@@ -79,7 +79,22 @@ export function formatStatus(res: GetStatusResponse, options: StatusOptions): st
   }
   // As wide as the table (the hint line may run past it).
   const width = Math.max(visibleWidth(title), ...(res.services.length > 0 ? body.map(visibleWidth) : []), 40);
+  // Per-component health from apps' Coral SDKs.
+  const sdkLines = [...res.services]
+    .filter((s) => s.sdkEnabled && s.components.length > 0)
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((s) => `  ${s.name}: ${s.components.map((h) => `${paint(c, sdkTone(h.status), "●")} ${h.name} ${sdkWord(h.status)}${h.message ? ` (${h.message})` : ""}`).join("  ")}`);
+  const sdk = sdkLines.length > 0 ? ["", c.bold("Health checks (Coral SDK):"), ...sdkLines] : [];
   // Active insights (none: no line).
   const insights = res.insightCount > 0 ? ["", `${c.yellow("Insights:")} ${res.insightCount} active (view details: coral insights)`] : [];
-  return [c.bold(title), rule(width), ...header, "", ...body, ...insights].join("\n");
+  return [c.bold(title), rule(width), ...header, "", ...body, ...sdk, ...insights].join("\n");
+}
+
+// GetHealthResponse.Status: 1 healthy, 2 degraded, 3 unhealthy, else unknown.
+function sdkWord(status: number): string {
+  return status === 1 ? "healthy" : status === 2 ? "degraded" : status === 3 ? "unhealthy" : "unknown";
+}
+
+function sdkTone(status: number): Tone {
+  return status === 1 ? "green" : status === 2 ? "yellow" : status === 3 ? "red" : "grey";
 }

@@ -18,6 +18,7 @@ import { startInsightsLoop } from "../insights/index.ts";
 // The bootstrap CA (x509 library) loads only in wireguard mode: it slows every CLI start otherwise.
 import { startBootstrapServer } from "../mesh/bootstrap-server.ts";
 import { startColonyMesh, type ColonyMesh } from "../mesh/colony-mesh.ts";
+import { ControlPlane } from "../control/index.ts";
 import { ensureTelemetryStream, startIngestion, startManagedNats, streamName, type ManagedNats } from "../nats/index.ts";
 import { startRegistrationLoop, type RegistrationLoop } from "../registration/discovery-registration.ts";
 import { openStore, type ColonyStore } from "../store/index.ts";
@@ -171,6 +172,10 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
     cleanups.push(() => agents.stop());
     if (restored) log.info({ agents: restored }, "Restored agent actors");
 
+    const control = new ControlPlane({ store, agents, secret: keys.secret, config: config.control, log });
+    await control.start();
+    cleanups.push(() => control.stop());
+
     let registration: RegistrationLoop | undefined;
     const deps: ApiDeps = {
       colonyId,
@@ -191,6 +196,7 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
       streamName: streamName(colonyId),
       natsStatus: () => (nc.isClosed() ? "closed" : "connected"),
       discoveryStatus: () => registration?.status() ?? "disabled (no discovery endpoint configured)",
+      control,
       log,
       mesh,
     };

@@ -200,9 +200,63 @@ CREATE TABLE mesh_peers (
 );
 `;
 
+// The control plane: feature flags, rollback history, what apps' SDKs report.
+const controlPlane = `
+CREATE TABLE feature_flags (
+  flag_name TEXT NOT NULL,
+  service_id TEXT NOT NULL,
+  enabled BOOLEAN NOT NULL,
+  rollout_percentage INTEGER NOT NULL CHECK (rollout_percentage BETWEEN 0 AND 100),
+  targeting_rules JSON,
+  updated_at TIMESTAMP NOT NULL,
+  updated_by TEXT,
+  PRIMARY KEY (flag_name, service_id)
+);
+
+CREATE TABLE rollback_history (
+  rollback_id TEXT PRIMARY KEY,
+  service_id TEXT NOT NULL,
+  from_version TEXT,
+  to_version TEXT,
+  strategy TEXT NOT NULL,
+  initiated_by TEXT NOT NULL,
+  state TEXT NOT NULL,
+  success BOOLEAN,
+  started_at TIMESTAMP NOT NULL,
+  completed_at TIMESTAMP,
+  duration_seconds INTEGER,
+  error_message TEXT,
+  steps JSON,
+  plan JSON
+);
+CREATE INDEX idx_rollback_service ON rollback_history(service_id, started_at);
+
+-- The last SDK report per agent (health, build info), kept across colony restarts.
+CREATE TABLE sdk_reports (
+  agent_id TEXT PRIMARY KEY,
+  service_id TEXT NOT NULL,
+  version TEXT,
+  git_commit TEXT,
+  overall_health TEXT,
+  info JSON,
+  components JSON,
+  updated_at TIMESTAMP NOT NULL
+);
+
+-- Versions each service has reported, so a rollback knows the previous one.
+CREATE TABLE service_versions (
+  service_id TEXT NOT NULL,
+  version TEXT NOT NULL,
+  first_seen TIMESTAMP NOT NULL,
+  last_seen TIMESTAMP NOT NULL,
+  PRIMARY KEY (service_id, version)
+);
+`;
+
 export const migrations: readonly Migration[] = [
   { version: 1, name: "initial schema", up: initial },
   { version: 2, name: "mesh peers", up: meshPeers },
+  { version: 3, name: "control plane: feature flags, rollbacks, SDK reports", up: controlPlane },
 ];
 
 /** Applies every migration newer than the file's schema version, in order. */

@@ -1,0 +1,117 @@
+// The agent's side of the app's Coral SDK: finds it (the --sdk port, or the
+// announcement file of the observed pid), polls its health and info for the
+// heartbeat, and hands it the service's flag set: again whenever the SDK
+// comes (back) up, so a restarted app or agent never keeps a stale set.
+import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { FeatureFlagControlService, type SyncFlagsRequest } from "@coral/proto/gen/coral/control/v1/flags_pb";
+import { RollbackControlService, type ExecuteRollbackRequest, type ExecuteRollbackResponse } from "@coral/proto/gen/coral/control/v1/rollback_pb";
+import { CoralAppService, type GetHealthResponse, type GetInfoResponse } from "@coral/proto/gen/coral/sdk/v1/sdk_pb";
+import { readAnnouncement, sdkAnnounceDir, sdkTokenHeader } from "../sdk/announce.ts";
+
+export interface SdkReport {
+  info: GetInfoResponse;
+  health: GetHealthResponse;
+}
+
+interface Clients {
+  key: string;
+  app: Client<typeof CoralAppService>;
+  flags: Client<typeof FeatureFlagControlService>;
+  rollback: Client<typeof RollbackControlService>;
+}
+
+export interface SdkLinkOptions {
+  /** From `coral connect --sdk PORT`; else the announcement of the observed pid. */
+  port?: number;
+  announceDir?: string;
+  logger: { info(obj: object, msg?: string): void; debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+}
+
+export class SdkLink {
+  private clients: Clients | undefined;
+  private report: SdkReport | null = null;
+  private flags: SyncFlagsRequest | undefined;
+  /** The flag set the SDK holds was delivered on this connection key. */
+  private deliveredOn = "";
+
+  constructor(private readonly options: SdkLinkOptions) {}
+
+  /** What the SDK last answered, or null when the agent does not reach one. */
+  last(): SdkReport | null {
+    return this.report;
+  }
+
+  /** Polls the SDK of `pid` (0: none observed yet); resyncs flags after a (re)connect. */
+  async poll(pid: number): Promise<SdkReport | null> {
+    const clients = this.connect(pid);
+    if (!clients) return (this.report = null);
+    try {
+      const [info, health] = await Promise.all([clients.app.getInfo({}, { timeoutMs: 3000 }), clients.app.getHealth({}, { timeoutMs: 5000 })]);
+      if (!this.report) this.options.logger.info({ port: clients.key, version: info.serviceVersion }, "Found the app's Coral SDK");
+      this.report = { info, health };
+      // A new SDK process (its start time changes) gets the set again.
+      const key = `${clients.key}@${info.pid}:${info.startTime?.seconds ?? 0n}`;
+      if (this.flags && this.deliveredOn !== key) await this.deliver(clients, key);
+      return this.report;
+    } catch (err) {
+      if (this.report) this.options.logger.warn({ err: String(err) }, "Lost the app's Coral SDK");
+      this.report = null;
+      this.deliveredOn = "";
+      this.clients = undefined;
+      return null;
+    }
+  }
+
+  /** Keeps the set and passes it on now if the SDK is reachable. */
+  async syncFlags(req: SyncFlagsRequest): Promise<boolean> {
+    this.flags = req;
+    this.deliveredOn = "";
+    const clients = this.clients;
+    if (!clients || !this.report) return false;
+    const key = `${clients.key}@${this.report.info.pid}:${this.report.info.startTime?.seconds ?? 0n}`;
+    return this.deliver(clients, key);
+  }
+
+  flagCount(): number {
+    return this.flags?.flags.length ?? 0;
+  }
+
+  async executeRollback(req: ExecuteRollbackRequest, timeoutMs: number): Promise<ExecuteRollbackResponse> {
+    const clients = this.clients;
+    if (!clients || !this.report) throw new Error("the agent does not reach the app's Coral SDK (is coral.init called, or --sdk set?)");
+    return clients.rollback.executeRollback(req, { timeoutMs });
+  }
+
+  private async deliver(clients: Clients, key: string): Promise<boolean> {
+    try {
+      await clients.flags.syncFlags(this.flags!, { timeoutMs: 5000 });
+      this.deliveredOn = key;
+      return true;
+    } catch (err) {
+      this.options.logger.warn({ err: String(err) }, "Could not pass flags to the SDK; retrying on the next poll");
+      return false;
+    }
+  }
+
+  private connect(pid: number): Clients | undefined {
+    const announced = pid > 0 ? readAnnouncement(pid, this.options.announceDir ?? sdkAnnounceDir()) : null;
+    const port = this.options.port ?? announced?.port;
+    if (!port) return (this.clients = undefined);
+    const token = announced?.token ?? process.env.CORAL_SDK_TOKEN ?? "";
+    const key = `127.0.0.1:${port}/${token}`;
+    if (this.clients?.key === key) return this.clients;
+    const withToken: Interceptor = (next) => (req) => {
+      if (token) req.header.set(sdkTokenHeader, token);
+      return next(req);
+    };
+    const transport = createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "1.1", interceptors: [withToken] });
+    this.deliveredOn = "";
+    return (this.clients = {
+      key,
+      app: createClient(CoralAppService, transport),
+      flags: createClient(FeatureFlagControlService, transport),
+      rollback: createClient(RollbackControlService, transport),
+    });
+  }
+}
