@@ -9,7 +9,10 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { checkSecretProof, decodeProof, proofHeader } from "@coral/proto";
 import { AgentService } from "@coral/proto/gen/coral/agent/v1/agent_pb";
+import { AgentDebugService } from "@coral/proto/gen/coral/agent/v1/debug_pb";
+import type { UprobeCollectors } from "../debug/collectors.ts";
 import type { AgentStore } from "../storage/index.ts";
+import { agentDebugService } from "./debug-service.ts";
 
 const proofWindowMs = 5 * 60_000;
 const maxLimit = 100_000;
@@ -43,11 +46,20 @@ export interface AgentApiServer extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-export async function startAgentApi(options: { store: AgentStore; secret: string; agentId: string; host?: string; port?: number }): Promise<AgentApiServer> {
+export async function startAgentApi(options: {
+  store: AgentStore;
+  secret: string;
+  agentId: string;
+  host?: string;
+  port?: number;
+  /** Live debugging (AgentDebugService); absent = not served. */
+  debug?: UprobeCollectors;
+}): Promise<AgentApiServer> {
   const { store } = options;
   const handler = connectNodeAdapter({
     interceptors: [proofInterceptor(options.secret, options.agentId)],
-    routes: (router) =>
+    routes: (router) => {
+      if (options.debug) router.service(AgentDebugService, agentDebugService(options.debug));
       router.service(AgentService, {
         async queryMetrics(req) {
           const page = await store.queryMetrics({ metricName: req.metricName || undefined, ...range(req.since, req.until, req.limit) });
@@ -80,7 +92,8 @@ export async function startAgentApi(options: { store: AgentStore; secret: string
             })),
           };
         },
-      }),
+      });
+    },
   });
   const server = http.createServer(handler);
   server.listen(options.port ?? 0, options.host ?? "127.0.0.1");

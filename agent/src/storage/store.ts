@@ -10,6 +10,7 @@ import * as metrics from "./metrics.ts";
 import { migrate, schemaVersion } from "./migrations.ts";
 import * as outbox from "./outbox.ts";
 import * as proc from "./process.ts";
+import * as uprobe from "./uprobe.ts";
 import { applyRetention, checkRetention, DEFAULT_CLEANUP_INTERVAL_MS } from "./retention.ts";
 import type { Conn } from "./sql.ts";
 import type {
@@ -34,6 +35,9 @@ import type {
   StorageLogger,
   StoredEvent,
   StoredMetricPoint,
+  StoredUprobeEvent,
+  UprobeEventQuery,
+  UprobeEventRow,
 } from "./types.ts";
 
 /** Thrown (as a rejection) by every method called after close(). */
@@ -149,6 +153,14 @@ class DuckAgentStore implements AgentStore {
 
   queryConnections(q: ConnectionQuery): Promise<QueryPage<ConnectionRow>> {
     return this.#read((c) => proc.queryConnections(c, q));
+  }
+
+  recordUprobeEvents(collectorId: string, rows: readonly UprobeEventRow[]): Promise<number> {
+    return this.#write((c) => uprobe.recordUprobeEvents(c, collectorId, rows));
+  }
+
+  queryUprobeEvents(q: UprobeEventQuery): Promise<{ rows: StoredUprobeEvent[]; hasMore: boolean }> {
+    return this.#read((c) => uprobe.queryUprobeEvents(c, q));
   }
 
   summarize(since: Date, until: Date): Promise<MetricSummary[]> {
