@@ -6,6 +6,9 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { waitFor } from "../helpers/wait.ts";
 
 export function onPath(bin: string): boolean {
@@ -77,4 +80,13 @@ export async function targetListening(port: number): Promise<void> {
       }),
     { timeoutMs: 15_000 },
   );
+}
+
+/** A DebugService client on a colony, with a bearer token. */
+export function debugApi(url: string, token?: string) {
+  const auth: Interceptor = (next) => (req) => {
+    if (token) req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+  return createClient(DebugService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [auth] }));
 }

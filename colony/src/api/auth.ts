@@ -9,6 +9,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
+import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 
 export type Scope = "read" | "admin";
 
@@ -41,7 +42,9 @@ export interface TokenLookup {
 }
 
 // Methods that change the colony (or reveal who may) need an admin token.
-const adminMethods = new Set(["CreateToken", "RevokeToken", "ListTokens", "DismissInsight"]);
+const adminMethods = new Set(["CreateToken", "RevokeToken", "ListTokens", "DismissInsight", "AttachUprobe", "DetachUprobe"]);
+// Services that take CLI tokens (MeshService handles its own auth).
+const tokenServices = new Set([ColonyService.typeName, DebugService.typeName]);
 
 export const missingTokenMessage =
   "this colony needs a token for remote calls: pass --token or set CORAL_TOKEN " +
@@ -52,7 +55,7 @@ export function colonyAuthInterceptor(options: { localToken: string; tokens: Tok
   const localHash = Buffer.from(hashToken(options.localToken), "hex");
   const touched = new Map<string, number>();
   return (next) => async (req) => {
-    if (req.service.typeName !== ColonyService.typeName) return next(req);
+    if (!tokenServices.has(req.service.typeName)) return next(req);
     const token = bearerToken(req.header.get("authorization"));
     if (!token) throw new ConnectError(missingTokenMessage, Code.Unauthenticated);
     const hash = hashToken(token);

@@ -1,6 +1,7 @@
 // What the API handlers need from the running colony. The runtime provides
 // the real parts (DuckDB store, NATS, actors); nothing here is a stand-in.
 import type { AgentActors } from "../actors/agents.ts";
+import type { DebugSessions } from "../debug/sessions.ts";
 import type { ColonyStore } from "../store/index.ts";
 
 export interface ApiDeps {
@@ -12,6 +13,8 @@ export interface ApiDeps {
   startedAt: Date;
   store: ColonyStore;
   agents: AgentActors;
+  /** Live debugging sessions (DebugService); absent = not served. */
+  debug?: DebugSessions;
   /** Colony secret (hex) agents prove they hold. */
   secret: string;
   heartbeatIntervalSeconds: number;

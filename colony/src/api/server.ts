@@ -7,9 +7,11 @@ import type { AddressInfo } from "node:net";
 import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
+import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { MeshService } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import { colonyAuthInterceptor, peerAddressKey, type TokenLookup } from "./auth.ts";
 import { colonyService } from "./colony-service.ts";
+import { debugService } from "./debug-service.ts";
 import type { ApiDeps } from "./deps.ts";
 import { meshService } from "./mesh-service.ts";
 
@@ -35,6 +37,7 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
     routes: (router) => {
       router.service(ColonyService, colonyService(deps));
       router.service(MeshService, meshService(deps));
+      if (deps.debug) router.service(DebugService, debugService(deps.debug));
     },
     interceptors: [colonyAuthInterceptor({ localToken: options.localToken, tokens })],
     contextValues: (req) => createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? ""),

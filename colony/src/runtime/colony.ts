@@ -13,6 +13,7 @@ import type { Logger } from "pino";
 import { AgentActors } from "../actors/agents.ts";
 import { startApiServer, type ApiServer } from "../api/server.ts";
 import type { ApiDeps } from "../api/deps.ts";
+import { DebugSessions } from "../debug/sessions.ts";
 import { loadColonyConfig, loadColonyKeys, type ColonyConfig } from "../config/index.ts";
 import { startInsightsLoop } from "../insights/index.ts";
 import { ensureTelemetryStream, startIngestion, startManagedNats, streamName, type ManagedNats } from "../nats/index.ts";
@@ -37,6 +38,7 @@ export interface RunningColony extends AsyncDisposable {
   config: ColonyConfig;
   store: ColonyStore;
   agents: AgentActors;
+  debug: DebugSessions;
   natsUrl: string;
   close(): Promise<void>;
 }
@@ -140,6 +142,11 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
     cleanups.push(() => agents.stop());
     if (restored) log.info({ agents: restored }, "Restored agent actors");
 
+    const debug = new DebugSessions({ store, agents, secret: keys.secret, log });
+    const restoredSessions = await debug.restore();
+    cleanups.push(() => debug.stop());
+    if (restoredSessions) log.info({ sessions: restoredSessions }, "Restored debug sessions");
+
     let registration: RegistrationLoop | undefined;
     const deps: ApiDeps = {
       colonyId,
@@ -150,6 +157,7 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
       startedAt,
       store,
       agents,
+      debug,
       secret: keys.secret,
       heartbeatIntervalSeconds: Math.round(config.colony.heartbeat_interval_ms / 1000),
       natsCredentials: async (agentId, prefix) => {
@@ -208,7 +216,7 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
 
     let closing: Promise<void> | undefined;
     const close = () => (closing ??= closeAll());
-    return { colonyId, url: api.url, config, store, agents, natsUrl: natsUrl!, close, [Symbol.asyncDispose]: close };
+    return { colonyId, url: api.url, config, store, agents, debug, natsUrl: natsUrl!, close, [Symbol.asyncDispose]: close };
   } catch (err) {
     await closeAll();
     throw err;

@@ -186,7 +186,31 @@ CREATE TABLE rollup_state (
 );
 `;
 
-export const migrations: readonly Migration[] = [{ version: 1, name: "initial schema", up: initial }];
+// Live debugging: one row per session, kept in step with its actor (the
+// session view as JSON, plus the columns sessions are listed by).
+const debugSessions = `
+CREATE TABLE debug_sessions (
+  session_id TEXT PRIMARY KEY,
+  collector_id TEXT,
+  service_name TEXT NOT NULL,
+  function_name TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  requested_by TEXT,
+  created_at TIMESTAMP NOT NULL,
+  started_at TIMESTAMP,
+  expires_at TIMESTAMP,
+  ended_at TIMESTAMP,
+  reason TEXT,
+  view JSON NOT NULL,
+  updated_at TIMESTAMP NOT NULL
+);
+`;
+
+export const migrations: readonly Migration[] = [
+  { version: 1, name: "initial schema", up: initial },
+  { version: 2, name: "debug sessions", up: debugSessions },
+];
 
 /** Applies every migration newer than the file's schema version, in order. */
 export function migrate(conn: Conn, list: readonly Migration[] = migrations): Promise<MigrationReport> {

@@ -16,6 +16,7 @@ import {
   SnapshotVersionError,
   StoreClosedError,
   isLoopback,
+  migrations,
   openStore,
   parseHostPort,
   pickInterval,
@@ -140,14 +141,14 @@ describe("migrations", () => {
   it("run once; reopening keeps the schema version and the data", async () => {
     const path = join(dir, "nested", "deeper", "colony.duckdb");
     const a = await openStore(path);
-    expect(await a.schemaVersion()).toBe(1);
+    expect(await a.schemaVersion()).toBe(migrations.length);
     await a.upsertAgent(agent("agent-api", "api", 8080));
     await a.close();
 
     const b = await openStore(path);
     stores.push(b);
-    expect(await b.schemaVersion()).toBe(1);
-    expect(await count(b, "SELECT count(*) FROM schema_migrations")).toBe(1);
+    expect(await b.schemaVersion()).toBe(migrations.length);
+    expect(await count(b, "SELECT count(*) FROM schema_migrations")).toBe(migrations.length);
     const got = await b.getAgent("agent-api");
     expect(got).toMatchObject({ serviceName: "api", port: 8080, tags: { env: "dev" }, memoryBytes: 123_456_789 });
     expect(got?.lastSeen.toISOString()).toBe(min(1).toISOString());
@@ -618,7 +619,7 @@ describe("writer queue and lifecycle", () => {
     await p1;
     await expect(p2).rejects.toThrow("boom");
     await expect(p4).rejects.toThrow("half way");
-    expect(await s.schemaVersion()).toBe(1);
+    expect(await s.schemaVersion()).toBe(migrations.length);
     await s.upsertAgent(agent("a1", "api", 8080));
     expect(await p3).toBe(42);
     expect(order).toEqual([1, 2, 3]);
