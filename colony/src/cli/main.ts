@@ -4,6 +4,7 @@ import { coralVersion } from "../version.ts";
 import { askCommand } from "./ask.ts";
 import { colonyCommand } from "./colony-commands.ts";
 import { connectCommand } from "./connect.ts";
+import { debugCommand } from "./debug.ts";
 import { initCommand } from "./init.ts";
 import { insightsCommand } from "./insights.ts";
 import { mcpCommand } from "./mcp.ts";
@@ -39,6 +40,7 @@ export function buildCli(): Command {
     insightsCommand(),
     mcpCommand(),
     askCommand(),
+    debugCommand(),
   ])
     program.addCommand(command);
   // Subcommands inherit the exit override, so usage errors return codes too.
