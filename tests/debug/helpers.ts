@@ -90,3 +90,14 @@ export function debugApi(url: string, token?: string) {
   };
   return createClient(DebugService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [auth] }));
 }
+
+/** go build of tests/debug/testdata/go (Go register ABI, Go >= 1.17). */
+export function compileGoPayments(): string {
+  const dir = mkdtempSync(join(tmpdir(), "coral-debug-go-"));
+  const out = join(dir, "payments-go");
+  execFileSync("go", ["build", "-o", out, "."], {
+    cwd: fileURLToPath(new URL("./testdata/go/", import.meta.url)),
+    env: { ...process.env, GOFLAGS: "-mod=mod", GOCACHE: process.env.GOCACHE ?? join(tmpdir(), "coral-go-cache"), GOPATH: process.env.GOPATH ?? join(tmpdir(), "coral-gopath") },
+  });
+  return out;
+}

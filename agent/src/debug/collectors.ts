@@ -4,8 +4,13 @@
 // session's timer and bpftrace's interval probe), whether or not anyone calls
 // stop(); ended collectors stay queryable for a while.
 import type { AgentStore, UprobeEventRow } from "../storage/index.ts";
-import { DebugError, LIMITS } from "./program.ts";
-import { SessionLimiter, UprobeSession, type SessionSummary, type UprobeEvent } from "./session.ts";
+import { listFunctions } from "./elf.ts";
+import { GoRetSession } from "./go-ret.ts";
+import { DebugError, generateProgram, LIMITS } from "./program.ts";
+import { hasBpfPermission, SessionLimiter, UprobeSession, type SessionSummary, type UprobeEvent } from "./session.ts";
+
+/** What a collector needs of a session: bpftrace (C, C++, Rust) or RET-instruction uprobes (Go). */
+type CollectorSession = UprobeSession | GoRetSession;
 
 export interface CollectorRequest {
   functionName: string;
@@ -52,7 +57,7 @@ class Collector {
 
   constructor(
     readonly info: Omit<CollectorInfo, "running" | "summary">,
-    readonly session: UprobeSession,
+    readonly session: CollectorSession,
     private readonly options: UprobeCollectorsOptions,
   ) {
     session.on("event", (ev: UprobeEvent) => this.add(ev));
@@ -120,17 +125,7 @@ export class UprobeCollectors {
     if (this.closed) throw new DebugError("process_not_found", "the agent is stopping");
     this.prune();
     const pid = this.observedPid();
-    const session = await UprobeSession.start({
-      pid,
-      symbol: req.functionName,
-      durationMs: req.durationMs || undefined,
-      captureArgs: req.captureArgs ?? 0,
-      captureReturn: req.captureReturn ?? false,
-      sampleRate: req.sampleRate || undefined,
-      maxEvents: req.maxEvents || undefined,
-      bpftracePath: this.options.bpftracePath,
-      limiter: this.limiter,
-    });
+    const session = await this.startSession(pid, req);
     const startedAt = new Date();
     const collector = new Collector(
       {
@@ -141,13 +136,36 @@ export class UprobeCollectors {
         startedAt,
         expiresAt: new Date(startedAt.getTime() + session.program.durationMs),
         isGo: session.program.isGo,
-        returnProbe: session.program.isGo ? "none" : "uretprobe",
+        returnProbe: session.program.isGo ? "ret-instructions" : "uretprobe",
       },
       session,
       this.options,
     );
     this.collectors.set(session.id, collector);
     return collector.view();
+  }
+
+  private async startSession(pid: number, req: CollectorRequest): Promise<CollectorSession> {
+    const common = {
+      pid,
+      symbol: req.functionName,
+      durationMs: req.durationMs || undefined,
+      captureArgs: req.captureArgs ?? 0,
+      sampleRate: req.sampleRate || undefined,
+      maxEvents: req.maxEvents || undefined,
+    };
+    let functions;
+    try {
+      functions = await listFunctions(pid);
+    } catch (err) {
+      throw new DebugError("process_not_found", `cannot read process ${pid}: ${(err as Error).message}`);
+    }
+    if (!functions.isGo)
+      return UprobeSession.start({ ...common, captureReturn: req.captureReturn ?? false, bpftracePath: this.options.bpftracePath, limiter: this.limiter });
+    // Go: never a uretprobe; returns come from uprobes on the RET instructions.
+    const program = { ...generateProgram({ ...common, functions, captureReturn: false }), captureReturn: req.captureReturn ?? false };
+    if (!hasBpfPermission()) throw new DebugError("no_permission", "uprobes need root or CAP_SYS_ADMIN");
+    return GoRetSession.start({ pid, program, binary: `/proc/${pid}/exe`, limiter: this.limiter });
   }
 
   /** Stops a collector (idempotent) once its events are stored. */
