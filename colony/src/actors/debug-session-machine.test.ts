@@ -58,7 +58,7 @@ describe("debug session chart", () => {
   it("survives a snapshot round trip with its deadline", () => {
     const a = started();
     a.send({ type: "attached", atMs: 2_000, collectorId: "c1", pid: 7, isGo: false, expiresAtMs: 62_000 });
-    const restored = createActor(debugSessionMachine, { snapshot: JSON.parse(JSON.stringify(a.getPersistedSnapshot())) as never });
+    const restored = createActor(debugSessionMachine, { snapshot: JSON.parse(JSON.stringify(a.getPersistedSnapshot())) } as never);
     restored.start();
     expect(restored.getSnapshot().value).toBe("active");
     restored.send({ type: "deadline", atMs: 70_000 });
