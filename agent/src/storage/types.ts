@@ -127,6 +127,7 @@ export interface RetentionResult {
   events: number;
   connections: number;
   snapshots: number;
+  uprobeEvents: number;
 }
 
 export interface OutboxInput {
