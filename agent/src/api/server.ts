@@ -12,7 +12,10 @@ import { AgentService } from "@coral/proto/gen/coral/agent/v1/agent_pb";
 import { FeatureFlagControlService } from "@coral/proto/gen/coral/control/v1/flags_pb";
 import { RollbackControlService } from "@coral/proto/gen/coral/control/v1/rollback_pb";
 import type { ServiceImpl } from "@connectrpc/connect";
+import { AgentDebugService } from "@coral/proto/gen/coral/agent/v1/debug_pb";
+import type { UprobeCollectors } from "../debug/collectors.ts";
 import type { AgentStore } from "../storage/index.ts";
+import { agentDebugService } from "./debug-service.ts";
 
 const proofWindowMs = 5 * 60_000;
 const maxLimit = 100_000;
@@ -59,6 +62,8 @@ export async function startAgentApi(options: {
   host?: string;
   port?: number;
   control?: AgentControlHandlers;
+  /** Live debugging (AgentDebugService); absent = not served. */
+  debug?: UprobeCollectors;
 }): Promise<AgentApiServer> {
   const { store } = options;
   const handler = connectNodeAdapter({
@@ -68,6 +73,7 @@ export async function startAgentApi(options: {
         router.service(FeatureFlagControlService, options.control.flags);
         router.service(RollbackControlService, options.control.rollback);
       }
+      if (options.debug) router.service(AgentDebugService, agentDebugService(options.debug));
       router.service(AgentService, {
         async queryMetrics(req) {
           const page = await store.queryMetrics({ metricName: req.metricName || undefined, ...range(req.since, req.until, req.limit) });

@@ -25,7 +25,8 @@ export type DebugErrorCode =
   | "no_permission"
   | "process_not_found"
   | "unsupported"
-  | "bpftrace_failed";
+  | "bpftrace_failed"
+  | "not_found";
 
 export class DebugError extends Error {
   constructor(

@@ -14,6 +14,7 @@ import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import { startAgentApi, type AgentApiServer } from "../api/server.ts";
 import { RollbackExecutor, SdkLink } from "../control/index.ts";
+import { UprobeCollectors } from "../debug/collectors.ts";
 import { ProcessWatcher, probeHealth, scrapePrometheus, type HealthResult, type ProcessSnapshot, type TcpConnection } from "../observe/index.ts";
 import { Publisher, openAgentStore, type AgentStore, type MetricPoint } from "../storage/index.ts";
 import { ColonyLink, needsReRegistration, type HeartbeatInfo } from "./colony-link.ts";
@@ -49,6 +50,8 @@ export interface AgentOptions {
   logger: AgentLogger;
   /** The agent's mesh address (wireguard mode): its API listens there and the colony is told so. */
   meshAddress?: string;
+  /** Live debugging: at most this many uprobe collectors at once (default 10). */
+  maxDebugSessions?: number;
   /** Called for what a person watching `coral connect` wants to see. */
   onNotice?: (notice: AgentNotice) => void;
 }
@@ -111,6 +114,14 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     timers.push(t);
   };
 
+  // Uprobe collectors touch only the process under observation.
+  let observedPid: number | null = null;
+  const debug = new UprobeCollectors({
+    store,
+    observedPid: () => observedPid,
+    maxSessions: options.maxDebugSessions,
+    onError: (id, err) => log.warn({ collector_id: id, err: String(err) }, "could not store uprobe events"),
+  });
   const sdk = new SdkLink({ port: options.sdkPort, announceDir: options.sdkAnnounceDir, logger: log });
   const rollbacks = new RollbackExecutor(sdk);
   const api: AgentApiServer = await startAgentApi({
@@ -118,6 +129,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     secret: options.secret,
     agentId,
     host: options.meshAddress,
+    debug,
     control: {
       flags: {
         syncFlags: async (req) => {
@@ -209,6 +221,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   });
   watcher.on("sample", (s) => {
     lastSnapshot = s;
+    observedPid = s.pid;
     const points: MetricPoint[] = [
       { timestamp: s.timestamp, name: "cpu_percent", value: s.cpuPercent },
       { timestamp: s.timestamp, name: "memory_bytes", value: s.rssBytes },
@@ -241,6 +254,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   watcher.on("event", (e) => {
     if (e.type === "process_found") options.onNotice?.({ kind: "observing", pid: e.pid, comm: String(e.details.comm ?? "") });
     if (e.type === "restart") restartCount++;
+    if (e.type === "process_exited") observedPid = null;
     soon.beat?.();
     void recordEvent(e.type, { pid: e.pid, previous_pid: e.previousPid, ...e.details }, e.at).catch((err: unknown) =>
       log.warn({ err: String(err) }, "could not record an event"),
@@ -396,6 +410,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       await publisher.stop();
       await stopCleanup();
       await nc?.drain().catch(() => undefined);
+      await debug.close();
       await api.close();
       await store.close();
     })());

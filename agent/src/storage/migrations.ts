@@ -60,7 +60,27 @@ CREATE TABLE outbox (
 );
 `;
 
-export const migrations: readonly Migration[] = [{ version: 1, name: "agent schema and outbox", up: initial }];
+// Live debugging: events of the uprobe collectors, ordered by seq per collector.
+const uprobeEvents = `
+CREATE TABLE uprobe_events (
+  collector_id TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  timestamp TIMESTAMP NOT NULL,
+  event_type TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  tid INTEGER NOT NULL,
+  duration_ns BIGINT,
+  args JSON,
+  return_value TEXT,
+  goroutine TEXT,
+  PRIMARY KEY (collector_id, seq)
+);
+`;
+
+export const migrations: readonly Migration[] = [
+  { version: 1, name: "agent schema and outbox", up: initial },
+  { version: 2, name: "uprobe events", up: uprobeEvents },
+];
 
 /** Applies every migration newer than the file's schema version, in order. */
 export function migrate(conn: Conn, list: readonly Migration[] = migrations): Promise<MigrationReport> {

@@ -29,6 +29,7 @@ const targets = [
   { key: "events", sql: "DELETE FROM events WHERE timestamp < $1" },
   { key: "connections", sql: "DELETE FROM connections WHERE observed_at < $1" },
   { key: "snapshots", sql: "DELETE FROM process_snapshots WHERE timestamp < $1" },
+  { key: "uprobeEvents", sql: "DELETE FROM uprobe_events WHERE timestamp < $1" },
 ] as const;
 
 /** Writer side: deletes raw rows with a timestamp before now - retentionMs, in one transaction. */
@@ -36,7 +37,7 @@ export async function applyRetention(conn: Conn, retentionMs: number, now: Date)
   const cutoff = new Date(now.getTime() - retentionMs);
   const cut = ts(cutoff);
   return transaction(conn, async () => {
-    const result: RetentionResult = { cutoff, metrics: 0, events: 0, connections: 0, snapshots: 0 };
+    const result: RetentionResult = { cutoff, metrics: 0, events: 0, connections: 0, snapshots: 0, uprobeEvents: 0 };
     for (const t of targets) result[t.key] = await exec(conn, t.sql, [cut]);
     return result;
   });

@@ -10,6 +10,7 @@ import * as metrics from "./metrics.ts";
 import { migrate, schemaVersion } from "./migrations.ts";
 import * as outbox from "./outbox.ts";
 import * as proc from "./process.ts";
+import * as uprobe from "./uprobe.ts";
 import { applyRetention, checkRetention, DEFAULT_CLEANUP_INTERVAL_MS } from "./retention.ts";
 import { transaction, type Conn } from "./sql.ts";
 import { WriteBuffer, type BufferedRows } from "./write-buffer.ts";
@@ -35,6 +36,9 @@ import type {
   StorageLogger,
   StoredEvent,
   StoredMetricPoint,
+  StoredUprobeEvent,
+  UprobeEventQuery,
+  UprobeEventRow,
 } from "./types.ts";
 
 /** Thrown (as a rejection) by every method called after close(). */
@@ -213,6 +217,14 @@ class DuckAgentStore implements AgentStore {
 
   queryConnections(q: ConnectionQuery): Promise<QueryPage<ConnectionRow>> {
     return this.#readFlushed((c) => proc.queryConnections(c, q));
+  }
+
+  recordUprobeEvents(collectorId: string, rows: readonly UprobeEventRow[]): Promise<number> {
+    return this.#write((c) => uprobe.recordUprobeEvents(c, collectorId, rows));
+  }
+
+  queryUprobeEvents(q: UprobeEventQuery): Promise<{ rows: StoredUprobeEvent[]; hasMore: boolean }> {
+    return this.#read((c) => uprobe.queryUprobeEvents(c, q));
   }
 
   summarize(since: Date, until: Date): Promise<MetricSummary[]> {

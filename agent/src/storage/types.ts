@@ -133,6 +133,7 @@ export interface RetentionResult {
   events: number;
   connections: number;
   snapshots: number;
+  uprobeEvents: number;
 }
 
 export interface OutboxInput {
@@ -167,6 +168,31 @@ export interface OutboxRetry {
  * reads use their own connection and see committed data only. Every method
  * rejects with AgentStoreClosedError once close() has been called.
  */
+/** One uprobe event as a collector stores it. */
+export interface UprobeEventRow {
+  seq: number;
+  timestamp: Date;
+  type: "entry" | "return";
+  pid: number;
+  tid: number;
+  durationNs?: number;
+  args?: string[];
+  returnValue?: string;
+  goroutine?: string;
+}
+
+export interface StoredUprobeEvent extends UprobeEventRow {
+  collectorId: string;
+}
+
+export interface UprobeEventQuery {
+  collectorId: string;
+  afterSeq?: number;
+  since?: Date;
+  until?: Date;
+  limit: number;
+}
+
 export interface AgentStore extends AsyncDisposable {
   readonly path: string;
   readonly retentionMs: number;
@@ -188,6 +214,11 @@ export interface AgentStore extends AsyncDisposable {
   queryEvents(q: EventQuery): Promise<QueryPage<StoredEvent>>;
   querySnapshots(q: SnapshotQuery): Promise<QueryPage<ProcessSnapshot>>;
   queryConnections(q: ConnectionQuery): Promise<QueryPage<ConnectionRow>>;
+
+  /** Live debugging: appends a collector's events (idempotent on seq). */
+  recordUprobeEvents(collectorId: string, rows: readonly UprobeEventRow[]): Promise<number>;
+  /** A collector's events after `afterSeq`, oldest first. */
+  queryUprobeEvents(q: UprobeEventQuery): Promise<{ rows: StoredUprobeEvent[]; hasMore: boolean }>;
 
   /** Per metric name (sorted), over raw points with since <= timestamp < until. */
   summarize(since: Date, until: Date): Promise<MetricSummary[]>;

@@ -11,6 +11,7 @@ import { Code, ConnectError, createContextKey, type Interceptor } from "@connect
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { MeshAdminService } from "@coral/proto/gen/coral/mesh/v1/peers_pb";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
+import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 
 export type Scope = "read" | "admin";
 
@@ -43,9 +44,9 @@ export interface TokenLookup {
 }
 
 // Methods that change the colony (or reveal who may) need an admin token.
-const adminMethods = new Set(["CreateToken", "RevokeToken", "ListTokens", "DismissInsight", "RevokePeer", "SetFlag", "StartRollback"]);
+const adminMethods = new Set(["CreateToken", "RevokeToken", "ListTokens", "DismissInsight", "RevokePeer", "SetFlag", "StartRollback", "AttachUprobe", "DetachUprobe"]);
 // Services behind colony tokens (MeshService authenticates agents itself).
-const tokenServices = new Set([ColonyService.typeName, MeshAdminService.typeName, ControlService.typeName]);
+const tokenServices = new Set([ColonyService.typeName, MeshAdminService.typeName, ControlService.typeName, DebugService.typeName]);
 
 export const missingTokenMessage =
   "this colony needs a token for remote calls: pass --token or set CORAL_TOKEN " +

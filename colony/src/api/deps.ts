@@ -2,6 +2,7 @@
 // the real parts (DuckDB store, NATS, actors); nothing here is a stand-in.
 import type { AgentActors } from "../actors/agents.ts";
 import type { ColonyMesh } from "../mesh/index.ts";
+import type { DebugSessions } from "../debug/sessions.ts";
 import type { ColonyStore } from "../store/index.ts";
 import type { ControlPlane } from "../control/index.ts";
 
@@ -14,6 +15,8 @@ export interface ApiDeps {
   startedAt: Date;
   store: ColonyStore;
   agents: AgentActors;
+  /** Live debugging sessions (DebugService); absent = not served. */
+  debug?: DebugSessions;
   /** Colony secret (hex) agents prove they hold. */
   secret: string;
   heartbeatIntervalSeconds: number;

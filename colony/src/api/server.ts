@@ -7,11 +7,13 @@ import type { AddressInfo } from "node:net";
 import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
+import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { MeshService } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
 import { controlService } from "../control/index.ts";
 import { colonyAuthInterceptor, peerAddressKey, type TokenLookup } from "./auth.ts";
 import { colonyService } from "./colony-service.ts";
+import { debugService } from "./debug-service.ts";
 import type { ApiDeps } from "./deps.ts";
 import { meshService } from "./mesh-service.ts";
 import { meshAdminService } from "./mesh-admin-service.ts";
@@ -47,6 +49,7 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
           ControlService,
           controlService(deps.control, (actor, action, target, details) => deps.store.appendAudit({ at: new Date(), actor, action, target, details })),
         );
+      if (deps.debug) router.service(DebugService, debugService(deps.debug));
     },
     interceptors: [colonyAuthInterceptor({ localToken: options.localToken, tokens, localAddresses: options.localAddresses })],
     contextValues: (req) => createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? ""),

@@ -4,6 +4,7 @@ import { coralVersion } from "../version.ts";
 import { askCommand } from "./ask.ts";
 import { colonyCommand } from "./colony-commands.ts";
 import { connectCommand } from "./connect.ts";
+import { debugCommand } from "./debug.ts";
 import { initCommand } from "./init.ts";
 import { insightsCommand } from "./insights.ts";
 import { mcpCommand } from "./mcp.ts";
@@ -41,6 +42,7 @@ export function buildCli(): Command {
     proxyCommand(),
     flagsCommand(),
     rollbackCommand(),
+    debugCommand(),
   ]);
 }
 

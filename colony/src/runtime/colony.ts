@@ -13,6 +13,7 @@ import type { Logger } from "pino";
 import { AgentActors } from "../actors/agents.ts";
 import { startApiServer, type ApiServer } from "../api/server.ts";
 import type { ApiDeps } from "../api/deps.ts";
+import { DebugSessions } from "../debug/sessions.ts";
 import { loadColonyConfig, loadColonyKeys, type ColonyConfig } from "../config/index.ts";
 import { startInsightsLoop } from "../insights/index.ts";
 // The bootstrap CA (x509 library) loads only in wireguard mode: it slows every CLI start otherwise.
@@ -43,6 +44,7 @@ export interface RunningColony extends AsyncDisposable {
   config: ColonyConfig;
   store: ColonyStore;
   agents: AgentActors;
+  debug: DebugSessions;
   natsUrl: string;
   close(): Promise<void>;
 }
@@ -176,6 +178,11 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
     await control.start();
     cleanups.push(() => control.stop());
 
+    const debug = new DebugSessions({ store, agents, secret: keys.secret, log });
+    const restoredSessions = await debug.restore();
+    cleanups.push(() => debug.stop());
+    if (restoredSessions) log.info({ sessions: restoredSessions }, "Restored debug sessions");
+
     let registration: RegistrationLoop | undefined;
     const deps: ApiDeps = {
       colonyId,
@@ -186,6 +193,7 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
       startedAt,
       store,
       agents,
+      debug,
       secret: keys.secret,
       heartbeatIntervalSeconds: Math.round(config.colony.heartbeat_interval_ms / 1000),
       natsCredentials: async (agentId, prefix) => {
@@ -258,7 +266,7 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
 
     let closing: Promise<void> | undefined;
     const close = () => (closing ??= closeAll());
-    return { colonyId, url: api.url, config, store, agents, natsUrl: natsUrl!, close, [Symbol.asyncDispose]: close };
+    return { colonyId, url: api.url, config, store, agents, debug, natsUrl: natsUrl!, close, [Symbol.asyncDispose]: close };
   } catch (err) {
     await closeAll();
     throw err;

@@ -253,10 +253,32 @@ CREATE TABLE service_versions (
 );
 `;
 
+// Live debugging: one row per session, kept in step with its actor (the
+// session view as JSON, plus the columns sessions are listed by).
+const debugSessions = `
+CREATE TABLE debug_sessions (
+  session_id TEXT PRIMARY KEY,
+  collector_id TEXT,
+  service_name TEXT NOT NULL,
+  function_name TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  requested_by TEXT,
+  created_at TIMESTAMP NOT NULL,
+  started_at TIMESTAMP,
+  expires_at TIMESTAMP,
+  ended_at TIMESTAMP,
+  reason TEXT,
+  view JSON NOT NULL,
+  updated_at TIMESTAMP NOT NULL
+);
+`;
+
 export const migrations: readonly Migration[] = [
   { version: 1, name: "initial schema", up: initial },
   { version: 2, name: "mesh peers", up: meshPeers },
   { version: 3, name: "control plane: feature flags, rollbacks, SDK reports", up: controlPlane },
+  { version: 4, name: "debug sessions", up: debugSessions },
 ];
 
 /** Applies every migration newer than the file's schema version, in order. */

@@ -16,6 +16,7 @@ import {
   SnapshotVersionError,
   StoreClosedError,
   isLoopback,
+  migrations,
   openStore,
   parseHostPort,
   pickInterval,
@@ -23,7 +24,6 @@ import {
   type ColonyStore,
 } from "./index.ts";
 import { startLoop } from "./maintenance.ts";
-import { migrations } from "./migrations.ts";
 
 let dir: string;
 let stores: ColonyStore[] = [];

@@ -11,6 +11,7 @@
 // colony RPC they call must require an admin token and write an audit row.
 import { z } from "zod";
 import { analyzeCorrelationTool } from "./correlation.ts";
+
 import { queryEventsTool } from "./events.ts";
 import { getInsightsTool } from "./insights.ts";
 import { queryMetricsTool } from "./metrics.ts";
@@ -20,6 +21,7 @@ import { ToolArgumentError, ToolError, type CoralTool, type ToolContext, type To
 
 export { ToolArgumentError, ToolError, type CoralTool, type ToolContext, type ToolResult, type ToolInputSchema } from "./types.ts";
 export { defineTool, estimateTokens, explainToolError, parseTime, textBudgetChars, type ToolSpec } from "./common.ts";
+export { debugTools } from "./debug.ts";
 export { eventMagnitude, metricShift, rankChanges, type Change, type ChangeKind, type CorrelationInput } from "./correlation.ts";
 
 /** Every tool, in the order an assistant should consider them. */
@@ -31,8 +33,9 @@ export const coralTools: readonly CoralTool[] = [
   analyzeCorrelationTool,
   getInsightsTool,
   // The live-debugging tools (coral_debug_list_functions, coral_debug_attach,
-  // coral_debug_events, coral_debug_detach) go here once they exist; attach
-  // and detach are readOnly: false.
+  // coral_debug_events, coral_debug_detach) exist in ./debug.ts (debugTools)
+  // and need ToolContext.debug; they join this list once the MCP server and
+  // coral ask pass a DebugService client. Attach and detach are readOnly: false.
 ];
 
 export function findTool(name: string): CoralTool | undefined {

@@ -4,11 +4,14 @@
 // answers with compact text for an assistant plus structured data.
 import type { Client } from "@connectrpc/connect";
 import type { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
+import type { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import type { z } from "zod";
 
 export interface ToolContext {
   /** The colony, authenticated as the caller (local token, read or admin token). */
   colony: Client<typeof ColonyService>;
+  /** Live debugging (DebugService), authenticated the same way; the debug tools need it. */
+  debug?: Client<typeof DebugService>;
   /** The clock in ms since the epoch; tests pin it. Default: Date.now. */
   now?: () => number;
 }

@@ -1,0 +1,141 @@
+// AgentDebugService: the colony starts, stops and reads uprobe collectors on
+// this agent. Validation happens here (Connect codes with actionable
+// messages); the limits themselves live in debug/program.ts.
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import { UprobeSummarySchema, type AgentDebugService, type UprobeSummary } from "@coral/proto/gen/coral/agent/v1/debug_pb";
+import { DebugError, listFunctions, type DebugErrorCode, type SessionSummary } from "../debug/index.ts";
+import type { UprobeCollectors } from "../debug/collectors.ts";
+
+const codes: Record<DebugErrorCode, Code> = {
+  function_not_found: Code.NotFound,
+  not_found: Code.NotFound,
+  invalid_option: Code.InvalidArgument,
+  limit_reached: Code.ResourceExhausted,
+  bpftrace_missing: Code.FailedPrecondition,
+  no_permission: Code.PermissionDenied,
+  process_not_found: Code.FailedPrecondition,
+  unsupported: Code.Unimplemented,
+  bpftrace_failed: Code.Internal,
+};
+
+/** DebugError → ConnectError; the debug code travels in the x-coral-debug-error header. */
+export function toConnectError(err: unknown): ConnectError {
+  if (err instanceof DebugError) {
+    const ce = new ConnectError(err.message, codes[err.code]);
+    ce.metadata.set("x-coral-debug-error", err.code);
+    if (err.suggestions.length) ce.metadata.set("x-coral-suggestions", err.suggestions.join(","));
+    return ce;
+  }
+  return ConnectError.from(err);
+}
+
+export function summaryToProto(s: SessionSummary): UprobeSummary {
+  return create(UprobeSummarySchema, {
+    functionName: s.function,
+    entries: BigInt(s.entries),
+    calls: BigInt(s.calls),
+    avgNs: BigInt(s.avgNs),
+    p50Ns: BigInt(s.p50Ns),
+    p95Ns: BigInt(s.p95Ns),
+    p99Ns: BigInt(s.p99Ns),
+    maxNs: BigInt(s.maxNs),
+    slowCalls: BigInt(s.slowCalls),
+    slowThresholdNs: BigInt(Math.round(s.slowThresholdNs)),
+    lostEvents: BigInt(s.lostEvents),
+    stopReason: s.stopReason ?? "",
+  });
+}
+
+function checkId(id: string): string {
+  if (!id) throw new ConnectError("collector_id: is required", Code.InvalidArgument);
+  if (id.length > 200) throw new ConnectError("collector_id: too long", Code.InvalidArgument);
+  return id;
+}
+
+const guarded =
+  <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+  async (...args: A): Promise<R> => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      throw toConnectError(err);
+    }
+  };
+
+export function agentDebugService(collectors: UprobeCollectors): ServiceImpl<typeof AgentDebugService> {
+  return {
+    startUprobeCollector: guarded(async (req) => {
+      if (!req.functionName) throw new ConnectError("function_name: is required", Code.InvalidArgument);
+      if (req.functionName.length > 1024) throw new ConnectError("function_name: too long", Code.InvalidArgument);
+      const c = await collectors.start({
+        functionName: req.functionName,
+        durationMs: req.durationMs,
+        captureArgs: req.captureArgs,
+        captureReturn: req.captureReturn,
+        sampleRate: req.sampleRate,
+        maxEvents: req.maxEvents,
+        label: req.label.slice(0, 200),
+      });
+      return {
+        collectorId: c.id,
+        pid: c.pid,
+        startedAt: timestampFromDate(c.startedAt),
+        expiresAt: timestampFromDate(c.expiresAt),
+        isGo: c.isGo,
+        returnProbe: c.returnProbe,
+      };
+    }),
+    stopUprobeCollector: guarded(async (req) => {
+      const c = await collectors.stop(checkId(req.collectorId));
+      return { summary: summaryToProto(c.summary) };
+    }),
+    queryUprobeEvents: guarded(async (req) => {
+      if (req.limit > 10_000) throw new ConnectError("limit: must be at most 10000", Code.InvalidArgument);
+      const since = req.since ? timestampDate(req.since) : undefined;
+      const until = req.until ? timestampDate(req.until) : undefined;
+      if (since && until && since > until) throw new ConnectError("since: must be before until", Code.InvalidArgument);
+      const page = await collectors.query({
+        collectorId: checkId(req.collectorId),
+        afterSeq: Number(req.afterSeq),
+        since,
+        until,
+        limit: req.limit || 1000,
+      });
+      const last = page.rows[page.rows.length - 1];
+      return {
+        events: page.rows.map((e) => ({
+          seq: BigInt(e.seq),
+          timestamp: timestampFromDate(e.timestamp),
+          type: e.type,
+          pid: e.pid,
+          tid: e.tid,
+          durationNs: BigInt(e.durationNs ?? 0),
+          args: e.args ?? [],
+          returnValue: e.returnValue ?? "",
+          goroutine: e.goroutine ?? "",
+        })),
+        hasMore: page.hasMore,
+        nextAfterSeq: last ? BigInt(last.seq) : req.afterSeq,
+        running: page.collector.running,
+        summary: summaryToProto(page.collector.summary),
+      };
+    }),
+    listFunctions: guarded(async (req) => {
+      if (req.limit > 10_000) throw new ConnectError("limit: must be at most 10000", Code.InvalidArgument);
+      const pid = collectors.observedPid();
+      const list = await listFunctions(pid, { pattern: req.pattern || undefined, demangle: true }).catch((err: unknown) => {
+        throw new DebugError("process_not_found", `cannot read the symbols of process ${pid}: ${(err as Error).message}`);
+      });
+      const limit = req.limit || 200;
+      return {
+        functions: list.functions.slice(0, limit).map((f) => ({ name: f.name, address: f.address, size: BigInt(f.size), demangled: f.demangled ?? "" })),
+        binary: list.binary,
+        pid,
+        isGo: list.isGo,
+        total: list.functions.length,
+      };
+    }),
+  };
+}

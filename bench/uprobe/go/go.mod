@@ -1,0 +1,3 @@
+module coral.bench/loop
+
+go 1.19

@@ -1,0 +1,118 @@
+// Live-debugging output: event lines as they stream, the end-of-session
+// summary, the sessions table and the functions list.
+import { timestampDate, timestampMs } from "@bufbuild/protobuf/wkt";
+import type { FunctionEntry, UprobeEvent } from "@coral/proto/gen/coral/agent/v1/debug_pb";
+import type { DebugSession } from "@coral/proto/gen/coral/colony/v1/debug_pb";
+import { colors, columns, formatDuration, formatNumber, type FormatOptions } from "./text.ts";
+
+const two = (n: number, w = 2) => String(n).padStart(w, "0");
+
+/** "12:34:56.123" local time (UTC with utc). */
+export function clockTime(ms: number, utc = false): string {
+  const d = new Date(ms);
+  return utc
+    ? `${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())}.${two(d.getUTCMilliseconds(), 3)}`
+    : `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${two(d.getMilliseconds(), 3)}`;
+}
+
+/** 0.0042 ms → "4.2µs", 22 ms → "22.0ms", 1500 ms → "1.50s". */
+export function formatNs(ns: number): string {
+  if (ns < 1_000_000) return `${(ns / 1000).toFixed(1)}µs`;
+  if (ns < 1_000_000_000) return `${(ns / 1e6).toFixed(1)}ms`;
+  return `${(ns / 1e9).toFixed(2)}s`;
+}
+
+/**
+ * A call failed when it returned a negative integer (the C convention:
+ * -1 or -errno). Only known with --capture-return.
+ */
+export function isErrorReturn(e: UprobeEvent): boolean {
+  return e.type === "return" && /^-\d+$/.test(e.returnValue);
+}
+
+export function formatEventLine(e: UprobeEvent, session: Pick<DebugSession, "slowThresholdMs">, options: FormatOptions): string[] {
+  const c = colors(options.color);
+  const at = `[${clockTime(e.timestamp ? timestampMs(e.timestamp) : 0, options.utc)}]`;
+  const who = `pid=${e.pid} tid=${e.tid}${e.goroutine ? ` g=0x${BigInt(e.goroutine).toString(16)}` : ""}`;
+  const args = e.args.length ? ` args=(${e.args.join(", ")})` : "";
+  if (e.type === "entry") return [`${c.dim(at)} ${c.cyan("ENTRY ")}  ${who}${args}`];
+  const ns = Number(e.durationNs);
+  const slow = ns > session.slowThresholdMs * 1e6;
+  const ret = e.returnValue ? ` ret=${e.returnValue}` : "";
+  const lines = [`${c.dim(at)} ${c.green("RETURN")}  ${who} duration=${formatNs(ns)}${ret}${slow ? c.yellow(" ⚠️  SLOW") : ""}`];
+  if (isErrorReturn(e)) lines.push(c.red(`  └─ error: returned ${e.returnValue}`));
+  return lines;
+}
+
+export interface EventStats {
+  entries: number;
+  calls: number;
+  errors: number;
+  slow: number;
+  avgNs: number;
+  p95Ns: number;
+  p99Ns: number;
+}
+
+export function eventStats(events: readonly UprobeEvent[], slowThresholdMs: number): EventStats {
+  const d = events.filter((e) => e.type === "return").map((e) => Number(e.durationNs));
+  d.sort((a, b) => a - b);
+  const pct = (p: number) => (d.length ? d[Math.min(d.length - 1, Math.ceil((p / 100) * d.length) - 1)]! : 0);
+  return {
+    entries: events.filter((e) => e.type === "entry").length,
+    calls: d.length,
+    errors: events.filter(isErrorReturn).length,
+    slow: d.filter((x) => x > slowThresholdMs * 1e6).length,
+    avgNs: d.length ? d.reduce((a, b) => a + b, 0) / d.length : 0,
+    p95Ns: pct(95),
+    p99Ns: pct(99),
+  };
+}
+
+const pct = (n: number, of: number) => (of ? ` (${((100 * n) / of).toFixed(1)}%)` : "");
+
+export function formatSummary(session: DebugSession, stats: EventStats, options: FormatOptions): string {
+  const c = colors(options.color);
+  const lines = [c.bold("Summary:")];
+  lines.push(`  Total calls: ${formatNumber(stats.calls)}`);
+  if (stats.entries > stats.calls) lines.push(`  Calls still running at the end: ${formatNumber(stats.entries - stats.calls)}`);
+  lines.push(`  Avg duration: ${formatNs(stats.avgNs)}`);
+  lines.push(`  P95 duration: ${formatNs(stats.p95Ns)}`);
+  lines.push(`  P99 duration: ${formatNs(stats.p99Ns)}`);
+  lines.push(
+    session.captureReturn ? `  Errors: ${formatNumber(stats.errors)}${pct(stats.errors, stats.calls)}` : "  Errors: not known (add --capture-return; a negative return value counts as an error)",
+  );
+  lines.push(`  Slow calls (>${session.slowThresholdMs}ms): ${formatNumber(stats.slow)}${pct(stats.slow, stats.calls)}`);
+  const s = session.summary;
+  if (s && Number(s.lostEvents) > 0) lines.push(c.yellow(`  Lost events (bpftrace buffer full): ${formatNumber(s.lostEvents)}`));
+  if (session.sampleRate > 1) lines.push(`  Sampling: every ${session.sampleRate}th call was recorded`);
+  return lines.join("\n");
+}
+
+export function formatSessions(sessions: readonly DebugSession[], options: FormatOptions & { now?: number }): string {
+  const c = colors(options.color);
+  if (sessions.length === 0) return "No debug sessions. Start one with: coral debug attach <service> --function <name>";
+  const now = options.now ?? Date.now();
+  const ago = (ms: number) => `${formatDuration(Math.max(0, Math.round((now - ms) / 1000)))} ago`;
+  const rows = sessions.map((s) => {
+    const created = s.createdAt ? timestampMs(s.createdAt) : now;
+    const expires = s.expiresAt ? timestampMs(s.expiresAt) : null;
+    const left = ["active", "attaching", "requested"].includes(s.state) && expires ? formatDuration(Math.max(0, Math.round((expires - now) / 1000))) : "-";
+    const calls = s.summary ? formatNumber(s.summary.calls) : "-";
+    const tone = s.state === "failed" ? c.red : s.state === "active" ? c.green : (x: string) => x;
+    return [s.sessionId, s.serviceName, s.functionName, tone(s.state), ago(created), left, calls, s.requestedBy];
+  });
+  return columns(["SESSION", "SERVICE", "FUNCTION", "STATE", "STARTED", "EXPIRES IN", "CALLS", "BY"].map((h) => c.bold(h)), rows).join("\n");
+}
+
+export function formatFunctions(list: readonly FunctionEntry[], meta: { total: number; pid: number; isGo: boolean; service: string }, options: FormatOptions): string {
+  const c = colors(options.color);
+  if (list.length === 0) return `No functions of ${meta.service} (pid ${meta.pid}) match.`;
+  const rows = list.map((f) => [f.name, f.demangled || "", `0x${f.address.toString(16)}`, String(f.size)]);
+  const head = [`${meta.service}: pid ${meta.pid}${meta.isGo ? " (Go)" : ""}, ${formatNumber(meta.total)} function(s) match` + (meta.total > list.length ? `, showing ${list.length}` : "")];
+  return [...head, "", ...columns(["FUNCTION", "DEMANGLED", "ADDRESS", "SIZE"].map((h) => c.bold(h)), rows)].join("\n");
+}
+
+export function sessionStartedAt(s: DebugSession): Date | undefined {
+  return s.startedAt ? timestampDate(s.startedAt) : undefined;
+}

@@ -1,0 +1,93 @@
+// Go targets: returns probed on RET instructions (never a uretprobe), paired
+// by goroutine, through the colony, on a real Go program whose goroutine
+// stacks grow during the probed call; the program keeps running.
+import type { ChildProcess } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testAgent } from "../helpers/agents.ts";
+import { createTestProject, type TestProject } from "../helpers/colony.ts";
+import { freePort } from "../helpers/ports.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { bpfSkipReason, compileGoPayments, debugApi, request, startTarget, targetListening } from "./helpers.ts";
+
+const skip = bpfSkipReason(["go", "objdump", "unshare"]);
+if (skip) console.log(`go.test: SKIPPING Go uprobe tests: ${skip}`);
+
+describe.skipIf(skip !== undefined)("live debugging a Go program", () => {
+  const children: ChildProcess[] = [];
+  let project: TestProject;
+  let agent: Awaited<ReturnType<typeof testAgent>>;
+  let port: number;
+  let target: ChildProcess;
+  let api: ReturnType<typeof debugApi>;
+
+  beforeAll(async () => {
+    const bin = compileGoPayments();
+    port = await freePort();
+    target = startTarget(bin, port, [], children);
+    await targetListening(port);
+    project = await createTestProject();
+    const colony = await project.start();
+    agent = await testAgent(project, colony.url, "payments-go", port, { healthUrl: undefined });
+    api = debugApi(colony.url, project.localToken);
+    await waitFor("agent observes the Go target", async () => (await api.listFunctions({ serviceName: "payments-go", pattern: "ValidateCard" })).pid === target.pid);
+  }, 180_000);
+
+  afterAll(async () => {
+    await agent?.close();
+    await project?.[Symbol.asyncDispose]();
+    for (const c of children) c.kill("SIGKILL");
+  });
+
+  it("pairs entry and return by goroutine with arguments and return values; the program survives stack growth", async () => {
+    const fns = await api.listFunctions({ serviceName: "payments-go", pattern: "ValidateCard" });
+    expect(fns.isGo).toBe(true);
+    expect(fns.functions.map((f) => f.name)).toContain("main.ValidateCard");
+
+    const attached = await api.attachUprobe({ serviceName: "payments-go", functionName: "main.ValidateCard", durationMs: 60_000, captureArgs: 1, captureReturn: true });
+    expect(attached.session?.isGo).toBe(true);
+    expect(await request(port, "40 30")).toBe(`ok ${40 * 435}`);
+    const detached = await api.detachUprobe({ sessionId: attached.session!.sessionId });
+    expect(detached.session?.state).toBe("completed");
+
+    const { events } = await api.queryUprobeEvents({ sessionId: attached.session!.sessionId, limit: 1000 });
+    const entries = events.filter((e) => e.type === "entry");
+    const returns = events.filter((e) => e.type === "return");
+    expect(entries).toHaveLength(40);
+    expect(returns).toHaveLength(40);
+    for (const e of entries) expect(e.args).toEqual(["30"]);
+    for (const r of returns) {
+      expect(r.returnValue).toBe("435");
+      expect(Number(r.durationNs)).toBeGreaterThanOrEqual(3_000_000); // time.Sleep(3 ms)
+      expect(Number(r.durationNs)).toBeLessThan(2_000_000_000);
+    }
+    // Every return closes the open entry of its own goroutine, whatever thread it ran on.
+    const open = new Map<string, number>();
+    for (const e of events) {
+      if (e.type === "entry") {
+        expect(open.has(e.goroutine)).toBe(false);
+        open.set(e.goroutine, e.tid);
+      } else {
+        expect(open.has(e.goroutine)).toBe(true);
+        open.delete(e.goroutine);
+      }
+    }
+    expect(open.size).toBe(0);
+    expect(new Set(entries.map((e) => e.goroutine)).size).toBeGreaterThan(1);
+
+    // Still alive and still right after the session.
+    expect(target.exitCode).toBeNull();
+    expect(await request(port, "5 30")).toBe(`ok ${5 * 435}`);
+  }, 120_000);
+
+  it("expires a Go session on its deadline and leaves the program running", async () => {
+    const attached = await api.attachUprobe({ serviceName: "payments-go", functionName: "main.ValidateCard", durationMs: 2000 });
+    const driving = request(port, "200 30");
+    const ended = await waitFor("Go session expires", async () => {
+      const s = (await api.getDebugSession({ sessionId: attached.session!.sessionId })).session!;
+      return s.state === "expired" ? s : undefined;
+    }, { timeoutMs: 40_000, intervalMs: 250 });
+    expect(Number(ended.summary?.calls)).toBeGreaterThan(0);
+    expect(await driving).toBe(`ok ${200 * 435}`);
+    expect(target.exitCode).toBeNull();
+  }, 90_000);
+});

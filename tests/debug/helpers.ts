@@ -1,0 +1,103 @@
+// Live-debugging test helpers: compile real target programs, run them on a
+// free port, drive calls over TCP, and say why the bpftrace tests cannot run.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { accessSync, constants, mkdtempSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
+import { waitFor } from "../helpers/wait.ts";
+
+export function onPath(bin: string): boolean {
+  return (process.env.PATH ?? "").split(":").some((d) => {
+    try {
+      accessSync(join(d, bin), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Why real-bpftrace tests cannot run here, or undefined. */
+export function bpfSkipReason(tools: string[] = ["gcc"]): string | undefined {
+  if (process.getuid?.() !== 0) return "not root (eBPF uprobes need root or CAP_BPF+CAP_PERFMON)";
+  if (!onPath("bpftrace")) return "bpftrace not installed (apt-get install -y --no-install-recommends bpftrace)";
+  for (const t of tools) if (!onPath(t)) return `${t} not installed`;
+  return undefined;
+}
+
+/** gcc -O0 -g -fno-inline of tests/debug/testdata/payments.c. */
+export function compilePayments(): string {
+  const dir = mkdtempSync(join(tmpdir(), "coral-debug-c-"));
+  const out = join(dir, "payments");
+  execFileSync("gcc", ["-O0", "-g", "-fno-inline", "-pthread", "-o", out, fileURLToPath(new URL("./testdata/payments.c", import.meta.url))]);
+  return out;
+}
+
+export function startTarget(bin: string, port: number, args: string[], children: ChildProcess[]): ChildProcess {
+  const c = spawn(bin, [String(port), ...args], { stdio: "ignore" });
+  children.push(c);
+  return c;
+}
+
+/** Sends one request line to a target and resolves with its answer. */
+export function request(port: number, line: string, timeoutMs = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, "127.0.0.1");
+    let out = "";
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no answer from 127.0.0.1:${port} in ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.on("connect", () => sock.write(line + "\n"));
+    sock.on("data", (d) => (out += d.toString()));
+    sock.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    sock.on("close", () => {
+      clearTimeout(timer);
+      resolve(out.trim());
+    });
+  });
+}
+
+export async function targetListening(port: number): Promise<void> {
+  await waitFor(
+    `target listening on ${port}`,
+    () =>
+      new Promise<boolean>((resolve) => {
+        const s = connect(port, "127.0.0.1");
+        s.on("connect", () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on("error", () => resolve(false));
+      }),
+    { timeoutMs: 15_000 },
+  );
+}
+
+/** A DebugService client on a colony, with a bearer token. */
+export function debugApi(url: string, token?: string) {
+  const auth: Interceptor = (next) => (req) => {
+    if (token) req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+  return createClient(DebugService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [auth] }));
+}
+
+/** go build of tests/debug/testdata/go (Go register ABI, Go >= 1.17). */
+export function compileGoPayments(): string {
+  const dir = mkdtempSync(join(tmpdir(), "coral-debug-go-"));
+  const out = join(dir, "payments-go");
+  execFileSync("go", ["build", "-o", out, "."], {
+    cwd: fileURLToPath(new URL("./testdata/go/", import.meta.url)),
+    env: { ...process.env, GOFLAGS: "-mod=mod", GOCACHE: process.env.GOCACHE ?? join(tmpdir(), "coral-go-cache"), GOPATH: process.env.GOPATH ?? join(tmpdir(), "coral-gopath") },
+  });
+  return out;
+}

@@ -1,0 +1,3 @@
+module coral.test/payments
+
+go 1.19

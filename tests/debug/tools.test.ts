@@ -1,0 +1,72 @@
+// The live-debugging tools (colony/src/tools/debug.ts) against a real colony,
+// agent and bpftrace on a compiled C program: read tools with any token,
+// attach and detach only with an admin token, every call audited.
+import type { ChildProcess } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningColony } from "../../colony/src/runtime/colony.ts";
+import { debugTools, ToolError, type ToolContext } from "../../colony/src/tools/index.ts";
+import { testAgent } from "../helpers/agents.ts";
+import { colonyApi, createTestProject, type TestProject } from "../helpers/colony.ts";
+import { thrown } from "../helpers/errors.ts";
+import { freePort } from "../helpers/ports.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { bpfSkipReason, compilePayments, debugApi, request, startTarget, targetListening } from "./helpers.ts";
+
+const skip = bpfSkipReason();
+if (skip) console.log(`debug tools.test: SKIPPING real bpftrace tests: ${skip}`);
+
+const [listFunctions, attach, events, detach] = debugTools;
+
+describe.skipIf(skip !== undefined)("live-debugging tools", () => {
+  const children: ChildProcess[] = [];
+  let project: TestProject;
+  let colony: RunningColony;
+  let agent: Awaited<ReturnType<typeof testAgent>>;
+  let port: number;
+  let admin: ToolContext;
+
+  beforeAll(async () => {
+    port = await freePort();
+    const pid = startTarget(compilePayments(), port, [], children).pid!;
+    await targetListening(port);
+    project = await createTestProject();
+    colony = await project.start();
+    agent = await testAgent(project, colony.url, "payments", port, { healthUrl: undefined });
+    admin = { colony: colonyApi(colony.url, project.localToken), debug: debugApi(colony.url, project.localToken) };
+    await waitFor("agent observes the target", async () => (await admin.debug!.listFunctions({ serviceName: "payments" })).pid === pid);
+  }, 120_000);
+
+  afterAll(async () => {
+    await agent?.close();
+    await project?.[Symbol.asyncDispose]();
+    for (const c of children) c.kill("SIGKILL");
+  });
+
+  it("lists, attaches, reads and detaches; a read token may only read", async () => {
+    expect(attach.readOnly).toBe(false);
+    expect(detach.readOnly).toBe(false);
+    const fns = await listFunctions.run(admin, { service: "payments", pattern: "card" });
+    expect(fns.text).toContain("- validate_card size=");
+
+    const created = await admin.colony.createToken({ name: "assistant", scope: 1 });
+    const reader: ToolContext = { colony: colonyApi(colony.url, created.token), debug: debugApi(colony.url, created.token) };
+    const denied = await thrown(attach.run(reader, { service: "payments", function: "validate_card" }));
+    expect(denied).toBeInstanceOf(ToolError);
+    expect((denied as ToolError).code).toBe("permission_denied");
+    await expect(attach.run(admin, { service: "payments", function: "validate_card", duration: "11m" })).rejects.toThrow(/at most 10m/);
+
+    const started = await attach.run(admin, { service: "payments", function: "validate_card", duration: "60s", capture_args: 1 });
+    const sessionId = (started.data as { sessionId: string }).sessionId;
+    expect(started.text).toMatch(/is active: tracing validate_card in payments/);
+    await request(port, "8 20");
+    const read = await events.run(reader, { session: sessionId });
+    expect(read.data).toMatchObject({ state: "active", calls: 8, entries: 8 });
+    expect(read.text).toMatch(/8 call\(s\) read: avg \d/);
+    const stopped = await detach.run(admin, { session: sessionId });
+    expect(stopped.text).toMatch(/is completed: 8 call\(s\)/);
+
+    const audit = (await colony.store.listAudit(50)).filter((a) => a.target === sessionId).map((a) => `${a.actor}:${a.action}`).sort();
+    expect(audit).toEqual(["assistant:debug.events", "local:debug.attach", "local:debug.detach"]);
+    await expect(listFunctions.run({ colony: admin.colony }, { service: "payments" })).rejects.toThrow(/not available/);
+  });
+});
