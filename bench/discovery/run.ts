@@ -5,7 +5,7 @@
 //
 //   node --import tsx bench/discovery/run.ts [--duration 10] [--connections 50]
 //     [--warmup 2] [--rest-duration 5] [--concurrency 32] [--counts 1,100,10000]
-//     [--skip-direct]
+//     [--skip-direct] [--shards N]
 //
 // Exits non-zero only when something breaks (server does not start, a
 // registration or lookup is refused, the load generator fails), never because
@@ -37,6 +37,8 @@ const { values: args } = parseArgs({
     concurrency: { type: "string", default: "32" },
     counts: { type: "string", default: "1,100,10000" },
     "skip-direct": { type: "boolean", default: false },
+    // coral-discovery --shards; default: its own (the number of CPUs)
+    shards: { type: "string" },
   },
 });
 
@@ -57,6 +59,7 @@ const options = {
     .map((c) => positive("counts", c.trim()))
     .sort((a, b) => a - b),
   direct: !args["skip-direct"],
+  shards: args.shards === undefined ? undefined : positive("shards", args.shards),
 };
 if (options.meshCounts.length === 0 || options.meshCounts[0] === 0) throw new Error("--counts needs positive mesh counts");
 
@@ -206,7 +209,10 @@ async function startServer(dataDir: string): Promise<RunningServer> {
   const bin = join(repoRoot, "node_modules/.bin/coral-discovery");
   const child = spawn(
     bin,
-    ["--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir, "--rate-limit", "0", "--log-level", "warn"],
+    [
+      ...["--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir, "--rate-limit", "0", "--log-level", "warn"],
+      ...(options.shards === undefined ? [] : ["--shards", String(options.shards)]),
+    ],
     { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
   const output: string[] = [];
@@ -534,6 +540,12 @@ async function innerWorkerdUrl(serverPid: number): Promise<string | undefined> {
   return undefined;
 }
 
+/** The shard count coral-discovery recorded in its data dir (1 before sharding existed). */
+async function shardsOf(dataDir: string): Promise<number> {
+  const layout = await readFile(join(dataDir, "shards.json"), "utf8").catch(() => '{"shards":1}');
+  return (JSON.parse(layout) as { shards: number }).shards;
+}
+
 // -------------------------------------------------------------------- report
 
 /** The commit measured, and whether the discovery worker or proto sources differ from it. */
@@ -624,7 +636,7 @@ async function main(): Promise<number> {
     const serverStart = performance.now();
     server = await startServer(dataDir);
     const serverPid = server.child.pid ?? 0;
-    console.log(`coral-discovery answering at ${server.url} after ${fmt((performance.now() - serverStart) / 1000, 1)} s (pid ${serverPid})`);
+    console.log(`coral-discovery answering at ${server.url} after ${fmt((performance.now() - serverStart) / 1000, 1)} s (pid ${serverPid}, ${await shardsOf(dataDir)} shard(s))`);
 
     const key = await generateIdentityKey();
     const runTag = Date.now().toString(36);
@@ -673,7 +685,10 @@ async function main(): Promise<number> {
         lookups.push(rest);
         console.log(`${fmt(rest.requestsPerSecond)} req/s, p99 ${fmt(rest.latencyMs.p99, 1)} ms`);
       }
-      if (count === largest && options.direct) {
+      const shardCount = await shardsOf(dataDir);
+      if (count === largest && options.direct && shardCount > 1) {
+        console.log(`${shardCount} shards: one workerd port serves only its own meshes; skipping the direct comparison run`);
+      } else if (count === largest && options.direct) {
         const inner = await innerWorkerdUrl(serverPid);
         if (inner) {
           process.stdout.write(`Connect LookupColony straight to workerd (${inner}, no Node front) … `);
@@ -758,7 +773,7 @@ async function main(): Promise<number> {
     };
     const resultsDir = join(repoRoot, "bench/results");
     await mkdir(resultsDir, { recursive: true });
-    const file = join(resultsDir, `discovery-${startedAt.toISOString().slice(0, 10)}.json`);
+    const file = join(resultsDir, `discovery-${startedAt.toISOString().slice(0, 16).replace(":", "")}Z.json`);
     await writeFile(file, JSON.stringify(report, null, 2) + "\n");
     console.log(`\nwrote ${relative(process.cwd(), file) || file}`);
     return 0;
