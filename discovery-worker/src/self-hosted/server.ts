@@ -115,6 +115,12 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
         REPLAY_WINDOW_SECONDS: String(options.replayWindowSeconds ?? 300),
         // The front limits registrations (FrontRateLimiter), across shards.
         REGISTER_RATE_PER_MINUTE: "0",
+        // One isolate per shard sees every registration of its meshes, so a
+        // cached answer can live until the registration expires (a
+        // re-registration drops it; see lookup-cache.ts). Lookups then rarely
+        // wake a mesh's object, which lets idle objects be evicted and their
+        // SQLite memory freed.
+        LOOKUP_CACHE_SECONDS: String(options.ttlSeconds ?? 300),
         VERSION: discoveryVersion,
         STARTED_AT_MS: String(startedAtMs),
         BOOTSTRAP_SIGNING_KEY: signingKey,
@@ -155,6 +161,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     headers: http.OutgoingHttpHeaders,
     body: { buffered: Buffer[]; rest: boolean },
     onStatus?: (status: number) => void,
+    retried = false,
   ) => {
     const upstream = http.request(
       { host: shard.host, port: shard.port, method: req.method, path: req.url, headers, agent: shard.agent },
@@ -164,7 +171,13 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
         upRes.pipe(res);
       },
     );
-    upstream.on("error", (err) => unavailable(res, err));
+    upstream.on("error", (err: NodeJS.ErrnoException) => {
+      // workerd may close an idle kept-alive connection just as it is reused;
+      // then nothing reached the worker, and a buffered request can go again.
+      if (!retried && upstream.reusedSocket && err.code === "ECONNRESET" && !body.rest && !res.headersSent)
+        return forward(shard, req, res, headers, body, onStatus, true);
+      unavailable(res, err);
+    });
     for (const chunk of body.buffered) upstream.write(chunk);
     if (body.rest) req.pipe(upstream);
     else upstream.end();
@@ -236,7 +249,8 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     const queryAt = url.indexOf("?");
     const path = queryAt < 0 ? url : url.slice(0, queryAt);
     const shardFor = (meshId: string | undefined) => shards[meshId === undefined ? 0 : shardOf(meshId, shards.length)]!;
-    const streamed = { buffered: [], rest: true };
+    // A GET has no body to stream, so it can be retried like a buffered one.
+    const streamed = { buffered: [], rest: req.method !== "GET" && req.method !== "HEAD" };
     const admitted = (register: boolean, contentType?: string) => {
       if (!register) return true;
       const decision = limiter.take(client);

@@ -21,4 +21,14 @@ describe("LookupCache", () => {
     expect(small.get("k0", 1)).toBeUndefined();
     expect(small.get("k10", 1)).toBeDefined();
   });
+
+  it("drops a fill read before a later delete, so a long ttl never serves a replaced registration", () => {
+    const cache = new LookupCache<{ expiresAtMs: number; v: string }>(300_000);
+    const readAt = cache.generation;
+    cache.delete("a"); // a registration landed while the lookup was reading
+    cache.set("a", { expiresAtMs: 10_000, v: "old" }, 0, readAt);
+    expect(cache.get("a", 1)).toBeUndefined();
+    cache.set("a", { expiresAtMs: 10_000, v: "new" }, 0, cache.generation);
+    expect(cache.get("a", 1)?.v).toBe("new");
+  });
 });

@@ -107,6 +107,23 @@ function caches(env: DiscoveryEnv) {
   return { colonies: colonyCache, agents: agentCache };
 }
 
+/**
+ * Answers from the cache, else from the mesh's object. Only a miss fills the
+ * cache, so an entry ages out after the ttl however often it is read.
+ */
+async function cachedLookup<V extends { expiresAtMs: number }>(
+  cache: LookupCache<V>,
+  key: string,
+  read: () => Promise<V | null>,
+): Promise<V | null> {
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const generation = cache.generation;
+  const stored = await read();
+  if (stored) cache.set(key, stored, Date.now(), generation);
+  return stored;
+}
+
 export const discoveryOps = {
   async health(call: CallContext): Promise<pb.HealthResponse> {
     const directory = call.env.DIRECTORY.get(call.env.DIRECTORY.idFromName("directory"));
@@ -137,9 +154,7 @@ export const discoveryOps = {
 
   async lookupColony(call: CallContext, req: pb.LookupColonyRequest): Promise<pb.LookupColonyResponse> {
     validated(() => checkMeshId(req.meshId));
-    const cache = caches(call.env).colonies;
-    const stored = cache.get(req.meshId) ?? (await mesh(call.env, req.meshId).lookupColony());
-    if (stored) cache.set(req.meshId, stored);
+    const stored = await cachedLookup(caches(call.env).colonies, req.meshId, () => mesh(call.env, req.meshId).lookupColony());
     if (!stored) throw new ConnectError(`colony not found: ${req.meshId}`, Code.NotFound);
     return colonyAnswer(stored);
   },
@@ -163,10 +178,8 @@ export const discoveryOps = {
       checkMeshId(req.meshId);
       checkAgentId(req.agentId);
     });
-    const cache = caches(call.env).agents;
     const key = `${req.meshId}/${req.agentId}`;
-    const stored = cache.get(key) ?? (await mesh(call.env, req.meshId).lookupAgent(req.agentId));
-    if (stored) cache.set(key, stored);
+    const stored = await cachedLookup(caches(call.env).agents, key, () => mesh(call.env, req.meshId).lookupAgent(req.agentId));
     if (!stored) throw new ConnectError(`agent not found: ${req.agentId} in mesh ${req.meshId}`, Code.NotFound);
     return agentAnswer(stored);
   },
