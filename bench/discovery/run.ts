@@ -211,6 +211,8 @@ async function startServer(dataDir: string): Promise<RunningServer> {
     bin,
     [
       ...["--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir, "--rate-limit", "0", "--log-level", "warn"],
+      // Long enough that the first meshes outlive a slow 10,000-mesh registration on a busy machine.
+      ...["--ttl", "3600"],
       ...(options.shards === undefined ? [] : ["--shards", String(options.shards)]),
     ],
     { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], detached: true },

@@ -31,4 +31,15 @@ describe("LookupCache", () => {
     cache.set("a", { expiresAtMs: 10_000, v: "new" }, 0, cache.generation);
     expect(cache.get("a", 1)?.v).toBe("new");
   });
+
+  it("caches a registration's answer unless a newer one is cached, and drops lookups in flight", () => {
+    const cache = new LookupCache<{ expiresAtMs: number; signedAt: number }>(300_000);
+    const newer = (incoming: { signedAt: number }) => (cached: { signedAt: number }) => cached.signedAt > incoming.signedAt;
+    const readAt = cache.generation;
+    cache.put("a", { expiresAtMs: 10_000, signedAt: 2 }, newer({ signedAt: 2 }), 0);
+    cache.put("a", { expiresAtMs: 10_000, signedAt: 1 }, newer({ signedAt: 1 }), 0); // an older answer arriving late
+    expect(cache.get("a", 1)?.signedAt).toBe(2);
+    cache.set("a", { expiresAtMs: 10_000, signedAt: 0 }, 1, readAt); // a lookup that read before both
+    expect(cache.get("a", 1)?.signedAt).toBe(2);
+  });
 });

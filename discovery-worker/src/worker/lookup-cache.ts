@@ -43,6 +43,19 @@ export class LookupCache<V extends { expiresAtMs: number }> {
     this.entries.set(key, { value, cachedUntilMs: Math.min(now + this.ttlMs, value.expiresAtMs) });
   }
 
+  /**
+   * Caches a registration's own answer, unless the cached one is newer
+   * (answers of two registrations can come back out of order). Like delete(),
+   * it drops the fills of lookups still in flight.
+   */
+  put(key: string, value: V, isNewer: (cached: V) => boolean, now = Date.now()): void {
+    const current = this.get(key, now);
+    this.deletes++;
+    if (current && isNewer(current)) return;
+    this.entries.delete(key);
+    this.set(key, value, now);
+  }
+
   delete(key: string): void {
     this.deletes++;
     this.entries.delete(key);

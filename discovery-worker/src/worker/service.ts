@@ -18,7 +18,7 @@ import {
 } from "@coral/proto";
 import { issueBootstrapToken, verifyBootstrapToken } from "./bootstrap.ts";
 import { readConfig } from "./config.ts";
-import type { AgentRecord, ColonyRecord, Stored } from "./mesh-registry.ts";
+import type { AgentRecord, ColonyRecord, RegisterOutcome, Stored } from "./mesh-registry.ts";
 import { LookupCache } from "./lookup-cache.ts";
 import { unwrap } from "./result.ts";
 
@@ -107,6 +107,16 @@ function caches(env: DiscoveryEnv) {
   return { colonies: colonyCache, agents: agentCache };
 }
 
+/** What the mesh's object now holds for this registration, as its lookup would return it. */
+function storedFrom<R extends ColonyRecord | AgentRecord>(record: R, outcome: RegisterOutcome): Stored<R> {
+  return { record, lastSeenMs: outcome.lastSeenMs, expiresAtMs: outcome.expiresAtMs };
+}
+
+/** The mesh's object accepts only ever newer signatures for a key, so the newer signature is the current answer. */
+function newerThan(record: ColonyRecord | AgentRecord) {
+  return (cached: Stored<ColonyRecord | AgentRecord>) => cached.record.signature.signedAtMs > record.signature.signedAtMs;
+}
+
 /**
  * Answers from the cache, else from the mesh's object. Only a miss fills the
  * cache, so an entry ages out after the ttl however often it is read.
@@ -143,7 +153,7 @@ export const discoveryOps = {
     await enforceRateLimit(call);
     const record: ColonyRecord = { ...fields, signature, observedIp: call.clientIp };
     const outcome = unwrap(await mesh(call.env, req.meshId).registerColony(record));
-    caches(call.env).colonies.delete(req.meshId);
+    caches(call.env).colonies.put(req.meshId, storedFrom(record, outcome), newerThan(record));
     return create(pb.RegisterColonyResponseSchema, {
       success: true,
       ttl: outcome.ttlSeconds,
@@ -164,7 +174,7 @@ export const discoveryOps = {
     await enforceRateLimit(call);
     const record: AgentRecord = { ...fields, signature, observedIp: call.clientIp };
     const outcome = unwrap(await mesh(call.env, req.meshId).registerAgent(record));
-    caches(call.env).agents.delete(`${req.meshId}/${req.agentId}`);
+    caches(call.env).agents.put(`${req.meshId}/${req.agentId}`, storedFrom(record, outcome), newerThan(record));
     return create(pb.RegisterAgentResponseSchema, {
       success: true,
       ttl: outcome.ttlSeconds,
