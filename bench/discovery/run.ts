@@ -1,7 +1,7 @@
 // Discovery benchmark: starts self-hosted coral-discovery as its own process,
 // registers 1, then 100, then 10,000 meshes (signed colony registrations over
 // Connect JSON), and after each step drives LookupColony from a second process
-// with autocannon. Prints a table and writes bench/results/discovery-<date>.json.
+// with autocannon. Prints a table and writes bench/results/discovery-<date>T<hhmm>Z.json.
 //
 //   node --import tsx bench/discovery/run.ts [--duration 10] [--connections 50]
 //     [--warmup 2] [--rest-duration 5] [--concurrency 32] [--counts 1,100,10000]
@@ -128,6 +128,13 @@ interface CpuTicks {
   front: number;
   workerd: number;
   machine: number;
+  /** Resident memory of all workerd processes, MiB. */
+  workerdRssMiB: number;
+}
+
+async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) / 1024;
 }
 
 /** CPU ticks of the server's processes, split into the Node front and workerd, and of the whole machine. */
@@ -135,11 +142,14 @@ async function serverCpuTicks(serverPid: number): Promise<CpuTicks> {
   const [tree, machine] = await Promise.all([processTree(serverPid), machineBusyTicks()]);
   let front = 0;
   let workerd = 0;
+  let workerdRssMiB = 0;
   for (const p of tree) {
-    if (p.comm.startsWith("workerd")) workerd += p.cpuTicks;
-    else front += p.cpuTicks;
+    if (p.comm.startsWith("workerd")) {
+      workerd += p.cpuTicks;
+      workerdRssMiB += await rssMiB(p.pid);
+    } else front += p.cpuTicks;
   }
-  return { front, workerd, machine };
+  return { front, workerd, machine, workerdRssMiB };
 }
 
 /** TCP ports a process listens on, from its socket inodes and /proc/net/tcp{,6}. */
@@ -441,6 +451,8 @@ interface LookupFigures extends LoadResult {
   cores: { front: number; workerd: number; loadGenerator: number; other: number };
   /** CPU milliseconds spent per completed request, by process. */
   cpuMsPerRequest: { front: number; workerd: number; loadGenerator: number };
+  /** Resident memory of all workerd processes at the end of the window, MiB. */
+  workerdRssMiB: number;
   /** Error lines the server logged during the run (warm-up included), by message. */
   serverErrors: Record<string, number>;
 }
@@ -511,6 +523,7 @@ async function runLoad(scenario: string, config: LoadConfig, server: RunningServ
     ...figures,
     cores: { front: cores(used.front), workerd: cores(used.workerd), loadGenerator: cores(used.loadGenerator), other: cores(other) },
     cpuMsPerRequest: { front: perRequest(used.front), workerd: perRequest(used.workerd), loadGenerator: perRequest(used.loadGenerator) },
+    workerdRssMiB: Math.round(endTicks?.workerdRssMiB ?? 0),
     serverErrors,
   };
 }
@@ -745,6 +758,7 @@ async function main(): Promise<number> {
         "CPU other": fmt(l.cores.other, 2),
         "workerd ms/req": fmt(l.cpuMsPerRequest.workerd, 2),
         "front ms/req": fmt(l.cpuMsPerRequest.front, 2),
+        "workerd RSS MiB": fmt(l.workerdRssMiB),
       })),
     );
     console.log(
