@@ -1,9 +1,10 @@
 // Self-hosted discovery split over several workerd processes (shards): the
 // Node front routes each request to its mesh's shard, sums Health, keeps one
 // registration budget per client across shards and keeps the shard count.
-import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { DiscoveryService } from "@coral/proto";
@@ -153,5 +154,18 @@ describe("shard count", () => {
     await mkdir(shardStorageDir(dataDir, 0), { recursive: true });
     await using server = await startDiscoveryServer({ port: 0, dataDir, defaultShards: 2 });
     expect(server.shards).toBe(1);
+  });
+
+  it("coral-discovery refuses a --shards that contradicts the data dir, with exit code 2", async () => {
+    const dataDir = await tempDir();
+    await writeFile(join(dataDir, "shards.json"), JSON.stringify({ shards: 2 }));
+    const bin = resolve(import.meta.dirname, "../../node_modules/.bin/coral-discovery");
+    const result = await new Promise<{ code: number | null; output: string }>((done) => {
+      const child = execFile(bin, ["--port", "0", "--data-dir", dataDir, "--shards", "3"], { timeout: 60_000 }, (_err, stdout, stderr) =>
+        done({ code: child.exitCode, output: stdout + stderr }),
+      );
+    });
+    expect(result.code).toBe(2);
+    expect(result.output).toMatch(/split over 2 shard\(s\); start with --shards 2/);
   });
 });
