@@ -1,11 +1,11 @@
 // Discovery benchmark: starts self-hosted coral-discovery as its own process,
 // registers 1, then 100, then 10,000 meshes (signed colony registrations over
 // Connect JSON), and after each step drives LookupColony from a second process
-// with autocannon. Prints a table and writes bench/results/discovery-<date>.json.
+// with autocannon. Prints a table and writes bench/results/discovery-<date>T<hhmm>Z.json.
 //
 //   node --import tsx bench/discovery/run.ts [--duration 10] [--connections 50]
 //     [--warmup 2] [--rest-duration 5] [--concurrency 32] [--counts 1,100,10000]
-//     [--skip-direct]
+//     [--skip-direct] [--shards N]
 //
 // Exits non-zero only when something breaks (server does not start, a
 // registration or lookup is refused, the load generator fails), never because
@@ -37,6 +37,8 @@ const { values: args } = parseArgs({
     concurrency: { type: "string", default: "32" },
     counts: { type: "string", default: "1,100,10000" },
     "skip-direct": { type: "boolean", default: false },
+    // coral-discovery --shards; default: its own (the number of CPUs)
+    shards: { type: "string" },
   },
 });
 
@@ -57,6 +59,7 @@ const options = {
     .map((c) => positive("counts", c.trim()))
     .sort((a, b) => a - b),
   direct: !args["skip-direct"],
+  shards: args.shards === undefined ? undefined : positive("shards", args.shards),
 };
 if (options.meshCounts.length === 0 || options.meshCounts[0] === 0) throw new Error("--counts needs positive mesh counts");
 
@@ -125,6 +128,13 @@ interface CpuTicks {
   front: number;
   workerd: number;
   machine: number;
+  /** Resident memory of all workerd processes, MiB. */
+  workerdRssMiB: number;
+}
+
+async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) / 1024;
 }
 
 /** CPU ticks of the server's processes, split into the Node front and workerd, and of the whole machine. */
@@ -132,11 +142,14 @@ async function serverCpuTicks(serverPid: number): Promise<CpuTicks> {
   const [tree, machine] = await Promise.all([processTree(serverPid), machineBusyTicks()]);
   let front = 0;
   let workerd = 0;
+  let workerdRssMiB = 0;
   for (const p of tree) {
-    if (p.comm.startsWith("workerd")) workerd += p.cpuTicks;
-    else front += p.cpuTicks;
+    if (p.comm.startsWith("workerd")) {
+      workerd += p.cpuTicks;
+      workerdRssMiB += await rssMiB(p.pid);
+    } else front += p.cpuTicks;
   }
-  return { front, workerd, machine };
+  return { front, workerd, machine, workerdRssMiB };
 }
 
 /** TCP ports a process listens on, from its socket inodes and /proc/net/tcp{,6}. */
@@ -206,7 +219,12 @@ async function startServer(dataDir: string): Promise<RunningServer> {
   const bin = join(repoRoot, "node_modules/.bin/coral-discovery");
   const child = spawn(
     bin,
-    ["--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir, "--rate-limit", "0", "--log-level", "warn"],
+    [
+      ...["--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir, "--rate-limit", "0", "--log-level", "warn"],
+      // Long enough that the first meshes outlive a slow 10,000-mesh registration on a busy machine.
+      ...["--ttl", "3600"],
+      ...(options.shards === undefined ? [] : ["--shards", String(options.shards)]),
+    ],
     { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
   const output: string[] = [];
@@ -433,6 +451,8 @@ interface LookupFigures extends LoadResult {
   cores: { front: number; workerd: number; loadGenerator: number; other: number };
   /** CPU milliseconds spent per completed request, by process. */
   cpuMsPerRequest: { front: number; workerd: number; loadGenerator: number };
+  /** Resident memory of all workerd processes at the end of the window, MiB. */
+  workerdRssMiB: number;
   /** Error lines the server logged during the run (warm-up included), by message. */
   serverErrors: Record<string, number>;
 }
@@ -503,6 +523,7 @@ async function runLoad(scenario: string, config: LoadConfig, server: RunningServ
     ...figures,
     cores: { front: cores(used.front), workerd: cores(used.workerd), loadGenerator: cores(used.loadGenerator), other: cores(other) },
     cpuMsPerRequest: { front: perRequest(used.front), workerd: perRequest(used.workerd), loadGenerator: perRequest(used.loadGenerator) },
+    workerdRssMiB: Math.round(endTicks?.workerdRssMiB ?? 0),
     serverErrors,
   };
 }
@@ -532,6 +553,12 @@ async function innerWorkerdUrl(serverPid: number): Promise<string | undefined> {
     }
   }
   return undefined;
+}
+
+/** The shard count coral-discovery recorded in its data dir (1 before sharding existed). */
+async function shardsOf(dataDir: string): Promise<number> {
+  const layout = await readFile(join(dataDir, "shards.json"), "utf8").catch(() => '{"shards":1}');
+  return (JSON.parse(layout) as { shards: number }).shards;
 }
 
 // -------------------------------------------------------------------- report
@@ -624,7 +651,7 @@ async function main(): Promise<number> {
     const serverStart = performance.now();
     server = await startServer(dataDir);
     const serverPid = server.child.pid ?? 0;
-    console.log(`coral-discovery answering at ${server.url} after ${fmt((performance.now() - serverStart) / 1000, 1)} s (pid ${serverPid})`);
+    console.log(`coral-discovery answering at ${server.url} after ${fmt((performance.now() - serverStart) / 1000, 1)} s (pid ${serverPid}, ${await shardsOf(dataDir)} shard(s))`);
 
     const key = await generateIdentityKey();
     const runTag = Date.now().toString(36);
@@ -673,7 +700,10 @@ async function main(): Promise<number> {
         lookups.push(rest);
         console.log(`${fmt(rest.requestsPerSecond)} req/s, p99 ${fmt(rest.latencyMs.p99, 1)} ms`);
       }
-      if (count === largest && options.direct) {
+      const shardCount = await shardsOf(dataDir);
+      if (count === largest && options.direct && shardCount > 1) {
+        console.log(`${shardCount} shards: one workerd port serves only its own meshes; skipping the direct comparison run`);
+      } else if (count === largest && options.direct) {
         const inner = await innerWorkerdUrl(serverPid);
         if (inner) {
           process.stdout.write(`Connect LookupColony straight to workerd (${inner}, no Node front) … `);
@@ -728,6 +758,7 @@ async function main(): Promise<number> {
         "CPU other": fmt(l.cores.other, 2),
         "workerd ms/req": fmt(l.cpuMsPerRequest.workerd, 2),
         "front ms/req": fmt(l.cpuMsPerRequest.front, 2),
+        "workerd RSS MiB": fmt(l.workerdRssMiB),
       })),
     );
     console.log(
@@ -758,7 +789,7 @@ async function main(): Promise<number> {
     };
     const resultsDir = join(repoRoot, "bench/results");
     await mkdir(resultsDir, { recursive: true });
-    const file = join(resultsDir, `discovery-${startedAt.toISOString().slice(0, 10)}.json`);
+    const file = join(resultsDir, `discovery-${startedAt.toISOString().slice(0, 16).replace(":", "")}Z.json`);
     await writeFile(file, JSON.stringify(report, null, 2) + "\n");
     console.log(`\nwrote ${relative(process.cwd(), file) || file}`);
     return 0;

@@ -17,7 +17,7 @@ declare global {
     REPLAY_WINDOW_SECONDS?: string;
     /** Registrations per minute per client address; 0 turns the limit off (default 60). */
     REGISTER_RATE_PER_MINUTE?: string;
-    /** Seconds an isolate may reuse a lookup answer (default 1; 0 turns the cache off). */
+    /** Seconds an isolate may reuse a lookup answer (default 1; 0 turns the cache off; self-hosted sets the TTL, see server.ts). */
     LOOKUP_CACHE_SECONDS?: string;
     VERSION?: string;
     /** Set by the self-hosted server so Health reports the process's uptime. */

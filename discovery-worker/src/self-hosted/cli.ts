@@ -1,8 +1,10 @@
 // coral-discovery: run the discovery service self-hosted.
+import { availableParallelism } from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { generateSigningJwk } from "./keys.ts";
 import { createLogger, logLevels, type LogLevel } from "./log.ts";
 import { discoveryVersion, startDiscoveryServer } from "./server.ts";
+import { maxShards, ShardCountError } from "./shards.ts";
 
 function integer(name: string, min: number, max: number) {
   return (value: string): number => {
@@ -24,6 +26,12 @@ export function discoveryCli(): Command {
     .option("--data-dir <dir>", "where registrations persist across restarts", ".coral/discovery")
     .option("--rate-limit <per-minute>", "registrations per minute per client address (0: off)", integer("--rate-limit", 0, 1_000_000), 60)
     .option("--pin-grace <seconds>", "how long an expired colony keeps its identity key pinned", integer("--pin-grace", 0, 31_536_000), 86400)
+    .option(
+      "--shards <n>",
+      `workerd processes to split meshes over (default: number of CPUs, ${availableParallelism()} here, for a new data dir; ` +
+        "an existing data dir keeps its count)",
+      integer("--shards", 1, maxShards),
+    )
     .addOption(new Option("--log-level <level>", "logging level").choices(logLevels).default("info"))
     .addOption(new Option("--log-format <format>", "log format").choices(["console", "json"]).default("console"))
     .showHelpAfterError()
@@ -35,6 +43,7 @@ export function discoveryCli(): Command {
       dataDir: string;
       rateLimit: number;
       pinGrace: number;
+      shards?: number;
       logLevel: LogLevel;
       logFormat: "console" | "json";
     }) => {
@@ -48,16 +57,22 @@ export function discoveryCli(): Command {
         dataDir: opts.dataDir,
         rateLimitPerMinute: opts.rateLimit,
         pinGraceSeconds: opts.pinGrace,
+        shards: opts.shards,
+        defaultShards: Math.max(1, availableParallelism()),
         signingKey: process.env.CORAL_DISCOVERY_SIGNING_KEY || undefined,
         logger: log,
       }).catch((err: NodeJS.ErrnoException) => {
+        if (err instanceof ShardCountError) {
+          log.error(err.message);
+          process.exit(2);
+        }
         if (err.code === "EADDRINUSE") {
           log.error(`failed to listen on ${opts.host}:${opts.port}: address already in use; pick another with --port`);
           process.exit(1);
         }
         throw err;
       });
-      log.info({ addr: `${opts.host === "0.0.0.0" ? "" : opts.host}:${server.port}`, data_dir: opts.dataDir }, "Discovery service listening");
+      log.info({ addr: `${opts.host === "0.0.0.0" ? "" : opts.host}:${server.port}`, data_dir: opts.dataDir, shards: server.shards }, "Discovery service listening");
       const stop = async (signal: string) => {
         log.info({ signal }, "Stopping discovery service");
         await server.close();

@@ -1,3 +1,4 @@
 export { startDiscoveryServer, discoveryVersion, type DiscoveryServer, type DiscoveryServerOptions } from "./server.ts";
 export { bundleWorker } from "./bundle.ts";
 export { createLogger, type LogLevel } from "./log.ts";
+export { shardOf, shardStorageDir, ShardCountError } from "./shards.ts";

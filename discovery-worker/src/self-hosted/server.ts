@@ -1,16 +1,24 @@
 // Self-hosted discovery: the worker runs in workerd through Miniflare, with
-// Durable Object storage persisted under the data folder. A small Node front
-// listens on the public port so the worker learns each caller's real socket
-// address (it overwrites CF-Connecting-IP and drops Miniflare's internal
-// headers, which a client could otherwise use to spoof its address).
+// Durable Object storage persisted under the data folder. Meshes are split
+// over one or more workerd processes ("shards", see shards.ts). A small Node
+// front listens on the public port: it sends each request to its mesh's
+// shard, sums Health over all shards, applies the registration rate limit,
+// and tells the worker each caller's real socket address (it overwrites
+// CF-Connecting-IP and drops Miniflare's internal headers, which a client
+// could otherwise use to spoof its address).
 import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
+import { limits } from "@coral/proto";
 import { Log, LogLevel as MiniflareLogLevel, Miniflare } from "miniflare";
 import type { Logger } from "pino";
 import { bundleWorker } from "./bundle.ts";
+import { FrontRateLimiter } from "./front-rate-limit.ts";
+import { encodeHealth, parseHealth, sumHealth, type HealthEncoding } from "./health.ts";
 import { loadOrCreateSigningJwk } from "./keys.ts";
+import { bodyFormat, connectMethod, isRegistration, meshIdFromBody, meshIdFromQuery, restTarget } from "./route-key.ts";
+import { resolveShardCount, shardOf, shardStorageDir } from "./shards.ts";
 
 export const discoveryVersion = "0.1.0";
 
@@ -25,6 +33,13 @@ export interface DiscoveryServerOptions {
   rateLimitPerMinute?: number;
   pinGraceSeconds?: number;
   replayWindowSeconds?: number;
+  /**
+   * workerd processes to split meshes over. An existing data dir keeps the
+   * count it was created with; asking for another one is refused.
+   */
+  shards?: number;
+  /** Shard count for a new data dir when `shards` is not given (default 1). */
+  defaultShards?: number;
   /** Private JWK; default: read or create `<dataDir>/bootstrap-signing-key.jwk`. */
   signingKey?: string;
   logger?: Logger;
@@ -33,6 +48,7 @@ export interface DiscoveryServerOptions {
 export interface DiscoveryServer extends AsyncDisposable {
   url: string;
   port: number;
+  shards: number;
   close(): Promise<void>;
 }
 
@@ -50,64 +66,241 @@ function leaveSignalsToTheHost(): void {
       if (listener.name === "onSignalInt" || listener.name === "onSignalTerm") process.removeListener(signal, listener);
 }
 
+interface Shard {
+  mf: Miniflare;
+  host: string;
+  port: number;
+  agent: http.Agent;
+}
+
+interface Upstream {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
 export async function startDiscoveryServer(options: DiscoveryServerOptions): Promise<DiscoveryServer> {
   const dataDir = resolve(options.dataDir);
   const host = options.host ?? "127.0.0.1";
+  const log = options.logger;
+  const shardCount = await resolveShardCount(dataDir, options.shards, options.defaultShards ?? 1);
   const signingKey = options.signingKey ?? (await loadOrCreateSigningJwk(join(dataDir, "bootstrap-signing-key.jwk")));
-  const mf = new Miniflare({
-    modules: true,
-    script: await bundleWorker(),
-    compatibilityDate: "2025-09-01",
-    host: "127.0.0.1",
-    port: 0,
-    log: new Log(MiniflareLogLevel.WARN),
-    // No network lookup of the cf object: discovery reads only CF-Connecting-IP.
-    cf: false,
-    durableObjects: {
-      MESHES: { className: "MeshRegistry", useSQLite: true },
-      DIRECTORY: { className: "Directory", useSQLite: true },
-      RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
-    },
-    durableObjectsPersist: join(dataDir, "durable-objects"),
-    bindings: {
-      REGISTRATION_TTL_SECONDS: String(options.ttlSeconds ?? 300),
-      CLEANUP_INTERVAL_SECONDS: String(options.cleanupIntervalSeconds ?? 0),
-      PIN_GRACE_SECONDS: String(options.pinGraceSeconds ?? 86400),
-      REPLAY_WINDOW_SECONDS: String(options.replayWindowSeconds ?? 300),
-      REGISTER_RATE_PER_MINUTE: String(options.rateLimitPerMinute ?? 60),
-      VERSION: discoveryVersion,
-      STARTED_AT_MS: String(Date.now()),
-      BOOTSTRAP_SIGNING_KEY: signingKey,
-    },
-  });
-  const inner = await mf.ready;
-  leaveSignalsToTheHost();
+  const script = await bundleWorker();
+  const startedAtMs = Date.now();
 
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
-  const front = http.createServer((req, res) => {
-    const headers: http.OutgoingHttpHeaders = {};
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (value !== undefined && !miniflareHeader.test(name) && name !== "cf-connecting-ip") headers[name] = value;
+  const startShard = async (index: number): Promise<Shard> => {
+    const mf = new Miniflare({
+      modules: true,
+      script,
+      compatibilityDate: "2025-09-01",
+      host: "127.0.0.1",
+      port: 0,
+      log: new Log(MiniflareLogLevel.WARN),
+      // No network lookup of the cf object: discovery reads only CF-Connecting-IP.
+      cf: false,
+      // The front talks to the worker's own socket, skipping Miniflare's entry
+      // worker (dev conveniences: pretty errors, request logs, live reload),
+      // which cost about a third of the worker CPU of a lookup.
+      unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+      durableObjects: {
+        MESHES: { className: "MeshRegistry", useSQLite: true },
+        DIRECTORY: { className: "Directory", useSQLite: true },
+        RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
+      },
+      durableObjectsPersist: shardStorageDir(dataDir, index),
+      bindings: {
+        REGISTRATION_TTL_SECONDS: String(options.ttlSeconds ?? 300),
+        CLEANUP_INTERVAL_SECONDS: String(options.cleanupIntervalSeconds ?? 0),
+        PIN_GRACE_SECONDS: String(options.pinGraceSeconds ?? 86400),
+        REPLAY_WINDOW_SECONDS: String(options.replayWindowSeconds ?? 300),
+        // The front limits registrations (FrontRateLimiter), across shards.
+        REGISTER_RATE_PER_MINUTE: "0",
+        // One isolate per shard sees every registration of its meshes, so a
+        // cached answer can live until the registration expires (a
+        // re-registration drops it; see lookup-cache.ts). Lookups then rarely
+        // wake a mesh's object, which lets idle objects be evicted and their
+        // SQLite memory freed.
+        LOOKUP_CACHE_SECONDS: String(options.ttlSeconds ?? 300),
+        VERSION: discoveryVersion,
+        STARTED_AT_MS: String(startedAtMs),
+        BOOTSTRAP_SIGNING_KEY: signingKey,
+      },
+    });
+    try {
+      await mf.ready;
+      const direct = await mf.unsafeGetDirectURL();
+      return { mf, host: direct.hostname, port: Number(direct.port), agent: new http.Agent({ keepAlive: true, maxSockets: 512 }) };
+    } catch (err) {
+      await mf.dispose().catch(() => undefined);
+      throw err;
     }
-    headers["cf-connecting-ip"] = (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
-    options.logger?.debug({ method: req.method, path: req.url, client: headers["cf-connecting-ip"] }, "request");
+  };
+
+  const started = await Promise.allSettled(Array.from({ length: shardCount }, (_, i) => startShard(i)));
+  const shards = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  const stopShards = () => Promise.all(shards.map(async (s) => (s.agent.destroy(), await s.mf.dispose())));
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (failed) {
+    await stopShards();
+    throw failed.reason;
+  }
+  leaveSignalsToTheHost();
+  const limiter = new FrontRateLimiter(options.rateLimitPerMinute ?? 60);
+
+  const unavailable = (res: http.ServerResponse, err: Error) => {
+    log?.error({ err: err.message }, "worker runtime did not answer");
+    if (!res.headersSent) res.writeHead(503, { "content-type": "application/json" });
+    res.end(JSON.stringify({ code: "unavailable", message: "discovery runtime is not answering; retry shortly" }));
+  };
+
+  /** Sends the request to one shard and streams the answer back. */
+  const forward = (
+    shard: Shard,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    headers: http.OutgoingHttpHeaders,
+    body: { buffered: Buffer[]; rest: boolean },
+    onStatus?: (status: number) => void,
+    retried = false,
+  ) => {
     const upstream = http.request(
-      { host: inner.hostname, port: inner.port, method: req.method, path: req.url, headers, agent },
+      { host: shard.host, port: shard.port, method: req.method, path: req.url, headers, agent: shard.agent },
       (upRes) => {
+        onStatus?.(upRes.statusCode ?? 502);
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
         upRes.pipe(res);
       },
     );
-    upstream.on("error", (err) => {
-      options.logger?.error({ err: err.message }, "worker runtime did not answer");
-      if (!res.headersSent) res.writeHead(503, { "content-type": "application/json" });
-      res.end(JSON.stringify({ code: "unavailable", message: "discovery runtime is not answering; retry shortly" }));
+    upstream.on("error", (err: NodeJS.ErrnoException) => {
+      // workerd may close an idle kept-alive connection just as it is reused;
+      // then nothing reached the worker, and a buffered request can go again.
+      if (!retried && upstream.reusedSocket && err.code === "ECONNRESET" && !body.rest && !res.headersSent)
+        return forward(shard, req, res, headers, body, onStatus, true);
+      unavailable(res, err);
     });
-    req.pipe(upstream);
+    for (const chunk of body.buffered) upstream.write(chunk);
+    if (body.rest) req.pipe(upstream);
+    else upstream.end();
+  };
+
+  /** Asks one shard and reads the whole answer (for Health, which is small). */
+  const ask = (shard: Shard, req: http.IncomingMessage, headers: http.OutgoingHttpHeaders, body: Buffer) =>
+    new Promise<Upstream>((done, fail) => {
+      const upstream = http.request(
+        { host: shard.host, port: shard.port, method: req.method, path: req.url, headers, agent: shard.agent },
+        (upRes) => {
+          const chunks: Buffer[] = [];
+          upRes.on("data", (c: Buffer) => chunks.push(c));
+          upRes.on("end", () => done({ status: upRes.statusCode ?? 502, headers: upRes.headers, body: Buffer.concat(chunks) }));
+          upRes.on("error", fail);
+        },
+      );
+      upstream.on("error", fail);
+      upstream.end(body);
+    });
+
+  const health = async (
+    encoding: HealthEncoding,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    headers: http.OutgoingHttpHeaders,
+    body: Buffer,
+  ) => {
+    const answers = await Promise.all(shards.map((s) => ask(s, req, headers, body)));
+    const failed = answers.find((a) => a.status !== 200);
+    const first = failed ?? answers[0]!;
+    const merged = failed ? first.body : encodeHealth(encoding, sumHealth(answers.map((a) => parseHealth(encoding, a.body))));
+    res.writeHead(first.status, { ...first.headers, "content-length": String(merged.byteLength) });
+    res.end(merged);
+  };
+
+  const refuseRate = (res: http.ServerResponse, contentType: string | undefined, message: string) => {
+    if (contentType?.startsWith("application/grpc")) {
+      res.writeHead(200, { "content-type": contentType, "grpc-status": "8", "grpc-message": encodeURIComponent(message) });
+      res.end();
+      return;
+    }
+    res.writeHead(429, { "content-type": "application/json" });
+    res.end(JSON.stringify({ code: "resource_exhausted", message }));
+  };
+
+  /** Reads the body up to the size limit; a longer one is left to stream on. */
+  const readBounded = async (req: http.IncomingMessage): Promise<{ buffered: Buffer[]; rest: boolean }> => {
+    const buffered: Buffer[] = [];
+    let total = 0;
+    if (Number(req.headers["content-length"] ?? 0) > limits.maxBodyBytes) return { buffered, rest: true };
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      buffered.push(chunk);
+      total += chunk.byteLength;
+      if (total > limits.maxBodyBytes) return { buffered, rest: true };
+    }
+    return { buffered, rest: false };
+  };
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const client = (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
+    const headers: http.OutgoingHttpHeaders = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value !== undefined && !miniflareHeader.test(name) && name !== "cf-connecting-ip") headers[name] = value;
+    }
+    headers["cf-connecting-ip"] = client;
+    log?.debug({ method: req.method, path: req.url, client }, "request");
+    const url = req.url ?? "/";
+    const queryAt = url.indexOf("?");
+    const path = queryAt < 0 ? url : url.slice(0, queryAt);
+    const shardFor = (meshId: string | undefined) => shards[meshId === undefined ? 0 : shardOf(meshId, shards.length)]!;
+    // A GET has no body to stream, so it can be retried like a buffered one.
+    const streamed = { buffered: [], rest: req.method !== "GET" && req.method !== "HEAD" };
+    const admitted = (register: boolean, contentType?: string) => {
+      if (!register) return true;
+      const decision = limiter.take(client);
+      if (!decision.allowed) refuseRate(res, contentType, limiter.message(client, decision));
+      return decision.allowed;
+    };
+    const refundIfInvalid = (register: boolean) => (status: number) => {
+      if (register && status === 400) limiter.refund(client);
+    };
+
+    if (path === "/health" && req.method === "GET" && shards.length > 1) return health("rest", req, res, headers, Buffer.alloc(0));
+    const rest = restTarget(req.method ?? "", path);
+    if (rest) {
+      if (!admitted(rest.register)) return;
+      return forward(shardFor(rest.meshId), req, res, headers, streamed, refundIfInvalid(rest.register));
+    }
+    const method = connectMethod(path);
+    if (!method) return forward(shards[0]!, req, res, headers, streamed);
+    if (req.method === "GET")
+      return forward(shardFor(meshIdFromQuery(method, new URLSearchParams(url.slice(queryAt + 1)))), req, res, headers, streamed);
+    if (req.method !== "POST") return forward(shards[0]!, req, res, headers, streamed);
+
+    const body = await readBounded(req);
+    if (body.rest) return forward(shards[0]!, req, res, headers, body); // too large: shard 0 refuses it
+    const bytes = Buffer.concat(body.buffered);
+    const contentType = req.headers["content-type"] ?? "";
+    const format = bodyFormat(contentType);
+    if (method.name === "Health" && shards.length > 1 && format && !format.enveloped)
+      return health(format.binary ? "proto" : "json", req, res, headers, bytes);
+    const register = isRegistration(method);
+    if (!admitted(register, contentType)) return;
+    const meshId = meshIdFromBody(
+      method,
+      { contentType, contentEncoding: header(req, "content-encoding"), grpcEncoding: header(req, "grpc-encoding") },
+      bytes,
+    );
+    forward(shardFor(meshId), req, res, headers, { buffered: [bytes], rest: false }, refundIfInvalid(register));
+  };
+
+  const front = http.createServer((req, res) => {
+    handle(req, res).catch((err: Error) => unavailable(res, err));
   });
   front.keepAliveTimeout = 65_000;
-  front.listen(options.port, host);
-  await once(front, "listening");
+  try {
+    front.listen(options.port, host);
+    await once(front, "listening");
+  } catch (err) {
+    await stopShards();
+    throw err;
+  }
   const port = (front.address() as AddressInfo).port;
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
 
@@ -116,8 +309,12 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     (closing ??= (async () => {
       front.closeAllConnections();
       await new Promise<void>((done) => front.close(() => done()));
-      agent.destroy();
-      await mf.dispose();
+      await stopShards();
     })());
-  return { url: `http://${urlHost}:${port}`, port, close, [Symbol.asyncDispose]: close };
+  return { url: `http://${urlHost}:${port}`, port, shards: shards.length, close, [Symbol.asyncDispose]: close };
+}
+
+function header(req: http.IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
 }

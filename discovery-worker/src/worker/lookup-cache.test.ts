@@ -21,4 +21,25 @@ describe("LookupCache", () => {
     expect(small.get("k0", 1)).toBeUndefined();
     expect(small.get("k10", 1)).toBeDefined();
   });
+
+  it("drops a fill read before a later delete, so a long ttl never serves a replaced registration", () => {
+    const cache = new LookupCache<{ expiresAtMs: number; v: string }>(300_000);
+    const readAt = cache.generation;
+    cache.delete("a"); // a registration landed while the lookup was reading
+    cache.set("a", { expiresAtMs: 10_000, v: "old" }, 0, readAt);
+    expect(cache.get("a", 1)).toBeUndefined();
+    cache.set("a", { expiresAtMs: 10_000, v: "new" }, 0, cache.generation);
+    expect(cache.get("a", 1)?.v).toBe("new");
+  });
+
+  it("caches a registration's answer unless a newer one is cached, and drops lookups in flight", () => {
+    const cache = new LookupCache<{ expiresAtMs: number; signedAt: number }>(300_000);
+    const newer = (incoming: { signedAt: number }) => (cached: { signedAt: number }) => cached.signedAt > incoming.signedAt;
+    const readAt = cache.generation;
+    cache.put("a", { expiresAtMs: 10_000, signedAt: 2 }, newer({ signedAt: 2 }), 0);
+    cache.put("a", { expiresAtMs: 10_000, signedAt: 1 }, newer({ signedAt: 1 }), 0); // an older answer arriving late
+    expect(cache.get("a", 1)?.signedAt).toBe(2);
+    cache.set("a", { expiresAtMs: 10_000, signedAt: 0 }, 1, readAt); // a lookup that read before both
+    expect(cache.get("a", 1)?.signedAt).toBe(2);
+  });
 });

@@ -46,6 +46,7 @@ interface Pin {
 }
 
 export interface RegisterOutcome {
+  lastSeenMs: number;
   expiresAtMs: number;
   ttlSeconds: number;
 }
@@ -237,7 +238,7 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
     );
     this.armAlarm(expiresAtMs);
     if (!current) await this.reportCounts(now);
-    return ok({ expiresAtMs, ttlSeconds: Math.round(this.config.ttlMs / 1000) });
+    return ok({ lastSeenMs: now, expiresAtMs, ttlSeconds: Math.round(this.config.ttlMs / 1000) });
   }
 
   private checkSkew(signature: Signature): Result<never> | null {

@@ -18,7 +18,7 @@ import {
 } from "@coral/proto";
 import { issueBootstrapToken, verifyBootstrapToken } from "./bootstrap.ts";
 import { readConfig } from "./config.ts";
-import type { AgentRecord, ColonyRecord, Stored } from "./mesh-registry.ts";
+import type { AgentRecord, ColonyRecord, RegisterOutcome, Stored } from "./mesh-registry.ts";
 import { LookupCache } from "./lookup-cache.ts";
 import { unwrap } from "./result.ts";
 
@@ -107,6 +107,33 @@ function caches(env: DiscoveryEnv) {
   return { colonies: colonyCache, agents: agentCache };
 }
 
+/** What the mesh's object now holds for this registration, as its lookup would return it. */
+function storedFrom<R extends ColonyRecord | AgentRecord>(record: R, outcome: RegisterOutcome): Stored<R> {
+  return { record, lastSeenMs: outcome.lastSeenMs, expiresAtMs: outcome.expiresAtMs };
+}
+
+/** The mesh's object accepts only ever newer signatures for a key, so the newer signature is the current answer. */
+function newerThan(record: ColonyRecord | AgentRecord) {
+  return (cached: Stored<ColonyRecord | AgentRecord>) => cached.record.signature.signedAtMs > record.signature.signedAtMs;
+}
+
+/**
+ * Answers from the cache, else from the mesh's object. Only a miss fills the
+ * cache, so an entry ages out after the ttl however often it is read.
+ */
+async function cachedLookup<V extends { expiresAtMs: number }>(
+  cache: LookupCache<V>,
+  key: string,
+  read: () => Promise<V | null>,
+): Promise<V | null> {
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const generation = cache.generation;
+  const stored = await read();
+  if (stored) cache.set(key, stored, Date.now(), generation);
+  return stored;
+}
+
 export const discoveryOps = {
   async health(call: CallContext): Promise<pb.HealthResponse> {
     const directory = call.env.DIRECTORY.get(call.env.DIRECTORY.idFromName("directory"));
@@ -126,7 +153,7 @@ export const discoveryOps = {
     await enforceRateLimit(call);
     const record: ColonyRecord = { ...fields, signature, observedIp: call.clientIp };
     const outcome = unwrap(await mesh(call.env, req.meshId).registerColony(record));
-    caches(call.env).colonies.delete(req.meshId);
+    caches(call.env).colonies.put(req.meshId, storedFrom(record, outcome), newerThan(record));
     return create(pb.RegisterColonyResponseSchema, {
       success: true,
       ttl: outcome.ttlSeconds,
@@ -137,9 +164,7 @@ export const discoveryOps = {
 
   async lookupColony(call: CallContext, req: pb.LookupColonyRequest): Promise<pb.LookupColonyResponse> {
     validated(() => checkMeshId(req.meshId));
-    const cache = caches(call.env).colonies;
-    const stored = cache.get(req.meshId) ?? (await mesh(call.env, req.meshId).lookupColony());
-    if (stored) cache.set(req.meshId, stored);
+    const stored = await cachedLookup(caches(call.env).colonies, req.meshId, () => mesh(call.env, req.meshId).lookupColony());
     if (!stored) throw new ConnectError(`colony not found: ${req.meshId}`, Code.NotFound);
     return colonyAnswer(stored);
   },
@@ -149,7 +174,7 @@ export const discoveryOps = {
     await enforceRateLimit(call);
     const record: AgentRecord = { ...fields, signature, observedIp: call.clientIp };
     const outcome = unwrap(await mesh(call.env, req.meshId).registerAgent(record));
-    caches(call.env).agents.delete(`${req.meshId}/${req.agentId}`);
+    caches(call.env).agents.put(`${req.meshId}/${req.agentId}`, storedFrom(record, outcome), newerThan(record));
     return create(pb.RegisterAgentResponseSchema, {
       success: true,
       ttl: outcome.ttlSeconds,
@@ -163,10 +188,8 @@ export const discoveryOps = {
       checkMeshId(req.meshId);
       checkAgentId(req.agentId);
     });
-    const cache = caches(call.env).agents;
     const key = `${req.meshId}/${req.agentId}`;
-    const stored = cache.get(key) ?? (await mesh(call.env, req.meshId).lookupAgent(req.agentId));
-    if (stored) cache.set(key, stored);
+    const stored = await cachedLookup(caches(call.env).agents, key, () => mesh(call.env, req.meshId).lookupAgent(req.agentId));
     if (!stored) throw new ConnectError(`agent not found: ${req.agentId} in mesh ${req.meshId}`, Code.NotFound);
     return agentAnswer(stored);
   },

@@ -1,0 +1,121 @@
+// Which mesh a request is about, so the front can send it to that mesh's
+// shard. This only routes: the shard's worker still validates everything, so
+// whatever cannot be read here goes to shard 0 and gets the worker's error.
+import { gunzipSync } from "node:zlib";
+import { fromBinary, fromJson, type DescMessage, type DescMethod, type JsonValue } from "@bufbuild/protobuf";
+import { DiscoveryService, limits } from "@coral/proto";
+
+export const connectPrefix = `/${DiscoveryService.typeName}/`;
+const methods = new Map(DiscoveryService.methods.map((m) => [m.name, m]));
+const restPath = /^\/v1\/mesh\/([^/]+)\/(register|colony|agents\/[^/]+)$/;
+
+export interface RestTarget {
+  meshId: string;
+  register: boolean;
+}
+
+export function restTarget(method: string, path: string): RestTarget | undefined {
+  const match = restPath.exec(path);
+  if (!match) return undefined;
+  try {
+    return { meshId: decodeURIComponent(match[1]!), register: method === "POST" && match[2] === "register" };
+  } catch {
+    return undefined; // bad escape: the worker answers it
+  }
+}
+
+export function connectMethod(path: string): DescMethod | undefined {
+  return path.startsWith(connectPrefix) ? methods.get(path.slice(connectPrefix.length)) : undefined;
+}
+
+export function isRegistration(method: DescMethod): boolean {
+  return method.name === "RegisterColony" || method.name === "RegisterAgent";
+}
+
+export interface BodyHeaders {
+  contentType: string;
+  contentEncoding?: string;
+  grpcEncoding?: string;
+}
+
+/** The wire format of a Connect, gRPC or gRPC-web request body, from its content type. */
+export function bodyFormat(contentType: string): { binary: boolean; enveloped: boolean } | undefined {
+  const type = contentType.split(";")[0]!.trim().toLowerCase();
+  if (type === "application/json") return { binary: false, enveloped: false };
+  if (type === "application/proto") return { binary: true, enveloped: false };
+  const grpc = /^application\/grpc(?:-web)?(?:\+(proto|json))?$/.exec(type);
+  if (grpc) return { binary: grpc[1] !== "json", enveloped: true };
+  return undefined;
+}
+
+function gunzip(bytes: Uint8Array): Uint8Array {
+  return gunzipSync(bytes, { maxOutputLength: limits.maxBodyBytes });
+}
+
+/** The mesh id a POSTed request message names, or undefined when it cannot be read. */
+export function meshIdFromBody(method: DescMethod, headers: BodyHeaders, body: Uint8Array): string | undefined {
+  const format = bodyFormat(headers.contentType);
+  if (!format) return undefined;
+  try {
+    let message = body;
+    let encoding = headers.contentEncoding;
+    if (format.enveloped) {
+      if (message.byteLength < 5) return undefined;
+      const compressed = (message[0]! & 1) === 1;
+      const length = new DataView(message.buffer, message.byteOffset, 5).getUint32(1);
+      message = message.subarray(5, 5 + length);
+      encoding = compressed ? headers.grpcEncoding : undefined;
+    }
+    if (encoding && encoding !== "identity") {
+      if (encoding !== "gzip") return undefined;
+      message = gunzip(message);
+    }
+    return meshIdOf(method, format.binary ? fromBinary(method.input, message) : parseJson(method.input, message));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The mesh id of a Connect GET (`?message=…&encoding=…[&base64=1][&compression=gzip]`). */
+export function meshIdFromQuery(method: DescMethod, query: URLSearchParams): string | undefined {
+  try {
+    const raw = query.get("message") ?? "";
+    let bytes = query.get("base64") === "1" ? Buffer.from(raw, "base64url") : new TextEncoder().encode(raw);
+    const compression = query.get("compression");
+    if (compression && compression !== "identity") {
+      if (compression !== "gzip") return undefined;
+      bytes = Buffer.from(gunzip(bytes));
+    }
+    const encoding = query.get("encoding");
+    if (encoding === "proto") return meshIdOf(method, fromBinary(method.input, bytes));
+    if (encoding === "json") return meshIdOf(method, parseJson(method.input, bytes));
+    return undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseJson(schema: DescMessage, bytes: Uint8Array) {
+  return fromJson(schema, JSON.parse(new TextDecoder().decode(bytes)) as JsonValue, { ignoreUnknownFields: true });
+}
+
+function meshIdOf(method: DescMethod, message: object): string | undefined {
+  if (method.name === "RedeemBootstrapToken") return meshIdOfToken((message as { token?: string }).token ?? "");
+  const meshId = (message as { meshId?: unknown }).meshId;
+  return typeof meshId === "string" && meshId !== "" ? meshId : undefined;
+}
+
+/**
+ * The mesh a bootstrap token names (its `colony_id` claim), read without
+ * verifying: the shard verifies the signature and single use.
+ */
+export function meshIdOfToken(token: string): string | undefined {
+  const payload = token.split(".")[1];
+  if (!payload || payload.length > 4096) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as { colony_id?: unknown };
+    return typeof claims.colony_id === "string" ? claims.colony_id : undefined;
+  } catch {
+    return undefined;
+  }
+}
