@@ -22,7 +22,18 @@ const incident = Math.floor(Date.now() / minute) * minute - 5 * minute;
 const at = (offsetMs: number) => timestampFromDate(new Date(incident + offsetMs));
 const iso = (offsetMs: number) => new Date(incident + offsetMs).toISOString().replace(/\.000Z$/, "Z");
 
-const toolNames = ["coral_analyze_correlation", "coral_get_insights", "coral_get_status", "coral_get_topology", "coral_query_events", "coral_query_metrics"];
+const toolNames = [
+  "coral_analyze_correlation",
+  "coral_debug_attach",
+  "coral_debug_detach",
+  "coral_debug_events",
+  "coral_debug_list_functions",
+  "coral_get_insights",
+  "coral_get_status",
+  "coral_get_topology",
+  "coral_query_events",
+  "coral_query_metrics",
+];
 
 let project: TestProject;
 let colonyUrl: string;

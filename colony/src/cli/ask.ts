@@ -48,7 +48,8 @@ import { ExternalMcpServers } from "../mcp/client.ts";
 import { ToolError } from "../tools/index.ts";
 import { UsageError } from "./options.ts";
 import { useColor } from "./read-commands.ts";
-import { colonyClient, localColonyDir, resolveTarget, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
+import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
+import { colonyClient, localColonyDir, resolveTarget, serviceClient, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
 
 export interface AskCommandOptions {
   /**
@@ -141,7 +142,7 @@ async function askAction(question: string, opts: AskOptions, commandOptions: Ask
   const maxRetries = opts.maxRetries ?? config.max_retries;
   const target = await resolveTarget(opts);
   const colony = colonyClient(target);
-  const coralTools = commandOptions.tools ? await commandOptions.tools({ target, client: colony }) : registryAskTools({ colony }, { explain: (err) => unreachable(err, target) });
+  const coralTools = commandOptions.tools ? await commandOptions.tools({ target, client: colony }) : registryAskTools({ colony, debug: serviceClient(DebugService, target) }, { explain: (err) => unreachable(err, target) });
   const client = new Anthropic({ apiKey: resolved.key, baseURL, maxRetries });
   const mcpConfig = opts.mcp ? await externalServers(opts) : undefined;
   await using external = mcpConfig

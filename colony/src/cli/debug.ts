@@ -4,8 +4,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { create, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { UprobeEventSchema, type UprobeEvent } from "@coral/proto/gen/coral/agent/v1/debug_pb";
 import {
   DebugService,
@@ -19,16 +18,12 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { parseDuration } from "../config/index.ts";
 import { eventStats, formatEventLine, formatFunctions, formatSessions, formatSummary } from "../format/index.ts";
 import { printJson, sinceOption, useColor } from "./read-commands.ts";
-import { explainError, resolveTarget, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
+import { explainError, resolveTarget, serviceClient, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
 
 type DebugClient = Client<typeof DebugService>;
 
 function debugClient(target: ColonyTarget): DebugClient {
-  const auth: Interceptor = (next) => (req) => {
-    if (target.token) req.header.set("authorization", `Bearer ${target.token}`);
-    return next(req);
-  };
-  return createClient(DebugService, createConnectTransport({ baseUrl: target.url, httpVersion: "1.1", interceptors: [auth] }));
+  return serviceClient(DebugService, target);
 }
 
 /** The colony's answer, or the agent's passed through it, as something to act on. */

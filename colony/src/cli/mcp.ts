@@ -3,9 +3,10 @@
 // request); `coral mcp configure` prints the block for an assistant's config.
 import { Command, Option } from "commander";
 import { loadColonyConfig } from "../config/load.ts";
-import { ExternalMcpServers, keepStdoutForFrames, lazyColonyClient, serveStdio, startMcpHttpServer } from "../mcp/index.ts";
+import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
+import { ExternalMcpServers, keepStdoutForFrames, lazyClient, lazyColonyClient, serveStdio, startMcpHttpServer } from "../mcp/index.ts";
 import { parsePortOption } from "./options.ts";
-import { colonyClient, localColonyDir, resolveTarget, withRemoteOptions, type RemoteOptions } from "./remote.ts";
+import { colonyClient, localColonyDir, resolveTarget, serviceClient, withRemoteOptions, type RemoteOptions } from "./remote.ts";
 
 interface ServerOptions extends RemoteOptions {
   transport: "stdio" | "http";
@@ -37,8 +38,9 @@ function serverCommand(): Command {
         const restore = keepStdoutForFrames();
         try {
           const colony = lazyColonyClient(async () => colonyClient(await resolveTarget(opts)));
+          const debug = lazyClient(DebugService, async () => serviceClient(DebugService, await resolveTarget(opts)));
           process.stderr.write(`coral mcp server: serving over stdio${opts.colonyUrl ? ` for ${opts.colonyUrl}` : ""}\n`);
-          await serveStdio({ colony });
+          await serveStdio({ colony, debug });
         } finally {
           restore();
         }

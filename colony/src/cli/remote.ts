@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
@@ -84,9 +85,14 @@ function bearer(token: string | undefined): Interceptor {
   };
 }
 
-export function colonyClient(target: ColonyTarget): Client<typeof ColonyService> {
+/** A client of one of the colony's services, sending the target's token. */
+export function serviceClient<S extends DescService>(service: S, target: ColonyTarget): Client<S> {
   const transport = createConnectTransport({ baseUrl: target.url, httpVersion: "1.1", interceptors: [bearer(target.token)] });
-  return createClient(ColonyService, transport);
+  return createClient(service, transport);
+}
+
+export function colonyClient(target: ColonyTarget): Client<typeof ColonyService> {
+  return serviceClient(ColonyService, target);
 }
 
 /** Turns transport failures into messages a person can act on. */

@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
+import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { bearerToken } from "../api/auth.ts";
 import { createCoralMcpServer } from "./server.ts";
@@ -60,11 +61,11 @@ export async function startMcpHttpServer(options: McpHttpOptions): Promise<Runni
   const host = options.host ?? "127.0.0.1";
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const ttl = options.verifyTtlMs ?? 10_000;
-  const clients = new Map<string, ColonyClient>();
+  const clients = new Map<string, { colony: ColonyClient; debug: Client<typeof DebugService> }>();
   /** sha256(token) → until when the colony's last yes counts. */
   const verified = new Map<string, number>();
   const keyOf = (token: string) => createHash("sha256").update(token).digest("hex");
-  const clientFor = (token: string): ColonyClient => {
+  const clientsFor = (token: string) => {
     let client = clients.get(token);
     if (!client) {
       if (clients.size >= 100) clients.delete(clients.keys().next().value!);
@@ -79,7 +80,8 @@ export async function startMcpHttpServer(options: McpHttpOptions): Promise<Runni
           throw err;
         }
       };
-      client = createClient(ColonyService, createConnectTransport({ baseUrl: options.colonyUrl, httpVersion: "1.1", interceptors: [forward] }));
+      const transport = createConnectTransport({ baseUrl: options.colonyUrl, httpVersion: "1.1", interceptors: [forward] });
+      client = { colony: createClient(ColonyService, transport), debug: createClient(DebugService, transport) };
       clients.set(token, client);
     }
     return client;
@@ -90,7 +92,7 @@ export async function startMcpHttpServer(options: McpHttpOptions): Promise<Runni
     const key = keyOf(token);
     if ((verified.get(key) ?? 0) > Date.now()) return undefined;
     try {
-      await clientFor(token).getStatus({}, { timeoutMs: 10_000 });
+      await clientsFor(token).colony.getStatus({}, { timeoutMs: 10_000 });
       verified.set(key, Date.now() + ttl);
       return undefined;
     } catch (err) {
@@ -127,7 +129,7 @@ export async function startMcpHttpServer(options: McpHttpOptions): Promise<Runni
     const refused = await refusal(token);
     if (refused) return sendError(res, refused.status, refused.message, refused.status === 401 ? { "www-authenticate": 'Bearer realm="coral", error="invalid_token"' } : {});
 
-    const server = createCoralMcpServer({ colony: clientFor(token) });
+    const server = createCoralMcpServer(clientsFor(token));
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on("close", () => {
       void transport.close().catch(() => undefined);

@@ -1,26 +1,34 @@
-// A colony client that finds its colony on first use (and again after a
-// failure), so an MCP server started before `coral init` or `coral colony
-// start` still answers each tool call with what to do.
+// Clients that find their colony on first use (and again after a failure), so
+// an MCP server started before `coral init` or `coral colony start` still
+// answers each tool call with what to do.
+import type { DescService } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 
-type ColonyClient = Client<typeof ColonyService>;
+type AnyMethod = (req: unknown, options?: unknown) => unknown;
 
-export function lazyColonyClient(resolve: () => Promise<ColonyClient>): ColonyClient {
-  let pending: Promise<ColonyClient> | undefined;
-  const get = () => {
+export function lazyClient<S extends DescService>(service: S, resolve: () => Promise<Client<S>>): Client<S> {
+  let pending: Promise<Client<S>> | undefined;
+  const get = async () => {
     pending ??= resolve().catch((err: unknown) => {
       pending = undefined;
       throw err;
     });
-    return pending;
+    return (await pending) as unknown as Record<string, AnyMethod>;
   };
-  const client: Record<string, (req: unknown, options?: unknown) => Promise<unknown>> = {};
-  for (const name of Object.keys(ColonyService.method)) {
-    client[name] = async (req, options) => {
-      const real = (await get()) as unknown as Record<string, (req: unknown, options?: unknown) => Promise<unknown>>;
-      return real[name]!(req, options);
-    };
+  const client: Record<string, AnyMethod> = {};
+  for (const [name, method] of Object.entries(service.method)) {
+    client[name] =
+      method.methodKind === "unary"
+        ? async (req, options) => (await get())[name]!(req, options)
+        : // Streaming methods return an async iterable, not a promise.
+          async function* (req, options) {
+            yield* (await get())[name]!(req, options) as AsyncIterable<unknown>;
+          };
   }
-  return client as unknown as ColonyClient;
+  return client as unknown as Client<S>;
+}
+
+export function lazyColonyClient(resolve: () => Promise<Client<typeof ColonyService>>): Client<typeof ColonyService> {
+  return lazyClient(ColonyService, resolve);
 }

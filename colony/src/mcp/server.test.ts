@@ -26,11 +26,13 @@ async function connected(colony: Colony) {
 const text = (r: unknown) => ((r as CallToolResult).content[0] as { text: string }).text;
 
 describe("createCoralMcpServer", () => {
-  it("registers every tool of the registry, read-only ones annotated as such", async () => {
+  it("registers every tool of the registry, read-only ones annotated as such and write ones as destructive", async () => {
     const client = await connected({} as Colony);
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name)).toEqual(coralTools.map((t) => t.name));
-    expect(tools.every((t) => t.annotations?.readOnlyHint === true && t.annotations.destructiveHint === false)).toBe(true);
+    const writes = tools.filter((t) => t.annotations?.readOnlyHint === false).map((t) => t.name);
+    expect(writes.sort()).toEqual(["coral_debug_attach", "coral_debug_detach"]);
+    for (const t of tools) expect(t.annotations?.destructiveHint).toBe(t.annotations?.readOnlyHint === false);
     expect(client.getInstructions()).toMatch(/Start with coral_get_status/);
     await client.close();
   });

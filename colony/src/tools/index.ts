@@ -11,7 +11,7 @@
 // colony RPC they call must require an admin token and write an audit row.
 import { z } from "zod";
 import { analyzeCorrelationTool } from "./correlation.ts";
-
+import { debugTools } from "./debug.ts";
 import { queryEventsTool } from "./events.ts";
 import { getInsightsTool } from "./insights.ts";
 import { queryMetricsTool } from "./metrics.ts";
@@ -32,10 +32,9 @@ export const coralTools: readonly CoralTool[] = [
   queryMetricsTool,
   analyzeCorrelationTool,
   getInsightsTool,
-  // The live-debugging tools (coral_debug_list_functions, coral_debug_attach,
-  // coral_debug_events, coral_debug_detach) exist in ./debug.ts (debugTools)
-  // and need ToolContext.debug; they join this list once the MCP server and
-  // coral ask pass a DebugService client. Attach and detach are readOnly: false.
+  // Live debugging (ToolContext.debug): list functions, attach, events, detach.
+  // Attach and detach are readOnly: false: the colony wants an admin token and audits them.
+  ...debugTools,
 ];
 
 export function findTool(name: string): CoralTool | undefined {

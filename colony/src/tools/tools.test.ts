@@ -23,11 +23,22 @@ function fakeColony(methods: Partial<Record<keyof Colony, (req: never) => Promis
 }
 
 describe("the tool registry", () => {
-  it("lists read tools with object schemas and descriptions", () => {
-    expect(coralTools.map((t) => t.name)).toEqual(["coral_get_status", "coral_get_topology", "coral_query_events", "coral_query_metrics", "coral_analyze_correlation", "coral_get_insights"]);
+  it("lists the tools with object schemas and descriptions; only debug attach and detach write", () => {
+    expect(coralTools.map((t) => t.name)).toEqual([
+      "coral_get_status",
+      "coral_get_topology",
+      "coral_query_events",
+      "coral_query_metrics",
+      "coral_analyze_correlation",
+      "coral_get_insights",
+      "coral_debug_list_functions",
+      "coral_debug_attach",
+      "coral_debug_events",
+      "coral_debug_detach",
+    ]);
     for (const tool of coralTools) {
       expect(tool.name).toMatch(/^coral_[a-z_]+$/);
-      expect(tool.readOnly).toBe(true);
+      expect(tool.readOnly).toBe(!["coral_debug_attach", "coral_debug_detach"].includes(tool.name));
       expect(tool.description.length).toBeGreaterThan(80);
       const schema = toolJsonSchema(tool);
       expect(schema).toMatchObject({ type: "object", additionalProperties: false });
