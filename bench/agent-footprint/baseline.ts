@@ -1,8 +1,8 @@
 // Idle processes the agent-footprint bench measures beside the agent, to
 // split its RSS into Node + tsx, the coral code it loads, and DuckDB:
 //   node --import tsx bench/agent-footprint/baseline.ts modules
-//     loads the coral CLI (colony/src/cli/main.ts, which pulls in the agent,
-//     NATS, Connect and the DuckDB bindings) and idles;
+//     loads every command of the coral CLI (buildCli() of colony/src/cli/main.ts,
+//     which pulls in the agent, NATS, Connect and the DuckDB bindings) and idles;
 //   node --import tsx bench/agent-footprint/baseline.ts duckdb <dir> [threads] [memoryLimit]
 //     opens an empty agent store (openAgentStore, the agent's defaults unless
 //     given) in <dir> and idles.
@@ -11,7 +11,8 @@ import { join } from "node:path";
 
 const [mode, dir, threads, memoryLimit] = process.argv.slice(2);
 if (mode === "modules") {
-  await import("../../colony/src/cli/main.ts");
+  const { buildCli } = await import("../../colony/src/cli/main.ts");
+  await buildCli();
 } else if (mode === "duckdb" && dir) {
   const { openAgentStore } = await import("../../agent/src/storage/index.ts");
   await openAgentStore(join(dir, "agent.duckdb"), {

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Runs the TypeScript sources directly through tsx: nothing to build after npm ci.
+// main.ts loads only the module of the command being run (an agent, `coral
+// connect`, never loads the colony runtime or miniflare).
 import { register } from "tsx/esm/api";
 
 register();
-// An agent (`coral connect`) loads only its own command; everything else the whole CLI.
-const entry = process.argv[2] === "connect" ? "../src/cli/connect-entry.ts" : "../src/cli/main.ts";
-const { main } = await import(entry);
+const { main } = await import("../src/cli/main.ts");
 process.exitCode = await main(process.argv);
