@@ -72,16 +72,8 @@ export function classifySockets(
  * the agent as the app's user, or as root / with CAP_SYS_PTRACE).
  */
 export async function processSockets(pid: number, extraListenPorts: readonly number[] = []): Promise<ProcessSockets | null> {
-  const inodes = await socketInodes(pid);
-  if (inodes === null) return null;
-  let entries: ProcNetTcpEntry[];
-  try {
-    entries = await readTcpTables(`/proc/${pid}/net`);
-  } catch (err) {
-    if (isGone(err)) return null;
-    throw err;
-  }
-  return classifySockets(entries, inodes, extraListenPorts);
+  // A reader that keeps nothing: it reads the tables every time.
+  return new ProcessSocketsReader(0).read(pid, extraListenPorts);
 }
 
 /**
