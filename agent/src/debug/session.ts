@@ -182,7 +182,8 @@ export class UprobeSession extends EventEmitter {
       this.onLine(line);
     });
     child.on("error", (err) => fail(new DebugError("bpftrace_failed", `cannot run bpftrace: ${err.message}`)));
-    child.on("exit", (code, signal) => {
+    // "close", not "exit": stdout has been read to its end, so no event is lost.
+    child.on("close", (code, signal) => {
       clearTimeout(attachTimer);
       if (!isReady) fail(this.startError(code, signal));
       if (!this.stopReason) this.stopReason = this.events.length >= this.program.maxEvents ? "max_events" : isReady ? "bpftrace_exit" : "error";
@@ -238,9 +239,13 @@ export class UprobeSession extends EventEmitter {
 
   private async finish(reason: StopReason): Promise<void> {
     if (!this.stopReason) this.stopReason = reason;
-    this.finishLocal();
     const child = this.child;
-    if (child && child.exitCode === null && child.signalCode === null) {
+    const running = child && child.exitCode === null && child.signalCode === null;
+    // At the event cap nothing more is taken; otherwise bpftrace prints what it
+    // still holds when interrupted, and those calls happened inside the session.
+    if (reason === "max_events" || !running) this.finishLocal();
+    else if (this.timer) clearTimeout(this.timer);
+    if (running) {
       child.kill("SIGINT");
       const killer = setTimeout(() => child.kill("SIGKILL"), 3_000);
       await this.exited;
