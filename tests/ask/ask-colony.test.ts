@@ -74,7 +74,18 @@ describe("coral ask against a real colony (Anthropic API stand-in)", () => {
     expect(standIn.requests).toHaveLength(3);
     expect(standIn.requests.every((r) => apiKeyOf(r.headers) === KEY)).toBe(true);
     expect(standIn.requests[0]!.body.stream).toBe(true);
-    expect(standIn.requests[0]!.body.tools!.map((t) => t.name)).toEqual(["coral_get_status", "coral_get_topology", "coral_query_events", "coral_query_metrics", "coral_analyze_correlation", "coral_get_insights"]);
+    expect(standIn.requests[0]!.body.tools!.map((t) => t.name)).toEqual([
+      "coral_get_status",
+      "coral_get_topology",
+      "coral_query_events",
+      "coral_query_metrics",
+      "coral_analyze_correlation",
+      "coral_get_insights",
+      "coral_debug_list_functions",
+      "coral_debug_attach",
+      "coral_debug_events",
+      "coral_debug_detach",
+    ]);
     const second = standIn.requests[1]!.body.messages;
     expect(second[1]!.content[0]).toEqual({ type: "thinking", thinking: "Restarts: look at frontend's restart events and its status.", signature: "sig-standin-1" });
     const results = (second[2]!.content as Array<{ type: string; tool_use_id?: string; content?: unknown }>).map((b) => [b.type, b.tool_use_id]);
