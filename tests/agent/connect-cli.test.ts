@@ -86,9 +86,23 @@ describe("coral connect", () => {
       pid = Number(match![1]);
       const api = colonyApi(colony.url, project.localToken);
       await waitFor("the daemon agent to report the store", async () => ((await api.getStatus({})).services[0]?.pid === app.pid ? true : undefined));
+      // SIGTERM stops it for good, also when the colony goes away meanwhile.
+      process.kill(pid, "SIGTERM");
+      await colony.close();
+      await waitFor("the daemon agent to exit", () => (isRunning(pid) ? undefined : true), { timeoutMs: 60_000 });
+      pid = 0;
     } finally {
-      if (pid) process.kill(pid, "SIGTERM");
+      if (pid && isRunning(pid)) process.kill(pid, "SIGKILL");
       app.kill("SIGKILL");
     }
-  }, 120_000);
+  }, 180_000);
 });
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -406,10 +406,16 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       for (const t of timers) clearInterval(t);
       await watcher.stop();
       await summarize().catch(() => undefined);
-      await link.deregister(reason).catch(() => undefined);
-      await publisher.stop();
+      // The goodbyes need the colony and NATS; when they are gone (colony
+      // stopped, tunnel down) each gets a bounded wait, so the local store is
+      // still closed cleanly and the process ends.
+      await bounded(link.deregister(reason), 6_000);
+      await bounded(publisher.stop(), 6_000);
       await stopCleanup();
-      await nc?.drain().catch(() => undefined);
+      if (nc) {
+        await bounded(nc.drain(), 3_000);
+        if (!nc.isClosed()) await bounded(nc.close(), 1_000);
+      }
       await debug.close();
       await api.close();
       await store.close();
@@ -425,6 +431,18 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     close,
     [Symbol.asyncDispose]: () => close(),
   };
+}
+
+/** Waits for `p` at most `ms`; its failure or lateness is not the caller's concern. */
+function bounded(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.then(
+      () => undefined,
+      () => undefined,
+    ),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** Established outbound connections, one observation per remote address with a count. */
