@@ -97,4 +97,28 @@ describe("Coral SDK and feature flags", () => {
       await app.stop();
     }
   }, 480_000);
+
+  it("finds the SDK from --sdk PORT when the app announced nothing the agent can see", async () => {
+    await using project = await createTestProject();
+    const colony = await project.start();
+    const env = { CORAL_HOME: project.home, CORAL_API_PORT: new URL(colony.url).port };
+    const appPort = await freePort();
+    // The app announces into one folder; the agent looks in another, empty one.
+    const app = await startSdkApp(appPort, "3.1.0", "switch", await sdkDir());
+    const sdkPort = Number(app.events().find((e) => e.event === "ready")!.sdkPort);
+    expect(sdkPort).toBeGreaterThan(0);
+    const agent = await startConnect(project.dir, { ...env, CORAL_SDK_DIR: await sdkDir() }, "checkout", appPort, ["--sdk", String(sdkPort)]);
+    try {
+      const api = colonyApi(colony.url, project.localToken);
+      const svc = await waitFor("the SDK report through --sdk", async () => {
+        const s = (await api.getStatus({})).services.find((x) => x.name === "checkout");
+        return s?.sdkEnabled ? s : undefined;
+      }, { timeoutMs: 60_000 });
+      expect(svc.version).toBe("3.1.0");
+      expect(svc.components.map((c) => c.name).sort()).toEqual(["cache", "database"]);
+    } finally {
+      await agent.stop();
+      await app.stop();
+    }
+  }, 240_000);
 });
