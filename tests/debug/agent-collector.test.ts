@@ -1,21 +1,19 @@
 // The agent's uprobe collectors with real bpftrace on a real compiled C
 // program, driven over AgentDebugService as the colony drives it.
-import type { ChildProcess } from "node:child_process";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentClientPool } from "../../colony/src/debug/agent-pool.ts";
 import { testAgent } from "../helpers/agents.ts";
-import { createTestProject, type TestProject } from "../helpers/colony.ts";
+import { type TestProject } from "../helpers/colony.ts";
 import { rejection } from "../helpers/errors.ts";
-import { freePort } from "../helpers/ports.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { bpfSkipReason, compilePayments, request, startTarget, targetListening } from "./helpers.ts";
+import { bpfSkipReason, compilePayments, request, startObservedTarget, type ObservedTarget } from "./helpers.ts";
 
 const skip = bpfSkipReason();
 if (skip) console.log(`agent-collector.test: SKIPPING real bpftrace tests: ${skip}`);
 
 describe.skipIf(skip !== undefined)("agent uprobe collectors on a C target", () => {
-  const children: ChildProcess[] = [];
+  let fixture: ObservedTarget | undefined;
   let project: TestProject;
   let agent: Awaited<ReturnType<typeof testAgent>>;
   let port: number;
@@ -23,21 +21,14 @@ describe.skipIf(skip !== undefined)("agent uprobe collectors on a C target", () 
   let client: ReturnType<AgentClientPool["get"]>;
 
   beforeAll(async () => {
-    const bin = compilePayments();
-    port = await freePort();
-    pid = startTarget(bin, port, [], children).pid!;
-    await targetListening(port);
-    project = await createTestProject();
-    const colony = await project.start();
-    agent = await testAgent(project, colony.url, "payments", port, { healthUrl: undefined });
+    fixture = await startObservedTarget(compilePayments(), "payments", { pattern: "validate" });
+    ({ port, project, agent } = fixture);
+    pid = fixture.target.pid!;
     client = new AgentClientPool(project.secret).get(agent.agentId, agent.apiUrl);
-    await waitFor("agent observes the target", async () => (await client.listFunctions({ pattern: "validate" })).pid === pid);
   }, 120_000);
 
   afterAll(async () => {
-    await agent?.close();
-    await project?.[Symbol.asyncDispose]();
-    for (const c of children) c.kill("SIGKILL");
+    await fixture?.[Symbol.asyncDispose]();
   });
 
   it("lists the observed process's functions", async () => {

@@ -1,48 +1,35 @@
 // The coral debug commands as a user runs them (real CLI process, real
 // colony, real agent, real bpftrace on a compiled C program).
-import type { ChildProcess } from "node:child_process";
 import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningColony } from "../../colony/src/runtime/colony.ts";
-import { testAgent } from "../helpers/agents.ts";
 import { runCoral } from "../helpers/cli.ts";
-import { createTestProject, type TestProject } from "../helpers/colony.ts";
-import { freePort } from "../helpers/ports.ts";
+import { type TestProject } from "../helpers/colony.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { bpfSkipReason, compilePayments, debugApi, request, startTarget, targetListening } from "./helpers.ts";
+import { bpfSkipReason, compilePayments, debugApi, request, startObservedTarget, type ObservedTarget } from "./helpers.ts";
 
 const skip = bpfSkipReason();
 if (skip) console.log(`debug cli.test: SKIPPING real bpftrace tests: ${skip}`);
 
 describe.skipIf(skip !== undefined)("coral debug", () => {
-  const children: ChildProcess[] = [];
+  let fixture: ObservedTarget | undefined;
   let project: TestProject;
   let colony: RunningColony;
-  let agent: Awaited<ReturnType<typeof testAgent>>;
   let port: number;
   let remote: string[];
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    const bin = compilePayments();
-    port = await freePort();
-    const pid = startTarget(bin, port, [], children).pid!;
-    await targetListening(port);
-    project = await createTestProject();
-    colony = await project.start();
-    agent = await testAgent(project, colony.url, "payments", port, { healthUrl: undefined });
+    fixture = await startObservedTarget(compilePayments(), "payments", { pattern: "validate" });
+    ({ port, project, colony } = fixture);
     remote = ["--colony-url", colony.url, "--token", project.localToken];
     env = { CORAL_HOME: project.home };
-    const api = debugApi(colony.url, project.localToken);
-    await waitFor("agent observes the target", async () => (await api.listFunctions({ serviceName: "payments", pattern: "validate" })).pid === pid);
   }, 120_000);
 
   afterAll(async () => {
-    await agent?.close();
-    await project?.[Symbol.asyncDispose]();
-    for (const c of children) c.kill("SIGKILL");
+    await fixture?.[Symbol.asyncDispose]();
   });
 
   it("functions lists what can be traced, as text and JSON", async () => {

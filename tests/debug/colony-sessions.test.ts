@@ -1,23 +1,21 @@
 // Debug sessions through the colony (DebugService) with real bpftrace, a real
 // agent and a real compiled C program: attach, events, detach, expiry (also
 // across a colony restart), limits, clear errors, tokens and the audit log.
-import type { ChildProcess } from "node:child_process";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningColony } from "../../colony/src/runtime/colony.ts";
 import { AgentClientPool } from "../../colony/src/debug/agent-pool.ts";
 import { testAgent } from "../helpers/agents.ts";
-import { colonyApi, createTestProject, type TestProject } from "../helpers/colony.ts";
+import { colonyApi, type TestProject } from "../helpers/colony.ts";
 import { rejection } from "../helpers/errors.ts";
-import { freePort } from "../helpers/ports.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { bpfSkipReason, compilePayments, debugApi, request, startTarget, targetListening } from "./helpers.ts";
+import { bpfSkipReason, compilePayments, debugApi, request, startObservedTarget, type ObservedTarget } from "./helpers.ts";
 
 const skip = bpfSkipReason();
 if (skip) console.log(`colony-sessions.test: SKIPPING real bpftrace tests: ${skip}`);
 
 describe.skipIf(skip !== undefined)("debug sessions through the colony", () => {
-  const children: ChildProcess[] = [];
+  let fixture: ObservedTarget | undefined;
   let project: TestProject;
   let colony: RunningColony;
   let agent: Awaited<ReturnType<typeof testAgent>>;
@@ -26,21 +24,13 @@ describe.skipIf(skip !== undefined)("debug sessions through the colony", () => {
   let api: ReturnType<typeof debugApi>;
 
   beforeAll(async () => {
-    const bin = compilePayments();
-    port = await freePort();
-    pid = startTarget(bin, port, [], children).pid!;
-    await targetListening(port);
-    project = await createTestProject();
-    colony = await project.start();
-    agent = await testAgent(project, colony.url, "payments", port, { healthUrl: undefined, maxDebugSessions: 2 });
-    api = debugApi(colony.url, project.localToken);
-    await waitFor("agent observes the target", async () => (await api.listFunctions({ serviceName: "payments", pattern: "validate" })).pid === pid);
+    fixture = await startObservedTarget(compilePayments(), "payments", { pattern: "validate", agent: { maxDebugSessions: 2 } });
+    ({ port, project, colony, agent, api } = fixture);
+    pid = fixture.target.pid!;
   }, 120_000);
 
   afterAll(async () => {
-    await agent?.close();
-    await project?.[Symbol.asyncDispose]();
-    for (const c of children) c.kill("SIGKILL");
+    await fixture?.[Symbol.asyncDispose]();
   });
 
   it("attach, N calls, detach: N pairs through the colony, a completed session with a summary, audit rows", async () => {

@@ -3,39 +3,25 @@
 // stacks grow during the probed call; the program keeps running.
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testAgent } from "../helpers/agents.ts";
-import { createTestProject, type TestProject } from "../helpers/colony.ts";
-import { freePort } from "../helpers/ports.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { bpfSkipReason, compileGoPayments, debugApi, request, startTarget, targetListening } from "./helpers.ts";
+import { bpfSkipReason, compileGoPayments, debugApi, request, startObservedTarget, type ObservedTarget } from "./helpers.ts";
 
 const skip = bpfSkipReason(["go", "objdump", "unshare"]);
 if (skip) console.log(`go.test: SKIPPING Go uprobe tests: ${skip}`);
 
 describe.skipIf(skip !== undefined)("live debugging a Go program", () => {
-  const children: ChildProcess[] = [];
-  let project: TestProject;
-  let agent: Awaited<ReturnType<typeof testAgent>>;
+  let fixture: ObservedTarget | undefined;
   let port: number;
   let target: ChildProcess;
   let api: ReturnType<typeof debugApi>;
 
   beforeAll(async () => {
-    const bin = compileGoPayments();
-    port = await freePort();
-    target = startTarget(bin, port, [], children);
-    await targetListening(port);
-    project = await createTestProject();
-    const colony = await project.start();
-    agent = await testAgent(project, colony.url, "payments-go", port, { healthUrl: undefined });
-    api = debugApi(colony.url, project.localToken);
-    await waitFor("agent observes the Go target", async () => (await api.listFunctions({ serviceName: "payments-go", pattern: "ValidateCard" })).pid === target.pid);
+    fixture = await startObservedTarget(compileGoPayments(), "payments-go", { pattern: "ValidateCard" });
+    ({ port, api, target } = fixture);
   }, 180_000);
 
   afterAll(async () => {
-    await agent?.close();
-    await project?.[Symbol.asyncDispose]();
-    for (const c of children) c.kill("SIGKILL");
+    await fixture?.[Symbol.asyncDispose]();
   });
 
   it("pairs entry and return by goroutine with arguments and return values; the program survives stack growth", async () => {

@@ -1,26 +1,22 @@
 // Live-debugging test helpers: compile real target programs, run them on a
 // free port, drive calls over TCP, and say why the bpftrace tests cannot run.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { accessSync, constants, mkdtempSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
+import type { AgentOptions, RunningAgent } from "../../agent/src/runtime/agent.ts";
+import type { RunningColony } from "../../colony/src/runtime/colony.ts";
+import { testAgent } from "../helpers/agents.ts";
+import { createTestProject, serviceApi, type TestProject } from "../helpers/colony.ts";
+import { freePort } from "../helpers/ports.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { onPath } from "../../agent/src/debug/testing.ts";
 
-export function onPath(bin: string): boolean {
-  return (process.env.PATH ?? "").split(":").some((d) => {
-    try {
-      accessSync(join(d, bin), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
+export { onPath };
+
 
 /** Why real-bpftrace tests cannot run here, or undefined. */
 export function bpfSkipReason(tools: string[] = ["gcc"]): string | undefined {
@@ -84,11 +80,46 @@ export async function targetListening(port: number): Promise<void> {
 
 /** A DebugService client on a colony, with a bearer token. */
 export function debugApi(url: string, token?: string) {
-  const auth: Interceptor = (next) => (req) => {
-    if (token) req.header.set("authorization", `Bearer ${token}`);
-    return next(req);
+  return serviceApi(DebugService, url, token);
+}
+
+export interface ObservedTarget extends AsyncDisposable {
+  port: number;
+  target: ChildProcess;
+  project: TestProject;
+  colony: RunningColony;
+  agent: RunningAgent;
+  /** DebugService as the local (admin) CLI. */
+  api: ReturnType<typeof debugApi>;
+}
+
+/**
+ * The set-up every live-debugging suite shares: the compiled `bin` listening
+ * on a free port, a colony, and an agent observing it as `service`, ready once
+ * the colony lists the target's functions.
+ */
+export async function startObservedTarget(bin: string, service: string, options: { pattern: string; agent?: Partial<AgentOptions> }): Promise<ObservedTarget> {
+  const children: ChildProcess[] = [];
+  const port = await freePort();
+  const target = startTarget(bin, port, [], children);
+  const parts: Partial<ObservedTarget> = { port, target };
+  const close = async () => {
+    await parts.agent?.close();
+    await parts.project?.[Symbol.asyncDispose]();
+    for (const c of children) c.kill("SIGKILL");
   };
-  return createClient(DebugService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [auth] }));
+  try {
+    await targetListening(port);
+    const project = (parts.project = await createTestProject());
+    const colony = (parts.colony = await project.start());
+    parts.agent = await testAgent(project, colony.url, service, port, { healthUrl: undefined, ...options.agent });
+    const api = (parts.api = debugApi(colony.url, project.localToken));
+    await waitFor(`the agent to observe ${service}`, async () => (await api.listFunctions({ serviceName: service, pattern: options.pattern })).pid === target.pid);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { ...(parts as Required<Omit<ObservedTarget, typeof Symbol.asyncDispose>>), [Symbol.asyncDispose]: close };
 }
 
 /** go build of tests/debug/testdata/go (Go register ABI, Go >= 1.17). */

@@ -1,16 +1,12 @@
 // The live-debugging tools (colony/src/tools/debug.ts) against a real colony,
 // agent and bpftrace on a compiled C program: read tools with any token,
 // attach and detach only with an admin token, every call audited.
-import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningColony } from "../../colony/src/runtime/colony.ts";
 import { debugTools, ToolError, type ToolContext } from "../../colony/src/tools/index.ts";
-import { testAgent } from "../helpers/agents.ts";
-import { colonyApi, createTestProject, type TestProject } from "../helpers/colony.ts";
+import { colonyApi, type TestProject } from "../helpers/colony.ts";
 import { thrown } from "../helpers/errors.ts";
-import { freePort } from "../helpers/ports.ts";
-import { waitFor } from "../helpers/wait.ts";
-import { bpfSkipReason, compilePayments, debugApi, request, startTarget, targetListening } from "./helpers.ts";
+import { bpfSkipReason, compilePayments, debugApi, request, startObservedTarget, type ObservedTarget } from "./helpers.ts";
 
 const skip = bpfSkipReason();
 if (skip) console.log(`debug tools.test: SKIPPING real bpftrace tests: ${skip}`);
@@ -18,28 +14,20 @@ if (skip) console.log(`debug tools.test: SKIPPING real bpftrace tests: ${skip}`)
 const [listFunctions, attach, events, detach] = debugTools;
 
 describe.skipIf(skip !== undefined)("live-debugging tools", () => {
-  const children: ChildProcess[] = [];
+  let fixture: ObservedTarget | undefined;
   let project: TestProject;
   let colony: RunningColony;
-  let agent: Awaited<ReturnType<typeof testAgent>>;
   let port: number;
   let admin: ToolContext;
 
   beforeAll(async () => {
-    port = await freePort();
-    const pid = startTarget(compilePayments(), port, [], children).pid!;
-    await targetListening(port);
-    project = await createTestProject();
-    colony = await project.start();
-    agent = await testAgent(project, colony.url, "payments", port, { healthUrl: undefined });
-    admin = { colony: colonyApi(colony.url, project.localToken), debug: debugApi(colony.url, project.localToken) };
-    await waitFor("agent observes the target", async () => (await admin.debug!.listFunctions({ serviceName: "payments" })).pid === pid);
+    fixture = await startObservedTarget(compilePayments(), "payments", { pattern: "" });
+    ({ port, project, colony } = fixture);
+    admin = { colony: colonyApi(colony.url, project.localToken), debug: fixture.api };
   }, 120_000);
 
   afterAll(async () => {
-    await agent?.close();
-    await project?.[Symbol.asyncDispose]();
-    for (const c of children) c.kill("SIGKILL");
+    await fixture?.[Symbol.asyncDispose]();
   });
 
   it("lists, attaches, reads and detaches; a read token may only read", async () => {

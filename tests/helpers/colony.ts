@@ -5,7 +5,8 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { createClient, type Interceptor } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
+import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import pino from "pino";
@@ -74,10 +75,15 @@ export function killLeftoverNats(projectDir: string): void {
   }
 }
 
-export function colonyApi(url: string, token?: string) {
+/** A client of one of the colony's services, with a bearer token when given. */
+export function serviceApi<S extends DescService>(service: S, url: string, token?: string): Client<S> {
   const auth: Interceptor = (next) => (req) => {
     if (token) req.header.set("authorization", `Bearer ${token}`);
     return next(req);
   };
-  return createClient(ColonyService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [auth] }));
+  return createClient(service, createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [auth] }));
+}
+
+export function colonyApi(url: string, token?: string) {
+  return serviceApi(ColonyService, url, token);
 }
