@@ -54,6 +54,7 @@ import { decodeTelemetryMessage, telemetrySubject } from "../../colony/src/nats/
 import { consumerDrain, type DrainRun } from "./drain.ts";
 import { childProcesses, cpuBetween, cpuSnapshot, loadAverage, machineInfo, median, round, sleep, summarize, table, type CpuUse, type LatencySummary } from "./lib.ts";
 import { buildPayloads, minute, startPublishers, summary, type PublisherConfig, type PublisherMessage, type Publishers } from "./workload.ts";
+import { positive } from "../args.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const target = { ingestRowsPerSecond: 50_000, p95Ms: 50 };
@@ -72,11 +73,6 @@ const { values: args } = parseArgs({
   },
 });
 
-function positive(name: string, value: string | undefined): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive whole number (got ${value})`);
-  return n;
-}
 
 const options = {
   agents: positive("agents", args.agents),

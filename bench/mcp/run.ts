@@ -41,6 +41,7 @@ import { SyntheticAgent } from "../../tests/helpers/synthetic-agent.ts";
 import { stdioClient } from "../../tests/mcp/helpers.ts";
 import { cpuBetween, cpuSnapshot, loadAverage, machineInfo, summarize, table, type LatencySummary } from "../colony-ingest/lib.ts";
 import { summary } from "../colony-ingest/workload.ts";
+import { positive } from "../args.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const target = { p95Ms: 200, tokens: 2000 };
@@ -53,11 +54,6 @@ const { values: args } = parseArgs({
     calls: { type: "string", default: "50" },
   },
 });
-function positive(name: string, value: string | undefined): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive whole number (got ${value})`);
-  return n;
-}
 const options = { agents: positive("agents", args.agents), metrics: positive("metrics", args.metrics), calls: positive("calls", args.calls) };
 const log = (m: string) => process.stderr.write(`[bench:mcp] ${m}\n`);
 
