@@ -21,6 +21,8 @@ interface AutocannonOptions {
   duration: number;
   pipelining?: number;
   timeout?: number;
+  /** Fixed request rate; autocannon then corrects latencies for coordinated omission. */
+  overallRate?: number;
   requests: AutocannonRequest[];
 }
 
@@ -84,6 +86,7 @@ function autocannonOptions(config: LoadConfig, durationSeconds: number): Autocan
     duration: durationSeconds,
     pipelining: 1,
     timeout: 10,
+    ...(config.overallRate ? { overallRate: config.overallRate } : {}),
     requests: [requestFor(config)],
   };
 }

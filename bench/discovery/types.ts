@@ -7,6 +7,8 @@ export interface LoadConfig {
   connections: number;
   durationSeconds: number;
   warmupSeconds: number;
+  /** Requests per second over all connections; unset: as fast as the server answers. */
+  overallRate?: number;
 }
 
 export interface LoadResult {

@@ -21,6 +21,7 @@ import {
   discoveryClient,
   generateIdentityKey,
   randomWireguardKey,
+  restColonyRegistration,
   startTestDiscovery,
   transport,
   uniqueMeshId,
@@ -239,17 +240,7 @@ describe("REST API", () => {
     const identity = await generateIdentityKey();
     const meshId = uniqueMeshId();
     const fields = colonyFields(meshId, { endpoints: ["203.0.113.42:41820"] });
-    const sig = await sign("colony-registration", colonyFieldsJson(fields), identity);
-    const reg = await postJson(`${discovery.url}/v1/mesh/${meshId}/register`, {
-      type: "colony",
-      pubkey: fields.pubkey,
-      endpoints: fields.endpoints,
-      mesh_ipv4: fields.meshIpv4,
-      mesh_ipv6: fields.meshIpv6,
-      connect_port: fields.connectPort,
-      metadata: fields.metadata,
-      signature: { identity_pubkey: sig.identityPubkey, signed_at_ms: sig.signedAtMs.toString(), signature: sig.signature },
-    });
+    const reg = await postJson(`${discovery.url}/v1/mesh/${meshId}/register`, await restColonyRegistration(fields, identity));
     expect(reg.status).toBe(200);
     expect(reg.body.ok).toBe(true);
     expect(reg.body.ttl).toBe(300);

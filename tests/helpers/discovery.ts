@@ -4,7 +4,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { DiscoveryClient, generateIdentityKey, toBase64, type ColonyRegistrationFields } from "@coral/proto";
+import {
+  DiscoveryClient,
+  colonyFieldsJson,
+  generateIdentityKey,
+  sign,
+  toBase64,
+  type ColonyRegistrationFields,
+  type IdentityKey,
+} from "@coral/proto";
 import { startDiscoveryServer, type DiscoveryServer, type DiscoveryServerOptions } from "@coral/discovery-worker";
 
 export interface TestDiscovery extends AsyncDisposable {
@@ -62,6 +70,21 @@ export function colonyFields(meshId: string, overrides: Partial<ColonyRegistrati
     connectPort: 9000,
     metadata: { application: "shop", environment: "dev" },
     ...overrides,
+  };
+}
+
+/** The seed's REST registration body (`POST /v1/mesh/:id/register`), signed by `identity`. */
+export async function restColonyRegistration(fields: ColonyRegistrationFields, identity: IdentityKey): Promise<Record<string, unknown>> {
+  const sig = await sign("colony-registration", colonyFieldsJson(fields), identity);
+  return {
+    type: "colony",
+    pubkey: fields.pubkey,
+    endpoints: fields.endpoints,
+    mesh_ipv4: fields.meshIpv4,
+    mesh_ipv6: fields.meshIpv6,
+    connect_port: fields.connectPort,
+    metadata: fields.metadata,
+    signature: { identity_pubkey: sig.identityPubkey, signed_at_ms: sig.signedAtMs.toString(), signature: sig.signature },
   };
 }
 

@@ -32,6 +32,12 @@ export function discoveryCli(): Command {
         "an existing data dir keeps its count)",
       integer("--shards", 1, maxShards),
     )
+    .option(
+      "--answer-cache <entries>",
+      "lookup answers the front keeps and serves until a registration of their mesh or their expiry (0: off)",
+      integer("--answer-cache", 0, 10_000_000),
+      100_000,
+    )
     .addOption(new Option("--log-level <level>", "logging level").choices(logLevels).default("info"))
     .addOption(new Option("--log-format <format>", "log format").choices(["console", "json"]).default("console"))
     .showHelpAfterError()
@@ -44,6 +50,7 @@ export function discoveryCli(): Command {
       rateLimit: number;
       pinGrace: number;
       shards?: number;
+      answerCache: number;
       logLevel: LogLevel;
       logFormat: "console" | "json";
     }) => {
@@ -59,6 +66,7 @@ export function discoveryCli(): Command {
         pinGraceSeconds: opts.pinGrace,
         shards: opts.shards,
         defaultShards: Math.max(1, availableParallelism()),
+        answerCacheEntries: opts.answerCache,
         signingKey: process.env.CORAL_DISCOVERY_SIGNING_KEY || undefined,
         logger: log,
       }).catch((err: NodeJS.ErrnoException) => {

@@ -32,6 +32,10 @@ export function isRegistration(method: DescMethod): boolean {
   return method.name === "RegisterColony" || method.name === "RegisterAgent";
 }
 
+export function isLookup(method: DescMethod): boolean {
+  return method.name === "LookupColony" || method.name === "LookupAgent";
+}
+
 export interface BodyHeaders {
   contentType: string;
   contentEncoding?: string;

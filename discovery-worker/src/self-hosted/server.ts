@@ -13,11 +13,13 @@ import { join, resolve } from "node:path";
 import { limits } from "@coral/proto";
 import { Log, LogLevel as MiniflareLogLevel, Miniflare } from "miniflare";
 import type { Logger } from "pino";
+import { expiresAtHeader } from "../worker/answer-expiry.ts";
+import { AnswerCache, type Answer, type AnswerCacheStats } from "./answer-cache.ts";
 import { bundleWorker } from "./bundle.ts";
 import { FrontRateLimiter } from "./front-rate-limit.ts";
 import { encodeHealth, parseHealth, sumHealth, type HealthEncoding } from "./health.ts";
 import { loadOrCreateSigningJwk } from "./keys.ts";
-import { bodyFormat, connectMethod, isRegistration, meshIdFromBody, meshIdFromQuery, restTarget } from "./route-key.ts";
+import { bodyFormat, connectMethod, isLookup, isRegistration, meshIdFromBody, meshIdFromQuery, restTarget } from "./route-key.ts";
 import { resolveShardCount, shardOf, shardStorageDir } from "./shards.ts";
 
 export const discoveryVersion = "0.1.0";
@@ -42,6 +44,8 @@ export interface DiscoveryServerOptions {
   defaultShards?: number;
   /** Private JWK; default: read or create `<dataDir>/bootstrap-signing-key.jwk`. */
   signingKey?: string;
+  /** Lookup answers the front keeps (see answer-cache.ts); 0 turns the cache off. Default 100,000. */
+  answerCacheEntries?: number;
   logger?: Logger;
 }
 
@@ -49,6 +53,8 @@ export interface DiscoveryServer extends AsyncDisposable {
   url: string;
   port: number;
   shards: number;
+  /** Counters of the front's answer cache; undefined when it is off. */
+  answerCacheStats(): AnswerCacheStats | undefined;
   close(): Promise<void>;
 }
 
@@ -146,6 +152,8 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
   }
   leaveSignalsToTheHost();
   const limiter = new FrontRateLimiter(options.rateLimitPerMinute ?? 60);
+  const answerCacheEntries = options.answerCacheEntries ?? 100_000;
+  const answers = answerCacheEntries > 0 ? new AnswerCache({ maxEntries: answerCacheEntries }) : undefined;
 
   const unavailable = (res: http.ServerResponse, err: Error) => {
     log?.error({ err: err.message }, "worker runtime did not answer");
@@ -176,6 +184,8 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
       // then nothing reached the worker, and a buffered request can go again.
       if (!retried && upstream.reusedSocket && err.code === "ECONNRESET" && !body.rest && !res.headersSent)
         return forward(shard, req, res, headers, body, onStatus, true);
+      // The worker may have acted on the request before the connection broke.
+      onStatus?.(503);
       unavailable(res, err);
     });
     for (const chunk of body.buffered) upstream.write(chunk);
@@ -183,8 +193,8 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     else upstream.end();
   };
 
-  /** Asks one shard and reads the whole answer (for Health, which is small). */
-  const ask = (shard: Shard, req: http.IncomingMessage, headers: http.OutgoingHttpHeaders, body: Buffer) =>
+  /** Asks one shard and reads the whole answer (Health and lookups, which are small). */
+  const ask = (shard: Shard, req: http.IncomingMessage, headers: http.OutgoingHttpHeaders, body: Buffer, retried = false) =>
     new Promise<Upstream>((done, fail) => {
       const upstream = http.request(
         { host: shard.host, port: shard.port, method: req.method, path: req.url, headers, agent: shard.agent },
@@ -195,7 +205,10 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
           upRes.on("error", fail);
         },
       );
-      upstream.on("error", fail);
+      upstream.on("error", (err: NodeJS.ErrnoException) => {
+        if (!retried && upstream.reusedSocket && err.code === "ECONNRESET") ask(shard, req, headers, body, true).then(done, fail);
+        else fail(err);
+      });
       upstream.end(body);
     });
 
@@ -214,6 +227,29 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     res.end(merged);
   };
 
+  /** A lookup the cache did not have: ask the mesh's shard, keep the answer if it may be kept, pass it on. */
+  const lookupAndKeep = async (
+    cache: AnswerCache,
+    key: string,
+    meshId: string,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    body: Buffer,
+  ) => {
+    const ticket = cache.begin(meshId);
+    let upstream: Upstream;
+    try {
+      upstream = await ask(shardFor(meshId), req, upstreamHeaders(req), body);
+    } catch (err) {
+      cache.abandon(ticket);
+      return unavailable(res, err as Error);
+    }
+    const answer = toAnswer(upstream);
+    if (answer.expiresAtMs > 0) cache.fill(ticket, key, answer);
+    else cache.abandon(ticket);
+    serveAnswer(res, answer);
+  };
+
   const refuseRate = (res: http.ServerResponse, contentType: string | undefined, message: string) => {
     if (contentType?.startsWith("application/grpc")) {
       res.writeHead(200, { "content-type": contentType, "grpc-status": "8", "grpc-message": encodeURIComponent(message) });
@@ -224,31 +260,28 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     res.end(JSON.stringify({ code: "resource_exhausted", message }));
   };
 
-  /** Reads the body up to the size limit; a longer one is left to stream on. */
-  const readBounded = async (req: http.IncomingMessage): Promise<{ buffered: Buffer[]; rest: boolean }> => {
-    const buffered: Buffer[] = [];
-    let total = 0;
-    if (Number(req.headers["content-length"] ?? 0) > limits.maxBodyBytes) return { buffered, rest: true };
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      buffered.push(chunk);
-      total += chunk.byteLength;
-      if (total > limits.maxBodyBytes) return { buffered, rest: true };
-    }
-    return { buffered, rest: false };
+  const shardFor = (meshId: string | undefined) => shards[meshId === undefined ? 0 : shardOf(meshId, shards.length)]!;
+
+  /**
+   * Drops the mesh's cached answers now and again once the registration is
+   * answered (see answer-cache.ts); gives back the rate-limit token of a
+   * registration refused as invalid.
+   */
+  const registering = (client: string, meshId: string | undefined) => {
+    const invalidate = () => (meshId === undefined ? answers?.invalidateAll() : answers?.invalidate(meshId));
+    invalidate();
+    return (status: number) => {
+      invalidate();
+      if (status === 400) limiter.refund(client);
+    };
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const client = (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
-    const headers: http.OutgoingHttpHeaders = {};
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (value !== undefined && !miniflareHeader.test(name) && name !== "cf-connecting-ip") headers[name] = value;
-    }
-    headers["cf-connecting-ip"] = client;
-    log?.debug({ method: req.method, path: req.url, client }, "request");
+    const client = clientAddress(req);
+    if (log?.isLevelEnabled("debug")) log.debug({ method: req.method, path: req.url, client }, "request");
     const url = req.url ?? "/";
     const queryAt = url.indexOf("?");
     const path = queryAt < 0 ? url : url.slice(0, queryAt);
-    const shardFor = (meshId: string | undefined) => shards[meshId === undefined ? 0 : shardOf(meshId, shards.length)]!;
     // A GET has no body to stream, so it can be retried like a buffered one.
     const streamed = { buffered: [], rest: req.method !== "GET" && req.method !== "HEAD" };
     const admitted = (register: boolean, contentType?: string) => {
@@ -257,29 +290,41 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
       if (!decision.allowed) refuseRate(res, contentType, limiter.message(client, decision));
       return decision.allowed;
     };
-    const refundIfInvalid = (register: boolean) => (status: number) => {
-      if (register && status === 400) limiter.refund(client);
-    };
 
-    if (path === "/health" && req.method === "GET" && shards.length > 1) return health("rest", req, res, headers, Buffer.alloc(0));
+    if (path === "/health" && req.method === "GET" && shards.length > 1)
+      return health("rest", req, res, upstreamHeaders(req), Buffer.alloc(0));
     const rest = restTarget(req.method ?? "", path);
     if (rest) {
-      if (!admitted(rest.register)) return;
-      return forward(shardFor(rest.meshId), req, res, headers, streamed, refundIfInvalid(rest.register));
+      if (rest.register) {
+        if (!admitted(true)) return;
+        return forward(shardFor(rest.meshId), req, res, upstreamHeaders(req), streamed, registering(client, rest.meshId));
+      }
+      if (answers && req.method === "GET") {
+        const key = `GET ${url}`;
+        const hit = answers.get(key);
+        if (hit) return serveAnswer(res, hit);
+        return lookupAndKeep(answers, key, rest.meshId, req, res, Buffer.alloc(0));
+      }
+      return forward(shardFor(rest.meshId), req, res, upstreamHeaders(req), streamed);
     }
     const method = connectMethod(path);
-    if (!method) return forward(shards[0]!, req, res, headers, streamed);
+    if (!method) return forward(shards[0]!, req, res, upstreamHeaders(req), streamed);
     if (req.method === "GET")
-      return forward(shardFor(meshIdFromQuery(method, new URLSearchParams(url.slice(queryAt + 1)))), req, res, headers, streamed);
-    if (req.method !== "POST") return forward(shards[0]!, req, res, headers, streamed);
+      return forward(shardFor(meshIdFromQuery(method, new URLSearchParams(url.slice(queryAt + 1)))), req, res, upstreamHeaders(req), streamed);
+    if (req.method !== "POST") return forward(shards[0]!, req, res, upstreamHeaders(req), streamed);
 
     const body = await readBounded(req);
-    if (body.rest) return forward(shards[0]!, req, res, headers, body); // too large: shard 0 refuses it
-    const bytes = Buffer.concat(body.buffered);
+    if (body.rest) return forward(shards[0]!, req, res, upstreamHeaders(req), body); // too large: shard 0 refuses it
+    const bytes = body.buffered.length === 1 ? body.buffered[0]! : Buffer.concat(body.buffered);
     const contentType = req.headers["content-type"] ?? "";
+    const key = answers && isLookup(method) ? connectLookupKey(path, req, bytes) : undefined;
+    if (key !== undefined) {
+      const hit = answers!.get(key);
+      if (hit) return serveAnswer(res, hit);
+    }
     const format = bodyFormat(contentType);
     if (method.name === "Health" && shards.length > 1 && format && !format.enveloped)
-      return health(format.binary ? "proto" : "json", req, res, headers, bytes);
+      return health(format.binary ? "proto" : "json", req, res, upstreamHeaders(req), bytes);
     const register = isRegistration(method);
     if (!admitted(register, contentType)) return;
     const meshId = meshIdFromBody(
@@ -287,7 +332,9 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
       { contentType, contentEncoding: header(req, "content-encoding"), grpcEncoding: header(req, "grpc-encoding") },
       bytes,
     );
-    forward(shardFor(meshId), req, res, headers, { buffered: [bytes], rest: false }, refundIfInvalid(register));
+    if (key !== undefined && meshId !== undefined) return lookupAndKeep(answers!, key, meshId, req, res, bytes);
+    const onStatus = register ? registering(client, meshId) : undefined;
+    forward(shardFor(meshId), req, res, upstreamHeaders(req), { buffered: [bytes], rest: false }, onStatus);
   };
 
   const front = http.createServer((req, res) => {
@@ -311,10 +358,81 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
       await new Promise<void>((done) => front.close(() => done()));
       await stopShards();
     })());
-  return { url: `http://${urlHost}:${port}`, port, shards: shards.length, close, [Symbol.asyncDispose]: close };
+  return {
+    url: `http://${urlHost}:${port}`,
+    port,
+    shards: shards.length,
+    answerCacheStats: () => (answers ? { ...answers.stats, entries: answers.size } : undefined),
+    close,
+    [Symbol.asyncDispose]: close,
+  };
 }
 
-function header(req: http.IncomingMessage, name: string): string | undefined {
+/** Reads the body up to the size limit; a longer one is left to stream on. */
+async function readBounded(req: http.IncomingMessage): Promise<{ buffered: Buffer[]; rest: boolean }> {
+  const buffered: Buffer[] = [];
+  let total = 0;
+  if (Number(req.headers["content-length"] ?? 0) > limits.maxBodyBytes) return { buffered, rest: true };
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    buffered.push(chunk);
+    total += chunk.byteLength;
+    if (total > limits.maxBodyBytes) return { buffered, rest: true };
+  }
+  return { buffered, rest: false };
+}
+
+function clientAddress(req: http.IncomingMessage): string {
+  return (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
+}
+
+/** The request's headers for the worker, with CF-Connecting-IP set from the socket and Miniflare's own dropped. */
+function upstreamHeaders(req: http.IncomingMessage): http.OutgoingHttpHeaders {
+  const headers: http.OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined && !miniflareHeader.test(name) && name !== "cf-connecting-ip") headers[name] = value;
+  }
+  headers["cf-connecting-ip"] = clientAddress(req);
+  return headers;
+}
+
+// Hop-by-hop headers, and Date, which a kept answer must not repeat.
+const unkeptHeaders = new Set(["connection", "keep-alive", "transfer-encoding", "date", "content-length"]);
+
+/** A worker's answer in the form the cache keeps and serves. */
+function toAnswer(upstream: Upstream): Answer {
+  const headers: string[] = [];
+  for (const [name, value] of Object.entries(upstream.headers)) {
+    if (value === undefined || unkeptHeaders.has(name)) continue;
+    for (const v of Array.isArray(value) ? value : [value]) headers.push(name, v);
+  }
+  headers.push("content-length", String(upstream.body.byteLength));
+  const expires = Number(header(upstream, expiresAtHeader));
+  return { status: upstream.status, headers, body: upstream.body, expiresAtMs: Number.isFinite(expires) ? expires : 0 };
+}
+
+function serveAnswer(res: http.ServerResponse, answer: Answer): void {
+  res.writeHead(answer.status, answer.headers);
+  res.end(answer.body);
+}
+
+/**
+ * The cache key of a Connect unary lookup: everything of the request that
+ * decides the worker's answer. undefined for requests the cache leaves alone
+ * (compressed or large bodies, streaming protocols, a malformed timeout the
+ * worker would refuse).
+ */
+function connectLookupKey(path: string, req: http.IncomingMessage, body: Buffer): string | undefined {
+  const contentType = req.headers["content-type"] ?? "";
+  const format = bodyFormat(contentType);
+  if (!format || format.enveloped || body.byteLength > 4096) return undefined;
+  const encoding = req.headers["content-encoding"];
+  if (encoding !== undefined && encoding !== "identity") return undefined;
+  const timeout = req.headers["connect-timeout-ms"];
+  if (timeout !== undefined && !/^\d{1,10}$/.test(timeout as string)) return undefined;
+  return `POST ${path}\n${contentType}\n${req.headers["accept-encoding"] ?? ""}\n${body.toString("latin1")}`;
+}
+
+function header(req: { headers: http.IncomingHttpHeaders }, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
 }

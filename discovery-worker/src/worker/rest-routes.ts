@@ -3,6 +3,7 @@
 import { create, fromJson, toJson, type DescMessage, type JsonObject, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { discoveryPb as pb } from "@coral/proto";
+import { expiryHeaders } from "./answer-expiry.ts";
 import { clientIp, readBoundedBody } from "./http.ts";
 import { discoveryOps, type CallContext } from "./service.ts";
 
@@ -53,12 +54,12 @@ export async function restRegister(request: Request, env: DiscoveryEnv, meshId: 
 
 export async function restLookupColony(request: Request, env: DiscoveryEnv, meshId: string): Promise<Response> {
   const answer = await discoveryOps.lookupColony(call(request, env), create(pb.LookupColonyRequestSchema, { meshId }));
-  return Response.json(toJson(pb.LookupColonyResponseSchema, answer, jsonOut));
+  return Response.json(toJson(pb.LookupColonyResponseSchema, answer, jsonOut), { headers: expiryHeaders(answer.expiresAt) });
 }
 
 export async function restLookupAgent(request: Request, env: DiscoveryEnv, meshId: string, agentId: string): Promise<Response> {
   const answer = await discoveryOps.lookupAgent(call(request, env), create(pb.LookupAgentRequestSchema, { meshId, agentId }));
-  return Response.json(toJson(pb.LookupAgentResponseSchema, answer, jsonOut));
+  return Response.json(toJson(pb.LookupAgentResponseSchema, answer, jsonOut), { headers: expiryHeaders(answer.expiresAt) });
 }
 
 export async function restHealth(request: Request, env: DiscoveryEnv): Promise<Response> {

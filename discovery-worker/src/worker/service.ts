@@ -16,6 +16,7 @@ import {
   validateRegisterAgent,
   validateRegisterColony,
 } from "@coral/proto";
+import { withExpiry } from "./answer-expiry.ts";
 import { issueBootstrapToken, verifyBootstrapToken } from "./bootstrap.ts";
 import { readConfig } from "./config.ts";
 import type { AgentRecord, ColonyRecord, RegisterOutcome, Stored } from "./mesh-registry.ts";
@@ -234,9 +235,9 @@ export const discoveryOps = {
 export const discoveryService = {
   health: (_req, ctx) => discoveryOps.health(callContext(ctx)),
   registerColony: (req, ctx) => discoveryOps.registerColony(callContext(ctx), req),
-  lookupColony: (req, ctx) => discoveryOps.lookupColony(callContext(ctx), req),
+  lookupColony: async (req, ctx) => withExpiry(ctx, await discoveryOps.lookupColony(callContext(ctx), req)),
   registerAgent: (req, ctx) => discoveryOps.registerAgent(callContext(ctx), req),
-  lookupAgent: (req, ctx) => discoveryOps.lookupAgent(callContext(ctx), req),
+  lookupAgent: async (req, ctx) => withExpiry(ctx, await discoveryOps.lookupAgent(callContext(ctx), req)),
   createBootstrapToken: (req, ctx) => discoveryOps.createBootstrapToken(callContext(ctx), req),
   redeemBootstrapToken: (req, ctx) => discoveryOps.redeemBootstrapToken(callContext(ctx), req),
 } satisfies ServiceImpl<typeof DiscoveryService>;

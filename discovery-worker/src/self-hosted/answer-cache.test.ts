@@ -1,0 +1,104 @@
+import { describe, expect, it } from "vitest";
+import { AnswerCache, type Answer } from "./answer-cache.ts";
+
+function answer(body: string, expiresAtMs = 10_000, status = 200): Answer {
+  return { status, headers: ["content-type", "application/json"], body: Buffer.from(body), expiresAtMs };
+}
+
+function cacheAt(clock: { now: number }, options: Partial<ConstructorParameters<typeof AnswerCache>[0]> = {}) {
+  return new AnswerCache({ maxEntries: 100, now: () => clock.now, ...options });
+}
+
+describe("AnswerCache", () => {
+  it("serves a kept answer until the registration it shows expires", () => {
+    const clock = { now: 0 };
+    const cache = cacheAt(clock);
+    expect(cache.fill(cache.begin("m"), "k", answer("a", 1_000))).toBe(true);
+    clock.now = 999;
+    expect(cache.get("k")?.body.toString()).toBe("a");
+    clock.now = 1_000;
+    expect(cache.get("k")).toBeUndefined();
+    expect(cache.size).toBe(0);
+    expect(cache.stats).toMatchObject({ hits: 1, misses: 1, fills: 1 });
+  });
+
+  it("keeps neither errors nor answers that have already expired", () => {
+    const clock = { now: 5_000 };
+    const cache = cacheAt(clock);
+    expect(cache.fill(cache.begin("m"), "404", answer("{}", 10_000, 404))).toBe(false);
+    expect(cache.fill(cache.begin("m"), "old", answer("{}", 5_000))).toBe(false);
+    expect(cache.size).toBe(0);
+  });
+
+  it("drops a mesh's answers on registration, and the answer of a lookup that overlapped one", () => {
+    const clock = { now: 0 };
+    const cache = cacheAt(clock);
+    cache.fill(cache.begin("m"), "k1", answer("old"));
+    cache.fill(cache.begin("other"), "k2", answer("other"));
+    const overlapping = cache.begin("m"); // read before the registration below
+    cache.invalidate("m");
+    expect(cache.get("k1")).toBeUndefined();
+    expect(cache.get("k2")?.body.toString()).toBe("other");
+    expect(cache.fill(overlapping, "k1", answer("old"))).toBe(false);
+    expect(cache.get("k1")).toBeUndefined();
+    expect(cache.stats.staleFillsDropped).toBe(1);
+    // A lookup that starts after the registration is kept.
+    expect(cache.fill(cache.begin("m"), "k1", answer("new"))).toBe(true);
+    expect(cache.get("k1")?.body.toString()).toBe("new");
+  });
+
+  it("still drops an answer on registration when two lookups filled it one after the other", () => {
+    const cache = cacheAt({ now: 0 });
+    const first = cache.begin("m");
+    const second = cache.begin("m");
+    expect(cache.fill(first, "k", answer("a"))).toBe(true);
+    expect(cache.fill(second, "k", answer("a"))).toBe(true);
+    cache.invalidate("m");
+    expect(cache.get("k")).toBeUndefined();
+  });
+
+  it("drops everything when a registration's mesh is unknown", () => {
+    const cache = cacheAt({ now: 0 });
+    cache.fill(cache.begin("a"), "ka", answer("a"));
+    const inFlight = cache.begin("b");
+    cache.invalidateAll();
+    expect(cache.get("ka")).toBeUndefined();
+    expect(cache.fill(inFlight, "kb", answer("b"))).toBe(false);
+  });
+
+  it("settles a ticket once, and forgets meshes with nothing kept or in flight", () => {
+    const cache = cacheAt({ now: 0 });
+    const ticket = cache.begin("m");
+    cache.abandon(ticket);
+    expect(cache.fill(ticket, "k", answer("a"))).toBe(false);
+    cache.invalidate("m"); // no state left: nothing to do
+    expect(cache.fill(cache.begin("m"), "k", answer("a"))).toBe(true);
+  });
+
+  it("evicts the least recently used answer when full, by entries and by bytes", () => {
+    const cache = cacheAt({ now: 0 }, { maxEntries: 3 });
+    for (const k of ["a", "b", "c"]) cache.fill(cache.begin(k), k, answer(k));
+    cache.get("a"); // now b is the least recently used
+    cache.fill(cache.begin("d"), "d", answer("d"));
+    expect(cache.get("b")).toBeUndefined();
+    expect(["a", "c", "d"].map((k) => cache.get(k)?.body.toString())).toEqual(["a", "c", "d"]);
+    expect(cache.stats.evictions).toBe(1);
+
+    const small = cacheAt({ now: 0 }, { maxEntries: 100, maxBytes: 16 * 2_000 });
+    const big = "x".repeat(1_500);
+    for (let i = 0; i < 40; i++) small.fill(small.begin(`m${i}`), `k${i}`, answer(big));
+    expect(small.size).toBeLessThan(40);
+    expect(small.get("k39")?.body.byteLength).toBe(1_500);
+    expect(small.get("k0")).toBeUndefined();
+  });
+
+  it("keeps at most maxEntriesPerMesh spellings per mesh", () => {
+    const cache = cacheAt({ now: 0 }, { maxEntriesPerMesh: 2 });
+    expect(cache.fill(cache.begin("m"), "k1", answer("1"))).toBe(true);
+    expect(cache.fill(cache.begin("m"), "k2", answer("2"))).toBe(true);
+    expect(cache.fill(cache.begin("m"), "k3", answer("3"))).toBe(false);
+    expect(cache.fill(cache.begin("m"), "k1", answer("1b"))).toBe(true); // replacing one is fine
+    expect(cache.get("k1")?.body.toString()).toBe("1b");
+    expect(cache.fill(cache.begin("n"), "k4", answer("4"))).toBe(true);
+  });
+});

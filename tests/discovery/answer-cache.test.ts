@@ -1,0 +1,158 @@
+// The self-hosted front's answer cache, against the real worker in workerd:
+// repeats are served from the front, and no kept answer outlives a
+// registration of its mesh or the registration's expiry.
+import { ColonyNotFoundError, type ColonyRegistrationFields, type IdentityKey } from "@coral/proto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  colonyFields,
+  discoveryClient,
+  generateIdentityKey,
+  randomWireguardKey,
+  restColonyRegistration,
+  startTestDiscovery,
+  uniqueMeshId,
+  type TestDiscovery,
+} from "../helpers/discovery.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const lookupPath = "/coral.discovery.v1.DiscoveryService/LookupColony";
+
+let discovery: TestDiscovery;
+
+beforeAll(async () => {
+  discovery = await startTestDiscovery({ ttlSeconds: 300 });
+});
+afterAll(async () => {
+  await discovery?.[Symbol.asyncDispose]();
+});
+
+function hits(d: TestDiscovery = discovery): number {
+  return d.server.answerCacheStats()?.hits ?? 0;
+}
+
+async function connectJsonLookup(meshId: string) {
+  const res = await fetch(discovery.url + lookupPath, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ meshId }),
+  });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+/** A signed REST registration (the seed's POST /v1/mesh/:id/register). */
+async function restRegister(fields: ColonyRegistrationFields, identity: IdentityKey): Promise<number> {
+  const res = await fetch(`${discovery.url}/v1/mesh/${fields.meshId}/register`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(await restColonyRegistration(fields, identity)),
+  });
+  await res.text();
+  return res.status;
+}
+
+describe("answer cache of the self-hosted front", () => {
+  it("answers a repeated lookup from the front with the worker's bytes and the registration's expiry", async () => {
+    const identity = await generateIdentityKey();
+    const meshId = uniqueMeshId();
+    const registered = await discoveryClient(discovery.url).registerColony(colonyFields(meshId), identity);
+    const expiresAtMs = Number(registered.expiresAt!.seconds) * 1000 + Math.round(registered.expiresAt!.nanos / 1e6);
+
+    const before = hits();
+    const first = await connectJsonLookup(meshId);
+    const second = await connectJsonLookup(meshId);
+    expect(hits() - before).toBe(1);
+    expect(second.status).toBe(200);
+    expect(second.text).toBe(first.text);
+    expect(JSON.parse(second.text)).toMatchObject({ meshId, connectPort: 9000 });
+    expect(Number(second.headers.get("coral-expires-at-ms"))).toBe(expiresAtMs);
+    expect(second.headers.get("content-type")).toBe(first.headers.get("content-type"));
+    expect(second.headers.get("date")).not.toBeNull();
+
+    // The binary encoding and the REST path are kept apart from the JSON answer.
+    const binary = discoveryClient(discovery.url, true);
+    expect((await binary.lookupColony(meshId, { pinnedKey: identity.publicKey })).connectPort).toBe(9000);
+    const binaryHit = hits();
+    expect((await binary.lookupColony(meshId, { pinnedKey: identity.publicKey })).connectPort).toBe(9000);
+    expect(hits()).toBe(binaryHit + 1);
+    const rest = async () => (await fetch(`${discovery.url}/v1/mesh/${meshId}/colony`)).json() as Promise<Record<string, unknown>>;
+    expect((await rest()).connect_port).toBe(9000);
+    expect((await rest()).connect_port).toBe(9000);
+    expect(hits()).toBe(binaryHit + 2);
+  });
+
+  it("shows a re-registration at once, over Connect or REST, in every encoding", async () => {
+    const identity = await generateIdentityKey();
+    const meshId = uniqueMeshId();
+    const json = discoveryClient(discovery.url);
+    const binary = discoveryClient(discovery.url, true);
+    const restPort = async () => ((await (await fetch(`${discovery.url}/v1/mesh/${meshId}/colony`)).json()) as { connect_port: number }).connect_port;
+    const ports = async () => [
+      (await json.lookupColony(meshId)).connectPort,
+      (await binary.lookupColony(meshId)).connectPort,
+      await restPort(),
+    ];
+
+    await json.registerColony(colonyFields(meshId, { connectPort: 9001 }), identity);
+    await ports();
+    expect(await ports()).toEqual([9001, 9001, 9001]); // the second round came from the cache
+    await json.registerColony(colonyFields(meshId, { connectPort: 9002 }), identity);
+    expect(await ports()).toEqual([9002, 9002, 9002]);
+    expect(await restRegister(colonyFields(meshId, { connectPort: 9003 }), identity)).toBe(200);
+    expect(await ports()).toEqual([9003, 9003, 9003]);
+  });
+
+  it("shows an agent's re-registration at once", async () => {
+    const identity = await generateIdentityKey();
+    const meshId = uniqueMeshId();
+    const client = discoveryClient(discovery.url, true);
+    const agent = (endpoint: string) => ({ meshId, agentId: "api-1", pubkey: randomWireguardKey(), endpoints: [endpoint], metadata: {} });
+    await client.registerAgent(agent("203.0.113.1:51820"), identity);
+    expect((await client.lookupAgent(meshId, "api-1")).endpoints).toEqual(["203.0.113.1:51820"]);
+    expect((await client.lookupAgent(meshId, "api-1")).endpoints).toEqual(["203.0.113.1:51820"]);
+    await client.registerAgent(agent("203.0.113.2:51820"), identity);
+    expect((await client.lookupAgent(meshId, "api-1")).endpoints).toEqual(["203.0.113.2:51820"]);
+    // Signed by another identity: refused, and the pinned registration keeps serving.
+    await expect(client.registerAgent(agent("203.0.113.3:51820"), await generateIdentityKey())).rejects.toThrow(/permission|pinned/i);
+    expect((await client.lookupAgent(meshId, "api-1")).endpoints).toEqual(["203.0.113.2:51820"]);
+  });
+
+  it("never serves a lookup racing a re-registration an answer older than that registration", async () => {
+    const identity = await generateIdentityKey();
+    const meshId = uniqueMeshId();
+    const client = discoveryClient(discovery.url);
+    await client.registerColony(colonyFields(meshId, { connectPort: 10_000 }), identity);
+    for (let round = 1; round <= 15; round++) {
+      const port = 10_000 + round;
+      // Lookups in flight before, during and after the registration fill the cache as they can.
+      const lookups = Array.from({ length: 8 }, () => connectJsonLookup(meshId));
+      await client.registerColony(colonyFields(meshId, { connectPort: port }), identity);
+      await Promise.all(lookups);
+      const after = await Promise.all(Array.from({ length: 3 }, () => connectJsonLookup(meshId)));
+      expect(after.map((a) => (JSON.parse(a.text) as { connectPort: number }).connectPort)).toEqual([port, port, port]);
+    }
+  });
+
+  it("never serves a kept answer past the registration's expiry, even while the alarm is late", async () => {
+    await using short = await startTestDiscovery({ ttlSeconds: 2, cleanupIntervalSeconds: 60 });
+    const client = discoveryClient(short.url);
+    const meshId = uniqueMeshId();
+    const registered = await client.registerColony(colonyFields(meshId), await generateIdentityKey());
+    const expiresAtMs = Number(registered.expiresAt!.seconds) * 1000 + registered.expiresAt!.nanos / 1e6;
+    await client.lookupColony(meshId);
+    await client.lookupColony(meshId);
+    expect(hits(short)).toBe(1);
+    await waitFor("the TTL to pass", () => Date.now() > expiresAtMs + 20 || undefined);
+    await expect(client.lookupColony(meshId)).rejects.toBeInstanceOf(ColonyNotFoundError);
+    expect(hits(short)).toBe(1);
+  });
+
+  it("can be turned off", async () => {
+    await using uncached = await startTestDiscovery({ answerCacheEntries: 0 });
+    const client = discoveryClient(uncached.url);
+    const meshId = uniqueMeshId();
+    await client.registerColony(colonyFields(meshId, { connectPort: 9100 }), await generateIdentityKey());
+    expect((await client.lookupColony(meshId)).connectPort).toBe(9100);
+    expect((await client.lookupColony(meshId)).connectPort).toBe(9100);
+    expect(uncached.server.answerCacheStats()).toBeUndefined();
+  });
+});
