@@ -97,6 +97,15 @@ describe("answer cache of the self-hosted front", () => {
     expect(await ports()).toEqual([9001, 9001, 9001]); // the second round came from the cache
     await json.registerColony(colonyFields(meshId, { connectPort: 9002 }), identity);
     expect(await ports()).toEqual([9002, 9002, 9002]);
+
+    // A mesh that is being looked up has its answers asked for again after a
+    // registration, so its next lookups are hits that show the registration.
+    const fills = discovery.server.answerCacheStats()!.fills;
+    await json.registerColony(colonyFields(meshId, { connectPort: 9004 }), identity);
+    await waitFor("the front to refresh the three dropped answers", () => discovery.server.answerCacheStats()!.fills >= fills + 3 || undefined);
+    const before = hits();
+    expect(await ports()).toEqual([9004, 9004, 9004]);
+    expect(hits() - before).toBe(3);
     expect(await restRegister(colonyFields(meshId, { connectPort: 9003 }), identity)).toBe(200);
     expect(await ports()).toEqual([9003, 9003, 9003]);
   });

@@ -6,14 +6,14 @@ function answer(body: string, expiresAtMs = 10_000, status = 200): Answer {
 }
 
 function cacheAt(clock: { now: number }, options: Partial<ConstructorParameters<typeof AnswerCache>[0]> = {}) {
-  return new AnswerCache({ maxEntries: 100, now: () => clock.now, ...options });
+  return new AnswerCache<string>({ maxEntries: 100, now: () => clock.now, ...options });
 }
 
 describe("AnswerCache", () => {
   it("serves a kept answer until the registration it shows expires", () => {
     const clock = { now: 0 };
     const cache = cacheAt(clock);
-    expect(cache.fill(cache.begin("m"), "k", answer("a", 1_000))).toBe(true);
+    expect(cache.fill(cache.begin("m"), "k", answer("a", 1_000), "request")).toBe(true);
     clock.now = 999;
     expect(cache.get("k")?.body.toString()).toBe("a");
     clock.now = 1_000;
@@ -25,25 +25,25 @@ describe("AnswerCache", () => {
   it("keeps neither errors nor answers that have already expired", () => {
     const clock = { now: 5_000 };
     const cache = cacheAt(clock);
-    expect(cache.fill(cache.begin("m"), "404", answer("{}", 10_000, 404))).toBe(false);
-    expect(cache.fill(cache.begin("m"), "old", answer("{}", 5_000))).toBe(false);
+    expect(cache.fill(cache.begin("m"), "404", answer("{}", 10_000, 404), "request")).toBe(false);
+    expect(cache.fill(cache.begin("m"), "old", answer("{}", 5_000), "request")).toBe(false);
     expect(cache.size).toBe(0);
   });
 
   it("drops a mesh's answers on registration, and the answer of a lookup that overlapped one", () => {
     const clock = { now: 0 };
     const cache = cacheAt(clock);
-    cache.fill(cache.begin("m"), "k1", answer("old"));
-    cache.fill(cache.begin("other"), "k2", answer("other"));
+    cache.fill(cache.begin("m"), "k1", answer("old"), "request");
+    cache.fill(cache.begin("other"), "k2", answer("other"), "request");
     const overlapping = cache.begin("m"); // read before the registration below
     cache.invalidate("m");
     expect(cache.get("k1")).toBeUndefined();
     expect(cache.get("k2")?.body.toString()).toBe("other");
-    expect(cache.fill(overlapping, "k1", answer("old"))).toBe(false);
+    expect(cache.fill(overlapping, "k1", answer("old"), "request")).toBe(false);
     expect(cache.get("k1")).toBeUndefined();
     expect(cache.stats.staleFillsDropped).toBe(1);
     // A lookup that starts after the registration is kept.
-    expect(cache.fill(cache.begin("m"), "k1", answer("new"))).toBe(true);
+    expect(cache.fill(cache.begin("m"), "k1", answer("new"), "request")).toBe(true);
     expect(cache.get("k1")?.body.toString()).toBe("new");
   });
 
@@ -51,42 +51,74 @@ describe("AnswerCache", () => {
     const cache = cacheAt({ now: 0 });
     const first = cache.begin("m");
     const second = cache.begin("m");
-    expect(cache.fill(first, "k", answer("a"))).toBe(true);
-    expect(cache.fill(second, "k", answer("a"))).toBe(true);
+    expect(cache.fill(first, "k", answer("a"), "request")).toBe(true);
+    expect(cache.fill(second, "k", answer("a"), "request")).toBe(true);
     cache.invalidate("m");
     expect(cache.get("k")).toBeUndefined();
   });
 
+  it("hands back the requests of the answers a registration dropped, newest first, for a refresh", () => {
+    const cache = cacheAt({ now: 0 });
+    cache.fill(cache.begin("m"), "colony", answer("c"), "lookup colony");
+    cache.fill(cache.begin("m"), "agent-1", answer("a1"), "lookup agent-1");
+    cache.fill(cache.begin("m"), "agent-2", answer("a2"), "lookup agent-2");
+    expect(cache.invalidate("m", 2)).toEqual([
+      { key: "agent-2", request: "lookup agent-2" },
+      { key: "agent-1", request: "lookup agent-1" },
+    ]);
+    expect(cache.has("colony")).toBe(false);
+    expect(cache.invalidate("m", 2)).toEqual([]);
+  });
+
+  it("lets misses share a lookup on its way until it settles or the mesh registers", async () => {
+    const cache = cacheAt({ now: 0 });
+    const first = cache.begin("m");
+    const answered = Promise.resolve(answer("a"));
+    cache.share(first, "k", answered);
+    expect(cache.pending("m", "k")).toBe(answered);
+    expect(cache.pending("m", "other")).toBeUndefined();
+    cache.fill(first, "k", await answered, "request");
+    expect(cache.pending("m", "k")).toBeUndefined(); // settled: the kept answer serves now
+
+    const second = cache.begin("m");
+    cache.share(second, "k2", Promise.resolve(answer("b")));
+    cache.invalidate("m");
+    expect(cache.pending("m", "k2")).toBeUndefined(); // read before the registration: not shared after it
+    cache.share(second, "k2", Promise.resolve(answer("b")));
+    expect(cache.pending("m", "k2")).toBeUndefined(); // nor shared again
+    expect(cache.stats.shared).toBe(1);
+  });
+
   it("drops everything when a registration's mesh is unknown", () => {
     const cache = cacheAt({ now: 0 });
-    cache.fill(cache.begin("a"), "ka", answer("a"));
+    cache.fill(cache.begin("a"), "ka", answer("a"), "request");
     const inFlight = cache.begin("b");
     cache.invalidateAll();
     expect(cache.get("ka")).toBeUndefined();
-    expect(cache.fill(inFlight, "kb", answer("b"))).toBe(false);
+    expect(cache.fill(inFlight, "kb", answer("b"), "request")).toBe(false);
   });
 
   it("settles a ticket once, and forgets meshes with nothing kept or in flight", () => {
     const cache = cacheAt({ now: 0 });
     const ticket = cache.begin("m");
     cache.abandon(ticket);
-    expect(cache.fill(ticket, "k", answer("a"))).toBe(false);
+    expect(cache.fill(ticket, "k", answer("a"), "request")).toBe(false);
     cache.invalidate("m"); // no state left: nothing to do
-    expect(cache.fill(cache.begin("m"), "k", answer("a"))).toBe(true);
+    expect(cache.fill(cache.begin("m"), "k", answer("a"), "request")).toBe(true);
   });
 
   it("evicts the least recently used answer when full, by entries and by bytes", () => {
     const cache = cacheAt({ now: 0 }, { maxEntries: 3 });
-    for (const k of ["a", "b", "c"]) cache.fill(cache.begin(k), k, answer(k));
+    for (const k of ["a", "b", "c"]) cache.fill(cache.begin(k), k, answer(k), "request");
     cache.get("a"); // now b is the least recently used
-    cache.fill(cache.begin("d"), "d", answer("d"));
+    cache.fill(cache.begin("d"), "d", answer("d"), "request");
     expect(cache.get("b")).toBeUndefined();
     expect(["a", "c", "d"].map((k) => cache.get(k)?.body.toString())).toEqual(["a", "c", "d"]);
     expect(cache.stats.evictions).toBe(1);
 
     const small = cacheAt({ now: 0 }, { maxEntries: 100, maxBytes: 16 * 2_000 });
     const big = "x".repeat(1_500);
-    for (let i = 0; i < 40; i++) small.fill(small.begin(`m${i}`), `k${i}`, answer(big));
+    for (let i = 0; i < 40; i++) small.fill(small.begin(`m${i}`), `k${i}`, answer(big), "request");
     expect(small.size).toBeLessThan(40);
     expect(small.get("k39")?.body.byteLength).toBe(1_500);
     expect(small.get("k0")).toBeUndefined();
@@ -94,11 +126,11 @@ describe("AnswerCache", () => {
 
   it("keeps at most maxEntriesPerMesh spellings per mesh", () => {
     const cache = cacheAt({ now: 0 }, { maxEntriesPerMesh: 2 });
-    expect(cache.fill(cache.begin("m"), "k1", answer("1"))).toBe(true);
-    expect(cache.fill(cache.begin("m"), "k2", answer("2"))).toBe(true);
-    expect(cache.fill(cache.begin("m"), "k3", answer("3"))).toBe(false);
-    expect(cache.fill(cache.begin("m"), "k1", answer("1b"))).toBe(true); // replacing one is fine
+    expect(cache.fill(cache.begin("m"), "k1", answer("1"), "request")).toBe(true);
+    expect(cache.fill(cache.begin("m"), "k2", answer("2"), "request")).toBe(true);
+    expect(cache.fill(cache.begin("m"), "k3", answer("3"), "request")).toBe(false);
+    expect(cache.fill(cache.begin("m"), "k1", answer("1b"), "request")).toBe(true); // replacing one is fine
     expect(cache.get("k1")?.body.toString()).toBe("1b");
-    expect(cache.fill(cache.begin("n"), "k4", answer("4"))).toBe(true);
+    expect(cache.fill(cache.begin("n"), "k4", answer("4"), "request")).toBe(true);
   });
 });

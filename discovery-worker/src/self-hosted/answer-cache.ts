@@ -17,6 +17,14 @@
 // - Memory is bounded by entries and bytes (least recently used go first), and
 //   per mesh, so one client sending many spellings of one lookup cannot push
 //   out everyone else's answers.
+//
+// Two things keep busy meshes from waiting on workerd:
+// - Lookups that miss on the same key while one is on its way to the worker
+//   share its answer (pending()), unless a registration of the mesh arrived
+//   since; then they ask for themselves.
+// - invalidate() hands back the requests of the answers it dropped, so the
+//   front can ask them again once the registration is answered (a refresh),
+//   and the next lookups of a mesh that is being looked up find its new answer.
 
 export interface Answer {
   status: number;
@@ -26,13 +34,17 @@ export interface Answer {
   expiresAtMs: number;
 }
 
-interface Entry extends Answer {
+interface Entry<R> extends Answer {
   meshId: string;
   bytes: number;
+  /** The request that got this answer, to ask again after a registration. */
+  request: R;
 }
 
 interface MeshState {
   keys: Set<string>;
+  /** Lookups on their way to the worker, by key, that later misses may share. */
+  pending: Map<string, Promise<Answer | undefined>>;
   /** Bumped by each registration of the mesh. */
   generation: number;
   /** Lookups on their way to the worker; the state may go only when none is. */
@@ -44,6 +56,14 @@ export interface Ticket {
   meshId: string;
   generation: number;
   settled: boolean;
+  key?: string;
+  pending?: Promise<Answer | undefined>;
+}
+
+/** An answer dropped by a registration, and the request that got it. */
+export interface Dropped<R> {
+  key: string;
+  request: R;
 }
 
 export interface AnswerCacheStats {
@@ -52,6 +72,8 @@ export interface AnswerCacheStats {
   fills: number;
   /** Answers not kept because a registration of their mesh came in while they were read. */
   staleFillsDropped: number;
+  /** Misses that shared the answer of a lookup already on its way. */
+  shared: number;
   evictions: number;
   entries: number;
 }
@@ -65,15 +87,22 @@ export interface AnswerCacheOptions {
 
 const entryOverheadBytes = 256;
 
-export class AnswerCache {
-  private readonly entries = new Map<string, Entry>();
+export class AnswerCache<R = undefined> {
+  private readonly entries = new Map<string, Entry<R>>();
   private readonly meshes = new Map<string, MeshState>();
   private bytes = 0;
   private readonly maxEntries: number;
   private readonly maxBytes: number;
   private readonly maxEntriesPerMesh: number;
   private readonly now: () => number;
-  readonly stats: Omit<AnswerCacheStats, "entries"> = { hits: 0, misses: 0, fills: 0, staleFillsDropped: 0, evictions: 0 };
+  readonly stats: Omit<AnswerCacheStats, "entries"> = {
+    hits: 0,
+    misses: 0,
+    fills: 0,
+    staleFillsDropped: 0,
+    shared: 0,
+    evictions: 0,
+  };
 
   constructor(options: AnswerCacheOptions) {
     this.maxEntries = options.maxEntries;
@@ -104,6 +133,12 @@ export class AnswerCache {
     return entry;
   }
 
+  /** Whether an answer for `key` is kept (not counted as a hit or miss). */
+  has(key: string): boolean {
+    const entry = this.entries.get(key);
+    return entry !== undefined && entry.expiresAtMs > this.now();
+  }
+
   /** Call before forwarding a lookup of `meshId` that missed. */
   begin(meshId: string): Ticket {
     const mesh = this.mesh(meshId);
@@ -111,8 +146,24 @@ export class AnswerCache {
     return { meshId, generation: mesh.generation, settled: false };
   }
 
+  /** The answer of a lookup of `key` on its way to the worker, begun since the last registration of the mesh. */
+  pending(meshId: string, key: string): Promise<Answer | undefined> | undefined {
+    const shared = this.meshes.get(meshId)?.pending.get(key);
+    if (shared) this.stats.shared++;
+    return shared;
+  }
+
+  /** Lets later misses of `key` share this lookup's answer until it settles or the mesh registers. */
+  share(ticket: Ticket, key: string, answer: Promise<Answer | undefined>): void {
+    const mesh = this.meshes.get(ticket.meshId);
+    if (ticket.settled || !mesh || mesh.generation !== ticket.generation) return;
+    ticket.key = key;
+    ticket.pending = answer;
+    mesh.pending.set(key, answer);
+  }
+
   /** Keeps the worker's answer, unless a registration of the mesh came in between or it is not cacheable. */
-  fill(ticket: Ticket, key: string, answer: Answer): boolean {
+  fill(ticket: Ticket, key: string, answer: Answer, request: R): boolean {
     const mesh = this.settle(ticket);
     if (!mesh) return false;
     if (mesh.generation !== ticket.generation) {
@@ -132,7 +183,7 @@ export class AnswerCache {
     }
     const old = this.entries.get(key);
     if (old) this.remove(key, old); // may forget the mesh's state when that was its only key: ask for it again
-    this.entries.set(key, { ...answer, meshId: ticket.meshId, bytes });
+    this.entries.set(key, { ...answer, meshId: ticket.meshId, bytes, request });
     this.mesh(ticket.meshId).keys.add(key);
     this.bytes += bytes;
     this.stats.fills++;
@@ -146,16 +197,26 @@ export class AnswerCache {
     if (mesh) this.forgetIfIdle(ticket.meshId, mesh);
   }
 
-  /** A registration of the mesh is on its way or was answered: drop what is cached for it. */
-  invalidate(meshId: string): void {
+  /**
+   * A registration of the mesh is on its way or was answered: drop what is
+   * kept or pending for it. Returns the dropped answers' requests, newest
+   * fill first, at most `refreshLimit` of them.
+   */
+  invalidate(meshId: string, refreshLimit = 0): Dropped<R>[] {
     const mesh = this.meshes.get(meshId);
-    if (!mesh) return;
+    if (!mesh) return [];
     mesh.generation++;
+    mesh.pending.clear();
+    const dropped: Dropped<R>[] = [];
     for (const key of mesh.keys) {
       const entry = this.entries.get(key);
-      if (entry) this.remove(key, entry);
+      if (!entry) continue;
+      dropped.push({ key, request: entry.request });
+      this.remove(key, entry);
     }
     this.forgetIfIdle(meshId, mesh);
+    // Keys are in the order their answers were filled: newest first.
+    return dropped.reverse().slice(0, refreshLimit);
   }
 
   /** For a registration whose mesh cannot be read: it might be any mesh. */
@@ -166,7 +227,7 @@ export class AnswerCache {
   private mesh(meshId: string): MeshState {
     let mesh = this.meshes.get(meshId);
     if (!mesh) {
-      mesh = { keys: new Set(), generation: 0, inFlight: 0 };
+      mesh = { keys: new Set(), pending: new Map(), generation: 0, inFlight: 0 };
       this.meshes.set(meshId, mesh);
     }
     return mesh;
@@ -176,7 +237,9 @@ export class AnswerCache {
     if (ticket.settled) return undefined;
     ticket.settled = true;
     const mesh = this.meshes.get(ticket.meshId);
-    if (mesh) mesh.inFlight--;
+    if (!mesh) return undefined;
+    mesh.inFlight--;
+    if (ticket.key !== undefined && mesh.pending.get(ticket.key) === ticket.pending) mesh.pending.delete(ticket.key);
     return mesh;
   }
 
@@ -184,7 +247,7 @@ export class AnswerCache {
     if (mesh.keys.size === 0 && mesh.inFlight === 0) this.meshes.delete(meshId);
   }
 
-  private remove(key: string, entry: Entry): void {
+  private remove(key: string, entry: Entry<R>): void {
     this.entries.delete(key);
     this.bytes -= entry.bytes;
     const mesh = this.meshes.get(entry.meshId);

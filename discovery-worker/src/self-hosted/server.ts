@@ -79,6 +79,20 @@ interface Shard {
   agent: http.Agent;
 }
 
+/** A request to send to a shard whole (its body already read). */
+interface UpstreamRequest {
+  method: string;
+  path: string;
+  headers: http.OutgoingHttpHeaders;
+  body: Buffer;
+}
+
+/**
+ * Answers a registration asks again for, at most: a mesh's colony lookup and
+ * its most recently filled agent lookups.
+ */
+const refreshLimit = 16;
+
 interface Upstream {
   status: number;
   headers: http.IncomingHttpHeaders;
@@ -153,7 +167,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
   leaveSignalsToTheHost();
   const limiter = new FrontRateLimiter(options.rateLimitPerMinute ?? 60);
   const answerCacheEntries = options.answerCacheEntries ?? 100_000;
-  const answers = answerCacheEntries > 0 ? new AnswerCache({ maxEntries: answerCacheEntries }) : undefined;
+  const answers = answerCacheEntries > 0 ? new AnswerCache<UpstreamRequest>({ maxEntries: answerCacheEntries }) : undefined;
 
   const unavailable = (res: http.ServerResponse, err: Error) => {
     log?.error({ err: err.message }, "worker runtime did not answer");
@@ -194,10 +208,10 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
   };
 
   /** Asks one shard and reads the whole answer (Health and lookups, which are small). */
-  const ask = (shard: Shard, req: http.IncomingMessage, headers: http.OutgoingHttpHeaders, body: Buffer, retried = false) =>
+  const ask = (shard: Shard, request: UpstreamRequest, retried = false) =>
     new Promise<Upstream>((done, fail) => {
       const upstream = http.request(
-        { host: shard.host, port: shard.port, method: req.method, path: req.url, headers, agent: shard.agent },
+        { host: shard.host, port: shard.port, method: request.method, path: request.path, headers: request.headers, agent: shard.agent },
         (upRes) => {
           const chunks: Buffer[] = [];
           upRes.on("data", (c: Buffer) => chunks.push(c));
@@ -206,10 +220,10 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
         },
       );
       upstream.on("error", (err: NodeJS.ErrnoException) => {
-        if (!retried && upstream.reusedSocket && err.code === "ECONNRESET") ask(shard, req, headers, body, true).then(done, fail);
+        if (!retried && upstream.reusedSocket && err.code === "ECONNRESET") ask(shard, request, true).then(done, fail);
         else fail(err);
       });
-      upstream.end(body);
+      upstream.end(request.body);
     });
 
   const health = async (
@@ -219,7 +233,8 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     headers: http.OutgoingHttpHeaders,
     body: Buffer,
   ) => {
-    const answers = await Promise.all(shards.map((s) => ask(s, req, headers, body)));
+    const request = { method: req.method ?? "GET", path: req.url ?? "/", headers, body };
+    const answers = await Promise.all(shards.map((s) => ask(s, request)));
     const failed = answers.find((a) => a.status !== 200);
     const first = failed ?? answers[0]!;
     const merged = failed ? first.body : encodeHealth(encoding, sumHealth(answers.map((a) => parseHealth(encoding, a.body))));
@@ -227,27 +242,44 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     res.end(merged);
   };
 
-  /** A lookup the cache did not have: ask the mesh's shard, keep the answer if it may be kept, pass it on. */
+  /**
+   * Asks the mesh's shard for a lookup answer and keeps it if it may be kept.
+   * Resolves to undefined when the shard did not answer. Misses of the same
+   * key meanwhile share this answer.
+   */
+  const fetchAnswer = (cache: AnswerCache<UpstreamRequest>, key: string, meshId: string, request: UpstreamRequest) => {
+    const ticket = cache.begin(meshId);
+    const answer = ask(shardFor(meshId), request).then(
+      (upstream) => {
+        const a = toAnswer(upstream);
+        if (a.expiresAtMs > 0) cache.fill(ticket, key, a, request);
+        else cache.abandon(ticket);
+        return a;
+      },
+      (err: Error) => {
+        cache.abandon(ticket);
+        log?.warn({ err: err.message }, "worker runtime did not answer a lookup");
+        return undefined;
+      },
+    );
+    cache.share(ticket, key, answer);
+    return answer;
+  };
+
+  /** A lookup the cache did not have: share one on its way, or ask the mesh's shard; pass the answer on. */
   const lookupAndKeep = async (
-    cache: AnswerCache,
+    cache: AnswerCache<UpstreamRequest>,
     key: string,
     meshId: string,
     req: http.IncomingMessage,
     res: http.ServerResponse,
     body: Buffer,
   ) => {
-    const ticket = cache.begin(meshId);
-    let upstream: Upstream;
-    try {
-      upstream = await ask(shardFor(meshId), req, upstreamHeaders(req), body);
-    } catch (err) {
-      cache.abandon(ticket);
-      return unavailable(res, err as Error);
-    }
-    const answer = toAnswer(upstream);
-    if (answer.expiresAtMs > 0) cache.fill(ticket, key, answer);
-    else cache.abandon(ticket);
-    serveAnswer(res, answer);
+    const answer =
+      (await cache.pending(meshId, key)) ??
+      (await fetchAnswer(cache, key, meshId, { method: req.method ?? "GET", path: req.url ?? "/", headers: upstreamHeaders(req), body }));
+    if (answer) serveAnswer(res, answer);
+    else unavailable(res, new Error("no answer from the worker runtime"));
   };
 
   const refuseRate = (res: http.ServerResponse, contentType: string | undefined, message: string) => {
@@ -264,15 +296,19 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
 
   /**
    * Drops the mesh's cached answers now and again once the registration is
-   * answered (see answer-cache.ts); gives back the rate-limit token of a
-   * registration refused as invalid.
+   * answered (see answer-cache.ts), then asks again for the answers that were
+   * dropped, so lookups of a busy mesh keep finding one. Gives back the
+   * rate-limit token of a registration refused as invalid.
    */
   const registering = (client: string, meshId: string | undefined) => {
-    const invalidate = () => (meshId === undefined ? answers?.invalidateAll() : answers?.invalidate(meshId));
-    invalidate();
+    const dropped = meshId === undefined ? (answers?.invalidateAll(), []) : (answers?.invalidate(meshId, refreshLimit) ?? []);
     return (status: number) => {
-      invalidate();
+      if (meshId === undefined) answers?.invalidateAll();
+      else answers?.invalidate(meshId);
       if (status === 400) limiter.refund(client);
+      if (!answers || meshId === undefined) return;
+      for (const { key, request } of dropped)
+        if (!answers.has(key) && !answers.pending(meshId, key)) void fetchAnswer(answers, key, meshId, request);
     };
   };
 
