@@ -82,7 +82,9 @@ export function discoveryCli(): Command {
       });
       log.info({ addr: `${opts.host === "0.0.0.0" ? "" : opts.host}:${server.port}`, data_dir: opts.dataDir, shards: server.shards }, "Discovery service listening");
       const stop = async (signal: string) => {
-        log.info({ signal }, "Stopping discovery service");
+        const cache = server.answerCacheStats();
+        const cacheFields = cache && { cache_hits: cache.hits, cache_misses: cache.misses, cache_entries: cache.entries };
+        log.info({ signal, ...cacheFields }, "Stopping discovery service");
         await server.close();
         process.exit(0);
       };
