@@ -250,16 +250,20 @@ export abstract class ProbeSession extends EventEmitter {
   }
 }
 
-export function summarize(
-  events: readonly Pick<UprobeEvent, "type" | "durationNs">[],
-  meta: { function: string; slowThresholdNs: number; lostEvents?: number; stopReason?: StopReason },
-): SessionSummary {
-  const d = events.filter((e) => e.type === "return" && e.durationNs !== undefined).map((e) => e.durationNs!);
-  d.sort((a, b) => a - b);
+type SummaryMeta = { function: string; slowThresholdNs: number; lostEvents?: number; stopReason?: StopReason };
+
+export function summarize(events: readonly UprobeEvent[], meta: SummaryMeta): SessionSummary {
+  const durations = events.filter((e) => e.type === "return" && e.durationNs !== undefined).map((e) => e.durationNs!);
+  return summarizeCalls(events.filter((e) => e.type === "entry").length, durations, meta);
+}
+
+/** The summary of `entries` entries and the calls that took `durationsNs`. */
+export function summarizeCalls(entries: number, durationsNs: readonly number[], meta: SummaryMeta): SessionSummary {
+  const d = [...durationsNs].sort((a, b) => a - b);
   const pct = (p: number) => (d.length ? d[Math.min(d.length - 1, Math.ceil((p / 100) * d.length) - 1)]! : 0);
   return {
     function: meta.function,
-    entries: events.filter((e) => e.type === "entry").length,
+    entries,
     calls: d.length,
     avgNs: d.length ? Math.round(d.reduce((a, b) => a + b, 0) / d.length) : 0,
     p50Ns: pct(50),

@@ -5,7 +5,7 @@ import { listFunctions } from "./elf.ts";
 import { DebugError, generateProgram, type GeneratedProgram, type ProgramOptions } from "./program.ts";
 import { ProbeSession, type ProbeSessionOptions, type UprobeEvent } from "./probe-session.ts";
 
-export { SessionLimiter, summarize, type SessionSummary, type StopReason, type UprobeEvent } from "./probe-session.ts";
+export { SessionLimiter, summarize, summarizeCalls, type SessionSummary, type StopReason, type UprobeEvent } from "./probe-session.ts";
 
 export interface SessionOptions extends Omit<ProgramOptions, "functions">, ProbeSessionOptions {
   bpftracePath?: string;
