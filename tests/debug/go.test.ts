@@ -3,6 +3,7 @@
 // stacks grow during the probed call; the program keeps running.
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentClientPool } from "../../colony/src/debug/agent-pool.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { bpfSkipReason, compileGoPayments, debugApi, request, startObservedTarget, type ObservedTarget } from "./helpers.ts";
 
@@ -76,4 +77,23 @@ describe.skipIf(skip !== undefined)("live debugging a Go program", () => {
     expect(await driving).toBe(`ok ${200 * 435}`);
     expect(target.exitCode).toBeNull();
   }, 90_000);
+
+  it("keeps a call that returned just before the collector was stopped (10 times over)", async () => {
+    const { project, agent } = fixture!;
+    const onAgent = new AgentClientPool(project.secret).get(agent.agentId, agent.apiUrl);
+    const kept: number[] = [];
+    for (let round = 0; round < 10; round++) {
+      const started = await onAgent.startUprobeCollector({ functionName: "main.ValidateCard", durationMs: 60_000, captureArgs: 1, captureReturn: true });
+      expect(await request(port, "1 7")).toBe("ok 14");
+      // Stopped as soon as the call's answer is in: its return was recorded before the stop.
+      const stopped = await onAgent.stopUprobeCollector({ collectorId: started.collectorId });
+      const { events } = await onAgent.queryUprobeEvents({ collectorId: started.collectorId, limit: 10 });
+      expect(events.map((e) => `${e.type}:${e.type === "entry" ? e.args.join(",") : e.returnValue}`)).toEqual(["entry:7", "return:14"]);
+      expect(Number(stopped.summary?.calls)).toBe(1);
+      expect(stopped.summary?.stopReason).toBe("stopped");
+      kept.push(events.length);
+    }
+    expect(kept).toEqual(Array(10).fill(2));
+    expect(target.exitCode).toBeNull();
+  }, 180_000);
 });

@@ -31,7 +31,7 @@ export function toConnectError(err: unknown): ConnectError {
   return ConnectError.from(err);
 }
 
-export function summaryToProto(s: SessionSummary): UprobeSummary {
+export function summaryToProto(s: SessionSummary, stopDetail = ""): UprobeSummary {
   return create(UprobeSummarySchema, {
     functionName: s.function,
     entries: BigInt(s.entries),
@@ -45,6 +45,7 @@ export function summaryToProto(s: SessionSummary): UprobeSummary {
     slowThresholdNs: BigInt(Math.round(s.slowThresholdNs)),
     lostEvents: BigInt(s.lostEvents),
     stopReason: s.stopReason ?? "",
+    stopDetail,
   });
 }
 
@@ -89,7 +90,7 @@ export function agentDebugService(collectors: UprobeCollectors): ServiceImpl<typ
     }),
     stopUprobeCollector: guarded(async (req) => {
       const c = await collectors.stop(checkId(req.collectorId));
-      return { summary: summaryToProto(c.summary) };
+      return { summary: summaryToProto(c.summary, c.stopDetail) };
     }),
     queryUprobeEvents: guarded(async (req) => {
       if (req.limit > 10_000) throw new ConnectError("limit: must be at most 10000", Code.InvalidArgument);
@@ -119,7 +120,7 @@ export function agentDebugService(collectors: UprobeCollectors): ServiceImpl<typ
         hasMore: page.hasMore,
         nextAfterSeq: last ? BigInt(last.seq) : req.afterSeq,
         running: page.collector.running,
-        summary: summaryToProto(page.collector.summary),
+        summary: summaryToProto(page.collector.summary, page.collector.stopDetail),
       };
     }),
     listFunctions: guarded(async (req) => {

@@ -1,13 +1,21 @@
-// The agent's uprobe collectors: one UprobeSession each, against the process
-// the agent observes (never a pid from the caller), with events flushed to the
-// local DuckDB in small batches. Each session stops at its own deadline (the
-// session's timer and bpftrace's interval probe), whether or not anyone calls
-// stop(); ended collectors stay queryable for a while.
-import type { AgentStore, UprobeEventRow } from "../storage/index.ts";
-import { listFunctions } from "./elf.ts";
+// The agent's uprobe collectors: one session each (bpftrace for C, C++ and
+// Rust; RET-instruction uprobes for Go), against the process the agent
+// observes (never a pid from the caller), with events flushed to the local
+// DuckDB in small batches. Each session stops at its own deadline (the
+// session's timer and the tracer's own), whether or not anyone calls stop();
+// ended collectors stay queryable for a while.
+//
+// The agent's DuckDB is the one source of truth for its collectors: each
+// request is stored when it starts and its end when it ends, so a restarted
+// agent resumes every collector whose deadline has not passed (same id, seq
+// continuing after the last stored event) or says why it could not. Closing
+// the agent stops the sessions without ending the collectors.
+import { randomBytes } from "node:crypto";
+import type { AgentStore, UprobeCollectorRecord, UprobeEventRow, UprobeHistory } from "../storage/index.ts";
+import { listFunctions, type FunctionList } from "./elf.ts";
 import { GoRetSession } from "./go-ret.ts";
 import { DebugError, generateProgram, LIMITS } from "./program.ts";
-import { hasBpfPermission, SessionLimiter, UprobeSession, type SessionSummary, type UprobeEvent } from "./session.ts";
+import { hasBpfPermission, SessionLimiter, summarizeCalls, UprobeSession, type SessionSummary, type StopReason, type UprobeEvent } from "./session.ts";
 
 /** What a collector needs of a session: bpftrace (C, C++, Rust) or RET-instruction uprobes (Go). */
 type CollectorSession = UprobeSession | GoRetSession;
@@ -32,11 +40,19 @@ export interface CollectorInfo {
   isGo: boolean;
   returnProbe: "uretprobe" | "ret-instructions" | "none";
   running: boolean;
+  /** Over every run of the collector (before and after an agent restart). */
   summary: SessionSummary;
+  /** Why it ended, in words, when the stop reason alone does not say it. */
+  stopDetail: string;
 }
 
+type CollectorStore = Pick<
+  AgentStore,
+  "recordUprobeEvents" | "queryUprobeEvents" | "saveUprobeCollector" | "endUprobeCollector" | "listUprobeCollectors" | "uprobeHistory"
+>;
+
 export interface UprobeCollectorsOptions {
-  store: Pick<AgentStore, "recordUprobeEvents" | "queryUprobeEvents">;
+  store: CollectorStore;
   /** The pid of the process this agent observes, or null while there is none. */
   observedPid: () => number | null;
   maxSessions?: number;
@@ -46,20 +62,39 @@ export interface UprobeCollectorsOptions {
   onError?: (collectorId: string, err: unknown) => void;
 }
 
+/** What resume() did with the collectors a previous run of the agent left. */
+export interface ResumeReport {
+  resumed: string[];
+  /** Not resumed, with the reason stored for each. */
+  ended: { id: string; stopReason: StopReason; detail: string }[];
+}
+
 const flushDelayMs = 100;
 
 class Collector {
-  private seq = 0;
+  private seq: number;
   private pending: UprobeEventRow[] = [];
   private flushing: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   endedAt: number | undefined;
 
+  /**
+   * `before`: what earlier runs stored (a resumed or ended collector), so
+   * sequence numbers continue and the summary covers every run. `end`: how
+   * a collector without a session ended.
+   */
   constructor(
-    readonly info: Omit<CollectorInfo, "running" | "summary">,
-    readonly session: CollectorSession,
+    readonly record: UprobeCollectorRecord,
+    readonly session: CollectorSession | undefined,
+    private readonly before: UprobeHistory,
     private readonly options: UprobeCollectorsOptions,
+    private readonly end?: { stopReason: StopReason; detail: string; at: number },
   ) {
+    this.seq = before.lastSeq;
+    if (!session) {
+      this.endedAt = end?.at ?? Date.now();
+      return;
+    }
     session.on("event", (ev: UprobeEvent) => this.add(ev));
     session.on("end", () => {
       this.endedAt = Date.now();
@@ -92,16 +127,43 @@ class Collector {
     this.pending = [];
     if (rows.length > 0)
       this.flushing = this.flushing.then(() =>
-        this.options.store.recordUprobeEvents(this.info.id, rows).then(
+        this.options.store.recordUprobeEvents(this.record.collectorId, rows).then(
           () => undefined,
-          (err: unknown) => this.options.onError?.(this.info.id, err),
+          (err: unknown) => this.options.onError?.(this.record.collectorId, err),
         ),
       );
     return this.flushing;
   }
 
+  get stopReason(): StopReason | undefined {
+    return this.end?.stopReason ?? this.session?.stopReason;
+  }
+
   view(): CollectorInfo {
-    return { ...this.info, running: this.session.running, summary: this.session.summary() };
+    const r = this.record;
+    const current = this.session?.summary();
+    const now = this.session?.events ?? [];
+    const durations = [...this.before.durationsNs, ...now.flatMap((e) => (e.type === "return" && e.durationNs !== undefined ? [e.durationNs] : []))];
+    const entries = this.before.entries + now.filter((e) => e.type === "entry").length;
+    const summary = summarizeCalls(entries, durations, {
+      function: current?.function ?? r.functionName,
+      slowThresholdNs: current?.slowThresholdNs ?? 100e6,
+      lostEvents: current?.lostEvents ?? 0,
+      stopReason: this.stopReason,
+    });
+    return {
+      id: r.collectorId,
+      label: r.label,
+      functionName: r.functionName,
+      pid: r.pid,
+      startedAt: r.startedAt,
+      expiresAt: r.expiresAt,
+      isGo: r.isGo,
+      returnProbe: r.isGo ? "ret-instructions" : "uretprobe",
+      running: this.session?.running ?? false,
+      summary,
+      stopDetail: this.end?.detail ?? r.stopDetail ?? "",
+    };
   }
 }
 
@@ -125,27 +187,95 @@ export class UprobeCollectors {
     if (this.closed) throw new DebugError("process_not_found", "the agent is stopping");
     this.prune();
     const pid = this.observedPid();
-    const session = await this.startSession(pid, req);
+    const id = `uprobe-${randomBytes(8).toString("hex")}`;
+    const { session, binary } = await this.startSession(pid, req, id);
     const startedAt = new Date();
-    const collector = new Collector(
-      {
-        id: session.id,
-        label: req.label ?? "",
-        functionName: req.functionName,
-        pid,
-        startedAt,
-        expiresAt: new Date(startedAt.getTime() + session.program.durationMs),
-        isGo: session.program.isGo,
-        returnProbe: session.program.isGo ? "ret-instructions" : "uretprobe",
-      },
-      session,
-      this.options,
-    );
-    this.collectors.set(session.id, collector);
-    return collector.view();
+    const record: UprobeCollectorRecord = {
+      collectorId: id,
+      label: req.label ?? "",
+      functionName: req.functionName,
+      durationMs: session.program.durationMs,
+      captureArgs: session.program.argCount,
+      captureReturn: req.captureReturn ?? false,
+      sampleRate: session.program.sampleRate,
+      maxEvents: session.program.maxEvents,
+      startedAt,
+      expiresAt: new Date(startedAt.getTime() + session.program.durationMs),
+      binary,
+      isGo: session.program.isGo,
+      pid,
+      endedAt: null,
+      stopReason: null,
+      stopDetail: null,
+    };
+    try {
+      await this.options.store.saveUprobeCollector(record);
+    } catch (err) {
+      await session.stop();
+      throw new DebugError("bpftrace_failed", `cannot store the collector in the agent's database: ${(err as Error).message}`);
+    }
+    return this.track(record, session, { lastSeq: 0, count: 0, entries: 0, durationsNs: [] }).view();
   }
 
-  private async startSession(pid: number, req: CollectorRequest): Promise<CollectorSession> {
+  /**
+   * Picks up the collectors a previous run of this agent left: each one whose
+   * deadline has not passed is re-attached to the process observed now, with
+   * its id, the time and events it has left, and its seq continuing; the
+   * others are ended with the reason. Ended ones stay listed (keepEndedMs).
+   */
+  async resume(now = new Date()): Promise<ResumeReport> {
+    const report: ResumeReport = { resumed: [], ended: [] };
+    const rows = await this.options.store.listUprobeCollectors(new Date(now.getTime() - (this.options.keepEndedMs ?? 3_600_000)));
+    for (const row of rows) {
+      if (this.closed) break;
+      if (this.collectors.has(row.collectorId)) continue;
+      const before = await this.options.store.uprobeHistory(row.collectorId);
+      if (row.endedAt) {
+        const end = { stopReason: (row.stopReason ?? "stopped") as StopReason, detail: row.stopDetail ?? "", at: row.endedAt.getTime() };
+        this.collectors.set(row.collectorId, new Collector(row, undefined, before, this.options, end));
+        continue;
+      }
+      const leftMs = row.expiresAt.getTime() - now.getTime();
+      const leftEvents = row.maxEvents - before.count;
+      try {
+        if (leftMs <= 0) throw new NotResumed("duration", `the deadline (${row.expiresAt.toISOString()}) passed while the agent was down`);
+        if (leftEvents <= 0) throw new NotResumed("max_events", `all ${row.maxEvents} events were recorded before the agent restarted`);
+        const pid = this.observedPid();
+        const request = { ...row, durationMs: Math.ceil(leftMs), maxEvents: leftEvents };
+        const { session, binary } = await this.startSession(pid, request, row.collectorId, row.isGo);
+        const record = { ...row, pid, binary };
+        await this.options.store.saveUprobeCollector(record);
+        this.track(record, session, before);
+        // The agent began closing meanwhile: stop it again, still due for the next start.
+        if (this.closed) await session.stop();
+        report.resumed.push(row.collectorId);
+      } catch (err) {
+        const end =
+          err instanceof NotResumed
+            ? { stopReason: err.stopReason, detail: err.message }
+            : { stopReason: "resume_failed" as const, detail: `could not resume after the agent restarted: ${(err as Error).message}` };
+        await this.options.store.endUprobeCollector(row.collectorId, { at: now, ...end });
+        this.collectors.set(row.collectorId, new Collector(row, undefined, before, this.options, { ...end, at: now.getTime() }));
+        report.ended.push({ id: row.collectorId, ...end });
+      }
+    }
+    return report;
+  }
+
+  /** Keeps a running collector and stores its end when its session ends (not when the agent closes). */
+  private track(record: UprobeCollectorRecord, session: CollectorSession, before: UprobeHistory): Collector {
+    const collector = new Collector(record, session, before, this.options);
+    this.collectors.set(record.collectorId, collector);
+    session.on("end", (reason: StopReason | undefined) => {
+      if (this.closed) return;
+      this.options.store
+        .endUprobeCollector(record.collectorId, { at: new Date(), stopReason: reason ?? "stopped", detail: null })
+        .catch((err: unknown) => this.options.onError?.(record.collectorId, err));
+    });
+    return collector;
+  }
+
+  private async startSession(pid: number, req: CollectorRequest, id: string, expectGo?: boolean): Promise<{ session: CollectorSession; binary: string }> {
     const common = {
       pid,
       symbol: req.functionName,
@@ -154,24 +284,32 @@ export class UprobeCollectors {
       sampleRate: req.sampleRate || undefined,
       maxEvents: req.maxEvents || undefined,
     };
-    let functions;
+    let functions: FunctionList;
     try {
       functions = await listFunctions(pid);
     } catch (err) {
       throw new DebugError("process_not_found", `cannot read process ${pid}: ${(err as Error).message}`);
     }
-    if (!functions.isGo)
-      return UprobeSession.start({ ...common, captureReturn: req.captureReturn ?? false, bpftracePath: this.options.bpftracePath, limiter: this.limiter });
+    if (expectGo !== undefined && functions.isGo !== expectGo)
+      throw new DebugError(
+        "unsupported",
+        `the observed process (pid ${pid}, ${functions.binary}) is ${functions.isGo ? "a Go" : "not a Go"} program; the collector was started on ${expectGo ? "a Go" : "a non-Go"} one`,
+      );
+    if (!functions.isGo) {
+      const session = await UprobeSession.start({ ...common, id, captureReturn: req.captureReturn ?? false, bpftracePath: this.options.bpftracePath, limiter: this.limiter });
+      return { session, binary: functions.binary };
+    }
     // Go: never a uretprobe; returns come from uprobes on the RET instructions.
     const program = { ...generateProgram({ ...common, functions, captureReturn: false }), captureReturn: req.captureReturn ?? false };
     if (!hasBpfPermission()) throw new DebugError("no_permission", "uprobes need root or CAP_SYS_ADMIN");
-    return GoRetSession.start({ pid, program, binary: `/proc/${pid}/exe`, limiter: this.limiter });
+    const session = await GoRetSession.start({ id, pid, program, binary: `/proc/${pid}/exe`, limiter: this.limiter });
+    return { session, binary: functions.binary };
   }
 
   /** Stops a collector (idempotent) once its events are stored. */
   async stop(id: string): Promise<CollectorInfo> {
     const c = this.require(id);
-    await c.session.stop();
+    await c.session?.stop();
     await c.flush();
     return c.view();
   }
@@ -192,12 +330,15 @@ export class UprobeCollectors {
     return { ...page, collector: c.view() };
   }
 
+  /** Stops every session for the agent's shutdown; the collectors stay due, to be resumed by the next start. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.collectors.values()].map(async (c) => {
-      await c.session.stop();
-      await c.flush();
-    }));
+    await Promise.all(
+      [...this.collectors.values()].map(async (c) => {
+        await c.session?.stop();
+        await c.flush();
+      }),
+    );
   }
 
   private require(id: string): Collector {
@@ -209,5 +350,16 @@ export class UprobeCollectors {
   private prune(): void {
     const keep = this.options.keepEndedMs ?? 3_600_000;
     for (const [id, c] of this.collectors) if (c.endedAt !== undefined && c.endedAt < Date.now() - keep) this.collectors.delete(id);
+  }
+}
+
+/** A collector that is not resumed for a reason of its own (not a failure to attach). */
+class NotResumed extends Error {
+  constructor(
+    readonly stopReason: StopReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = "NotResumed";
   }
 }

@@ -11,15 +11,18 @@
 // host's mounts are untouched) and a tracing instance of their own, limited to
 // the observed process's tasks (set_event_pid + event-fork for new threads).
 // Everything written to tracefs is integers chosen here, never caller text.
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { EventEmitter } from "node:events";
+//
+// Stopping drains: SIGTERM makes the script disable the probes and write an
+// end mark into the instance's buffer; every call recorded before it is read
+// ahead of the mark, and the session ends the script (SIGINT) once the mark
+// arrives. SIGINT alone ends it at once.
+import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { readdirSync } from "node:fs";
-import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { parseElf, type FunctionInfo } from "./elf.ts";
 import { DebugError, type GeneratedProgram } from "./program.ts";
-import { summarize, type SessionLimiter, type SessionSummary, type StopReason, type UprobeEvent } from "./session.ts";
+import { ProbeSession, type ProbeSessionOptions } from "./probe-session.ts";
 
 const run = promisify(execFile);
 
@@ -103,7 +106,8 @@ export function traceScript(opts: { group: string; pid: number; entry: bigint; r
     ...events.map((e) => `  echo "-:$G/${e}" >> "$T/uprobe_events" 2>/dev/null || true`),
     "}",
     "trap cleanup EXIT",
-    "trap 'exit 0' INT TERM",
+    "trap 'exit 0' INT",
+    `trap 'echo 0 > "$I/events/$G/enable"; echo ${endMark} > "$I/trace_marker"' TERM`,
     ...defs.map((d) => `echo '${d}' >> "$T/uprobe_events"`),
     'mkdir "$I"',
     'echo mono > "$I/trace_clock"',
@@ -114,43 +118,32 @@ export function traceScript(opts: { group: string; pid: number; entry: bigint; r
     // The kernel-side hard stop, even if the agent dies: timeout ends the reader.
     `timeout ${opts.durationS} cat "$I/trace_pipe" &`,
     "CAT=$!",
-    'wait "$CAT" || true',
+    // A trapped signal interrupts wait; keep reading until the reader ends.
+    'while kill -0 "$CAT" 2>/dev/null; do wait "$CAT" || true; done',
   ].join("\n");
 }
 
+/** Written to trace_marker after the probes are disabled: nothing of the session follows it. */
+const endMark = "coral_session_end";
+
 const lineRe = /-(\d+)\s+\[\d+\]\s+\S+\s+(\d+)\.(\d+): (entry|ret\d+): \(0x[0-9a-f]+\) g=0x([0-9a-f]+)((?: a\d=-?\d+)*)(?: r=(-?\d+))?/;
 
-export interface GoRetOptions {
+export interface GoRetOptions extends ProbeSessionOptions {
   pid: number;
   program: GeneratedProgram;
   binary: string;
-  slowThresholdMs?: number;
-  limiter?: SessionLimiter;
-  attachTimeoutMs?: number;
 }
 
 /** Same surface as UprobeSession, for Go targets. */
-export class GoRetSession extends EventEmitter {
-  readonly id: string;
-  readonly events: UprobeEvent[] = [];
-  stopReason: StopReason | undefined;
-  lostEvents = 0;
-  stderr = "";
-  private child: ChildProcess | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private done = false;
-  private exited!: Promise<void>;
+export class GoRetSession extends ProbeSession {
   private readonly starts = new Map<string, bigint>();
   private seen = 0;
-  private readonly monoToWallNs: bigint;
 
   private constructor(
-    readonly program: GeneratedProgram,
+    program: GeneratedProgram,
     private readonly opts: GoRetOptions,
   ) {
-    super();
-    this.id = `uprobe-go-${process.pid}-${nextGroup}`;
-    this.monoToWallNs = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+    super(program, opts, "uprobe-go");
   }
 
   static async start(opts: GoRetOptions): Promise<GoRetSession> {
@@ -158,65 +151,32 @@ export class GoRetSession extends EventEmitter {
     const { entry, rets } = await probePoints(opts.binary, fn);
     if (rets.length === 0) throw new DebugError("unsupported", `${fn.name} has no RET instruction (it never returns?)`);
     const buf = await readFile(opts.binary);
+    const tids = readdirSync(`/proc/${opts.pid}/task`).map(Number).filter((n) => n > 0);
+    const script = traceScript({
+      group: `coral_${process.pid}_${nextGroup++}`,
+      pid: opts.pid,
+      entry: fileOffset(buf, entry),
+      rets: rets.map((r) => fileOffset(buf, r)),
+      argCount: opts.program.argCount,
+      captureReturn: opts.program.captureReturn,
+      tids,
+      durationS: Math.ceil(opts.program.durationMs / 1000) + 1,
+    });
     const s = new GoRetSession(opts.program, opts);
-    opts.limiter?.acquire(s.id);
-    try {
-      const tids = readdirSync(`/proc/${opts.pid}/task`).map(Number).filter((n) => n > 0);
-      const script = traceScript({
-        group: `coral_${process.pid}_${nextGroup++}`,
-        pid: opts.pid,
-        entry: fileOffset(buf, entry),
-        rets: rets.map((r) => fileOffset(buf, r)),
-        argCount: opts.program.argCount,
-        captureReturn: opts.program.captureReturn,
-        tids,
-        durationS: Math.ceil(opts.program.durationMs / 1000) + 1,
-      });
-      await s.launch(script);
-    } catch (err) {
-      await s.stop();
-      throw err;
-    }
+    await s.begin({ command: "unshare", args: ["-m", "--propagation", "private", "sh", "-c", script], drainSignal: "SIGTERM", stopSignal: "SIGINT" });
     return s;
   }
 
-  private launch(script: string): Promise<void> {
-    const child = spawn("unshare", ["-m", "--propagation", "private", "sh", "-c", script], { stdio: ["ignore", "pipe", "pipe"] });
-    this.child = child;
-    let resolveExited!: () => void;
-    this.exited = new Promise((r) => (resolveExited = r));
-    return new Promise<void>((ready, fail) => {
-      let isReady = false;
-      const attachTimer = setTimeout(() => fail(new DebugError("bpftrace_failed", "the uprobe events were not ready in time")), this.opts.attachTimeoutMs ?? 30_000);
-      child.stderr?.setEncoding("utf8").on("data", (d: string) => {
-        if (this.stderr.length < 64 * 1024) this.stderr += d;
-      });
-      createInterface({ input: child.stdout! }).on("line", (line) => {
-        if (!isReady && line.startsWith('{"ev":"ready"')) {
-          isReady = true;
-          clearTimeout(attachTimer);
-          this.timer = setTimeout(() => void this.finish("duration"), this.program.durationMs);
-          ready();
-          return;
-        }
-        this.onLine(line);
-      });
-      child.on("error", (err) => fail(new DebugError("bpftrace_failed", `cannot run unshare: ${err.message}`)));
-      child.on("exit", (code) => {
-        clearTimeout(attachTimer);
-        if (!isReady) {
-          const msg = this.stderr.trim();
-          fail(new DebugError(/permission|not permitted/i.test(msg) ? "no_permission" : "bpftrace_failed", `uprobe events failed (${code}): ${msg}`));
-        }
-        if (!this.stopReason) this.stopReason = isReady ? "bpftrace_exit" : "error";
-        this.finishLocal();
-        resolveExited();
-      });
-    });
+  protected startError(code: number | null): DebugError {
+    const msg = this.stderr.trim();
+    return new DebugError(/permission|not permitted/i.test(msg) ? "no_permission" : "bpftrace_failed", `uprobe events failed (${code}): ${msg}`);
   }
 
-  private onLine(line: string): void {
-    if (this.done) return;
+  protected onLine(line: string): void {
+    if (line.includes(`tracing_mark_write: ${endMark}`)) {
+      this.endTracer();
+      return;
+    }
     const m = lineRe.exec(line);
     if (!m) return;
     const tid = Number(m[1]);
@@ -235,49 +195,5 @@ export class GoRetSession extends EventEmitter {
       this.starts.delete(g);
       this.push({ type: "return", ...base, durationNs: Number(ns - start), ...(m[7] !== undefined ? { ret: m[7] } : {}) });
     }
-  }
-
-  private push(ev: UprobeEvent): void {
-    this.events.push(ev);
-    this.emit("event", ev);
-    if (this.events.length >= this.program.maxEvents) void this.finish("max_events");
-  }
-
-  get running(): boolean {
-    return !this.done;
-  }
-
-  async stop(): Promise<SessionSummary> {
-    await this.finish("stopped");
-    return this.summary();
-  }
-
-  private async finish(reason: StopReason): Promise<void> {
-    if (!this.stopReason) this.stopReason = reason;
-    this.finishLocal();
-    const child = this.child;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const killer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await this.exited;
-      clearTimeout(killer);
-    }
-  }
-
-  private finishLocal(): void {
-    if (this.done) return;
-    this.done = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.opts.limiter?.release(this.id);
-    this.emit("end", this.stopReason);
-  }
-
-  summary(): SessionSummary {
-    return summarize(this.events, {
-      function: this.program.function.name,
-      slowThresholdNs: (this.opts.slowThresholdMs ?? 100) * 1e6,
-      lostEvents: this.lostEvents,
-      stopReason: this.stopReason,
-    });
   }
 }

@@ -251,6 +251,22 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         log.warn({ err: String(err) }, "could not queue connections"),
       );
   });
+  // A restarted agent resumes its collectors once it knows which process it
+  // observes now, or that none listens (then they end, saying so).
+  const firstLook = new Promise<void>((resolve) => {
+    watcher.once("sample", () => resolve());
+    watcher.on("status", (status) => {
+      if (status.state === "waiting") resolve();
+    });
+  });
+  void firstLook
+    .then(() => debug.resume())
+    .then(
+      (r) => {
+        if (r.resumed.length || r.ended.length) log.info({ resumed: r.resumed, ended: r.ended }, "Debug collectors of the previous run picked up");
+      },
+      (err: unknown) => log.warn({ err: String(err) }, "could not resume the debug collectors"),
+    );
   watcher.on("event", (e) => {
     if (e.type === "process_found") options.onNotice?.({ kind: "observing", pid: e.pid, comm: String(e.details.comm ?? "") });
     if (e.type === "restart") restartCount++;

@@ -77,9 +77,34 @@ CREATE TABLE uprobe_events (
 );
 `;
 
+// Live debugging: each collector's request, so a restarted agent resumes the
+// collectors whose deadline has not passed. ended_at is NULL while it runs
+// (or while the agent is down with it still due to run).
+const uprobeCollectors = `
+CREATE TABLE uprobe_collectors (
+  collector_id TEXT PRIMARY KEY,
+  label TEXT NOT NULL,
+  function_name TEXT NOT NULL,
+  duration_ms BIGINT NOT NULL,
+  capture_args INTEGER NOT NULL,
+  capture_return BOOLEAN NOT NULL,
+  sample_rate INTEGER NOT NULL,
+  max_events BIGINT NOT NULL,
+  started_at TIMESTAMP NOT NULL,
+  expires_at TIMESTAMP NOT NULL,
+  binary_path TEXT NOT NULL,
+  is_go BOOLEAN NOT NULL,
+  pid INTEGER NOT NULL,
+  ended_at TIMESTAMP,
+  stop_reason TEXT,
+  stop_detail TEXT
+);
+`;
+
 export const migrations: readonly Migration[] = [
   { version: 1, name: "agent schema and outbox", up: initial },
   { version: 2, name: "uprobe events", up: uprobeEvents },
+  { version: 3, name: "uprobe collectors", up: uprobeCollectors },
 ];
 
 /** Applies every migration newer than the file's schema version, in order. */

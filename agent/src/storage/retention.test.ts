@@ -27,7 +27,7 @@ describe("retention", () => {
     await store.recordSnapshot({ ...snap, timestamp: fresh });
     await store.enqueue({ batchId: "ancient", subject: "coral.c.telemetry", payload: new Uint8Array([1]), at: at(0) });
 
-    expect(await store.applyRetention(now)).toEqual({ cutoff: edge, metrics: 1, events: 1, connections: 1, snapshots: 1, uprobeEvents: 0 });
+    expect(await store.applyRetention(now)).toEqual({ cutoff: edge, metrics: 1, events: 1, connections: 1, snapshots: 1, uprobeEvents: 0, uprobeCollectors: 0 });
     expect((await store.queryMetrics({ limit: 10 })).rows.map((p) => p.value)).toEqual([2, 3]);
     expect((await store.queryEvents({ limit: 10 })).rows.map((e) => e.eventId)).toEqual(["fresh"]);
     expect((await store.queryConnections({ limit: 10 })).rows.map((c) => c.observedAt)).toEqual([fresh]);

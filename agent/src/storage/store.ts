@@ -37,8 +37,11 @@ import type {
   StoredEvent,
   StoredMetricPoint,
   StoredUprobeEvent,
+  UprobeCollectorEnd,
+  UprobeCollectorRecord,
   UprobeEventQuery,
   UprobeEventRow,
+  UprobeHistory,
 } from "./types.ts";
 
 /** Thrown (as a rejection) by every method called after close(). */
@@ -225,6 +228,22 @@ class DuckAgentStore implements AgentStore {
 
   queryUprobeEvents(q: UprobeEventQuery): Promise<{ rows: StoredUprobeEvent[]; hasMore: boolean }> {
     return this.#read((c) => uprobe.queryUprobeEvents(c, q));
+  }
+
+  saveUprobeCollector(c: UprobeCollectorRecord): Promise<void> {
+    return this.#write((conn) => uprobe.saveUprobeCollector(conn, c));
+  }
+
+  endUprobeCollector(collectorId: string, end: UprobeCollectorEnd): Promise<void> {
+    return this.#write((c) => uprobe.endUprobeCollector(c, collectorId, end));
+  }
+
+  listUprobeCollectors(endedSince: Date): Promise<UprobeCollectorRecord[]> {
+    return this.#read((c) => uprobe.listUprobeCollectors(c, endedSince));
+  }
+
+  uprobeHistory(collectorId: string): Promise<UprobeHistory> {
+    return this.#read((c) => uprobe.uprobeHistory(c, collectorId));
   }
 
   summarize(since: Date, until: Date): Promise<MetricSummary[]> {

@@ -134,6 +134,8 @@ export interface RetentionResult {
   connections: number;
   snapshots: number;
   uprobeEvents: number;
+  /** Collectors that ended before the cutoff. */
+  uprobeCollectors: number;
 }
 
 export interface OutboxInput {
@@ -193,6 +195,44 @@ export interface UprobeEventQuery {
   limit: number;
 }
 
+/** A uprobe collector's request and, once it ended, how. */
+export interface UprobeCollectorRecord {
+  collectorId: string;
+  label: string;
+  functionName: string;
+  durationMs: number;
+  captureArgs: number;
+  captureReturn: boolean;
+  sampleRate: number;
+  maxEvents: number;
+  startedAt: Date;
+  expiresAt: Date;
+  /** The target's executable when the collector (last) attached. */
+  binary: string;
+  isGo: boolean;
+  pid: number;
+  endedAt: Date | null;
+  stopReason: string | null;
+  /** Why, in words, when the stop reason alone does not say it. */
+  stopDetail: string | null;
+}
+
+export interface UprobeCollectorEnd {
+  at: Date;
+  stopReason: string;
+  detail: string | null;
+}
+
+/** What a collector stored so far, compactly (enough for its summary). */
+export interface UprobeHistory {
+  lastSeq: number;
+  /** Stored events. */
+  count: number;
+  entries: number;
+  /** Durations of the stored return events. */
+  durationsNs: number[];
+}
+
 export interface AgentStore extends AsyncDisposable {
   readonly path: string;
   readonly retentionMs: number;
@@ -219,6 +259,14 @@ export interface AgentStore extends AsyncDisposable {
   recordUprobeEvents(collectorId: string, rows: readonly UprobeEventRow[]): Promise<number>;
   /** A collector's events after `afterSeq`, oldest first. */
   queryUprobeEvents(q: UprobeEventQuery): Promise<{ rows: StoredUprobeEvent[]; hasMore: boolean }>;
+  /** Stores (or replaces) a collector's request. */
+  saveUprobeCollector(c: UprobeCollectorRecord): Promise<void>;
+  /** Marks a collector ended (the first end wins). */
+  endUprobeCollector(collectorId: string, end: UprobeCollectorEnd): Promise<void>;
+  /** Collectors not ended, and those ended at or after `endedSince`, oldest first. */
+  listUprobeCollectors(endedSince: Date): Promise<UprobeCollectorRecord[]>;
+  /** A collector's last stored seq and its events' kinds and durations. */
+  uprobeHistory(collectorId: string): Promise<UprobeHistory>;
 
   /** Per metric name (sorted), over raw points with since <= timestamp < until. */
   summarize(since: Date, until: Date): Promise<MetricSummary[]>;

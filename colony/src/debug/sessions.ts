@@ -25,6 +25,8 @@ import { viewOf, type DebugSessionView } from "./view.ts";
 export const DEBUG_LIMITS = { maxDurationMs: 600_000, defaultDurationMs: 60_000, maxEvents: 1_000_000, maxArgs: 6, maxSampleRate: 1_000_000 } as const;
 const attachTimeoutMs = 45_000;
 const agentCallTimeoutMs = 20_000;
+/** How soon a stop the agent could not take is asked again (within the detach deadline). */
+const stopRetryMs = 2_000;
 
 export interface DebugSessionsOptions {
   store: ColonyStore;
@@ -87,6 +89,12 @@ export function summaryFromProto(s: UprobeSummary | undefined): DebugSummary | n
   };
 }
 
+/** Why a collector ended on the agent, when the agent said more than the stop reason. */
+export function endedOnAgent(s: UprobeSummary | undefined): string | undefined {
+  if (!s?.stopDetail) return undefined;
+  return `collector stopped on the agent (${s.stopReason || "ended"}): ${s.stopDetail}`;
+}
+
 /** An agent call's failure, said so the person knows it was the agent. */
 export function agentError(err: unknown, agent: { agentId: string; agentUrl: string }): ConnectError {
   const ce = ConnectError.from(err);
@@ -100,6 +108,7 @@ export class DebugSessions {
   readonly pool: AgentClientPool;
   private readonly now: () => number;
   private readonly stopping = new Map<string, Promise<void>>();
+  private readonly retries = new Set<NodeJS.Timeout>();
 
   constructor(private readonly options: DebugSessionsOptions) {
     this.now = options.now ?? Date.now;
@@ -148,6 +157,8 @@ export class DebugSessions {
   }
 
   stop(): Promise<void> {
+    for (const t of this.retries) clearTimeout(t);
+    this.retries.clear();
     return this.host.stop();
   }
 
@@ -193,6 +204,17 @@ export class DebugSessions {
 
   client(agent: { agentId: string; agentUrl: string }): AgentDebugClient {
     return this.pool.get(agent.agentId, agent.agentUrl);
+  }
+
+  /**
+   * Where a session's agent answers now: a restarted agent registers again,
+   * maybe on another port, and resumes its collectors itself (its DuckDB is
+   * their one source of truth), so the colony never re-sends an attach; it
+   * only follows the agent to its current address.
+   */
+  private async currentAgent(agentId: string, attachedUrl: string): Promise<{ agentId: string; agentUrl: string }> {
+    const row = await this.options.store.getAgent(agentId).catch(() => null);
+    return { agentId, agentUrl: row?.agentUrl || attachedUrl };
   }
 
   async attach(req: AttachRequest, by: string): Promise<DebugSessionView> {
@@ -241,20 +263,34 @@ export class DebugSessions {
     p = (async () => {
       const s = this.host.snapshot(sessionId);
       if (!s || stateName(s.value) !== "detaching") return;
-      const { agentId, agentUrl, collectorId } = s.context;
+      const agent = await this.currentAgent(s.context.agentId, s.context.agentUrl);
+      const { collectorId } = s.context;
       try {
-        const res = await this.client({ agentId, agentUrl }).stopUprobeCollector({ collectorId }, { timeoutMs: agentCallTimeoutMs });
-        await this.host.send(sessionId, { type: "detached", atMs: this.now(), summary: summaryFromProto(res.summary) });
+        const res = await this.client(agent).stopUprobeCollector({ collectorId }, { timeoutMs: agentCallTimeoutMs });
+        const detail = endedOnAgent(res.summary);
+        await this.host.send(sessionId, { type: "detached", atMs: this.now(), summary: summaryFromProto(res.summary), ...(detail ? { reason: detail } : {}) });
       } catch (err) {
-        const ce = agentError(err, { agentId, agentUrl });
+        const ce = agentError(err, agent);
         this.options.log.warn({ session_id: sessionId, err: ce.rawMessage }, "could not stop the collector; the session ends at its detach deadline");
-        // The agent no longer knows the collector (it restarted): nothing left to stop.
+        // The agent does not know the collector (its database was lost, or it
+        // was pruned after it ended): nothing left to stop. A restarted agent
+        // keeps its collectors and resumes or ends them itself.
         if (ce.code === Code.NotFound)
           await this.host.send(sessionId, { type: "detached", atMs: this.now(), summary: null, reason: `the agent no longer had the collector: ${ce.rawMessage}` });
+        // The agent is away (restarting?): ask again until the detach deadline.
+        else if (ce.code === Code.Unavailable) this.retryStop(sessionId);
       }
     })().finally(() => this.stopping.delete(sessionId));
     this.stopping.set(sessionId, p);
     return p;
+  }
+
+  private retryStop(sessionId: string): void {
+    const timer = setTimeout(() => {
+      this.retries.delete(timer);
+      void this.stopOnAgent(sessionId);
+    }, stopRetryMs);
+    this.retries.add(timer);
   }
 
   requireView(sessionId: string): DebugSessionView {
@@ -276,7 +312,7 @@ export class DebugSessions {
     const v = this.requireView(sessionId);
     if (!v.collectorId) throw new ConnectError(`session ${sessionId} has no collector (${v.state}: ${v.reason})`, Code.FailedPrecondition);
     const s = this.host.snapshot(sessionId)!;
-    const agent = { agentId: v.agentId, agentUrl: s.context.agentUrl };
+    const agent = await this.currentAgent(v.agentId, s.context.agentUrl);
     try {
       const res = await this.client(agent).queryUprobeEvents(
         {
@@ -288,10 +324,17 @@ export class DebugSessions {
         },
         { timeoutMs: agentCallTimeoutMs },
       );
-      // The collector ended on the agent (max events, bpftrace exit): end the session too.
+      // The collector ended on the agent (max events, bpftrace exit, not
+      // resumed after a restart): end the session too, before answering, so
+      // the answer already says why.
       if (!res.running && this.state(sessionId) === "active")
-        void this.host
-          .send(sessionId, { type: "detach", atMs: this.now(), reason: `collector stopped on the agent (${res.summary?.stopReason || "ended"})`, timeoutMs: detachTimeoutMs })
+        await this.host
+          .send(sessionId, {
+            type: "detach",
+            atMs: this.now(),
+            reason: endedOnAgent(res.summary) ?? `collector stopped on the agent (${res.summary?.stopReason || "ended"})`,
+            timeoutMs: detachTimeoutMs,
+          })
           .catch(() => undefined);
       return res;
     } catch (err) {

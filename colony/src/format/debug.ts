@@ -71,6 +71,8 @@ export function eventStats(events: readonly UprobeEvent[], slowThresholdMs: numb
 
 const pct = (n: number, of: number) => (of ? ` (${((100 * n) / of).toFixed(1)}%)` : "");
 
+const runningStates = ["requested", "attaching", "active"];
+
 export function formatSummary(session: DebugSession, stats: EventStats, options: FormatOptions): string {
   const c = colors(options.color);
   const lines = [c.bold("Summary:")];
@@ -86,6 +88,7 @@ export function formatSummary(session: DebugSession, stats: EventStats, options:
   const s = session.summary;
   if (s && Number(s.lostEvents) > 0) lines.push(c.yellow(`  Lost events (bpftrace buffer full): ${formatNumber(s.lostEvents)}`));
   if (session.sampleRate > 1) lines.push(`  Sampling: every ${session.sampleRate}th call was recorded`);
+  if (!runningStates.includes(session.state) && session.reason) lines.push(`  Ended (${session.state}): ${session.reason}`);
   return lines.join("\n");
 }
 
@@ -97,12 +100,15 @@ export function formatSessions(sessions: readonly DebugSession[], options: Forma
   const rows = sessions.map((s) => {
     const created = s.createdAt ? timestampMs(s.createdAt) : now;
     const expires = s.expiresAt ? timestampMs(s.expiresAt) : null;
-    const left = ["active", "attaching", "requested"].includes(s.state) && expires ? formatDuration(Math.max(0, Math.round((expires - now) / 1000))) : "-";
+    const running = runningStates.includes(s.state);
+    const left = running && expires ? formatDuration(Math.max(0, Math.round((expires - now) / 1000))) : "-";
     const calls = s.summary ? formatNumber(s.summary.calls) : "-";
     const tone = s.state === "failed" ? c.red : s.state === "active" ? c.green : (x: string) => x;
-    return [s.sessionId, s.serviceName, s.functionName, tone(s.state), ago(created), left, calls, s.requestedBy];
+    // Why an ended session ended (e.g. a collector its restarted agent could not resume).
+    const why = running ? "-" : s.reason || "-";
+    return [s.sessionId, s.serviceName, s.functionName, tone(s.state), ago(created), left, calls, s.requestedBy, why];
   });
-  return columns(["SESSION", "SERVICE", "FUNCTION", "STATE", "STARTED", "EXPIRES IN", "CALLS", "BY"].map((h) => c.bold(h)), rows).join("\n");
+  return columns(["SESSION", "SERVICE", "FUNCTION", "STATE", "STARTED", "EXPIRES IN", "CALLS", "BY", "WHY IT ENDED"].map((h) => c.bold(h)), rows).join("\n");
 }
 
 export function formatFunctions(list: readonly FunctionEntry[], meta: { total: number; pid: number; isGo: boolean; service: string }, options: FormatOptions): string {
