@@ -2,9 +2,10 @@
 // agents (`coral connect`), an app process using the Coral SDK, and the CLI.
 // systemctl and kubectl cannot run here: the systemd and kubernetes tests
 // put STAND-IN executables named systemctl and kubectl first on the agent's
-// PATH; they only record their arguments.
+// PATH; they only record their arguments, and fail the calls a test lists
+// (harness.ts standInTools).
 import { spawn } from "node:child_process";
-import { chmod, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -19,7 +20,7 @@ import { runCoral } from "../helpers/cli.ts";
 import { colonyApi, createTestProject, quietLogger } from "../helpers/colony.ts";
 import { freePort } from "../helpers/ports.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { sdkDir, startConnect, startSdkApp } from "./harness.ts";
+import { sdkDir, standInTools, startConnect, startSdkApp } from "./harness.ts";
 
 function controlApi(url: string, token: string) {
   const auth: Interceptor = (next) => (req) => {
@@ -30,6 +31,9 @@ function controlApi(url: string, token: string) {
 }
 
 const ended = new Set(["completed", "failed", "rolled_back"]);
+const undoSteps = (r: Rollback) => r.steps.filter((s) => s.description.startsWith("Undo: ")).map((s) => [s.description, s.outcome]);
+// What the kubernetes strategy runs first, so an undo can go back to the live revision.
+const recordRevision = "kubectl get deployment/api --namespace=shop -o jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}";
 
 async function rollbackEnd(api: ReturnType<typeof controlApi>, id: string, timeoutMs = 90_000): Promise<Rollback> {
   return waitFor(`rollback ${id} to end`, async () => {
@@ -168,12 +172,7 @@ describe("rollbacks", () => {
     const colony = await project.start();
     const env = { CORAL_HOME: project.home, CORAL_API_PORT: new URL(colony.url).port };
     // STAND-INS for systemctl and kubectl: record "<tool> <args>" and succeed.
-    const bin = await mkdtemp(join(tmpdir(), "coral-standin-bin-"));
-    const log = join(bin, "calls.log");
-    for (const tool of ["systemctl", "kubectl"]) {
-      await writeFile(join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> "${log}"\necho "${tool} stand-in: ok"\n`);
-      await chmod(join(bin, tool), 0o755);
-    }
+    const { bin, calls } = await standInTools();
     const empty = await mkdtemp(join(tmpdir(), "coral-empty-path-"));
     const [apiPort, workerPort] = [await freePort(), await freePort()];
     const apps = [
@@ -186,7 +185,6 @@ describe("rollbacks", () => {
       await startConnect(project.dir, { ...env, PATH: empty }, "worker", workerPort, ["--tags", "version=5.0.0"]),
     ];
     const api = controlApi(colony.url, project.localToken);
-    const calls = async () => (await readFile(log, "utf8").catch(() => "")).trim().split("\n").filter(Boolean);
     try {
       await waitFor("both agents healthy", async () => {
         const s = (await colonyApi(colony.url, project.localToken).getStatus({})).services;
@@ -203,14 +201,18 @@ describe("rollbacks", () => {
       const k8s = await api.startRollback({ service: "api", strategy: RollbackStrategy.KUBERNETES });
       const k8sEnd = await rollbackEnd(api, k8s.rollback!.rollbackId);
       expect({ state: k8sEnd.state, error: k8sEnd.error }).toEqual({ state: "completed", error: "" });
-      expect(await calls()).toEqual(["kubectl rollout undo deployment/api --namespace=shop", "kubectl rollout status deployment/api --namespace=shop --timeout=300s"]);
+      expect(await calls()).toEqual([
+        recordRevision,
+        "kubectl rollout undo deployment/api --namespace=shop",
+        "kubectl rollout status deployment/api --namespace=shop --timeout=135s",
+      ]);
 
       // systemd to 1.9.0: the commands run, but the app never reports 1.9.0: failed by the verify deadline.
       const sd = await api.startRollback({ service: "api", targetVersion: "1.9.0", strategy: RollbackStrategy.SYSTEMD });
       const sdEnd = await rollbackEnd(api, sd.rollback!.rollbackId);
       expect(sdEnd.state).toBe("failed");
       expect(sdEnd.error).toBe("timed out after 4s waiting for api: api reports version 2.0.0, healthy");
-      expect((await calls()).slice(2)).toEqual(["systemctl stop api@2.0.0.service", "systemctl start api@1.9.0.service"]);
+      expect((await calls()).slice(3)).toEqual(["systemctl stop api@2.0.0.service", "systemctl start api@1.9.0.service"]);
 
       // auto picks systemd from config; the worker's agent has no systemctl.
       const missing = await api.startRollback({ service: "worker", targetVersion: "4.0.0" });
@@ -225,6 +227,114 @@ describe("rollbacks", () => {
     } finally {
       for (const a of agents) await a.stop();
       for (const a of apps) a.kill("SIGKILL");
+    }
+  }, 600_000);
+
+  it("a failing step is undone and ends rolled_back (kubernetes back to the recorded revision; the SDK handler that undid itself); a failing undo ends failed with both errors", async () => {
+    await using project = await createTestProject();
+    await project.setConfig(["control", "services"], {
+      api: { systemd: { unit: "api@{version}.service" }, kubernetes: { deployment: "api", namespace: "shop", revisions: { "1.9.0": 7 } } },
+    });
+    const colony = await project.start();
+    const env = { CORAL_HOME: project.home, CORAL_API_PORT: new URL(colony.url).port };
+    const tools = await standInTools();
+    const announce = await sdkDir();
+    const [apiPort, paymentsPort] = [await freePort(), await freePort()];
+    const apiApp = spawn(process.execPath, [sampleComponentScript, "store", String(apiPort)], { stdio: "ignore" });
+    const payments = await startSdkApp(paymentsPort, "3.1.0", "revert", announce, "payments");
+    const agents = [
+      await startConnect(project.dir, { ...env, PATH: `${tools.bin}:${process.env.PATH}` }, "api", apiPort, ["--tags", "version=2.0.0"]),
+      await startConnect(project.dir, { ...env, CORAL_SDK_DIR: announce }, "payments", paymentsPort),
+    ];
+    const api = controlApi(colony.url, project.localToken);
+    const cli = (args: string[]) => runCoral(args, { cwd: project.dir, env, timeoutMs: 180_000 });
+    try {
+      await waitFor("api healthy", async () => ((await colonyApi(colony.url, project.localToken).getStatus({})).services.find((s) => s.name === "api")?.health === "healthy" ? true : undefined), {
+        timeoutMs: 60_000,
+      });
+      await sdkReady(colony.url, project.localToken, "payments");
+
+      // The dry run shows the undo with the plan.
+      const dry = await cli(["rollback", "api", "--to", "1.9.0", "--strategy", "kubernetes", "--dry-run"]);
+      expect(dry.stdout).toContain(`first: ${recordRevision} (records the live revision for an undo)`);
+      expect(dry.stdout).toContain("if a step fails, undo it:\n    1. kubectl rollout undo deployment/api --namespace=shop --to-revision={revision}\n");
+
+      // kubernetes: the new pods never get ready; the undo goes back to revision 9 (live before) and checks it.
+      const status = "kubectl rollout status deployment/api --namespace=shop --timeout=135s";
+      await tools.failNext([status]);
+      const k8s = await api.startRollback({ service: "api", targetVersion: "1.9.0", strategy: RollbackStrategy.KUBERNETES });
+      const k8sEnd = await rollbackEnd(api, k8s.rollback!.rollbackId);
+      expect(await tools.calls()).toEqual([
+        recordRevision,
+        "kubectl rollout undo deployment/api --namespace=shop --to-revision=7",
+        status,
+        "kubectl rollout undo deployment/api --namespace=shop --to-revision=9",
+        status,
+      ]);
+      expect(k8sEnd.state).toBe("rolled_back");
+      expect(k8sEnd.error).toBe(
+        `undone, api is back on 2.0.0 (the undo was checked): ${status} failed (exit 3): kubectl stand-in: failing as told; fix that, then roll back again`,
+      );
+      expect(k8sEnd.steps.slice(1).map((s) => [s.description, s.outcome])).toEqual([
+        [`${recordRevision} → revision 9`, "done"],
+        ["kubectl rollout undo deployment/api --namespace=shop --to-revision=7 → ok", "done"],
+        [`${status} → exit 3`, "failed"],
+        ["Undo: kubectl rollout undo deployment/api --namespace=shop --to-revision=9 → ok", "done"],
+        [`Undo: ${status} → ok`, "done"],
+      ]);
+      expect(k8sEnd.undoPlan).toEqual(["kubectl rollout undo deployment/api --namespace=shop --to-revision={revision}", status]);
+
+      // The CLI: status and list show it rolled back with the reason; --json carries it.
+      const shown = await cli(["rollback", "status", k8sEnd.rollbackId]);
+      expect(shown.stdout).toContain(`(kubernetes) ↺ rolled back`);
+      expect(shown.stdout).toContain(`  Reason: ${k8sEnd.error}`);
+      expect(shown.stdout).toContain(`  ✓ Undo: kubectl rollout undo deployment/api --namespace=shop --to-revision=9 → ok`);
+      const listed = await cli(["rollback", "list", "api"]);
+      expect(listed.stdout).toMatch(new RegExp(`${k8sEnd.rollbackId} .*↺ rolled back .*undone, api is back on 2\\.0\\.0`));
+      const json = JSON.parse((await cli(["rollback", "status", k8sEnd.rollbackId, "--json"])).stdout) as { rollback: { state: string; error: string } };
+      expect(json.rollback).toMatchObject({ state: "rolled_back", error: k8sEnd.error });
+
+      // systemd: starting 1.9.0 fails, and so does starting 2.0.0 again: failed, with both errors.
+      await tools.failNext(["systemctl start api@1.9.0.service", "systemctl start api@2.0.0.service"]);
+      const sd = await api.startRollback({ service: "api", targetVersion: "1.9.0", strategy: RollbackStrategy.SYSTEMD });
+      const sdEnd = await rollbackEnd(api, sd.rollback!.rollbackId);
+      expect((await tools.calls()).slice(5)).toEqual([
+        "systemctl stop api@2.0.0.service",
+        "systemctl start api@1.9.0.service",
+        "systemctl stop api@1.9.0.service",
+        "systemctl start api@2.0.0.service",
+      ]);
+      expect(sdEnd.state).toBe("failed");
+      expect(sdEnd.error).toBe(
+        "systemctl start api@1.9.0.service failed (exit 3): systemctl stand-in: failing as told; the undo failed too: systemctl start api@2.0.0.service failed (exit 3): systemctl stand-in: failing as told; api may be left between 2.0.0 and 1.9.0: check it by hand",
+      );
+      expect(undoSteps(sdEnd)).toEqual([
+        ["Undo: systemctl stop api@1.9.0.service → ok", "done"],
+        ["Undo: systemctl start api@2.0.0.service → exit 3", "failed"],
+      ]);
+
+      // sdk: the app's handler fails part-way and reports that it undid itself.
+      const sdk = await api.startRollback({ service: "payments", targetVersion: "3.0.0" });
+      const sdkEnd = await rollbackEnd(api, sdk.rollback!.rollbackId);
+      expect(sdkEnd.state).toBe("rolled_back");
+      expect(sdkEnd.error).toBe(
+        "undone, payments is back on 3.1.0 (the app's rollback handler undid its changes): migration 43 failed half-way: disk full; fix that, then roll back again",
+      );
+      expect(undoSteps(sdkEnd)).toEqual([
+        ["Undo: restored schema 42", "done"],
+        ["Undo: kept serving 3.1.0", "done"],
+      ]);
+
+      const audit = await colony.store.listAudit(100);
+      expect(audit.filter((a) => a.action.startsWith("rollback.") && a.action !== "rollback.start").map((a) => [a.action, a.target]).reverse()).toEqual([
+        ["rollback.rolled_back", "api"],
+        ["rollback.failed", "api"],
+        ["rollback.rolled_back", "payments"],
+      ]);
+    } finally {
+      for (const a of agents) await a.stop();
+      await payments.stop();
+      apiApp.kill("SIGKILL");
     }
   }, 600_000);
 });

@@ -2,9 +2,10 @@
 //   node --import tsx sdk-app.ts <port> <version> <rollback-mode>
 // rollback-mode: "switch" (the handler returns at once and the app reports
 // the target version 1.5 s later, as a restart would), "throw", "slow"
-// (the handler takes 4 s, then switches). Prints one JSON line per event.
+// (the handler takes 4 s, then switches), "revert" (the handler fails
+// part-way and undoes itself). Prints one JSON line per event.
 import http from "node:http";
-import { coral } from "@coral/agent/sdk";
+import { coral, RollbackReverted } from "@coral/agent/sdk";
 
 const [portArg, version = "2.0.0", mode = "switch", serviceName = "checkout"] = process.argv.slice(2);
 const say = (event: Record<string, unknown>) => console.log(JSON.stringify({ ...event, at: Date.now() }));
@@ -23,6 +24,8 @@ await coral.init({
     say({ event: "rollback", target: target.version, from: target.previousVersion, id: target.rollbackId });
     if (mode === "throw") throw new Error("cannot downgrade: schema migration 42 is not reversible");
     if (mode === "slow") await new Promise((r) => setTimeout(r, 4000));
+    if (mode === "revert")
+      throw new RollbackReverted("migration 43 failed half-way: disk full", { undoSteps: ["restored schema 42", `kept serving ${target.previousVersion}`] });
     setTimeout(() => {
       coral.setVersion(target.version);
       say({ event: "version", version: target.version });

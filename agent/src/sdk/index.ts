@@ -30,6 +30,23 @@ export interface RollbackTarget {
   previousVersion: string;
 }
 
+/**
+ * Thrown by an onRollback handler that failed part-way and undid its own
+ * changes, so the app runs what it ran before: the colony ends the rollback
+ * rolled_back rather than failed. Any other error means not undone.
+ */
+export class RollbackReverted extends Error {
+  readonly reverted = true;
+  /** What the handler did to undo itself, one line each (shown as the undo's steps). */
+  readonly undoSteps: string[];
+
+  constructor(message: string, options?: ErrorOptions & { undoSteps?: string[] }) {
+    super(message, options);
+    this.name = "RollbackReverted";
+    this.undoSteps = options?.undoSteps ?? [];
+  }
+}
+
 export interface CoralInitOptions {
   serviceName: string;
   version: string;
@@ -44,7 +61,10 @@ export interface CoralInitOptions {
   healthChecks?: Record<string, HealthCheck>;
   /** Flags the app knows, with the value to use until the colony sends them. */
   flags?: Record<string, FlagDefinition>;
-  /** Runs when the colony rolls this service back with the sdk strategy; throw to fail it. */
+  /**
+   * Runs when the colony rolls this service back with the sdk strategy; throw
+   * to fail it, or throw RollbackReverted if the handler undid its changes.
+   */
   onRollback?: (target: RollbackTarget) => Promise<void> | void;
   endpoints?: { metrics?: string; traces?: string; health?: string; pprof?: string; custom?: Record<string, string> };
   /** Default CORAL_SDK_PORT, else a free port (announced). */
@@ -140,14 +160,21 @@ export class CoralSdk {
   }
 
   private async runRollback(target: RollbackTarget): Promise<ExecuteRollbackResponse> {
-    const base = { $typeName: "coral.control.v1.ExecuteRollbackResponse" as const, steps: [] as string[] };
+    const base = { $typeName: "coral.control.v1.ExecuteRollbackResponse" as const, steps: [] as string[], reverted: false, undoSteps: [] as string[], undoError: "" };
     const handler = this.options?.onRollback;
     if (!handler) return { ...base, success: false, message: "the app registered no rollback handler (coral.init onRollback)" };
     try {
       await handler(target);
       return { ...base, success: true, message: `rollback handler finished (target ${target.version || "previous version"})`, steps: ["ran the app's rollback handler"] };
     } catch (err) {
-      return { ...base, success: false, message: err instanceof Error ? err.message : String(err), steps: ["the app's rollback handler threw"] };
+      const message = err instanceof Error ? err.message : String(err);
+      // Duck-typed, so an error from another copy of the SDK counts too.
+      if (err instanceof Error && (err as Partial<RollbackReverted>).reverted === true) {
+        const undone = (err as Partial<RollbackReverted>).undoSteps;
+        const undoSteps = Array.isArray(undone) && undone.length > 0 ? undone.map(String) : ["the app's rollback handler undid its changes"];
+        return { ...base, success: false, message, steps: ["the app's rollback handler failed"], reverted: true, undoSteps };
+      }
+      return { ...base, success: false, message, steps: ["the app's rollback handler threw"] };
     }
   }
 

@@ -1,6 +1,6 @@
 // coral rollback <service> [--to VERSION] [--strategy auto|sdk|systemd|kubernetes] [--dry-run] [--no-wait]
 // coral rollback status <id> [--json]
-// coral rollback history [service] [--limit N] [--json]
+// coral rollback history|list [service] [--limit N] [--json]
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   GetRollbackResponseSchema,
@@ -79,7 +79,12 @@ export function rollbackCommand(): Command {
           if (opts.json) return printJson(StartRollbackResponseSchema, res);
           console.log(`Dry run: roll ${r.service} back from ${r.fromVersion || "?"} to ${r.targetVersion || "the previous revision"} with the ${r.strategy} strategy`);
           if (r.strategy === "sdk") console.log("  1. the app's rollback handler runs (coral.init onRollback)");
+          if (r.recordRevision) console.log(`  first: ${r.recordRevision} (records the live revision for an undo)`);
           r.plan.forEach((p, i) => console.log(`  ${i + 1}. ${p}`));
+          if (r.undoPlan.length > 0) {
+            console.log(`  if a step fails, undo it:`);
+            r.undoPlan.forEach((p, i) => console.log(`    ${i + 1}. ${p}`));
+          }
           console.log(`  then: wait until ${r.service} reports ${r.targetVersion ? `version ${r.targetVersion} and ` : ""}healthy`);
           console.log("Nothing was changed.");
           return;
@@ -125,7 +130,7 @@ export function rollbackCommand(): Command {
   );
 
   rollback.addCommand(
-    withRemoteOptions(new Command("history").description("past and running rollbacks, newest first"))
+    withRemoteOptions(new Command("history").alias("list").description("past and running rollbacks, newest first"))
       .argument("[service]", "only this component's")
       .option("--limit <n>", "at most this many", limitOption, 20)
       .action(async (service: string | undefined, _o: unknown, cmd: Command) => {

@@ -57,13 +57,63 @@ describe("rollback machine", () => {
     expect(actor.getSnapshot().context.error).toBe(error);
   });
 
-  it("a failed strategy ends failed with its message; a reverted one ends rolled_back", () => {
+  it("a failed strategy with nothing undone ends failed with its message", () => {
     const a = started();
     a.send({ type: "executionFailed", atMs: 1500, error: "handler threw", reverted: false });
     expect([a.getSnapshot().value, a.getSnapshot().context.error]).toEqual(["failed", "handler threw"]);
-    const b = started();
-    b.send({ type: "executionFailed", atMs: 1500, error: "undone", reverted: true });
-    expect(b.getSnapshot().value).toBe("rolled_back");
+  });
+
+  it("a failed step that was undone ends rolled_back, saying where the service is, with the steps and the undo's steps", () => {
+    const actor = createActor(rollbackMachine, { input: { ...input, strategy: "systemd", plan: [["systemctl", "stop", "api@2.0.0"], ["systemctl", "start", "api@1.9.0"]] } }).start();
+    actor.send({ type: "execute", atMs: 1000 });
+    actor.send({
+      type: "executionFailed",
+      atMs: 1500,
+      error: "systemctl start api@1.9.0 failed (exit 1): no such unit",
+      reverted: true,
+      steps: ["systemctl stop api@2.0.0 → ok", "systemctl start api@1.9.0 → exit 1"],
+      undoSteps: ["systemctl stop api@1.9.0 → ok", "systemctl start api@2.0.0 → ok", "systemctl is-active api@2.0.0 → ok"],
+    });
+    const s = actor.getSnapshot();
+    expect(s.value).toBe("rolled_back");
+    expect(s.context.error).toBe("undone, api is back on 2.0.0 (the undo was checked): systemctl start api@1.9.0 failed (exit 1): no such unit; fix that, then roll back again");
+    expect(s.context.reason).toBe(s.context.error);
+    expect(s.context.steps.map((x) => [x.description, x.outcome])).toEqual([
+      ["Running systemctl stop api@2.0.0 && systemctl start api@1.9.0", "failed"],
+      ["systemctl stop api@2.0.0 → ok", "done"],
+      ["systemctl start api@1.9.0 → exit 1", "failed"],
+      ["Undo: systemctl stop api@1.9.0 → ok", "done"],
+      ["Undo: systemctl start api@2.0.0 → ok", "done"],
+      ["Undo: systemctl is-active api@2.0.0 → ok", "done"],
+    ]);
+    expect(s.context.deadlineMs).toBeNull();
+  });
+
+  it("an app handler that undid itself ends rolled_back, crediting the handler", () => {
+    const a = started();
+    a.send({ type: "executionFailed", atMs: 1500, error: "migration failed", reverted: true, undoSteps: ["restored schema 42"] });
+    expect(a.getSnapshot().value).toBe("rolled_back");
+    expect(a.getSnapshot().context.error).toBe("undone, api is back on 2.0.0 (the app's rollback handler undid its changes): migration failed; fix that, then roll back again");
+  });
+
+  it("an undo that fails too ends failed with both errors", () => {
+    const a = started();
+    a.send({
+      type: "executionFailed",
+      atMs: 1500,
+      error: "step failed",
+      reverted: false,
+      steps: ["a → exit 1"],
+      undoSteps: ["b → exit 2"],
+      undoError: "b failed (exit 2)",
+    });
+    const s = a.getSnapshot();
+    expect(s.value).toBe("failed");
+    expect(s.context.error).toBe("step failed; the undo failed too: b failed (exit 2); api may be left between 2.0.0 and 1.9.0: check it by hand");
+    expect(s.context.steps.slice(1).map((x) => [x.description, x.outcome])).toEqual([
+      ["a → exit 1", "failed"],
+      ["Undo: b → exit 2", "failed"],
+    ]);
   });
 
   it("resumes from a persisted snapshot with its deadline", () => {

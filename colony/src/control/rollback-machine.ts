@@ -2,8 +2,8 @@
 //
 //   pending → executing → verifying → completed
 //                 │            └────→ failed (verify deadline)
-//                 ├──────────────────→ failed (strategy failed, or deadline)
-//                 └──────────────────→ rolled_back (the strategy undid itself)
+//                 ├──────────────────→ failed (strategy failed and its undo too, or deadline)
+//                 └──────────────────→ rolled_back (a step failed and was undone)
 //
 // Deadlines live in context as absolute times (the actor host re-arms them
 // after a colony restart), so every rollback ends. The coordinator does the
@@ -27,6 +27,10 @@ export interface RollbackContext {
   targetVersion: string;
   strategy: "sdk" | "systemd" | "kubernetes";
   plan: string[][];
+  /** Run by the agent if a command of plan fails (absent in snapshots from before undo existed). */
+  undo?: string[][];
+  /** kubernetes: records the live revision before plan runs, for undo's "{revision}". */
+  recordRevision?: string[];
   initiatedBy: string;
   startedAtMs: number;
   executeTimeoutMs: number;
@@ -45,7 +49,17 @@ export type RollbackInput = Omit<RollbackContext, "deadlineMs" | "completedAtMs"
 export type RollbackEvent =
   | { type: "execute"; atMs: number }
   | { type: "executed"; atMs: number; message: string; steps: string[] }
-  | { type: "executionFailed"; atMs: number; error: string; reverted: boolean }
+  | {
+      type: "executionFailed";
+      atMs: number;
+      error: string;
+      /** What it undid put back what ran before (checked). */
+      reverted: boolean;
+      /** What ran, the failed step last; then what the undo ran, and why the undo failed if it did. */
+      steps?: string[];
+      undoSteps?: string[];
+      undoError?: string;
+    }
   | { type: "observed"; atMs: number; observation: string }
   | { type: "verified"; atMs: number; observation: string }
   | { type: "deadline"; atMs: number };
@@ -56,6 +70,23 @@ const step = (atMs: number, description: string, outcome = ""): RollbackStepReco
 function finishLast(steps: RollbackStepRecord[], outcome: string): RollbackStepRecord[] {
   const i = steps.findLastIndex((s) => s.outcome === "");
   return i < 0 ? steps : steps.map((s, j) => (j === i ? { ...s, outcome } : s));
+}
+
+/** Step records for the agent's lines; when `failedLast`, the last one is the step that failed. */
+function ranSteps(atMs: number, lines: string[], failedLast: boolean, prefix = ""): RollbackStepRecord[] {
+  return lines.map((l, i) => step(atMs, `${prefix}${l}`, failedLast && i === lines.length - 1 ? "failed" : "done"));
+}
+
+/** The failure as a person can act on it: what failed, and where that left the service. */
+function failureReason(context: RollbackContext, error: string, reverted: boolean, undoError: string): string {
+  const before = context.fromVersion || "what it ran before";
+  if (reverted) {
+    const how = context.strategy === "sdk" ? "the app's rollback handler undid its changes" : "the undo was checked";
+    return `undone, ${context.service} is back on ${before} (${how}): ${error}; fix that, then roll back again`;
+  }
+  if (undoError)
+    return `${error}; the undo failed too: ${undoError}; ${context.service} may be left between ${before} and ${context.targetVersion || "the previous revision"}: check it by hand`;
+  return error;
 }
 
 export const rollbackMachine = setup({
@@ -80,8 +111,16 @@ export const rollbackMachine = setup({
       };
     }),
     recordFailure: assign(({ context, event }) => {
-      const error = event.type === "executionFailed" ? event.error : "failed";
-      return { deadlineMs: null, completedAtMs: event.atMs, steps: finishLast(context.steps, "failed"), error, reason: error };
+      if (event.type !== "executionFailed") return {};
+      const { atMs, reverted } = event;
+      const undoError = reverted ? "" : (event.undoError ?? "");
+      const error = failureReason(context, event.error, reverted, undoError);
+      const steps = [
+        ...finishLast(context.steps, "failed"),
+        ...ranSteps(atMs, event.steps ?? [], true),
+        ...ranSteps(atMs, event.undoSteps ?? [], !reverted, "Undo: "),
+      ];
+      return { deadlineMs: null, completedAtMs: atMs, steps, error, reason: error };
     }),
     recordTimeout: assign(({ context, event }, params: { phase: "executing" | "verifying" }) => {
       const error =

@@ -1,5 +1,6 @@
 // Rollback coordinator: one persistent rollbackMachine actor per rollback.
-// It plans (strategy, target, commands), drives the actor with what the
+// It plans (strategy, target, commands, and the commands that undo them if
+// one fails), drives the actor with what the
 // agent and the service's heartbeats report, mirrors every change into
 // rollback_history and the audit log, and resumes after a colony restart:
 // an executing rollback asks its agent again (the agent and SDK join the
@@ -39,6 +40,10 @@ export interface RollbackPlan {
   targetVersion: string;
   strategy: StrategyName;
   plan: string[][];
+  /** Put back what ran before if a command of plan fails; the last ones check it. Empty: no undo. */
+  undo: string[][];
+  /** kubernetes: records the live revision ("{revision}" in undo) before plan runs; else empty. */
+  recordRevision: string[];
 }
 
 export interface RollbacksOptions {
@@ -122,23 +127,54 @@ export class Rollbacks {
     if (targetVersion && targetVersion === fromVersion) throw failed(`${service} already runs ${fromVersion}`);
     if (targetVersion.length > 128 || /[\s/]/.test(targetVersion)) throw new ConnectError("target_version: at most 128 characters, no spaces or slashes", Code.InvalidArgument);
 
-    const plan: string[][] = [];
+    return { service, fromVersion, targetVersion, strategy, ...this.commands(strategy, service, fromVersion, targetVersion) };
+  }
+
+  /**
+   * The systemd or kubernetes commands, with their undo: back to the version
+   * (systemd) or revision (kubernetes) that ran before, then a check that it
+   * runs. Without a known current version systemd has nothing to go back to.
+   */
+  private commands(strategy: StrategyName, service: string, fromVersion: string, targetVersion: string): Pick<RollbackPlan, "plan" | "undo" | "recordRevision"> {
+    const cfg = this.options.config.services[service];
+    // Forward and undo each get part of the execute deadline, so an undo after a slow failure still fits.
+    const waitS = `--timeout=${Math.max(1, Math.floor((this.options.config.rollback_timeout_ms * 0.45) / 1000))}s`;
     if (strategy === "systemd") {
       const unit = cfg!.systemd!.unit;
       if (unit.includes("{version}")) {
-        if (fromVersion) plan.push(["systemctl", "stop", unit.replaceAll("{version}", fromVersion)]);
-        plan.push(["systemctl", "start", unit.replaceAll("{version}", targetVersion)]);
-      } else {
-        plan.push(["systemctl", "set-environment", `CORAL_ROLLBACK_VERSION=${targetVersion}`]);
-        plan.push(["systemctl", "restart", unit]);
+        const [from, to] = [unit.replaceAll("{version}", fromVersion), unit.replaceAll("{version}", targetVersion)];
+        if (!fromVersion) return { plan: [["systemctl", "start", to]], undo: [], recordRevision: [] };
+        return {
+          plan: [["systemctl", "stop", from], ["systemctl", "start", to]],
+          undo: [["systemctl", "stop", to], ["systemctl", "start", from], ["systemctl", "is-active", from]],
+          recordRevision: [],
+        };
       }
-    } else if (strategy === "kubernetes") {
-      const k = cfg!.kubernetes!;
-      const revision = targetVersion ? k.revisions[targetVersion] : undefined;
-      plan.push(["kubectl", "rollout", "undo", `deployment/${k.deployment}`, `--namespace=${k.namespace}`, ...(revision ? [`--to-revision=${revision}`] : [])]);
-      plan.push(["kubectl", "rollout", "status", `deployment/${k.deployment}`, `--namespace=${k.namespace}`, `--timeout=${Math.round(this.options.config.rollback_timeout_ms / 1000)}s`]);
+      const plan = [["systemctl", "set-environment", `CORAL_ROLLBACK_VERSION=${targetVersion}`], ["systemctl", "restart", unit]];
+      if (!fromVersion) return { plan, undo: [], recordRevision: [] };
+      return {
+        plan,
+        undo: [["systemctl", "set-environment", `CORAL_ROLLBACK_VERSION=${fromVersion}`], ["systemctl", "restart", unit], ["systemctl", "is-active", unit]],
+        recordRevision: [],
+      };
     }
-    return { service, fromVersion, targetVersion, strategy, plan };
+    if (strategy === "kubernetes") {
+      const k = cfg!.kubernetes!;
+      const [deployment, namespace] = [`deployment/${k.deployment}`, `--namespace=${k.namespace}`];
+      const revision = targetVersion ? k.revisions[targetVersion] : undefined;
+      return {
+        recordRevision: ["kubectl", "get", deployment, namespace, "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"],
+        plan: [
+          ["kubectl", "rollout", "undo", deployment, namespace, ...(revision ? [`--to-revision=${revision}`] : [])],
+          ["kubectl", "rollout", "status", deployment, namespace, waitS],
+        ],
+        undo: [
+          ["kubectl", "rollout", "undo", deployment, namespace, "--to-revision={revision}"],
+          ["kubectl", "rollout", "status", deployment, namespace, waitS],
+        ],
+      };
+    }
+    return { plan: [], undo: [], recordRevision: [] };
   }
 
   async start(p: RollbackPlan, initiatedBy: string): Promise<string> {
@@ -154,6 +190,8 @@ export class Rollbacks {
         targetVersion: p.targetVersion,
         strategy: p.strategy,
         plan: p.plan,
+        undo: p.undo,
+        recordRevision: p.recordRevision,
         initiatedBy,
         startedAtMs: now,
         executeTimeoutMs: this.options.config.rollback_timeout_ms,
@@ -165,7 +203,14 @@ export class Rollbacks {
       actor: initiatedBy,
       action: "rollback.start",
       target: p.service,
-      details: { rollback_id: id, from: p.fromVersion, to: p.targetVersion, strategy: p.strategy, plan: p.plan.map((c) => c.join(" ")) },
+      details: {
+        rollback_id: id,
+        from: p.fromVersion,
+        to: p.targetVersion,
+        strategy: p.strategy,
+        plan: p.plan.map((c) => c.join(" ")),
+        undo_plan: p.undo.map((c) => c.join(" ")),
+      },
     });
     this.resume(id);
     return id;
@@ -259,12 +304,23 @@ export class Rollbacks {
               currentVersion: ctx.fromVersion,
               strategy: strategyCodes[ctx.strategy],
               commands: ctx.plan.map((argv) => ({ argv })),
+              undoCommands: (ctx.undo ?? []).map((argv) => ({ argv })),
+              recordRevision: ctx.recordRevision?.length ? { argv: ctx.recordRevision } : undefined,
               timeoutSeconds: Math.max(1, Math.ceil(remaining / 1000)),
             },
             { timeoutMs: Math.max(1000, remaining) },
           );
           if (res.success) await this.send(id, { type: "executed", atMs: Date.now(), message: res.message, steps: res.steps });
-          else await this.send(id, { type: "executionFailed", atMs: Date.now(), error: res.message || "the strategy failed", reverted: false });
+          else
+            await this.send(id, {
+              type: "executionFailed",
+              atMs: Date.now(),
+              error: res.message || "the strategy failed",
+              reverted: res.reverted,
+              steps: res.steps,
+              undoSteps: res.undoSteps,
+              undoError: res.undoError,
+            });
           return;
         } catch (err) {
           this.options.log.warn({ rollback_id: id, err: ConnectError.from(err).rawMessage }, "Could not reach the agent for a rollback; retrying");
@@ -344,6 +400,8 @@ function toRollback(ctx: RollbackContext, state: string): Rollback {
     error: ctx.error,
     steps: ctx.steps.map((s) => ({ at: timestampFromDate(new Date(s.atMs)), description: s.description, outcome: s.outcome })),
     plan: ctx.plan.map((c) => c.join(" ")),
+    undoPlan: (ctx.undo ?? []).map((c) => c.join(" ")),
+    recordRevision: (ctx.recordRevision ?? []).join(" "),
   });
 }
 
@@ -362,6 +420,8 @@ function rollbackToHistory(r: Rollback, ctx: RollbackContext): RollbackHistoryRo
     error: r.error,
     steps: ctx.steps.map((s) => ({ at: new Date(s.atMs).toISOString(), description: s.description, outcome: s.outcome })),
     plan: r.plan,
+    undoPlan: r.undoPlan,
+    recordRevision: r.recordRevision,
   };
 }
 
@@ -379,5 +439,7 @@ function historyToRollback(row: RollbackHistoryRow): Rollback {
     error: row.error,
     steps: row.steps.map((s) => ({ at: timestampFromDate(new Date(s.at)), description: s.description, outcome: s.outcome })),
     plan: row.plan,
+    undoPlan: row.undoPlan,
+    recordRevision: row.recordRevision,
   });
 }

@@ -56,6 +56,8 @@ export function controlService(control: ControlPlane, audit: (actor: string, act
             strategy: plan.strategy,
             initiatedBy: caller(ctx),
             plan: plan.plan.map((c) => c.join(" ")),
+            undoPlan: plan.undo.map((c) => c.join(" ")),
+            recordRevision: plan.recordRevision.join(" "),
           },
         };
       }

@@ -155,7 +155,12 @@ export interface RollbackHistoryRow {
   error: string;
   steps: Array<{ at: string; description: string; outcome: string }>;
   plan: string[];
+  undoPlan: string[];
+  recordRevision: string;
 }
+
+/** The plan column: the commands, their undo and the revision record (rows from before undo hold just the commands). */
+type StoredPlan = string[] | { commands?: string[]; undo?: string[]; record_revision?: string };
 
 export async function saveRollback(conn: Conn, r: RollbackHistoryRow): Promise<void> {
   const duration = r.completedAt ? Math.round((r.completedAt.getTime() - r.startedAt.getTime()) / 1000) : null;
@@ -178,12 +183,14 @@ export async function saveRollback(conn: Conn, r: RollbackHistoryRow): Promise<v
       duration,
       r.error,
       JSON.stringify(r.steps),
-      JSON.stringify(r.plan),
+      JSON.stringify({ commands: r.plan, undo: r.undoPlan, record_revision: r.recordRevision } satisfies StoredPlan),
     ],
   );
 }
 
 function toRollback(r: Row): RollbackHistoryRow {
+  const stored = json<StoredPlan>(r.plan, []);
+  const plan = Array.isArray(stored) ? { commands: stored } : stored;
   return {
     rollbackId: str(r.rollback_id),
     service: str(r.service_id),
@@ -197,7 +204,9 @@ function toRollback(r: Row): RollbackHistoryRow {
     completedAt: dateOrNull(r.completed_at),
     error: str(r.error_message),
     steps: json(r.steps, []),
-    plan: json(r.plan, []),
+    plan: plan.commands ?? [],
+    undoPlan: plan.undo ?? [],
+    recordRevision: plan.record_revision ?? "",
   };
 }
 

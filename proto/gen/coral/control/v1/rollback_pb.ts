@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file coral/control/v1/rollback.proto.
  */
 export const file_coral_control_v1_rollback: GenFile = /*@__PURE__*/
-  fileDesc("Ch9jb3JhbC9jb250cm9sL3YxL3JvbGxiYWNrLnByb3RvEhBjb3JhbC5jb250cm9sLnYxIusBChZFeGVjdXRlUm9sbGJhY2tSZXF1ZXN0EhMKC3JvbGxiYWNrX2lkGAEgASgJEg8KB3NlcnZpY2UYAiABKAkSFgoOdGFyZ2V0X3ZlcnNpb24YAyABKAkSFwoPY3VycmVudF92ZXJzaW9uGAQgASgJEjQKCHN0cmF0ZWd5GAUgASgOMiIuY29yYWwuY29udHJvbC52MS5Sb2xsYmFja1N0cmF0ZWd5EisKCGNvbW1hbmRzGAYgAygLMhkuY29yYWwuY29udHJvbC52MS5Db21tYW5kEhcKD3RpbWVvdXRfc2Vjb25kcxgHIAEoDSIXCgdDb21tYW5kEgwKBGFyZ3YYASADKAkiSgoXRXhlY3V0ZVJvbGxiYWNrUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIPCgdtZXNzYWdlGAIgASgJEg0KBXN0ZXBzGAMgAygJKq0BChBSb2xsYmFja1N0cmF0ZWd5EiEKHVJPTExCQUNLX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASGgoWUk9MTEJBQ0tfU1RSQVRFR1lfQVVUTxABEhkKFVJPTExCQUNLX1NUUkFURUdZX1NESxACEh0KGVJPTExCQUNLX1NUUkFURUdZX1NZU1RFTUQQAxIgChxST0xMQkFDS19TVFJBVEVHWV9LVUJFUk5FVEVTEAQygAEKFlJvbGxiYWNrQ29udHJvbFNlcnZpY2USZgoPRXhlY3V0ZVJvbGxiYWNrEiguY29yYWwuY29udHJvbC52MS5FeGVjdXRlUm9sbGJhY2tSZXF1ZXN0GikuY29yYWwuY29udHJvbC52MS5FeGVjdXRlUm9sbGJhY2tSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Ch9jb3JhbC9jb250cm9sL3YxL3JvbGxiYWNrLnByb3RvEhBjb3JhbC5jb250cm9sLnYxItECChZFeGVjdXRlUm9sbGJhY2tSZXF1ZXN0EhMKC3JvbGxiYWNrX2lkGAEgASgJEg8KB3NlcnZpY2UYAiABKAkSFgoOdGFyZ2V0X3ZlcnNpb24YAyABKAkSFwoPY3VycmVudF92ZXJzaW9uGAQgASgJEjQKCHN0cmF0ZWd5GAUgASgOMiIuY29yYWwuY29udHJvbC52MS5Sb2xsYmFja1N0cmF0ZWd5EisKCGNvbW1hbmRzGAYgAygLMhkuY29yYWwuY29udHJvbC52MS5Db21tYW5kEhcKD3RpbWVvdXRfc2Vjb25kcxgHIAEoDRIwCg11bmRvX2NvbW1hbmRzGAggAygLMhkuY29yYWwuY29udHJvbC52MS5Db21tYW5kEjIKD3JlY29yZF9yZXZpc2lvbhgJIAEoCzIZLmNvcmFsLmNvbnRyb2wudjEuQ29tbWFuZCIXCgdDb21tYW5kEgwKBGFyZ3YYASADKAkihAEKF0V4ZWN1dGVSb2xsYmFja1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSDwoHbWVzc2FnZRgCIAEoCRINCgVzdGVwcxgDIAMoCRIQCghyZXZlcnRlZBgEIAEoCBISCgp1bmRvX3N0ZXBzGAUgAygJEhIKCnVuZG9fZXJyb3IYBiABKAkqrQEKEFJvbGxiYWNrU3RyYXRlZ3kSIQodUk9MTEJBQ0tfU1RSQVRFR1lfVU5TUEVDSUZJRUQQABIaChZST0xMQkFDS19TVFJBVEVHWV9BVVRPEAESGQoVUk9MTEJBQ0tfU1RSQVRFR1lfU0RLEAISHQoZUk9MTEJBQ0tfU1RSQVRFR1lfU1lTVEVNRBADEiAKHFJPTExCQUNLX1NUUkFURUdZX0tVQkVSTkVURVMQBDKAAQoWUm9sbGJhY2tDb250cm9sU2VydmljZRJmCg9FeGVjdXRlUm9sbGJhY2sSKC5jb3JhbC5jb250cm9sLnYxLkV4ZWN1dGVSb2xsYmFja1JlcXVlc3QaKS5jb3JhbC5jb250cm9sLnYxLkV4ZWN1dGVSb2xsYmFja1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message coral.control.v1.ExecuteRollbackRequest
@@ -54,6 +54,23 @@ export type ExecuteRollbackRequest = Message<"coral.control.v1.ExecuteRollbackRe
    * @generated from field: uint32 timeout_seconds = 7;
    */
   timeoutSeconds: number;
+
+  /**
+   * systemd and kubernetes: when a command fails, these run in order to put
+   * back what ran before (the last ones check that it did). None: a failure
+   * is left as it is.
+   *
+   * @generated from field: repeated coral.control.v1.Command undo_commands = 8;
+   */
+  undoCommands: Command[];
+
+  /**
+   * kubernetes: runs before the first command and prints the live revision
+   * (a number), which replaces "{revision}" in undo_commands.
+   *
+   * @generated from field: coral.control.v1.Command record_revision = 9;
+   */
+  recordRevision?: Command | undefined;
 };
 
 /**
@@ -95,11 +112,34 @@ export type ExecuteRollbackResponse = Message<"coral.control.v1.ExecuteRollbackR
   message: string;
 
   /**
-   * What ran, one line per step (commands with their exit status).
+   * What ran, one line per step (commands with their exit status); on a
+   * failure the last line is the step that failed.
    *
    * @generated from field: repeated string steps = 3;
    */
   steps: string[];
+
+  /**
+   * The rollback failed (message says why) and what it changed was undone:
+   * the service runs what it ran before, checked.
+   *
+   * @generated from field: bool reverted = 4;
+   */
+  reverted: boolean;
+
+  /**
+   * What the undo ran, one line per step, like steps.
+   *
+   * @generated from field: repeated string undo_steps = 5;
+   */
+  undoSteps: string[];
+
+  /**
+   * The undo failed too (success and reverted are false): why.
+   *
+   * @generated from field: string undo_error = 6;
+   */
+  undoError: string;
 };
 
 /**
