@@ -2,7 +2,8 @@
 // real compiled C program, a real colony and real agents on one data dir:
 // the restarted agent resumes a collector whose deadline has not passed
 // (same id, seq continuing, events of both runs through the colony), does
-// not resume an expired one, and says why when it cannot resume one.
+// not resume an expired one, says why when it cannot resume one, and is
+// stopped by the colony when its session was detached while it was down.
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningAgent } from "../../agent/src/runtime/agent.ts";
@@ -114,6 +115,36 @@ describe.skipIf(skip !== undefined)("debug collectors across an agent restart", 
     expect(session.reason).toMatch(/passed while the agent was down/);
     expect((await api.queryUprobeEvents({ sessionId: s.sessionId, limit: 100 })).events).toHaveLength(4);
   }, 120_000);
+
+  it("stops a collector detached while the agent was down once the agent is back", async () => {
+    const attached = await api.attachUprobe({ serviceName: "payments", functionName: "validate_card", durationMs: 180_000, captureArgs: 1 });
+    const s = attached.session!;
+    expect(await request(port, "1 10")).toBe("ok 20");
+    await waitFor("the event", async () => (await api.queryUprobeEvents({ sessionId: s.sessionId, limit: 100 })).events.length === 2);
+
+    await restartAgent(async () => {
+      // The agent is down: the detach cannot reach it, and the session ends at its detach deadline (30 s).
+      expect((await api.detachUprobe({ sessionId: s.sessionId })).session?.state).toBe("detaching");
+      const ended = await waitFor("the detach deadline", async () => {
+        const v = (await api.getDebugSession({ sessionId: s.sessionId })).session!;
+        return v.state === "completed" ? v : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 250 });
+      expect(ended.reason).toMatch(/did not confirm the stop/);
+    });
+
+    // Back, the agent resumes the collector; the colony stops it as soon as it can.
+    const session = await waitFor("the owed stop", async () => {
+      const v = (await api.getDebugSession({ sessionId: s.sessionId })).session!;
+      return /stopped on the agent when it came back/.test(v.reason) ? v : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 250 });
+    expect(session.state).toBe("completed");
+    expect(session.reason).toBe("detached by local; stopped on the agent when it came back");
+    const onAgentNow = await onAgent().queryUprobeEvents({ collectorId: s.collectorId, limit: 100 });
+    expect(onAgentNow.running).toBe(false);
+    expect(onAgentNow.summary?.stopReason).toBe("stopped");
+    expect(await request(port, "2 10")).toBe("ok 40");
+    expect((await onAgent().queryUprobeEvents({ collectorId: s.collectorId, limit: 100 })).events).toHaveLength(2);
+  }, 180_000);
 
   it("ends a collector it cannot resume (no observed process) with the reason the colony shows", async () => {
     const attached = await api.attachUprobe({ serviceName: "payments", functionName: "validate_card", durationMs: 120_000 });

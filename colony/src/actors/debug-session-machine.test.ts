@@ -43,6 +43,25 @@ describe("debug session chart", () => {
     a.send({ type: "deadline", atMs: 33_000 });
     expect(a.getSnapshot().value).toBe("completed");
     expect(a.getSnapshot().context.reason).toMatch(/did not confirm/);
+    expect(a.getSnapshot().context.stopUnconfirmed).toBe(true);
+
+    // The agent came back and took the stop after all.
+    const summary = { entries: 3, calls: 3, avgNs: 1, p50Ns: 1, p95Ns: 1, p99Ns: 1, maxNs: 1, slowCalls: 0, slowThresholdNs: 100, lostEvents: 0, stopReason: "stopped" };
+    a.send({ type: "stop_confirmed", atMs: 40_000, summary });
+    expect(a.getSnapshot().value).toBe("completed");
+    expect(a.getSnapshot().context.stopUnconfirmed).toBe(false);
+    expect(a.getSnapshot().context.reason).toBe("detached by local; stopped on the agent when it came back");
+    expect(a.getSnapshot().context.summary?.calls).toBe(3);
+  });
+
+  it("takes a late stop only when one is owed", () => {
+    const a = started();
+    a.send({ type: "attached", atMs: 2_000, collectorId: "c1", pid: 7, isGo: false, expiresAtMs: 62_000 });
+    a.send({ type: "detach", atMs: 3_000, reason: "detached by local", timeoutMs: 30_000 });
+    a.send({ type: "detached", atMs: 3_100, summary: null });
+    expect(a.getSnapshot().context.stopUnconfirmed).toBe(false);
+    a.send({ type: "stop_confirmed", atMs: 4_000, summary: null });
+    expect(a.getSnapshot().context.reason).toBe("detached by local");
   });
 
   it("fails when the attach fails or never answers", () => {

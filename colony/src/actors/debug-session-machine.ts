@@ -59,6 +59,12 @@ export interface DebugSessionContext {
   endAs: "completed" | "expired";
   summary: DebugSummary | null;
   reason: string;
+  /**
+   * The session ended at its detach deadline without the agent confirming the
+   * stop (it was away): the colony stops the collector when the agent is back.
+   * Absent in snapshots from before this field.
+   */
+  stopUnconfirmed?: boolean;
 }
 
 export type DebugSessionEvent =
@@ -67,7 +73,11 @@ export type DebugSessionEvent =
   | { type: "attach_failed"; atMs: number; reason: string }
   | { type: "detach"; atMs: number; reason: string; timeoutMs: number }
   | { type: "detached"; atMs: number; summary: DebugSummary | null; reason?: string }
-  | { type: "deadline"; atMs: number };
+  | { type: "deadline"; atMs: number }
+  /** A stop owed since the detach deadline reached the agent after all. */
+  | { type: "stop_confirmed"; atMs: number; summary: DebugSummary | null };
+
+const unconfirmedStop = "the agent did not confirm the stop (it stops the collector at its own deadline)";
 
 export type DebugSessionInput = Pick<
   DebugSessionContext,
@@ -114,15 +124,19 @@ export const debugSessionMachine = setup({
       deadlineMs: null,
       endedAtMs: event.atMs,
       summary: event.type === "detached" ? event.summary : context.summary,
-      reason:
-        event.type === "detached"
-          ? (event.reason ?? context.reason)
-          : `${context.reason}; the agent did not confirm the stop (it stops the collector at its own deadline)`,
+      reason: event.type === "detached" ? (event.reason ?? context.reason) : `${context.reason}; ${unconfirmedStop}`,
+      stopUnconfirmed: event.type !== "detached",
+    })),
+    recordLateStop: assign(({ context, event }) => ({
+      stopUnconfirmed: false,
+      summary: (event.type === "stop_confirmed" ? event.summary : null) ?? context.summary,
+      reason: `${context.reason.replace(`; ${unconfirmedStop}`, "")}; stopped on the agent when it came back`,
     })),
   },
   guards: {
     deadlinePassed: ({ context, event }) => context.deadlineMs !== null && event.atMs >= context.deadlineMs,
     endsExpired: ({ context }) => context.endAs === "expired",
+    stopOwed: ({ context }) => context.stopUnconfirmed === true,
   },
 }).createMachine({
   id: "debugSession",
@@ -172,8 +186,8 @@ export const debugSessionMachine = setup({
         ],
       },
     },
-    completed: {},
-    expired: {},
+    completed: { on: { stop_confirmed: { guard: "stopOwed", actions: "recordLateStop" } } },
+    expired: { on: { stop_confirmed: { guard: "stopOwed", actions: "recordLateStop" } } },
     failed: {},
   },
 });

@@ -117,7 +117,10 @@ export function meshService(deps: ApiDeps) {
       });
       deps.log.info({ agent_id: req.agentId, service: req.serviceName, state: view.state }, "Agent registered");
       // After this response, so the agent knows its token before flags arrive.
-      setImmediate(() => deps.control?.agentRegistered(req.agentId));
+      setImmediate(() => {
+        deps.control?.agentRegistered(req.agentId);
+        deps.debug?.agentRegistered(req.agentId);
+      });
       return {
         colonyId: deps.colonyId,
         agentToken,

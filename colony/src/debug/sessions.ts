@@ -3,6 +3,7 @@
 // persisted actor (ActorHost: snapshot per transition, deadlines re-armed on
 // restore), mirrors it into debug_sessions and audits every operation.
 import { randomBytes } from "node:crypto";
+import { setTimeout as delay } from "node:timers/promises";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { UprobeSummary } from "@coral/proto/gen/coral/agent/v1/debug_pb";
@@ -27,6 +28,8 @@ const attachTimeoutMs = 45_000;
 const agentCallTimeoutMs = 20_000;
 /** How soon a stop the agent could not take is asked again (within the detach deadline). */
 const stopRetryMs = 2_000;
+/** How long a stop owed to a returning agent is tried (it may still be resuming its collectors). */
+const owedStopWindowMs = 60_000;
 
 export interface DebugSessionsOptions {
   store: ColonyStore;
@@ -109,6 +112,8 @@ export class DebugSessions {
   private readonly now: () => number;
   private readonly stopping = new Map<string, Promise<void>>();
   private readonly retries = new Set<NodeJS.Timeout>();
+  private readonly owedStops = new Set<string>();
+  private readonly stopped = new AbortController();
 
   constructor(private readonly options: DebugSessionsOptions) {
     this.now = options.now ?? Date.now;
@@ -156,7 +161,53 @@ export class DebugSessions {
     return n;
   }
 
+  /**
+   * An agent (re)registered: stop the collectors of sessions that ended at
+   * their detach deadline while it was away, if their own deadline has not
+   * stopped them yet (a restarted agent resumes its collectors).
+   */
+  agentRegistered(agentId: string): void {
+    for (const id of this.host.ids()) {
+      const c = this.host.snapshot(id)?.context;
+      if (c?.agentId === agentId && c.stopUnconfirmed && (c.expiresAtMs ?? 0) > this.now()) void this.stopOwed(id);
+    }
+  }
+
+  private async stopOwed(sessionId: string): Promise<void> {
+    if (this.owedStops.has(sessionId)) return;
+    this.owedStops.add(sessionId);
+    const until = this.now() + owedStopWindowMs;
+    try {
+      for (;;) {
+        const s = this.host.snapshot(sessionId);
+        if (!s?.context.stopUnconfirmed) return;
+        const agent = await this.currentAgent(s.context.agentId, s.context.agentUrl);
+        try {
+          const res = await this.client(agent).stopUprobeCollector({ collectorId: s.context.collectorId }, { timeoutMs: agentCallTimeoutMs });
+          await this.host.send(sessionId, { type: "stop_confirmed", atMs: this.now(), summary: summaryFromProto(res.summary) });
+          this.options.log.info({ session_id: sessionId, agent_id: agent.agentId }, "Stopped a collector the agent resumed after its session ended");
+          return;
+        } catch (err) {
+          // not_found: the agent has not resumed its collectors yet (or lost them); ask again for a while.
+          if (this.now() > until) {
+            this.options.log.warn(
+              { session_id: sessionId, err: agentError(err, agent).rawMessage },
+              "could not stop a collector owed since its session ended; it stops at its own deadline",
+            );
+            return;
+          }
+        }
+        await delay(stopRetryMs, undefined, { signal: this.stopped.signal });
+      }
+    } catch (err) {
+      if (!this.stopped.signal.aborted) this.options.log.warn({ session_id: sessionId, err: String(err) }, "owed collector stop failed");
+    } finally {
+      this.owedStops.delete(sessionId);
+    }
+  }
+
   stop(): Promise<void> {
+    this.stopped.abort();
     for (const t of this.retries) clearTimeout(t);
     this.retries.clear();
     return this.host.stop();
