@@ -88,8 +88,12 @@ describe.skipIf(skip !== undefined)("debug sessions through the colony", () => {
       .get(agent.agentId, agent.apiUrl)
       .queryUprobeEvents({ collectorId: last!.session!.collectorId, limit: 1 });
     expect(onAgent.running).toBe(false);
-    const audit = (await colony.store.listAudit(100)).filter((a) => a.target === id).map((a) => `${a.actor}:${a.action}`);
-    expect(audit).toContain("colony:debug.expired");
+    // The colony audits the expiry right after the transition is stored, not before the stream ends.
+    const audit = await waitFor("the expiry in the audit log", async () => {
+      const actions = (await colony.store.listAudit(100)).filter((a) => a.target === id).map((a) => `${a.actor}:${a.action}`);
+      return actions.includes("colony:debug.expired") ? actions : undefined;
+    });
+    expect(audit).toContain("local:debug.attach");
   });
 
   it("answers with clear errors: unknown service, unknown function, limits, tokens", async () => {
