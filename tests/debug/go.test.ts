@@ -66,6 +66,32 @@ describe.skipIf(skip !== undefined)("live debugging a Go program", () => {
     expect(await request(port, "5 30")).toBe(`ok ${5 * 435}`);
   }, 120_000);
 
+  it("pairs each return of a recursive function with its own call while the stack grows", async () => {
+    const attached = await api.attachUprobe({ serviceName: "payments-go", functionName: "main.grow", durationMs: 60_000, captureArgs: 1, captureReturn: true });
+    // ValidateCard(30) calls grow(30), which recurses down to grow(0) through 1 KiB frames.
+    expect(await request(port, "1 30")).toBe(`ok 435`);
+    await api.detachUprobe({ sessionId: attached.session!.sessionId });
+    const { events } = await api.queryUprobeEvents({ sessionId: attached.session!.sessionId, limit: 1000 });
+    expect(events.filter((e) => e.type === "entry")).toHaveLength(31);
+    expect(events.filter((e) => e.type === "return")).toHaveLength(31);
+    // Each return closes the innermost open call of its goroutine: grow(n) returns n*(n+1)/2,
+    // and an outer call lasts at least as long as the inner one that returned before it.
+    const open: number[] = [];
+    let lastDuration = 0;
+    for (const e of events) {
+      if (e.type === "entry") open.push(Number(e.args[0]));
+      else {
+        const n = open.pop()!;
+        expect(Number(e.returnValue)).toBe((n * (n + 1)) / 2);
+        expect(Number(e.durationNs)).toBeGreaterThanOrEqual(lastDuration);
+        lastDuration = Number(e.durationNs);
+      }
+    }
+    expect(open).toEqual([]);
+    expect(new Set(events.map((e) => e.goroutine)).size).toBe(1);
+    expect(target.exitCode).toBeNull();
+  }, 120_000);
+
   it("expires a Go session on its deadline and leaves the program running", async () => {
     const attached = await api.attachUprobe({ serviceName: "payments-go", functionName: "main.ValidateCard", durationMs: 2000 });
     const driving = request(port, "200 30");

@@ -123,6 +123,9 @@ export function traceScript(opts: { group: string; pid: number; entry: bigint; r
   ].join("\n");
 }
 
+/** Deepest recursion one goroutine may hold open in a session. */
+const maxOpenCalls = 10_000;
+
 /** Written to trace_marker after the probes are disabled: nothing of the session follows it. */
 const endMark = "coral_session_end";
 
@@ -136,7 +139,8 @@ export interface GoRetOptions extends ProbeSessionOptions {
 
 /** Same surface as UprobeSession, for Go targets. */
 export class GoRetSession extends ProbeSession {
-  private readonly starts = new Map<string, bigint>();
+  /** Open calls per goroutine, innermost last: a start time when sampled, null when not. */
+  private readonly open = new Map<string, (bigint | null)[]>();
   private seen = 0;
 
   private constructor(
@@ -185,14 +189,22 @@ export class GoRetSession extends ProbeSession {
     const base = { ns, timeMs: Number((ns + this.monoToWallNs) / 1_000_000n), pid: this.opts.pid, tid, goroutine: g };
     if (m[4] === "entry") {
       this.seen++;
-      if (this.seen % this.program.sampleRate !== 0) return;
-      this.starts.set(g, ns);
+      const sampled = this.seen % this.program.sampleRate === 0;
+      const stack = this.open.get(g) ?? [];
+      // A goroutine that panicked out of the function never returns: bound what it leaves open.
+      if (stack.length >= maxOpenCalls) stack.shift();
+      stack.push(sampled ? ns : null);
+      this.open.set(g, stack);
+      if (!sampled) return;
       const args = m[6] ? [...m[6].matchAll(/a\d=(-?\d+)/g)].map((x) => x[1]!) : [];
       this.push({ type: "entry", ...base, ...(args.length ? { args } : {}) });
     } else {
-      const start = this.starts.get(g);
-      if (start === undefined) return;
-      this.starts.delete(g);
+      // RET probes also fire for calls entered before the session: those find no open call.
+      const stack = this.open.get(g);
+      if (!stack?.length) return;
+      const start = stack.pop();
+      if (stack.length === 0) this.open.delete(g);
+      if (start === null || start === undefined) return;
       this.push({ type: "return", ...base, durationNs: Number(ns - start), ...(m[7] !== undefined ? { ret: m[7] } : {}) });
     }
   }

@@ -14,7 +14,7 @@ describe("generateProgram", () => {
   it("fills the template with integers only", () => {
     const p = generateProgram({ pid: 42, symbol: "validate_card", functions: fl, captureArgs: 2, captureReturn: true, sampleRate: 3 });
     expect(p.source).toContain("uprobe:/proc/42/exe:0x1139 /pid == 42/");
-    expect(p.source).toContain("uretprobe:/proc/42/exe:0x1139 /pid == 42 && @start[tid]/");
+    expect(p.source).toContain("uretprobe:/proc/42/exe:0x1139 /pid == 42 && @depth[tid] > 0/");
     expect(p.source).toContain("@seen % 3 == 0");
     expect(p.source).toContain(", arg0, arg1);");
     expect(p.source).toContain(", retval);");

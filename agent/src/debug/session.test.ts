@@ -67,6 +67,33 @@ describe.skipIf(skip !== undefined)("UprobeSession with real bpftrace on a C tar
     console.log("summary", JSON.stringify(sum));
   });
 
+  it("pairs each return of a recursive function with its own call", async () => {
+    const pid = await started();
+    const s = await UprobeSession.start({ pid, symbol: "nest", captureArgs: 1, captureReturn: true, durationMs: 20_000 });
+    sessions.push(s);
+    await waitFor(() => s.events.filter((e) => e.type === "return").length >= 25 || undefined, 15_000, "25 returns");
+    await s.stop();
+    // Replay the calls per thread: each return must close the innermost open call,
+    // whose argument n gives the value n*(n+1)/2 and at least n+1 sleeps of 200 us.
+    const open = new Map<number, number[]>();
+    let closed = 0;
+    for (const e of s.events) {
+      const stack = open.get(e.tid) ?? [];
+      open.set(e.tid, stack);
+      if (e.type === "entry") stack.push(Number(e.args![0]));
+      else {
+        const n = stack.pop()!;
+        expect(n).toBeDefined();
+        expect(Number(e.ret)).toBe((n * (n + 1)) / 2);
+        expect(e.durationNs!).toBeGreaterThanOrEqual((n + 1) * 200_000);
+        closed++;
+      }
+    }
+    expect(closed).toBeGreaterThanOrEqual(25);
+    // Every depth returns, the outer calls too (a start kept per thread alone loses them).
+    expect(new Set(s.events.filter((e) => e.type === "return").map((e) => e.ret))).toEqual(new Set(["0", "1", "3", "6", "10"]));
+  });
+
   it("stops at max events", async () => {
     const pid = await started();
     const s = await UprobeSession.start({ pid, symbol: "validate_card", maxEvents: 10, durationMs: 30_000 });
