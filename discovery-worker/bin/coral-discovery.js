@@ -3,5 +3,7 @@
 import { register } from "tsx/esm/api";
 
 register();
-const { discoveryCli } = await import("../src/self-hosted/cli.ts");
-await discoveryCli().parseAsync(process.argv);
+const { runDiscoveryCli } = await import("../src/self-hosted/cli.ts");
+// The server keeps the process alive; only a finished command (or an error) sets the code.
+const code = await runDiscoveryCli(process.argv);
+if (code !== 0) process.exit(code);

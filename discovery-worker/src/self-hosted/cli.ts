@@ -1,6 +1,6 @@
 // coral-discovery: run the discovery service self-hosted.
 import { availableParallelism } from "node:os";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { generateSigningJwk } from "./keys.ts";
 import { createLogger, logLevels, type LogLevel } from "./log.ts";
 import { discoveryVersion, startDiscoveryServer } from "./server.ts";
@@ -41,6 +41,8 @@ export function discoveryCli(): Command {
     .addOption(new Option("--log-level <level>", "logging level").choices(logLevels).default("info"))
     .addOption(new Option("--log-format <format>", "log format").choices(["console", "json"]).default("console"))
     .showHelpAfterError()
+    // Usage errors become exit code 2 in runDiscoveryCli (set before keygen so it inherits it).
+    .exitOverride()
     .action(async (opts: {
       port: number;
       host: string;
@@ -78,7 +80,8 @@ export function discoveryCli(): Command {
           log.error(`failed to listen on ${opts.host}:${opts.port}: address already in use; pick another with --port`);
           process.exit(1);
         }
-        throw err;
+        log.error(`failed to start: ${err instanceof Error ? err.message : String(err)}`);
+        process.exit(1);
       });
       log.info({ addr: `${opts.host === "0.0.0.0" ? "" : opts.host}:${server.port}`, data_dir: opts.dataDir, shards: server.shards }, "Discovery service listening");
       const stop = async (signal: string) => {
@@ -99,4 +102,16 @@ export function discoveryCli(): Command {
       process.stdout.write((await generateSigningJwk()) + "\n");
     });
   return program;
+}
+
+/** Runs coral-discovery; exit codes as coral's: 0 ok (or --help), 1 failure, 2 usage error. */
+export async function runDiscoveryCli(argv: string[]): Promise<number> {
+  try {
+    await discoveryCli().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    console.error(`Error: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
 }
