@@ -162,6 +162,24 @@ describe.skipIf(!binary)("managed nats-server lifecycle", () => {
     expect(ack.seq).toBe(1);
   });
 
+  it("adds, rotates and removes agent users without one refused connection in its log", async () => {
+    await using dir = await tempDir("nats-quiet");
+    const log = captureLogger();
+    await using nats = await startManagedNats({ dataDir: dir.path, port: 0, logger: log });
+    const creds = [];
+    for (const id of ["quiet-a", "quiet-b", "quiet-c"]) creds.push(await nats.addAgentUser(id, agentSubjectPrefix(colonyId, id)));
+    creds.push(await nats.addAgentUser("quiet-a", agentSubjectPrefix(colonyId, "quiet-a"), { rotate: true }));
+    expect(await nats.removeAgentUser("quiet-b")).toBe(true);
+    // Each change took effect: the new and rotated users connect, the removed one is refused.
+    await (await connectAs(nats.url, creds[3]!)).close();
+    await (await connectAs(nats.url, creds[2]!)).close();
+    const refusedBefore = log.lines.filter((l) => /authentication error/.test(String(l.fields.line))).length;
+    expect(refusedBefore).toBe(0);
+    await expect(connectAs(nats.url, creds[1]!)).rejects.toThrow(/authorization/i);
+    // The test's own refused attempt is logged: the check above could see one.
+    await pollUntil(() => (log.lines.some((l) => /authentication error/.test(String(l.fields.line))) ? true : undefined), { timeoutMs: 10_000, what: "the refusal in the log" });
+  });
+
   it("moves to a free port when the preferred one is taken", async () => {
     const blocker: Server = createServer();
     await new Promise<void>((done) => blocker.listen({ host: "127.0.0.1", port: 0 }, done));

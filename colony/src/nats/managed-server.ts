@@ -138,6 +138,9 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** How long a reload probe waits for nats-server's "Reloaded server configuration" line. */
+const reloadReportedMs = 2_000;
+
 /** Outcome of a connection attempt: it worked, the server refused the credentials, or something else failed. */
 async function tryConnect(url: string, creds: NatsCredentials, checkJetStream = false): Promise<"ok" | "refused" | "failed"> {
   try {
@@ -168,6 +171,8 @@ class ServerProcess {
   readonly child: ChildProcess;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>;
   readonly tail: string[] = [];
+  /** Configuration reloads the server has reported finishing. */
+  reloads = 0;
   exitInfo: { code: number | null; signal: NodeJS.Signals | null; error?: Error } | undefined;
 
   constructor(binary: string, configPath: string, log: NatsLogger, secrets: () => Iterable<string>) {
@@ -185,6 +190,7 @@ class ServerProcess {
     const forward = (line: string) => {
       let text = line;
       for (const secret of secrets()) if (secret) text = text.split(secret).join("[REDACTED]");
+      if (/Reloaded server configuration/.test(text)) this.reloads++;
       this.tail.push(text);
       if (this.tail.length > 40) this.tail.shift();
       // The config file holding passwords is 0600 and loopback-only; the
@@ -387,12 +393,25 @@ class ManagedNatsServer implements ManagedNats {
     return run;
   }
 
-  private async reloadAndWait(what: string, done: () => Promise<boolean>): Promise<void> {
+  /**
+   * Reloads the configuration and waits until `done` holds. With `trustReport`,
+   * the server's own "reloaded" line is enough (a probe for a refusal would log
+   * an authentication error every time).
+   */
+  private async reloadAndWait(what: string, done: () => Promise<boolean>, { trustReport = false } = {}): Promise<void> {
     await this.writeConfig();
-    const pid = this.proc?.pid;
-    if (pid !== undefined) process.kill(pid, "SIGHUP");
+    const proc = this.proc;
+    const reloadsBefore = proc?.reloads ?? 0;
+    const sentAt = Date.now();
+    if (proc?.pid !== undefined) process.kill(proc.pid, "SIGHUP");
+    // Probe once the server says the reload is done: a probe that races it is
+    // refused and logs an "authentication error" that alarms whoever reads it.
+    // After reloadReported ms the probe runs anyway, in case the line never comes.
+    const reported = () => proc !== undefined && proc.reloads > reloadsBefore;
+    const reloaded = () => proc === undefined || reported() || Date.now() - sentAt > reloadReportedMs;
+    const holds = async () => reloaded() && ((trustReport && reported()) || (await done()));
     try {
-      await pollUntil(async () => ((await done()) ? true : undefined), {
+      await pollUntil(async () => ((await holds()) ? true : undefined), {
         timeoutMs: this.timeouts.reload,
         intervalMs: 50,
         what,
@@ -434,7 +453,9 @@ class ManagedNatsServer implements ManagedNats {
       this.agents.delete(agentId);
       await saveAgentUsers(this.paths.usersPath, [...this.agents.values()]);
       if (!this.stopping)
-        await this.reloadAndWait(`agent user ${existing.user} to be refused`, async () => (await tryConnect(this.url, existing)) === "refused");
+        await this.reloadAndWait(`agent user ${existing.user} to be refused`, async () => (await tryConnect(this.url, existing)) === "refused", {
+          trustReport: true,
+        });
       this.log.info({ agent_id: agentId, user: existing.user }, "NATS agent user removed");
       return true;
     });
