@@ -394,22 +394,20 @@ class ManagedNatsServer implements ManagedNats {
   }
 
   /**
-   * Reloads the configuration and waits until `done` holds. With `trustReport`,
-   * the server's own "reloaded" line is enough (a probe for a refusal would log
-   * an authentication error every time).
+   * Reloads the configuration and waits until it took effect: nats-server's own
+   * "Reloaded server configuration" line says so. Only when that line does not
+   * come within reloadReportedMs is `done` probed instead (a probe that races the
+   * reload is refused, and logs an "authentication error" that alarms the reader).
    */
-  private async reloadAndWait(what: string, done: () => Promise<boolean>, { trustReport = false } = {}): Promise<void> {
+  private async reloadAndWait(what: string, done: () => Promise<boolean>): Promise<void> {
     await this.writeConfig();
     const proc = this.proc;
     const reloadsBefore = proc?.reloads ?? 0;
     const sentAt = Date.now();
     if (proc?.pid !== undefined) process.kill(proc.pid, "SIGHUP");
-    // Probe once the server says the reload is done: a probe that races it is
-    // refused and logs an "authentication error" that alarms whoever reads it.
-    // After reloadReported ms the probe runs anyway, in case the line never comes.
     const reported = () => proc !== undefined && proc.reloads > reloadsBefore;
-    const reloaded = () => proc === undefined || reported() || Date.now() - sentAt > reloadReportedMs;
-    const holds = async () => reloaded() && ((trustReport && reported()) || (await done()));
+    const probeInstead = () => proc === undefined || Date.now() - sentAt > reloadReportedMs;
+    const holds = async () => reported() || (probeInstead() && (await done()));
     try {
       await pollUntil(async () => ((await holds()) ? true : undefined), {
         timeoutMs: this.timeouts.reload,
@@ -453,9 +451,7 @@ class ManagedNatsServer implements ManagedNats {
       this.agents.delete(agentId);
       await saveAgentUsers(this.paths.usersPath, [...this.agents.values()]);
       if (!this.stopping)
-        await this.reloadAndWait(`agent user ${existing.user} to be refused`, async () => (await tryConnect(this.url, existing)) === "refused", {
-          trustReport: true,
-        });
+        await this.reloadAndWait(`agent user ${existing.user} to be refused`, async () => (await tryConnect(this.url, existing)) === "refused");
       this.log.info({ agent_id: agentId, user: existing.user }, "NATS agent user removed");
       return true;
     });
