@@ -1,5 +1,6 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import coral from "./scripts/lint/plugin.mjs";
 
 export default tseslint.config(
   { ignores: ["**/node_modules/**", "proto/gen/**", "**/dist/**", ".coral/**", "**/.wrangler/**", "bench/results/**", "bench/**/.lean-build-*/**"] },
@@ -13,5 +14,11 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "no-console": "off",
     },
+  },
+  {
+    // The architecture's package graph and no file-level import cycles (scripts/lint/plugin.mjs).
+    files: ["**/*.ts", "**/*.mts", "**/*.js", "**/*.mjs"],
+    plugins: { coral },
+    rules: { "coral/package-boundaries": "error", "coral/no-import-cycle": "error" },
   },
 );

@@ -1,9 +1,15 @@
 import { defineConfig } from "vitest/config";
 
+// Tests import the packages' TypeScript sources (the "coral-source" export
+// condition); bins that tests spawn run the compiled dist/ that users run.
+const conditions = ["coral-source", "module", "node", "development|production"];
+
 export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: ["coral-source"] } },
   test: {
-    include: ["proto/src/**/*.test.ts", "discovery-worker/**/*.test.ts", "colony/**/*.test.ts", "agent/**/*.test.ts", "tests/**/*.test.ts"],
-    exclude: ["**/node_modules/**"],
+    include: ["{proto,common,sdk,discovery-worker,agent,colony,cli}/src/**/*.test.ts", "tests/**/*.test.ts"],
+    exclude: ["**/node_modules/**", "**/dist/**"],
     // Real servers start in these tests; the machine is small and shared.
     testTimeout: 60_000,
     hookTimeout: 120_000,

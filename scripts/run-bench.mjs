@@ -1,4 +1,5 @@
-// Runs every benchmark (bench/<name>/run.ts) in turn with `node --import tsx`.
+// Runs every benchmark (bench/<name>/run.ts) in turn with `node --import tsx`
+// (sources through the coral-source export condition; bins run the build).
 // Each writes its figures to bench/results/. Exits non-zero if any benchmark
 // failed (a missed target is not a failure).
 import { spawnSync } from "node:child_process";
@@ -23,7 +24,7 @@ const failed = [];
 for (const file of runs) {
   const name = relative(root, file);
   console.log(`\n=== ${name} ===`);
-  const result = spawnSync(process.execPath, ["--import", "tsx", file], { cwd: root, stdio: "inherit" });
+  const result = spawnSync(process.execPath, ["--conditions=coral-source", "--import", "tsx", file], { cwd: root, stdio: "inherit" });
   if (result.status !== 0) failed.push(`${name} (${result.error?.message ?? `exit ${result.status ?? result.signal}`})`);
 }
 if (failed.length > 0) {

@@ -1,7 +1,7 @@
 // Idle processes the agent-footprint bench measures beside the agent, to
 // split its RSS into Node + tsx, the coral code it loads, and DuckDB:
 //   node --import tsx bench/agent-footprint/baseline.ts modules
-//     loads every command of the coral CLI (buildCli() of colony/src/cli/main.ts,
+//     loads every command of the coral CLI (buildCli() of @coral/cli,
 //     which pulls in the agent, NATS, Connect and the DuckDB bindings) and idles;
 //   node --import tsx bench/agent-footprint/baseline.ts duckdb <dir> [threads] [memoryLimit]
 //     opens an empty agent store (openAgentStore, the agent's defaults unless
@@ -11,10 +11,10 @@ import { join } from "node:path";
 
 const [mode, dir, threads, memoryLimit] = process.argv.slice(2);
 if (mode === "modules") {
-  const { buildCli } = await import("../../colony/src/cli/main.ts");
+  const { buildCli } = await import("@coral/cli");
   await buildCli();
 } else if (mode === "duckdb" && dir) {
-  const { openAgentStore } = await import("../../agent/src/storage/index.ts");
+  const { openAgentStore } = await import("@coral/agent");
   await openAgentStore(join(dir, "agent.duckdb"), {
     threads: threads ? Number(threads) : undefined,
     memoryLimit: memoryLimit || undefined,

@@ -12,7 +12,7 @@
 //    process with its own nats-server), one sample component
 //    (`node component.mjs store <port>`), and ONE agent started as a user
 //    would, as its own process:
-//      node colony/bin/coral.js connect store --port <p> --health <url> --metrics <url>
+//      node cli/bin/coral.js connect store --port <p> --health <url> --metrics <url>
 //    in the project directory with CORAL_HOME and CORAL_API_PORT set, default
 //    sampling (1 s) and retention (1 h).
 // 3. Once the agent says it is connected and observing, for --minutes:
@@ -40,13 +40,13 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { sampleComponentScript } from "../../colony/src/sample-app/index.ts";
+import { sampleComponentScript } from "@coral/cli/sample-app";
 import { colonyApi, createTestProject } from "../../tests/helpers/colony.ts";
 import { freePort } from "../../tests/helpers/ports.ts";
 import { CLK_TCK, commandLine, descendants, loadAverage, machineInfo, readCpuTicks, readPss, readSockets, readStatus, readThreadTicks, smapsBreakdown, SocketTally, type ByteTotals, type MemStatus } from "./proc.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const coralBin = join(repoRoot, "colony/bin/coral.js");
+const coralBin = join(repoRoot, "cli/bin/coral.js");
 const here = join(repoRoot, "bench/agent-footprint");
 
 const targets = {
@@ -421,7 +421,7 @@ async function main() {
 
     // ---- the agent as users run it
     const agentArgs = ["connect", "store", "--port", String(appPort), "--health", `${base}/health`, "--metrics", `${base}/metrics`];
-    const command = `node colony/bin/coral.js ${agentArgs.join(" ")}`;
+    const command = `node cli/bin/coral.js ${agentArgs.join(" ")}`;
     log(`agent: ${command} (cwd ${project.dir}, CORAL_HOME=${project.home}, CORAL_API_PORT=${ports.api})`);
     const spawnedAt = Date.now();
     const agent = spawnCaptured(process.execPath, [coralBin, ...agentArgs], {

@@ -14,8 +14,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { TelemetryBatchSchema, type TelemetryBatch } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
-import { ensureTelemetryStream, startIngestion, startManagedNats, telemetrySubject } from "../../colony/src/nats/index.ts";
-import { openStore } from "../../colony/src/store/index.ts";
+import { ensureTelemetryStream, startIngestion, startManagedNats, telemetrySubject } from "@coral/colony/nats";
+import { openStore } from "@coral/colony/store";
 import { cpuBetween, cpuSnapshot, round, sleep, type CpuUse } from "./lib.ts";
 import { buildPayloads, minute } from "./workload.ts";
 

@@ -21,7 +21,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { CoralSdk, FlagCache } from "@coral/agent/sdk";
+import { CoralSdk, FlagCache } from "@coral/sdk";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
 import { testAgent } from "../../tests/helpers/agents.ts";
 import { createTestProject } from "../../tests/helpers/colony.ts";

@@ -21,7 +21,7 @@
 //   B. in process: the registry's tool.run() over a Connect client (JSON, like
 //      the CLI): the tool's own cost without the MCP hop.
 // Answer size: characters of the text answer, and tokens ESTIMATED as
-// characters / 4 (the estimate colony/src/tools uses for its budget; no
+// characters / 4 (the estimate cli/src/tools uses for its budget; no
 // tokenizer for current Claude models runs offline, and @anthropic-ai/tokenizer
 // only knows the pre-Claude-3 vocabulary). Targets: p95 < 200 ms, < 2,000 tokens.
 // Exits non-zero only when something breaks, never because a target is missed.
@@ -35,7 +35,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { HealthStatus } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import { TelemetryBatchSchema, type Event, type MetricSummary, type TelemetryBatch } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { coralTools, estimateTokens, findTool } from "../../colony/src/tools/index.ts";
+import { coralTools, estimateTokens, findTool } from "@coral/cli/tools";
 import { colonyApi, createTestProject } from "../../tests/helpers/colony.ts";
 import { SyntheticAgent } from "../../tests/helpers/synthetic-agent.ts";
 import { stdioClient } from "../../tests/mcp/helpers.ts";

@@ -20,7 +20,7 @@ import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { parseDocument } from "yaml";
-import { runInit } from "../../colony/src/cli/init.ts";
+import { runInit } from "@coral/cli/init";
 import { runCoral } from "../../tests/helpers/cli.ts";
 import { createUnderlay, meshTestUnavailableReason, sh, spawnCoralIn, spawnIn, startApp, type Spawned } from "../../tests/mesh/netns.ts";
 

@@ -7,3 +7,4 @@ export { DiscoveryService, BootstrapIntent } from "../gen/coral/discovery/v1/dis
 export * from "./discovery-client.ts";
 export * from "./mesh-auth.ts";
 export * from "./join-token.ts";
+export { bearerToken } from "./bearer.ts";

@@ -2,7 +2,7 @@
 import { spawn } from "node:child_process";
 import http from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
-import { sampleComponentScript, startSampleApp, type SampleApp } from "../../colony/src/sample-app/index.ts";
+import { sampleComponentScript, startSampleApp, type SampleApp } from "@coral/cli/sample-app";
 import { testAgent } from "../helpers/agents.ts";
 import { colonyApi, createTestProject } from "../helpers/colony.ts";
 import { startExternalNats } from "../helpers/nats.ts";

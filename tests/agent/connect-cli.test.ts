@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeJoinToken, encodeJoinToken, generateIdentityKey } from "@coral/proto";
 import { describe, expect, it } from "vitest";
-import { sampleComponentScript } from "../../colony/src/sample-app/index.ts";
+import { sampleComponentScript } from "@coral/cli/sample-app";
 import { coralBin, runCoral } from "../helpers/cli.ts";
 import { colonyApi, createTestProject } from "../helpers/colony.ts";
 import { startTestDiscovery } from "../helpers/discovery.ts";

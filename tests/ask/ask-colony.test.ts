@@ -6,7 +6,7 @@ import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
 import { describe, expect, it } from "vitest";
-import { appendUsage, estimateCost, readUsage, registryAskTools, runAsk, type ToolCallNotice } from "../../colony/src/ask/index.ts";
+import { appendUsage, estimateCost, readUsage, registryAskTools, runAsk, type ToolCallNotice } from "@coral/cli/ask";
 import { colonyApi, createTestProject } from "../helpers/colony.ts";
 import { AnthropicStandIn, apiKeyOf } from "./anthropic-stand-in.ts";
 import { runAskCli } from "./cli.ts";

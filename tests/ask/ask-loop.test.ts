@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
 import { describe, expect, it } from "vitest";
-import { explainAnthropicError, runAsk, type AskError, type AskTool, type RequestUsage } from "../../colony/src/ask/index.ts";
+import { explainAnthropicError, runAsk, type AskError, type AskTool, type RequestUsage } from "@coral/cli/ask";
 import { freePort } from "../helpers/ports.ts";
 import { AnthropicStandIn, lastUserText, toolResults, type Script } from "./anthropic-stand-in.ts";
 import { runAskCli } from "./cli.ts";

@@ -4,7 +4,7 @@
 // tools ran against the real colony).
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { HealthStatus } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
-import type { ToolContext } from "../../colony/src/tools/index.ts";
+import type { ToolContext } from "@coral/cli/tools";
 import { SyntheticAgent } from "../helpers/synthetic-agent.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { toolResults, type Script } from "./anthropic-stand-in.ts";

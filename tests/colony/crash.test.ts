@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { afterEach, describe, expect, it } from "vitest";
-import { readPidFile } from "../../colony/src/runtime/colony.ts";
+import { readPidFile } from "@coral/colony";
 import { coralBin } from "../helpers/cli.ts";
 import { colonyApi, createTestProject } from "../helpers/colony.ts";
 import { freePort } from "../helpers/ports.ts";

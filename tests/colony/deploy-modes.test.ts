@@ -7,7 +7,7 @@ import { runCoral } from "../helpers/cli.ts";
 import { colonyApi, createTestProject } from "../helpers/colony.ts";
 import { discoveryClient, startTestDiscovery } from "../helpers/discovery.ts";
 import { freePort } from "../helpers/ports.ts";
-import { loadColonyKeys } from "../../colony/src/config/index.ts";
+import { loadColonyKeys } from "@coral/colony";
 
 describe("colony deployment modes", () => {
   it("registers with discovery so a lookup verified against its key finds it", async () => {

@@ -5,7 +5,7 @@
 // (the handler takes 4 s, then switches), "revert" (the handler fails
 // part-way and undoes itself). Prints one JSON line per event.
 import http from "node:http";
-import { coral, RollbackReverted } from "@coral/agent/sdk";
+import { coral, RollbackReverted } from "@coral/sdk";
 
 const [portArg, version = "2.0.0", mode = "switch", serviceName = "checkout"] = process.argv.slice(2);
 const say = (event: Record<string, unknown>) => console.log(JSON.stringify({ ...event, at: Date.now() }));

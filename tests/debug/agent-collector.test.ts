@@ -2,7 +2,7 @@
 // program, driven over AgentDebugService as the colony drives it.
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AgentClientPool } from "../../colony/src/debug/agent-pool.ts";
+import { AgentClientPool } from "@coral/colony/testing";
 import { testAgent } from "../helpers/agents.ts";
 import { type TestProject } from "../helpers/colony.ts";
 import { rejection } from "../helpers/errors.ts";

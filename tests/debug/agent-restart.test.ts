@@ -6,8 +6,8 @@
 // stopped by the colony when its session was detached while it was down.
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunningAgent } from "../../agent/src/runtime/agent.ts";
-import { AgentClientPool } from "../../colony/src/debug/agent-pool.ts";
+import type { RunningAgent } from "@coral/agent";
+import { AgentClientPool } from "@coral/colony/testing";
 import { testAgent } from "../helpers/agents.ts";
 import { type TestProject } from "../helpers/colony.ts";
 import { waitFor } from "../helpers/wait.ts";

@@ -4,7 +4,7 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunningColony } from "../../colony/src/runtime/colony.ts";
+import type { RunningColony } from "@coral/colony";
 import { runCoral } from "../helpers/cli.ts";
 import { type TestProject } from "../helpers/colony.ts";
 import { waitFor } from "../helpers/wait.ts";

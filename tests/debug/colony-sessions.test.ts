@@ -3,8 +3,8 @@
 // across a colony restart), limits, clear errors, tokens and the audit log.
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunningColony } from "../../colony/src/runtime/colony.ts";
-import { AgentClientPool } from "../../colony/src/debug/agent-pool.ts";
+import type { RunningColony } from "@coral/colony";
+import { AgentClientPool } from "@coral/colony/testing";
 import { testAgent } from "../helpers/agents.ts";
 import { colonyApi, type TestProject } from "../helpers/colony.ts";
 import { rejection } from "../helpers/errors.ts";

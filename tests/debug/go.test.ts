@@ -3,7 +3,7 @@
 // stacks grow during the probed call; the program keeps running.
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AgentClientPool } from "../../colony/src/debug/agent-pool.ts";
+import { AgentClientPool } from "@coral/colony/testing";
 import { waitFor } from "../helpers/wait.ts";
 import { bpfSkipReason, compileGoPayments, debugApi, request, startObservedTarget, type ObservedTarget } from "./helpers.ts";
 

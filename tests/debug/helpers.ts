@@ -7,13 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
-import type { AgentOptions, RunningAgent } from "../../agent/src/runtime/agent.ts";
-import type { RunningColony } from "../../colony/src/runtime/colony.ts";
+import type { AgentOptions, RunningAgent } from "@coral/agent";
+import type { RunningColony } from "@coral/colony";
 import { testAgent } from "../helpers/agents.ts";
 import { createTestProject, serviceApi, type TestProject } from "../helpers/colony.ts";
 import { freePort } from "../helpers/ports.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { onPath } from "../../agent/src/debug/testing.ts";
+import { onPath } from "@coral/agent/testing";
 
 export { onPath };
 

@@ -1,9 +1,9 @@
-// The live-debugging tools (colony/src/tools/debug.ts) against a real colony,
+// The live-debugging tools (cli/src/tools/debug.ts) against a real colony,
 // agent and bpftrace on a compiled C program: read tools with any token,
 // attach and detach only with an admin token, every call audited.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunningColony } from "../../colony/src/runtime/colony.ts";
-import { debugTools, ToolError, type ToolContext } from "../../colony/src/tools/index.ts";
+import type { RunningColony } from "@coral/colony";
+import { debugTools, ToolError, type ToolContext } from "@coral/cli/tools";
 import { colonyApi, type TestProject } from "../helpers/colony.ts";
 import { thrown } from "../helpers/errors.ts";
 import { bpfSkipReason, compilePayments, debugApi, request, startObservedTarget, type ObservedTarget } from "./helpers.ts";

@@ -2,7 +2,7 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-export const coralBin = fileURLToPath(new URL("../../colony/bin/coral.js", import.meta.url));
+export const coralBin = fileURLToPath(new URL("../../cli/bin/coral.js", import.meta.url));
 
 export interface CliResult {
   code: number;

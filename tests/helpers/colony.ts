@@ -11,9 +11,9 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import pino from "pino";
 import { parseDocument } from "yaml";
-import { runInit } from "../../colony/src/cli/init.ts";
-import { loadColonyKeys } from "../../colony/src/config/index.ts";
-import { startColony, type RunningColony } from "../../colony/src/runtime/colony.ts";
+import { runInit } from "@coral/cli/init";
+import { loadColonyKeys } from "@coral/colony";
+import { startColony, type RunningColony } from "@coral/colony";
 
 export interface TestProject extends AsyncDisposable {
   dir: string;

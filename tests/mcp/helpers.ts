@@ -7,7 +7,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { coralBin } from "../helpers/cli.ts";
 
-/** `node colony/bin/coral.js mcp ...`, as an assistant would run it. */
+/** `node cli/bin/coral.js mcp ...`, as an assistant would run it. */
 export function coralMcpArgs(args: string[]): string[] {
   return [coralBin, "mcp", ...args];
 }

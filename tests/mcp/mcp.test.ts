@@ -8,7 +8,7 @@ import type { RunningAgent } from "@coral/agent";
 import { HealthStatus } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sampleComponentScript } from "../../colony/src/sample-app/index.ts";
+import { sampleComponentScript } from "@coral/cli/sample-app";
 import { testAgent } from "../helpers/agents.ts";
 import { colonyApi, createTestProject, type TestProject } from "../helpers/colony.ts";
 import { freePort } from "../helpers/ports.ts";

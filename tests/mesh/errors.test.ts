@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runInit } from "../../colony/src/cli/init.ts";
+import { runInit } from "@coral/cli/init";
 import { runCoral } from "../helpers/cli.ts";
 
 describe("mesh errors from the CLI", () => {

@@ -7,7 +7,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { FeatureFlagControlService, type SyncFlagsRequest } from "@coral/proto/gen/coral/control/v1/flags_pb";
 import { RollbackControlService, type ExecuteRollbackRequest, type ExecuteRollbackResponse } from "@coral/proto/gen/coral/control/v1/rollback_pb";
 import { CoralAppService, type GetHealthResponse, type GetInfoResponse } from "@coral/proto/gen/coral/sdk/v1/sdk_pb";
-import { readAnnouncement, sdkAnnounceDir, sdkTokenHeader } from "../sdk/announce.ts";
+import { readAnnouncement, sdkAnnounceDir, sdkTokenHeader } from "@coral/sdk";
 
 export interface SdkReport {
   info: GetInfoResponse;

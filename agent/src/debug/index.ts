@@ -35,3 +35,4 @@ export {
   type StopReason,
   type UprobeEvent,
 } from "./session.ts";
+export { GoRetSession, type GoRetOptions } from "./go-ret.ts";

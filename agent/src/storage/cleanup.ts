@@ -1,5 +1,5 @@
 // The periodic retention run of the agent's store (see startPeriodic).
-import { startPeriodic, type PeriodicLoop } from "../duckdb/index.ts";
+import { startPeriodic, type PeriodicLoop } from "@coral/common/async";
 import type { StorageLogger } from "./types.ts";
 
 export type Loop = PeriodicLoop;

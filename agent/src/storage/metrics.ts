@@ -1,7 +1,7 @@
 // Raw metric samples: appending (the agent samples every second, so one
 // appender flush per call, no SQL parsing per row), detail queries and the
 // per-interval summaries the agent publishes to the colony.
-import type { DuckDBAppender } from "@duckdb/node-api";
+import { withAppender } from "@coral/common/duckdb";
 import { all, checkDate, checkLimit, date, jsonOrNull, newestPage, num, str, ts, Where, type Conn } from "./sql.ts";
 import type { MetricPoint, MetricQuery, MetricSummary, QueryPage, StoredMetricPoint } from "./types.ts";
 
@@ -21,28 +21,6 @@ export function checkPoints(points: readonly MetricPoint[]): void {
   }
 }
 
-/** Appends rows with a fresh appender; on error discards what was buffered. */
-export async function withAppender(conn: Conn, table: string, fill: (a: DuckDBAppender) => number): Promise<number> {
-  const a = await conn.createAppender(table);
-  try {
-    const n = fill(a);
-    a.flushSync();
-    return n;
-  } catch (err) {
-    try {
-      a.clear();
-    } catch {
-      // nothing buffered
-    }
-    throw err;
-  } finally {
-    try {
-      a.closeSync();
-    } catch {
-      // already reported above
-    }
-  }
-}
 
 /** Writer side. Non-finite values (NaN, ±Infinity, e.g. empty Prometheus summaries) are skipped. */
 export async function recordMetrics(conn: Conn, points: readonly MetricPoint[]): Promise<number> {

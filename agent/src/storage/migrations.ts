@@ -1,9 +1,9 @@
 // Versioned schema migrations. The list is ordered and append-only: never edit
 // a migration that has shipped, add a new one. Each runs once, in its own
 // transaction, and is recorded in schema_migrations.
-import { applyMigrations, type Conn, type Migration, type MigrationReport } from "../duckdb/index.ts";
+import { applyMigrations, type Conn, type Migration, type MigrationReport } from "@coral/common/duckdb";
 
-export { checkMigrationList, schemaVersion, type Migration, type MigrationReport } from "../duckdb/index.ts";
+export { checkMigrationList, schemaVersion, type Migration, type MigrationReport } from "@coral/common/duckdb";
 
 
 // The agent schema of the design (raw data, ~1-6 h), with two deliberate

@@ -1,5 +1,5 @@
 // Process snapshots (CPU, memory, fds, threads) and the process's TCP connections.
-import { withAppender } from "./metrics.ts";
+import { withAppender } from "@coral/common/duckdb";
 import { all, checkDate, checkLimit, date, newestPage, num, str, ts, Where, type Conn } from "./sql.ts";
 import type { ConnectionInput, ConnectionQuery, ConnectionRow, ProcessSnapshot, QueryPage, SnapshotQuery } from "./types.ts";
 

@@ -16,8 +16,8 @@ export {
   type Conn,
   type Params,
   type Row,
-} from "../duckdb/index.ts";
-import { checkDate, ts, type Params } from "../duckdb/index.ts";
+} from "@coral/common/duckdb";
+import { checkDate, ts, type Params } from "@coral/common/duckdb";
 import type { DuckDBValue } from "@duckdb/node-api";
 
 /** Largest page a detail query returns. */

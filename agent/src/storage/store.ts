@@ -4,7 +4,7 @@ import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { startLoop, type Loop } from "./cleanup.ts";
-import { QueuedConnection } from "./db.ts";
+import { QueuedConnection } from "@coral/common/duckdb";
 import * as events from "./events.ts";
 import * as metrics from "./metrics.ts";
 import { migrate, schemaVersion } from "./migrations.ts";

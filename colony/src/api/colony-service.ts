@@ -10,11 +10,11 @@ import {
   type ServiceInfo,
 } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { intervals, type AgentRow, type Interval } from "../store/types.ts";
-import { callerKey, hashToken } from "./auth.ts";
-import { rawMetricsFromAgents } from "./agent-queries.ts";
+import { callerKey, hashToken } from "../auth/index.ts";
+import { rawMetricsFromAgents } from "../agents/queries.ts";
 import type { ApiDeps } from "./deps.ts";
 import type { SdkReportRow } from "../control/store.ts";
-import { activeInsightCount, insightsHandlers } from "./insights-service.ts";
+import { activeInsightCount, insightsHandlers } from "../insights/service.ts";
 
 const tokenNamePattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const maxEventLimit = 10_000;

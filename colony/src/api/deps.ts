@@ -1,6 +1,6 @@
 // What the API handlers need from the running colony. The runtime provides
 // the real parts (DuckDB store, NATS, actors); nothing here is a stand-in.
-import type { AgentActors } from "../actors/agents.ts";
+import type { AgentActors } from "../agents/actors.ts";
 import type { ColonyMesh } from "../mesh/index.ts";
 import type { DebugSessions } from "../debug/sessions.ts";
 import type { ColonyStore } from "../store/index.ts";

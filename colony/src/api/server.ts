@@ -11,12 +11,12 @@ import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { MeshService } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
 import { controlService } from "../control/index.ts";
-import { colonyAuthInterceptor, peerAddressKey, type TokenLookup } from "./auth.ts";
+import { colonyAuthInterceptor, peerAddressKey, type TokenLookup } from "../auth/index.ts";
 import { colonyService } from "./colony-service.ts";
-import { debugService } from "./debug-service.ts";
+import { debugService } from "../debug/service.ts";
 import type { ApiDeps } from "./deps.ts";
-import { meshService } from "./mesh-service.ts";
-import { meshAdminService } from "./mesh-admin-service.ts";
+import { meshService } from "../agents/mesh-service.ts";
+import { meshAdminService } from "../mesh/admin-service.ts";
 import { MeshAdminService } from "@coral/proto/gen/coral/mesh/v1/peers_pb";
 
 export interface ApiServerOptions {

@@ -10,7 +10,7 @@
 //         systemd: { unit: "api@{version}.service" }
 //         kubernetes: { deployment: api, namespace: shop, revisions: { "1.4.0": 7 } }
 import { z } from "zod";
-import { parseDuration } from "./duration.ts";
+import { parseDuration } from "@coral/common/duration";
 
 const DURATION = "must be a duration like 30s, 5m or 1h";
 const duration = (fallback: string) =>

@@ -1,6 +1,6 @@
 // The colony's configuration: .coral/config.yaml, its keys and local token,
 // and the list of colonies this machine knows ($CORAL_HOME/colonies.yaml).
-export { parseDuration, durationToString, durationUnits, type DurationUnit, type ParsedDuration } from "./duration.ts";
+export { parseDuration, durationToString, durationUnits, type DurationUnit, type ParsedDuration } from "@coral/common/duration";
 export { ConfigError, displayPath, type ConfigIssue } from "./errors.ts";
 export { nameLimits, nameProblem, newColonyId, slugify } from "./names.ts";
 export {
@@ -50,3 +50,4 @@ export {
   type ColonyEntry,
   type RegistryOptions,
 } from "./registry.ts";
+export { mcpServerSchema, type McpServerSettings } from "./mcp.ts";

@@ -8,7 +8,7 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import YAML from "yaml";
 import { ConfigError, isPlainObject, parseYaml, toConfigIssues } from "./errors.ts";
-import { parseDuration } from "./duration.ts";
+import { parseDuration } from "@coral/common/duration";
 import { resolveControlConfig } from "./control-schema.ts";
 import { colonyConfigSchema, type ColonyConfig, type ColonyConfigFile, type ColonyConfigInput, type RetentionMs } from "./schema.ts";
 

@@ -12,7 +12,7 @@
 //         retry: { max_attempts: 3, backoff: exponential, initial_delay: 500ms }
 //         cache_ttl: 60s        # a failing server's last good answers are served this long
 import { z } from "zod";
-import { parseDuration } from "./duration.ts";
+import { parseDuration } from "@coral/common/duration";
 
 const DURATION = "must be a duration like 500ms, 30s or 2m";
 

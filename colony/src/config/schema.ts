@@ -4,7 +4,7 @@
 // and key path and appends the offending value.
 import { isIPv4, isIPv6, parseEndpoint } from "@coral/proto";
 import { z } from "zod";
-import { parseDuration } from "./duration.ts";
+import { parseDuration } from "@coral/common/duration";
 import { mcpSectionSchema } from "./mcp.ts";
 import { nameProblem } from "./names.ts";
 import { controlSectionSchema, type ControlConfig } from "./control-schema.ts";

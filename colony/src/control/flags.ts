@@ -6,7 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
 import { SyncFlagsRequestSchema, type Flag } from "@coral/proto/gen/coral/control/v1/flags_pb";
-import type { AgentActors } from "../actors/agents.ts";
+import type { AgentActors } from "../agents/actors.ts";
 import type { ColonyStore } from "../store/index.ts";
 import type { AgentRow } from "../store/types.ts";
 import { agentFlagsClient } from "./agent-client.ts";

@@ -2,8 +2,8 @@
 // colony's token interceptor; changes need an admin token (see api/auth.ts).
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
-import { callerKey } from "../api/auth.ts";
-import type { ControlPlane } from "./index.ts";
+import { callerKey } from "../auth/index.ts";
+import type { ControlPlane } from "./plane.ts";
 import { flagChangeProblem } from "./flags.ts";
 
 const invalid = (message: string) => new ConnectError(message, Code.InvalidArgument);

@@ -1,6 +1,6 @@
 // The debug_sessions table: one row per session, rewritten on every
 // transition of its actor, so sessions can be listed (and audited) from SQL.
-import { all, date, exec, jsonOrNull, str, ts, type Conn } from "@coral/agent/duckdb";
+import { all, date, exec, jsonOrNull, str, ts, type Conn } from "@coral/common/duckdb";
 import type { DebugSessionView } from "./view.ts";
 
 export async function upsertSession(conn: Conn, v: DebugSessionView, now: Date): Promise<void> {

@@ -7,8 +7,8 @@ import { setTimeout as delay } from "node:timers/promises";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { UprobeSummary } from "@coral/proto/gen/coral/agent/v1/debug_pb";
-import { ActorHost, stateName } from "../actors/actor-host.ts";
-import type { AgentActors } from "../actors/agents.ts";
+import { ActorHost, stateName } from "../store/actor-host.ts";
+import type { AgentActors } from "../agents/actors.ts";
 import {
   debugSessionMachine,
   detachTimeoutMs,
@@ -17,7 +17,7 @@ import {
   type DebugSessionOptions,
   type DebugSessionState,
   type DebugSummary,
-} from "../actors/debug-session-machine.ts";
+} from "./session-machine.ts";
 import type { AgentRow, ColonyStore } from "../store/index.ts";
 import { AgentClientPool, type AgentDebugClient } from "./agent-pool.ts";
 import { getSession, listSessions, upsertSession, type SessionFilter } from "./sessions-table.ts";

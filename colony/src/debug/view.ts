@@ -1,5 +1,5 @@
 // What the colony shows of a debug session: the actor's context and state.
-import type { DebugSessionContext, DebugSessionState } from "../actors/debug-session-machine.ts";
+import type { DebugSessionContext, DebugSessionState } from "./session-machine.ts";
 
 export interface DebugSessionView extends Omit<DebugSessionContext, "agentUrl" | "deadlineMs" | "endAs"> {
   state: DebugSessionState;

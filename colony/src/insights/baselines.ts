@@ -14,7 +14,7 @@
 // Windows end at `now − excludeRecentMs` (the detectors' recent window), so
 // the minutes being judged never raise the baseline they are judged against.
 import type { ColonyStore } from "../store/index.ts";
-import { all, date, exec, num, str, transaction, ts, type Conn } from "./db.ts";
+import { all, date, exec, num, str, transaction, ts, type Conn } from "@coral/common/duckdb";
 import { baselineWindowMs, baselineWindows, type Baseline, type BaselineWindow } from "./types.ts";
 
 const weight = "CASE WHEN count > 0 THEN count ELSE 1 END";

@@ -18,6 +18,5 @@ export { computeBaselines, listBaselines, type BaselineOptions } from "./baselin
 export { detectAll, metricShift, restartLoop, healthFlapping, connectionChange, versionDegradation } from "./detectors.ts";
 export { loadSnapshot, versionChangesFrom, watchedEventTypes, versionEventTypes } from "./snapshot.ts";
 export { dedupeKey, type InsightFilter, type ListInsightsQuery, type ApplyResult } from "./repository.ts";
-export { formatInsights, noInsightsHint, timeAgo, type InsightsFormatOptions } from "./format.ts";
 export { formatValue, metricLabel, minShiftDelta } from "./units.ts";
 export * from "./types.ts";

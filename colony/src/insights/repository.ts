@@ -10,7 +10,7 @@
 // Once expired, the next sighting starts a new row. Active rows past their
 // expiry are marked expired on the next run (and read as expired before that).
 import { listValue } from "@duckdb/node-api";
-import { all, date, exec, jsonObject, num, str, transaction, ts, type Conn, type Row } from "./db.ts";
+import { all, date, exec, jsonObject, num, str, transaction, ts, type Conn, type Row } from "@coral/common/duckdb";
 import type { Finding, InsightPriority, InsightRecord, InsightStatus, InsightType } from "./types.ts";
 
 export type InsightFilter = InsightStatus | "all";

@@ -1,7 +1,7 @@
 // Reads what the detectors need from the store, once per run.
 import type { ColonyStore } from "../store/index.ts";
 import { readBaselines } from "./baselines.ts";
-import { all, date, jsonObject, num, str, ts, type Conn } from "./db.ts";
+import { all, date, jsonObject, num, str, ts, type Conn } from "@coral/common/duckdb";
 import type { InsightsConfig, RecentStat, Snapshot, SnapshotEvent, VersionChange } from "./types.ts";
 
 /** Event types the detectors look at (besides version changes). */

@@ -1,6 +1,6 @@
 // Metric names → units, readable labels and values, and the smallest increase
 // worth reporting.
-import { formatNumber } from "../format/index.ts";
+import { formatNumber } from "@coral/common/units";
 
 export type Unit = "bytes" | "ms" | "percent" | "count" | "";
 

@@ -6,7 +6,7 @@ import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EnrollmentError, ENROLL_PATH, enrollWithColony, generateKeyPair, type EnrollRequestJson } from "@coral/agent/wireguard";
+import { EnrollmentError, ENROLL_PATH, enrollWithColony, generateKeyPair, type EnrollRequestJson } from "@coral/common/wireguard";
 import { checkSecretProof } from "@coral/proto";
 import { afterEach, describe, expect, it } from "vitest";
 import { bootstrapCaFingerprint, issueBootstrapCertificates } from "./bootstrap-ca.ts";

@@ -10,7 +10,7 @@ import { chmod, readFile, writeFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
-import { certificateFingerprint } from "@coral/agent/wireguard";
+import { certificateFingerprint } from "@coral/common/wireguard";
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 

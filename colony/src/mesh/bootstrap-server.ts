@@ -4,7 +4,7 @@
 import { once } from "node:events";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import { ENROLL_PATH, type EnrollRequestJson } from "@coral/agent/wireguard";
+import { ENROLL_PATH, type EnrollRequestJson } from "@coral/common/wireguard";
 import type { BootstrapCertificates } from "./bootstrap-ca.ts"; // type only: the x509 library stays unloaded
 import { MeshRequestError, type ColonyMesh } from "./colony-mesh.ts";
 

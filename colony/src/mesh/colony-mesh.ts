@@ -3,7 +3,7 @@
 // start), enrollment with persistent addresses, revocation, peer stats, ping.
 import { connect } from "node:net";
 import { checkSecretProof } from "@coral/proto";
-import { WireguardInterface, interfaceNameFor, isKey, type EnrollRequestJson, type EnrollResponseJson, type PeerState } from "@coral/agent/wireguard";
+import { WireguardInterface, interfaceNameFor, isKey, type EnrollRequestJson, type EnrollResponseJson, type PeerState } from "@coral/common/wireguard";
 import type { ColonyStore } from "../store/index.ts";
 import { allocateMeshPeer, getMeshPeer, listMeshPeers, revokeMeshPeer, type MeshPeerRow } from "../store/mesh-peers.ts";
 

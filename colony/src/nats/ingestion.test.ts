@@ -13,7 +13,7 @@ import {
   type IngestionOptions,
   type ManagedNats,
 } from "./index.ts";
-import { pollUntil } from "./poll.ts";
+import { pollUntil } from "@coral/common/async";
 import { captureLogger, encodeBatch, makeBatch, natsServerForTests, tempDir } from "./testing.ts";
 
 const binary = await natsServerForTests();

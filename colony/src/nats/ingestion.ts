@@ -7,7 +7,7 @@ import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type
 import type { NatsConnection } from "@nats-io/transport-node";
 import { TelemetryBatchSchema, type TelemetryBatch } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import { errorMessage, silentLogger, type NatsLogger } from "./logger.ts";
-import { backoffMs, sleep } from "./poll.ts";
+import { backoffMs, sleep } from "@coral/common/async";
 import { ensureIngestConsumer, ensureTelemetryStream, ingestDurableName } from "./stream.ts";
 import { parseTelemetrySubject, streamName } from "./subjects.ts";
 

@@ -6,7 +6,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentSubjectPrefix, ensureTelemetryStream, NatsServerNotFoundError, startManagedNats, telemetrySubject, type ManagedNats } from "./index.ts";
-import { pollUntil } from "./poll.ts";
+import { pollUntil } from "@coral/common/async";
 import { captureLogger, encodeBatch, makeBatch, natsServerForTests, tempDir } from "./testing.ts";
 
 const binary = await natsServerForTests();

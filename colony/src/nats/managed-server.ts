@@ -11,7 +11,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { AuthorizationError, connect } from "@nats-io/transport-node";
 import { NatsReloadError, NatsServerNotFoundError, NatsServerStartError } from "./errors.ts";
 import { errorMessage, silentLogger, type NatsLogger } from "./logger.ts";
-import { backoffMs, pollUntil, sleep } from "./poll.ts";
+import { backoffMs, pollUntil, sleep } from "@coral/common/async";
 import {
   agentIdProblem,
   agentUserName,

@@ -1,7 +1,6 @@
 // Starts a colony: store, NATS (its own unless one is configured), ingestion,
 // agent actors, the Connect API and discovery registration; stops them in
 // reverse order.
-import { existsSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -10,7 +9,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import type { Logger } from "pino";
-import { AgentActors } from "../actors/agents.ts";
+import { AgentActors } from "../agents/actors.ts";
 import { startApiServer, type ApiServer } from "../api/server.ts";
 import type { ApiDeps } from "../api/deps.ts";
 import { DebugSessions } from "../debug/sessions.ts";
@@ -23,7 +22,10 @@ import { ControlPlane } from "../control/index.ts";
 import { ensureTelemetryStream, startIngestion, startManagedNats, streamName, type ManagedNats } from "../nats/index.ts";
 import { startRegistrationLoop, type RegistrationLoop } from "../registration/discovery-registration.ts";
 import { openStore, type ColonyStore } from "../store/index.ts";
-import { coralVersion } from "../version.ts";
+import { coralVersion } from "@coral/common/version";
+import { pidFilePath, type PidFile } from "./pid-file.ts";
+
+export { isAlive, pidFilePath, readPidFile, type PidFile } from "./pid-file.ts";
 
 export interface StartColonyOptions {
   projectDir: string;
@@ -47,38 +49,6 @@ export interface RunningColony extends AsyncDisposable {
   debug: DebugSessions;
   natsUrl: string;
   close(): Promise<void>;
-}
-
-export interface PidFile {
-  pid: number;
-  url: string;
-  colony_id: string;
-  started_at: string;
-  /** "wireguard" when the API listens on the mesh address only. */
-  mesh_mode?: string;
-}
-
-export function pidFilePath(projectDir: string): string {
-  return join(projectDir, ".coral", "colony.pid");
-}
-
-export async function readPidFile(projectDir: string): Promise<PidFile | null> {
-  const path = pidFilePath(projectDir);
-  if (!existsSync(path)) return null;
-  try {
-    return JSON.parse(await readFile(path, "utf8")) as PidFile;
-  } catch {
-    return null;
-  }
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 export async function startColony(options: StartColonyOptions): Promise<RunningColony> {

@@ -16,6 +16,7 @@ import type {
 } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { parseHostPort } from "./addresses.ts";
+import { withAppender } from "@coral/common/duckdb";
 import { all, exec, transaction, ts, type Conn } from "./sql.ts";
 import { intervals, type IngestResult, type Interval } from "./types.ts";
 
@@ -141,27 +142,6 @@ function appendConnection(a: DuckDBAppender, c: ConnectionObservation, service: 
   a.endRow();
 }
 
-/** Appends rows with a fresh appender; on error discards the half-built buffer. */
-async function withAppender(conn: Conn, table: string, fill: (a: DuckDBAppender) => void): Promise<void> {
-  const a = await conn.createAppender(table);
-  try {
-    fill(a);
-    a.flushSync();
-  } catch (err) {
-    try {
-      a.clear();
-    } catch {
-      // nothing buffered
-    }
-    throw err;
-  } finally {
-    try {
-      a.closeSync();
-    } catch {
-      // already reported above
-    }
-  }
-}
 
 /** The batch ids already stored, and a fresh write generation (one round trip). */
 async function seenAndGen(conn: Conn, ids: string[]): Promise<{ seen: Set<string>; gen: bigint }> {

@@ -1,5 +1,5 @@
 // The periodic rollups and retention of the colony's store (see startPeriodic).
-import { startPeriodic, type PeriodicLoop } from "@coral/agent/duckdb";
+import { startPeriodic, type PeriodicLoop } from "@coral/common/async";
 import type { StoreLogger } from "./types.ts";
 
 export type MaintenanceLoop = PeriodicLoop;

@@ -1,9 +1,9 @@
 // Versioned schema migrations. The list is ordered and append-only: never edit
 // a migration that has shipped, add a new one. Each runs once, in its own
 // transaction, and is recorded in schema_migrations.
-import { applyMigrations, type Conn, type Migration, type MigrationReport } from "@coral/agent/duckdb";
+import { applyMigrations, type Conn, type Migration, type MigrationReport } from "@coral/common/duckdb";
 
-export { checkMigrationList, schemaVersion, type Migration, type MigrationReport } from "@coral/agent/duckdb";
+export { checkMigrationList, schemaVersion, type Migration, type MigrationReport } from "@coral/common/duckdb";
 
 
 const initial = `

@@ -9,7 +9,7 @@ import { ReaderPool } from "./readers.ts";
 import { resolveRetention } from "./retention.ts";
 import { DuckColonyStore } from "./store.ts";
 import type { ColonyStore, OpenStoreOptions } from "./types.ts";
-import { Writer } from "./writer.ts";
+import { QueuedConnection } from "@coral/common/duckdb";
 
 export async function openStore(path: string, options: OpenStoreOptions = {}): Promise<ColonyStore> {
   if (!path) throw new Error("openStore: a file path is required");
@@ -23,11 +23,11 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
   } catch (err) {
     throw new Error(`cannot open the colony store ${file}: ${(err as Error).message}`, { cause: err });
   }
-  let writer: Writer | undefined;
+  let writer: QueuedConnection | undefined;
   let readers: ReaderPool | undefined;
   try {
-    writer = await Writer.open(instance);
-    await writer.write(async (conn) => {
+    writer = await QueuedConnection.open(instance, "writer");
+    await writer.run(async (conn) => {
       await migrate(conn);
       await prepareIngest(conn);
     });

@@ -2,48 +2,38 @@
 // ingestion. A DuckDB connection runs one query at a time, so each reader has
 // its own queue and a read goes to the least busy one.
 import type { DuckDBInstance } from "@duckdb/node-api";
-import { SerialQueue } from "./queue.ts";
+import { QueuedConnection } from "@coral/common/duckdb";
 import type { Conn } from "./sql.ts";
 
-interface Reader {
-  conn: Conn;
-  queue: SerialQueue;
-}
-
 export class ReaderPool {
-  readonly #readers: Reader[];
+  readonly #readers: QueuedConnection[];
 
-  private constructor(readers: Reader[]) {
+  private constructor(readers: QueuedConnection[]) {
     this.#readers = readers;
   }
 
   static async open(instance: DuckDBInstance, size: number): Promise<ReaderPool> {
-    const readers: Reader[] = [];
-    for (let i = 0; i < Math.max(1, size); i++) {
-      const conn = await instance.connect();
-      await conn.run("SET TimeZone = 'UTC'");
-      readers.push({ conn, queue: new SerialQueue() });
+    const readers: QueuedConnection[] = [];
+    try {
+      for (let i = 0; i < Math.max(1, size); i++) readers.push(await QueuedConnection.open(instance, "reader"));
+    } catch (err) {
+      for (const r of readers) r.closeSync();
+      throw err;
     }
     return new ReaderPool(readers);
   }
 
   read<T>(fn: (conn: Conn) => Promise<T>): Promise<T> {
-    let best = this.#readers[0] as Reader;
-    for (const r of this.#readers) if (r.queue.pending < best.queue.pending) best = r;
-    return best.queue.run(() => fn(best.conn));
+    let best = this.#readers[0] as QueuedConnection;
+    for (const r of this.#readers) if (r.pending < best.pending) best = r;
+    return best.run(fn);
   }
 
   async drain(): Promise<void> {
-    await Promise.all(this.#readers.map((r) => r.queue.drain()));
+    await Promise.all(this.#readers.map((r) => r.drain()));
   }
 
   closeSync(): void {
-    for (const r of this.#readers) {
-      try {
-        r.conn.closeSync();
-      } catch {
-        // already closed
-      }
-    }
+    for (const r of this.#readers) r.closeSync();
   }
 }

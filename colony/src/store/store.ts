@@ -35,7 +35,7 @@ import type {
   TransitionRow,
   TransitionsQuery,
 } from "./types.ts";
-import type { Writer } from "./writer.ts";
+import type { QueuedConnection } from "@coral/common/duckdb";
 
 /** Thrown by every method called after close(). */
 export class StoreClosedError extends Error {
@@ -47,7 +47,7 @@ export class StoreClosedError extends Error {
 
 export class DuckColonyStore implements ColonyStore {
   readonly #instance: DuckDBInstance;
-  readonly #writer: Writer;
+  readonly #writer: QueuedConnection;
   readonly #readers: ReaderPool;
   readonly #logger: StoreLogger | undefined;
   readonly #loops = new Set<MaintenanceLoop>();
@@ -56,7 +56,7 @@ export class DuckColonyStore implements ColonyStore {
   constructor(
     readonly path: string,
     readonly retention: Readonly<RetentionPolicy>,
-    parts: { instance: DuckDBInstance; writer: Writer; readers: ReaderPool; logger?: StoreLogger },
+    parts: { instance: DuckDBInstance; writer: QueuedConnection; readers: ReaderPool; logger?: StoreLogger },
   ) {
     this.#instance = parts.instance;
     this.#writer = parts.writer;
@@ -66,7 +66,7 @@ export class DuckColonyStore implements ColonyStore {
 
   write<T>(fn: (conn: Conn) => Promise<T>): Promise<T> {
     if (this.#closing) return Promise.reject(new StoreClosedError(this.path));
-    return this.#writer.write(fn);
+    return this.#writer.run(fn);
   }
 
   read<T>(fn: (conn: Conn) => Promise<T>): Promise<T> {
@@ -192,7 +192,7 @@ export class DuckColonyStore implements ColonyStore {
     await this.#writer.drain();
     await this.#readers.drain();
     try {
-      await this.#writer.write((c) => c.run("CHECKPOINT"));
+      await this.#writer.run((c) => c.run("CHECKPOINT"));
     } catch (err) {
       this.#logger?.("warn", "checkpoint on close failed", { err: (err as Error).message });
     }

@@ -2,7 +2,7 @@
 import { availableParallelism } from "node:os";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { generateSigningJwk } from "./keys.ts";
-import { createLogger, logLevels, type LogLevel } from "./log.ts";
+import { createLogger, logLevels, type LogLevel } from "@coral/common/log";
 import { discoveryVersion, startDiscoveryServer } from "./server.ts";
 import { maxShards, ShardCountError } from "./shards.ts";
 

@@ -1,0 +1,3 @@
+// For tests only: command objects and formatters to drive in-process.
+export { insightsCommand } from "./commands/insights.ts";
+export { formatStatus } from "./format/index.ts";

@@ -1,0 +1,164 @@
+// MeshService: agents join, heartbeat and leave.
+import { randomBytes } from "node:crypto";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { ValidationError, checkAgentId, checkSecretProof } from "@coral/proto";
+import {
+  HealthStatus,
+  MeshService,
+  type DeregisterRequest,
+  type HeartbeatRequest,
+  type RegisterRequest,
+} from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
+import type { AgentHealth } from "./machine.ts";
+import { bearerToken, hashToken, peerAddressKey } from "../auth/index.ts";
+import type { ApiDeps } from "../api/deps.ts";
+import { agentSubjectPrefix } from "../nats/index.ts";
+
+const proofWindowMs = 5 * 60_000;
+const serviceNamePattern = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+const healthNames: Record<HealthStatus, AgentHealth> = {
+  [HealthStatus.UNSPECIFIED]: "unknown",
+  [HealthStatus.HEALTHY]: "healthy",
+  [HealthStatus.DEGRADED]: "degraded",
+  [HealthStatus.UNHEALTHY]: "unhealthy",
+};
+
+function invalid(message: string): ConnectError {
+  return new ConnectError(message, Code.InvalidArgument);
+}
+
+/** Nonces seen inside the proof window; a proof is accepted once. */
+class NonceLedger {
+  private readonly seen = new Map<string, number>();
+  claim(nonce: string, now: number): boolean {
+    for (const [n, at] of this.seen) if (at < now - 2 * proofWindowMs) this.seen.delete(n);
+    if (this.seen.has(nonce)) return false;
+    this.seen.set(nonce, now);
+    return true;
+  }
+}
+
+export function meshService(deps: ApiDeps) {
+  const nonces = new NonceLedger();
+
+  function validateRegister(req: RegisterRequest): void {
+    try {
+      checkAgentId(req.agentId);
+      // The agent id is one NATS subject token.
+      if (req.agentId.includes(".")) throw new ValidationError("agent_id", `"${req.agentId.slice(0, 40)}" may not contain "." (it names NATS subjects)`);
+    } catch (err) {
+      if (err instanceof ValidationError) throw invalid(err.message);
+      throw err;
+    }
+    if (!serviceNamePattern.test(req.serviceName))
+      throw invalid(`service_name: "${req.serviceName.slice(0, 40)}" must be 1-63 lowercase letters, digits or inner hyphens, e.g. "api"`);
+    if (req.port > 65535) throw invalid(`port: must be a port from 1 to 65535 (got ${req.port})`);
+    if (req.version.length > 128) throw invalid("version: must be at most 128 characters");
+    if (Object.keys(req.tags).length > 32) throw invalid("tags: at most 32 tags");
+    for (const [k, v] of Object.entries(req.tags))
+      if (k.length > 63 || v.length > 256) throw invalid(`tags.${k.slice(0, 40)}: keys up to 63 and values up to 256 characters`);
+    if (!req.proof) throw invalid("proof: is required: sign the registration with the colony secret from your join token");
+  }
+
+  async function authenticateAgent(agentId: string, ctx: HandlerContext) {
+    const token = bearerToken(ctx.requestHeader.get("authorization"));
+    const view = deps.agents.get(agentId);
+    if (!token || !view || view.tokenHash !== hashToken(token))
+      throw new ConnectError(`unknown agent ${agentId} or wrong agent token; register again`, Code.Unauthenticated);
+    return view;
+  }
+
+  const impl: ServiceImpl<typeof MeshService> = {
+    async register(req, ctx) {
+      validateRegister(req);
+      const proof = req.proof!;
+      const now = Date.now();
+      if (Math.abs(Number(proof.timestampMs) - now) > proofWindowMs)
+        throw new ConnectError("proof timestamp is more than 5 minutes from the colony's clock; check the agent's clock", Code.Unauthenticated);
+      if (!(await checkSecretProof(deps.secret, req.agentId, proof)))
+        throw new ConnectError("proof does not match the colony secret; is the join token for this colony?", Code.Unauthenticated);
+      if (!nonces.claim(proof.nonce, now)) throw new ConnectError("proof was already used (replay); sign again", Code.Unauthenticated);
+
+      const agentToken = randomBytes(32).toString("base64url");
+      const prefix = agentSubjectPrefix(deps.colonyId, req.agentId);
+      const nats = await deps.natsCredentials(req.agentId, prefix);
+      const existing = await deps.store.getAgent(req.agentId);
+      await deps.store.upsertAgent({
+        agentId: req.agentId,
+        serviceName: req.serviceName,
+        port: req.port,
+        address: req.address || ctx.values.get(peerAddressKey).replace(/^::ffff:/, ""),
+        version: req.version,
+        hostname: req.hostname,
+        tags: { ...req.tags },
+        agentUrl: req.agentUrl,
+        registeredAt: new Date(now),
+        lastSeen: new Date(now),
+        health: existing?.health ?? "unknown",
+        pid: existing?.pid ?? 0,
+        processStartedAt: existing?.processStartedAt ?? null,
+        restartCount: existing?.restartCount ?? 0,
+        cpuPercent: existing?.cpuPercent ?? 0,
+        memoryBytes: existing?.memoryBytes ?? 0,
+      });
+      const view = await deps.agents.send(
+        req.agentId,
+        { type: "register", atMs: now, tokenHash: hashToken(agentToken), serviceName: req.serviceName },
+        req.serviceName,
+      );
+      await deps.store.appendAudit({
+        at: new Date(now),
+        actor: `agent:${req.agentId}`,
+        action: "agent.register",
+        target: req.serviceName,
+        details: { port: req.port, version: req.version, address: req.address },
+      });
+      deps.log.info({ agent_id: req.agentId, service: req.serviceName, state: view.state }, "Agent registered");
+      // After this response, so the agent knows its token before flags arrive.
+      setImmediate(() => {
+        deps.control?.agentRegistered(req.agentId);
+        deps.debug?.agentRegistered(req.agentId);
+      });
+      return {
+        colonyId: deps.colonyId,
+        agentToken,
+        nats: { url: nats.url, user: nats.user, password: nats.password, subjectPrefix: prefix, stream: deps.streamName },
+        heartbeatIntervalSeconds: deps.heartbeatIntervalSeconds,
+        assignedIp: "127.0.0.1",
+      };
+    },
+
+    async heartbeat(req: HeartbeatRequest, ctx) {
+      const view = await authenticateAgent(req.agentId, ctx);
+      if (view.state === "expired") throw new ConnectError(`agent ${req.agentId} expired; register again`, Code.FailedPrecondition);
+      const now = new Date();
+      const row = await deps.store.getAgent(req.agentId);
+      if (row) {
+        await deps.store.upsertAgent({
+          ...row,
+          lastSeen: now,
+          health: healthNames[req.health] ?? "unknown",
+          pid: req.pid,
+          processStartedAt: req.processStartedAt ? timestampDate(req.processStartedAt) : row.processStartedAt,
+          restartCount: req.restartCount,
+          version: req.version || row.version,
+          cpuPercent: req.resources?.cpuPercent ?? 0,
+          memoryBytes: Number(req.resources?.memoryBytes ?? 0n),
+        });
+        await deps.control?.heartbeat(req, row.serviceName);
+      }
+      const next = await deps.agents.send(req.agentId, { type: "heartbeat", atMs: now.getTime(), health: healthNames[req.health] ?? "unknown" });
+      return { ok: true, state: next.state };
+    },
+
+    async deregister(req: DeregisterRequest, ctx) {
+      await authenticateAgent(req.agentId, ctx);
+      await deps.agents.send(req.agentId, { type: "deregister", atMs: Date.now(), reason: req.reason.slice(0, 200) });
+      deps.log.info({ agent_id: req.agentId, reason: req.reason }, "Agent deregistered");
+      return {};
+    },
+  };
+  return impl;
+}

@@ -1,0 +1,6 @@
+// For tests and benchmarks only: temporary homes, a client pool that calls
+// agents as the colony does, and the scripted insights incident.
+export { tempDir, useTempCoralHome } from "./config/testing.ts";
+export { AgentClientPool } from "./debug/agent-pool.ts";
+export { leakingFrontend, timeline, type Clock } from "./insights/testing.ts";
+export { runInsights } from "./insights/index.ts";
