@@ -3,7 +3,7 @@ import tseslint from "typescript-eslint";
 import coral from "./scripts/lint/plugin.mjs";
 
 export default tseslint.config(
-  { ignores: ["**/node_modules/**", "proto/gen/**", "**/dist/**", ".coral/**", "**/.wrangler/**", "bench/results/**", "bench/**/.lean-build-*/**"] },
+  { ignores: ["**/node_modules/**", "proto/gen/**", "**/dist/**", ".coral/**", "**/.wrangler/**", "bench/results/**", "bench/**/.lean-build-*/**", "tests/lint/.tmp-*/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,21 +1,15 @@
 // Federated detail queries: the colony asks the agents of a service for raw
 // data from their local stores, proving with the colony secret who it is.
-import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { encodeProof, makeSecretProof, proofHeader } from "@coral/proto";
 import { AgentService } from "@coral/proto/gen/coral/agent/v1/agent_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { RawMetricPoint } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { create } from "@bufbuild/protobuf";
 import { RawMetricPointSchema } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import type { AgentRow } from "../store/types.ts";
+import { agentServiceClient } from "./transport.ts";
 
 function agentClient(agent: AgentRow, secret: string) {
-  const proof: Interceptor = (next) => async (req) => {
-    req.header.set(proofHeader, encodeProof(await makeSecretProof(secret, agent.agentId)));
-    return next(req);
-  };
-  return createClient(AgentService, createConnectTransport({ baseUrl: agent.agentUrl, httpVersion: "1.1", interceptors: [proof] }));
+  return agentServiceClient(AgentService, agent.agentUrl, agent.agentId, secret);
 }
 
 export interface RawMetricsResult {

@@ -10,9 +10,12 @@ import { EventEmitter } from "node:events";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { backoffMs, sleep } from "@coral/common/async";
 import { RollbackSchema, type Rollback } from "@coral/proto/gen/coral/control/v1/control_pb";
 import { RollbackStrategy } from "@coral/proto/gen/coral/control/v1/rollback_pb";
 import { ActorHost, stateName } from "../store/actor-host.ts";
+import { appendAudit } from "../store/audit.ts";
+import { transaction } from "../store/sql.ts";
 import type { AgentActors } from "../agents/actors.ts";
 import type { ControlConfig } from "../config/control-schema.ts";
 import type { ColonyStore } from "../store/index.ts";
@@ -326,8 +329,8 @@ export class Rollbacks {
           this.options.log.warn({ rollback_id: id, err: ConnectError.from(err).rawMessage }, "Could not reach the agent for a rollback; retrying");
         }
       }
-      // No agent (yet): it may be reconnecting. The deadline ends the wait.
-      await new Promise((r) => setTimeout(r, Math.min(5000, 500 * 2 ** Math.min(attempt, 4))));
+      // No agent (yet): it may be reconnecting. The deadline ends the wait. 0.5 s doubling up to 5 s.
+      await sleep(backoffMs(attempt, 500, 5000, { jitter: "none" }));
     }
   }
 
@@ -343,7 +346,7 @@ export class Rollbacks {
         lastObservation = observation;
         await this.send(id, { type: "observed", atMs: Date.now(), observation });
       }
-      await new Promise((r) => setTimeout(r, this.options.verifyPollMs ?? 250));
+      await sleep(this.options.verifyPollMs ?? 250);
     }
   }
 
@@ -370,15 +373,20 @@ export class Rollbacks {
   private async mirror(id: string, state: string, ctx: RollbackContext): Promise<void> {
     try {
       const r = toRollback(ctx, state);
-      await this.options.store.write((c) => saveRollback(c, rollbackToHistory(r, ctx)));
-      if (terminalStates.has(state))
-        await this.options.store.appendAudit({
-          at: new Date(ctx.completedAtMs ?? Date.now()),
-          actor: "colony",
-          action: `rollback.${state}`,
-          target: ctx.service,
-          details: { rollback_id: id, initiated_by: ctx.initiatedBy, to: ctx.targetVersion, error: ctx.error },
-        });
+      // One transaction: whoever sees the rollback ended also finds its audit row.
+      await this.options.store.write((c) =>
+        transaction(c, async () => {
+          await saveRollback(c, rollbackToHistory(r, ctx));
+          if (terminalStates.has(state))
+            await appendAudit(c, {
+              at: new Date(ctx.completedAtMs ?? Date.now()),
+              actor: "colony",
+              action: `rollback.${state}`,
+              target: ctx.service,
+              details: { rollback_id: id, initiated_by: ctx.initiatedBy, to: ctx.targetVersion, error: ctx.error },
+            });
+        }),
+      );
     } catch (err) {
       this.options.log.warn({ rollback_id: id, err: String(err) }, "could not record rollback history");
     }

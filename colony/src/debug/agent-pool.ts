@@ -1,10 +1,9 @@
 // Clients to the agents' debug services, one per agent and URL, reused across
 // calls. Each call proves with the colony secret who the colony is (a fresh
 // HMAC proof per request, as the agents require).
-import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { encodeProof, makeSecretProof, proofHeader } from "@coral/proto";
+import type { Client } from "@connectrpc/connect";
 import { AgentDebugService } from "@coral/proto/gen/coral/agent/v1/debug_pb";
+import { agentServiceClient } from "../agents/transport.ts";
 
 export type AgentDebugClient = Client<typeof AgentDebugService>;
 
@@ -16,12 +15,7 @@ export class AgentClientPool {
   get(agentId: string, agentUrl: string): AgentDebugClient {
     const cached = this.clients.get(agentId);
     if (cached && cached.url === agentUrl) return cached.client;
-    const secret = this.secret;
-    const proof: Interceptor = (next) => async (req) => {
-      req.header.set(proofHeader, encodeProof(await makeSecretProof(secret, agentId)));
-      return next(req);
-    };
-    const client = createClient(AgentDebugService, createConnectTransport({ baseUrl: agentUrl, httpVersion: "1.1", interceptors: [proof] }));
+    const client = agentServiceClient(AgentDebugService, agentUrl, agentId, this.secret);
     this.clients.set(agentId, { url: agentUrl, client });
     return client;
   }
