@@ -41,6 +41,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { sampleComponentScript } from "@coral/cli/sample-app";
+import { PollTimeoutError, pollUntil, sleep } from "@coral/common/async";
 import { colonyApi, createTestProject } from "../../tests/helpers/colony.ts";
 import { freePort } from "../../tests/helpers/ports.ts";
 import { CLK_TCK, commandLine, descendants, loadAverage, machineInfo, readCpuTicks, readPss, readSockets, readStatus, readThreadTicks, smapsBreakdown, SocketTally, type ByteTotals, type MemStatus } from "./proc.ts";
@@ -79,7 +80,6 @@ const netIntervalMs = 1000;
 const leanMinutes = args["lean-minutes"] === "0" ? 0 : positive("lean-minutes", args["lean-minutes"]);
 
 const log = (msg: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mb = (kb: number) => kb / 1024;
 const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 
@@ -410,12 +410,13 @@ async function main() {
   const app = spawn(process.execPath, [sampleComponentScript, "store", String(appPort)], { stdio: "ignore" });
   const running: Captured[] = [];
   try {
-    for (let i = 0; ; i++) {
-      const ok = await fetch(`http://127.0.0.1:${appPort}/health`).then((r) => r.ok, () => false);
-      if (ok) break;
-      if (i > 100) throw new Error("the sample component never answered /health");
-      await sleep(100);
-    }
+    await pollUntil(() => fetch(`http://127.0.0.1:${appPort}/health`).then((r) => (r.ok ? true : undefined), () => undefined), {
+      what: "the sample component's /health",
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    }).catch((err: unknown) => {
+      throw err instanceof PollTimeoutError ? new Error("the sample component never answered /health") : err;
+    });
     const base = `http://127.0.0.1:${appPort}`;
     const loadBefore = loadAverage();
 

@@ -16,7 +16,8 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { ensureTelemetryStream, startIngestion, startManagedNats, telemetrySubject } from "@coral/colony/nats";
 import { openStore } from "@coral/colony/store";
-import { cpuBetween, cpuSnapshot, round, sleep, type CpuUse } from "./lib.ts";
+import { PollTimeoutError, pollUntil } from "@coral/common/async";
+import { cpuBetween, cpuSnapshot, round, type CpuUse } from "./lib.ts";
 import { buildPayloads, minute } from "./workload.ts";
 
 export interface DrainRun {
@@ -115,11 +116,10 @@ export async function consumerDrain(plans: DrainPlan[], log: (msg: string) => vo
           },
         });
         try {
-          const deadline = performance.now() + 120_000;
-          while (committed < rows) {
-            if (performance.now() > deadline) throw new Error(`drain of ${colonyId} at batch size ${batchSize} timed out (${committed} of ${rows} rows)`);
-            await sleep(5);
-          }
+          await pollUntil(() => (committed >= rows ? true : undefined), { what: "the drain", timeoutMs: 120_000, intervalMs: 5 }).catch((err: unknown) => {
+            if (!(err instanceof PollTimeoutError)) throw err;
+            throw new Error(`drain of ${colonyId} at batch size ${batchSize} timed out (${committed} of ${rows} rows)`);
+          });
         } finally {
           await ingestion.stop();
           await store.close();

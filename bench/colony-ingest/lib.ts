@@ -164,6 +164,5 @@ export function table(headers: string[], rows: Array<Array<string | number>>): s
   return [line(headers), widths.map((w) => "-".repeat(w)).join("  "), ...cells.map(line)].join("\n");
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((done) => setTimeout(done, ms));
-}
+/** Coral's one sleep (@coral/common/async), re-exported for the benchmarks that import it from here. */
+export { sleep } from "@coral/common/async";

@@ -44,6 +44,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { pollUntil } from "@coral/common/async";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { TelemetryBatchSchema, type MetricSummary, type TelemetryBatch } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import type { RunningColony } from "@coral/colony";
@@ -95,11 +96,7 @@ async function countMetricRows(colony: RunningColony): Promise<number> {
 }
 
 async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 10): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(intervalMs);
-  }
+  await pollUntil(async () => ((await check()) ? true : undefined), { what, timeoutMs, intervalMs, onError: "throw" });
 }
 
 // --------------------------------------------------------- 1. ingest throughput

@@ -27,6 +27,7 @@ import { availableParallelism, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { PollTimeoutError, backoffMs, pollUntil, sleep } from "@coral/common/async";
 import { colonyFieldsJson, generateIdentityKey, sign, toBase64, type ColonyRegistrationFields, type IdentityKey } from "@coral/proto";
 import type { LoadConfig, LoadResult } from "./types.ts";
 
@@ -204,10 +205,6 @@ function freePort(): Promise<number> {
   });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((done) => setTimeout(done, ms));
-}
-
 // ------------------------------------------------------------------- server
 
 interface RunningServer {
@@ -300,23 +297,25 @@ async function startServer(dataDir: string): Promise<RunningServer> {
     })());
 
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (exited) {
-      throw new Error(`coral-discovery exited (${exited.code ?? exited.signal}) before answering /health:\n${output.join("\n")}`);
-    }
-    try {
-      const res = await Promise.race([fetch(`${url}/health`, { signal: AbortSignal.timeout(2_000) }), spawnError]);
-      if (res.ok) break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new Error(`cannot run ${bin}: run npm ci first`);
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`coral-discovery did not answer GET /health within 60 s:\n${output.join("\n")}`);
-    }
-    await sleep(100);
-  }
+  await pollUntil(
+    async () => {
+      if (exited) {
+        throw new Error(`coral-discovery exited (${exited.code ?? exited.signal}) before answering /health:\n${output.join("\n")}`);
+      }
+      try {
+        const res = await Promise.race([fetch(`${url}/health`, { signal: AbortSignal.timeout(2_000) }), spawnError]);
+        if (res.ok) return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new Error(`cannot run ${bin}: run npm ci first`);
+      }
+      return undefined;
+    },
+    { what: "coral-discovery to answer GET /health", timeoutMs: 60_000, intervalMs: 100, onError: "throw" },
+  ).catch(async (err: unknown) => {
+    if (!(err instanceof PollTimeoutError)) throw err;
+    await stop();
+    throw new Error(`coral-discovery did not answer GET /health within 60 s:\n${output.join("\n")}`);
+  });
   return { url, child, output, errors, stop };
 }
 
@@ -372,7 +371,7 @@ async function registerColony(
     }
     if (attempt >= registerAttempts) throw new Error(`RegisterColony ${fields.meshId}: ${failure} (after ${attempt} attempts)`);
     retries.push(failure);
-    await sleep(100 * 2 ** (attempt - 1));
+    await sleep(backoffMs(attempt - 1, 100, Infinity, { jitter: "none" })); // 100, 200, 400 ms
   }
 }
 

@@ -31,6 +31,7 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
+import { PollTimeoutError, pollUntil } from "@coral/common/async";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { HealthStatus } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import { TelemetryBatchSchema, type Event, type MetricSummary, type TelemetryBatch } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
@@ -141,16 +142,17 @@ async function main(): Promise<void> {
       connections: [...peers, "10.0.0.5:5432"].map((remote, i) => ({ localAddr: `127.0.0.1:${40_000 + a * 10 + i}`, remoteAddr: remote, state: "ESTABLISHED", observedAt, count: 1 + i })),
     });
   }
-  const waitUntil = Date.now() + 60_000;
-  for (;;) {
-    const topology = await api.getTopology({});
-    if (topology.edges.length >= agents.length) break;
-    if (Date.now() > waitUntil) {
-      log(`topology has ${topology.edges.length} edges after 60 s; measuring anyway`);
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  let edges = 0;
+  await pollUntil(
+    async () => {
+      edges = (await api.getTopology({})).edges.length;
+      return edges >= agents.length ? true : undefined;
+    },
+    { what: "the topology", timeoutMs: 60_000, intervalMs: 250, onError: "throw" },
+  ).catch((err: unknown) => {
+    if (!(err instanceof PollTimeoutError)) throw err;
+    log(`topology has ${edges} edges after 60 s; measuring anyway`);
+  });
   log("connections ingested");
 
   // ---- measurements

@@ -20,6 +20,7 @@ import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { parseDocument } from "yaml";
+import { PollTimeoutError, pollUntil } from "@coral/common/async";
 import { runInit } from "@coral/cli/init";
 import { runCoral } from "../../tests/helpers/cli.ts";
 import { createUnderlay, meshTestUnavailableReason, sh, spawnCoralIn, spawnIn, startApp, type Spawned } from "../../tests/mesh/netns.ts";
@@ -58,12 +59,16 @@ async function project(name: string, edits: Array<[string[], unknown]>): Promise
 }
 
 async function waitOutput(p: Spawned, text: string, what: string, timeoutMs = 180_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!p.output().includes(text)) {
-    if (p.child.exitCode !== null) throw new Error(`${what} exited: ${p.output()}`);
-    if (Date.now() > deadline) throw new Error(`${what} did not print "${text}" in time: ${p.output()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await pollUntil(
+    () => {
+      if (p.output().includes(text)) return true;
+      if (p.child.exitCode !== null) throw new Error(`${what} exited: ${p.output()}`);
+      return undefined;
+    },
+    { what, timeoutMs, intervalMs: 100, onError: "throw" },
+  ).catch((err: unknown) => {
+    throw err instanceof PollTimeoutError ? new Error(`${what} did not print "${text}" in time: ${p.output()}`) : err;
+  });
 }
 
 // Polls QueryMetrics inside a namespace; prints the epoch ms of the first answer with a point.

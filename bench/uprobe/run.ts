@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { GoRetSession } from "@coral/agent/debug";
+import { pollUntil, sleep } from "@coral/common/async";
 import { generateProgram, listFunctions, SessionLimiter, UprobeSession } from "@coral/agent/debug";
 import { testAgent } from "../../tests/helpers/agents.ts";
 import { coralBin } from "../../tests/helpers/cli.ts";
@@ -77,7 +78,7 @@ async function rounds(t: ReturnType<typeof loopTarget>, calls = CALLS): Promise<
 
 async function overhead(kind: "c" | "go", bin: string, symbol: string) {
   const t = loopTarget(bin);
-  await new Promise((r) => setTimeout(r, 300)); // exec done before reading /proc/<pid>/exe
+  await sleep(300); // exec done before reading /proc/<pid>/exe
   const base = await rounds(t);
   const out: Record<string, number> = { baseline_ns: base };
   for (const sampleRate of [1, 1000]) {
@@ -101,7 +102,7 @@ async function overhead(kind: "c" | "go", bin: string, symbol: string) {
 
 async function concurrent(bin: string) {
   const t = loopTarget(bin);
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   const limiter = new SessionLimiter(10);
   const attachMs: number[] = [];
   const sessions: UprobeSession[] = [];
@@ -129,9 +130,9 @@ async function attachLatency(bin: string) {
   children.push(target);
   const agent = await testAgent(project, colony.url, "bench", port, { healthUrl: undefined });
   try {
-    // Wait until the agent observes the target.
-    for (let i = 0; i < 300 && (await listFunctions(target.pid!).catch(() => null)) === null; i++) await new Promise((r) => setTimeout(r, 100));
-    await new Promise((r) => setTimeout(r, 3000));
+    // Wait until the agent observes the target (at most 30 s, then go on regardless).
+    await pollUntil(() => listFunctions(target.pid!), { what: "the target's functions", timeoutMs: 30_000, intervalMs: 100 }).catch(() => undefined);
+    await sleep(3000);
     const samples: number[] = [];
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();

@@ -203,12 +203,22 @@ export function resolveEndpoints(answer: { endpoints: readonly string[]; observe
   return answer.endpoints.map((e) => (e.startsWith(":") ? `${host}${e}` : e));
 }
 
+// The retry wait. @coral/common/async has Coral's one sleep and backoff, but
+// proto is runtime-neutral and may not import common, so this client keeps its
+// own (its delay is backoffMs's "equal" jitter). Unlike common's sleep, an
+// abort rejects, ending the call. The listener is removed when the wait ends:
+// callers (the colony's registration loop) pass one long-lived signal.
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
       clearTimeout(timer);
-      reject(signal.reason);
-    }, { once: true });
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
 }

@@ -1,5 +1,6 @@
 // Discovery against the real worker in workerd (Miniflare), through the
 // generic Connect client (JSON and binary), the REST API and raw HTTP.
+import { getEventListeners } from "node:events";
 import http from "node:http";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -457,5 +458,12 @@ describe("client errors", () => {
     const err = await thrown(client.lookupColony("my-shop-dev-a1b2c3"));
     expect(err).toBeInstanceOf(DiscoveryUnreachableError);
     expect(String(err)).toContain(`discovery service not reachable at ${url}`);
+
+    // A caller's long-lived signal (the colony's registration loop) keeps no
+    // abort listener from the retry waits once a call is over.
+    const stop = new AbortController();
+    const retrying = new DiscoveryClient({ transport: transport(url), url, retry: { attempts: 4, baseDelayMs: 5 } });
+    for (let i = 0; i < 4; i++) expect(await thrown(retrying.lookupColony("my-shop-dev-a1b2c3", { signal: stop.signal }))).toBeInstanceOf(DiscoveryUnreachableError);
+    expect(getEventListeners(stop.signal, "abort")).toHaveLength(0);
   });
 });

@@ -5,6 +5,7 @@ import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { sleep } from "@coral/common/async";
 import { makeSecretProof } from "@coral/proto";
 import { HealthStatus, MeshService, type RegisterResponse } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
@@ -101,7 +102,7 @@ export class SyntheticAgent implements AsyncDisposable {
         return { batchId: full.batchId, ack };
       } catch (err) {
         if (Date.now() > deadline || /permission/i.test(String(err))) throw err;
-        await new Promise((r) => setTimeout(r, 250));
+        await sleep(250);
       }
     }
   }

@@ -4,6 +4,7 @@ import { accessSync, constants, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { pollUntil } from "@coral/common/async";
 
 export const TARGET_SRC = fileURLToPath(new URL("./testdata/validate_card.c", import.meta.url));
 
@@ -33,19 +34,9 @@ export function compileTarget(): string {
   return out;
 }
 
-export async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, what = "condition"): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let v: T | undefined | false;
-    try {
-      v = await fn();
-    } catch {
-      v = undefined;
-    }
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** Polls `fn` (every 20 ms) until it returns a truthy value; a throw counts as "not yet". */
+export function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, what = "condition"): Promise<T> {
+  return pollUntil(async () => (await fn()) || undefined, { what, timeoutMs, intervalMs: 20 });
 }
 
 export function spawnTarget(bin: string, children: ChildProcess[]): ChildProcess {

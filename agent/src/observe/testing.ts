@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
+import { pollUntil } from "@coral/common/async";
 
 export interface NodeChild {
   proc: ChildProcess;
@@ -110,24 +111,17 @@ export function freePort(): Promise<number> {
  * Polls `probe` until it returns something other than undefined/null/false,
  * or throws after `timeoutMs` with `what` and the last error in the message.
  */
-export async function waitFor<T>(
+export function waitFor<T>(
   what: string,
   probe: () => T | null | undefined | false | Promise<T | null | undefined | false>,
   timeoutMs = 20_000,
   intervalMs = 25,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
+  return pollUntil(
+    async () => {
       const v = await probe();
-      if (v !== undefined && v !== null && v !== false) return v;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+      return v === null || v === false ? undefined : v;
+    },
+    { what, timeoutMs, intervalMs },
+  );
 }

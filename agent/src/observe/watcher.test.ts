@@ -2,6 +2,7 @@
  * ProcessWatcher against real child processes: found, exited, restarted on
  * the same port, and a listener handover between two live processes.
  */
+import { sleep } from "@coral/common/async";
 import { afterEach, describe, expect, it } from "vitest";
 import type { TcpConnection } from "./connections.ts";
 import type { ProcessSnapshot } from "./sample.ts";
@@ -106,7 +107,7 @@ describe("ProcessWatcher", () => {
     await watcher.stop();
     const count = log.samples.length + log.connections.length + log.events.length + log.statuses.length;
     // Let several intervals' worth of timers pass; a leaked timer would emit.
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     expect(log.samples.length + log.connections.length + log.events.length + log.statuses.length).toBe(count);
   });
 

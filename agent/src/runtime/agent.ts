@@ -11,6 +11,7 @@ import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
+import { backoffMs, sleep } from "@coral/common/async";
 import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import { startAgentApi, type AgentApiServer } from "../api/server.ts";
 import { RollbackExecutor, SdkLink } from "../control/index.ts";
@@ -361,7 +362,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         log.info({ url: creds.url }, "Connected to NATS");
       } catch (err) {
         log.warn({ err: String(err) }, "NATS not reachable; retrying");
-        await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** Math.min(attempt, 5))));
+        // 0.5 s doubling up to 10 s; closing the agent cuts the wait short.
+        await sleep(backoffMs(attempt, 500, 10_000, { jitter: "none" }), abort.signal);
       }
     }
     natsConnecting = false;
@@ -450,15 +452,19 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
 }
 
 /** Waits for `p` at most `ms`; its failure or lateness is not the caller's concern. */
-function bounded(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.then(
-      () => undefined,
-      () => undefined,
-    ),
-    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
-  ]).finally(() => clearTimeout(timer));
+async function bounded(p: Promise<unknown>, ms: number): Promise<void> {
+  const settled = new AbortController();
+  try {
+    await Promise.race([
+      p.then(
+        () => undefined,
+        () => undefined,
+      ),
+      sleep(ms, settled.signal),
+    ]);
+  } finally {
+    settled.abort(); // ends the wait's timer when `p` won
+  }
 }
 
 /** Established outbound connections, one observation per remote address with a count. */

@@ -6,6 +6,7 @@ import { hostname } from "node:os";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { backoffMs, sleep } from "@coral/common/async";
 import { makeSecretProof } from "@coral/proto";
 import { HealthStatus, MeshService, type RegisterResponse } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import type { SdkReport } from "../control/index.ts";
@@ -85,9 +86,11 @@ export class ColonyLink {
         // A wrong secret or bad request will not fix itself.
         if (ce.code === Code.InvalidArgument || (ce.code === Code.Unauthenticated && /proof does not match/.test(ce.rawMessage))) throw ce;
         signal.throwIfAborted();
-        const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2);
+        // 0.5 s doubling up to 30 s, each wait a random point in its upper half.
+        const delay = backoffMs(attempt, 500, 30_000, { jitter: "equal" });
         onRetry(ce, delay);
-        await new Promise((r) => setTimeout(r, delay));
+        // A stop cuts the wait short; the next register() then sees the aborted signal.
+        await sleep(delay, signal);
       }
     }
   }

@@ -3,6 +3,7 @@
 // back with exponential backoff by fail(). Nothing else deletes it, so a
 // colony or NATS outage, or an agent restart, loses nothing.
 import { blobValue } from "@duckdb/node-api";
+import { backoffMs } from "@coral/common/async";
 import { all, checkDate, checkLimit, date, exec, num, str, strOrNull, ts, type Conn, type Row } from "./sql.ts";
 import type { BackoffPolicy, OutboxEntry, OutboxInput, OutboxRetry } from "./types.ts";
 
@@ -27,9 +28,7 @@ export function resolveBackoff(partial: Partial<BackoffPolicy> = {}): BackoffPol
  * retry in lockstep, yet never retry sooner than half the ceiling.
  */
 export function backoffDelay(attempts: number, policy: BackoffPolicy = defaultBackoff, random: () => number = Math.random): number {
-  const exp = Math.max(0, Math.min(attempts - 1, 30));
-  const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** exp);
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+  return backoffMs(attempts - 1, policy.baseMs, policy.capMs, { jitter: "equal", random });
 }
 
 const columns = "seq, batch_id, subject, payload, created_at, attempts, next_attempt_at, last_error";

@@ -6,6 +6,7 @@
 // JetStream ack and our ack republishes the batch; the colony dedupes by
 // batch id) and in order: a row is never published before an earlier one, so
 // while the head of the outbox is backing off, nothing behind it is sent.
+import { sleep } from "@coral/common/async";
 import { AgentStoreClosedError } from "./store.ts";
 import type { AgentStore, StorageLogger } from "./types.ts";
 
@@ -123,21 +124,20 @@ export class Publisher implements AsyncDisposable {
     return rows.length === this.#batchSize ? 0 : this.#pollMs;
   }
 
-  #sleep(ms: number): Promise<void> {
+  /** The idle wait: notify() or stop() cuts it short; it does not keep the process alive. */
+  async #sleep(ms: number): Promise<void> {
     if (this.#notified) {
       this.#notified = false;
-      return Promise.resolve();
+      return;
     }
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.#wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, Math.min(ms, 2_147_483_647));
-      timer.unref?.();
-      this.#wake = done;
-    });
+    const wake = new AbortController();
+    const done = (): void => {
+      if (this.#wake === done) this.#wake = undefined;
+      wake.abort();
+    };
+    this.#wake = done;
+    await sleep(ms, wake.signal, { unref: true });
+    if (this.#wake === done) this.#wake = undefined;
   }
 
   #log(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown>): void {

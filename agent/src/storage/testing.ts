@@ -2,6 +2,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pollUntil } from "@coral/common/async";
 import { openAgentStore } from "./store.ts";
 import type { AgentStore, OpenAgentStoreOptions } from "./types.ts";
 
@@ -27,22 +28,9 @@ export async function tempStores(): Promise<{
   };
 }
 
-/** Polls `check` until it returns a truthy value or the deadline passes. */
-export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** Polls `check` (every 10 ms) until it returns a truthy value or the deadline passes. */
+export function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000): Promise<NonNullable<T>> {
+  return pollUntil(async () => (await check()) || undefined, { what, timeoutMs, intervalMs: 10 }) as Promise<NonNullable<T>>;
 }
 
 export const T0 = new Date("2024-05-01T10:00:00.000Z");

@@ -5,6 +5,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { startAgent, type AgentNotice } from "@coral/agent";
+import { sleep } from "@coral/common/async";
 import { createLogger } from "@coral/common/log";
 import { DiscoveryClient, decodeJoinToken, resolveEndpoints } from "@coral/proto";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -238,7 +239,7 @@ export function connectCommand(): Command {
       await stopped;
       // Over a tunnel that is gone (revoked, colony away) the goodbye can hang:
       // the interface comes down regardless.
-      await (mesh ? Promise.race([agent.close("stopped by the user"), new Promise((r) => setTimeout(r, 8000).unref())]) : agent.close("stopped by the user"));
+      await (mesh ? Promise.race([agent.close("stopped by the user"), sleep(8000, undefined, { unref: true })]) : agent.close("stopped by the user"));
       await mesh?.close();
     });
 }

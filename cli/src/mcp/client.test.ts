@@ -10,6 +10,10 @@ describe("MCP client helpers", () => {
     expect(backoffDelay(retry, 20)).toBe(30_000);
     const fixed = mcpServerSchema.parse({ command: "x", retry: { backoff: "fixed", initial_delay: "2s" } }).retry;
     expect([1, 5].map((n) => backoffDelay(fixed, n))).toEqual([2000, 2000]);
+    // The 30 s cap is the exponential pace's; a fixed pace keeps its delay.
+    const slow = (backoff: string) => mcpServerSchema.parse({ command: "x", retry: { backoff, initial_delay: "45s" } }).retry;
+    expect([1, 3].map((n) => backoffDelay(slow("exponential"), n))).toEqual([30_000, 30_000]);
+    expect([1, 3].map((n) => backoffDelay(slow("fixed"), n))).toEqual([45_000, 45_000]);
   });
 
   it("expands ${NAME} from the environment and names a missing variable, never a value", () => {

@@ -17,6 +17,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport, getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult, Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { AskTool } from "../ask/types.ts";
+import { backoffMs, sleep } from "@coral/common/async";
 import { parseDuration } from "@coral/common/duration";
 import type { McpServerSettings } from "@coral/colony";
 import { coralVersion } from "@coral/common/version";
@@ -50,12 +51,18 @@ const ms = (text: string) => {
   return d.ms;
 };
 
-const defaultSleep = (delay: number) => new Promise<void>((resolve) => setTimeout(resolve, delay).unref());
+// A retry wait keeps the process alive: `coral ask` may have nothing else
+// pending while a server that failed to start waits for its next try.
+const defaultSleep = (delay: number) => sleep(delay);
 
-/** The wait before retry number `attempt` (1 = the first retry). */
+/**
+ * The wait before retry number `attempt` (1 = the first retry), no jitter:
+ * "exponential" doubles initial_delay per retry up to 30 s, "fixed" always
+ * waits initial_delay.
+ */
 export function backoffDelay(settings: McpServerSettings["retry"], attempt: number): number {
   const initial = ms(settings.initial_delay);
-  return settings.backoff === "fixed" ? initial : Math.min(initial * 2 ** (attempt - 1), 30_000);
+  return backoffMs(attempt - 1, initial, settings.backoff === "fixed" ? initial : 30_000, { jitter: "none" });
 }
 
 /** "${NAME}" → the value of NAME; a variable that is not set is an error naming it (never its value). */

@@ -1,5 +1,6 @@
 // The agent chart, driven through ActorHost with a simple in-memory
 // persistence; tests/colony covers the same host on real DuckDB.
+import { pollUntil } from "@coral/common/async";
 import { describe, expect, it } from "vitest";
 import type { ActorSnapshotRow, TransitionRow } from "../store/types.ts";
 import type { ActorPersistence } from "../store/actor-host.ts";
@@ -63,8 +64,7 @@ describe("agent actor", () => {
     await first.stop();
     const restored = new AgentActors({ persistence: store, offlineAfterMs: 50, expireAfterMs: 3_600_000 });
     expect(await restored.restore()).toBe(1);
-    const deadline = Date.now() + 10_000;
-    while (restored.get("db-1")?.state !== "offline" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await pollUntil(() => (restored.get("db-1")?.state === "offline" ? true : undefined), { what: "db-1 to go offline", timeoutMs: 10_000, intervalMs: 20 });
     expect(restored.get("db-1")?.state).toBe("offline");
     expect(store.rows.get("db-1")?.state).toBe("offline");
     await restored.stop();

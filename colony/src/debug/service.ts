@@ -4,6 +4,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { sleep } from "@coral/common/async";
 import { UprobeSummarySchema } from "@coral/proto/gen/coral/agent/v1/debug_pb";
 import { DebugSessionSchema, type DebugService, type DebugSession } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { finalSessionStates, type DebugSessionState } from "./session-machine.ts";
@@ -120,7 +121,7 @@ export function debugService(debug: DebugSessions): ServiceImpl<typeof DebugServ
         const done = isFinal(v) && !res.hasMore;
         if (res.events.length > 0 || done) yield { events: res.events, session: sessionToProto(v), done };
         if (done) return;
-        if (!res.hasMore) await new Promise((r) => setTimeout(r, pollMs));
+        if (!res.hasMore) await sleep(pollMs, ctx.signal);
       }
     },
 

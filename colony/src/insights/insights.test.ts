@@ -4,6 +4,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { sleep } from "@coral/common/async";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openStore, type ColonyStore } from "../store/index.ts";
 import {
@@ -338,7 +339,7 @@ describe("the loop", () => {
     expect(runs[0]).toBe(5);
     expect(runs.slice(1).every((n) => n === 0)).toBe(true);
     expect(await rowCount()).toBe(5);
-    await new Promise((r) => setTimeout(r, 60));
+    await sleep(60);
     expect(runs.length).toBe(after);
   });
 });

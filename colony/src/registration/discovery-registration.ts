@@ -2,6 +2,7 @@
 // interval (60 s by default) so the 300 s TTL never lapses; failures are
 // retried with backoff and reported as the status GetStatus shows.
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { backoffMs } from "@coral/common/async";
 import { DiscoveryClient, type ColonyRegistrationFields, type IdentityKey } from "@coral/proto";
 
 export interface RegistrationLoopOptions {
@@ -47,8 +48,8 @@ export function startRegistrationLoop(options: RegistrationLoopOptions): Registr
 
   const schedule = () => {
     if (abort.signal.aborted) return;
-    // After a failure retry sooner (with backoff), never later than the interval.
-    const delay = failures === 0 ? options.intervalMs : Math.min(options.intervalMs, 1000 * 2 ** Math.min(failures, 6));
+    // After a failure retry sooner: 2 s doubling up to 64 s, never later than the interval.
+    const delay = failures === 0 ? options.intervalMs : backoffMs(failures, 1000, Math.min(options.intervalMs, 64_000), { jitter: "none" });
     timer = setTimeout(() => {
       running = attempt().then(schedule);
     }, delay);

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { pollUntil, sleep } from "@coral/common/async";
 import {
   ConnectionObservationSchema,
   EventSchema,
@@ -606,7 +607,7 @@ describe("writer queue and lifecycle", () => {
     const s = await open();
     const order: number[] = [];
     const p1 = s.write(async () => {
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
       order.push(1);
     });
     const p2 = s.write(async () => {
@@ -644,7 +645,7 @@ describe("writer queue and lifecycle", () => {
       await gate;
       await c.run("COMMIT");
     });
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     // the writer is busy inside its transaction; the reader answers from committed data
     expect((await s.listAgents()).map((a) => a.agentId)).toEqual(["a1"]);
     release();
@@ -673,13 +674,11 @@ describe("writer queue and lifecycle", () => {
     const s = await open();
     const logs: string[] = [];
     const stop = s.startMaintenance(20, (level, msg) => logs.push(`${level}:${msg}`));
-    for (let i = 0; i < 250 && logs.filter((l) => l === "info:store maintenance").length < 2; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await pollUntil(() => (logs.filter((l) => l === "info:store maintenance").length >= 2 ? true : undefined), { what: "two maintenance runs", timeoutMs: 10_000, intervalMs: 20 });
     await stop();
     expect(logs.filter((l) => l === "info:store maintenance").length).toBeGreaterThanOrEqual(2);
     const n = logs.length;
-    await new Promise((r) => setTimeout(r, 60));
+    await sleep(60);
     expect(logs.length).toBe(n);
 
     // close() stops the loops it started
@@ -699,7 +698,7 @@ describe("writer queue and lifecycle", () => {
       },
       (level, msg, fields) => errors.push(`${level}:${msg}:${String(fields?.err)}`),
     );
-    for (let i = 0; i < 250 && runs < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    await pollUntil(() => (runs >= 2 ? true : undefined), { what: "two failing runs", timeoutMs: 10_000, intervalMs: 20 });
     await loop.stop();
     expect(runs).toBeGreaterThanOrEqual(2);
     expect(errors[0]).toBe("error:store maintenance failed:run 1 failed");

@@ -6,6 +6,7 @@ import type { ChildProcess } from "node:child_process";
 import { accessSync, constants, existsSync, unlinkSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { connect } from "node:net";
+import { PollTimeoutError, pollUntil, sleep } from "../async.ts";
 import { publicKeyOf } from "./keys.ts";
 import { UapiClient, UapiError, checkCidr, isPortInUse, uapiSocketPath, UAPI_SOCKET_DIR } from "./uapi.ts";
 import type { DeviceState, PeerConfig } from "./uapi.ts";
@@ -119,8 +120,6 @@ function socketAnswers(path: string): Promise<boolean> {
   });
 }
 
-const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 export class WireguardInterface {
   readonly name: string;
   readonly netns: string | undefined;
@@ -215,18 +214,20 @@ export class WireguardInterface {
     const uapi = new UapiClient(opts.name, { socketPath });
     const iface = new WireguardInterface(opts, child, output, uapi);
     try {
-      const deadline = Date.now() + (opts.startTimeoutMs ?? 10_000);
-      for (;;) {
-        if (spawnError) throw new WireguardSetupError("start-failed", `could not start ${cmd}: ${(spawnError as Error).message}`, { cause: spawnError });
-        if (!iface.running) {
-          throw new WireguardSetupError("start-failed", `wireguard-go for ${opts.name} exited before opening its UAPI socket: ${iface.recentOutput() || "(no output)"}`);
-        }
-        if (existsSync(socketPath) && (await socketAnswers(socketPath))) break;
-        if (Date.now() > deadline) {
-          throw new WireguardSetupError("start-failed", `wireguard-go for ${opts.name} did not open ${socketPath} within ${opts.startTimeoutMs ?? 10_000} ms: ${iface.recentOutput() || "(no output)"}`);
-        }
-        await delay(20);
-      }
+      const startTimeoutMs = opts.startTimeoutMs ?? 10_000;
+      await pollUntil(
+        async () => {
+          if (spawnError) throw new WireguardSetupError("start-failed", `could not start ${cmd}: ${(spawnError as Error).message}`, { cause: spawnError });
+          if (!iface.running) {
+            throw new WireguardSetupError("start-failed", `wireguard-go for ${opts.name} exited before opening its UAPI socket: ${iface.recentOutput() || "(no output)"}`);
+          }
+          return existsSync(socketPath) && (await socketAnswers(socketPath)) ? true : undefined;
+        },
+        { what: `wireguard-go to open ${socketPath}`, timeoutMs: startTimeoutMs, intervalMs: 20, onError: "throw" },
+      ).catch((err: unknown) => {
+        if (!(err instanceof PollTimeoutError)) throw err;
+        throw new WireguardSetupError("start-failed", `wireguard-go for ${opts.name} did not open ${socketPath} within ${startTimeoutMs} ms: ${iface.recentOutput() || "(no output)"}`);
+      });
       try {
         await uapi.setDevice({ privateKey: opts.privateKey, listenPort: opts.listenPort });
       } catch (err) {
@@ -285,10 +286,10 @@ export class WireguardInterface {
   private async doClose(): Promise<void> {
     if (this.running) {
       this.child.kill("SIGTERM");
-      const stopped = await Promise.race([this.exited.then(() => true), delay(3000).then(() => false)]);
+      const stopped = await Promise.race([this.exited.then(() => true), sleep(3000).then(() => false)]);
       if (!stopped) {
         this.child.kill("SIGKILL");
-        await Promise.race([this.exited, delay(3000)]);
+        await Promise.race([this.exited, sleep(3000)]);
       }
     }
     // wireguard-go removes its TUN device on exit; make sure after a SIGKILL.

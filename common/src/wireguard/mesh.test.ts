@@ -3,6 +3,7 @@
 import { spawn, execFile } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pollUntil } from "../async.ts";
 import { generateKeyPair } from "./keys.ts";
 import { WireguardInterface, WireguardSetupError, wireguardUnavailableReason } from "./interface.ts";
 import type { PeerState } from "./uapi.ts";
@@ -74,13 +75,9 @@ function tcpEcho(ns: string, host: string, timeoutMs: number) {
   });
 }
 
-/** Repeats fn until it returns true or the deadline passes. */
+/** Repeats fn (back to back: each try waits for its own answer) until it returns true or the deadline passes. */
 async function until(what: string, timeoutMs: number, fn: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await fn()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-  }
+  await pollUntil(async () => ((await fn()) ? true : undefined), { what, timeoutMs, intervalMs: 0, onError: "throw" });
 }
 
 describe.skipIf(unavailable !== null)("wireguard-go mesh between two network namespaces", () => {
