@@ -19,6 +19,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { sleep } from "@coral/common/async";
 import { runCoral } from "../../tests/helpers/cli.ts";
 import { freePort } from "../../tests/helpers/ports.ts";
 import { SyntheticAgent } from "../../tests/helpers/synthetic-agent.ts";
@@ -94,7 +95,7 @@ try {
 
   const hostPid = Number(await podman(["inspect", "--format", "{{.State.Pid}}", name]));
   // Settle after start-up before the idle reading.
-  await new Promise((r) => setTimeout(r, 10_000));
+  await sleep(10_000);
   const idle = rssOf(hostPid);
 
   const agents = Array.from({ length: agentCount }, (_, i) => new SyntheticAgent({ colonyUrl: url, secret, agentId: `bench-${i}`, serviceName: `svc-${i}`, port: 8000 + i }));
@@ -122,7 +123,7 @@ try {
     const rss = rssOf(hostPid);
     peak.colonyKb = Math.max(peak.colonyKb, rss.colonyKb);
     peak.natsKb = Math.max(peak.natsKb, rss.natsKb);
-    await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - tick))));
+    await sleep(1000 - (Date.now() - tick));
   }
   const loaded = rssOf(hostPid);
   for (const agent of agents) await agent[Symbol.asyncDispose]();

@@ -107,7 +107,7 @@ describe.skipIf(skipReason)("colony container (podman)", () => {
 
     // An app component and its agent on the host, joining with the colony secret.
     const appPort = await freePort();
-    const app = spawn(process.execPath, [join(repoRoot, "colony/src/sample-app/component.mjs"), "store", String(appPort)], { stdio: "ignore" });
+    const app = spawn(process.execPath, [join(repoRoot, "cli/dist/sample-app/component.mjs"), "store", String(appPort)], { stdio: "ignore" });
     children.push(app);
     let agentOut = "";
     const agent = spawn(process.execPath, [coralBin, "connect", "store", "--port", String(appPort), "--summary-interval", "1s"], {
@@ -166,7 +166,7 @@ describe.skipIf(skipReason)("colony container (podman)", () => {
     cleanup.containers.push(app);
     await podman([
       "run", "-d", "--name", app, ...limits, "--no-healthcheck", "--add-host", `coral-colony:${colonyAddress}`, "--entrypoint", "sh", colonyImage, "-c",
-      "cd /opt/coral/colony/src/sample-app; node component.mjs store 3002 & node component.mjs api 3001 3002 & node component.mjs frontend 3000 3001 & wait",
+      "cd /opt/coral/cli/dist/sample-app; node component.mjs store 3002 & node component.mjs api 3001 3002 & node component.mjs frontend 3000 3001 & wait",
     ]);
     await waitHealthy(colony);
     const components = [["frontend", 3000], ["api", 3001], ["store", 3002]] as const;

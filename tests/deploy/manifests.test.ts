@@ -2,6 +2,7 @@
 // Kubernetes schema (kubernetes-models), the compose file's shape, and the
 // systemd units with systemd-analyze verify.
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { cp, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -115,6 +116,48 @@ describe("compose file", () => {
   });
 });
 
+describe("paths in infra/", () => {
+  /** Every file under infra/, as [path relative to infra/, text]. */
+  async function infraFiles(): Promise<Array<[string, string]>> {
+    const files = (await readdir(join(repoRoot, "infra"), { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
+    return Promise.all(files.map(async (e) => {
+      const path = join(e.parentPath, e.name);
+      return [path.slice(join(repoRoot, "infra").length + 1), await readFile(path, "utf8")] as [string, string];
+    }));
+  }
+
+  it("every /opt/coral path names built output or a file the image copies, never a package's TypeScript sources", async () => {
+    const workspaces = (JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8")) as { workspaces: string[] }).workspaces;
+    const seen: string[] = [];
+    for (const [file, text] of await infraFiles())
+      for (const [, rel] of text.matchAll(/\/opt\/coral\/([\w@./-]+)/g)) {
+        const path = rel!.replace(/\/+$/, "");
+        seen.push(path);
+        // The image holds each package's package.json, bin/ and dist/ only (tests run after `npm run build`).
+        expect(workspaces.some((ws) => path.startsWith(`${ws}/`) && !/^[^/]+\/(package\.json|bin|dist)(\/|$)/.test(path)), `${file}: /opt/coral/${path}`).toBe(false);
+        expect(existsSync(join(repoRoot, path)), `${file}: /opt/coral/${path} has no ${path} in this checkout (built?)`).toBe(true);
+      }
+    expect(seen).toEqual(expect.arrayContaining(["cli/bin/coral.js", "discovery-worker/bin/coral-discovery.js", "infra/colony/healthcheck.mjs", "cli/dist/sample-app"]));
+  });
+
+  it("the colony image's build stage copies every workspace package (its package.json before the install, its sources before the build)", async () => {
+    const workspaces = (JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8")) as { workspaces: string[] }).workspaces;
+    const containerfile = await readFile(join(repoRoot, "infra/colony/Containerfile"), "utf8");
+    const install = containerfile.indexOf("npm install");
+    const build = containerfile.indexOf("npm run build");
+    expect(install).toBeGreaterThan(0);
+    expect(build).toBeGreaterThan(install);
+    for (const ws of workspaces) {
+      const manifest = containerfile.indexOf(`COPY ${ws}/package.json ${ws}/\n`);
+      const sources = containerfile.indexOf(`COPY ${ws}/ ${ws}/\n`);
+      expect(manifest, `COPY ${ws}/package.json`).toBeGreaterThan(0);
+      expect(manifest, `COPY ${ws}/package.json before npm install`).toBeLessThan(install);
+      expect(sources, `COPY ${ws}/`).toBeGreaterThan(install);
+      expect(sources, `COPY ${ws}/ before npm run build`).toBeLessThan(build);
+    }
+  });
+});
+
 function systemdAnalyze(args: string[], env: Record<string, string>): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) =>
     execFile("systemd-analyze", args, { env: { ...process.env, ...env }, timeout: 60_000 }, (err, _stdout, stderr) =>
@@ -143,7 +186,7 @@ describe.skipIf(noSystemdAnalyze)("systemd units", () => {
       if (!file.endsWith(".service")) continue;
       const text = (await readFile(join(dir, file), "utf8"))
         .replaceAll("/usr/local/bin/coral-discovery ", `${repoRoot}discovery-worker/bin/coral-discovery.js `)
-        .replaceAll("/usr/local/bin/coral ", `${repoRoot}colony/bin/coral.js `);
+        .replaceAll("/usr/local/bin/coral ", `${repoRoot}cli/bin/coral.js `);
       await writeFile(join(dir, file), text);
     }
     // An instance of the agent template, as systemctl would load it.

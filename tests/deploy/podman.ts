@@ -29,10 +29,14 @@ export function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<R
   });
 }
 
-/** Runs podman; throws with its stderr unless it succeeds. */
+/** Runs podman; throws with its stderr (and its stdout's tail) unless it succeeds. */
 export async function podman(args: string[], timeoutMs = 120_000): Promise<string> {
   const res = await run("podman", [...globalFlags, ...args], timeoutMs);
-  if (res.code !== 0) throw new Error(`podman ${args.join(" ")} failed (${res.code}): ${res.stderr.trim() || res.stdout.trim()}`);
+  if (res.code !== 0) {
+    // A build step's own errors (tsc's, npm's) are on stdout; podman's summary is on stderr.
+    const stdoutTail = res.stdout.trim().split("\n").slice(-60).join("\n");
+    throw new Error(`podman ${args.join(" ")} failed (${res.code}): ${res.stderr.trim()}${stdoutTail ? `\n--- stdout (last 60 lines) ---\n${stdoutTail}` : ""}`);
+  }
   return res.stdout.trim();
 }
 
