@@ -1,11 +1,13 @@
 // npm run build (and npm install, through prepare): compiles every package to
 // its dist/ with tsc project references (one module per source file, so the
 // CLI can keep loading only the command it runs), copies the few files tsc
-// does not emit, and bundles the discovery worker for self-hosted workerd.
+// does not emit, bundles the discovery worker for self-hosted workerd, and
+// bundles the CLI's read commands (cli/src/read-main.ts → cli/dist/bundle/).
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
@@ -19,4 +21,54 @@ for (const [from, to] of assets) {
 
 const { buildWorkerBundle } = await import(join(root, "discovery-worker/dist/self-hosted/bundle.js"));
 writeFileSync(join(root, "discovery-worker/dist/worker.js"), await buildWorkerBundle(join(root, "discovery-worker/src/worker/index.ts")));
-console.log("build: packages compiled to dist/, discovery worker bundled");
+await bundleReadCommands();
+console.log("build: packages compiled to dist/, discovery worker and the CLI's read commands bundled");
+
+/**
+ * `coral --version` and the read commands (status, topology, events, metrics,
+ * history) run cli/dist/bundle/read.js: one bundle of the entry, the command
+ * module, commander, protobuf and Connect's core, with a chunk per dynamic
+ * import (code splitting), so --version loads only the entry. Unbundled,
+ * loading those ~170 ES modules one by one took about 100 ms of `coral
+ * status`'s 350 (bench/BENCHMARKS.md, CLI start-up). Only the packages below
+ * are inlined; anything else a read command imports stays an import of the
+ * installed package (the colony's configuration, which remote.ts loads only
+ * when no colony is running). No other command loads the bundle, so the
+ * agent's and colony's code never meets the bundle's copies of protobuf,
+ * Connect or commander in one process.
+ */
+async function bundleReadCommands() {
+  // esbuild is the discovery worker's dependency (it bundles the worker above).
+  const esbuild = await import(pathToFileURL(createRequire(join(root, "discovery-worker", "package.json")).resolve("esbuild")).href);
+  // Exactly what the read path uses. connect-node is inlined so that, unused
+  // by the read commands, it is left out; everything else stays an import
+  // that tests/cli/lazy-load.test.ts can see.
+  const inline = /^(?:(?:commander|picocolors|@bufbuild\/protobuf|@connectrpc\/connect|@connectrpc\/connect-node)(?:\/.*)?|@coral\/proto\/gen\/.+|@coral\/common\/(?:duration|units|version)|@coral\/colony\/pid-file)$/;
+  const outdir = join(root, "cli", "dist", "bundle");
+  rmSync(outdir, { recursive: true, force: true });
+  await esbuild.build({
+    entryPoints: { read: join(root, "cli", "src", "read-main.ts") },
+    outdir,
+    bundle: true,
+    splitting: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    // The workspace packages' TypeScript sources, as tests and tsx see them.
+    conditions: ["coral-source"],
+    sourcemap: "linked",
+    sourcesContent: false,
+    legalComments: "none",
+    // commander is CommonJS: its require() calls of Node's modules need a require.
+    banner: { js: 'import { createRequire as __coralCreateRequire } from "node:module"; const require = __coralCreateRequire(import.meta.url);' },
+    logLevel: "warning",
+    plugins: [
+      {
+        name: "inline-only-read-path",
+        setup(build) {
+          build.onResolve({ filter: /^[^./]/ }, (args) => (args.path.startsWith("node:") || inline.test(args.path) ? undefined : { path: args.path, external: true }));
+        },
+      },
+    ],
+  });
+}

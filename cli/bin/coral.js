@@ -1,13 +1,22 @@
 #!/usr/bin/env node
 // The coral command runs the compiled JavaScript in dist/ (npm install builds
-// it; so does `npm run build`). main.js loads only the module of the command
-// being run: `coral status` never loads DuckDB, NATS or the colony runtime.
-process.setSourceMapsEnabled(true);
+// it; so does `npm run build`). --version and the read commands run
+// dist/bundle/read.js (src/read-main.ts, bundled by the build: a few files
+// instead of ~170 modules); every other command runs dist/main.js, which loads
+// only the module of the command being run. `coral status` never loads DuckDB,
+// NATS or the colony runtime.
+const read = new Set(["status", "topology", "events", "metrics", "history", "-v", "--version"]).has(process.argv[2]);
+// Stack traces point into the TypeScript sources. Not for the read commands:
+// they print one-line errors, never a stack, and Node reading and indexing
+// their bundle's source maps cost about a tenth of `coral status`'s start-up
+// (bench/BENCHMARKS.md). NODE_OPTIONS=--enable-source-maps maps them too.
+if (!read) process.setSourceMapsEnabled(true);
+const entry = read ? "../dist/bundle/read.js" : "../dist/main.js";
 let main;
 try {
-  ({ main } = await import("../dist/main.js"));
+  ({ main } = await import(entry));
 } catch (err) {
-  if (err?.code !== "ERR_MODULE_NOT_FOUND" || !String(err.message).includes("/dist/main.js")) throw err;
+  if (err?.code !== "ERR_MODULE_NOT_FOUND" || !String(err.message).includes(entry.slice(2))) throw err;
   console.error("coral: not built yet; run `npm run build` (npm install does it) in the Coral checkout");
   process.exit(1);
 }

@@ -4,6 +4,7 @@ import { writeFile } from "node:fs/promises";
 import { toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
+  ColonyService,
   GetHistoryResponseSchema,
   GetStatusResponseSchema,
   GetTopologyResponseSchema,
@@ -12,9 +13,14 @@ import {
   type QueryMetricsResponse,
 } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { Command, InvalidArgumentError } from "commander";
-import { parseDuration } from "@coral/colony";
-import { formatEvents, formatHistory, formatMetrics, formatStatus, formatTopology, topologyToDot } from "../format/index.ts";
-import { colonyClient, explainError, resolveTarget, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
+import { parseDuration } from "@coral/common/duration";
+import { formatEvents } from "../format/events.ts";
+import { formatHistory } from "../format/history.ts";
+import { formatMetrics } from "../format/metrics.ts";
+import { formatStatus } from "../format/status.ts";
+import { formatTopology, topologyToDot } from "../format/topology.ts";
+import { unaryClient, type UnaryClient } from "./read-client.ts";
+import { explainError, resolveTarget, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
 
 export function useColor(): boolean {
   return Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
@@ -46,10 +52,11 @@ export function printJson<D extends DescMessage>(schema: D, message: MessageShap
   console.log(JSON.stringify(toJson(schema, message, { alwaysEmitImplicit: true }), null, 2));
 }
 
-async function withColony<T>(options: RemoteOptions, run: (client: ReturnType<typeof colonyClient>, target: ColonyTarget) => Promise<T>): Promise<T> {
+/** Runs `run` with a client of the colony the options name (the light read client: unary calls only). */
+async function withColony<T>(options: RemoteOptions, run: (client: UnaryClient<typeof ColonyService>, target: ColonyTarget) => Promise<T>): Promise<T> {
   const target = await resolveTarget(options);
   try {
-    return await run(colonyClient(target), target);
+    return await run(unaryClient(ColonyService, target), target);
   } catch (err) {
     throw explainError(err, target);
   }

@@ -11,8 +11,7 @@ import { Code, ConnectError, createClient, type Client, type Interceptor } from 
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { Command, Option } from "commander";
-import { loadColonyConfig } from "@coral/colony";
-import { currentColony } from "@coral/colony";
+import { isAlive, readPidFile } from "@coral/colony/pid-file";
 
 export interface RemoteOptions {
   colonyUrl?: string;
@@ -51,29 +50,27 @@ export async function resolveTarget(options: RemoteOptions, projectDir = process
     throw new Error(
       "no colony here: run this in a project with .coral/config.yaml (coral init), pick one with coral colony use <id>, or pass --colony-url",
     );
+  const tokenPath = join(dir, ".coral", "local.token");
+  const token = options.token ?? (existsSync(tokenPath) ? (await readFile(tokenPath, "utf8")).trim() : undefined);
+  // A running colony says where its API listens, so a read command need not
+  // load the configuration (YAML and its schema) at all. In wireguard mode the
+  // API listens on the mesh address only: the pid file is the one source of
+  // it, even when the colony's pid is not ours to see (another pid namespace).
+  const running = await readPidFile(dir);
+  if (running && typeof running.url === "string" && (running.mesh_mode === "wireguard" || isAlive(running.pid)))
+    return { url: running.url, token, source: `colony ${running.colony_id}` };
+  // Not running (or a stale pid file): where the configuration says it listens.
+  const { loadColonyConfig } = await import("@coral/colony");
   const config = await loadColonyConfig(dir);
   const host = config.colony.api.host === "0.0.0.0" || config.colony.api.host === "::" ? "127.0.0.1" : config.colony.api.host;
   const scheme = config.colony.api.tls ? "https" : "http";
-  const tokenPath = join(dir, ".coral", "local.token");
-  const token = options.token ?? (existsSync(tokenPath) ? (await readFile(tokenPath, "utf8")).trim() : undefined);
-  // In wireguard mode the API listens on the mesh address only; the running colony says where.
-  const meshUrl = await wireguardApiUrl(dir);
-  if (meshUrl) return { url: meshUrl, token, source: `colony ${config.colony.colony_id}` };
   return { url: `${scheme}://${host}:${config.colony.api.port}`, token, source: `colony ${config.colony.colony_id}` };
-}
-
-async function wireguardApiUrl(dir: string): Promise<string | undefined> {
-  try {
-    const pid = JSON.parse(await readFile(join(dir, ".coral", "colony.pid"), "utf8")) as { url?: string; mesh_mode?: string };
-    return pid.mesh_mode === "wireguard" && typeof pid.url === "string" ? pid.url : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The project folder of the local colony: the working folder's, else the current colony's. */
 export async function localColonyDir(projectDir: string): Promise<string | undefined> {
   if (existsSync(join(projectDir, ".coral", "config.yaml"))) return projectDir;
+  const { currentColony } = await import("@coral/colony");
   const current = await currentColony();
   return current?.project_dir;
 }

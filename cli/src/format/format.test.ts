@@ -25,6 +25,7 @@ import {
   formatTopology,
   topologyToDot,
 } from "./index.ts";
+import { compareNames } from "./text.ts";
 
 const at = timestampFromDate(new Date("2026-01-05T14:05:03Z"));
 const off = { color: false, utc: true } as const;
@@ -313,5 +314,20 @@ describe("formatTokens", () => {
     const d = new Date("2026-01-05T14:05:03Z");
     expect(local).toContain(`${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}:03`);
     expect(local).toContain("CREATED ");
+  });
+});
+
+describe("compareNames", () => {
+  it("orders component names as localeCompare does (en), and anything else with localeCompare", () => {
+    const chars = "abcdefghijklmnopqrstuvwxyz0123456789-";
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const name = () => Array.from({ length: 1 + Math.floor(random() * 8) }, () => chars[Math.floor(random() * chars.length)]).join("");
+    const en = (a: string, b: string) => Math.sign(a.localeCompare(b, "en"));
+    for (let i = 0; i < 20_000; i++) {
+      const [a, b] = [name(), name()];
+      expect([a, b, Math.sign(compareNames(a, b))]).toEqual([a, b, en(a, b)]);
+    }
+    for (const [a, b] of [["10.0.0.5:5432", "10.0.0.50:80"], ["Api", "api"], ["db_1", "db-1"]] as const) expect(compareNames(a, b)).toBe(a.localeCompare(b));
   });
 });

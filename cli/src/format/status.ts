@@ -10,7 +10,7 @@
 //
 //   Insights: 1 active (view details: coral insights)
 import type { GetStatusResponse, ServiceInfo } from "@coral/proto/gen/coral/colony/v1/colony_pb";
-import { colors, columns, formatDuration, plural, rule, visibleWidth, type Colors, type FormatOptions } from "./text.ts";
+import { colors, columns, compareNames, formatDuration, plural, rule, visibleWidth, type Colors, type FormatOptions } from "./text.ts";
 
 export interface StatusOptions extends FormatOptions {
   /** Where the colony is, shown after its id: "running locally", a URL. */
@@ -61,7 +61,7 @@ export function formatStatus(res: GetStatusResponse, options: StatusOptions): st
   if (res.services.length === 0) body = [noComponentsHint];
   else {
     const rows = [...res.services]
-      .sort((a, b) => a.name.localeCompare(b.name))
+      .sort((a, b) => compareNames(a.name, b.name))
       .map((s) => {
         const state = componentState(s);
         const up = connectedStates.has(s.status);
@@ -82,7 +82,7 @@ export function formatStatus(res: GetStatusResponse, options: StatusOptions): st
   // Per-component health from apps' Coral SDKs.
   const sdkLines = [...res.services]
     .filter((s) => s.sdkEnabled && s.components.length > 0)
-    .sort((a, b) => a.name.localeCompare(b.name))
+    .sort((a, b) => compareNames(a.name, b.name))
     .map((s) => `  ${s.name}: ${s.components.map((h) => `${paint(c, sdkTone(h.status), "●")} ${h.name} ${sdkWord(h.status)}${h.message ? ` (${h.message})` : ""}`).join("  ")}`);
   const sdk = sdkLines.length > 0 ? ["", c.bold("Health checks (Coral SDK):"), ...sdkLines] : [];
   // Active insights (none: no line).

@@ -11,7 +11,7 @@
 //   External Services: 1 (cdn.example.com:443)
 import type { GetTopologyResponse, ServiceInfo, TopologyEdge } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { noComponentsHint } from "./status.ts";
-import { colors, hostPort, padEnd, plural, rule, visibleWidth, type FormatOptions } from "./text.ts";
+import { colors, compareNames, hostPort, padEnd, plural, rule, visibleWidth, type FormatOptions } from "./text.ts";
 
 function label(name: string, services: ReadonlyMap<string, ServiceInfo>): string {
   const service = services.get(name);
@@ -20,7 +20,7 @@ function label(name: string, services: ReadonlyMap<string, ServiceInfo>): string
 }
 
 function byName(a: { name: string }, b: { name: string }): number {
-  return a.name.localeCompare(b.name);
+  return compareNames(a.name, b.name);
 }
 
 export function formatTopology(res: GetTopologyResponse, options: FormatOptions): string {
@@ -31,13 +31,13 @@ export function formatTopology(res: GetTopologyResponse, options: FormatOptions)
 
   const outgoing = new Map<string, TopologyEdge[]>();
   for (const edge of res.edges) outgoing.set(edge.fromService, [...(outgoing.get(edge.fromService) ?? []), edge]);
-  const sources = [...new Set([...res.services.map((s) => s.name), ...outgoing.keys()])].sort((a, b) => a.localeCompare(b));
+  const sources = [...new Set([...res.services.map((s) => s.name), ...outgoing.keys()])].sort(compareNames);
 
   const blocks: string[][] = [];
   const quiet: string[] = [];
   const targetWidth = Math.max(0, ...res.edges.map((e) => visibleWidth(e.external ? e.toService : label(e.toService, services))));
   for (const name of sources) {
-    const edges = (outgoing.get(name) ?? []).sort((a, b) => Number(a.external) - Number(b.external) || a.toService.localeCompare(b.toService));
+    const edges = (outgoing.get(name) ?? []).sort((a, b) => Number(a.external) - Number(b.external) || compareNames(a.toService, b.toService));
     if (edges.length === 0) {
       quiet.push(name);
       continue;
