@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { ValidationError, checkAgentId, checkSecretProof } from "@coral/proto";
+import { ValidationError, bearerToken, checkAgentId, checkSecretProof } from "@coral/proto";
 import {
   HealthStatus,
   MeshService,
@@ -11,7 +11,7 @@ import {
   type RegisterRequest,
 } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import type { AgentHealth } from "./machine.ts";
-import { bearerToken, hashToken, peerAddressKey } from "../auth/index.ts";
+import { hashToken, peerAddressKey } from "../auth/index.ts";
 import type { ApiDeps } from "../api/deps.ts";
 import { agentSubjectPrefix } from "../nats/index.ts";
 

@@ -34,7 +34,6 @@ export function isLoopback(address: string): boolean {
   return a === "::1" || a.startsWith("127.");
 }
 
-export { bearerToken };
 
 export interface TokenLookup {
   findTokenByHash(hash: string): Promise<{ name: string; scope: Scope; revokedAt: Date | null } | null>;
