@@ -1,2 +1,5 @@
 export { agentIdFor, startAgent, type AgentOptions, type AgentNotice, type RunningAgent, type AgentLogger } from "./runtime/agent.ts";
 export { openAgentStore } from "./storage/index.ts";
+export { type Invitation, UntrustedColonyError } from "./runtime/colony-link.ts";
+export { loadAgentIdentity, identityFileName, type AgentIdentity } from "./runtime/identity.ts";
+export { rollbackConfigProblems, type AgentRollbackConfig } from "./control/index.ts";

@@ -42,7 +42,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { sampleComponentScript } from "@coral/cli/sample-app";
 import { PollTimeoutError, pollUntil, sleep } from "@coral/common/async";
-import { colonyApi, createTestProject } from "../../tests/helpers/colony.ts";
+import { colonyApi, createTestProject, mintInvitation } from "../../tests/helpers/colony.ts";
 import { freePort } from "../../tests/helpers/ports.ts";
 import { CLK_TCK, commandLine, descendants, loadAverage, machineInfo, readCpuTicks, readPss, readSockets, readStatus, readThreadTicks, smapsBreakdown, SocketTally, type ByteTotals, type MemStatus } from "./proc.ts";
 
@@ -476,8 +476,19 @@ async function main() {
           continue;
         }
         const full = [...argv, ...leanArgs(v.service)];
+        // Each lean agent has its own data folder, so its own key: a one-use invitation from
+        // the colony (with the project's local token, as coral connect does), through the environment.
+        const invitation = await mintInvitation(colony.url, project.localToken, `agent-footprint ${v.service}`);
         const spawned = Date.now();
-        const child = spawnCaptured(process.execPath, full, { env: { ...process.env, CORAL_BENCH_SECRET: project.secret, NO_COLOR: "1" } });
+        const child = spawnCaptured(process.execPath, full, {
+          env: {
+            ...process.env,
+            CORAL_BENCH_INVITATION_ID: invitation.invitationId,
+            CORAL_BENCH_INVITATION_SECRET: invitation.invitationSecret,
+            CORAL_BENCH_COLONY_PUBKEY: invitation.colonyPubkey,
+            NO_COLOR: "1",
+          },
+        });
         running.push(child);
         const measurement = await measureAgent(child, spawned, ports, leanMinutes, v.name);
         await stopProcess(child.child);

@@ -138,7 +138,7 @@ async function main(): Promise<void> {
   const metricNames = ["cpu_percent", "memory_bytes", "http_latency_ms"];
   const agents = Array.from(
     { length: 5 },
-    (_, a) => new SyntheticAgent({ colonyUrl: colony.url, secret: project.secret, agentId: `agent-${a}`, serviceName: svc(a), port: 10_000 + a, version: `2.${a}.0` }),
+    (_, a) => new SyntheticAgent({ colonyUrl: colony.url, localToken: project.localToken, agentId: `agent-${a}`, serviceName: svc(a), port: 10_000 + a, version: `2.${a}.0` }),
   );
   for (const [a, agent] of agents.entries()) {
     await agent.register();

@@ -5,6 +5,8 @@
 // consumer) drains the whole stream into a fresh store (openStore) at a given
 // consumer batch size, each run with its own durable consumer and DuckDB file.
 // This is the colony's code, unchanged; only its batchSize option varies.
+// "baseline" runs the ingestion as it was before issue 17 (baseline-ingestion.ts)
+// in turn with today's, on the same stream, for a same-run comparison.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,10 +19,14 @@ import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { ensureTelemetryStream, startIngestion, startManagedNats, telemetrySubject } from "@coral/colony/nats";
 import { openStore } from "@coral/colony/store";
 import { PollTimeoutError, pollUntil } from "@coral/common/async";
+import { startBaselineIngestion } from "./baseline-ingestion.ts";
 import { cpuBetween, cpuSnapshot, round, type CpuUse } from "./lib.ts";
 import { buildPayloads, minute } from "./workload.ts";
 
+export type DrainImplementation = "current" | "baseline";
+
 export interface DrainRun {
+  implementation: DrainImplementation;
   repeat: number;
   rowsPerMessage: number;
   messages: number;
@@ -42,6 +48,8 @@ export interface DrainPlan {
   agents: number;
   messagesPerAgent: number;
   batchSizes: number[];
+  /** Which ingestion code drains (default: today's only). */
+  implementations?: DrainImplementation[];
   /** Runs per batch size (the sizes take turns, so slow spells of the machine spread over all of them). */
   repeats: number;
 }
@@ -88,9 +96,11 @@ export async function consumerDrain(plans: DrainPlan[], log: (msg: string) => vo
       const messages = plan.agents * plan.messagesPerAgent;
       const rows = messages * plan.rowsPerMessage;
       log(`drain: stream ${colonyId} holds ${messages.toLocaleString("en-US")} messages × ${plan.rowsPerMessage} rows (filled in ${((performance.now() - t) / 1000).toFixed(1)} s)`);
-      const order = Array.from({ length: plan.repeats }, (_, repeat) => plan.batchSizes.map((batchSize) => ({ repeat, batchSize }))).flat();
-      for (const { repeat, batchSize } of order) {
-        const store = await openStore(join(dir, `${colonyId}-${batchSize}-${repeat}.duckdb`));
+      const implementations = plan.implementations ?? ["current"];
+      const order = Array.from({ length: plan.repeats }, (_, repeat) => plan.batchSizes.flatMap((batchSize) => implementations.map((implementation) => ({ repeat, batchSize, implementation })))).flat();
+      for (const { repeat, batchSize, implementation } of order) {
+        const storeFile = join(dir, `${colonyId}-${batchSize}-${implementation}-${repeat}.duckdb`);
+        const store = await openStore(storeFile);
         let committed = 0;
         let sinkMs = 0;
         let sinkCalls = 0;
@@ -98,12 +108,13 @@ export async function consumerDrain(plans: DrainPlan[], log: (msg: string) => vo
         const cpu0 = await cpuSnapshot({ "nats-server": nats.pid });
         const t0 = performance.now();
         let tEnd = 0;
-        const ingestion = startIngestion({
+        const start = implementation === "baseline" ? startBaselineIngestion : startIngestion;
+        const ingestion = start({
           nc,
           colonyId,
           batchSize,
-          durableName: `bench-drain-${batchSize}-${repeat}`,
-          sink: async (b) => {
+          durableName: `bench-drain-${batchSize}-${implementation}-${repeat}`,
+          sink: async (b: TelemetryBatch[]) => {
             const s = performance.now();
             const result = await store.ingest(b);
             const e = performance.now();
@@ -126,9 +137,10 @@ export async function consumerDrain(plans: DrainPlan[], log: (msg: string) => vo
         }
         const cpu = cpuBetween(cpu0, await cpuSnapshot({ "nats-server": nats.pid }), "colony (node)");
         const seconds = (tEnd - t0) / 1000;
-        await rm(join(dir, `${colonyId}-${batchSize}-${repeat}.duckdb`), { force: true });
-        await rm(join(dir, `${colonyId}-${batchSize}-${repeat}.duckdb.wal`), { force: true });
+        await rm(storeFile, { force: true });
+        await rm(`${storeFile}.wal`, { force: true });
         const run: DrainRun = {
+          implementation,
           repeat,
           rowsPerMessage: plan.rowsPerMessage,
           messages,
@@ -144,7 +156,7 @@ export async function consumerDrain(plans: DrainPlan[], log: (msg: string) => vo
           cpu,
         };
         runs.push(run);
-        log(`drain #${repeat + 1}: ${plan.rowsPerMessage} rows/message, consumer batch size ${batchSize}: ${run.rowsPerSecond.toLocaleString("en-US")} rows/s (${Math.round(run.sinkShare * 100)} % in store.ingest, other processes ${run.cpu.other} cores)`);
+        log(`drain #${repeat + 1} (${implementation}): ${plan.rowsPerMessage} rows/message, consumer batch size ${batchSize}: ${run.rowsPerSecond.toLocaleString("en-US")} rows/s (${Math.round(run.sinkShare * 100)} % in store.ingest, other processes ${run.cpu.other} cores)`);
       }
     }
   } finally {

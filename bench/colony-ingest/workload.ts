@@ -2,7 +2,7 @@
 // (agents in the colony's process) and publisher.ts (agents in their own).
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { MetricSummarySchema, TelemetryBatchSchema, type MetricSummary } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
+import { EventSchema, MetricSummarySchema, TelemetryBatchSchema, type MetricSummary, type TelemetryBatch } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { SyntheticAgent } from "../../tests/helpers/synthetic-agent.ts";
@@ -11,7 +11,8 @@ export const minute = 60_000;
 
 export interface PublisherConfig {
   colonyUrl: string;
-  secret: string;
+  /** The colony's local token: each synthetic agent mints its own invitation with it. */
+  localToken: string;
   agents: Array<{ agentId: string; serviceName: string; port: number }>;
   messagesPerAgent: number;
   rowsPerMessage: number;
@@ -26,6 +27,33 @@ export interface PublisherConfig {
    * "synthetic-agent": SyntheticAgent.publish(), which encodes at publish time.
    */
   encoding: "outbox" | "synthetic-agent";
+  /** With "outbox": every poisonEvery-th message of each agent is a poison batch instead (0: none). */
+  poisonEvery?: number;
+}
+
+/** Whether message i of an agent is poison (in the middle of each run of poisonEvery). */
+export function isPoison(config: Pick<PublisherConfig, "poisonEvery">, i: number): boolean {
+  const every = config.poisonEvery ?? 0;
+  return every > 0 && i % every === Math.floor(every / 2);
+}
+
+/** Poison messages per agent. */
+export function poisonPerAgent(config: Pick<PublisherConfig, "poisonEvery" | "messagesPerAgent">): number {
+  let n = 0;
+  for (let i = 0; i < config.messagesPerAgent; i++) if (isPoison(config, i)) n++;
+  return n;
+}
+
+/** A batch that decodes but that the store cannot take: the four kinds of issue 17, in turn. */
+export function poisonBatch(agentId: string, batchId: string, serviceName: string, i: number): TelemetryBatch {
+  const now = timestampFromDate(new Date());
+  const kinds: Array<Pick<TelemetryBatch, "metrics"> | Pick<TelemetryBatch, "events">> = [
+    { events: [create(EventSchema, { eventId: `p${i}`, eventType: "tick", timestamp: now, detailsJson: "{not json" })] },
+    { metrics: [create(MetricSummarySchema, { metricName: "poison", interval: "1m", timestamp: now, count: 2n ** 64n - 1n })] },
+    { metrics: [create(MetricSummarySchema, { metricName: "poison", interval: "1m", count: 1n })] },
+    { events: [create(EventSchema, { eventId: `p${i}`, eventType: "", timestamp: now })] },
+  ];
+  return create(TelemetryBatchSchema, { batchId, agentId, serviceName, createdAt: now, ...kinds[i % kinds.length] });
 }
 
 export type PublisherMessage =
@@ -67,7 +95,7 @@ export interface Publishers {
 
 /** Registers every agent over Connect (with a heartbeat), connects it to NATS and prepares its messages. */
 export async function startPublishers(config: PublisherConfig): Promise<Publishers> {
-  const agents = config.agents.map((a) => new SyntheticAgent({ colonyUrl: config.colonyUrl, secret: config.secret, ...a }));
+  const agents = config.agents.map((a) => new SyntheticAgent({ colonyUrl: config.colonyUrl, localToken: config.localToken, ...a }));
   const connections: NatsConnection[] = [];
   const close = async () => {
     for (const nc of connections) await nc.close().catch(() => {});
@@ -81,14 +109,15 @@ export async function startPublishers(config: PublisherConfig): Promise<Publishe
       if (config.encoding === "synthetic-agent") await agent.connectNats();
       else {
         const nats = registration.nats!;
-        const nc = await connect({ servers: nats.url, user: nats.user, pass: nats.password, name: agent.options.agentId });
+        // The agent's own reply inbox: the only one it may read its PubAcks from.
+        const nc = await connect({ servers: nats.url, user: nats.user, pass: nats.password, name: agent.options.agentId, inboxPrefix: nats.inboxPrefix || undefined });
         connections.push(nc);
         clients.push(jetstream(nc));
       }
     }
     const encode = (a: number, i: number, metrics: MetricSummary[]) => {
       const agentId = config.agents[a]!.agentId;
-      const batch = create(TelemetryBatchSchema, {
+      const batch = isPoison(config, i) ? poisonBatch(agentId, `${agentId}-${i}`, config.agents[a]!.serviceName, i) : create(TelemetryBatchSchema, {
         batchId: `${agentId}-${i}`,
         agentId,
         serviceName: config.agents[a]!.serviceName,

@@ -10,7 +10,9 @@
 //    until the host's `coral status --colony-url … --token …` first answers.
 // 4. RSS: VmRSS of the colony's node process and its nats-server (from the
 //    host's /proc), idle and after --load-seconds of --agents synthetic agents
-//    (tests/helpers/synthetic-agent.ts: the real wire format) registering,
+//    (tests/helpers/synthetic-agent.ts: the real wire format) enrolling, each
+//    with its own key, through the standing invitation (CORAL_ENROLL_SECRET,
+//    invitation "env") and registering,
 //    heartbeating every 5 s and publishing a batch of metric summaries, an
 //    event and a connection every second each over the published NATS port.
 // Needs root and podman. Removes its image, container and volume at the end.
@@ -72,7 +74,7 @@ try {
   await podman([
     "run", "-d", "--name", name, ...limits, "-v", `${volume}:/data`,
     "-p", `127.0.0.1:${apiPort}:9000`, "-p", `127.0.0.1:${natsPort}:4333`,
-    "-e", `CORAL_COLONY_SECRET=${secret}`, "-e", `CORAL_NATS_ADVERTISE_URL=nats://127.0.0.1:${natsPort}`,
+    "-e", `CORAL_ENROLL_SECRET=${secret}`, "-e", `CORAL_NATS_ADVERTISE_URL=nats://127.0.0.1:${natsPort}`,
     image,
   ]);
   await waitFor("the first start's health check", async () => (await podman(["healthcheck", "run", name]), true), { timeoutMs: 300_000, intervalMs: 250 });
@@ -98,7 +100,8 @@ try {
   await sleep(10_000);
   const idle = rssOf(hostPid);
 
-  const agents = Array.from({ length: agentCount }, (_, i) => new SyntheticAgent({ colonyUrl: url, secret, agentId: `bench-${i}`, serviceName: `svc-${i}`, port: 8000 + i }));
+  const invitation = { invitationId: "env", invitationSecret: secret };
+  const agents = Array.from({ length: agentCount }, (_, i) => new SyntheticAgent({ colonyUrl: url, invitation, agentId: `bench-${i}`, serviceName: `svc-${i}`, port: 8000 + i }));
   for (const agent of agents) {
     await agent.register();
     await agent.connectNats();

@@ -95,7 +95,7 @@ async function main(): Promise<void> {
   // ---- agents and 24 h of data
   const agents = Array.from(
     { length: options.agents },
-    (_, a) => new SyntheticAgent({ colonyUrl: colony.url, secret: project.secret, agentId: `agent-${a}`, serviceName: svc(a), port: 10_000 + a, version: `2.${a % 4}.0` }),
+    (_, a) => new SyntheticAgent({ colonyUrl: colony.url, localToken: project.localToken, agentId: `agent-${a}`, serviceName: svc(a), port: 10_000 + a, version: `2.${a % 4}.0` }),
   );
   for (const [a, agent] of agents.entries()) {
     await agent.register();

@@ -38,6 +38,7 @@ const commands: Record<string, Loader> = {
   flags: async () => (await import("./commands/flags.ts")).flagsCommand(),
   rollback: async () => (await import("./commands/rollback.ts")).rollbackCommand(),
   debug: async () => (await import("./commands/debug.ts")).debugCommand(),
+  doctor: async () => (await import("./commands/doctor.ts")).doctorCommand(),
 };
 
 /** The CLI for `argv`: only the command it names, or every command when it names none. */

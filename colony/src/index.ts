@@ -6,6 +6,8 @@ import type { RunningColony, StartColonyOptions } from "./runtime/colony.ts";
 
 export * from "./config/index.ts";
 export { isAlive, pidFilePath, readPidFile, type PidFile } from "./runtime/pid-file.ts";
+export { weakSecretProblem } from "./identity/weak-secret.ts";
+export { WeakSecretError } from "./identity/standing.ts";
 export type { RunningColony, StartColonyOptions } from "./runtime/colony.ts";
 
 /** Starts a colony in `options.projectDir` (store, NATS, ingestion, actors, API, discovery registration). */

@@ -22,6 +22,8 @@ declare global {
     VERSION?: string;
     /** Set by the self-hosted server so Health reports the process's uptime. */
     STARTED_AT_MS?: string;
+    /** Set by the self-hosted front (random per start): requests without it in x-coral-front-secret are refused. */
+    FRONT_SECRET?: string;
     /** Secret: the Ed25519 private JWK that signs bootstrap tokens. */
     BOOTSTRAP_SIGNING_KEY?: string;
   }

@@ -5,11 +5,14 @@
 set -eu
 
 # Docker/Kubernetes secrets as files: FOO_FILE=/run/secrets/foo sets FOO.
-for name in CORAL_COLONY_SECRET ANTHROPIC_API_KEY CORAL_TOKEN; do
+# CORAL_ENROLL_SECRET is the standing invitation agents enroll with;
+# CORAL_COLONY_SECRET(_FILE), its old name, still works (the colony warns).
+for name in CORAL_ENROLL_SECRET CORAL_COLONY_SECRET ANTHROPIC_API_KEY CORAL_TOKEN; do
   eval "file=\${${name}_FILE:-}"
   if [ -n "$file" ]; then
     [ -r "$file" ] || { echo "entrypoint: ${name}_FILE=$file is not readable" >&2; exit 1; }
     value="$(cat "$file")"
+    [ -n "$value" ] || { echo "entrypoint: ${name}_FILE=$file is empty" >&2; exit 1; }
     export "$name=$value"
     unset "${name}_FILE"
   fi

@@ -5,6 +5,7 @@ export * from "./discovery-fields.ts";
 export * as discoveryPb from "../gen/coral/discovery/v1/discovery_pb.ts";
 export { DiscoveryService, BootstrapIntent } from "../gen/coral/discovery/v1/discovery_pb.ts";
 export * from "./discovery-client.ts";
-export * from "./mesh-auth.ts";
+export * from "./colony-call.ts";
 export * from "./join-token.ts";
+export * from "./enrollment.ts";
 export { bearerToken } from "./bearer.ts";

@@ -4,21 +4,32 @@
 //   if (coral.flags.isEnabled("new-checkout", { userId })) { … }
 //
 // It serves CoralAppService (health, build info, endpoints) and the flag and
-// rollback control services on 127.0.0.1 for the agent beside the app, and
-// announces its port in <CORAL_SDK_DIR or tmpdir/coral-sdk>/<pid>.json.
-// Nothing here pulls in DuckDB, NATS or the CLI.
+// rollback control services on 127.0.0.1 for the agent beside the app, each
+// call guarded by a token, and announces port and token in a private
+// per-user folder (announce.ts). Nothing here pulls in DuckDB, NATS or the CLI.
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { timestampDate, timestampFromDate, durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ExecuteRollbackResponse } from "@coral/proto/gen/coral/control/v1/rollback_pb";
 import { removeAnnouncement, writeAnnouncement } from "./announce.ts";
+import { checkFlagSet, sdkToken } from "./checks.ts";
 import { FlagCache, type FlagContext, type FlagDefinition } from "./flags.ts";
 import { HealthRegistry, type HealthCheck } from "./health.ts";
 import { startSdkServer, type SdkServer } from "./server.ts";
 
 export { FlagCache, rolloutBucket, type FlagContext, type FlagDefinition, type FlagInput } from "./flags.ts";
-export { readAnnouncement, sdkAnnounceDir, sdkTokenHeader, type SdkAnnouncement } from "./announce.ts";
+export {
+  AnnounceDirError,
+  findAnnouncement,
+  parseAnnouncement,
+  processUid,
+  sdkAnnounceDir,
+  sdkTokenHeader,
+  type AnnouncementLookup,
+  type SdkAnnouncement,
+} from "./announce.ts";
+export { sdkMaxBodyBytes } from "./server.ts";
 export type { HealthCheck, HealthState } from "./health.ts";
 
 export const sdkVersion = "0.1.0";
@@ -73,6 +84,14 @@ export interface CoralInitOptions {
   announce?: boolean;
 }
 
+export interface CoralInitResult {
+  port: number;
+  /** The announcement file, or undefined when the SDK did not announce itself. */
+  announcement?: string;
+  /** Why it did not announce (the folder was unsafe or unwritable); the app runs on. */
+  announceError?: string;
+}
+
 export class CoralSdk {
   private options: CoralInitOptions | undefined;
   private server: SdkServer | undefined;
@@ -102,14 +121,14 @@ export class CoralSdk {
     return this.version;
   }
 
-  async init(options: CoralInitOptions): Promise<{ port: number }> {
+  async init(options: CoralInitOptions): Promise<CoralInitResult> {
     if (this.server) throw new Error("coral.init was already called");
     if (!options.serviceName) throw new Error("coral.init: serviceName is required");
     this.options = options;
     this.version = options.version;
     this.cache = new FlagCache(options.flags);
     const health = new HealthRegistry(options.healthChecks ?? {});
-    const token = randomBytes(24).toString("base64url");
+    const token = sdkToken(process.env.CORAL_SDK_TOKEN) ?? randomBytes(24).toString("base64url");
     const envPort = Number(process.env.CORAL_SDK_PORT ?? "");
     const port = options.port ?? (Number.isInteger(envPort) && envPort > 0 ? envPort : 0);
     this.server = await startSdkServer(
@@ -129,13 +148,17 @@ export class CoralSdk {
           syncFlags: (req) => {
             if (req.service && req.service !== options.serviceName)
               throw new ConnectError(`flags for ${req.service} sent to ${options.serviceName}`, Code.InvalidArgument);
-            this.cache.replace(req.flags, req.generatedAt ? timestampDate(req.generatedAt).getTime() : Date.now());
+            const generatedAtMs = req.generatedAt ? timestampDate(req.generatedAt).getTime() : Date.now();
+            const problem = checkFlagSet(req.flags, generatedAtMs);
+            if (problem) throw new ConnectError(problem, Code.InvalidArgument);
+            this.cache.replace(req.flags, generatedAtMs);
             return { flagCount: this.cache.size, deliveredToSdk: true };
           },
         },
         rollback: {
           executeRollback: (req) => {
             if (!req.rollbackId) throw new ConnectError("rollback_id is required", Code.InvalidArgument);
+            if (req.rollbackId.length > 128) throw new ConnectError("rollback_id: at most 128 characters", Code.InvalidArgument);
             let run = this.rollbacks.get(req.rollbackId);
             if (!run) {
               run = this.runRollback({ rollbackId: req.rollbackId, version: req.targetVersion, previousVersion: this.version });
@@ -147,9 +170,19 @@ export class CoralSdk {
       },
       { host: "127.0.0.1", port, token },
     );
-    if (options.announce !== false)
+    if (options.announce === false) return { port: this.server.port };
+    try {
       this.announcement = writeAnnouncement({ pid: process.pid, port: this.server.port, token, serviceName: options.serviceName });
-    return { port: this.server.port };
+      return { port: this.server.port, announcement: this.announcement };
+    } catch (err) {
+      // Never take the app down: without the file the agent can still use --sdk PORT with CORAL_SDK_TOKEN.
+      const announceError = err instanceof Error ? err.message : String(err);
+      console.error(
+        `coral sdk: not announcing to the Coral agent: ${announceError}. The app runs on; ` +
+          `the agent can still reach the SDK with coral connect --sdk ${this.server.port} and a shared CORAL_SDK_TOKEN.`,
+      );
+      return { port: this.server.port, announceError };
+    }
   }
 
   async shutdown(): Promise<void> {

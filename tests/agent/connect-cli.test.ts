@@ -2,7 +2,7 @@
 // discovery service (verified against the colony key it carries), and the
 // refusals when the token or flags are wrong.
 import { spawn } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeJoinToken, encodeJoinToken, generateIdentityKey } from "@coral/proto";
@@ -29,9 +29,12 @@ describe("coral connect", () => {
       const invite = await runCoral(["colony", "invite", "--json"], { cwd: project.dir, env: { CORAL_HOME: project.home, CORAL_API_PORT: apiPort } });
       expect(invite.code).toBe(0);
       const { token } = JSON.parse(invite.stdout) as { token: string };
-      expect(token).toMatch(/^coral-join-v1\./);
+      expect(token).toMatch(/^coral-join-v2\./);
+      // The token from a file, out of ps and shell history.
+      const tokenFile = join(elsewhere, "join-token");
+      await writeFile(tokenFile, token + "\n", { mode: 0o600 });
 
-      const agent = spawn(process.execPath, [coralBin, "connect", "store", "--port", String(appPort), "--join", token], {
+      const agent = spawn(process.execPath, [coralBin, "connect", "store", "--port", String(appPort), "--join-file", tokenFile], {
         cwd: elsewhere,
         env: { ...process.env, ...env, NO_COLOR: "1" },
         stdio: ["ignore", "pipe", "pipe"],
@@ -60,9 +63,12 @@ describe("coral connect", () => {
       expect(refused.code).toBe(1);
       expect(refused.stderr).toMatch(/not signed by the pinned key; refusing it/);
 
-      const damaged = await runCoral(["connect", "store", "--port", String(appPort), "--join", "coral-join-v1.garbage"], { cwd: elsewhere, env });
-      expect(damaged.code).toBe(1);
+      const damaged = await runCoral(["connect", "store", "--port", String(appPort), "--join", "coral-join-v2.garbage"], { cwd: elsewhere, env });
+      expect(damaged.code).toBe(2);
       expect(damaged.stderr).toMatch(/--join: join token is damaged/);
+      const legacy = await runCoral(["connect", "store", "--port", String(appPort), "--join", "coral-join-v1.eyJjIjoieCJ9"], { cwd: elsewhere, env });
+      expect(legacy.code).toBe(2);
+      expect(legacy.stderr).toMatch(/older Coral.*coral colony invite/);
       const noPort = await runCoral(["connect", "store"], { cwd: elsewhere, env });
       expect(noPort.code).toBe(2);
       expect(noPort.stderr).toMatch(/--port is required/);

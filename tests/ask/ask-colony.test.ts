@@ -20,7 +20,7 @@ describe("coral ask against a real colony (Anthropic API stand-in)", () => {
     await using project = await createTestProject();
     const colony = await project.start();
     const api = colonyApi(colony.url, project.localToken);
-    await using _frontend = await publishIncident(colony.url, project.secret, api);
+    await using _frontend = await publishIncident(colony.url, project.localToken, api);
     await using standIn = await AnthropicStandIn.start(investigation());
 
     const usageFile = join(project.home, "ask-usage.jsonl");
@@ -107,7 +107,7 @@ describe("coral ask against a real colony (Anthropic API stand-in)", () => {
     await using project = await createTestProject();
     const colony = await project.start();
     const api = colonyApi(colony.url, project.localToken);
-    await using _frontend = await publishIncident(colony.url, project.secret, api);
+    await using _frontend = await publishIncident(colony.url, project.localToken, api);
     await using standIn = await AnthropicStandIn.start(investigation());
     const env = { ...noAnthropicEnv, CORAL_HOME: project.home, CORAL_API_PORT: String(new URL(colony.url).port) };
     const outputs: string[] = [];

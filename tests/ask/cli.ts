@@ -1,13 +1,15 @@
 // Runs `coral ask ...` as a process, as a user would, through the real `coral` binary.
 import { spawn } from "node:child_process";
 import { coralBin, type CliResult } from "../helpers/cli.ts";
+import { coralSourceArgs } from "../mcp/helpers.ts";
 
 
 export function runAskCli(
   args: string[],
-  options: { cwd?: string; env?: Record<string, string | undefined>; input?: string; timeoutMs?: number } = {},
+  options: { cwd?: string; env?: Record<string, string | undefined>; input?: string; timeoutMs?: number; fromSource?: boolean } = {},
 ): Promise<CliResult> {
-  const argv = [coralBin, ...args];
+  // fromSource: the TypeScript sources as they are in the checkout (tests/mcp/coral-source.ts).
+  const argv = options.fromSource ? coralSourceArgs(args) : [coralBin, ...args];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, argv, {
       cwd: options.cwd,

@@ -64,8 +64,8 @@ const minute = (offset: number) => timestampFromDate(new Date(Math.floor(Date.no
 const ago = (minutes: number) => timestampFromDate(new Date(Date.now() - minutes * 60_000));
 
 /** frontend 1.9.2: a deploy, then three OOM restarts while memory climbs to PEAK_MEMORY. */
-export async function publishIncident(colonyUrl: string, secret: string, api: ToolContext["colony"]): Promise<SyntheticAgent> {
-  const frontend = new SyntheticAgent({ colonyUrl, secret, agentId: "frontend-1", serviceName: "frontend", port: 3000, version: "1.9.2" });
+export async function publishIncident(colonyUrl: string, localToken: string, api: ToolContext["colony"]): Promise<SyntheticAgent> {
+  const frontend = new SyntheticAgent({ colonyUrl, localToken, agentId: "frontend-1", serviceName: "frontend", port: 3000, version: "1.9.2" });
   await frontend.register();
   await frontend.heartbeat(HealthStatus.HEALTHY, { restartCount: 3 });
   const oom = (bytes: number) => JSON.stringify({ exit_code: 137, signal: "SIGKILL", reason: "OOMKilled", memory_bytes: bytes });

@@ -14,7 +14,7 @@ describe("coral CLI against a colony", () => {
     const colony = await project.start();
     const port = String(new URL(colony.url).port);
     const env = { CORAL_HOME: project.home, CORAL_API_PORT: port };
-    await using agent = new SyntheticAgent({ colonyUrl: colony.url, secret: project.secret, agentId: "api-1", serviceName: "api", port: 8080, version: "2.1.0" });
+    await using agent = new SyntheticAgent({ colonyUrl: colony.url, localToken: project.localToken, agentId: "api-1", serviceName: "api", port: 8080, version: "2.1.0" });
     await agent.register();
     await agent.heartbeat();
 
@@ -30,7 +30,27 @@ describe("coral CLI against a colony", () => {
 
     const created = await runCoral(["token", "create", "--name", "ci", "--scope", "read", "--json"], { cwd: project.dir, env });
     expect(created.code).toBe(0);
-    const { token } = JSON.parse(created.stdout) as { token: string };
+    const { token, expires_at } = JSON.parse(created.stdout) as { token: string; expires_at: string };
+    // Tokens expire in 90 days unless asked otherwise.
+    expect(Math.abs(Date.parse(expires_at) - (Date.now() + 90 * 86_400_000))).toBeLessThan(5 * 60_000);
+
+    const forever = await runCoral(["token", "create", "--name", "kiosk", "--ttl", "never"], { cwd: project.dir, env });
+    expect(forever.code).toBe(0);
+    expect(forever.stdout).toContain("✓ Token created: kiosk (read, never expires)");
+    expect(forever.stdout).toContain("It never expires: revoke it when it is no longer needed (coral token revoke <name>).");
+    const day = await runCoral(["token", "create", "--name", "today", "--ttl", "1d"], { cwd: project.dir, env });
+    expect(day.stdout).toMatch(/^✓ Token created: today \(read, expires \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)$/m);
+    const list = await runCoral(["token", "list"], { cwd: project.dir, env });
+    expect(list.stdout).toMatch(/^NAME\s+SCOPE\s+CREATED\s+LAST USED\s+EXPIRES\s+STATUS$/m);
+    expect(list.stdout).toMatch(/^kiosk\s+read\s+\S+ \S+\s+never\s+never\s+active$/m);
+    const listed = JSON.parse((await runCoral(["token", "list", "--json"], { cwd: project.dir, env })).stdout) as { tokens: Array<{ name: string; neverExpires: boolean; expired: boolean; expiresAt?: string }> };
+    expect(listed.tokens.find((t) => t.name === "kiosk")).toMatchObject({ neverExpires: true, expired: false });
+    const ci = listed.tokens.find((t) => t.name === "ci")!;
+    expect(ci).toMatchObject({ neverExpires: false, expired: false });
+    expect(Date.parse(ci.expiresAt!)).toBe(Date.parse(expires_at));
+    const tooShort = await runCoral(["token", "create", "--name", "blink", "--ttl", "10s"], { cwd: project.dir, env });
+    expect(tooShort.code).toBe(2);
+    expect(tooShort.stderr).toMatch(/option '--ttl <duration>' argument '10s' is invalid\. must be from 1m to 3650d \(or never\), got 10s/);
 
     const remote = await runCoral(["status", "--json"], { env: { ...env, CORAL_COLONY_URL: colony.url, CORAL_TOKEN: token } });
     expect(remote.code).toBe(0);

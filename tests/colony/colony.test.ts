@@ -16,8 +16,8 @@ describe("colony", () => {
     await using project = await createTestProject();
     const colony = await project.start();
     const api = colonyApi(colony.url, project.localToken);
-    await using frontend = new SyntheticAgent({ colonyUrl: colony.url, secret: project.secret, agentId: "frontend-1", serviceName: "frontend", port: 3000 });
-    await using backend = new SyntheticAgent({ colonyUrl: colony.url, secret: project.secret, agentId: "api-1", serviceName: "api", port: 8080, version: "2.1.0" });
+    await using frontend = new SyntheticAgent({ colonyUrl: colony.url, localToken: project.localToken, agentId: "frontend-1", serviceName: "frontend", port: 3000 });
+    await using backend = new SyntheticAgent({ colonyUrl: colony.url, localToken: project.localToken, agentId: "api-1", serviceName: "api", port: 8080, version: "2.1.0" });
     const reg = await frontend.register();
     expect(reg.colonyId).toBe(project.colonyId);
     expect(reg.heartbeatIntervalSeconds).toBe(30);
@@ -62,7 +62,7 @@ describe("colony", () => {
     await project.setConfig(["colony", "heartbeat_interval"], "1s");
     await project.setConfig(["colony", "agent_offline_after"], "2s");
     let colony = await project.start();
-    const agent = new SyntheticAgent({ colonyUrl: colony.url, secret: project.secret, agentId: "worker-1", serviceName: "worker", port: 0 });
+    const agent = new SyntheticAgent({ colonyUrl: colony.url, localToken: project.localToken, agentId: "worker-1", serviceName: "worker", port: 0 });
     await agent.register();
     const api = () => colonyApi(colony.url, project.localToken);
     await waitFor("worker to go offline", async () => ((await api().getStatus({})).services[0]?.status === "offline" ? true : undefined));
@@ -113,14 +113,14 @@ describe("colony", () => {
     const tokens = await local.listTokens({});
     expect(tokens.tokens.map((t) => [t.name, t.revoked])).toEqual([["laptop", true]]);
 
-    // Agents: a wrong secret, a replayed proof, a bad id, and no agent token.
-    const wrongSecret = new SyntheticAgent({ colonyUrl: colony.url, secret: "00".repeat(32), agentId: "evil", serviceName: "api", port: 1 });
-    expect((await rejection(wrongSecret.register())).code).toBe(Code.Unauthenticated);
-    const badId = new SyntheticAgent({ colonyUrl: colony.url, secret: project.secret, agentId: "bad/id", serviceName: "api", port: 1 });
+    // Agents: an invitation the colony never made, a bad id, and no agent token.
+    const wrongInvitation = new SyntheticAgent({ colonyUrl: colony.url, invitation: { invitationId: "nosuch", invitationSecret: "ab".repeat(32) }, agentId: "evil", serviceName: "api", port: 1 });
+    expect((await rejection(wrongInvitation.register())).code).toBe(Code.Unauthenticated);
+    const badId = new SyntheticAgent({ colonyUrl: colony.url, localToken: project.localToken, agentId: "bad/id", serviceName: "api", port: 1 });
     const badIdErr = await rejection(badId.register());
     expect(badIdErr.code).toBe(Code.InvalidArgument);
     expect(badIdErr.rawMessage).toMatch(/agent_id/);
-    const unregistered = new SyntheticAgent({ colonyUrl: colony.url, secret: project.secret, agentId: "ghost", serviceName: "api", port: 1 });
+    const unregistered = new SyntheticAgent({ colonyUrl: colony.url, localToken: project.localToken, agentId: "ghost", serviceName: "api", port: 1 });
     expect((await rejection(unregistered.heartbeat())).code).toBe(Code.Unauthenticated);
 
     expect((await rejection(local.queryEvents({ limit: 20_000 }))).code).toBe(Code.InvalidArgument);
@@ -139,8 +139,8 @@ describe("colony", () => {
   it("lets an agent publish only under its own subjects", async () => {
     await using project = await createTestProject();
     const colony = await project.start();
-    await using a = new SyntheticAgent({ colonyUrl: colony.url, secret: project.secret, agentId: "a-1", serviceName: "a", port: 1 });
-    await using b = new SyntheticAgent({ colonyUrl: colony.url, secret: project.secret, agentId: "b-1", serviceName: "b", port: 2 });
+    await using a = new SyntheticAgent({ colonyUrl: colony.url, localToken: project.localToken, agentId: "a-1", serviceName: "a", port: 1 });
+    await using b = new SyntheticAgent({ colonyUrl: colony.url, localToken: project.localToken, agentId: "b-1", serviceName: "b", port: 2 });
     await a.register();
     await b.register();
     await a.publish({ events: [{ eventId: "ok", timestamp: timestampFromDate(new Date()), eventType: "deploy", detailsJson: "{}" }] });

@@ -45,7 +45,7 @@ describe("colony crash", () => {
     const url = `http://127.0.0.1:${apiPort}`;
     let colony = await startColonyProcess(project.dir, env);
 
-    await using agent = new SyntheticAgent({ colonyUrl: url, secret: project.secret, agentId: "api-1", serviceName: "api", port: 8080 });
+    await using agent = new SyntheticAgent({ colonyUrl: url, localToken: project.localToken, agentId: "api-1", serviceName: "api", port: 8080 });
     await agent.register();
     await agent.heartbeat();
     const batches = 60;

@@ -1,6 +1,7 @@
 // Rollbacks end to end with real parts: the colony's rollback actors, real
 // agents (`coral connect`), an app process using the Coral SDK, and the CLI.
-// systemctl and kubectl cannot run here: the systemd and kubernetes tests
+// The colony sends intents; each agent plans the commands from its own
+// --rollback-* flags. systemctl and kubectl cannot run here: the systemd and kubernetes tests
 // put STAND-IN executables named systemctl and kubectl first on the agent's
 // PATH; they only record their arguments, and fail the calls a test lists
 // (harness.ts standInTools).
@@ -32,6 +33,8 @@ function controlApi(url: string, token: string) {
 
 const ended = new Set(["completed", "failed", "rolled_back"]);
 const undoSteps = (r: Rollback) => r.steps.filter((s) => s.description.startsWith("Undo: ")).map((s) => [s.description, s.outcome]);
+// What the api agents may run: their own configuration.
+const apiRollbackFlags = ["--rollback-systemd-unit", "api@{version}.service", "--rollback-k8s-deployment", "api", "--rollback-k8s-namespace", "shop"];
 // What the kubernetes strategy runs first, so an undo can go back to the live revision.
 const recordRevision = "kubectl get deployment/api --namespace=shop -o jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}";
 
@@ -165,10 +168,8 @@ describe("rollbacks", () => {
   it("systemd and kubernetes strategies run the configured commands (stand-in executables); a missing tool and a verify timeout fail with reasons", async () => {
     await using project = await createTestProject();
     await project.setConfig(["control", "verify_timeout"], "4s");
-    await project.setConfig(["control", "services"], {
-      api: { systemd: { unit: "api@{version}.service" }, kubernetes: { deployment: "api", namespace: "shop", revisions: { "1.9.0": 7 } } },
-      worker: { systemd: { unit: "worker.service" } },
-    });
+    // The colony knows only which revision a version was; the agents know what to run.
+    await project.setConfig(["control", "services"], { api: { kubernetes: { revisions: { "1.9.0": 7 } } } });
     const colony = await project.start();
     const env = { CORAL_HOME: project.home, CORAL_API_PORT: new URL(colony.url).port };
     // STAND-INS for systemctl and kubectl: record "<tool> <args>" and succeed.
@@ -180,9 +181,9 @@ describe("rollbacks", () => {
       spawn(process.execPath, [sampleComponentScript, "store", String(workerPort)], { stdio: "ignore" }),
     ];
     const agents = [
-      await startConnect(project.dir, { ...env, PATH: `${bin}:${process.env.PATH}` }, "api", apiPort, ["--tags", "version=2.0.0"]),
+      await startConnect(project.dir, { ...env, PATH: `${bin}:${process.env.PATH}` }, "api", apiPort, ["--tags", "version=2.0.0", ...apiRollbackFlags]),
       // No systemctl anywhere on this agent's PATH.
-      await startConnect(project.dir, { ...env, PATH: empty }, "worker", workerPort, ["--tags", "version=5.0.0"]),
+      await startConnect(project.dir, { ...env, PATH: empty }, "worker", workerPort, ["--tags", "version=5.0.0", "--rollback-systemd-unit", "worker.service"]),
     ];
     const api = controlApi(colony.url, project.localToken);
     try {
@@ -214,7 +215,7 @@ describe("rollbacks", () => {
       expect(sdEnd.error).toBe("timed out after 4s waiting for api: api reports version 2.0.0, healthy");
       expect((await calls()).slice(3)).toEqual(["systemctl stop api@2.0.0.service", "systemctl start api@1.9.0.service"]);
 
-      // auto picks systemd from config; the worker's agent has no systemctl.
+      // auto picks systemd, what the worker's agent was started for; it has no systemctl.
       const missing = await api.startRollback({ service: "worker", targetVersion: "4.0.0" });
       expect(missing.rollback!.strategy).toBe("systemd");
       const missingEnd = await rollbackEnd(api, missing.rollback!.rollbackId);
@@ -223,7 +224,7 @@ describe("rollbacks", () => {
 
       // A strategy with nothing configured is refused before anything starts.
       const unconfigured = await api.startRollback({ service: "worker", targetVersion: "4.0.0", strategy: RollbackStrategy.KUBERNETES }).catch((e: Error) => e);
-      expect(String(unconfigured)).toContain("the kubernetes strategy needs control.services.worker.kubernetes.deployment");
+      expect(String(unconfigured)).toContain("this agent is not configured for the kubernetes strategy (start it with coral connect worker … --rollback-k8s-deployment NAME");
     } finally {
       for (const a of agents) await a.stop();
       for (const a of apps) a.kill("SIGKILL");
@@ -232,9 +233,7 @@ describe("rollbacks", () => {
 
   it("a failing step is undone and ends rolled_back (kubernetes back to the recorded revision; the SDK handler that undid itself); a failing undo ends failed with both errors", async () => {
     await using project = await createTestProject();
-    await project.setConfig(["control", "services"], {
-      api: { systemd: { unit: "api@{version}.service" }, kubernetes: { deployment: "api", namespace: "shop", revisions: { "1.9.0": 7 } } },
-    });
+    await project.setConfig(["control", "services"], { api: { kubernetes: { revisions: { "1.9.0": 7 } } } });
     const colony = await project.start();
     const env = { CORAL_HOME: project.home, CORAL_API_PORT: new URL(colony.url).port };
     const tools = await standInTools();
@@ -243,7 +242,7 @@ describe("rollbacks", () => {
     const apiApp = spawn(process.execPath, [sampleComponentScript, "store", String(apiPort)], { stdio: "ignore" });
     const payments = await startSdkApp(paymentsPort, "3.1.0", "revert", announce, "payments");
     const agents = [
-      await startConnect(project.dir, { ...env, PATH: `${tools.bin}:${process.env.PATH}` }, "api", apiPort, ["--tags", "version=2.0.0"]),
+      await startConnect(project.dir, { ...env, PATH: `${tools.bin}:${process.env.PATH}` }, "api", apiPort, ["--tags", "version=2.0.0", ...apiRollbackFlags]),
       await startConnect(project.dir, { ...env, CORAL_SDK_DIR: announce }, "payments", paymentsPort),
     ];
     const api = controlApi(colony.url, project.localToken);

@@ -11,7 +11,7 @@ const [portArg, version = "2.0.0", mode = "switch", serviceName = "checkout"] = 
 const say = (event: Record<string, unknown>) => console.log(JSON.stringify({ ...event, at: Date.now() }));
 
 let cacheSlow = false;
-await coral.init({
+const init = await coral.init({
   serviceName,
   version,
   git: { commit: "0123456789abcdef", branch: "main" },
@@ -20,6 +20,8 @@ await coral.init({
     cache: async () => (cacheSlow ? { status: "degraded", message: "slow replies" } : undefined),
   },
   flags: { "new-checkout": { defaultEnabled: false } },
+  // SDK_APP_ANNOUNCE=0: no announcement file (the agent then needs --sdk and CORAL_SDK_TOKEN).
+  announce: process.env.SDK_APP_ANNOUNCE !== "0",
   onRollback: async (target) => {
     say({ event: "rollback", target: target.version, from: target.previousVersion, id: target.rollbackId });
     if (mode === "throw") throw new Error("cannot downgrade: schema migration 42 is not reversible");
@@ -39,7 +41,9 @@ const server = http.createServer((req, res) => {
   res.writeHead(200, { "content-type": "text/plain" });
   res.end("ok\n");
 });
-server.listen(Number(portArg), "127.0.0.1", () => say({ event: "ready", sdkPort: coral.port }));
+server.listen(Number(portArg), "127.0.0.1", () =>
+  say({ event: "ready", sdkPort: coral.port, announcement: init.announcement ?? null, announceError: init.announceError ?? null }),
+);
 process.on("SIGTERM", () => {
   void coral.shutdown().then(() => process.exit(0));
 });

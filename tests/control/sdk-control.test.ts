@@ -1,6 +1,7 @@
 // The control plane end to end with real parts: an app process using the
 // Coral SDK, `coral connect` beside it (finding the SDK from its
 // announcement), a colony with its DuckDB and NATS, and the `coral` CLI.
+import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { runCoral } from "../helpers/cli.ts";
 import { colonyApi, createTestProject } from "../helpers/colony.ts";
@@ -98,16 +99,23 @@ describe("Coral SDK and feature flags", () => {
     }
   }, 480_000);
 
-  it("finds the SDK from --sdk PORT when the app announced nothing the agent can see", async () => {
+  it("finds the SDK from --sdk PORT and a shared CORAL_SDK_TOKEN when the app announced nothing", async () => {
     await using project = await createTestProject();
     const colony = await project.start();
     const env = { CORAL_HOME: project.home, CORAL_API_PORT: new URL(colony.url).port };
     const appPort = await freePort();
-    // The app announces into one folder; the agent looks in another, empty one.
-    const app = await startSdkApp(appPort, "3.1.0", "switch", await sdkDir());
+    // The app writes no announcement (as in a sidecar, where the agent could not read it anyway);
+    // the token is set on both sides. startSdkApp passes this process's environment on.
+    const sdkToken = randomBytes(24).toString("hex");
+    Object.assign(process.env, { SDK_APP_ANNOUNCE: "0", CORAL_SDK_TOKEN: sdkToken });
+    const app = await startSdkApp(appPort, "3.1.0", "switch", await sdkDir()).finally(() => {
+      delete process.env.SDK_APP_ANNOUNCE;
+      delete process.env.CORAL_SDK_TOKEN;
+    });
     const sdkPort = Number(app.events().find((e) => e.event === "ready")!.sdkPort);
     expect(sdkPort).toBeGreaterThan(0);
-    const agent = await startConnect(project.dir, { ...env, CORAL_SDK_DIR: await sdkDir() }, "checkout", appPort, ["--sdk", String(sdkPort)]);
+    expect(app.events().find((e) => e.event === "ready")!.announcement).toBeNull();
+    const agent = await startConnect(project.dir, { ...env, CORAL_SDK_DIR: await sdkDir(), CORAL_SDK_TOKEN: sdkToken }, "checkout", appPort, ["--sdk", String(sdkPort)]);
     try {
       const api = colonyApi(colony.url, project.localToken);
       const svc = await waitFor("the SDK report through --sdk", async () => {

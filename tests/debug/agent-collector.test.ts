@@ -3,6 +3,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentClientPool } from "@coral/colony/testing";
+import { generateIdentityKey } from "@coral/proto";
 import { testAgent } from "../helpers/agents.ts";
 import { type TestProject } from "../helpers/colony.ts";
 import { rejection } from "../helpers/errors.ts";
@@ -24,7 +25,7 @@ describe.skipIf(skip !== undefined)("agent uprobe collectors on a C target", () 
     fixture = await startObservedTarget(compilePayments(), "payments", { pattern: "validate" });
     ({ port, project, agent } = fixture);
     pid = fixture.target.pid!;
-    client = new AgentClientPool(project.secret).get(agent.agentId, agent.apiUrl);
+    client = new AgentClientPool(project.colonyKey).get(agent.agentId, agent.apiUrl);
   }, 120_000);
 
   afterAll(async () => {
@@ -114,8 +115,8 @@ describe.skipIf(skip !== undefined)("agent uprobe collectors on a C target", () 
     expect((await rejection(client.queryUprobeEvents({ collectorId: "nope", limit: 10_001 }))).code).toBe(Code.InvalidArgument);
   });
 
-  it("refuses callers without the colony secret", async () => {
-    const stranger = new AgentClientPool("00".repeat(32)).get(agent.agentId, agent.apiUrl);
+  it("refuses callers without the colony's identity key", async () => {
+    const stranger = new AgentClientPool(await generateIdentityKey()).get(agent.agentId, agent.apiUrl);
     expect((await rejection(stranger.listFunctions({}))).code).toBe(Code.Unauthenticated);
   });
 });

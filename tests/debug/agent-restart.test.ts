@@ -46,7 +46,7 @@ describe.skipIf(skip !== undefined)("debug collectors across an agent restart", 
     agent = await testAgent(project, colonyUrl, "payments", port, { healthUrl: undefined });
   }
 
-  const onAgent = () => new AgentClientPool(project.secret).get(agent.agentId, agent.apiUrl);
+  const onAgent = () => new AgentClientPool(project.colonyKey).get(agent.agentId, agent.apiUrl);
 
   it("resumes an active collector: events of both runs through the colony, one id, seq 1..n without gaps", async () => {
     const attached = await api.attachUprobe({ serviceName: "payments", functionName: "validate_card", durationMs: 120_000, captureArgs: 1, captureReturn: true });

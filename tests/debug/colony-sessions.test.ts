@@ -84,7 +84,7 @@ describe.skipIf(skip !== undefined)("debug sessions through the colony", () => {
     expect(last?.done).toBe(true);
     expect(last?.session?.state).toBe("expired");
     expect(entries).toBe(30);
-    const onAgent = await new AgentClientPool(project.secret)
+    const onAgent = await new AgentClientPool(project.colonyKey)
       .get(agent.agentId, agent.apiUrl)
       .queryUprobeEvents({ collectorId: last!.session!.collectorId, limit: 1 });
     expect(onAgent.running).toBe(false);
@@ -139,7 +139,7 @@ describe.skipIf(skip !== undefined)("debug sessions through the colony", () => {
       return s.state === "expired" ? s : undefined;
     }, { timeoutMs: 45_000, intervalMs: 250 });
     expect(ended.endedAt).toBeDefined();
-    const onAgent = await new AgentClientPool(project.secret).get(agent.agentId, agent.apiUrl).queryUprobeEvents({ collectorId: ended.collectorId, limit: 1 });
+    const onAgent = await new AgentClientPool(project.colonyKey).get(agent.agentId, agent.apiUrl).queryUprobeEvents({ collectorId: ended.collectorId, limit: 1 });
     expect(onAgent.running).toBe(false);
   }, 90_000);
 });

@@ -106,7 +106,7 @@ describe.skipIf(skip !== undefined)("live debugging a Go program", () => {
 
   it("keeps a call that returned just before the collector was stopped (10 times over)", async () => {
     const { project, agent } = fixture!;
-    const onAgent = new AgentClientPool(project.secret).get(agent.agentId, agent.apiUrl);
+    const onAgent = new AgentClientPool(project.colonyKey).get(agent.agentId, agent.apiUrl);
     const kept: number[] = [];
     for (let round = 0; round < 10; round++) {
       const started = await onAgent.startUprobeCollector({ functionName: "main.ValidateCard", durationMs: 60_000, captureArgs: 1, captureReturn: true });

@@ -1,13 +1,16 @@
 // The deploy files checked offline: every Kubernetes manifest against the
-// Kubernetes schema (kubernetes-models), the compose file's shape, and the
-// systemd units with systemd-analyze verify.
+// Kubernetes schema (kubernetes-models), the compose file's shape, the secrets
+// they ship (never usable: the colony refuses them), and the systemd units
+// with systemd-analyze verify.
 import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { cp, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
+import { weakSecretProblem } from "@coral/colony";
 import { repoRoot } from "./podman.ts";
 
 interface K8sObject {
@@ -39,7 +42,8 @@ async function manifests(): Promise<Array<{ file: string; obj: K8sObject }>> {
   return all;
 }
 
-type Container = { name: string; image: string; env?: Array<{ name: string }>; securityContext?: { capabilities?: { add?: string[] } }; volumeMounts?: Array<{ mountPath: string }> };
+type EnvVar = { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } };
+type Container = { name: string; image: string; env?: EnvVar[]; securityContext?: { capabilities?: { add?: string[] } }; volumeMounts?: Array<{ mountPath: string }> };
 function podSpec(obj: K8sObject): { containers: Container[]; shareProcessNamespace?: boolean; volumes?: Array<{ hostPath?: { path: string } }> } {
   return (obj.spec as { template: { spec: ReturnType<typeof podSpec> } }).template.spec;
 }
@@ -78,7 +82,7 @@ describe("Kubernetes manifests", () => {
       expect(spec.volumeClaimTemplates[0]!.metadata.name, file).toBe("data");
       const colony = podSpec(obj).containers[0]!;
       expect(colony.volumeMounts?.map((m) => m.mountPath), file).toContain("/data");
-      expect(colony.env?.map((e) => e.name), file).toEqual(expect.arrayContaining(["CORAL_COLONY_SECRET", "ANTHROPIC_API_KEY"]));
+      expect(colony.env?.map((e) => e.name), file).toEqual(expect.arrayContaining(["CORAL_ENROLL_SECRET", "ANTHROPIC_API_KEY"]));
       const caps = colony.securityContext?.capabilities?.add ?? [];
       const tun = (podSpec(obj).volumes ?? []).some((v) => v.hostPath?.path === "/dev/net/tun");
       if (file === "colony-wireguard.yaml") {
@@ -93,6 +97,45 @@ describe("Kubernetes manifests", () => {
     expect(podSpec(sidecar).shareProcessNamespace).toBe(true);
     expect(podSpec(sidecar).containers.map((c) => c.name)).toEqual(["api", "coral-agent"]);
     expect(podSpec(sidecar).containers.flatMap((c) => c.securityContext?.capabilities?.add ?? [])).toEqual([]);
+  });
+
+  it("the colony and the agent sidecar take the standing invitation from the Secret's enroll-secret, never the old name", async () => {
+    const all = await manifests();
+    const secret = all.find(({ obj }) => obj.kind === "Secret")!.obj as unknown as { metadata: { name: string }; stringData: Record<string, string> };
+    const users = all.filter(({ obj }) => obj.kind === "StatefulSet" || obj.kind === "Deployment");
+    expect(users.map(({ file }) => file).sort()).toEqual(["agent-sidecar.yaml", "colony-wireguard.yaml", "colony.yaml"]);
+    for (const { file, obj } of users) {
+      const env = podSpec(obj).containers.flatMap((c) => c.env ?? []);
+      const enroll = env.find((e) => e.name === "CORAL_ENROLL_SECRET");
+      expect(enroll?.valueFrom?.secretKeyRef, file).toEqual({ name: "coral-secrets", key: "enroll-secret" });
+      expect(env.map((e) => e.name), file).not.toContain("CORAL_COLONY_SECRET");
+      // Every key a manifest reads from the Secret is one the Secret has.
+      for (const e of env) {
+        const ref = e.valueFrom?.secretKeyRef;
+        if (!ref) continue;
+        expect(ref.name, `${file} ${e.name}`).toBe(secret.metadata.name);
+        expect(Object.keys(secret.stringData), `${file} ${e.name}`).toContain(ref.key);
+      }
+    }
+    const text = (await Promise.all((await readdir(join(repoRoot, "infra/kubernetes"))).map((f) => readFile(join(repoRoot, "infra/kubernetes", f), "utf8")))).join("\n");
+    expect(text).not.toMatch(/colony-secret|CORAL_COLONY_SECRET/);
+  });
+
+  it("the shipped secret.yaml holds no usable enroll secret: the colony's own check refuses its placeholder (item 9: it once shipped all zeros)", async () => {
+    const secret = (await manifests()).find(({ obj }) => obj.kind === "Secret")!.obj as unknown as { stringData: Record<string, string> };
+    const shipped = secret.stringData["enroll-secret"]!;
+    expect(shipped).toBeDefined();
+    // What the colony runs at start (standingEnrollSecret lowercases the value first).
+    expect(weakSecretProblem(shipped.trim().toLowerCase())).toMatch(/64 hex characters/);
+    // It tells whoever applies it what to do.
+    expect(shipped).toMatch(/openssl-rand-hex-32/);
+    // The check itself refuses the old all-zero value and accepts a real one (so the assertion above can fail).
+    expect(weakSecretProblem("0".repeat(64))).toMatch(/not random/);
+    expect(weakSecretProblem("ab".repeat(32))).toMatch(/not random/);
+    expect(weakSecretProblem(randomBytes(32).toString("hex"))).toBeNull();
+    // The file documents how to make a real one.
+    const file = await readFile(join(repoRoot, "infra/kubernetes/secret.yaml"), "utf8");
+    expect(file).toContain(`--from-literal=enroll-secret="$(openssl rand -hex 32)"`);
   });
 });
 
@@ -113,6 +156,19 @@ describe("compose file", () => {
       ["api", "3001", "service:sample-app", "service:sample-app"],
       ["store", "3002", "service:sample-app", "service:sample-app"],
     ]);
+  });
+
+  it("gives the colony and every agent the standing invitation from the caller's CORAL_ENROLL_SECRET, required, never a default", async () => {
+    const text = await readFile(join(repoRoot, "infra/compose/compose.yaml"), "utf8");
+    const compose = YAML.parse(text, { merge: true }) as { services: Record<string, { environment?: Record<string, string> }> };
+    for (const name of ["coral-colony", "frontend-agent", "api-agent", "store-agent"]) {
+      const env = compose.services[name]!.environment ?? {};
+      // ${VAR:?message}: compose refuses to start without it.
+      expect(env.CORAL_ENROLL_SECRET, name).toMatch(/^\$\{CORAL_ENROLL_SECRET:\?[^}]+\}$/);
+      expect(Object.keys(env), name).not.toContain("CORAL_COLONY_SECRET");
+      expect(env.CORAL_COLONY_URL ?? "http://coral-colony:9000", name).toBe("http://coral-colony:9000");
+    }
+    expect(text).not.toContain("CORAL_COLONY_SECRET");
   });
 });
 

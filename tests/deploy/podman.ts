@@ -29,9 +29,14 @@ export function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<R
   });
 }
 
+/** Runs podman with this machine's flags and returns what it did, failing or not. */
+export function podmanResult(args: string[], timeoutMs = 120_000): Promise<RunResult> {
+  return run("podman", [...globalFlags, ...args], timeoutMs);
+}
+
 /** Runs podman; throws with its stderr (and its stdout's tail) unless it succeeds. */
 export async function podman(args: string[], timeoutMs = 120_000): Promise<string> {
-  const res = await run("podman", [...globalFlags, ...args], timeoutMs);
+  const res = await podmanResult(args, timeoutMs);
   if (res.code !== 0) {
     // A build step's own errors (tsc's, npm's) are on stdout; podman's summary is on stderr.
     const stdoutTail = res.stdout.trim().split("\n").slice(-60).join("\n");

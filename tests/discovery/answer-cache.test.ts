@@ -115,6 +115,8 @@ describe("answer cache of the self-hosted front", () => {
     const meshId = uniqueMeshId();
     const client = discoveryClient(discovery.url, true);
     const agent = (endpoint: string) => ({ meshId, agentId: "api-1", pubkey: randomWireguardKey(), endpoints: [endpoint], metadata: {} });
+    // Agent registrations are signed by the mesh's colony.
+    await client.registerColony(colonyFields(meshId), identity);
     await client.registerAgent(agent("203.0.113.1:51820"), identity);
     expect((await client.lookupAgent(meshId, "api-1")).endpoints).toEqual(["203.0.113.1:51820"]);
     expect((await client.lookupAgent(meshId, "api-1")).endpoints).toEqual(["203.0.113.1:51820"]);

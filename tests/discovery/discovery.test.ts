@@ -211,10 +211,11 @@ describe("signed registrations", () => {
 });
 
 describe("agents", () => {
-  it("registers and looks up an agent, verified against its key", async () => {
+  it("registers and looks up an agent signed by its colony's key, verified against that key", async () => {
     const client = discoveryClient(discovery.url, true);
     const identity = await generateIdentityKey();
     const meshId = uniqueMeshId();
+    await client.registerColony(colonyFields(meshId), identity);
     const fields = { meshId, agentId: "api-1", pubkey: randomWireguardKey(), endpoints: [":51820"], metadata: { component: "api" } };
     const registered = await client.registerAgent(fields, identity);
     expect(registered.ttl).toBe(300);
@@ -226,13 +227,20 @@ describe("agents", () => {
     expect(String(missing)).toMatch(/agent not found: api-2/);
   });
 
-  it("pins an agent id to its first key", async () => {
+  it("takes agent registrations only signed by the key the mesh's colony pinned", async () => {
     const client = discoveryClient(discovery.url);
     const meshId = uniqueMeshId();
     const fields = { meshId, agentId: "worker", pubkey: randomWireguardKey(), endpoints: [], metadata: {} };
-    await client.registerAgent(fields, await generateIdentityKey());
-    const err = await rejection(client.registerAgent(fields, await generateIdentityKey()));
-    expect(err.code).toBe(Code.PermissionDenied);
+    const noColony = await rejection(client.registerAgent(fields, await generateIdentityKey()));
+    expect(noColony.code).toBe(Code.FailedPrecondition);
+    expect(noColony.rawMessage).toMatch(/has no registered colony; its colony registers first and signs its agents' registrations/);
+    const colony = await generateIdentityKey();
+    await client.registerColony(colonyFields(meshId), colony);
+    const stranger = await rejection(client.registerAgent(fields, await generateIdentityKey()));
+    expect(stranger.code).toBe(Code.PermissionDenied);
+    expect(stranger.rawMessage).toMatch(/must be signed by the identity key its colony pinned/);
+    expect((await client.registerAgent(fields, colony)).success).toBe(true);
+    expect((await client.lookupAgent(meshId, "worker", { pinnedKey: colony.publicKey })).agentId).toBe("worker");
   });
 });
 
@@ -254,10 +262,10 @@ describe("REST API", () => {
     expect(colony.endpoints).toEqual(["203.0.113.42:41820"]);
     expect(typeof colony.last_seen).toBe("string");
 
-    const agentKey = await generateIdentityKey();
     const agent = { meshId, agentId: "db", pubkey: randomWireguardKey(), endpoints: ["10.0.0.5:51820"], metadata: {} };
     const { agentFieldsJson } = await import("@coral/proto");
-    const asig = await sign("agent-registration", agentFieldsJson(agent), agentKey);
+    // Agents are registered by their colony, with its key.
+    const asig = await sign("agent-registration", agentFieldsJson(agent), identity);
     const areg = await postJson(`${discovery.url}/v1/mesh/${meshId}/register`, {
       type: "agent",
       agent_id: "db",
@@ -349,8 +357,8 @@ describe("bad input", () => {
     expect(res.status).toBe(400);
     expect(((await res.json()) as { code: string }).code).toBe("invalid_argument");
     const unknown = await postJson(`${discovery.url}/coral.discovery.v1.DiscoveryService/DropTables`, {});
-    expect(unknown.status).toBe(501);
-    expect(unknown.body.code).toBe("unimplemented");
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toEqual({ code: "not_found", message: "/coral.discovery.v1.DiscoveryService/DropTables is not a method of coral.discovery.v1.DiscoveryService" });
     const binaryOk = await fetch(`${discovery.url}/coral.discovery.v1.DiscoveryService/Health`, {
       method: "POST",
       headers: { "content-type": "application/proto" },

@@ -1,16 +1,21 @@
-// Real agents (in-process) beside real sample-app processes.
+// Real agents (in-process) beside real sample-app processes. Each enrolls its
+// own key with a one-use invitation the test's colony makes (as coral connect
+// does for a local colony), and pins the colony's key from it.
 import { join } from "node:path";
-import { startAgent, type RunningAgent } from "@coral/agent";
+import { loadAgentIdentity, startAgent, type RunningAgent } from "@coral/agent";
 import type { TestProject } from "./colony.ts";
-import { quietLogger } from "./colony.ts";
+import { mintInvitation, quietLogger } from "./colony.ts";
 
-export function testAgent(project: TestProject, colonyUrl: string, service: string, port: number, extra: Partial<Parameters<typeof startAgent>[0]> = {}): Promise<RunningAgent> {
+export async function testAgent(project: TestProject, colonyUrl: string, service: string, port: number, extra: Partial<Parameters<typeof startAgent>[0]> = {}): Promise<RunningAgent> {
+  const dataDir = extra.dataDir ?? join(project.dir, ".coral", "agents", service);
+  const enrolled = (await loadAgentIdentity(dataDir)).enrolled;
+  const token = enrolled ? undefined : await mintInvitation(colonyUrl, project.localToken, `test agent ${service}`);
   return startAgent({
     serviceName: service,
     port,
     colonyUrl,
-    secret: project.secret,
-    dataDir: join(project.dir, ".coral", "agents", service),
+    ...(token ? { invitation: { invitationId: token.invitationId, invitationSecret: token.invitationSecret }, colonyPubkey: token.colonyPubkey } : {}),
+    dataDir,
     sampleIntervalMs: 250,
     summaryIntervalMs: 1000,
     heartbeatIntervalMs: 1000,

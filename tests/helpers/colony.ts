@@ -9,18 +9,21 @@ import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
+import { IdentityService } from "@coral/proto/gen/coral/colony/v1/identity_pb";
+import { decodeJoinToken, type IdentityKey, type JoinToken } from "@coral/proto";
+import { loadColonyKeys } from "@coral/colony";
 import pino from "pino";
 import { parseDocument } from "yaml";
 import { runInit } from "@coral/cli/init";
-import { loadColonyKeys } from "@coral/colony";
 import { startColony, type RunningColony } from "@coral/colony";
 
 export interface TestProject extends AsyncDisposable {
   dir: string;
   home: string;
   colonyId: string;
-  secret: string;
   localToken: string;
+  /** The colony's identity key: what it signs its calls to agents with. */
+  colonyKey: IdentityKey;
   /** Edits .coral/config.yaml (path like ["colony", "agent_offline_after"]). */
   setConfig(path: string[], value: unknown): Promise<void>;
   start(): Promise<RunningColony>;
@@ -36,15 +39,14 @@ export async function createTestProject(options: { app?: string } = {}): Promise
     { app: options.app ?? "shop", env: "dev", yes: true, dir },
     { input: new PassThrough(), output: new PassThrough(), interactive: false },
   );
-  const keys = await loadColonyKeys(dir);
   const localToken = (await readFile(join(dir, ".coral", "local.token"), "utf8")).trim();
   const colonies: RunningColony[] = [];
   const project: TestProject = {
     dir,
     home,
     colonyId: result.colonyId,
-    secret: keys.secret,
     localToken,
+    colonyKey: (await loadColonyKeys(dir)).identity,
     async setConfig(path, value) {
       const file = join(dir, ".coral", "config.yaml");
       const doc = parseDocument(await readFile(file, "utf8"));
@@ -82,6 +84,14 @@ export function serviceApi<S extends DescService>(service: S, url: string, token
     return next(req);
   };
   return createClient(service, createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [auth] }));
+}
+
+/** A one-use invitation from the colony (as coral colony invite makes), decoded. */
+export async function mintInvitation(colonyUrl: string, localToken: string, note = "test", options: { ttlSeconds?: number; maxUses?: number } = {}): Promise<JoinToken> {
+  const res = await serviceApi(IdentityService, colonyUrl, localToken).createInvitation({ ttlSeconds: options.ttlSeconds ?? 600, maxUses: options.maxUses ?? 1, note });
+  const decoded = decodeJoinToken(res.joinToken);
+  if ("error" in decoded) throw new Error(decoded.error);
+  return decoded.token;
 }
 
 export function colonyApi(url: string, token?: string) {

@@ -109,7 +109,7 @@ describe("external MCP servers (real servers over stdio)", () => {
     });
     const colony = await project.start(); // the colony accepts a config with an mcp section
     const api = colonyApi(colony.url, project.localToken);
-    await using _frontend = await publishIncident(colony.url, project.secret, api);
+    await using _frontend = await publishIncident(colony.url, project.localToken, api);
 
     const script: Script = ({ body }) => {
       const turn = body.messages.filter((m) => m.role === "assistant").length;
@@ -131,8 +131,10 @@ describe("external MCP servers (real servers over stdio)", () => {
     await using standIn = await AnthropicStandIn.start(script);
     const env = { CORAL_HOME: project.home, ANTHROPIC_API_KEY: KEY, ANTHROPIC_BASE_URL: standIn.url, CORAL_API_PORT: String(new URL(colony.url).port) };
 
-    const asked = await runAskCli(["ask", "why did frontend restart?"], { cwd: project.dir, env, timeoutMs: 90_000 });
+    // The project's server commands run only once trusted (tests/security/ask-mcp-trust.test.ts).
+    const asked = await runAskCli(["ask", "why did frontend restart?", "--trust-mcp"], { cwd: project.dir, env, timeoutMs: 90_000 });
     expect(asked.code).toBe(0);
+    expect(asked.stderr).toContain("Trusted the MCP servers of");
     expect(asked.stderr).toContain(
       'warning: MCP server "pagerduty" skipped: the server exited during start-up; its last words on stderr: deploys-server: fatal: cannot reach the deploy database at db.internal:5432 (after 1 attempt)',
     );

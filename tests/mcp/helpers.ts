@@ -1,6 +1,7 @@
 // Starting `coral mcp server` as a process and talking to it with the SDK's
 // real MCP client, over stdio and over Streamable HTTP.
 import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -10,6 +11,15 @@ import { coralBin } from "../helpers/cli.ts";
 /** `node cli/bin/coral.js mcp ...`, as an assistant would run it. */
 export function coralMcpArgs(args: string[]): string[] {
   return [coralBin, "mcp", ...args];
+}
+
+const sourceEntry = fileURLToPath(new URL("./coral-source.ts", import.meta.url));
+/** tsx's loader by path: the command may run in a folder outside the checkout. */
+const tsxLoader = new URL("../../node_modules/tsx/dist/loader.mjs", import.meta.url).href;
+
+/** The same command run from the TypeScript sources (coral-source.ts). */
+export function coralSourceArgs(args: string[]): string[] {
+  return ["--conditions=coral-source", "--import", tsxLoader, sourceEntry, ...args];
 }
 
 export interface McpEnv {
@@ -39,8 +49,9 @@ export interface HttpServerProcess extends AsyncDisposable {
 }
 
 /** Starts `coral mcp server --transport http` and waits until it listens. */
-export async function startHttpServer(where: McpEnv, port: number): Promise<HttpServerProcess> {
-  const proc = spawn(process.execPath, coralMcpArgs(["server", "--transport", "http", "--port", String(port)]), {
+export async function startHttpServer(where: McpEnv, port: number, options: { extraArgs?: string[]; fromSource?: boolean } = {}): Promise<HttpServerProcess> {
+  const args = ["server", "--transport", "http", "--port", String(port), ...(options.extraArgs ?? [])];
+  const proc = spawn(process.execPath, options.fromSource ? coralSourceArgs(["mcp", ...args]) : coralMcpArgs(args), {
     cwd: where.cwd,
     env: { ...process.env, NO_COLOR: "1", ...where.env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -49,7 +60,7 @@ export async function startHttpServer(where: McpEnv, port: number): Promise<Http
   let stdout = "";
   proc.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`coral mcp server did not start: ${stderr}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`coral mcp server did not start: ${stderr}`)), 90_000);
     proc.stderr!.on("data", (c: Buffer) => {
       stderr += c.toString();
       const m = /listening on (http:\/\/\S+\/mcp)/.exec(stderr);

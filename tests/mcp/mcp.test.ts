@@ -50,8 +50,8 @@ beforeAll(async () => {
   colonyUrl = colony.url;
   where = { cwd: project.dir, env: { CORAL_HOME: project.home, CORAL_API_PORT: String(new URL(colony.url).port) } };
 
-  const frontend = new SyntheticAgent({ colonyUrl, secret: project.secret, agentId: "frontend-1", serviceName: "frontend", port: 3000, version: "1.9.0" });
-  const api = new SyntheticAgent({ colonyUrl, secret: project.secret, agentId: "api-1", serviceName: "api", port: 8080, version: "2.1.0" });
+  const frontend = new SyntheticAgent({ colonyUrl, localToken: project.localToken, agentId: "frontend-1", serviceName: "frontend", port: 3000, version: "1.9.0" });
+  const api = new SyntheticAgent({ colonyUrl, localToken: project.localToken, agentId: "api-1", serviceName: "api", port: 8080, version: "2.1.0" });
   synthetic.push(frontend, api);
   await frontend.register();
   await api.register();

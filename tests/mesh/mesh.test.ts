@@ -110,7 +110,8 @@ describe.skipIf(unavailable !== null)("WireGuard mesh across network namespaces"
       return colony.output().includes("Colony started successfully");
     }, { timeoutMs: 120_000, intervalMs: 250 });
 
-    const invite = await runCoral(["colony", "invite", "--dir", projectDir, "--json"], { env: env() });
+    // On the colony's machine (its namespace), where the API listens on the mesh address: one invitation for both agents.
+    const invite = await coral(colonyNs(), ["colony", "invite", "--dir", projectDir, "--json", "--uses", "2"]);
     expect(invite.code, invite.stderr).toBe(0);
     token = (JSON.parse(invite.stdout) as { token: string }).token;
 
@@ -294,7 +295,15 @@ describe.skipIf(unavailable !== null)("WireGuard mesh across network namespaces"
     const readToken = (JSON.parse(created.stdout) as { token: string }).token;
     const colonyId = decodeJoinToken(token);
     if ("error" in colonyId) throw new Error(colonyId.error);
-    const proxy = spawnCoralIn(ns, ["proxy", "start", colonyId.token.colonyId, "--listen", "127.0.0.1:8000", "--join", token, "--data-dir", join(work, "proxy")], { ...env(), CORAL_WG_INTERFACE: `${id}wp` });
+    // Revoking b revoked the invitation it joined with: the proxy needs its own.
+    const invite = await coral(colonyNs(), ["colony", "invite", "--dir", projectDir, "--json", "--note", "proxy"]);
+    expect(invite.code, invite.stderr).toBe(0);
+    const proxyToken = (JSON.parse(invite.stdout) as { token: string }).token;
+    const proxy = spawnCoralIn(ns, ["proxy", "start", colonyId.token.colonyId, "--listen", "127.0.0.1:8000", "--data-dir", join(work, "proxy")], {
+      ...env(),
+      CORAL_WG_INTERFACE: `${id}wp`,
+      CORAL_JOIN_TOKEN: proxyToken,
+    });
     processes.push(proxy);
     await waitFor("the proxy to listen", () => {
       if (proxy.child.exitCode !== null) throw new Error(`proxy exited: ${proxy.output()}`);

@@ -1,45 +1,41 @@
 // The agent's Connect server: the colony's detail queries against the local
-// DuckDB. Only a caller holding the colony secret (an HMAC proof in the
-// x-coral-proof header, fresh and used once) gets an answer.
+// DuckDB, its control calls and live debugging. Only the colony gets an
+// answer: every call carries a signature by the colony's identity key over
+// this agent, the method, the body and the time (colony-guard.ts checks it
+// before reading the body; colony-handler.ts checks the body against it).
 import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { checkSecretProof, decodeProof, proofHeader } from "@coral/proto";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentService } from "@coral/proto/gen/coral/agent/v1/agent_pb";
 import { FeatureFlagControlService } from "@coral/proto/gen/coral/control/v1/flags_pb";
-import { RollbackControlService } from "@coral/proto/gen/coral/control/v1/rollback_pb";
+import { RollbackControlService, RollbackPlanService } from "@coral/proto/gen/coral/control/v1/rollback_pb";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { AgentDebugService } from "@coral/proto/gen/coral/agent/v1/debug_pb";
 import type { UprobeCollectors } from "../debug/collectors.ts";
 import type { AgentStore } from "../storage/index.ts";
+import { colonyGuard } from "./colony-guard.ts";
+import { colonyCallHandler } from "./colony-handler.ts";
 import { agentDebugService } from "./debug-service.ts";
 
-const proofWindowMs = 5 * 60_000;
 const maxLimit = 100_000;
+/** Requests are small (queries, flags, intents); the largest flag set fits well under this. */
+export const defaultMaxBodyBytes = 1024 * 1024;
+// Timestamps a query may name: 1970 to 9999.
+const maxSeconds = 253_402_300_799n;
 
-function proofInterceptor(secret: string, agentId: string): Interceptor {
-  const seen = new Map<string, number>();
-  return (next) => async (req) => {
-    const proof = decodeProof(req.header.get(proofHeader));
-    if (!proof) throw new ConnectError(`missing or malformed ${proofHeader} header`, Code.Unauthenticated);
-    const now = Date.now();
-    if (Math.abs(Number(proof.timestampMs) - now) > proofWindowMs)
-      throw new ConnectError("proof timestamp is outside the 5 minute window; check the clocks", Code.Unauthenticated);
-    if (!(await checkSecretProof(secret, agentId, proof))) throw new ConnectError("proof does not match this agent's colony", Code.Unauthenticated);
-    for (const [nonce, at] of seen) if (at < now - 2 * proofWindowMs) seen.delete(nonce);
-    if (seen.has(proof.nonce)) throw new ConnectError("proof was already used", Code.Unauthenticated);
-    seen.set(proof.nonce, now);
-    return next(req);
-  };
+function date(name: string, t?: Timestamp): Date | undefined {
+  if (!t) return undefined;
+  if (t.seconds < 0n || t.seconds > maxSeconds || t.nanos < 0 || t.nanos > 999_999_999)
+    throw new ConnectError(`${name}: must be a time between 1970 and 9999`, Code.InvalidArgument);
+  return timestampDate(t);
 }
 
 function range(since?: Timestamp, until?: Timestamp, limit = 0) {
   if (limit > maxLimit) throw new ConnectError(`limit: must be at most ${maxLimit}`, Code.InvalidArgument);
-  const s = since ? timestampDate(since) : undefined;
-  const u = until ? timestampDate(until) : undefined;
+  const s = date("since", since);
+  const u = date("until", until);
   if (s && u && s > u) throw new ConnectError("since: must be before until", Code.InvalidArgument);
   return { since: s, until: u, limit: limit || 1000 };
 }
@@ -53,12 +49,16 @@ export interface AgentApiServer extends AsyncDisposable {
 export interface AgentControlHandlers {
   flags: ServiceImpl<typeof FeatureFlagControlService>;
   rollback: ServiceImpl<typeof RollbackControlService>;
+  rollbackPlan: ServiceImpl<typeof RollbackPlanService>;
 }
 
 export async function startAgentApi(options: {
   store: AgentStore;
-  secret: string;
   agentId: string;
+  /** The colony identity key (base64) the agent pinned; undefined until it is known (then every call gets unavailable). */
+  colonyPublicKey: () => string | undefined;
+  /** Larger request bodies are refused before they are read (default 1 MiB). */
+  maxBodyBytes?: number;
   host?: string;
   port?: number;
   control?: AgentControlHandlers;
@@ -66,12 +66,14 @@ export async function startAgentApi(options: {
   debug?: UprobeCollectors;
 }): Promise<AgentApiServer> {
   const { store } = options;
-  const handler = connectNodeAdapter({
-    interceptors: [proofInterceptor(options.secret, options.agentId)],
+  const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes;
+  const handler = colonyCallHandler({
+    maxBodyBytes,
     routes: (router) => {
       if (options.control) {
         router.service(FeatureFlagControlService, options.control.flags);
         router.service(RollbackControlService, options.control.rollback);
+        router.service(RollbackPlanService, options.control.rollbackPlan);
       }
       if (options.debug) router.service(AgentDebugService, agentDebugService(options.debug));
       router.service(AgentService, {
@@ -109,7 +111,10 @@ export async function startAgentApi(options: {
       });
     },
   });
-  const server = http.createServer(handler);
+  const guarded = colonyGuard({ agentId: options.agentId, colonyPublicKey: options.colonyPublicKey, maxBodyBytes }, handler);
+  const server = http.createServer(guarded);
+  // Expect: 100-continue goes through the guard too, so a refused client never sends its body.
+  server.on("checkContinue", guarded);
   server.listen(options.port ?? 0, options.host ?? "127.0.0.1");
   await once(server, "listening");
   const port = (server.address() as AddressInfo).port;

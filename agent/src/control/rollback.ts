@@ -1,18 +1,26 @@
 // Runs one rollback on the agent's side: the app's handler through the SDK,
-// or the systemd / kubernetes commands the colony planned. Only systemctl
-// and kubectl may be run. When a command fails, the undo commands the colony
-// planned put back what ran before (kubernetes: to the revision recorded
-// before the first command). A repeated rollback id (the colony restarted and
-// asks again) joins the first run instead of running twice.
+// or the systemd / kubernetes commands this agent plans from its own
+// configuration (rollback-plan.ts); the colony sends only the intent. When a
+// command fails, the undo puts back what ran before (kubernetes: to the
+// revision recorded before the first command). A repeated rollback id (the
+// colony restarted and asks again) joins the first run instead of running twice.
 import { execFile } from "node:child_process";
 import { ConnectError, Code } from "@connectrpc/connect";
-import { RollbackStrategy, type ExecuteRollbackRequest, type ExecuteRollbackResponse } from "@coral/proto/gen/coral/control/v1/rollback_pb";
+import {
+  RollbackStrategy,
+  type ExecuteRollbackRequest,
+  type ExecuteRollbackResponse,
+  type PlanRollbackRequest,
+  type PlanRollbackResponse,
+} from "@coral/proto/gen/coral/control/v1/rollback_pb";
+import { rollbackConfigProblems, type AgentRollbackConfig } from "./rollback-config.ts";
+import { defaultTimeoutSeconds, planRollback, revisionPlaceholder, strategyWord, type RollbackPlan } from "./rollback-plan.ts";
 import type { SdkLink } from "./sdk-link.ts";
 
-const allowedTools = new Set(["systemctl", "kubectl"]);
-const toolFor: Partial<Record<RollbackStrategy, string>> = { [RollbackStrategy.SYSTEMD]: "systemctl", [RollbackStrategy.KUBERNETES]: "kubectl" };
-
 type Result = Omit<ExecuteRollbackResponse, "$typeName" | "$unknown">;
+type PlanAnswer = Omit<PlanRollbackResponse, "$typeName" | "$unknown">;
+
+const rollbackIdPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 function run(argv: string[], timeoutMs: number): Promise<{ code: number | string; output: string; stdout: string }> {
   return new Promise((resolve) => {
@@ -24,16 +32,43 @@ function run(argv: string[], timeoutMs: number): Promise<{ code: number | string
   });
 }
 
+export interface RollbackExecutorOptions {
+  /** The component this agent observes: it refuses another's rollback. */
+  serviceName: string;
+  config?: AgentRollbackConfig;
+  sdk: SdkLink;
+  log?: { info(obj: object, msg?: string): void };
+}
+
 export class RollbackExecutor {
   private readonly runs = new Map<string, Promise<Result>>();
+  private readonly config: AgentRollbackConfig;
 
-  constructor(private readonly sdk: SdkLink) {}
+  constructor(private readonly options: RollbackExecutorOptions) {
+    this.config = options.config ?? {};
+    const problems = rollbackConfigProblems(this.config);
+    if (problems.length) throw new Error(problems.join("; "));
+  }
+
+  /** What execute would run for this intent; runs nothing. */
+  plan(req: PlanRollbackRequest): PlanAnswer {
+    const p = this.planFor(req);
+    return {
+      strategy: p.strategy,
+      commands: p.commands.map((c) => c.join(" ")),
+      undoCommands: p.undo.map((c) => c.join(" ")),
+      recordRevision: p.recordRevision.join(" "),
+    };
+  }
 
   execute(req: ExecuteRollbackRequest): Promise<Result> {
-    if (!req.rollbackId) throw new ConnectError("rollback_id is required", Code.InvalidArgument);
+    if (!rollbackIdPattern.test(req.rollbackId)) throw new ConnectError("rollback_id: 1-64 letters, digits and \"._-\" is required", Code.InvalidArgument);
     let running = this.runs.get(req.rollbackId);
     if (!running) {
-      running = this.start(req);
+      // Planning throws (bad intent, strategy not configured) before anything is kept or run.
+      const plan = this.planFor(req);
+      this.options.log?.info({ rollback_id: req.rollbackId, strategy: strategyWord[plan.strategy], target: req.targetVersion, reason: req.reason.slice(0, 200) }, "Rolling back");
+      running = this.start(req, plan);
       this.runs.set(req.rollbackId, running);
       // Forget finished runs after a while; the colony keeps the history.
       void running.finally(() => setTimeout(() => this.runs.delete(req.rollbackId), 10 * 60_000).unref());
@@ -41,23 +76,30 @@ export class RollbackExecutor {
     return running;
   }
 
-  private async start(req: ExecuteRollbackRequest): Promise<Result> {
-    const timeoutMs = Math.max(1, req.timeoutSeconds || 300) * 1000;
-    if (req.strategy === RollbackStrategy.SDK) {
+  private planFor(req: PlanRollbackRequest | ExecuteRollbackRequest): RollbackPlan {
+    return planRollback(req, {
+      service: this.options.serviceName,
+      config: this.config,
+      hasSdkHandler: this.options.sdk.last()?.info.rollbackHandler === true,
+    });
+  }
+
+  private async start(req: ExecuteRollbackRequest, plan: RollbackPlan): Promise<Result> {
+    const timeoutMs = (req.timeoutSeconds || defaultTimeoutSeconds) * 1000;
+    if (plan.strategy === RollbackStrategy.SDK) {
       try {
-        const res = await this.sdk.executeRollback(req, timeoutMs);
+        const res = await this.options.sdk.executeRollback(req, timeoutMs);
         return { success: res.success, message: res.message, steps: res.steps, reverted: res.reverted, undoSteps: res.undoSteps, undoError: res.undoError };
       } catch (err) {
         return failure(ConnectError.from(err).rawMessage, []);
       }
     }
-    const tool = toolFor[req.strategy];
-    if (!tool) return failure(`the agent cannot run strategy ${RollbackStrategy[req.strategy] ?? req.strategy}`, []);
-    const strategy = RollbackStrategy[req.strategy]!.toLowerCase();
+    const tool = plan.tool!;
+    const strategy = strategyWord[plan.strategy];
 
     // The live revision, recorded before anything changes, is where an undo goes back to.
     let revision = "";
-    const record = req.recordRevision?.argv ?? [];
+    const record = plan.recordRevision;
     if (record.length > 0) {
       const recorded = await runSteps([record], tool, strategy, timeoutMs);
       revision = recorded.stdout.trim();
@@ -66,14 +108,14 @@ export class RollbackExecutor {
         return failure(`could not record the live revision, so nothing was changed: "${record.join(" ")}" printed "${revision.slice(0, 80)}", not a revision number`, recorded.steps);
     }
 
-    const forward = await runSteps(req.commands.map((c) => c.argv), tool, strategy, timeoutMs);
+    const forward = await runSteps(plan.commands, tool, strategy, timeoutMs);
     const steps = record.length > 0 ? [`${record.join(" ")} → revision ${revision}`, ...forward.steps] : forward.steps;
-    if (!forward.error) return { success: true, message: `ran ${req.commands.length} ${tool} command(s)`, steps, reverted: false, undoSteps: [], undoError: "" };
-    // Nothing ran (a refused command, no tool): nothing changed, so nothing to undo.
-    if (req.undoCommands.length === 0 || forward.ran === 0) return failure(forward.error, steps);
+    if (!forward.error) return { success: true, message: `ran ${plan.commands.length} ${tool} command(s)`, steps, reverted: false, undoSteps: [], undoError: "" };
+    // Nothing ran (no tool): nothing changed, so nothing to undo.
+    if (plan.undo.length === 0 || forward.ran === 0) return failure(forward.error, steps);
 
-    const undoArgv = req.undoCommands.map((c) => c.argv.map((a) => a.replaceAll("{revision}", revision)));
-    if (undoArgv.some((argv) => argv.some((a) => a.includes("{revision}"))))
+    const undoArgv = plan.undo.map((argv) => argv.map((a) => a.replaceAll(revisionPlaceholder, revision)));
+    if (undoArgv.some((argv) => argv.some((a) => a.includes(revisionPlaceholder))))
       return { ...failure(forward.error, steps), undoError: "the undo needs the live revision, and none was recorded before the first step" };
     const undo = await runSteps(undoArgv, tool, strategy, timeoutMs);
     return { success: false, message: forward.error, steps, reverted: !undo.error, undoSteps: undo.steps, undoError: undo.error };
@@ -95,10 +137,8 @@ async function runSteps(commands: string[][], tool: string, strategy: string, ti
   let stdout = "";
   for (const argv of commands) {
     const line = argv.join(" ");
-    if (argv.length === 0 || argv[0] !== tool || !allowedTools.has(argv[0])) {
-      steps.push(`${line} → refused`);
-      return { steps, error: `refusing to run "${line}": the ${tool} strategy runs only ${tool}`, stdout, ran: steps.length - 1 };
-    }
+    // The plan builds only `tool` commands; this guards the planner, not the colony.
+    if (argv[0] !== tool) throw new Error(`rollback plan error: "${line}" is not a ${tool} command`);
     const result = await run(argv, timeoutMs);
     if (result.code === "ENOENT") {
       steps.push(`${line} → not installed`);

@@ -1,13 +1,15 @@
 // The agent's side of the app's Coral SDK: finds it (the --sdk port, or the
-// announcement file of the observed pid), polls its health and info for the
-// heartbeat, and hands it the service's flag set: again whenever the SDK
-// comes (back) up, so a restarted app or agent never keeps a stale set.
+// announcement file of the observed pid, trusted only in a folder of the
+// process's own user that nobody else can write: see findAnnouncement),
+// polls its health and info for the heartbeat, and hands it the service's
+// flag set: again whenever the SDK comes (back) up, so a restarted app or
+// agent never keeps a stale set. Every call carries the SDK's token.
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { FeatureFlagControlService, type SyncFlagsRequest } from "@coral/proto/gen/coral/control/v1/flags_pb";
 import { RollbackControlService, type ExecuteRollbackRequest, type ExecuteRollbackResponse } from "@coral/proto/gen/coral/control/v1/rollback_pb";
 import { CoralAppService, type GetHealthResponse, type GetInfoResponse } from "@coral/proto/gen/coral/sdk/v1/sdk_pb";
-import { readAnnouncement, sdkAnnounceDir, sdkTokenHeader } from "@coral/sdk";
+import { findAnnouncement, sdkTokenHeader } from "@coral/sdk";
 
 export interface SdkReport {
   info: GetInfoResponse;
@@ -24,6 +26,7 @@ interface Clients {
 export interface SdkLinkOptions {
   /** From `coral connect --sdk PORT`; else the announcement of the observed pid. */
   port?: number;
+  /** A folder to look in first (CORAL_SDK_DIR); else where the observed process's user announces. */
   announceDir?: string;
   logger: { info(obj: object, msg?: string): void; debug(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
 }
@@ -34,6 +37,8 @@ export class SdkLink {
   private flags: SyncFlagsRequest | undefined;
   /** The flag set the SDK holds was delivered on this connection key. */
   private deliveredOn = "";
+  /** Refusals already logged, so each is said once. */
+  private readonly warned = new Set<string>();
 
   constructor(private readonly options: SdkLinkOptions) {}
 
@@ -94,11 +99,23 @@ export class SdkLink {
     }
   }
 
+  private find(pid: number) {
+    const { announcement, refused } = findAnnouncement(pid, { dir: this.options.announceDir ?? process.env.CORAL_SDK_DIR });
+    for (const reason of refused) {
+      if (this.warned.has(reason)) continue;
+      if (this.warned.size > 100) this.warned.clear();
+      this.warned.add(reason);
+      this.options.logger.warn({ pid, reason }, "Ignoring an SDK announcement the observed process's user does not own alone");
+    }
+    return announcement;
+  }
+
   private connect(pid: number): Clients | undefined {
-    const announced = pid > 0 ? readAnnouncement(pid, this.options.announceDir ?? sdkAnnounceDir()) : null;
+    const announced = pid > 0 ? this.find(pid) : null;
     const port = this.options.port ?? announced?.port;
     if (!port) return (this.clients = undefined);
-    const token = announced?.token ?? process.env.CORAL_SDK_TOKEN ?? "";
+    // An announcement's token is for its own port only; --sdk elsewhere needs CORAL_SDK_TOKEN.
+    const token = (announced?.port === port ? announced.token : undefined) ?? process.env.CORAL_SDK_TOKEN ?? "";
     const key = `127.0.0.1:${port}/${token}`;
     if (this.clients?.key === key) return this.clients;
     const withToken: Interceptor = (next) => (req) => {

@@ -14,11 +14,12 @@ import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { backoffMs, sleep } from "@coral/common/async";
 import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import { startAgentApi, type AgentApiServer } from "../api/server.ts";
-import { RollbackExecutor, SdkLink } from "../control/index.ts";
+import { RollbackExecutor, SdkLink, type AgentRollbackConfig } from "../control/index.ts";
 import { UprobeCollectors } from "../debug/collectors.ts";
 import { ProcessWatcher, probeHealth, scrapePrometheus, type HealthResult, type ProcessSnapshot, type TcpConnection } from "../observe/index.ts";
-import { Publisher, openAgentStore, type AgentStore, type MetricPoint } from "../storage/index.ts";
-import { ColonyLink, needsReRegistration, type HeartbeatInfo } from "./colony-link.ts";
+import { Publisher, openAgentStore, type DropCounters, type OutboxBounds, type AgentStore, type MetricPoint } from "../storage/index.ts";
+import { ColonyLink, needsReRegistration, type HeartbeatInfo, type Invitation } from "./colony-link.ts";
+import { loadAgentIdentity } from "./identity.ts";
 
 export interface AgentLogger {
   info(obj: object, msg?: string): void;
@@ -31,8 +32,14 @@ export interface AgentOptions {
   serviceName: string;
   port: number;
   colonyUrl: string;
-  /** Colony secret (hex), from the join token or the local colony's keys. */
-  secret: string;
+  /**
+   * The invitation from the join token (or the local colony, or
+   * CORAL_ENROLL_SECRET); needed until the colony has enrolled this agent's
+   * key, ignored after.
+   */
+  invitation?: Invitation;
+  /** The colony's identity key (base64) from the join token; pinned. Else the colony proves it over the invitation. */
+  colonyPubkey?: string;
   healthUrl?: string;
   metricsUrl?: string;
   tags?: Record<string, string>;
@@ -46,13 +53,19 @@ export interface AgentOptions {
   retentionMs?: number;
   /** The app's Coral SDK port (coral connect --sdk); else found from the SDK's announcement. */
   sdkPort?: number;
-  /** Where SDKs announce themselves (default CORAL_SDK_DIR or <tmpdir>/coral-sdk). */
+  /** Where SDKs announce themselves (default: CORAL_SDK_DIR, else the observed process owner's private folder, see @coral/sdk). */
   sdkAnnounceDir?: string;
   logger: AgentLogger;
   /** The agent's mesh address (wireguard mode): its API listens there and the colony is told so. */
   meshAddress?: string;
   /** Live debugging: at most this many uprobe collectors at once (default 10). */
   maxDebugSessions?: number;
+  /** What this agent may run for a systemd or kubernetes rollback (coral connect --rollback-*); the colony sends only intents. */
+  rollback?: AgentRollbackConfig;
+  /** The API refuses larger request bodies before reading them (default 1 MiB). */
+  apiMaxBodyBytes?: number;
+  /** The outbox's bounds (default 64 MiB and 24 h): beyond them the oldest batches are dropped, counted and reported. */
+  outbox?: Partial<OutboxBounds>;
   /** Called for what a person watching `coral connect` wants to see. */
   onNotice?: (notice: AgentNotice) => void;
 }
@@ -69,7 +82,7 @@ export interface RunningAgent extends AsyncDisposable {
   agentId: string;
   store: AgentStore;
   apiUrl: string;
-  stats(): Promise<{ enqueued: number; published: number; pending: number; registered: boolean }>;
+  stats(): Promise<{ enqueued: number; published: number; pending: number; registered: boolean; dropped: DropCounters }>;
   /** Batches this run of the agent queued for the colony (also after close). */
   enqueued(): number;
   /** Computes and enqueues a summary batch now (also runs on its timer). */
@@ -95,6 +108,14 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const dataDir = resolve(options.dataDir);
   await mkdir(dataDir, { recursive: true });
   const agentId = await agentIdFor(dataDir, options.serviceName);
+  const identity = await loadAgentIdentity(dataDir);
+  if (options.colonyPubkey) {
+    if (identity.colonyPubkey && identity.colonyPubkey !== options.colonyPubkey)
+      throw new Error(
+        `this agent (${dataDir}) belongs to another colony (key ${identity.colonyPubkey.slice(0, 12)}…) than the join token's (${options.colonyPubkey.slice(0, 12)}…); use another --data-dir for the new colony`,
+      );
+    identity.colonyPubkey = options.colonyPubkey;
+  }
   const store = await openAgentStore(join(dataDir, "agent.duckdb"), {
     retentionMs: options.retentionMs,
     logger: (level, msg, fields) => log[level](fields ?? {}, msg),
@@ -124,11 +145,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     onError: (id, err) => log.warn({ collector_id: id, err: String(err) }, "could not store uprobe events"),
   });
   const sdk = new SdkLink({ port: options.sdkPort, announceDir: options.sdkAnnounceDir, logger: log });
-  const rollbacks = new RollbackExecutor(sdk);
+  const rollbacks = new RollbackExecutor({ serviceName: options.serviceName, config: options.rollback, sdk, log });
   const api: AgentApiServer = await startAgentApi({
     store,
-    secret: options.secret,
     agentId,
+    // Read on every call: the pinned key can arrive later (enrollment).
+    colonyPublicKey: () => identity.colonyPubkey || undefined,
+    maxBodyBytes: options.apiMaxBodyBytes,
     host: options.meshAddress,
     debug,
     control: {
@@ -146,11 +169,14 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           return res;
         },
       },
+      rollbackPlan: { planRollback: (req) => rollbacks.plan(req) },
     },
   });
   const link = new ColonyLink({
     colonyUrl: options.colonyUrl,
-    secret: options.secret,
+    identity,
+    dataDir,
+    invitation: options.invitation,
     agentId,
     serviceName: options.serviceName,
     port: options.port,
@@ -185,6 +211,14 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       await js.publish(`${subjectPrefix}.${subject}`, payload, { headers: h, timeout: 10_000 });
       published++;
     },
+    // Rows bigger than the server takes are split to fit.
+    maxPayload: () => nc?.info?.max_payload,
+    outboxBounds: options.outbox,
+    // A drop is reported to the colony as an event (sent once NATS is back).
+    onDrop: (drop) =>
+      void recordEvent("outbox.dropped", { reason: drop.reason, rows: drop.rows, bytes: drop.bytes, items: drop.items, batch_ids: drop.batchIds.slice(0, 5) }).catch(
+        (err: unknown) => log.warn({ err: String(err) }, "could not record an outbox drop"),
+      ),
   });
 
   type BatchParts = Pick<MessageInitShape<typeof TelemetryBatchSchema>, "metrics" | "events" | "connections">;
@@ -351,12 +385,21 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   // NATS may be down when we start: keep trying in the background while the
   // outbox holds what we produce.
   let natsConnecting = false;
-  const connectNats = async (creds: { url: string; user: string; password: string }) => {
+  const connectNats = async (creds: { url: string; user: string; password: string; inboxPrefix?: string }) => {
     if (natsConnecting) return;
     natsConnecting = true;
     for (let attempt = 0; !abort.signal.aborted && !nc; attempt++) {
       try {
-        nc = await connect({ servers: creds.url, user: creds.user || undefined, pass: creds.password || undefined, name: agentId, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
+        // Our own reply inbox: the colony lets each agent read only its own JetStream acks.
+        nc = await connect({
+          servers: creds.url,
+          user: creds.user || undefined,
+          pass: creds.password || undefined,
+          name: agentId,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 1000,
+          inboxPrefix: creds.inboxPrefix || undefined,
+        });
         js = jetstream(nc);
         publisher.notify();
         log.info({ url: creds.url }, "Connected to NATS");
@@ -369,6 +412,19 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     natsConnecting = false;
   };
 
+  // Each registration hands out a new NATS password (the old one stops
+  // working): drop a connection made with older credentials.
+  let natsPassword = "";
+  const reconnectNats = async (creds: { url: string; user: string; password: string; inboxPrefix?: string }) => {
+    if (nc && natsPassword === creds.password) return;
+    natsPassword = creds.password;
+    const old = nc;
+    nc = undefined;
+    js = undefined;
+    if (old) await bounded(old.close(), 2_000);
+    await connectNats(creds);
+  };
+
   // Tell the colony at once when something it shows changes.
   const soon: { beat?: () => void } = {};
 
@@ -378,7 +434,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     );
     registered = true;
     subjectPrefix = res.nats?.subjectPrefix ?? "";
-    if (res.nats && !nc) void connectNats(res.nats);
+    if (res.nats) void reconnectNats(res.nats);
     options.onNotice?.({ kind: "connected", colonyId: res.colonyId });
     log.info({ colony_id: res.colonyId, agent_id: agentId }, "Registered with colony");
     return res;
@@ -444,7 +500,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     store,
     apiUrl: api.url,
     enqueued: () => enqueued,
-    stats: async () => ({ enqueued, published, pending: await store.pendingCount(), registered }),
+    stats: async () => ({ enqueued, published, pending: await store.pendingCount(), registered, dropped: publisher.dropped() }),
     flushSummary: summarize,
     close,
     [Symbol.asyncDispose]: () => close(),

@@ -1,19 +1,33 @@
-// The agent's Connect link to its colony: Register (with the secret proof),
-// Heartbeat, Deregister. Register is retried with backoff until the colony
-// answers; a heartbeat the colony refuses (unknown or expired agent) leads
-// to a new registration.
+// The agent's Connect link to its colony: Register (signed with the agent's
+// own key; the first time with its invitation), Heartbeat, Deregister.
+// Register is retried with backoff until the colony answers; a heartbeat the
+// colony refuses (unknown or expired agent) leads to a new registration. The
+// colony's identity key is pinned: from the join token, or vouched for by the
+// colony's proof over the invitation, then kept in the identity file.
 import { hostname } from "node:os";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { backoffMs, sleep } from "@coral/common/async";
-import { makeSecretProof } from "@coral/proto";
-import { HealthStatus, MeshService, type RegisterResponse } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
+import { checkColonyProof, signRegisterRequest } from "@coral/proto";
+import { HealthStatus, MeshService, RegisterRequestSchema, type RegisterResponse } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import type { SdkReport } from "../control/index.ts";
+import { saveAgentIdentity, type AgentIdentity } from "./identity.ts";
+
+export interface Invitation {
+  invitationId: string;
+  /** 64 hex characters, from the join token. */
+  invitationSecret: string;
+}
 
 export interface ColonyLinkOptions {
   colonyUrl: string;
-  secret: string;
+  identity: AgentIdentity;
+  /** Where the identity file lives (the pinned colony key is saved there). */
+  dataDir: string;
+  /** Needed until the colony has enrolled this agent. */
+  invitation?: Invitation;
   agentId: string;
   serviceName: string;
   port: number;
@@ -22,6 +36,13 @@ export interface ColonyLinkOptions {
   agentUrl: string;
   /** Where the colony reaches the agent (default 127.0.0.1). */
   address?: string;
+  /** Called once the colony's key is known (pinned), for the agent API's checks. */
+  onColonyKey?: (publicKey: string) => void;
+}
+
+/** The colony's answer cannot be trusted; registering again will not help. */
+export class UntrustedColonyError extends Error {
+  override name = "UntrustedColonyError";
 }
 
 export interface HeartbeatInfo {
@@ -57,23 +78,43 @@ export class ColonyLink {
   }
 
   async register(signal?: AbortSignal): Promise<RegisterResponse> {
-    const proof = await makeSecretProof(this.options.secret, this.options.agentId);
-    const res = await this.client.register(
-      {
-        agentId: this.options.agentId,
-        serviceName: this.options.serviceName,
-        port: this.options.port,
-        version: this.options.version,
-        tags: this.options.tags,
-        hostname: hostname(),
-        address: this.options.address ?? "127.0.0.1",
-        agentUrl: this.options.agentUrl,
-        proof,
-      },
-      { signal, timeoutMs: 15_000 },
-    );
+    const { identity, invitation } = this.options;
+    if (!identity.enrolled && !invitation)
+      throw new ConnectError("this agent has not joined its colony yet and has no invitation: pass a join token (coral colony invite)", Code.Unauthenticated);
+    const request = create(RegisterRequestSchema, {
+      agentId: this.options.agentId,
+      serviceName: this.options.serviceName,
+      port: this.options.port,
+      version: this.options.version,
+      tags: this.options.tags,
+      hostname: hostname(),
+      address: this.options.address ?? "127.0.0.1",
+      agentUrl: this.options.agentUrl,
+    });
+    const { invitationKey: key, context } = await signRegisterRequest(request, identity.key, invitation);
+    const res = await this.client.register(request, { signal, timeoutMs: 15_000 });
+    await this.trustColony(res, key, context);
     this.token = res.agentToken;
     return res;
+  }
+
+  /** Pins the colony's key, or refuses an answer from a colony that is not the one we were invited to. */
+  private async trustColony(res: RegisterResponse, invitationKeyHex: string, context: Parameters<typeof checkColonyProof>[1]): Promise<void> {
+    const { identity } = this.options;
+    if (identity.colonyPubkey) {
+      if (res.colonyPubkey !== identity.colonyPubkey)
+        throw new UntrustedColonyError(
+          `the colony at ${this.options.colonyUrl} answered with identity key ${res.colonyPubkey.slice(0, 12)}…, not the pinned ${identity.colonyPubkey.slice(0, 12)}…; refusing it (another colony, or interception)`,
+        );
+    } else if (!invitationKeyHex || !res.colonyProof || !(await checkColonyProof(invitationKeyHex, context, res.colonyPubkey, res.colonyProof))) {
+      throw new UntrustedColonyError(`the colony at ${this.options.colonyUrl} could not prove it issued this agent's invitation; refusing it`);
+    }
+    if (identity.colonyPubkey !== res.colonyPubkey || !identity.enrolled) {
+      identity.colonyPubkey = res.colonyPubkey;
+      identity.enrolled = true;
+      await saveAgentIdentity(this.options.dataDir, identity);
+    }
+    this.options.onColonyKey?.(res.colonyPubkey);
   }
 
   /** Registers, retrying with backoff (up to 30 s apart) until it works or `signal` aborts. */
@@ -82,9 +123,10 @@ export class ColonyLink {
       try {
         return await this.register(signal);
       } catch (err) {
+        if (err instanceof UntrustedColonyError) throw err;
         const ce = ConnectError.from(err);
-        // A wrong secret or bad request will not fix itself.
-        if (ce.code === Code.InvalidArgument || (ce.code === Code.Unauthenticated && /proof does not match/.test(ce.rawMessage))) throw ce;
+        // A refused identity, a spent invitation or a bad request will not fix itself.
+        if (ce.code === Code.InvalidArgument || ce.code === Code.Unauthenticated || ce.code === Code.PermissionDenied) throw ce;
         signal.throwIfAborted();
         // 0.5 s doubling up to 30 s, each wait a random point in its upper half.
         const delay = backoffMs(attempt, 500, 30_000, { jitter: "equal" });

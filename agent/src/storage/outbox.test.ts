@@ -128,3 +128,38 @@ describe("outbox", () => {
     await expect(t.open("bad.duckdb", { backoff: { baseMs: 0 } })).rejects.toThrow(/backoff.baseMs/);
   });
 });
+
+describe("outbox bounds", () => {
+  const kib = (n: number) => new Uint8Array(n * 1024);
+
+  it("drops the oldest rows beyond the byte bound, keeping the newest that fit", async () => {
+    await using t = await tempStores();
+    const store = await t.open();
+    for (let i = 1; i <= 5; i++) await store.enqueue({ batchId: `b${i}`, subject, payload: kib(10), at: at(i) });
+    expect(await store.pendingBytes()).toBe(50 * 1024);
+    const trimmed = await store.trimOutbox(at(10), { maxBytes: 25 * 1024 });
+    expect(trimmed).toMatchObject({ rows: 3, bytes: 30 * 1024, bySize: 3, byAge: 0, oldest: at(1), batchIds: ["b1", "b2", "b3"] });
+    expect((await store.peek(10)).map((r) => r.batchId)).toEqual(["b4", "b5"]);
+    // Within bounds now: nothing more goes.
+    expect((await store.trimOutbox(at(10), { maxBytes: 25 * 1024 })).rows).toBe(0);
+  });
+
+  it("drops rows older than the age bound", async () => {
+    await using t = await tempStores();
+    const store = await t.open();
+    await store.enqueue({ batchId: "old", subject, payload: bytes(1), at: at(0) });
+    await store.enqueue({ batchId: "new", subject, payload: bytes(2), at: at(3_600) });
+    const trimmed = await store.trimOutbox(at(3_600 + 60), { maxAgeMs: 30 * 60_000 });
+    expect(trimmed).toMatchObject({ rows: 1, bytes: 1, byAge: 1, bySize: 0, batchIds: ["old"] });
+    expect((await store.peek(10)).map((r) => r.batchId)).toEqual(["new"]);
+  });
+
+  it("keeps everything by default (64 MiB, 24 h) and refuses nonsense bounds", async () => {
+    await using t = await tempStores();
+    const store = await t.open();
+    await store.enqueue({ batchId: "b", subject, payload: kib(100), at: at(0) });
+    expect((await store.trimOutbox(at(23 * 3_600))).rows).toBe(0);
+    expect((await store.trimOutbox(at(25 * 3_600))).rows).toBe(1);
+    await expect(store.trimOutbox(at(0), { maxBytes: 0 })).rejects.toThrow(/maxBytes/);
+  });
+});

@@ -1,11 +1,13 @@
 // The outbox: telemetry batches waiting for a JetStream acknowledgement. A row
 // is enqueued once per batch id, read in seq order, deleted by ack and pushed
-// back with exponential backoff by fail(). Nothing else deletes it, so a
-// colony or NATS outage, or an agent restart, loses nothing.
+// back with exponential backoff by fail(). A colony or NATS outage, or an agent
+// restart, loses nothing, up to the outbox's bounds: trim() drops the oldest
+// rows beyond a total size or age (defaults 64 MiB, 24 h) and says what it
+// dropped, so the caller can count and report it. Nothing else deletes a row.
 import { blobValue } from "@duckdb/node-api";
 import { backoffMs } from "@coral/common/async";
 import { all, checkDate, checkLimit, date, exec, num, str, strOrNull, ts, type Conn, type Row } from "./sql.ts";
-import type { BackoffPolicy, OutboxEntry, OutboxInput, OutboxRetry } from "./types.ts";
+import type { BackoffPolicy, OutboxBounds, OutboxEntry, OutboxInput, OutboxRetry, OutboxTrim } from "./types.ts";
 
 export const defaultBackoff: Readonly<BackoffPolicy> = Object.freeze({ baseMs: 1_000, capMs: 60_000 });
 
@@ -114,5 +116,56 @@ export async function fail(
 
 export async function pendingCount(conn: Conn): Promise<number> {
   const rows = await all(conn, "SELECT count(*) AS n FROM outbox");
+  return num(rows[0]?.n);
+}
+
+export const defaultOutboxBounds: Readonly<OutboxBounds> = Object.freeze({ maxBytes: 64 * 1024 * 1024, maxAgeMs: 24 * 60 * 60_000 });
+
+export function resolveOutboxBounds(partial: Partial<OutboxBounds> = {}): OutboxBounds {
+  const bounds = { ...defaultOutboxBounds, ...partial };
+  for (const key of ["maxBytes", "maxAgeMs"] as const) {
+    const v = bounds[key];
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new RangeError(`outbox bound ${key} must be a positive number, got ${String(v)}`);
+  }
+  return bounds;
+}
+
+/**
+ * Writer side. Drops the oldest rows while the outbox holds more than
+ * maxBytes of payload, and every row created before now - maxAgeMs.
+ */
+export async function trim(conn: Conn, bounds: OutboxBounds, now: Date): Promise<OutboxTrim> {
+  const cutoff = ts(new Date(checkDate(now, "now").getTime() - bounds.maxAgeMs));
+  // newer_bytes: this row and every newer one; beyond maxBytes, this row is among the oldest to go.
+  const rows = await all(
+    conn,
+    `SELECT seq, batch_id, created_at, bytes, newer_bytes FROM (
+       SELECT seq, batch_id, created_at, octet_length(payload) AS bytes,
+              sum(octet_length(payload)) OVER (ORDER BY seq DESC ROWS UNBOUNDED PRECEDING) AS newer_bytes
+       FROM outbox)
+     WHERE newer_bytes > $1 OR created_at < $2
+     ORDER BY seq`,
+    [bounds.maxBytes, cutoff],
+  );
+  const result: OutboxTrim = { rows: 0, bytes: 0, byAge: 0, bySize: 0, oldest: null, batchIds: [] };
+  if (rows.length === 0) return result;
+  const seqs = rows.map((r) => num(r.seq));
+  for (let i = 0; i < seqs.length; i += 1000) {
+    const chunk = seqs.slice(i, i + 1000);
+    await exec(conn, `DELETE FROM outbox WHERE seq IN (${chunk.map((_, j) => `$${j + 1}`).join(", ")})`, chunk);
+  }
+  for (const r of rows) {
+    result.rows++;
+    result.bytes += num(r.bytes);
+    if (num(r.newer_bytes) > bounds.maxBytes) result.bySize++;
+    else result.byAge++;
+    if (result.batchIds.length < 10) result.batchIds.push(str(r.batch_id));
+  }
+  result.oldest = date(rows[0]!.created_at);
+  return result;
+}
+
+export async function pendingBytes(conn: Conn): Promise<number> {
+  const rows = await all(conn, "SELECT coalesce(sum(octet_length(payload)), 0) AS n FROM outbox");
   return num(rows[0]?.n);
 }

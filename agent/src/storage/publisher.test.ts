@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { Publisher, type AgentStore, type PublishFn, type StorageLogger } from "./index.ts";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
+import { Publisher, type AgentStore, type OutboxDrop, type PublishFn, type StorageLogger } from "./index.ts";
 import { tempStores, waitFor } from "./testing.ts";
 
 // The publish function here stands in for the NATS wire (JetStream publish with
@@ -175,4 +178,76 @@ describe("Publisher", () => {
     expect(publisher.running).toBe(false);
     await publisher.stop();
   });
+
+  it("splits a row bigger than the server's max payload, sends every part under it, then acks the row", async () => {
+    await using t = await tempStores();
+    const store = await t.open();
+    const when = timestampFromDate(new Date());
+    const batch = create(TelemetryBatchSchema, {
+      batchId: "big",
+      agentId: "agent-1",
+      serviceName: "api",
+      metrics: Array.from({ length: 15_000 }, (_, i) => ({ metricName: `prom_series_${i}`, interval: "1m", timestamp: when, p50: 1, count: 1n })),
+    });
+    await store.enqueue({ batchId: "big", subject, payload: toBinary(TelemetryBatchSchema, batch) });
+    await store.enqueue({ batchId: "after", subject, payload: new Uint8Array([1]) });
+    const { deliveries, publish } = recorder();
+    const maxPayload = 128 * 1024;
+    await using publisher = new Publisher({ store, publish, maxPayload: () => maxPayload, headroomBytes: 1024 });
+    publisher.start();
+    await waitFor("the row after the big one", () => deliveries.some((d) => d.msgId === "after"));
+    const parts = deliveries.filter((d) => d.msgId !== "after");
+    expect(parts.length).toBeGreaterThan(1);
+    expect(parts.every((d) => d.payload.length <= maxPayload - 1024)).toBe(true);
+    const names = parts.flatMap((d) => fromBinary(TelemetryBatchSchema, new Uint8Array(d.payload)).metrics.map((m) => m.metricName));
+    expect(names).toEqual(batch.metrics.map((m) => m.metricName));
+    expect(parts.map((d) => d.msgId)).toEqual(parts.map((_, i) => `big:${i + 1}/${parts.length}:${maxPayload - 1024}`));
+    await waitFor("the outbox to drain", async () => (await store.pendingCount()) === 0);
+    expect(publisher.dropped()).toEqual({ rows: 0, bytes: 0, items: 0 });
+  });
+
+  it("drops, counts and reports a row that is not a batch instead of blocking the outbox", async () => {
+    await using t = await tempStores();
+    const store = await t.open();
+    await store.enqueue({ batchId: "junk", subject, payload: new Uint8Array(5_000).fill(0xff) });
+    await store.enqueue({ batchId: "next", subject, payload: new Uint8Array([2]) });
+    const drops: OutboxDrop[] = [];
+    const { deliveries, publish } = recorder();
+    await using publisher = new Publisher({ store, publish, maxPayload: () => 4_096, headroomBytes: 1_024, onDrop: (d) => drops.push(d) });
+    publisher.start();
+    await waitFor("the next row", () => deliveries.length === 1);
+    expect(deliveries[0]!.msgId).toBe("next");
+    expect(drops).toEqual([{ reason: "undecodable", rows: 1, bytes: 5_000, items: 0, batchIds: ["junk"] }]);
+    expect(publisher.dropped()).toEqual({ rows: 1, bytes: 5_000, items: 0 });
+  });
+
+  it("keeps the outbox within its bounds while the colony is unreachable, dropping the oldest with a report", async () => {
+    await using t = await tempStores();
+    const store = await t.open("agent.duckdb", { backoff: fastBackoff });
+    const drops: OutboxDrop[] = [];
+    const warnings: string[] = [];
+    const down = new Publisher({
+      store,
+      publish: async () => {
+        throw new Error("no responders");
+      },
+      outboxBounds: { maxBytes: 3_000 },
+      trimIntervalMs: 1,
+      onDrop: (d) => drops.push(d),
+      logger: (level, msg) => level === "warn" && warnings.push(msg),
+    });
+    down.start();
+    for (let i = 0; i < 6; i++) {
+      await store.enqueue({ batchId: `b${i}`, subject, payload: new Uint8Array(1_000) });
+      down.notify();
+    }
+    await waitFor("the outbox within 3,000 bytes", async () => (await store.pendingBytes()) <= 3_000 && drops.length > 0);
+    await down.stop();
+    expect((await store.peek(10)).map((r) => r.batchId)).toEqual(["b3", "b4", "b5"]);
+    expect(drops.reduce((n, d) => n + d.rows, 0)).toBe(3);
+    expect(drops.every((d) => d.reason === "size")).toBe(true);
+    expect(down.dropped()).toEqual({ rows: 3, bytes: 3_000, items: 0 });
+    expect(warnings).toContain("outbox over its bounds: dropped the oldest batches");
+  });
 });
+

@@ -1,7 +1,7 @@
 // openAgentStore: opens (or creates) the agent's DuckDB file, migrates it and
 // wires the writer, the reader and the per-table modules.
-import { mkdir } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { chmod, mkdir } from "node:fs/promises";
+import { basename, dirname, resolve } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { startLoop, type Loop } from "./cleanup.ts";
 import { QueuedConnection } from "@coral/common/duckdb";
@@ -26,7 +26,9 @@ import type {
   MetricQuery,
   MetricSummary,
   OpenAgentStoreOptions,
+  OutboxBounds,
   OutboxEntry,
+  OutboxTrim,
   OutboxInput,
   OutboxRetry,
   ProcessSnapshot,
@@ -59,7 +61,8 @@ export async function openAgentStore(path: string, options: OpenAgentStoreOption
   const threads = options.threads ?? 2;
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
   const file = resolve(path);
-  await mkdir(dirname(file), { recursive: true });
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  await makePrivate(file);
 
   let instance: DuckDBInstance;
   try {
@@ -76,6 +79,7 @@ export async function openAgentStore(path: string, options: OpenAgentStoreOption
     writer = await QueuedConnection.open(instance, "writer");
     const report = await writer.run((c) => migrate(c));
     reader = await QueuedConnection.open(instance, "reader");
+    await makePrivate(file);
     return new DuckAgentStore(file, retentionMs, report.applied, {
       instance,
       writer,
@@ -89,6 +93,31 @@ export async function openAgentStore(path: string, options: OpenAgentStoreOption
     writer?.closeSync();
     instance.closeSync();
     throw err;
+  }
+}
+
+/**
+ * The store holds what the agent observed: owner-only, for new and existing
+ * installs alike (the file and its WAL 0600, a `.coral` folder 0700). DuckDB
+ * recreates the WAL at every checkpoint with the process umask, so the umask
+ * is narrowed to owner-only, as PostgreSQL does.
+ */
+async function makePrivate(file: string): Promise<void> {
+  try {
+    process.umask(process.umask(0o077) | 0o077);
+  } catch {
+    // Worker threads cannot change it; the chmods below still apply.
+  }
+  const dir = dirname(file);
+  const targets: Array<[string, number]> = [[file, 0o600], [`${file}.wal`, 0o600]];
+  if (basename(dir) === ".coral") targets.push([dir, 0o700]);
+  for (const [path, mode] of targets) {
+    try {
+      await chmod(path, mode);
+    } catch (err) {
+      // Missing, or not ours to change (another owner, a read-only mount).
+      if (!["ENOENT", "EPERM", "EROFS"].includes((err as NodeJS.ErrnoException).code ?? "")) throw err;
+    }
   }
 }
 
@@ -296,6 +325,15 @@ class DuckAgentStore implements AgentStore {
 
   pendingCount(): Promise<number> {
     return this.#read((c) => outbox.pendingCount(c));
+  }
+
+  pendingBytes(): Promise<number> {
+    return this.#read((c) => outbox.pendingBytes(c));
+  }
+
+  async trimOutbox(now: Date, bounds?: Partial<OutboxBounds>): Promise<OutboxTrim> {
+    const resolved = outbox.resolveOutboxBounds(bounds);
+    return this.#write((c) => outbox.trim(c, resolved, now));
   }
 
   close(): Promise<void> {

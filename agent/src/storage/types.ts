@@ -159,6 +159,27 @@ export interface OutboxEntry {
   lastError: string | null;
 }
 
+/** The outbox's bounds: beyond them the oldest rows are dropped (counted and reported). */
+export interface OutboxBounds {
+  /** Total payload bytes kept (default 64 MiB). */
+  maxBytes: number;
+  /** Rows older than this are dropped (default 24 h). */
+  maxAgeMs: number;
+}
+
+/** What trimOutbox() dropped. */
+export interface OutboxTrim {
+  rows: number;
+  bytes: number;
+  /** Rows dropped for the size bound, and for the age bound. */
+  bySize: number;
+  byAge: number;
+  /** created_at of the oldest dropped row. */
+  oldest: Date | null;
+  /** The first few dropped batch ids. */
+  batchIds: string[];
+}
+
 /** What fail() recorded. */
 export interface OutboxRetry {
   attempts: number;
@@ -287,6 +308,10 @@ export interface AgentStore extends AsyncDisposable {
   /** Records a failed attempt and schedules the next one with backoff; null when not pending. */
   fail(batchId: string, error: unknown, now: Date): Promise<OutboxRetry | null>;
   pendingCount(): Promise<number>;
+  /** Payload bytes pending in the outbox. */
+  pendingBytes(): Promise<number>;
+  /** Drops the oldest rows beyond the bounds (default 64 MiB, 24 h); returns what went. */
+  trimOutbox(now: Date, bounds?: Partial<OutboxBounds>): Promise<OutboxTrim>;
 
   /** Stops cleanup loops, waits for queued work, checkpoints and closes. Idempotent. */
   close(): Promise<void>;

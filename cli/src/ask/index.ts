@@ -43,3 +43,18 @@ export {
   type UsageSummary,
   type UsageTotals,
 } from "./usage.ts";
+export {
+  McpTrustError,
+  launchLines,
+  loadUserMcpServers,
+  mcpLaunchHash,
+  planMcpServers,
+  projectTrust,
+  terminalPrompt,
+  trustFileName,
+  trustProjectServers,
+  userMcpFileName,
+  type McpServerPlan,
+  type McpServers,
+  type TrustPrompt,
+} from "./mcp-trust.ts";

@@ -11,6 +11,7 @@ import {
   DEFAULT_BASE_URL,
   DEFAULT_MODEL,
   appendUsage,
+  McpTrustError,
   askPaths,
   checkApiKey,
   checkBaseUrl,
@@ -26,6 +27,7 @@ import {
   formatUsd,
   loadAskConfig,
   maskKey,
+  planMcpServers,
   readUsage,
   redact,
   registryAskTools,
@@ -34,6 +36,7 @@ import {
   saveApiKey,
   saveAskConfig,
   summarizeUsage,
+  terminalPrompt,
   type AskConfig,
   type AskPaths,
   type AskResult,
@@ -66,6 +69,8 @@ interface AskOptions extends RemoteOptions {
   maxRounds: number;
   /** false with --no-mcp: no external MCP servers. */
   mcp: boolean;
+  /** --trust-mcp: trust (and start) the project's MCP servers as they are now. */
+  trustMcp?: boolean;
 }
 
 const intOption = (min: number, max: number) => (value: string) => {
@@ -98,6 +103,7 @@ export function askCommand(options: AskCommandOptions = {}): Command {
     .option("--max-retries <n>", "retries of a rate-limited or failed request (default: from coral ask config, else 2)", intOption(0, 10))
     .option("--max-rounds <n>", "rounds of tool calls before the model must answer", intOption(1, 20), 8)
     .option("--no-mcp", "do not start the external MCP servers listed under mcp.servers in .coral/config.yaml")
+    .option("--trust-mcp", "trust the MCP server commands in this project's .coral/config.yaml, as they are now, and start them (recorded in $CORAL_HOME)")
     .action(async (words: string[], opts: AskOptions) => {
       const text = words.join(" ").trim();
       if (!text) throw new UsageError('what is the question? e.g. coral ask "why did frontend restart?"');
@@ -129,6 +135,8 @@ function questionHelp(question: Command): string {
     "equivalent coral commands. Usage is logged in $CORAL_HOME/ask-usage.jsonl: see coral ask cost.",
     "The tools of external MCP servers listed under mcp.servers in .coral/config.yaml are offered too, as",
     "mcp__<server>__<tool>; a server that fails to start is reported on stderr and skipped (--no-mcp: none).",
+    "The project's servers run commands from its configuration: they start only once you trust them",
+    "(--trust-mcp, or yes when asked; a change in the commands asks again). Servers in $CORAL_HOME/mcp.yaml are yours.",
   ].join("\n");
 }
 
@@ -144,9 +152,9 @@ async function askAction(question: string, opts: AskOptions, commandOptions: Ask
   const colony = colonyClient(target);
   const coralTools = commandOptions.tools ? await commandOptions.tools({ target, client: colony }) : registryAskTools({ colony, debug: serviceClient(DebugService, target) }, { explain: (err) => unreachable(err, target) });
   const client = new Anthropic({ apiKey: resolved.key, baseURL, maxRetries });
-  const mcpConfig = opts.mcp ? await externalServers(opts) : undefined;
-  await using external = mcpConfig
-    ? await ExternalMcpServers.start(mcpConfig.servers, { baseDir: mcpConfig.dir, onWarning: (message) => console.error(pc.createColors(Boolean(process.stderr.isTTY) && !process.env.NO_COLOR).yellow(`warning: ${message}`)) })
+  const mcpServers = opts.mcp ? await externalServers(opts) : undefined;
+  await using external = mcpServers
+    ? await ExternalMcpServers.start(mcpServers, { onWarning: (message) => console.error(pc.createColors(Boolean(process.stderr.isTTY) && !process.env.NO_COLOR).yellow(`warning: ${message}`)) })
     : undefined;
   const tools = [...coralTools, ...(external?.tools() ?? [])];
 
@@ -226,15 +234,27 @@ async function askAction(question: string, opts: AskOptions, commandOptions: Ask
 }
 
 /**
- * The external MCP servers of the project's .coral/config.yaml (mcp.servers):
- * the working folder's project, or without --colony-url the current colony's.
+ * The external MCP servers to start: the user's ($CORAL_HOME/mcp.yaml), and
+ * those of the project's .coral/config.yaml (the working folder's project,
+ * or without --colony-url the current colony's) once the user trusted them
+ * (mcp-trust.ts). Untrusted ones are named on stderr with how to trust them.
  */
-async function externalServers(opts: AskOptions): Promise<{ servers: Record<string, McpServerSettings>; dir: string } | undefined> {
+async function externalServers(opts: AskOptions): Promise<Record<string, McpServerSettings> | undefined> {
   const dir = opts.colonyUrl ? (existsSync(join(process.cwd(), ".coral", "config.yaml")) ? process.cwd() : undefined) : await localColonyDir(process.cwd());
-  if (!dir) return undefined;
-  const config = await loadColonyConfig(dir);
-  const servers = config.mcp?.servers ?? {};
-  return Object.keys(servers).length > 0 ? { servers, dir } : undefined;
+  const config = dir ? await loadColonyConfig(dir) : undefined;
+  const plan = await planMcpServers({
+    project: config && dir ? { dir, configPath: config.config_path, servers: config.mcp?.servers ?? {} } : undefined,
+    home: askPaths().home,
+    trustFlag: Boolean(opts.trustMcp),
+    prompt: opts.json ? undefined : terminalPrompt(),
+    trustHint: 'coral ask --trust-mcp "<question>"',
+  }).catch((err: unknown) => {
+    if (err instanceof McpTrustError) throw new UsageError(err.message);
+    throw err;
+  });
+  const c = pc.createColors(Boolean(process.stderr.isTTY) && !process.env.NO_COLOR);
+  for (const notice of plan.notices) console.error(c.yellow(notice));
+  return Object.keys(plan.servers).length > 0 ? plan.servers : undefined;
 }
 
 /** A colony that does not answer is named, with where its address came from. */

@@ -2,14 +2,14 @@
 import { spawn } from "node:child_process";
 import { openSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { encodeJoinToken } from "@coral/proto";
 import { GetStatusResponseSchema } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { Command, Option } from "commander";
 import { createLogger } from "@coral/common/log";
-import { currentColony, listColonies, loadColonyConfig, loadColonyKeys, useColony } from "@coral/colony";
+import { currentColony, listColonies, loadColonyConfig, useColony } from "@coral/colony";
 import { formatStatus } from "../format/index.ts";
 import { isAlive, readPidFile, startColony } from "@coral/colony";
 import { waitUntil } from "./wait.ts";
+import { inviteCommand, invitationsCommand } from "./invite.ts";
 import { printJson, useColor, withColony } from "./read.ts";
 
 async function projectDirOf(dir: string | undefined): Promise<string> {
@@ -156,38 +156,9 @@ function useCommand(): Command {
     });
 }
 
-function inviteCommand(): Command {
-  return new Command("invite")
-    .description("print a join token for agents (it contains the colony secret: share it like a password)")
-    .option("--dir <path>", "project folder")
-    .option("--json", "print JSON")
-    .action(async (opts: { dir?: string; json?: boolean }) => {
-      const projectDir = await projectDirOf(opts.dir);
-      const config = await loadColonyConfig(projectDir);
-      const keys = await loadColonyKeys(projectDir);
-      const token = encodeJoinToken({
-        colonyId: config.colony.colony_id,
-        discoveryUrl: config.discovery.endpoint ?? "",
-        colonyPubkey: keys.identity.publicKey,
-        secret: keys.secret,
-        colonyUrl: `http://${config.colony.api.host === "0.0.0.0" ? "127.0.0.1" : config.colony.api.host}:${config.colony.api.port}`,
-        // Agents joining over WireGuard pin the bootstrap endpoint's CA by this.
-        caFingerprint: await (await import("@coral/colony")).bootstrapCaFingerprint(join(projectDir, ".coral", "keys"), config.colony.colony_id),
-      });
-      if (opts.json) {
-        console.log(JSON.stringify({ colony_id: config.colony.colony_id, token }));
-        return;
-      }
-      console.log(`Join token for colony ${config.colony.colony_id}:\n\n  ${token}\n`);
-      console.log("Connect an agent with:");
-      console.log(`  coral connect <service> --port <port> --join ${token.slice(0, 24)}…`);
-      console.log("  or set CORAL_JOIN_TOKEN in the agent's environment.");
-    });
-}
-
 export function colonyCommand(): Command {
   const colony = new Command("colony").description("manage the colony: start, stop, status, invite agents");
-  for (const sub of [startCommand(), stopCommand(), statusCommand(), listCommand(), currentCommand(), useCommand(), inviteCommand()])
+  for (const sub of [startCommand(), stopCommand(), statusCommand(), listCommand(), currentCommand(), useCommand(), inviteCommand(), invitationsCommand()])
     colony.addCommand(sub);
   return colony;
 }

@@ -1,15 +1,19 @@
 // coral connect <service> --port N: run an agent beside one app component.
 import { spawn } from "node:child_process";
-import { existsSync, openSync } from "node:fs";
+import { existsSync, openSync, readFileSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { startAgent, type AgentNotice } from "@coral/agent";
+import { loadAgentIdentity, startAgent, type AgentNotice, type Invitation } from "@coral/agent";
 import { sleep } from "@coral/common/async";
 import { createLogger } from "@coral/common/log";
-import { DiscoveryClient, decodeJoinToken, resolveEndpoints } from "@coral/proto";
+import { DiscoveryClient, decodeJoinToken, invitationSecretPattern, resolveEndpoints, type JoinToken } from "@coral/proto";
+import { IdentityService } from "@coral/proto/gen/coral/colony/v1/identity_pb";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { coralHome, currentColony, loadColonyConfig, loadColonyKeys, parseDuration } from "@coral/colony";
+import { coralHome, currentColony, loadColonyConfig, parseDuration } from "@coral/colony";
+import { readJoinToken, withJoinOptions, type JoinTokenSource } from "./join-input.ts";
+import { rollbackConfigFrom, withRollbackOptions, type RollbackFlags } from "./rollback-flags.ts";
+import { explainError, resolveTarget, serviceClient } from "./remote.ts";
 import { decodeMeshToken, joinMesh, type MeshTarget } from "./mesh-join.ts";
 import { UsageError, parsePortOption } from "./options.ts";
 import { waitUntil } from "./wait.ts";
@@ -17,67 +21,120 @@ import { waitUntil } from "./wait.ts";
 export interface AgentTarget {
   colonyId: string;
   colonyUrl: string;
-  secret: string;
+  /** The colony's identity key, pinned from the join token (absent for CORAL_ENROLL_SECRET sidecars). */
+  colonyPubkey?: string;
+  /** How an agent that has not enrolled yet joins. */
+  invitation?: Invitation;
+  /** The local colony: a one-use invitation, made only for an agent that needs one. */
+  mintInvitation?: (service: string) => Promise<JoinToken>;
   /** Default data folder for an agent of `service`. */
   dataDirFor(service: string): string;
 }
 
 /**
  * A sidecar's colony from its environment (compose, Kubernetes): CORAL_COLONY_URL
- * and CORAL_COLONY_SECRET (shared with the colony through a secret store), so
- * no join token has to be minted after the colony starts.
+ * and CORAL_ENROLL_SECRET (the colony's standing invitation, shared through a
+ * secret store), so no join token has to be minted after the colony starts.
+ * Each agent still enrolls its own key. CORAL_COLONY_SECRET is the old name.
  */
 export function directTarget(env: Readonly<Record<string, string | undefined>>): AgentTarget | undefined {
   const colonyUrl = env.CORAL_COLONY_URL?.trim();
-  const secret = env.CORAL_COLONY_SECRET?.trim();
+  const secret = (env.CORAL_ENROLL_SECRET ?? secretFromFile(env.CORAL_ENROLL_SECRET_FILE) ?? env.CORAL_COLONY_SECRET)?.trim().toLowerCase();
   if (!colonyUrl || !secret) return undefined;
-  if (!/^[0-9a-f]{64}$/.test(secret)) throw new UsageError("CORAL_COLONY_SECRET must be 64 hex characters (the colony's secret, e.g. from: openssl rand -hex 32)");
+  if (!invitationSecretPattern.test(secret)) throw new UsageError("CORAL_ENROLL_SECRET must be 64 hex characters (the colony's, e.g. from: openssl rand -hex 32)");
   try {
     if (!["http:", "https:"].includes(new URL(colonyUrl).protocol)) throw new Error();
   } catch {
     throw new UsageError(`CORAL_COLONY_URL "${colonyUrl}" is not an http(s) URL, e.g. http://coral-colony:9000`);
   }
   const colonyId = env.CORAL_COLONY_ID?.trim() || "colony";
-  return { colonyId, colonyUrl, secret, dataDirFor: (service) => join(coralHome(env), "agents", colonyId, service) };
+  return {
+    colonyId,
+    colonyUrl,
+    invitation: { invitationId: "env", invitationSecret: secret },
+    dataDirFor: (service) => join(coralHome(env), "agents", colonyId, service),
+  };
+}
+
+/** A Docker/Kubernetes secret mounted as a file. */
+function secretFromFile(path: string | undefined): string | undefined {
+  if (!path) return undefined;
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new UsageError(`CORAL_ENROLL_SECRET_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+}
+
+/** Where the join token says the colony answers: its URL, or (through discovery, verified against its key) its endpoint. */
+async function colonyUrlOf(token: JoinToken): Promise<string> {
+  if (!token.discoveryUrl) {
+    if (!token.colonyUrl) throw new Error("the join token names neither a colony URL nor a discovery service");
+    return token.colonyUrl;
+  }
+  // Discovery is untrusted: the answer must be signed by the colony key in the token.
+  const client = new DiscoveryClient({ transport: createConnectTransport({ baseUrl: token.discoveryUrl, httpVersion: "1.1" }), url: token.discoveryUrl });
+  const answer = await client.lookupColony(token.colonyId, { pinnedKey: token.colonyPubkey });
+  const endpoint = resolveEndpoints(answer)[0];
+  const host = endpoint ? endpoint.slice(0, endpoint.lastIndexOf(":")) : "127.0.0.1";
+  // The scheme the colony's API speaks (https when it has TLS) is the token's.
+  const scheme = token.colonyUrl.startsWith("https:") ? "https" : "http";
+  return `${scheme}://${host}:${answer.connectPort}`;
+}
+
+export function tokenTarget(token: JoinToken, colonyUrl: string): AgentTarget {
+  return {
+    colonyId: token.colonyId,
+    colonyUrl,
+    colonyPubkey: token.colonyPubkey,
+    invitation: { invitationId: token.invitationId, invitationSecret: token.invitationSecret },
+    dataDirFor: (service) => join(coralHome(), "agents", token.colonyId, service),
+  };
+}
+
+export function decodeTokenOrThrow(text: string, source: string): JoinToken {
+  const decoded = decodeJoinToken(text);
+  if ("error" in decoded) throw new UsageError(`${source}: ${decoded.error}`);
+  return decoded.token;
 }
 
 /** Finds the colony an agent joins: a join token, the environment (sidecars), or the local colony. */
-export async function resolveAgentTarget(joinToken: string | undefined, projectDir = process.cwd()): Promise<AgentTarget> {
-  if (joinToken) {
-    const decoded = decodeJoinToken(joinToken);
-    if ("error" in decoded) throw new Error(`--join: ${decoded.error}`);
-    const token = decoded.token;
-    let colonyUrl = token.colonyUrl;
-    if (token.discoveryUrl) {
-      // Discovery is untrusted: the answer must be signed by the colony key in the token.
-      const client = new DiscoveryClient({ transport: createConnectTransport({ baseUrl: token.discoveryUrl, httpVersion: "1.1" }), url: token.discoveryUrl });
-      const answer = await client.lookupColony(token.colonyId, { pinnedKey: token.colonyPubkey });
-      const endpoint = resolveEndpoints(answer)[0];
-      const host = endpoint ? endpoint.slice(0, endpoint.lastIndexOf(":")) : "127.0.0.1";
-      colonyUrl = `http://${host}:${answer.connectPort}`;
-    }
-    if (!colonyUrl) throw new Error("the join token names neither a colony URL nor a discovery service");
-    return {
-      colonyId: token.colonyId,
-      colonyUrl,
-      secret: token.secret,
-      dataDirFor: (service) => join(coralHome(), "agents", token.colonyId, service),
-    };
+export async function resolveAgentTarget(join_: JoinTokenSource | undefined, projectDir = process.cwd()): Promise<AgentTarget> {
+  if (join_) {
+    const token = decodeTokenOrThrow(join_.token, join_.source);
+    return tokenTarget(token, await colonyUrlOf(token));
   }
   const direct = directTarget(process.env);
   if (direct) return direct;
   const dir = existsSync(join(projectDir, ".coral", "config.yaml")) ? projectDir : (await currentColony())?.project_dir;
   if (!dir)
-    throw new Error("no colony to join: pass --join <token> (from coral colony invite) or run this where coral init was run");
+    throw new Error("no colony to join: pass --join-file <file> (a join token from coral colony invite) or run this where coral init was run");
   const config = await loadColonyConfig(dir);
-  const keys = await loadColonyKeys(dir);
-  const host = config.colony.api.host === "0.0.0.0" ? "127.0.0.1" : config.colony.api.host;
+  const remote = await resolveTarget({}, dir);
   return {
     colonyId: config.colony.colony_id,
-    colonyUrl: `${config.colony.api.tls ? "https" : "http"}://${host}:${config.colony.api.port}`,
-    secret: keys.secret,
+    colonyUrl: remote.url,
+    // The local colony invites its own agents: the local token may (it is admin, from this machine only).
+    mintInvitation: async (service) => {
+      const res = await serviceClient(IdentityService, remote)
+        .createInvitation({ ttlSeconds: 600, maxUses: 1, note: `coral connect ${service} (local)` })
+        .catch((err: unknown) => {
+          throw explainError(err, remote);
+        });
+      return decodeTokenOrThrow(res.joinToken, "the local colony's invitation");
+    },
     dataDirFor: (service) => join(dir, ".coral", "agents", service),
   };
+}
+
+/** What startAgent needs to enroll: nothing for an enrolled agent; else the target's invitation (minted for a local colony). */
+export async function enrollmentFor(target: AgentTarget, service: string, dataDir: string): Promise<{ invitation?: Invitation; colonyPubkey?: string }> {
+  const identity = await loadAgentIdentity(dataDir);
+  if (identity.enrolled) return { colonyPubkey: target.colonyPubkey };
+  if (target.invitation) return { invitation: target.invitation, colonyPubkey: target.colonyPubkey };
+  if (!target.mintInvitation) return {};
+  const token = await target.mintInvitation(service);
+  return { invitation: { invitationId: token.invitationId, invitationSecret: token.invitationSecret }, colonyPubkey: token.colonyPubkey };
 }
 
 function tagsOption(value: string, previous: Record<string, string> = {}): Record<string, string> {
@@ -124,16 +181,19 @@ export function describeNotice(service: string, n: AgentNotice): string | undefi
   }
 }
 
-/** Re-runs this command without --daemon as a detached process, and waits until it connects. */
-async function runDetached(service: string, dataDir: string): Promise<void> {
+/**
+ * Re-runs this command without --daemon as a detached process, and waits
+ * until it connects. The join token goes through the environment, never argv.
+ */
+async function runDetached(service: string, dataDir: string, joinToken: string | undefined): Promise<void> {
   await mkdir(dataDir, { recursive: true });
   const logPath = join(dataDir, "agent.log");
-  const out = openSync(logPath, "a");
-  const args = process.argv.slice(2).filter((a) => a !== "--daemon");
+  const out = openSync(logPath, "a", 0o600);
+  const args = withoutJoinArgs(process.argv.slice(2).filter((a) => a !== "--daemon"));
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args, "--data-dir", dataDir], {
     detached: true,
     stdio: ["ignore", out, out],
-    env: process.env,
+    env: joinToken ? { ...withoutKey(process.env, "CORAL_JOIN_TOKEN_FILE"), CORAL_JOIN_TOKEN: joinToken } : process.env,
   });
   child.unref();
   await waitUntil(`the agent to connect (see ${logPath})`, 60_000, async () => {
@@ -147,8 +207,25 @@ async function runDetached(service: string, dataDir: string): Promise<void> {
   console.log(`  Stop it with: kill ${child.pid}`);
 }
 
+function withoutKey(env: NodeJS.ProcessEnv, key: string): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  delete copy[key];
+  return copy;
+}
+
+/** argv without --join/--join-file and their values. */
+export function withoutJoinArgs(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--join" || a === "--join-file") i++;
+    else if (!a.startsWith("--join=") && !a.startsWith("--join-file=")) out.push(a);
+  }
+  return out;
+}
+
 export function connectCommand(): Command {
-  return new Command("connect")
+  return withRollbackOptions(withJoinOptions(new Command("connect")))
     .description("observe one app component: its process, connections, health and metrics (the agent)")
     .argument("[service]", "component name, e.g. api (or CORAL_COMPONENT)")
     .addOption(new Option("--port <port>", "port the component listens on").env("CORAL_PORT").argParser(parsePortOption))
@@ -156,7 +233,6 @@ export function connectCommand(): Command {
     .addOption(new Option("--metrics <url>", "Prometheus endpoint to scrape").env("CORAL_METRICS_URL").argParser(urlOption))
     .addOption(new Option("--tags <k=v,...>", "labels, e.g. version=2.1.0").env("CORAL_TAGS").argParser(tagsOption))
     .addOption(new Option("--sdk <port>", "port of the app's Coral SDK (default: found from the SDK's announcement)").env("CORAL_SDK_PORT").argParser(parsePortOption))
-    .addOption(new Option("--join <token>", "join token from coral colony invite").env("CORAL_JOIN_TOKEN"))
     .addOption(new Option("--data-dir <dir>", "where the agent keeps its local data").env("CORAL_AGENT_DATA_DIR"))
     .addOption(new Option("--mesh <mode>", "loopback (same machine) or wireguard (join the colony's WireGuard mesh; needs root)").choices(["loopback", "wireguard"]).env("CORAL_MESH_MODE").default("loopback"))
     .option("--daemon", "run in the background; logs go to agent.log in the data folder")
@@ -170,27 +246,29 @@ export function connectCommand(): Command {
       tags?: Record<string, string>;
       sdk?: number;
       join?: string;
+      joinFile?: string;
       dataDir?: string;
       mesh: "loopback" | "wireguard";
       daemon?: boolean;
       sampleInterval: number;
       summaryInterval: number;
       logLevel: "debug" | "info" | "warn" | "error";
-    }) => {
+    } & RollbackFlags) => {
       const service = serviceArg ?? process.env.CORAL_COMPONENT;
       if (!service) throw new UsageError("name the component: coral connect <service> --port <port> (or set CORAL_COMPONENT)");
       if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(service))
         throw new UsageError(`"${service}" must be lowercase letters, digits and inner hyphens, e.g. api`);
       if (!opts.port) throw new UsageError("--port is required (or CORAL_PORT): the port the component listens on");
-      const meshToken = opts.mesh === "wireguard" ? decodeMeshToken(opts.join) : undefined;
-      const target = meshToken
-        ? { colonyId: meshToken.colonyId, colonyUrl: "", secret: meshToken.secret, dataDirFor: (s: string) => join(coralHome(), "agents", meshToken.colonyId, s) }
-        : await resolveAgentTarget(opts.join);
+      const rollback = rollbackConfigFrom(opts);
+      const joinToken = readJoinToken(opts);
+      const meshToken = opts.mesh === "wireguard" ? decodeMeshToken(joinToken) : undefined;
+      const target = meshToken ? tokenTarget(meshToken, "") : await resolveAgentTarget(joinToken);
       const dataDir = resolve(opts.dataDir ?? target.dataDirFor(service));
       if (opts.daemon) {
-        await runDetached(service, dataDir);
+        await runDetached(service, dataDir, joinToken?.token);
         return;
       }
+      const enrollment = await enrollmentFor(target, service, dataDir);
       const log = createLogger({ level: opts.logLevel });
       // Listen for Ctrl+C before starting, so a stop during start-up is graceful too.
       const stopped = new Promise<void>((done) => {
@@ -209,7 +287,7 @@ export function connectCommand(): Command {
           serviceName: service,
           port: opts.port,
           colonyUrl: target.colonyUrl,
-          secret: target.secret,
+          ...enrollment,
           healthUrl: opts.health,
           metricsUrl: opts.metrics,
           tags: opts.tags,
@@ -220,6 +298,7 @@ export function connectCommand(): Command {
           summaryIntervalMs: opts.summaryInterval,
           logger: log,
           meshAddress: mesh?.enrollment.meshIpv4,
+          rollback,
           onNotice: (n) => {
             if (n.kind === "connected") {
               console.log(`✓ Connected: ${service} (localhost:${opts.port})`);

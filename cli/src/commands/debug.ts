@@ -1,7 +1,7 @@
 // coral debug attach|sessions|events|detach|functions: live debugging with
 // eBPF uprobes on a component's functions, through the colony.
 import { mkdir, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { create, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
@@ -59,9 +59,24 @@ function intOption(min: number, max: number) {
   };
 }
 
+const sessionIdPattern = /^[a-z0-9-]{1,80}$/;
+
 function sessionId(value: string): string {
-  if (!/^[a-z0-9-]{1,80}$/.test(value)) throw new InvalidArgumentError("must be a session id as coral debug sessions shows it, e.g. dbg-1a2b3c4d5e");
+  if (!sessionIdPattern.test(value)) throw new InvalidArgumentError("must be a session id as coral debug sessions shows it, e.g. dbg-1a2b3c4d5e");
   return value;
+}
+
+/**
+ * The folder events.json goes to: <output-dir>/<session id>. The id comes
+ * from the colony's answer, so it must be a plain name (no "/", "..") that
+ * stays inside the output folder, or nothing is written.
+ */
+export function sessionDir(outputDir: string, id: string): string {
+  const base = resolve(outputDir);
+  const dir = resolve(base, id);
+  if (!sessionIdPattern.test(id) || dirname(dir) !== base)
+    throw new Error(`the colony answered with a session id that is not a safe folder name (${JSON.stringify(id.slice(0, 80))}); nothing was written`);
+  return dir;
 }
 
 interface AttachOptions extends RemoteOptions {
@@ -97,6 +112,14 @@ async function attach(service: string, opts: AttachOptions): Promise<void> {
       slowThresholdMs: opts.slow,
     });
     let session = res.session!;
+    // Checked now, before tracing: the id names a folder on this machine.
+    let dir: string;
+    try {
+      dir = sessionDir(opts.outputDir, session.sessionId);
+    } catch (err) {
+      await client.detachUprobe({ sessionId: session.sessionId }).catch(() => undefined);
+      throw err;
+    }
     if (!opts.json) {
       console.log(`🔍 Debug session started (session: ${session.sessionId})`);
       console.log(`📊 Function: ${session.functionName} in ${session.serviceName} (pid ${session.pid}${session.isGo ? ", Go" : ""})`);
@@ -125,7 +148,6 @@ async function attach(service: string, opts: AttachOptions): Promise<void> {
     } finally {
       process.off("SIGINT", onSigint);
     }
-    const dir = resolve(opts.outputDir, session.sessionId);
     await mkdir(dir, { recursive: true });
     const file = join(dir, "events.json");
     await writeFile(

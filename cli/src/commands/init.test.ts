@@ -39,7 +39,7 @@ describe("coral init --yes", () => {
     expect(keys.identity.publicKey).toBe(result.identityPublicKey);
     expect(keys.wireguard.publicKey).toBe(result.wireguardPublicKey);
     expect(await mode(join(dir, ".coral", "keys"))).toBe(0o700);
-    for (const name of ["identity.key", "wireguard.key", "colony.secret"]) expect(await mode(join(dir, ".coral", "keys", name))).toBe(0o600);
+    for (const name of ["identity.key", "wireguard.key"]) expect(await mode(join(dir, ".coral", "keys", name))).toBe(0o600);
     expect(await mode(join(dir, ".coral", "local.token"))).toBe(0o600);
     expect(await readLocalToken(dir)).toMatch(/^coral_local_/);
     expect(await readFile(join(dir, ".coral", ".gitignore"), "utf8")).toContain("*\n!.gitignore\n!config.yaml\n");

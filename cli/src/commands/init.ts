@@ -1,10 +1,11 @@
 // coral init: creates a colony for the project in the current folder (or --dir):
+//   .coral/              owner-only (0700): keys, tokens and data
 //   .coral/config.yaml   the colony's configuration (see ../config/schema.ts)
-//   .coral/keys/         identity, WireGuard key and colony secret (0700 / 0600)
+//   .coral/keys/         identity and WireGuard key (0700 / 0600)
 //   .coral/local.token   the CLI's admin token, accepted from loopback only
 // and registers it in $CORAL_HOME/colonies.yaml as the current colony.
 import { existsSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { Readable, Writable } from "node:stream";
@@ -156,7 +157,9 @@ export async function runInit(options: InitOptions, io: InitIo): Promise<InitRes
   env ??= defaultEnv;
 
   const colonyId = newColonyId(app, env);
-  await mkdir(join(projectDir, ".coral"), { recursive: true });
+  // Keys, tokens and data live here: owner-only (an existing folder too).
+  await mkdir(join(projectDir, ".coral"), { recursive: true, mode: 0o700 });
+  await chmod(join(projectDir, ".coral"), 0o700);
   // Keys without a config belong to no colony (an interrupted init): replace them.
   const overwrite = Boolean(options.force) || !existsSync(file);
   const keys = await createColonyKeys(projectDir, { overwrite });

@@ -1,10 +1,13 @@
 // `coral mcp server` exposes the colony to AI assistants over the Model
 // Context Protocol (stdio, or Streamable HTTP with a colony token per
 // request); `coral mcp configure` prints the block for an assistant's config.
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { Command, Option } from "commander";
-import { loadColonyConfig } from "@coral/colony";
+import { coralHome, loadColonyConfig } from "@coral/colony";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { ExternalMcpServers, keepStdoutForFrames, lazyClient, lazyColonyClient, serveStdio, startMcpHttpServer } from "../mcp/index.ts";
+import { planMcpServers, terminalPrompt } from "../ask/mcp-trust.ts";
 import { parsePortOption } from "./options.ts";
 import { colonyClient, localColonyDir, resolveTarget, serviceClient, withRemoteOptions, type RemoteOptions } from "./remote.ts";
 
@@ -48,7 +51,9 @@ function serverCommand(): Command {
       }
       const target = await resolveTarget(opts);
       if (opts.token) process.stderr.write("note: --token/CORAL_TOKEN is not used over HTTP: each assistant sends its own colony token.\n");
-      const server = await startMcpHttpServer({ colonyUrl: target.url, host: opts.host, port: opts.port });
+      // Known so it is never relayed for a remote caller (the colony trusts it from loopback, which we are).
+      const localToken = await readLocalToken();
+      const server = await startMcpHttpServer({ colonyUrl: target.url, host: opts.host, port: opts.port, localToken });
       process.stderr.write(
         `Coral MCP server listening on ${server.url} (colony ${target.url}, ${target.source}).\n` +
           "Assistants must send Authorization: Bearer <token>; create one with: coral token create --name assistant --scope read\n",
@@ -63,6 +68,13 @@ function serverCommand(): Command {
         process.once("SIGTERM", stop);
       });
     });
+}
+
+/** The local colony's .coral/local.token, if this machine has one here. */
+async function readLocalToken(): Promise<string | undefined> {
+  const dir = await localColonyDir(process.cwd()).catch(() => undefined);
+  if (!dir) return undefined;
+  return (await readFile(join(dir, ".coral", "local.token"), "utf8").catch(() => "")).trim() || undefined;
 }
 
 export interface McpClientConfig {
@@ -117,16 +129,28 @@ function serversCommand(): Command {
   return new Command("servers")
     .description("check the external MCP servers listed under mcp.servers in .coral/config.yaml (the tools coral ask gets from them)")
     .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }) => {
+    .option("--trust-mcp", "trust the MCP server commands in this project's .coral/config.yaml, as they are now (recorded in $CORAL_HOME)")
+    .action(async (opts: { json?: boolean; trustMcp?: boolean }) => {
       const dir = await localColonyDir(process.cwd());
       if (!dir) throw new Error("no Coral project here (.coral/config.yaml) and no current colony: run it in your project folder, or coral init");
       const config = await loadColonyConfig(dir);
-      const servers = config.mcp?.servers ?? {};
-      await using external = await ExternalMcpServers.start(servers, { baseDir: dir });
+      // The project's commands run only once trusted (see cli/src/ask/mcp-trust.ts).
+      const plan = await planMcpServers({
+        project: { dir, configPath: config.config_path, servers: config.mcp?.servers ?? {} },
+        home: coralHome(),
+        trustFlag: Boolean(opts.trustMcp),
+        prompt: opts.json ? undefined : terminalPrompt(),
+        trustHint: "coral mcp servers --trust-mcp",
+      });
+      for (const notice of plan.notices) process.stderr.write(`${notice}\n`);
+      if (plan.untrusted) process.exitCode = 1;
+      const servers = plan.servers;
+      await using external = await ExternalMcpServers.start(servers);
       const status = external.status();
       if (opts.json) console.log(JSON.stringify({ config_path: config.config_path, servers: status }, null, 2));
-      else if (status.length === 0) console.log(`No external MCP servers in ${config.config_path} (add them under mcp.servers).`);
-      else {
+      else if (status.length === 0) {
+        if (!plan.untrusted) console.log(`No external MCP servers in ${config.config_path} (add them under mcp.servers).`);
+      } else {
         console.log(`External MCP servers (${config.config_path}):`);
         for (const s of status) {
           const head = `  ${s.state === "ready" ? "✓" : s.state === "disabled" ? "-" : "✗"} ${s.name}: ${s.state}`;

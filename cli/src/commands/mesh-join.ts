@@ -3,7 +3,7 @@
 // pinned-CA bootstrap endpoint, bring up the agent's WireGuard interface; from
 // then on the agent talks to the colony only at its mesh address.
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { agentIdFor } from "@coral/agent";
+import { agentIdFor, loadAgentIdentity } from "@coral/agent";
 import { ensureEnrollment, interfaceNameFor, startMeshInterface, checkPrerequisites, type MeshEnrollment, type WireguardInterface } from "@coral/common/wireguard";
 import { DiscoveryClient, UnverifiedAnswerError, decodeJoinToken, resolveEndpoints, type JoinToken } from "@coral/proto";
 
@@ -11,17 +11,16 @@ export interface MeshTarget {
   colonyId: string;
   /** The colony's Connect API at its mesh address. */
   colonyUrl: string;
-  secret: string;
   agentId: string;
   enrollment: MeshEnrollment;
   iface: WireguardInterface;
   close(): Promise<void>;
 }
 
-export function decodeMeshToken(joinToken: string | undefined): JoinToken {
-  if (!joinToken) throw new Error("--mesh wireguard needs --join <token> (from coral colony invite on the colony's machine)");
-  const decoded = decodeJoinToken(joinToken);
-  if ("error" in decoded) throw new Error(`--join: ${decoded.error}`);
+export function decodeMeshToken(joinToken: { token: string; source: string } | undefined): JoinToken {
+  if (!joinToken) throw new Error("--mesh wireguard needs a join token: --join-file <file> (from coral colony invite on the colony's machine)");
+  const decoded = decodeJoinToken(joinToken.token);
+  if ("error" in decoded) throw new Error(`${joinToken.source}: ${decoded.error}`);
   const token = decoded.token;
   if (!token.discoveryUrl) throw new Error("--mesh wireguard: the join token names no discovery service; configure discovery.endpoint on the colony and invite again");
   if (!token.caFingerprint) throw new Error("--mesh wireguard: the join token has no bootstrap CA fingerprint (it is from an older colony); run coral colony invite again");
@@ -53,20 +52,23 @@ export async function joinMesh(options: {
   const { token } = options;
   const endpoint = await lookupColonyEndpoint(token);
   const agentId = await agentIdFor(options.dataDir, options.serviceName);
+  // The same key the agent signs its registrations with: enrolling here pins it.
+  const identity = await loadAgentIdentity(options.dataDir);
   const enrollment = await ensureEnrollment({
     dataDir: options.dataDir,
     agentId,
     colonyId: token.colonyId,
     colonyEndpoint: endpoint,
     caFingerprint: token.caFingerprint!,
-    secret: token.secret,
+    agentKey: identity.key,
+    invitation: { invitationId: token.invitationId, invitationSecret: token.invitationSecret },
+    colonyIdentityPubkey: token.colonyPubkey,
     log: options.log,
   });
   const iface = await startMeshInterface(enrollment, { name: process.env.CORAL_WG_INTERFACE ?? interfaceNameFor("coral", options.dataDir) });
   return {
     colonyId: token.colonyId,
     colonyUrl: `http://${enrollment.colonyMeshIpv4}:${enrollment.connectPort}`,
-    secret: token.secret,
     agentId,
     enrollment,
     iface,

@@ -2,33 +2,29 @@
 // from the CLI.
 import { createServer, connect, type Server } from "node:net";
 import { join, resolve } from "node:path";
-import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { MeshAdminService, ListPeersResponseSchema, PingPeerResponseSchema, RevokePeerResponseSchema } from "@coral/proto/gen/coral/mesh/v1/peers_pb";
+import type { DescService } from "@bufbuild/protobuf";
+import type { Client } from "@connectrpc/connect";
+import { MeshAdminService, ListPeersResponseSchema, PingPeerResponseSchema } from "@coral/proto/gen/coral/mesh/v1/peers_pb";
+import { IdentityService, RevokeAgentResponseSchema } from "@coral/proto/gen/coral/colony/v1/identity_pb";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { coralHome } from "@coral/colony";
 import { colors, columns, formatNumber, formatTime } from "../format/text.ts";
+import { readJoinToken, withJoinOptions } from "./join-input.ts";
 import { decodeMeshToken, joinMesh } from "./mesh-join.ts";
 import { UsageError } from "./options.ts";
 import { printJson, useColor } from "./read.ts";
-import { explainError, resolveTarget, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
+import { explainError, resolveTarget, serviceClient, withRemoteOptions, type RemoteOptions } from "./remote.ts";
 
-function meshClient(target: ColonyTarget): Client<typeof MeshAdminService> {
-  const bearer: Interceptor = (next) => (req) => {
-    if (target.token) req.header.set("authorization", `Bearer ${target.token}`);
-    return next(req);
-  };
-  return createClient(MeshAdminService, createConnectTransport({ baseUrl: target.url, httpVersion: "1.1", interceptors: [bearer] }));
-}
-
-async function withMesh<T>(options: RemoteOptions, run: (client: Client<typeof MeshAdminService>) => Promise<T>): Promise<T> {
+async function withService<S extends DescService, T>(service: S, options: RemoteOptions, run: (client: Client<S>) => Promise<T>): Promise<T> {
   const target = await resolveTarget(options);
   try {
-    return await run(meshClient(target));
+    return await run(serviceClient(service, target));
   } catch (err) {
     throw explainError(err, target);
   }
 }
+
+const withMesh = <T>(options: RemoteOptions, run: (client: Client<typeof MeshAdminService>) => Promise<T>) => withService(MeshAdminService, options, run);
 
 function agentIdArgument(value: string): string {
   if (!/^[A-Za-z0-9_-]{1,128}$/.test(value)) throw new InvalidArgumentError(`"${value}" is not an agent id (see coral mesh peers)`);
@@ -87,13 +83,20 @@ function pingCommand(): Command {
 }
 
 function revokeCommand(): Command {
-  return withRemoteOptions(new Command("revoke").description("remove an agent from the mesh at once (it can no longer reach the colony or enroll again)"))
-    .argument("<agent>", "agent id (see coral mesh peers)", agentIdArgument)
+  return withRemoteOptions(
+    new Command("revoke").description(
+      "revoke an agent for good, in every mesh mode: its key, API and NATS credentials, its mesh peer and the invitation it joined with",
+    ),
+  )
+    .argument("<agent>", "agent id (see coral status --json or coral mesh peers)", agentIdArgument)
     .action(async (agent: string, opts: RemoteOptions) => {
-      await withMesh(opts, async (client) => {
-        const res = await client.revokePeer({ agentId: agent });
-        if (opts.json) return printJson(RevokePeerResponseSchema, res);
-        console.log(`✓ Revoked ${agent} (${res.peer?.meshIpv4}): removed from the mesh`);
+      await withService(IdentityService, opts, async (client) => {
+        const res = await client.revokeAgent({ agentId: agent });
+        if (opts.json) return printJson(RevokeAgentResponseSchema, res);
+        console.log(`✓ Revoked ${agent}: it can no longer register, publish or enroll again under this id`);
+        if (res.natsUserRemoved) console.log("  NATS credentials removed (its connection is cut)");
+        if (res.meshPeerRemoved) console.log("  Removed from the WireGuard mesh");
+        if (res.invitationRevoked) console.log(`  Invitation ${res.agent?.invitationId} revoked too (whoever holds that join token cannot use it)`);
       });
     });
 }
@@ -129,14 +132,13 @@ function startForwarder(listen: { host: string; port: number }, to: { host: stri
 }
 
 export function proxyCommand(): Command {
-  const start = new Command("start")
+  const start = withJoinOptions(new Command("start"))
     .description("give this machine a local endpoint that forwards to the colony's API over the mesh (joins it as a peer; needs root)")
     .argument("<colony-id>", "the colony to reach")
     .option("--listen <host:port>", "local address to listen on", listenOption, { host: "localhost", port: 8000 })
-    .addOption(new Option("--join <token>", "join token from coral colony invite").env("CORAL_JOIN_TOKEN"))
     .addOption(new Option("--data-dir <dir>", "where the proxy keeps its mesh key and enrollment"))
-    .action(async (colonyId: string, opts: { listen: { host: string; port: number }; join?: string; dataDir?: string }) => {
-      const token = decodeMeshToken(opts.join);
+    .action(async (colonyId: string, opts: { listen: { host: string; port: number }; join?: string; joinFile?: string; dataDir?: string }) => {
+      const token = decodeMeshToken(readJoinToken(opts));
       if (token.colonyId !== colonyId) throw new UsageError(`the join token is for colony ${token.colonyId}, not ${colonyId}`);
       const dataDir = resolve(opts.dataDir ?? join(coralHome(), "proxies", colonyId));
       const stopped = new Promise<void>((done) => {

@@ -10,7 +10,7 @@ import { formatStatus, formatTopology } from "../format/index.ts";
 import { startColony } from "@coral/colony";
 import { startAgent } from "@coral/agent";
 import { startSampleApp, type SampleAppPorts } from "../sample-app/index.ts";
-import { resolveAgentTarget } from "./connect.ts";
+import { enrollmentFor, resolveAgentTarget } from "./connect.ts";
 import { runInit } from "./init.ts";
 import { waitUntil } from "./wait.ts";
 import { parsePortOption } from "./options.ts";
@@ -68,15 +68,17 @@ export function upCommand(): Command {
         stops.splice(1, 0, () => app.stop());
         const target = await resolveAgentTarget(undefined, projectDir);
         for (const [service, port] of Object.entries(ports)) {
+          const dataDir = target.dataDirFor(service);
           const agent = await startAgent({
             serviceName: service,
             port,
             colonyUrl: colony.url,
-            secret: target.secret,
+            // Each agent its own key, enrolled with a one-use invitation from this colony.
+            ...(await enrollmentFor(target, service, dataDir)),
             healthUrl: `http://127.0.0.1:${port}/health`,
             metricsUrl: `http://127.0.0.1:${port}/metrics`,
             tags: { app: "sample" },
-            dataDir: target.dataDirFor(service),
+            dataDir,
             logger: log.child({ agent: service }),
           });
           stops.unshift(() => agent.close("coral up stopping"));

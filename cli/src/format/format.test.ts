@@ -294,14 +294,16 @@ describe("formatTokens", () => {
   it("lists tokens", () => {
     const res = create(ListTokensResponseSchema, {
       tokens: [
-        { name: "laptop", scope: TokenScope.READ, createdAt: at },
-        { name: "ci", scope: TokenScope.ADMIN, createdAt: at, lastUsedAt: at, revoked: true },
+        { name: "laptop", scope: TokenScope.READ, createdAt: at, expiresAt: at },
+        { name: "ci", scope: TokenScope.ADMIN, createdAt: at, lastUsedAt: at, revoked: true, neverExpires: true },
+        { name: "old", scope: TokenScope.READ, createdAt: at, expiresAt: at, expired: true },
       ],
     });
     expect(formatTokens(res, off).split("\n")).toEqual([
-      "NAME     SCOPE   CREATED (UTC)         LAST USED             STATUS",
-      "laptop   read    2026-01-05 14:05:03   never                 active",
-      "ci       admin   2026-01-05 14:05:03   2026-01-05 14:05:03   revoked",
+      "NAME     SCOPE   CREATED (UTC)         LAST USED             EXPIRES               STATUS",
+      "laptop   read    2026-01-05 14:05:03   never                 2026-01-05 14:05:03   active",
+      "ci       admin   2026-01-05 14:05:03   2026-01-05 14:05:03   never                 revoked",
+      "old      read    2026-01-05 14:05:03   never                 2026-01-05 14:05:03   expired",
     ]);
   });
 

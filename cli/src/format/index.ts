@@ -8,3 +8,4 @@ export { formatHistory } from "./history.ts";
 export { formatTokens, noTokensHint, scopeName } from "./tokens.ts";
 export { formatDuration, formatNumber, formatTime, columns, visibleWidth, type FormatOptions } from "./text.ts";
 export { clockTime, eventStats, formatEventLine, formatFunctions, formatNs, formatSessions, formatSummary, isErrorReturn, type EventStats } from "./debug.ts";
+export { formatInvitations, noInvitationsHint } from "./invitations.ts";

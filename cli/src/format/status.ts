@@ -9,6 +9,9 @@
 //   frontend    ● up       1.9.2     3h 24m   3000   3
 //
 //   Insights: 1 active (view details: coral insights)
+//
+//   Ingest: 2 telemetry batches set aside in the last hour (5 in all) …
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { GetStatusResponse, ServiceInfo } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { colors, columns, compareNames, formatDuration, plural, rule, visibleWidth, type Colors, type FormatOptions } from "./text.ts";
 
@@ -87,7 +90,20 @@ export function formatStatus(res: GetStatusResponse, options: StatusOptions): st
   const sdk = sdkLines.length > 0 ? ["", c.bold("Health checks (Coral SDK):"), ...sdkLines] : [];
   // Active insights (none: no line).
   const insights = res.insightCount > 0 ? ["", `${c.yellow("Insights:")} ${res.insightCount} active (view details: coral insights)`] : [];
-  return [c.bold(title), rule(width), ...header, "", ...body, ...sdk, ...insights].join("\n");
+  return [c.bold(title), rule(width), ...header, "", ...body, ...sdk, ...insights, ...ingestWarning(res, c)].join("\n");
+}
+
+/** A warning when ingestion set telemetry aside in the last hour (none: no line). */
+export function ingestWarning(res: Pick<GetStatusResponse, "ingest">, c: Colors): string[] {
+  const ingest = res.ingest;
+  if (!ingest || ingest.setAsideRecent === 0n) return [];
+  const at = ingest.lastSetAsideAt ? timestampDate(ingest.lastSetAsideAt).toISOString().slice(11, 19) : "";
+  const last = ingest.lastReason ? ` Last${ingest.lastAgentId ? ` from ${ingest.lastAgentId}` : ""}${at ? ` at ${at}` : ""}: ${ingest.lastReason.slice(0, 160)}` : "";
+  return [
+    "",
+    `${c.yellow("Ingest:")} ${plural(ingest.setAsideRecent, "telemetry batch", "telemetry batches")} set aside in the last hour (${ingest.batchesSetAside} in all, ${ingest.batchesStored} stored).${last}`,
+    `  (see: coral events --type ingest.dead_letter)`,
+  ];
 }
 
 // GetHealthResponse.Status: 1 healthy, 2 degraded, 3 unhealthy, else unknown.

@@ -1,4 +1,4 @@
-// `coral token list`: NAME SCOPE CREATED LAST USED STATUS.
+// `coral token list`: NAME SCOPE CREATED LAST USED EXPIRES STATUS.
 import { TokenScope, type ListTokensResponse } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { colors, columns, formatTime, type FormatOptions } from "./text.ts";
 
@@ -16,8 +16,9 @@ export function formatTokens(res: ListTokensResponse, options: FormatOptions): s
     scopeName(t.scope),
     formatTime(t.createdAt, options),
     t.lastUsedAt ? formatTime(t.lastUsedAt, options) : "never",
-    t.revoked ? c.red("revoked") : c.green("active"),
+    t.expiresAt ? formatTime(t.expiresAt, options) : c.yellow("never"),
+    t.revoked ? c.red("revoked") : t.expired ? c.red("expired") : c.green("active"),
   ]);
-  const [head, ...lines] = columns(["NAME", "SCOPE", options.utc ? "CREATED (UTC)" : "CREATED", "LAST USED", "STATUS"], rows);
+  const [head, ...lines] = columns(["NAME", "SCOPE", options.utc ? "CREATED (UTC)" : "CREATED", "LAST USED", "EXPIRES", "STATUS"], rows);
   return [c.bold(head!), ...lines].join("\n");
 }

@@ -2,7 +2,15 @@
 // request must carry a colony token (`Authorization: Bearer <token>`); the
 // server forwards it to the colony on every call, so the colony's own auth
 // (read/admin scopes, revocation) decides. No token: 401 with how to get one.
-import { createHash } from "node:crypto";
+//
+// The colony accepts its local token (admin, no scope of its own) from
+// loopback only, and this server calls the colony from loopback: relaying
+// that token for a remote caller would hand them admin. So the local token
+// is refused from any caller that is not itself on loopback; remote
+// assistants use a token of their own (coral token create). The server
+// listens on loopback unless told otherwise, and caps request bodies before
+// reading them (after checking the caller).
+import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
@@ -32,6 +40,10 @@ export interface McpHttpOptions {
   verifyTtlMs?: number;
   /** Where one-line notes go (default: stderr). */
   log?: (line: string) => void;
+  /** The colony's local token (.coral/local.token), refused from callers not on loopback. */
+  localToken?: string;
+  /** Largest request body read, in bytes (default 1 MiB). */
+  maxBodyBytes?: number;
 }
 
 export interface RunningMcpHttpServer {
@@ -46,10 +58,37 @@ function sendError(res: ServerResponse, status: number, message: string, headers
   res.writeHead(status, { "content-type": "application/json", ...headers }).end(body);
 }
 
+function sendJsonRpcError(res: ServerResponse, code: number, message: string): void {
+  res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }));
+}
+
 const loopbackNames = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
 
 function isLoopbackHost(host: string): boolean {
   return loopbackNames.has(host) || host.startsWith("127.");
+}
+
+function isLoopbackPeer(address: string | undefined): boolean {
+  const a = (address ?? "").replace(/^::ffff:/, "");
+  return a === "::1" || a.startsWith("127.");
+}
+
+export const mcpLocalTokenRefusal =
+  "the colony's local token works only on the colony's machine, not through this MCP server for a remote caller: " +
+  "create a token for the assistant with: coral token create --name assistant --scope read";
+
+class BodyTooLarge extends Error {}
+
+/** Reads the JSON-RPC body, refusing more than `max` bytes without buffering them. */
+async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    total += chunk.byteLength;
+    if (total > max) throw new BodyTooLarge();
+    chunks.push(chunk);
+  }
+  return JSON.parse(Buffer.concat(chunks).toString("utf8"));
 }
 
 function hostName(hostHeader: string): string {
@@ -61,6 +100,9 @@ export async function startMcpHttpServer(options: McpHttpOptions): Promise<Runni
   const host = options.host ?? "127.0.0.1";
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const ttl = options.verifyTtlMs ?? 10_000;
+  const maxBody = options.maxBodyBytes ?? 1024 * 1024;
+  const localTokenHash = options.localToken ? createHash("sha256").update(options.localToken).digest() : undefined;
+  const isLocalToken = (token: string) => localTokenHash !== undefined && timingSafeEqual(createHash("sha256").update(token).digest(), localTokenHash);
   const clients = new Map<string, { colony: ColonyClient; debug: Client<typeof DebugService> }>();
   /** sha256(token) → until when the colony's last yes counts. */
   const verified = new Map<string, number>();
@@ -124,10 +166,20 @@ export async function startMcpHttpServer(options: McpHttpOptions): Promise<Runni
     }
     const token = bearerToken(req.headers.authorization ?? null);
     if (!token) return sendError(res, 401, mcpTokenHelp, { "www-authenticate": 'Bearer realm="coral"' });
+    if (isLocalToken(token) && !isLoopbackPeer(req.socket.remoteAddress)) return sendError(res, 403, mcpLocalTokenRefusal, { connection: "close" });
     if (req.method !== "POST")
       return sendError(res, 405, "this MCP server is stateless: send JSON-RPC with POST (no GET stream, no session to DELETE)", { allow: "POST" });
+    const tooLarge = `the request body is larger than ${maxBody} bytes`;
+    if (Number(req.headers["content-length"] ?? 0) > maxBody) return sendError(res, 413, tooLarge, { connection: "close" });
     const refused = await refusal(token);
     if (refused) return sendError(res, refused.status, refused.message, refused.status === 401 ? { "www-authenticate": 'Bearer realm="coral", error="invalid_token"' } : {});
+    let body: unknown;
+    try {
+      body = await readJsonBody(req, maxBody);
+    } catch (err) {
+      if (err instanceof BodyTooLarge) return sendError(res, 413, tooLarge, { connection: "close" });
+      return sendJsonRpcError(res, -32700, "parse error: the body is not JSON");
+    }
 
     const server = createCoralMcpServer(clientsFor(token));
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
@@ -136,7 +188,7 @@ export async function startMcpHttpServer(options: McpHttpOptions): Promise<Runni
       void server.close().catch(() => undefined);
     });
     await server.connect(transport);
-    await transport.handleRequest(req, res);
+    await transport.handleRequest(req, res, body);
   }
 
   const http = createServer((req, res) => {
@@ -157,6 +209,8 @@ export async function startMcpHttpServer(options: McpHttpOptions): Promise<Runni
     });
   });
   const port = (http.address() as AddressInfo).port;
+  if (!isLoopbackHost(host))
+    log(`mcp http: listening on ${host}, beyond loopback: callers need a colony token of their own (the local token is refused), and without TLS it travels in clear text`);
   const shownHost = host.includes(":") ? `[${host}]` : host;
   return {
     url: `http://${shownHost}:${port}${mcpPath}`,

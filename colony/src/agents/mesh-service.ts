@@ -1,21 +1,23 @@
 // MeshService: agents join, heartbeat and leave.
 import { randomBytes } from "node:crypto";
+import { clone, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { ValidationError, bearerToken, checkAgentId, checkSecretProof } from "@coral/proto";
+import { ValidationError, bearerToken, checkAgentId, sha256Hex } from "@coral/proto";
 import {
   HealthStatus,
   MeshService,
+  RegisterRequestSchema,
   type DeregisterRequest,
   type HeartbeatRequest,
   type RegisterRequest,
 } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import type { AgentHealth } from "./machine.ts";
+import { IdentityError } from "../identity/identities.ts";
 import { hashToken, peerAddressKey } from "../auth/index.ts";
 import type { ApiDeps } from "../api/deps.ts";
-import { agentSubjectPrefix } from "../nats/index.ts";
+import { agentInboxPrefix, agentSubjectPrefix } from "../nats/index.ts";
 
-const proofWindowMs = 5 * 60_000;
 const serviceNamePattern = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 const healthNames: Record<HealthStatus, AgentHealth> = {
@@ -25,24 +27,13 @@ const healthNames: Record<HealthStatus, AgentHealth> = {
   [HealthStatus.UNHEALTHY]: "unhealthy",
 };
 
+const identityCodes: Record<IdentityError["kind"], Code> = { invalid: Code.InvalidArgument, unauthenticated: Code.Unauthenticated, permission_denied: Code.PermissionDenied };
+
 function invalid(message: string): ConnectError {
   return new ConnectError(message, Code.InvalidArgument);
 }
 
-/** Nonces seen inside the proof window; a proof is accepted once. */
-class NonceLedger {
-  private readonly seen = new Map<string, number>();
-  claim(nonce: string, now: number): boolean {
-    for (const [n, at] of this.seen) if (at < now - 2 * proofWindowMs) this.seen.delete(n);
-    if (this.seen.has(nonce)) return false;
-    this.seen.set(nonce, now);
-    return true;
-  }
-}
-
 export function meshService(deps: ApiDeps) {
-  const nonces = new NonceLedger();
-
   function validateRegister(req: RegisterRequest): void {
     try {
       checkAgentId(req.agentId);
@@ -59,12 +50,35 @@ export function meshService(deps: ApiDeps) {
     if (Object.keys(req.tags).length > 32) throw invalid("tags: at most 32 tags");
     for (const [k, v] of Object.entries(req.tags))
       if (k.length > 63 || v.length > 256) throw invalid(`tags.${k.slice(0, 40)}: keys up to 63 and values up to 256 characters`);
-    if (!req.proof) throw invalid("proof: is required: sign the registration with the colony secret from your join token");
+    if (req.agentUrl.length > 256) throw invalid("agent_url: must be at most 256 characters");
+    if (req.hostname.length > 253 || req.address.length > 64) throw invalid("hostname/address: too long");
+    if (!req.signature) throw invalid("signature: is required: the agent signs its registration with its own key (upgrade the agent)");
+  }
+
+  /** The registration's signer: its key pinned to the agent id, or an invitation that enrolls it. */
+  async function authenticateRegistration(req: RegisterRequest) {
+    const unsigned = clone(RegisterRequestSchema, req);
+    unsigned.signature = undefined;
+    try {
+      return await deps.identities.authenticate({
+        agentId: req.agentId,
+        agentPubkey: req.agentPubkey,
+        timestampMs: req.signature!.timestampMs,
+        nonce: req.signature!.nonce,
+        signature: req.signature!.signature,
+        digestHex: await sha256Hex(toBinary(RegisterRequestSchema, unsigned)),
+        invitation: req.invitation,
+      });
+    } catch (err) {
+      if (err instanceof IdentityError) throw new ConnectError(err.message, identityCodes[err.kind]);
+      throw err;
+    }
   }
 
   async function authenticateAgent(agentId: string, ctx: HandlerContext) {
     const token = bearerToken(ctx.requestHeader.get("authorization"));
     const view = deps.agents.get(agentId);
+    if (deps.identities.isRevoked(agentId)) throw new ConnectError(`agent ${agentId} was revoked`, Code.PermissionDenied);
     if (!token || !view || view.tokenHash !== hashToken(token))
       throw new ConnectError(`unknown agent ${agentId} or wrong agent token; register again`, Code.Unauthenticated);
     return view;
@@ -73,14 +87,10 @@ export function meshService(deps: ApiDeps) {
   const impl: ServiceImpl<typeof MeshService> = {
     async register(req, ctx) {
       validateRegister(req);
-      const proof = req.proof!;
+      const auth = await authenticateRegistration(req);
       const now = Date.now();
-      if (Math.abs(Number(proof.timestampMs) - now) > proofWindowMs)
-        throw new ConnectError("proof timestamp is more than 5 minutes from the colony's clock; check the agent's clock", Code.Unauthenticated);
-      if (!(await checkSecretProof(deps.secret, req.agentId, proof)))
-        throw new ConnectError("proof does not match the colony secret; is the join token for this colony?", Code.Unauthenticated);
-      if (!nonces.claim(proof.nonce, now)) throw new ConnectError("proof was already used (replay); sign again", Code.Unauthenticated);
 
+      // Fresh credentials on every registration: whatever an earlier run held stops working.
       const agentToken = randomBytes(32).toString("base64url");
       const prefix = agentSubjectPrefix(deps.colonyId, req.agentId);
       const nats = await deps.natsCredentials(req.agentId, prefix);
@@ -113,7 +123,7 @@ export function meshService(deps: ApiDeps) {
         actor: `agent:${req.agentId}`,
         action: "agent.register",
         target: req.serviceName,
-        details: { port: req.port, version: req.version, address: req.address },
+        details: { port: req.port, version: req.version, address: req.address, identity: auth.outcome, invitation: auth.identity.invitationId },
       });
       deps.log.info({ agent_id: req.agentId, service: req.serviceName, state: view.state }, "Agent registered");
       // After this response, so the agent knows its token before flags arrive.
@@ -124,9 +134,19 @@ export function meshService(deps: ApiDeps) {
       return {
         colonyId: deps.colonyId,
         agentToken,
-        nats: { url: nats.url, user: nats.user, password: nats.password, subjectPrefix: prefix, stream: deps.streamName },
+        nats: {
+          url: nats.url,
+          user: nats.user,
+          password: nats.password,
+          subjectPrefix: prefix,
+          stream: deps.streamName,
+          // Its own reply inbox: JetStream acks for one agent are not readable by another.
+          inboxPrefix: agentInboxPrefix(deps.colonyId, req.agentId),
+        },
         heartbeatIntervalSeconds: deps.heartbeatIntervalSeconds,
         assignedIp: "127.0.0.1",
+        colonyPubkey: deps.identity.publicKey,
+        colonyProof: auth.colonyProof,
       };
     },
 

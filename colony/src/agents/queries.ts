@@ -1,5 +1,6 @@
 // Federated detail queries: the colony asks the agents of a service for raw
-// data from their local stores, proving with the colony secret who it is.
+// data from their local stores, each call signed with the colony identity key.
+import type { IdentityKey } from "@coral/proto";
 import { AgentService } from "@coral/proto/gen/coral/agent/v1/agent_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { RawMetricPoint } from "@coral/proto/gen/coral/colony/v1/colony_pb";
@@ -8,8 +9,8 @@ import { RawMetricPointSchema } from "@coral/proto/gen/coral/colony/v1/colony_pb
 import type { AgentRow } from "../store/types.ts";
 import { agentServiceClient } from "./transport.ts";
 
-function agentClient(agent: AgentRow, secret: string) {
-  return agentServiceClient(AgentService, agent.agentUrl, agent.agentId, secret);
+function agentClient(agent: AgentRow, identity: IdentityKey) {
+  return agentServiceClient(AgentService, agent.agentUrl, agent.agentId, identity);
 }
 
 export interface RawMetricsResult {
@@ -20,7 +21,7 @@ export interface RawMetricsResult {
 
 export async function rawMetricsFromAgents(
   agents: AgentRow[],
-  secret: string,
+  identity: IdentityKey,
   query: { metricName: string; since?: Timestamp; until?: Timestamp; limit: number },
 ): Promise<RawMetricsResult> {
   const result: RawMetricsResult = { points: [], unavailable: [], truncated: false };
@@ -31,7 +32,7 @@ export async function rawMetricsFromAgents(
         return;
       }
       try {
-        const res = await agentClient(agent, secret).queryMetrics(query, { timeoutMs: 10_000 });
+        const res = await agentClient(agent, identity).queryMetrics(query, { timeoutMs: 10_000 });
         result.truncated ||= res.truncated;
         for (const p of res.points)
           result.points.push(create(RawMetricPointSchema, { timestamp: p.timestamp, metricName: p.metricName, value: p.value, labels: p.labels, agentId: agent.agentId }));

@@ -5,11 +5,14 @@ import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/prot
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   ColonyService,
+  IngestHealthSchema,
   ServiceInfoSchema,
+  type IngestHealth,
   TokenScope,
   type ServiceInfo,
 } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { intervals, type AgentRow, type Interval } from "../store/types.ts";
+import { readIngestHealth } from "../store/index.ts";
 import { callerKey, hashToken } from "../auth/index.ts";
 import { rawMetricsFromAgents } from "../agents/queries.ts";
 import type { ApiDeps } from "./deps.ts";
@@ -19,12 +22,35 @@ import { activeInsightCount, insightsHandlers } from "../insights/service.ts";
 const tokenNamePattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const maxEventLimit = 10_000;
 
+// CLI tokens expire unless asked not to (`--ttl never`); the local token is not one of them.
+export const defaultTokenTtlSeconds = 90 * 86_400;
+const maxTokenTtlSeconds = 3650 * 86_400;
+
+/** When a new token expires (null: never), from CreateToken's ttl_seconds and never_expires. */
+function tokenExpiry(ttlSeconds: bigint, neverExpires: boolean, now: Date): Date | null {
+  if (neverExpires) {
+    if (ttlSeconds !== 0n) throw invalid("ttl_seconds: must be 0 with never_expires (a token either expires or not)");
+    return null;
+  }
+  const ttl = ttlSeconds === 0n ? defaultTokenTtlSeconds : Number(ttlSeconds);
+  if (ttl < 60 || ttl > maxTokenTtlSeconds)
+    throw invalid(`ttl_seconds: must be from 60 (1m) to ${maxTokenTtlSeconds} (3650d), got ${ttlSeconds}; use never_expires for a token that does not expire`);
+  return new Date(now.getTime() + ttl * 1000);
+}
+
 function invalid(message: string): ConnectError {
   return new ConnectError(message, Code.InvalidArgument);
 }
 
-function optionalDate(ts: Timestamp | undefined): Date | undefined {
-  return ts ? timestampDate(ts) : undefined;
+// The range protobuf's Timestamp allows (0001-01-01 to 9999-12-31): beyond it a time is the caller's mistake.
+const minSeconds = -62_135_596_800n;
+const maxSeconds = 253_402_300_799n;
+
+function optionalDate(ts: Timestamp | undefined, field: string): Date | undefined {
+  if (!ts) return undefined;
+  if (ts.seconds < minSeconds || ts.seconds > maxSeconds || ts.nanos < 0 || ts.nanos > 999_999_999)
+    throw invalid(`${field}: must be a time from 0001-01-01 to 9999-12-31`);
+  return timestampDate(ts);
 }
 
 export function serviceInfo(row: AgentRow, state: string, now: number): ServiceInfo {
@@ -57,6 +83,19 @@ function withSdk(info: ServiceInfo, report: SdkReportRow | undefined): ServiceIn
   return info;
 }
 
+/** What ingestion stored and set aside; "recent" is the last hour. */
+async function ingestHealth(deps: ApiDeps): Promise<IngestHealth> {
+  const h = await deps.store.read((c) => readIngestHealth(c, new Date(Date.now() - 60 * 60_000)));
+  return create(IngestHealthSchema, {
+    batchesStored: BigInt(h.batchesStored),
+    batchesSetAside: BigInt(h.batchesSetAside),
+    setAsideRecent: BigInt(h.setAsideRecent),
+    lastReason: h.last?.reason ?? "",
+    lastSetAsideAt: h.last ? timestampFromDate(h.last.at) : undefined,
+    lastAgentId: h.last?.agentId ?? "",
+  });
+}
+
 export function colonyService(deps: ApiDeps) {
   async function services(): Promise<ServiceInfo[]> {
     const now = Date.now();
@@ -87,6 +126,7 @@ export function colonyService(deps: ApiDeps) {
         meshMode: deps.meshMode,
         startedAt: timestampFromDate(deps.startedAt),
         insightCount: await activeInsightCount(deps),
+        ingest: await ingestHealth(deps),
       };
     },
 
@@ -112,8 +152,8 @@ export function colonyService(deps: ApiDeps) {
 
     async queryEvents(req) {
       if (req.limit > maxEventLimit) throw invalid(`limit: must be at most ${maxEventLimit} (got ${req.limit})`);
-      const since = optionalDate(req.since);
-      const until = optionalDate(req.until);
+      const since = optionalDate(req.since, "since");
+      const until = optionalDate(req.until, "until");
       if (since && until && since > until) throw invalid("since: must be before until");
       const events = await deps.store.queryEvents({
         service: req.service || undefined,
@@ -142,7 +182,7 @@ export function colonyService(deps: ApiDeps) {
           (a) => a.serviceName === req.service && deps.agents.get(a.agentId)?.state !== "expired",
         );
         if (agents.length === 0) throw new ConnectError(`no agent observes ${req.service}`, Code.NotFound);
-        const raw = await rawMetricsFromAgents(agents, deps.secret, {
+        const raw = await rawMetricsFromAgents(agents, deps.identity, {
           metricName: req.metricName,
           since: req.since,
           until: req.until,
@@ -150,8 +190,8 @@ export function colonyService(deps: ApiDeps) {
         });
         return { series: [], rawPoints: raw.points, unavailable: raw.unavailable, truncated: raw.truncated };
       }
-      const until = optionalDate(req.until) ?? new Date();
-      const since = optionalDate(req.since) ?? new Date(until.getTime() - 3600_000);
+      const until = optionalDate(req.until, "until") ?? new Date();
+      const since = optionalDate(req.since, "since") ?? new Date(until.getTime() - 3600_000);
       if (since > until) throw invalid("since: must be before until");
       if (req.interval && !intervals.includes(req.interval as Interval))
         throw invalid(`interval: must be one of ${intervals.join(", ")} (got "${req.interval}")`);
@@ -179,7 +219,7 @@ export function colonyService(deps: ApiDeps) {
     async getHistory(req) {
       if (!req.service) throw invalid("service: is required");
       if (req.limit > 1000) throw invalid("limit: must be at most 1000");
-      const at = optionalDate(req.at) ?? new Date();
+      const at = optionalDate(req.at, "at") ?? new Date();
       const rows = (await deps.store.listAgents()).filter((a) => a.serviceName === req.service || a.agentId === req.service);
       if (rows.length === 0) throw new ConnectError(`no agent has ever observed ${req.service}`, Code.NotFound);
       // The agent that was registered most recently at `at`.
@@ -209,11 +249,19 @@ export function colonyService(deps: ApiDeps) {
       if (req.scope !== TokenScope.READ && req.scope !== TokenScope.ADMIN) throw invalid("scope: must be read or admin");
       const existing = (await deps.store.listTokens()).find((t) => t.name === req.name && !t.revokedAt);
       if (existing) throw new ConnectError(`a token named "${req.name}" exists; revoke it first or pick another name`, Code.AlreadyExists);
+      const createdAt = new Date();
+      const expiresAt = tokenExpiry(req.ttlSeconds, req.neverExpires, createdAt);
       const token = `coral_${randomBytes(32).toString("base64url")}`;
       const scope = req.scope === TokenScope.ADMIN ? "admin" : "read";
-      await deps.store.createToken({ name: req.name, scope, tokenHash: hashToken(token), createdAt: new Date(), lastUsedAt: null, revokedAt: null });
-      await deps.store.appendAudit({ at: new Date(), actor: caller(ctx), action: "token.create", target: req.name, details: { scope } });
-      return { name: req.name, scope: req.scope, token };
+      await deps.store.createToken({ name: req.name, scope, tokenHash: hashToken(token), createdAt, lastUsedAt: null, revokedAt: null, expiresAt });
+      await deps.store.appendAudit({
+        at: new Date(),
+        actor: caller(ctx),
+        action: "token.create",
+        target: req.name,
+        details: { scope, expires_at: expiresAt?.toISOString() ?? "never" },
+      });
+      return { name: req.name, scope: req.scope, token, expiresAt: expiresAt ? timestampFromDate(expiresAt) : undefined };
     },
 
     async revokeToken(req, ctx) {
@@ -226,6 +274,7 @@ export function colonyService(deps: ApiDeps) {
 
     async listTokens() {
       const tokens = await deps.store.listTokens();
+      const now = Date.now();
       return {
         tokens: tokens.map((t) => ({
           name: t.name,
@@ -233,6 +282,9 @@ export function colonyService(deps: ApiDeps) {
           createdAt: timestampFromDate(t.createdAt),
           lastUsedAt: t.lastUsedAt ? timestampFromDate(t.lastUsedAt) : undefined,
           revoked: t.revokedAt !== null,
+          expiresAt: t.expiresAt ? timestampFromDate(t.expiresAt) : undefined,
+          expired: t.expiresAt ? t.expiresAt.getTime() <= now : false,
+          neverExpires: !t.expiresAt,
         })),
       };
     },

@@ -5,6 +5,8 @@ import type { ColonyMesh } from "../mesh/index.ts";
 import type { DebugSessions } from "../debug/sessions.ts";
 import type { ColonyStore } from "../store/index.ts";
 import type { ControlPlane } from "../control/index.ts";
+import type { IdentityKey } from "@coral/proto";
+import type { AgentIdentities } from "../identity/identities.ts";
 
 export interface ApiDeps {
   colonyId: string;
@@ -17,11 +19,17 @@ export interface ApiDeps {
   agents: AgentActors;
   /** Live debugging sessions (DebugService); absent = not served. */
   debug?: DebugSessions;
-  /** Colony secret (hex) agents prove they hold. */
-  secret: string;
+  /** The colony's Ed25519 identity key: signs calls to agents, pinned by them. */
+  identity: IdentityKey;
+  /** Invitations and the agents' pinned keys. */
+  identities: AgentIdentities;
+  /** The join token for an invitation: this colony's id, key and addresses with it. */
+  joinToken(invitation: { invitationId: string; invitationSecret: string }): Promise<string>;
   heartbeatIntervalSeconds: number;
   /** Issues NATS credentials that may publish only under `prefix.>`. */
   natsCredentials(agentId: string, prefix: string): Promise<{ url: string; user: string; password: string }>;
+  /** Removes the agent's NATS user (its connections are cut); false when it had none. */
+  removeNatsUser(agentId: string): Promise<boolean>;
   streamName: string;
   natsStatus(): string;
   discoveryStatus(): string;

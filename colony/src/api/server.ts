@@ -1,23 +1,34 @@
 // The colony's Connect API on HTTP/1.1 (or HTTPS with the configured cert).
+// Requests go through the front door (intake.ts) first: size caps and the
+// caller are checked before a body byte is read; then Connect (its protocol
+// only) serves them.
 import { once } from "node:events";
 import { readFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import { createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createConnectRouter, type ConnectRouter } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { MeshService } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
 import { controlService } from "../control/index.ts";
-import { colonyAuthInterceptor, peerAddressKey, type TokenLookup } from "../auth/index.ts";
+import { colonyAuthenticator, colonyAuthInterceptor, needsToken, type TokenLookup } from "../auth/index.ts";
+import { apiRequestListener } from "./intake.ts";
 import { colonyService } from "./colony-service.ts";
 import { debugService } from "../debug/service.ts";
 import type { ApiDeps } from "./deps.ts";
 import { meshService } from "../agents/mesh-service.ts";
 import { meshAdminService } from "../mesh/admin-service.ts";
 import { MeshAdminService } from "@coral/proto/gen/coral/mesh/v1/peers_pb";
+import { IdentityService } from "@coral/proto/gen/coral/colony/v1/identity_pb";
+import { identityService } from "../identity/service.ts";
+
+/** The largest request body for token services (and the Connect router's read limit). */
+export const apiMaxBodyBytes = 1024 * 1024;
+/** MeshService is open to callers without a colony token: a smaller cap. */
+export const meshMaxBodyBytes = 256 * 1024;
 
 export interface ApiServerOptions {
   host: string;
@@ -39,26 +50,45 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
     findTokenByHash: (hash) => deps.store.findTokenByHash(hash),
     touchToken: (name, at) => deps.store.touchToken(name, at),
   };
-  const handler = connectNodeAdapter({
-    routes: (router) => {
-      router.service(ColonyService, colonyService(deps));
-      router.service(MeshService, meshService(deps));
-      router.service(MeshAdminService, meshAdminService(deps));
-      if (deps.control)
-        router.service(
-          ControlService,
-          controlService(deps.control, (actor, action, target, details) => deps.store.appendAudit({ at: new Date(), actor, action, target, details })),
-        );
-      if (deps.debug) router.service(DebugService, debugService(deps.debug));
-    },
-    interceptors: [colonyAuthInterceptor({ localToken: options.localToken, tokens, localAddresses: options.localAddresses })],
-    contextValues: (req) => createContextValues().set(peerAddressKey, req.socket.remoteAddress ?? ""),
-    readMaxBytes: 1024 * 1024,
+  const routes = (router: ConnectRouter) => {
+    router.service(ColonyService, colonyService(deps));
+    router.service(MeshService, meshService(deps));
+    router.service(MeshAdminService, meshAdminService(deps));
+    if (deps.control)
+      router.service(
+        ControlService,
+        controlService(deps.control, (actor, action, target, details) => deps.store.appendAudit({ at: new Date(), actor, action, target, details })),
+      );
+    if (deps.debug) router.service(DebugService, debugService(deps.debug));
+    router.service(IdentityService, identityService(deps));
+  };
+  const auth = { localToken: options.localToken, tokens, localAddresses: options.localAddresses };
+  const compressions = [compressionGzip, compressionBrotli];
+  const router = createConnectRouter({
+    interceptors: [colonyAuthInterceptor(auth)],
+    readMaxBytes: apiMaxBodyBytes,
     jsonOptions: { ignoreUnknownFields: false },
+    acceptCompression: compressions,
+    // The Connect protocol only: the front door knows its framing.
+    grpc: false,
+    grpcWeb: false,
   });
+  routes(router);
+  const authenticate = colonyAuthenticator(auth);
+  const handler = apiRequestListener({
+    handlers: router.handlers,
+    maxBodyBytes: (service) => (service === MeshService.typeName ? meshMaxBodyBytes : apiMaxBodyBytes),
+    authenticate: (head) => (needsToken(head.service) ? authenticate(head) : Promise.resolve(undefined)),
+    compressions,
+    onInternalError: (err, { path }) => deps.log.warn({ err: String(err), path }, "API request failed"),
+  });
+  // A slow client cannot hold a request open: headers within 10 s, the whole request within 30 s.
+  const limits = { headersTimeout: 10_000, requestTimeout: 30_000 };
   const server = options.tls
-    ? https.createServer({ cert: await readFile(options.tls.cert), key: await readFile(options.tls.key) }, handler)
-    : http.createServer(handler);
+    ? https.createServer({ ...limits, cert: await readFile(options.tls.cert), key: await readFile(options.tls.key) }, handler)
+    : http.createServer(limits, handler);
+  // Without this listener Node answers `Expect: 100-continue` itself, inviting the body before the checks.
+  server.on("checkContinue", (req, res) => handler(req, res, true));
   server.listen(options.port, options.host);
   await Promise.race([
     once(server, "listening"),

@@ -6,12 +6,18 @@
 // - MeshService.Register: no token; the agent proves it holds the colony
 //   secret. Heartbeat and Deregister: the agent token Register handed out,
 //   checked by the handler against the agent's actor.
+//
+// CLI tokens expire (90 days unless made with `--ttl never`); the local token
+// does not. The API server checks callers from the request head, before a
+// byte of the body is read (../api/intake.ts), and hands the caller on in
+// callerKey; the interceptor then checks the scope again.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { MeshAdminService } from "@coral/proto/gen/coral/mesh/v1/peers_pb";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
+import { IdentityService } from "@coral/proto/gen/coral/colony/v1/identity_pb";
 import { bearerToken } from "@coral/proto";
 
 export type Scope = "read" | "admin";
@@ -36,32 +42,75 @@ export function isLoopback(address: string): boolean {
 
 
 export interface TokenLookup {
-  findTokenByHash(hash: string): Promise<{ name: string; scope: Scope; revokedAt: Date | null } | null>;
+  /** expiresAt null or absent: the token never expires. */
+  findTokenByHash(hash: string): Promise<{ name: string; scope: Scope; revokedAt: Date | null; expiresAt?: Date | null } | null>;
   touchToken(name: string, at: Date): Promise<void>;
 }
 
 // Methods that change the colony (or reveal who may) need an admin token.
-const adminMethods = new Set(["CreateToken", "RevokeToken", "ListTokens", "DismissInsight", "RevokePeer", "SetFlag", "StartRollback", "AttachUprobe", "DetachUprobe"]);
+const adminMethods = new Set([
+  "CreateToken",
+  "RevokeToken",
+  "ListTokens",
+  "DismissInsight",
+  "RevokePeer",
+  "SetFlag",
+  "StartRollback",
+  "AttachUprobe",
+  "DetachUprobe",
+  // IdentityService: every method (who may join is an admin's business).
+  "CreateInvitation",
+  "ListInvitations",
+  "RevokeInvitation",
+  "ListAgentIdentities",
+  "RevokeAgent",
+]);
 // Services behind colony tokens (MeshService authenticates agents itself).
-const tokenServices = new Set([ColonyService.typeName, MeshAdminService.typeName, ControlService.typeName, DebugService.typeName]);
+const tokenServices = new Set([ColonyService.typeName, MeshAdminService.typeName, ControlService.typeName, DebugService.typeName, IdentityService.typeName]);
 
 export const missingTokenMessage =
   "this colony needs a token for remote calls: pass --token or set CORAL_TOKEN " +
   "(create one on the colony's machine with: coral token create --name <name> --scope read)";
 
-/** Authenticates ColonyService calls; MeshService handles its own auth. */
-export function colonyAuthInterceptor(options: { localToken: string; tokens: TokenLookup; localAddresses?: string[] }): Interceptor {
+export interface AuthOptions {
+  localToken: string;
+  tokens: TokenLookup;
+  /** Addresses besides loopback that are this machine (the local token works from them). */
+  localAddresses?: string[];
+}
+
+/** Whether calls to this service need a colony token (MeshService authenticates agents itself). */
+export function needsToken(service: string): boolean {
+  return tokenServices.has(service);
+}
+
+/** What the caller checks need: the call's head only, so they run before its body is read. */
+export interface CallHead {
+  /** Fully qualified service name, e.g. coral.colony.v1.ColonyService. */
+  service: string;
+  /** Method name, e.g. CreateToken. */
+  method: string;
+  authorization: string | null;
+  /** The remote socket address. */
+  peer: string;
+}
+
+/**
+ * Checks a call to a token service from its head: the token's presence, its
+ * lookup, revocation and expiry, the local token's loopback rule, and the
+ * method's scope. Returns the caller, or throws a ConnectError to answer.
+ */
+export function colonyAuthenticator(options: AuthOptions): (call: CallHead) => Promise<Caller> {
   const local = new Set(options.localAddresses ?? []);
   const localHash = Buffer.from(hashToken(options.localToken), "hex");
   const touched = new Map<string, number>();
-  return (next) => async (req) => {
-    if (!tokenServices.has(req.service.typeName)) return next(req);
-    const token = bearerToken(req.header.get("authorization"));
+  return async (call) => {
+    const token = bearerToken(call.authorization);
     if (!token) throw new ConnectError(missingTokenMessage, Code.Unauthenticated);
     const hash = hashToken(token);
-    let caller: Caller | undefined;
+    let caller: Caller;
     if (timingSafeEqual(Buffer.from(hash, "hex"), localHash)) {
-      const peer = req.contextValues.get(peerAddressKey).replace(/^::ffff:/, "");
+      const peer = call.peer.replace(/^::ffff:/, "");
       if (!isLoopback(peer) && !local.has(peer))
         throw new ConnectError("the local token only works on the colony's own machine; create a token for remote use", Code.Unauthenticated);
       caller = { name: "local", scope: "admin" };
@@ -69,15 +118,49 @@ export function colonyAuthInterceptor(options: { localToken: string; tokens: Tok
       const row = await options.tokens.findTokenByHash(hash);
       if (!row) throw new ConnectError("token is not valid for this colony", Code.Unauthenticated);
       if (row.revokedAt) throw new ConnectError(`token "${row.name}" was revoked; ask for a new one`, Code.Unauthenticated);
-      caller = { name: row.name, scope: row.scope };
       const now = Date.now();
+      if (row.expiresAt && row.expiresAt.getTime() <= now)
+        throw new ConnectError(
+          `token "${row.name}" expired at ${row.expiresAt.toISOString()}; create a new one (coral token create --name <name> --ttl 90d)`,
+          Code.Unauthenticated,
+        );
+      caller = { name: row.name, scope: row.scope };
+      // last_used_at is for people: one write a minute per token is enough.
       if ((touched.get(row.name) ?? 0) < now - 60_000) {
         touched.set(row.name, now);
         await options.tokens.touchToken(row.name, new Date(now));
       }
     }
-    if (adminMethods.has(req.method.name) && caller.scope !== "admin")
-      throw new ConnectError(`${req.method.name} needs an admin token; "${caller.name}" has scope ${caller.scope}`, Code.PermissionDenied);
+    authorize(call.method, caller);
+    return caller;
+  };
+}
+
+/** Throws PermissionDenied when the method needs admin and the caller is not. */
+export function authorize(method: string, caller: Caller): void {
+  if (adminMethods.has(method) && caller.scope !== "admin")
+    throw new ConnectError(`${method} needs an admin token; "${caller.name}" has scope ${caller.scope}`, Code.PermissionDenied);
+}
+
+/**
+ * Authenticates calls to token services in Connect's interceptor chain. The
+ * colony's API server checks callers before reading a body and hands the
+ * caller over in callerKey; then only the scope is checked again here.
+ */
+export function colonyAuthInterceptor(options: AuthOptions): Interceptor {
+  const authenticate = colonyAuthenticator(options);
+  return (next) => async (req) => {
+    if (!tokenServices.has(req.service.typeName)) return next(req);
+    const checked = req.contextValues.get(callerKey);
+    if (checked) authorize(req.method.name, checked);
+    const caller =
+      checked ??
+      (await authenticate({
+        service: req.service.typeName,
+        method: req.method.name,
+        authorization: req.header.get("authorization"),
+        peer: req.contextValues.get(peerAddressKey),
+      }));
     req.contextValues.set(callerKey, caller);
     return next(req);
   };

@@ -1,14 +1,14 @@
 // The `control:` section of .coral/config.yaml: rollback deadlines, how often
-// the colony resends flags, and per service how the systemd and kubernetes
-// rollback strategies reach it.
+// the colony resends flags, and per service what the colony knows for the
+// kubernetes strategy. What a rollback runs (systemd unit, deployment) is the
+// agent's own configuration (coral connect --rollback-*), never the colony's.
 //
 //   control:
 //     rollback_timeout: 5m     # executing must end by then
 //     verify_timeout: 2m       # then the service must report the target version, healthy
 //     services:
 //       api:
-//         systemd: { unit: "api@{version}.service" }
-//         kubernetes: { deployment: api, namespace: shop, revisions: { "1.4.0": 7 } }
+//         kubernetes: { revisions: { "1.4.0": 7 } }   # version → deployment revision, for --to-revision
 import { z } from "zod";
 import { parseDuration } from "@coral/common/duration";
 
@@ -22,8 +22,15 @@ const duration = (fallback: string) =>
       if ("error" in parsed || parsed.ms <= 0) ctx.addIssue({ code: "custom", message: `${DURATION} (got "${value}")` });
     });
 
-const k8sName = /^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?$/;
-const unitPattern = /^[A-Za-z0-9@._:{}\\-]{1,256}$/;
+/** A key that used to name what agents run: now refused, saying where it went. */
+const movedToAgent = (flag: string) =>
+  z
+    .unknown()
+    .optional()
+    .superRefine((value, ctx) => {
+      if (value !== undefined)
+        ctx.addIssue({ code: "custom", message: `agents now run only what their own configuration names: remove this and start the service's agent with coral connect <service> ${flag}` });
+    });
 
 export const controlSectionSchema = z.strictObject({
   rollback_timeout: duration("5m"),
@@ -33,17 +40,13 @@ export const controlSectionSchema = z.strictObject({
     .record(
       z.string(),
       z.strictObject({
-        systemd: z
-          .strictObject({
-            unit: z.string().regex(unitPattern, 'must be a systemd unit name; "{version}" is replaced by the target version, e.g. "api@{version}.service"'),
-          })
-          .optional(),
+        systemd: movedToAgent("--rollback-systemd-unit UNIT"),
         kubernetes: z
           .strictObject({
-            deployment: z.string().regex(k8sName, "must be a Kubernetes deployment name"),
-            namespace: z.string().regex(k8sName, "must be a Kubernetes namespace").default("default"),
-            /** Version → deployment revision, for --to-revision. */
-            revisions: z.record(z.string(), z.number().int().min(1)).default({}),
+            /** Version → deployment revision, sent with the intent for --to-revision. */
+            revisions: z.record(z.string(), z.number().int().min(1).max(4_294_967_295)).default({}),
+            deployment: movedToAgent("--rollback-k8s-deployment NAME"),
+            namespace: movedToAgent("--rollback-k8s-namespace NS"),
           })
           .optional(),
       }),

@@ -50,4 +50,4 @@ export {
   type ColonyEntry,
   type RegistryOptions,
 } from "./registry.ts";
-export { mcpServerSchema, type McpServerSettings } from "./mcp.ts";
+export { mcpSectionSchema, mcpServerSchema, type McpSection, type McpServerSettings } from "./mcp.ts";

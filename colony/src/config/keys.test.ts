@@ -40,22 +40,13 @@ describe("createColonyKeys", () => {
     const keys = await loadColonyKeys(dir);
     expect(keys.identity.publicKey).toBe(created.identityPublicKey);
     expect(keys.wireguard.publicKey).toBe(created.wireguardPublicKey);
-    expect(keys.secret).toMatch(/^[0-9a-f]{64}$/);
+    expect(Object.keys(keys)).not.toContain("secret");
     expect(fromBase64(keys.wireguard.privateKey)).toHaveLength(32);
     // The identity signs, and its public key verifies.
     const data = new TextEncoder().encode("coral");
     const signature = await webcrypto.subtle.sign("Ed25519", keys.identity.privateKey, data);
     const publicKey = await webcrypto.subtle.importKey("raw", fromBase64(keys.identity.publicKey), "Ed25519", true, ["verify"]);
     expect(await webcrypto.subtle.verify("Ed25519", publicKey, signature, data)).toBe(true);
-  });
-
-  it("takes the colony secret from CORAL_COLONY_SECRET when set (a container's secret store), and refuses a malformed one", async () => {
-    await createColonyKeys(dir);
-    const fromFile = (await loadColonyKeys(dir, {})).secret;
-    const shared = "ab".repeat(32);
-    expect((await loadColonyKeys(dir, { CORAL_COLONY_SECRET: ` ${shared}\n` })).secret).toBe(shared);
-    expect((await loadColonyKeys(dir, { CORAL_COLONY_SECRET: "" })).secret).toBe(fromFile);
-    await expect(loadColonyKeys(dir, { CORAL_COLONY_SECRET: "not-hex" })).rejects.toThrow(/CORAL_COLONY_SECRET: must be 64 hex characters/);
   });
 
   it("refuses to replace keys unless asked", async () => {
@@ -65,10 +56,10 @@ describe("createColonyKeys", () => {
     expect((err as Error).message).toContain("identity.key: already exists; pass --force to replace the colony's keys");
     expect((await loadColonyKeys(dir)).identity.publicKey).toBe(first.identityPublicKey);
 
-    await chmod(join(keysDir(dir), KEY_FILES.secret), 0o644);
+    await chmod(join(keysDir(dir), KEY_FILES.wireguard), 0o644);
     const second = await createColonyKeys(dir, { overwrite: true });
     expect(second.identityPublicKey).not.toBe(first.identityPublicKey);
-    expect(await mode(join(keysDir(dir), KEY_FILES.secret))).toBe(0o600);
+    expect(await mode(join(keysDir(dir), KEY_FILES.wireguard))).toBe(0o600);
   });
 });
 
@@ -76,8 +67,8 @@ describe("loadColonyKeys refuses", () => {
   it.each([
     [KEY_FILES.identity, 0o644],
     [KEY_FILES.wireguard, 0o640],
-    [KEY_FILES.secret, 0o604],
-    [KEY_FILES.secret, 0o620],
+    [KEY_FILES.wireguard, 0o604],
+    [KEY_FILES.identity, 0o620],
   ])("%s with mode %o", async (name, fileMode) => {
     await createColonyKeys(dir);
     const path = join(keysDir(dir), name);
@@ -93,7 +84,6 @@ describe("loadColonyKeys refuses", () => {
   it.each([
     [KEY_FILES.identity, "bm90IGEga2V5", "is not an Ed25519 PKCS#8 key in base64"],
     [KEY_FILES.wireguard, "abc", "is not a WireGuard private key: must be base64 of 32 bytes (the wg genkey format)"],
-    [KEY_FILES.secret, "xyz", "must be 64 hex characters (32 bytes)"],
   ])("a malformed %s", async (name, content, message) => {
     await createColonyKeys(dir);
     const path = join(keysDir(dir), name);

@@ -6,8 +6,8 @@
 //   keys/wireguard.key  X25519 WireGuard private key, base64 of the raw 32
 //                       bytes (the `wg genkey` format). The public key goes to
 //                       discovery and to agents as the mesh peer key.
-//   keys/colony.secret  32 random bytes, hex. Agents prove they hold it (from
-//                       their join token) when they register.
+//   (keys/colony.secret of older versions is no longer used: agents enroll
+//   with invitations and their own keys; see colony/src/identity.)
 //   local.token         A random bearer token for the coral CLI on this
 //                       machine. The colony accepts it as an ADMIN token, but
 //                       ONLY from loopback callers (127.0.0.0/8, ::1): it lets
@@ -19,7 +19,7 @@ import { join, resolve } from "node:path";
 import { base64UrlToBase64, generateIdentityKey, importIdentityKey, type IdentityKey } from "@coral/proto";
 import { displayPath } from "./errors.ts";
 
-export const KEY_FILES = { identity: "identity.key", wireguard: "wireguard.key", secret: "colony.secret" } as const;
+export const KEY_FILES = { identity: "identity.key", wireguard: "wireguard.key" } as const;
 
 /** A missing, unreadable, malformed or too-open key file. */
 export class KeyError extends Error {
@@ -55,8 +55,6 @@ export interface ColonyKeys {
   /** The identity's PKCS#8, base64, as stored. */
   identityPkcs8: string;
   wireguard: WireguardKeyPair;
-  /** The colony secret, 64 hex characters. */
-  secret: string;
 }
 
 // PKCS#8 wrapping of a raw X25519 private key (RFC 8410): node imports it, and
@@ -122,8 +120,7 @@ export interface CreatedKeys {
 }
 
 /**
- * Creates .coral/keys (0700) with a new identity, WireGuard key and colony
- * secret (0600 each). Fails when a key exists unless `overwrite`.
+ * Creates .coral/keys (0700) with a new identity and WireGuard key (0600 each). Fails when a key exists unless `overwrite`.
  */
 export async function createColonyKeys(projectDir: string, options: { overwrite?: boolean } = {}): Promise<CreatedKeys> {
   const dir = keysDir(projectDir);
@@ -135,7 +132,6 @@ export async function createColonyKeys(projectDir: string, options: { overwrite?
   const files: Array<[string, string]> = [
     [KEY_FILES.identity, identity.pkcs8],
     [KEY_FILES.wireguard, wireguard.privateKey],
-    [KEY_FILES.secret, randomBytes(32).toString("hex")],
   ];
   for (const [name, content] of files) {
     const path = join(dir, name);
@@ -150,16 +146,11 @@ export async function createColonyKeys(projectDir: string, options: { overwrite?
 }
 
 /** Reads and checks the colony's keys; throws KeyError naming the file that is missing, too open or malformed. */
-export async function loadColonyKeys(projectDir: string, env: Readonly<Record<string, string | undefined>> = process.env): Promise<ColonyKeys> {
+export async function loadColonyKeys(projectDir: string): Promise<ColonyKeys> {
   const dir = keysDir(projectDir);
   const identityPath = join(dir, KEY_FILES.identity);
   const wireguardPath = join(dir, KEY_FILES.wireguard);
-  const secretPath = join(dir, KEY_FILES.secret);
-  const [identityPkcs8, wireguardPrivate, secret] = await Promise.all([
-    readPrivateFile(identityPath),
-    readPrivateFile(wireguardPath),
-    readPrivateFile(secretPath),
-  ]);
+  const [identityPkcs8, wireguardPrivate] = await Promise.all([readPrivateFile(identityPath), readPrivateFile(wireguardPath)]);
   let identity: IdentityKey;
   try {
     identity = await importIdentityKey(identityPkcs8);
@@ -172,12 +163,7 @@ export async function loadColonyKeys(projectDir: string, env: Readonly<Record<st
   } catch (err) {
     throw new KeyError(wireguardPath, `is not a WireGuard private key: ${(err as Error).message}`);
   }
-  if (!/^[0-9a-f]{64}$/.test(secret)) throw new KeyError(secretPath, "must be 64 hex characters (32 bytes)");
-  // A container takes the secret from its orchestrator's secret store, shared with the agents' sidecars.
-  const fromEnv = env.CORAL_COLONY_SECRET?.trim();
-  if (fromEnv && !/^[0-9a-f]{64}$/.test(fromEnv))
-    throw new KeyError("CORAL_COLONY_SECRET", "must be 64 hex characters (32 bytes), e.g. from: openssl rand -hex 32");
-  return { dir, identity, identityPkcs8, wireguard: { privateKey: wireguardPrivate, publicKey: wireguardPublic }, secret: fromEnv || secret };
+  return { dir, identity, identityPkcs8, wireguard: { privateKey: wireguardPrivate, publicKey: wireguardPublic } };
 }
 
 /** Writes a new .coral/local.token (0600) and returns it. See the top of this file for what it allows. */

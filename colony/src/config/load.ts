@@ -29,6 +29,7 @@ export const envOverrides = [
   { env: "CORAL_NATS_PORT", path: ["nats", "port"], kind: "number" },
   { env: "CORAL_NATS_HOST", path: ["nats", "host"], kind: "string" },
   { env: "CORAL_NATS_ADVERTISE_URL", path: ["nats", "advertise_url"], kind: "string" },
+  { env: "CORAL_API_ADVERTISE_URL", path: ["colony", "api", "advertise_url"], kind: "string" },
   { env: "CORAL_MESH_MODE", path: ["colony", "mesh", "mode"], kind: "string" },
 ] as const;
 
@@ -167,7 +168,7 @@ function renderConfig(config: ColonyConfigFile): string {
     " Coral colony configuration (written by coral init; edit freely).\n" +
     " Durations: 30s, 5m, 1h, 7d, 1y. Environment overrides: CORAL_PUBLIC_ENDPOINT,\n" +
     " CORAL_DISCOVERY_URL, CORAL_NATS_URL, CORAL_API_PORT, CORAL_API_HOST, CORAL_NATS_PORT,\n" +
-    " CORAL_NATS_HOST, CORAL_NATS_ADVERTISE_URL, CORAL_MESH_MODE.";
+    " CORAL_NATS_HOST, CORAL_NATS_ADVERTISE_URL, CORAL_API_ADVERTISE_URL, CORAL_MESH_MODE.";
   for (const { path, comment } of keyComments) {
     const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
     if (!YAML.isMap(parent)) continue;

@@ -11,6 +11,11 @@
 //         timeout: 30s          # per request (start, list, call)
 //         retry: { max_attempts: 3, backoff: exponential, initial_delay: 500ms }
 //         cache_ttl: 60s        # a failing server's last good answers are served this long
+//
+// These are commands, and the file is committed: `coral ask` starts a
+// project's servers only once the user trusted exactly these commands
+// (cli/src/ask/mcp-trust.ts). The same shape in $CORAL_HOME/mcp.yaml is the
+// user's own and trusted.
 import { z } from "zod";
 import { parseDuration } from "@coral/common/duration";
 

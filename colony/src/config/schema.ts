@@ -108,6 +108,8 @@ export const colonySectionSchema = z
         host: host.default("127.0.0.1"),
         port: port(9000),
         tls: z.strictObject({ cert: nonEmpty("a file path"), key: nonEmpty("a file path") }, need("must be a mapping with cert and key")).optional(),
+        // The API URL join tokens name, when agents cannot use host:port (a container, a load balancer).
+        advertise_url: url(["http:", "https:"], "https://colony.example.com:9000").optional(),
       })
       .prefault({}),
     mesh: z
@@ -199,7 +201,7 @@ export interface ColonyConfig {
   config_path: string;
   colony: Omit<FileColony, "storage" | "api"> & {
     storage: { path: string; retention: RetentionMs };
-    api: { host: string; port: number; tls?: { cert: string; key: string } | undefined };
+    api: { host: string; port: number; tls?: { cert: string; key: string } | undefined; advertise_url?: string | undefined };
     heartbeat_interval_ms: number;
     agent_offline_after_ms: number;
     agent_expire_after_ms: number;

@@ -5,6 +5,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
+import type { IdentityKey } from "@coral/proto";
 import { SyncFlagsRequestSchema, type Flag } from "@coral/proto/gen/coral/control/v1/flags_pb";
 import type { AgentActors } from "../agents/actors.ts";
 import type { ColonyStore } from "../store/index.ts";
@@ -45,7 +46,7 @@ export class FlagDistributor {
     private readonly deps: {
       store: ColonyStore;
       agents: AgentActors;
-      secret: string;
+      identity: IdentityKey;
       log: { warn(obj: object, msg?: string): void; debug?(obj: object, msg?: string): void };
     },
   ) {}
@@ -122,6 +123,6 @@ export class FlagDistributor {
   private async pushTo(agent: AgentRow, flags: Flag[]): Promise<void> {
     if (!agent.agentUrl) throw new Error("the agent serves no control calls");
     const req = create(SyncFlagsRequestSchema, { service: agent.serviceName, flags, generatedAt: timestampFromDate(new Date()) });
-    await agentFlagsClient(agent.agentUrl, agent.agentId, this.deps.secret).syncFlags(req, { timeoutMs: 5000 });
+    await agentFlagsClient(agent.agentUrl, agent.agentId, this.deps.identity).syncFlags(req, { timeoutMs: 5000 });
   }
 }

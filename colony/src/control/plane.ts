@@ -1,5 +1,6 @@
 // The colony's control plane: feature flags, rollbacks and what apps' Coral
 // SDKs report (health per component, build info) through their agents.
+import type { IdentityKey } from "@coral/proto";
 import type { HeartbeatRequest } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import type { AgentActors } from "../agents/actors.ts";
 import type { ControlConfig } from "../config/control-schema.ts";
@@ -12,7 +13,8 @@ import { dropSdkReport, listSdkReports, recordVersion, saveSdkReport, type SdkRe
 export interface ControlPlaneOptions {
   store: ColonyStore;
   agents: AgentActors;
-  secret: string;
+  /** Signs every call to an agent. */
+  identity: IdentityKey;
   config: ControlConfig;
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
 }

@@ -64,7 +64,7 @@ describe("rollback machine", () => {
   });
 
   it("a failed step that was undone ends rolled_back, saying where the service is, with the steps and the undo's steps", () => {
-    const actor = createActor(rollbackMachine, { input: { ...input, strategy: "systemd", plan: [["systemctl", "stop", "api@2.0.0"], ["systemctl", "start", "api@1.9.0"]] } }).start();
+    const actor = createActor(rollbackMachine, { input: { ...input, strategy: "systemd", plan: ["systemctl stop api@2.0.0", "systemctl start api@1.9.0"] } }).start();
     actor.send({ type: "execute", atMs: 1000 });
     actor.send({
       type: "executionFailed",

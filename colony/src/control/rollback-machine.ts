@@ -26,11 +26,18 @@ export interface RollbackContext {
   fromVersion: string;
   targetVersion: string;
   strategy: "sdk" | "systemd" | "kubernetes";
-  plan: string[][];
-  /** Run by the agent if a command of plan fails (absent in snapshots from before undo existed). */
-  undo?: string[][];
-  /** kubernetes: records the live revision before plan runs, for undo's "{revision}". */
-  recordRevision?: string[];
+  /**
+   * What the agent said it would run, one line per command (display only:
+   * the agent plans and runs its own). Snapshots from before agents planned
+   * hold argv lists.
+   */
+  plan: CommandLines;
+  /** What the agent would run if a command of plan fails (absent in snapshots from before undo existed). */
+  undo?: CommandLines;
+  /** kubernetes: what records the live revision before plan runs, for undo's "{revision}". */
+  recordRevision?: string | string[];
+  /** kubernetes: the deployment revision of targetVersion, sent with the intent ("" or absent: the previous one). */
+  targetRevision?: string;
   initiatedBy: string;
   startedAtMs: number;
   executeTimeoutMs: number;
@@ -64,6 +71,12 @@ export type RollbackEvent =
   | { type: "verified"; atMs: number; observation: string }
   | { type: "deadline"; atMs: number };
 
+/** Command lines, or argv lists in snapshots from before agents planned. */
+export type CommandLines = ReadonlyArray<string | readonly string[]>;
+
+export const commandLine = (c: string | readonly string[] | undefined): string => (typeof c === "string" ? c : (c ?? []).join(" "));
+export const commandLines = (list: CommandLines | undefined): string[] => (list ?? []).map(commandLine);
+
 const step = (atMs: number, description: string, outcome = ""): RollbackStepRecord => ({ atMs, description, outcome });
 
 /** Marks the running step (the last one without outcome) with an outcome. */
@@ -96,7 +109,7 @@ export const rollbackMachine = setup({
       deadlineMs: event.atMs + context.executeTimeoutMs,
       steps: [
         ...context.steps,
-        step(event.atMs, context.strategy === "sdk" ? "Running the app's rollback handler (sdk)" : `Running ${context.plan.map((c) => c.join(" ")).join(" && ")}`),
+        step(event.atMs, context.strategy === "sdk" ? "Running the app's rollback handler (sdk)" : `Running ${commandLines(context.plan).join(" && ")}`),
       ],
       reason: "rollback started",
     })),

@@ -1,6 +1,7 @@
 // Rollback coordinator: one persistent rollbackMachine actor per rollback.
-// It plans (strategy, target, commands, and the commands that undo them if
-// one fails), drives the actor with what the
+// It works out the target, asks the service's agent for its plan (the agent
+// picks the strategy and builds the commands from its own configuration; the
+// colony only ever sends the intent), drives the actor with what the
 // agent and the service's heartbeats report, mirrors every change into
 // rollback_history and the audit log, and resumes after a colony restart:
 // an executing rollback asks its agent again (the agent and SDK join the
@@ -20,9 +21,10 @@ import type { AgentActors } from "../agents/actors.ts";
 import type { ControlConfig } from "../config/control-schema.ts";
 import type { ColonyStore } from "../store/index.ts";
 import type { AgentRow } from "../store/types.ts";
-import { agentRollbackClient } from "./agent-client.ts";
-import { rollbackMachine, terminalStates, type RollbackContext, type RollbackEvent } from "./rollback-machine.ts";
+import { agentRollbackClient, agentRollbackPlanClient } from "./agent-client.ts";
+import { commandLine, commandLines, rollbackMachine, terminalStates, type RollbackContext, type RollbackEvent } from "./rollback-machine.ts";
 import { getRollback, listRollbacks, listSdkReports, previousVersion, saveRollback, type RollbackHistoryRow } from "./store.ts";
+import type { IdentityKey } from "@coral/proto";
 
 type StrategyName = RollbackContext["strategy"];
 const strategyNames: Partial<Record<RollbackStrategy, StrategyName>> = {
@@ -42,17 +44,21 @@ export interface RollbackPlan {
   fromVersion: string;
   targetVersion: string;
   strategy: StrategyName;
-  plan: string[][];
-  /** Put back what ran before if a command of plan fails; the last ones check it. Empty: no undo. */
-  undo: string[][];
-  /** kubernetes: records the live revision ("{revision}" in undo) before plan runs; else empty. */
-  recordRevision: string[];
+  /** kubernetes: the deployment revision of targetVersion (control.services.<service>.kubernetes.revisions), or "". */
+  targetRevision: string;
+  /** What the agent said it would run (display only: the agent plans and runs its own commands). */
+  plan: string[];
+  /** What the agent would run to put back what ran before if a command fails; "{revision}" is the one it records first. */
+  undo: string[];
+  /** kubernetes: what records the live revision before the first command; else empty. */
+  recordRevision: string;
 }
 
 export interface RollbacksOptions {
   store: ColonyStore;
   agents: AgentActors;
-  secret: string;
+  /** Signs every call to an agent. */
+  identity: IdentityKey;
   config: ControlConfig;
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
   /** How often verification looks at the service (default 250 ms). */
@@ -60,6 +66,8 @@ export interface RollbacksOptions {
 }
 
 const failed = (message: string) => new ConnectError(message, Code.FailedPrecondition);
+// An agent's answer that asking again will not change: the rollback fails with it.
+const final = new Set([Code.InvalidArgument, Code.FailedPrecondition, Code.PermissionDenied, Code.Unauthenticated, Code.Unimplemented, Code.NotFound]);
 
 export class Rollbacks {
   readonly host: ActorHost<typeof rollbackMachine>;
@@ -95,89 +103,41 @@ export class Rollbacks {
     await this.host.stop();
   }
 
-  /** Works out strategy, target and commands; throws FailedPrecondition when it cannot. */
+  /**
+   * Works out the target and asks the service's agent how it would roll back
+   * (its own configuration decides the strategy and commands). Throws
+   * FailedPrecondition when it cannot, with the agent's reason.
+   */
   async plan(service: string, requestedTarget: string, requested: RollbackStrategy): Promise<RollbackPlan> {
+    if (!(requested in RollbackStrategy)) throw new ConnectError(`strategy: unknown value ${requested}`, Code.InvalidArgument);
     const agents = (await this.options.store.listAgents()).filter((a) => a.serviceName === service);
     if (agents.length === 0) throw new ConnectError(`no component named ${service} is connected to this colony (see coral status)`, Code.NotFound);
-    const reports = await this.options.store.read((c) => listSdkReports(c));
-    const live = agents.filter((a) => connected.has(this.options.agents.get(a.agentId)?.state ?? ""));
-    const current = live[0] ?? agents[0]!;
-    const fromVersion = current.version;
-    const hasHandler = agents.some((a) => reports.get(a.agentId)?.rollbackHandler);
-    const cfg = this.options.config.services[service];
-
-    let strategy: StrategyName;
-    if (requested === RollbackStrategy.AUTO || requested === RollbackStrategy.UNSPECIFIED) {
-      if (hasHandler) strategy = "sdk";
-      else if (cfg?.systemd) strategy = "systemd";
-      else if (cfg?.kubernetes) strategy = "kubernetes";
-      else
-        throw failed(
-          `no rollback strategy for ${service}: the app registered no SDK rollback handler (coral.init onRollback) and control.services.${service} in .coral/config.yaml names no systemd unit or kubernetes deployment`,
-        );
-    } else {
-      const name = strategyNames[requested];
-      if (!name) throw new ConnectError(`strategy: unknown value ${requested}`, Code.InvalidArgument);
-      strategy = name;
-      if (strategy === "sdk" && !hasHandler) throw failed(`the sdk strategy needs the app's rollback handler: ${service} reports no Coral SDK with onRollback`);
-      if (strategy === "systemd" && !cfg?.systemd) throw failed(`the systemd strategy needs control.services.${service}.systemd.unit in .coral/config.yaml`);
-      if (strategy === "kubernetes" && !cfg?.kubernetes) throw failed(`the kubernetes strategy needs control.services.${service}.kubernetes.deployment in .coral/config.yaml`);
-    }
+    const agent = await this.agentFor(service);
+    if (!agent) throw failed(`no agent of ${service} is connected (see coral status); its agent plans the rollback from its own configuration`);
+    const fromVersion = agent.version;
 
     let targetVersion = requestedTarget;
     if (!targetVersion) targetVersion = (await this.options.store.read((c) => previousVersion(c, service, fromVersion))) ?? "";
-    if (!targetVersion && strategy !== "kubernetes") throw failed(`no earlier version of ${service} is known (it has only reported ${fromVersion || "no version"}); pass --to VERSION`);
     if (targetVersion && targetVersion === fromVersion) throw failed(`${service} already runs ${fromVersion}`);
     if (targetVersion.length > 128 || /[\s/]/.test(targetVersion)) throw new ConnectError("target_version: at most 128 characters, no spaces or slashes", Code.InvalidArgument);
+    const revision = targetVersion ? this.options.config.services[service]?.kubernetes?.revisions[targetVersion] : undefined;
+    const targetRevision = revision ? String(revision) : "";
 
-    return { service, fromVersion, targetVersion, strategy, ...this.commands(strategy, service, fromVersion, targetVersion) };
-  }
-
-  /**
-   * The systemd or kubernetes commands, with their undo: back to the version
-   * (systemd) or revision (kubernetes) that ran before, then a check that it
-   * runs. Without a known current version systemd has nothing to go back to.
-   */
-  private commands(strategy: StrategyName, service: string, fromVersion: string, targetVersion: string): Pick<RollbackPlan, "plan" | "undo" | "recordRevision"> {
-    const cfg = this.options.config.services[service];
-    // Forward and undo each get part of the execute deadline, so an undo after a slow failure still fits.
-    const waitS = `--timeout=${Math.max(1, Math.floor((this.options.config.rollback_timeout_ms * 0.45) / 1000))}s`;
-    if (strategy === "systemd") {
-      const unit = cfg!.systemd!.unit;
-      if (unit.includes("{version}")) {
-        const [from, to] = [unit.replaceAll("{version}", fromVersion), unit.replaceAll("{version}", targetVersion)];
-        if (!fromVersion) return { plan: [["systemctl", "start", to]], undo: [], recordRevision: [] };
-        return {
-          plan: [["systemctl", "stop", from], ["systemctl", "start", to]],
-          undo: [["systemctl", "stop", to], ["systemctl", "start", from], ["systemctl", "is-active", from]],
-          recordRevision: [],
-        };
-      }
-      const plan = [["systemctl", "set-environment", `CORAL_ROLLBACK_VERSION=${targetVersion}`], ["systemctl", "restart", unit]];
-      if (!fromVersion) return { plan, undo: [], recordRevision: [] };
-      return {
-        plan,
-        undo: [["systemctl", "set-environment", `CORAL_ROLLBACK_VERSION=${fromVersion}`], ["systemctl", "restart", unit], ["systemctl", "is-active", unit]],
-        recordRevision: [],
-      };
+    let answer;
+    try {
+      answer = await agentRollbackPlanClient(agent.agentUrl, agent.agentId, this.options.identity).planRollback(
+        { service, targetVersion, currentVersion: fromVersion, strategy: requested, targetRevision, timeoutSeconds: Math.ceil(this.options.config.rollback_timeout_ms / 1000) },
+        { timeoutMs: 10_000 },
+      );
+    } catch (err) {
+      const ce = ConnectError.from(err);
+      if (final.has(ce.code)) throw new ConnectError(ce.rawMessage, ce.code);
+      throw new ConnectError(`could not ask ${service}'s agent ${agent.agentId} for its rollback plan: ${ce.rawMessage}`, Code.Unavailable);
     }
-    if (strategy === "kubernetes") {
-      const k = cfg!.kubernetes!;
-      const [deployment, namespace] = [`deployment/${k.deployment}`, `--namespace=${k.namespace}`];
-      const revision = targetVersion ? k.revisions[targetVersion] : undefined;
-      return {
-        recordRevision: ["kubectl", "get", deployment, namespace, "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"],
-        plan: [
-          ["kubectl", "rollout", "undo", deployment, namespace, ...(revision ? [`--to-revision=${revision}`] : [])],
-          ["kubectl", "rollout", "status", deployment, namespace, waitS],
-        ],
-        undo: [
-          ["kubectl", "rollout", "undo", deployment, namespace, "--to-revision={revision}"],
-          ["kubectl", "rollout", "status", deployment, namespace, waitS],
-        ],
-      };
-    }
-    return { plan: [], undo: [], recordRevision: [] };
+    const strategy = strategyNames[answer.strategy];
+    if (!strategy) throw new ConnectError(`agent ${agent.agentId} answered an unknown strategy ${answer.strategy}`, Code.Internal);
+    if (!targetVersion && strategy !== "kubernetes") throw failed(`no earlier version of ${service} is known (it has only reported ${fromVersion || "no version"}); pass --to VERSION`);
+    return { service, fromVersion, targetVersion, strategy, targetRevision, plan: answer.commands, undo: answer.undoCommands, recordRevision: answer.recordRevision };
   }
 
   async start(p: RollbackPlan, initiatedBy: string): Promise<string> {
@@ -195,6 +155,7 @@ export class Rollbacks {
         plan: p.plan,
         undo: p.undo,
         recordRevision: p.recordRevision,
+        targetRevision: p.targetRevision,
         initiatedBy,
         startedAtMs: now,
         executeTimeoutMs: this.options.config.rollback_timeout_ms,
@@ -211,27 +172,31 @@ export class Rollbacks {
         from: p.fromVersion,
         to: p.targetVersion,
         strategy: p.strategy,
-        plan: p.plan.map((c) => c.join(" ")),
-        undo_plan: p.undo.map((c) => c.join(" ")),
+        plan: p.plan,
+        undo_plan: p.undo,
       },
     });
     this.resume(id);
     return id;
   }
 
-  /** The rollback as the API shows it: the live actor, else the history row. */
+  /**
+   * The rollback as the API shows it: the live actor while it runs, the
+   * history row once it ended (written with its audit row, so whoever sees
+   * it ended also finds who started it and how it ended).
+   */
   async get(id: string): Promise<Rollback | null> {
     const s = this.host.snapshot(id);
-    if (s) return toRollback(s.context, stateName(s.value));
+    if (s && !terminalStates.has(stateName(s.value))) return toRollback(s.context, stateName(s.value));
     const row = await this.options.store.read((c) => getRollback(c, id));
-    return row ? historyToRollback(row) : null;
+    return row ? historyToRollback(row) : s ? toRollback(s.context, stateName(s.value)) : null;
   }
 
   async list(service: string, limit: number): Promise<Rollback[]> {
     const rows = await this.options.store.read((c) => listRollbacks(c, service, limit));
     return rows.map((r) => {
       const s = this.host.snapshot(r.rollbackId);
-      return s ? toRollback(s.context, stateName(s.value)) : historyToRollback(r);
+      return s && !terminalStates.has(stateName(s.value)) ? toRollback(s.context, stateName(s.value)) : historyToRollback(r);
     });
   }
 
@@ -299,17 +264,18 @@ export class Rollbacks {
       const remaining = (ctx.deadlineMs ?? Date.now() + 60_000) - Date.now();
       if (agent) {
         try {
-          const res = await agentRollbackClient(agent.agentUrl, agent.agentId, this.options.secret).executeRollback(
+          // The intent only: the agent builds the commands from its own configuration.
+          const res = await agentRollbackClient(agent.agentUrl, agent.agentId, this.options.identity).executeRollback(
             {
               rollbackId: id,
               service: ctx.service,
               targetVersion: ctx.targetVersion,
               currentVersion: ctx.fromVersion,
               strategy: strategyCodes[ctx.strategy],
-              commands: ctx.plan.map((argv) => ({ argv })),
-              undoCommands: (ctx.undo ?? []).map((argv) => ({ argv })),
-              recordRevision: ctx.recordRevision?.length ? { argv: ctx.recordRevision } : undefined,
-              timeoutSeconds: Math.max(1, Math.ceil(remaining / 1000)),
+              targetRevision: ctx.targetRevision ?? "",
+              reason: `started by ${ctx.initiatedBy}`,
+              // The whole budget, as planned: the agent sizes its waits from it (the colony's deadline still ends it).
+              timeoutSeconds: Math.max(1, Math.ceil(ctx.executeTimeoutMs / 1000)),
             },
             { timeoutMs: Math.max(1000, remaining) },
           );
@@ -326,7 +292,12 @@ export class Rollbacks {
             });
           return;
         } catch (err) {
-          this.options.log.warn({ rollback_id: id, err: ConnectError.from(err).rawMessage }, "Could not reach the agent for a rollback; retrying");
+          const ce = ConnectError.from(err);
+          if (final.has(ce.code)) {
+            await this.send(id, { type: "executionFailed", atMs: Date.now(), error: `agent ${agent.agentId} refused the rollback: ${ce.rawMessage}`, reverted: false });
+            return;
+          }
+          this.options.log.warn({ rollback_id: id, err: ce.rawMessage }, "Could not reach the agent for a rollback; retrying");
         }
       }
       // No agent (yet): it may be reconnecting. The deadline ends the wait. 0.5 s doubling up to 5 s.
@@ -407,9 +378,9 @@ function toRollback(ctx: RollbackContext, state: string): Rollback {
     completedAt: ctx.completedAtMs ? timestampFromDate(new Date(ctx.completedAtMs)) : undefined,
     error: ctx.error,
     steps: ctx.steps.map((s) => ({ at: timestampFromDate(new Date(s.atMs)), description: s.description, outcome: s.outcome })),
-    plan: ctx.plan.map((c) => c.join(" ")),
-    undoPlan: (ctx.undo ?? []).map((c) => c.join(" ")),
-    recordRevision: (ctx.recordRevision ?? []).join(" "),
+    plan: commandLines(ctx.plan),
+    undoPlan: commandLines(ctx.undo),
+    recordRevision: commandLine(ctx.recordRevision),
   });
 }
 

@@ -55,9 +55,9 @@ export function controlService(control: ControlPlane, audit: (actor: string, act
             targetVersion: plan.targetVersion,
             strategy: plan.strategy,
             initiatedBy: caller(ctx),
-            plan: plan.plan.map((c) => c.join(" ")),
-            undoPlan: plan.undo.map((c) => c.join(" ")),
-            recordRevision: plan.recordRevision.join(" "),
+            plan: plan.plan,
+            undoPlan: plan.undo,
+            recordRevision: plan.recordRevision,
           },
         };
       }

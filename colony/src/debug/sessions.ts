@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { IdentityKey } from "@coral/proto";
 import type { UprobeSummary } from "@coral/proto/gen/coral/agent/v1/debug_pb";
 import { ActorHost, stateName } from "../store/actor-host.ts";
 import type { AgentActors } from "../agents/actors.ts";
@@ -34,7 +35,8 @@ const owedStopWindowMs = 60_000;
 export interface DebugSessionsOptions {
   store: ColonyStore;
   agents: AgentActors;
-  secret: string;
+  /** Signs every call to an agent. */
+  identity: IdentityKey;
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
   now?: () => number;
 }
@@ -117,7 +119,7 @@ export class DebugSessions {
 
   constructor(private readonly options: DebugSessionsOptions) {
     this.now = options.now ?? Date.now;
-    this.pool = new AgentClientPool(options.secret);
+    this.pool = new AgentClientPool(options.identity);
     this.host = new ActorHost({
       kind: "debug_session",
       machine: debugSessionMachine,

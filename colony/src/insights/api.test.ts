@@ -8,7 +8,9 @@ import { Code, ConnectError, createClient, type Client } from "@connectrpc/conne
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { generateIdentityKey } from "@coral/proto";
 import { AgentActors } from "../agents/actors.ts";
+import { AgentIdentities } from "../identity/identities.ts";
 import type { ApiDeps } from "../api/deps.ts";
 import { startApiServer, type ApiServer } from "../api/server.ts";
 import { openStore, type ColonyStore } from "../store/index.ts";
@@ -26,6 +28,7 @@ beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "colony-insights-api-"));
   store = await openStore(join(dir, ".coral", "colony.duckdb"));
   agents = new AgentActors({ persistence: store, offlineAfterMs: 60_000, expireAfterMs: 600_000 });
+  const identity = await generateIdentityKey();
   const deps: ApiDeps = {
     colonyId: "shop-dev-000001",
     appName: "shop",
@@ -35,9 +38,12 @@ beforeEach(async () => {
     startedAt: new Date(),
     store,
     agents,
-    secret: "00".repeat(32),
+    identity,
+    identities: new AgentIdentities(store, identity.publicKey, (id) => agents.get(id)?.state),
     heartbeatIntervalSeconds: 15,
     natsCredentials: async () => ({ url: "nats://127.0.0.1:4222", user: "", password: "" }),
+    removeNatsUser: async () => false,
+    joinToken: async () => "",
     streamName: "CORAL_TEST",
     natsStatus: () => "connected",
     discoveryStatus: () => "disabled",

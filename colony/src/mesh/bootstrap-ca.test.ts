@@ -7,11 +7,15 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EnrollmentError, ENROLL_PATH, enrollWithColony, generateKeyPair, type EnrollRequestJson } from "@coral/common/wireguard";
-import { checkSecretProof } from "@coral/proto";
+import { checkInvitationProof, generateIdentityKey, invitationKey, meshEnrollDigest, verifyRegistration } from "@coral/proto";
 import { afterEach, describe, expect, it } from "vitest";
 import { bootstrapCaFingerprint, issueBootstrapCertificates } from "./bootstrap-ca.ts";
 
-const secret = "cd".repeat(32);
+const invitation = { invitationId: "inv4test", invitationSecret: "cd".repeat(32) };
+const secret = invitation.invitationSecret;
+const agentKey = await generateIdentityKey();
+const colonyIdentityPubkey = (await generateIdentityKey()).publicKey;
+const enrollAs = { agentKey, invitation, colonyIdentityPubkey };
 const dirs: string[] = [];
 const servers: https.Server[] = [];
 
@@ -39,13 +43,17 @@ async function serve(certs: { serverChainPem: string; serverKeyPem: string }): P
       void (async () => {
         const r = JSON.parse(body) as EnrollRequestJson;
         requests.push(r);
-        const ok = req.url === ENROLL_PATH && (await checkSecretProof(secret, r.agent_id, { timestampMs: BigInt(r.proof.timestamp_ms), nonce: r.proof.nonce, hmac: r.proof.hmac }));
+        const context = { agentId: r.agent_id, agentPubkey: r.agent_pubkey, timestampMs: BigInt(r.signature.timestamp_ms), nonce: r.signature.nonce };
+        const ok =
+          req.url === ENROLL_PATH &&
+          (await verifyRegistration(r.agent_pubkey, r.agent_id, await meshEnrollDigest(r.agent_id, r.wireguard_pubkey), context.timestampMs, context.nonce, r.signature.signature)) &&
+          (await checkInvitationProof(await invitationKey(secret), context, r.invitation?.hmac ?? ""));
         res.writeHead(ok ? 200 : 401, { "content-type": "application/json" });
         res.end(
           JSON.stringify(
             ok
-              ? { colony_id: "shop-dev-a1b2c3", mesh_ipv4: "10.42.0.2", mesh_ipv6: "fd42::2", colony_pubkey: generateKeyPair().publicKey, colony_mesh_ipv4: "10.42.0.1", colony_mesh_ipv6: "fd42::1", connect_port: 9000 }
-              : { code: "unauthenticated", message: "proof does not match the colony secret" },
+              ? { colony_id: "shop-dev-a1b2c3", mesh_ipv4: "10.42.0.2", mesh_ipv6: "fd42::2", colony_pubkey: generateKeyPair().publicKey, colony_identity_pubkey: colonyIdentityPubkey, colony_mesh_ipv4: "10.42.0.1", colony_mesh_ipv6: "fd42::1", connect_port: 9000 }
+              : { code: "unauthenticated", message: "the invitation is not valid for this colony" },
           ),
         );
       })();
@@ -68,12 +76,12 @@ describe("bootstrap CA", () => {
     expect((await stat(join(dir, "bootstrap-ca.key"))).mode & 0o777).toBe(0o600);
   });
 
-  it("lets an agent enroll with the pinned CA, proving the secret without sending it", async () => {
+  it("lets an agent enroll with the pinned CA, proving its invitation without sending it", async () => {
     const dir = await keysDir();
     const certs = await issueBootstrapCertificates(dir, "shop-dev-a1b2c3", ["127.0.0.1"]);
     const { endpoint, requests } = await serve(certs);
     const keys = generateKeyPair();
-    const answer = await enrollWithColony({ endpoint, caFingerprint: certs.caFingerprint, secret, agentId: "api-123abc", publicKey: keys.publicKey });
+    const answer = await enrollWithColony({ endpoint, caFingerprint: certs.caFingerprint, ...enrollAs, agentId: "api-123abc", publicKey: keys.publicKey });
     expect(answer).toMatchObject({ colony_id: "shop-dev-a1b2c3", mesh_ipv4: "10.42.0.2", connect_port: 9000 });
     expect(requests).toHaveLength(1);
     expect(requests[0]).toMatchObject({ agent_id: "api-123abc", wireguard_pubkey: keys.publicKey });
@@ -84,7 +92,7 @@ describe("bootstrap CA", () => {
     const pinned = await issueBootstrapCertificates(await keysDir(), "shop-dev-a1b2c3", ["127.0.0.1"]);
     const impostor = await issueBootstrapCertificates(await keysDir(), "shop-dev-a1b2c3", ["127.0.0.1"]);
     const { endpoint, requests } = await serve(impostor);
-    const err = await enrollWithColony({ endpoint, caFingerprint: pinned.caFingerprint, secret, agentId: "api-123abc", publicKey: generateKeyPair().publicKey }).catch((e: unknown) => e);
+    const err = await enrollWithColony({ endpoint, caFingerprint: pinned.caFingerprint, ...enrollAs, agentId: "api-123abc", publicKey: generateKeyPair().publicKey }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EnrollmentError);
     expect(err).toMatchObject({ code: "untrusted-certificate", message: expect.stringMatching(/not from the colony CA pinned in the join token \(expected sha256:/) });
     expect(requests).toHaveLength(0);
@@ -93,11 +101,11 @@ describe("bootstrap CA", () => {
   it("says so when the endpoint is not there, or refuses the proof", async () => {
     const certs = await issueBootstrapCertificates(await keysDir(), "shop-dev-a1b2c3", ["127.0.0.1"]);
     const { endpoint } = await serve(certs);
-    await expect(enrollWithColony({ endpoint, caFingerprint: certs.caFingerprint, secret: "ef".repeat(32), agentId: "api-123abc", publicKey: generateKeyPair().publicKey })).rejects.toMatchObject({
+    await expect(enrollWithColony({ endpoint, caFingerprint: certs.caFingerprint, ...enrollAs, invitation: { ...invitation, invitationSecret: "ef".repeat(32) }, agentId: "api-123abc", publicKey: generateKeyPair().publicKey })).rejects.toMatchObject({
       code: "refused",
-      message: expect.stringMatching(/refused the enrollment: proof does not match/),
+      message: expect.stringMatching(/refused the enrollment: the invitation is not valid/),
     });
-    await expect(enrollWithColony({ endpoint: "127.0.0.1:1", caFingerprint: certs.caFingerprint, secret, agentId: "api-123abc", publicKey: generateKeyPair().publicKey })).rejects.toMatchObject({
+    await expect(enrollWithColony({ endpoint: "127.0.0.1:1", caFingerprint: certs.caFingerprint, ...enrollAs, agentId: "api-123abc", publicKey: generateKeyPair().publicKey })).rejects.toMatchObject({
       code: "unreachable",
       message: expect.stringMatching(/bootstrap endpoint 127\.0\.0\.1:1 is not reachable/),
     });

@@ -4,7 +4,7 @@
 import { once } from "node:events";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import { ENROLL_PATH, type EnrollRequestJson } from "@coral/common/wireguard";
+import { ENROLL_PATH } from "@coral/common/wireguard";
 import type { BootstrapCertificates } from "./bootstrap-ca.ts"; // type only: the x509 library stays unloaded
 import { MeshRequestError, type ColonyMesh } from "./colony-mesh.ts";
 
@@ -36,6 +36,11 @@ export async function startBootstrapServer(options: {
     const fail = (status: number, message: string) => reply(status, { code: CODES[status] ?? "unknown", message });
     if (req.url !== ENROLL_PATH) return fail(404, `no such path; the bootstrap endpoint serves POST ${ENROLL_PATH}`);
     if (req.method !== "POST") return fail(405, `use POST ${ENROLL_PATH}`);
+    // Refused before a byte of the body is read; a chunked body is counted as it comes.
+    if (Number(req.headers["content-length"] ?? 0) > MAX_BODY) {
+      res.setHeader("connection", "close");
+      return fail(413, `request body over ${MAX_BODY} bytes`);
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     req.on("data", (c: Buffer) => {
@@ -47,9 +52,9 @@ export async function startBootstrapServer(options: {
     });
     req.on("end", () => {
       if (size > MAX_BODY) return;
-      let body: EnrollRequestJson;
+      let body: unknown;
       try {
-        body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as EnrollRequestJson;
+        body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
       } catch {
         return fail(400, "body must be JSON");
       }

@@ -2,12 +2,13 @@
 // 10.42.0.1 / fd42::1, the enrolled agents as peers (restored from DuckDB at
 // start), enrollment with persistent addresses, revocation, peer stats, ping.
 import { connect } from "node:net";
-import { checkSecretProof } from "@coral/proto";
-import { WireguardInterface, interfaceNameFor, isKey, type EnrollRequestJson, type EnrollResponseJson, type PeerState } from "@coral/common/wireguard";
+import { meshEnrollDigest } from "@coral/proto";
+import { IdentityError, type AgentIdentities } from "../identity/identities.ts";
+import { EnrollRequestError, parseEnrollRequest, type EnrollRequest } from "./enroll-request.ts";
+import { WireguardInterface, interfaceNameFor, type EnrollResponseJson, type PeerState } from "@coral/common/wireguard";
 import type { ColonyStore } from "../store/index.ts";
 import { allocateMeshPeer, getMeshPeer, listMeshPeers, revokeMeshPeer, type MeshPeerRow } from "../store/mesh-peers.ts";
 
-const PROOF_WINDOW_MS = 5 * 60_000;
 // 10.42.0.0/16: hosts .0.2 up to .255.254; fd42::/64 gets the same host number.
 const MAX_HOST = 255 * 256 + 254;
 
@@ -31,7 +32,8 @@ export interface ColonyMesh {
   readonly listenPort: number;
   readonly meshIpv4: string;
   readonly meshIpv6: string;
-  enroll(request: EnrollRequestJson, connectPort: number): Promise<EnrollResponseJson>;
+  /** Enrolls from the bootstrap endpoint's JSON body, whatever it holds (checked here). */
+  enroll(body: unknown, connectPort: number): Promise<EnrollResponseJson>;
   revoke(agentId: string): Promise<PeerView | null>;
   peers(): Promise<PeerView[]>;
   ping(agentId: string, port: number, count: number): Promise<{ peer: PeerView; rttMs: number[]; lost: number }>;
@@ -44,23 +46,16 @@ function hostAddresses(meshIpv4: string, meshIpv6: string) {
   return (host: number) => ({ ipv4: `${a}.${b}.${Math.floor(host / 256)}.${host % 256}`, ipv6: `${v6prefix}${host.toString(16)}` });
 }
 
-class NonceLedger {
-  private readonly seen = new Map<string, number>();
-  claim(nonce: string, now: number): boolean {
-    for (const [n, at] of this.seen) if (at < now - 2 * PROOF_WINDOW_MS) this.seen.delete(n);
-    if (this.seen.has(nonce)) return false;
-    this.seen.set(nonce, now);
-    return true;
-  }
-}
-
 const peerConfig = (row: MeshPeerRow) => ({ publicKey: row.publicKey, allowedIps: [`${row.meshIpv4}/32`, `${row.meshIpv6}/128`] });
 
 export async function startColonyMesh(options: {
   colonyId: string;
   projectDir: string;
   privateKey: string;
-  secret: string;
+  /** Enrollment is an agent identity's first registration (see ../identity). */
+  identities: AgentIdentities;
+  /** The colony's identity key, returned for the agent to check against its token. */
+  identityPubkey: string;
   listenPort: number;
   meshIpv4: string;
   meshIpv6: string;
@@ -79,7 +74,6 @@ export async function startColonyMesh(options: {
   });
   const { store, log } = options;
   const addressFor = hostAddresses(options.meshIpv4, options.meshIpv6);
-  const nonces = new NonceLedger();
 
   try {
     const rows = (await store.read((c) => listMeshPeers(c))).filter((r) => !r.revokedAt);
@@ -102,32 +96,45 @@ export async function startColonyMesh(options: {
     meshIpv4: options.meshIpv4,
     meshIpv6: options.meshIpv6,
 
-    async enroll(req, connectPort) {
-      if (typeof req?.agent_id !== "string" || !/^[A-Za-z0-9_-]{1,128}$/.test(req.agent_id))
-        throw new MeshRequestError(400, "agent_id: must be 1-128 letters, digits, - or _");
-      if (!isKey(req.wireguard_pubkey)) throw new MeshRequestError(400, "wireguard_pubkey: must be a WireGuard public key (44 characters of base64)");
-      const p = req.proof;
-      if (!p || typeof p.timestamp_ms !== "string" || !/^\d{1,16}$/.test(p.timestamp_ms) || typeof p.nonce !== "string" || !/^[0-9a-f]{32,64}$/.test(p.nonce) || typeof p.hmac !== "string")
-        throw new MeshRequestError(400, "proof: must have timestamp_ms, nonce and hmac (sign with the colony secret from the join token)");
+    async enroll(body, connectPort) {
+      let req: EnrollRequest;
+      try {
+        req = parseEnrollRequest(body);
+      } catch (err) {
+        if (err instanceof EnrollRequestError) throw new MeshRequestError(400, err.message);
+        throw err;
+      }
       const now = Date.now();
-      const proof = { timestampMs: BigInt(p.timestamp_ms), nonce: p.nonce, hmac: p.hmac };
-      if (Math.abs(Number(proof.timestampMs) - now) > PROOF_WINDOW_MS)
-        throw new MeshRequestError(401, "proof timestamp is more than 5 minutes from the colony's clock; check the agent's clock");
-      if (!(await checkSecretProof(options.secret, req.agent_id, proof)))
-        throw new MeshRequestError(401, "proof does not match the colony secret; is the join token for this colony?");
-      if (!nonces.claim(proof.nonce, now)) throw new MeshRequestError(401, "proof was already used (replay); sign again");
-      const previous = await store.read((c) => getMeshPeer(c, req.agent_id));
-      if (previous?.revokedAt) throw new MeshRequestError(403, `agent ${req.agent_id} was revoked from this mesh at ${previous.revokedAt.toISOString()}`);
-      const row = await store.write((c) => allocateMeshPeer(c, { agentId: req.agent_id, publicKey: req.wireguard_pubkey, at: new Date(now), addressFor, maxHost: MAX_HOST }));
+      try {
+        await options.identities.authenticate(
+          {
+            agentId: req.agentId,
+            agentPubkey: req.agentPubkey,
+            timestampMs: req.timestampMs,
+            nonce: req.nonce,
+            signature: req.signature,
+            digestHex: await meshEnrollDigest(req.agentId, req.wireguardPubkey),
+            invitation: req.invitation,
+          },
+          now,
+        );
+      } catch (err) {
+        if (err instanceof IdentityError) throw new MeshRequestError(err.kind === "invalid" ? 400 : err.kind === "unauthenticated" ? 401 : 403, err.message);
+        throw err;
+      }
+      const previous = await store.read((c) => getMeshPeer(c, req.agentId));
+      if (previous?.revokedAt) throw new MeshRequestError(403, `agent ${req.agentId} was revoked from this mesh at ${previous.revokedAt.toISOString()}`);
+      const row = await store.write((c) => allocateMeshPeer(c, { agentId: req.agentId, publicKey: req.wireguardPubkey, at: new Date(now), addressFor, maxHost: MAX_HOST }));
       if (previous && previous.publicKey !== row.publicKey) await iface.removePeer(previous.publicKey).catch(() => undefined);
       await iface.setPeer(peerConfig(row));
-      await store.appendAudit({ at: new Date(now), actor: `agent:${req.agent_id}`, action: "mesh.enroll", target: row.meshIpv4, details: { public_key: row.publicKey, new_key: previous ? previous.publicKey !== row.publicKey : true } });
-      log.info({ agent_id: req.agent_id, mesh_ip: row.meshIpv4 }, "Agent enrolled in the mesh");
+      await store.appendAudit({ at: new Date(now), actor: `agent:${req.agentId}`, action: "mesh.enroll", target: row.meshIpv4, details: { public_key: row.publicKey, new_key: previous ? previous.publicKey !== row.publicKey : true } });
+      log.info({ agent_id: req.agentId, mesh_ip: row.meshIpv4 }, "Agent enrolled in the mesh");
       return {
         colony_id: options.colonyId,
         mesh_ipv4: row.meshIpv4,
         mesh_ipv6: row.meshIpv6,
         colony_pubkey: iface.publicKey,
+        colony_identity_pubkey: options.identityPubkey,
         colony_mesh_ipv4: options.meshIpv4,
         colony_mesh_ipv6: options.meshIpv6,
         connect_port: connectPort,

@@ -4,6 +4,7 @@ export {
   defaultNatsPort,
   resolveNatsServerBinary,
   startManagedNats,
+  type AgentNatsCredentials,
   type AgentUserInfo,
   type ColonyNatsCredentials,
   type ManagedNats,
@@ -14,6 +15,7 @@ export { agentPermissions, colonyInboxPrefix } from "./server-config.ts";
 export { NatsReloadError, NatsServerNotFoundError, NatsServerStartError, natsInstallHint } from "./errors.ts";
 export {
   defaultDuplicateWindowMs,
+  defaultIngestMaxDeliver,
   defaultStreamMaxAgeMs,
   ensureIngestConsumer,
   ensureTelemetryStream,
@@ -21,9 +23,16 @@ export {
   type IngestConsumerOptions,
   type TelemetryStreamOptions,
 } from "./stream.ts";
-export { decodeTelemetryMessage, startIngestion, type DecodedTelemetry, type Ingestion, type IngestionOptions, type IngestionStats } from "./ingestion.ts";
+export { startIngestion, type Ingestion, type IngestionOptions, type IngestionStats, type LastDeadLetter } from "./ingestion.ts";
+export { decodeBatch, decodeBatchFast, decodeTelemetryMessage, type DecodedTelemetry } from "./decode.ts";
+export { validateTelemetryBatch } from "./validate.ts";
+export { classifySinkError, type SinkFailure } from "./failure.ts";
+export { agentOfSubject, deadLetterKey, type DeadLetter } from "./dead-letter.ts";
+export { batchLimits, deadLetterPayloadBytes, defaultStreamMaxBytes, defaultStreamMaxMsgSize, maxStoredCount, natsMaxPayloadBytes } from "./limits.ts";
 export {
+  agentInboxPrefix,
   agentSubjectPrefix,
+  deadLetterSubject,
   parseTelemetrySubject,
   streamName,
   streamSubjects,

@@ -4,6 +4,9 @@ import type { TelemetryBatch } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   agentSubjectPrefix,
+  deadLetterSubject,
+  ensureIngestConsumer,
+  type DeadLetter,
   ensureTelemetryStream,
   ingestDurableName,
   startIngestion,
@@ -18,20 +21,38 @@ import { captureLogger, encodeBatch, makeBatch, natsServerForTests, tempDir } fr
 
 const binary = await natsServerForTests();
 
-/** A sink that records what it was given; `failNext` makes the next calls reject. */
+/** What the store throws once it is closed (matched by name, as ingestion does). */
+class StoreClosedError extends Error {
+  override name = "StoreClosedError";
+}
+
+/**
+ * A sink that records what it was given. `failNext` makes the next calls
+ * reject as a closed store does; `refuse` makes every call holding that batch
+ * reject (`permanent`: as the store's own check does; else for no known reason).
+ */
 function recordingSink() {
   const calls: string[][] = [];
+  const refused = new Map<string, boolean>();
   let failures = 0;
   return {
     calls,
     failNext(n: number) {
       failures = n;
     },
+    refuse(batchId: string, permanent: boolean) {
+      refused.set(batchId, permanent);
+    },
     stored: () => calls.flat(),
     sink: async (batches: TelemetryBatch[]) => {
       if (failures > 0) {
         failures--;
-        throw new Error("store is down");
+        throw new StoreClosedError("the colony store is closed");
+      }
+      const bad = batches.find((b) => refused.has(b.batchId));
+      if (bad) {
+        if (refused.get(bad.batchId)) throw Object.assign(new Error(`batch ${bad.batchId}: Conversion Error: out of range`), { name: "IngestError", batchId: bad.batchId });
+        throw new Error("something odd happened");
       }
       calls.push(batches.map((b) => b.batchId));
     },
@@ -68,7 +89,7 @@ describe.skipIf(!binary)("ingestion from JetStream", () => {
     const colonyId = `colony-${++colonyCount}`;
     await ensureTelemetryStream(await jetstreamManager(colony), colonyId);
     const creds = await nats.addAgentUser(`${colonyId}-${agentId}`, agentSubjectPrefix(colonyId, agentId));
-    const agentNc = await connect({ servers: nats.url, user: creds.user, pass: creds.password });
+    const agentNc = await connect({ servers: nats.url, user: creds.user, pass: creds.password, inboxPrefix: creds.inboxPrefix });
     const js: JetStreamClient = jetstream(agentNc);
     const subject = telemetrySubject(colonyId, agentId);
     const publish = (batchId: string) => js.publish(subject, encodeBatch(makeBatch(agentId, batchId)), { msgID: batchId });
@@ -114,7 +135,7 @@ describe.skipIf(!binary)("ingestion from JetStream", () => {
     expect((await t.consumerInfo()).num_pending).toBe(0);
   });
 
-  it("redelivers the batches of a failed sink call and acks them only after they are stored", async () => {
+  it("holds the batches while the store is unavailable and acks them once stored, burning no deliveries", async () => {
     await using t = await setup();
     const rec = recordingSink();
     rec.failNext(2);
@@ -125,19 +146,129 @@ describe.skipIf(!binary)("ingestion from JetStream", () => {
 
     await waitFor("first sink failure", () => (ingestion.stats().sinkErrors >= 1 ? true : undefined));
     expect(ingestion.stats().acked).toBe(0);
-    expect(rec.stored()).toEqual([]);
 
-    await waitFor("batches stored after redelivery", () => (rec.stored().length >= 2 ? true : undefined));
+    await waitFor("batches stored after the store came back", () => (rec.stored().length >= 2 ? true : undefined));
     await waitFor("acks", () => (ingestion.stats().acked === 2 ? true : undefined));
     expect(rec.stored().sort()).toEqual(["retry-1", "retry-2"]);
     const stats = ingestion.stats();
-    expect(stats.sinkErrors).toBe(2);
-    expect(stats.nakked).toBeGreaterThanOrEqual(2);
-    expect(stats.redelivered).toBeGreaterThanOrEqual(2);
+    expect(stats).toMatchObject({ sinkErrors: 2, heldRetries: 2, nakked: 0, redelivered: 0, deadLettered: 0 });
     const info = await t.consumerInfo();
     expect(info.num_ack_pending).toBe(0);
     expect(info.num_pending).toBe(0);
-    expect(log.lines.some((l) => l.level === "warn" && /sink failed/.test(l.msg))).toBe(true);
+    expect(info.num_redelivered).toBe(0);
+    expect(log.lines.some((l) => l.level === "warn" && /store is unavailable/.test(l.msg))).toBe(true);
+  });
+
+  it("stores the rest of a fetch when the store refuses one batch, and sets that one aside", async () => {
+    await using t = await setup("agent-r");
+    const rec = recordingSink();
+    rec.refuse("bad-3", true);
+    const letters: DeadLetter[] = [];
+    const ids = Array.from({ length: 8 }, (_, i) => (i === 3 ? "bad-3" : `ok-${i}`));
+    for (const id of ids) await t.publish(id);
+    await using ingestion = t.ingest({ sink: rec.sink, deadLetterSink: async (l) => void letters.push(...l) });
+
+    await waitFor("the good batches", () => (ingestion.stats().acked === 7 ? true : undefined));
+    await waitFor("the refused one set aside", () => (ingestion.stats().deadLettered === 1 ? true : undefined));
+    expect(rec.stored().sort()).toEqual(ids.filter((id) => id !== "bad-3").sort());
+    expect(letters).toHaveLength(1);
+    expect(letters[0]).toMatchObject({ agentId: "agent-r", batchId: "bad-3", subject: t.subject, deliveries: 1 });
+    expect(letters[0]!.reason).toMatch(/^the store refused it: .*Conversion Error/);
+    expect(ingestion.stats().lastDeadLetter).toMatchObject({ agentId: "agent-r", batchId: "bad-3" });
+    // Termed: nothing pending or coming back. The whole message is on the dead-letter subject.
+    await waitFor("no pending acks", async () => ((await t.consumerInfo()).num_ack_pending === 0 ? true : undefined));
+    expect((await t.consumerInfo()).num_pending).toBe(0);
+    const copy = await waitFor("the dead-letter copy", async () =>
+      (
+        (await (await jetstreamManager(colony)).streams.getMessage(streamName(t.colonyId), { last_by_subj: deadLetterSubject(t.colonyId) }).catch(() => null)) ?? undefined
+      ),
+    );
+    expect(copy.header.get("Coral-Batch-Id")).toBe("bad-3");
+    expect(copy.header.get("Coral-Reason")).toMatch(/Conversion Error/);
+    expect([...copy.data]).toEqual([...letters[0]!.payload]);
+  });
+
+  it("redelivers a batch that fails alone for an unknown reason, then sets it aside after maxDeliveries", async () => {
+    await using t = await setup("agent-u");
+    const rec = recordingSink();
+    rec.refuse("odd", false);
+    const letters: DeadLetter[] = [];
+    await t.publish("odd");
+    await t.publish("fine");
+    await using ingestion = t.ingest({ sink: rec.sink, maxDeliveries: 3, deadLetterSink: async (l) => void letters.push(...l) });
+    await waitFor("the odd one set aside", () => (letters.length === 1 ? true : undefined));
+    expect(letters[0]).toMatchObject({ batchId: "odd", deliveries: 3 });
+    expect(letters[0]!.reason).toMatch(/not stored after 3 deliveries: something odd happened/);
+    expect(rec.stored()).toEqual(["fine"]);
+    expect(ingestion.stats()).toMatchObject({ acked: 1, deadLettered: 1, nakked: 2 });
+  });
+
+  it("sets aside, untried, a message already delivered more than maxDeliveries times (e.g. one that crashed colonies)", async () => {
+    await using t = await setup("agent-x");
+    await t.publish("crashy");
+    // Three earlier deliveries that never finished, as colonies killed while storing it would leave.
+    const jsm = await jetstreamManager(colony);
+    await ensureIngestConsumer(jsm, t.colonyId);
+    const consumer = await jetstream(colony).consumers.get(streamName(t.colonyId), ingestDurableName);
+    for (let i = 0; i < 3; i++) {
+      const iter = await consumer.fetch({ max_messages: 1, expires: 2000 });
+      for await (const m of iter) m.nak();
+    }
+    const rec = recordingSink();
+    const letters: DeadLetter[] = [];
+    await using ingestion = t.ingest({ sink: rec.sink, maxDeliveries: 3, deadLetterSink: async (l) => void letters.push(...l) });
+    await waitFor("set aside", () => (letters.length === 1 ? true : undefined));
+    expect(letters[0]).toMatchObject({ batchId: "crashy", deliveries: 4, reason: "delivered 4 times without being stored" });
+    expect(rec.calls).toEqual([]);
+    expect(ingestion.stats()).toMatchObject({ deadLettered: 1, acked: 0, sinkErrors: 0 });
+  });
+
+  it("stores a fetch's good batches and its dead letters in one call when it can, and apart when that fails", async () => {
+    for (const failCombined of [false, true]) {
+      await using t = await setup(failCombined ? "agent-c2" : "agent-c1");
+      await t.js.publish(t.subject, new Uint8Array([0x0a, 0xff, 0x01]), { msgID: "garbage" });
+      await t.publish("good-1");
+      await t.publish("good-2");
+      const rec = recordingSink();
+      const combined: Array<{ batches: string[]; letters: string[] }> = [];
+      const apart: DeadLetter[] = [];
+      await using ingestion = t.ingest({
+        sink: rec.sink,
+        sinkWithDeadLetters: async (batches, letters) => {
+          if (failCombined) throw new Error("something odd happened");
+          combined.push({ batches: batches.map((b) => b.batchId), letters: letters.map((l) => l.batchId) });
+        },
+        deadLetterSink: async (l) => void apart.push(...l),
+      });
+      await waitFor("all handled", () => (ingestion.stats().acked === 2 && ingestion.stats().deadLettered === 1 ? true : undefined));
+      if (failCombined) {
+        expect(combined).toEqual([]);
+        expect(rec.stored().sort()).toEqual(["good-1", "good-2"]);
+        expect(apart.map((l) => l.batchId)).toEqual(["garbage"]);
+      } else {
+        expect(combined).toEqual([{ batches: ["good-1", "good-2"], letters: ["garbage"] }]);
+        expect(rec.stored()).toEqual([]);
+        expect(apart).toEqual([]);
+      }
+    }
+  });
+
+  it("holds what it sets aside until it can be recorded", async () => {
+    await using t = await setup("agent-h");
+    const rec = recordingSink();
+    const letters: DeadLetter[] = [];
+    let refusals = 2;
+    await t.js.publish(t.subject, new Uint8Array([0x0a, 0xff, 0x01]), { msgID: "garbage" });
+    await using ingestion = t.ingest({
+      sink: rec.sink,
+      deadLetterSink: async (l) => {
+        if (refusals-- > 0) throw new StoreClosedError("the colony store is closed");
+        letters.push(...l);
+      },
+    });
+    await waitFor("recorded after the store came back", () => (letters.length === 1 ? true : undefined));
+    expect(letters[0]!.reason).toMatch(/not a protobuf TelemetryBatch/);
+    expect(ingestion.stats()).toMatchObject({ poison: 1, deadLettered: 1, nakked: 0 });
   });
 
   it("terminates poison messages and still delivers the good ones after them", async () => {
@@ -156,13 +287,13 @@ describe.skipIf(!binary)("ingestion from JetStream", () => {
     await waitFor("the good batch", () => (rec.stored().includes("good-after-poison") ? true : undefined));
     await waitFor("acks", () => (ingestion.stats().acked === 1 ? true : undefined));
     expect(rec.stored()).toEqual(["good-after-poison"]);
-    expect(ingestion.stats().poison).toBe(3);
+    expect(ingestion.stats()).toMatchObject({ poison: 3, deadLettered: 3 });
     // Termed, not pending: they will not come back.
     await waitFor("no pending acks", async () => ((await t.consumerInfo()).num_ack_pending === 0 ? true : undefined));
     const info = await t.consumerInfo();
     expect(info.num_redelivered).toBe(0);
     expect(info.num_pending).toBe(0);
-    const poisonLogs = log.lines.filter((l) => /Poison/.test(l.msg));
+    const poisonLogs = log.lines.filter((l) => /set aside/.test(l.msg));
     expect(poisonLogs).toHaveLength(3);
     expect(poisonLogs.every((l) => l.fields.subject === t.subject)).toBe(true);
     expect(poisonLogs.map((l) => String(l.fields.reason)).join("\n")).toMatch(/not a protobuf TelemetryBatch[\s\S]*does not match[\s\S]*batch_id is empty/);
@@ -243,7 +374,7 @@ describe.skipIf(!binary)("ingestion across a NATS outage", () => {
     });
     await ensureTelemetryStream(await jetstreamManager(colony), colonyId);
     const creds = await nats.addAgentUser("agent-o", agentSubjectPrefix(colonyId, "agent-o"));
-    await using agent = await connect({ servers: nats.url, user: creds.user, pass: creds.password, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    await using agent = await connect({ servers: nats.url, user: creds.user, pass: creds.password, inboxPrefix: creds.inboxPrefix, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
     const js = jetstream(agent);
     const publish = (id: string) => js.publish(telemetrySubject(colonyId, "agent-o"), encodeBatch(makeBatch("agent-o", id)), { msgID: id });
     const rec = recordingSink();

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { agentSubjectPrefix, ensureTelemetryStream, NatsServerNotFoundError, startManagedNats, telemetrySubject, type ManagedNats } from "./index.ts";
+import { agentInboxPrefix, agentSubjectPrefix, ensureTelemetryStream, NatsServerNotFoundError, startManagedNats, telemetrySubject, type ManagedNats } from "./index.ts";
 import { pollUntil } from "@coral/common/async";
 import { captureLogger, encodeBatch, makeBatch, natsServerForTests, tempDir } from "./testing.ts";
 
@@ -77,7 +77,7 @@ describe.skipIf(!binary)("managed nats-server", () => {
     const creds = await nats.addAgentUser("agent-a", agentSubjectPrefix(colonyId, "agent-a"));
     expect(creds.user).toBe("agent-agent-a");
 
-    await using agent = await connectAs(nats.url, creds);
+    await using agent = await connectAs(nats.url, creds, { inboxPrefix: creds.inboxPrefix });
     const js = jetstream(agent);
     const ack = await js.publish(telemetrySubject(colonyId, "agent-a"), encodeBatch(makeBatch("agent-a", "b-1")), { msgID: "b-1" });
     expect(ack.stream).toBe("CORAL_SHOP_DEV");
@@ -93,10 +93,13 @@ describe.skipIf(!binary)("managed nats-server", () => {
     expect(info.state.subjects).toEqual({ [telemetrySubject(colonyId, "agent-a")]: 1 });
   });
 
-  it("does not let an agent subscribe to telemetry, the JetStream API or the colony's inbox", async () => {
+  it("does not let an agent subscribe to telemetry, the JetStream API, the colony's inbox or other agents' inboxes", async () => {
     const creds = await nats.addAgentUser("agent-snoop", agentSubjectPrefix(colonyId, "agent-snoop"));
-    await using agent = await connectAs(nats.url, creds);
-    for (const subject of [`coral.${colonyId}.>`, "$JS.API.>", `${nats.colonyCredentials.inboxPrefix}.>`]) {
+    const other = await nats.addAgentUser("agent-other", agentSubjectPrefix(colonyId, "agent-other"));
+    expect(creds.inboxPrefix).toBe(agentInboxPrefix(colonyId, "agent-snoop"));
+    expect(nats.agentUsers().find((a) => a.agentId === "agent-other")?.inboxPrefix).toBe(other.inboxPrefix);
+    await using agent = await connectAs(nats.url, creds, { inboxPrefix: creds.inboxPrefix });
+    for (const subject of [`coral.${colonyId}.>`, "$JS.API.>", `${nats.colonyCredentials.inboxPrefix}.>`, "_INBOX.>", `${other.inboxPrefix}.>`, ">"]) {
       const sub = agent.subscribe(subject);
       const err = await sub.closed;
       expect(err).toBeInstanceOf(Error);
@@ -155,7 +158,7 @@ describe.skipIf(!binary)("managed nats-server lifecycle", () => {
     await using second = await startManagedNats({ dataDir: dir.path, port: 0 });
     expect(second.colonyCredentials.password).not.toBe(firstColonyPassword);
     expect(second.agentUsers().map((a) => a.agentId)).toEqual(["agent-p"]);
-    await using agent = await connectAs(second.url, creds);
+    await using agent = await connectAs(second.url, creds, { inboxPrefix: creds.inboxPrefix });
     await using colony = await connectAs(second.url, second.colonyCredentials, { inboxPrefix: second.colonyCredentials.inboxPrefix });
     await ensureTelemetryStream(await jetstreamManager(colony), colonyId);
     const ack = await jetstream(agent).publish(telemetrySubject(colonyId, "agent-p"), encodeBatch(makeBatch("agent-p", "p-1")));

@@ -12,6 +12,8 @@ import { AuthorizationError, connect } from "@nats-io/transport-node";
 import { NatsReloadError, NatsServerNotFoundError, NatsServerStartError } from "./errors.ts";
 import { errorMessage, silentLogger, type NatsLogger } from "./logger.ts";
 import { backoffMs, pollUntil, sleep } from "@coral/common/async";
+import { natsMaxPayloadBytes } from "./limits.ts";
+import { agentInboxPrefix } from "./subjects.ts";
 import {
   agentIdProblem,
   agentUserName,
@@ -40,11 +42,20 @@ export interface ManagedNatsOptions {
   startTimeoutMs?: number;
   stopTimeoutMs?: number;
   reloadTimeoutMs?: number;
+  /** The colony id: names each agent's reply inbox (default: read from the agent's subject prefix). */
+  colonyId?: string;
+  /** The server's max_payload in bytes (default 1 MiB). */
+  maxPayload?: number;
 }
 
 export interface NatsCredentials {
   user: string;
   password: string;
+}
+
+export interface AgentNatsCredentials extends NatsCredentials {
+  /** The agent must connect with this inbox prefix: it may subscribe only below it. */
+  inboxPrefix: string;
 }
 
 export interface ColonyNatsCredentials extends NatsCredentials {
@@ -59,6 +70,7 @@ export interface AgentUserInfo {
   agentId: string;
   user: string;
   subjectPrefix: string;
+  inboxPrefix: string;
   createdAt: string;
 }
 
@@ -71,10 +83,11 @@ export interface ManagedNats extends AsyncDisposable {
   readonly colonyCredentials: ColonyNatsCredentials;
   /**
    * Adds (or returns the existing) user for an agent, allowed to publish only
-   * to "<subjectPrefix>.>"; reloads the server and resolves once the user can
-   * connect. `rotate` issues a new password.
+   * to "<subjectPrefix>.telemetry" and to subscribe only below its own inbox
+   * prefix; reloads the server and resolves once the user can connect.
+   * `rotate` issues a new password.
    */
-  addAgentUser(agentId: string, subjectPrefix: string, options?: { rotate?: boolean }): Promise<NatsCredentials>;
+  addAgentUser(agentId: string, subjectPrefix: string, options?: { rotate?: boolean }): Promise<AgentNatsCredentials>;
   /** Removes an agent's user; its connections are closed. False if it had none. */
   removeAgentUser(agentId: string): Promise<boolean>;
   agentUsers(): AgentUserInfo[];
@@ -278,6 +291,7 @@ class ManagedNatsServer implements ManagedNats {
     private readonly log: NatsLogger,
     private readonly timeouts: { start: number; stop: number; reload: number },
     host: string,
+    private readonly limits: { colonyId?: string; maxPayload: number },
   ) {
     this.host = host;
     this.colonyCredentials = { user: "colony", password: generatePassword(), inboxPrefix: colonyInboxPrefix };
@@ -292,7 +306,20 @@ class ManagedNatsServer implements ManagedNats {
   }
 
   agentUsers(): AgentUserInfo[] {
-    return [...this.agents.values()].map(({ agentId, user, subjectPrefix, createdAt }) => ({ agentId, user, subjectPrefix, createdAt }));
+    return [...this.agents.values()].map(({ agentId, user, subjectPrefix, createdAt }) => ({
+      agentId,
+      user,
+      subjectPrefix,
+      inboxPrefix: this.inboxPrefixOf(agentId, subjectPrefix),
+      createdAt,
+    }));
+  }
+
+  /** Derived, never stored: the same colony and agent always get the same inbox. */
+  private inboxPrefixOf(agentId: string, subjectPrefix: string): string {
+    const parts = subjectPrefix.split(".");
+    const fromPrefix = parts[0] === "coral" && parts[2] === "agent" ? parts[1] : undefined;
+    return agentInboxPrefix(this.limits.colonyId ?? fromPrefix ?? "coral", agentId);
   }
 
   private *secrets(): Iterable<string> {
@@ -318,7 +345,8 @@ class ManagedNatsServer implements ManagedNats {
       storeDir: this.paths.storeDir,
       pidFile: this.paths.pidFile,
       colony: this.colonyCredentials,
-      agents: [...this.agents.values()],
+      agents: [...this.agents.values()].map((a) => ({ ...a, inboxPrefix: this.inboxPrefixOf(a.agentId, a.subjectPrefix) })),
+      maxPayload: this.limits.maxPayload,
     });
     await writePrivateFile(this.paths.configPath, text);
   }
@@ -420,7 +448,7 @@ class ManagedNatsServer implements ManagedNats {
     }
   }
 
-  addAgentUser(agentId: string, subjectPrefix: string, options: { rotate?: boolean } = {}): Promise<NatsCredentials> {
+  addAgentUser(agentId: string, subjectPrefix: string, options: { rotate?: boolean } = {}): Promise<AgentNatsCredentials> {
     const idProblem = agentIdProblem(agentId);
     if (idProblem) return Promise.reject(new Error(`agent id ${JSON.stringify(agentId)} ${idProblem}`));
     const prefixProblem = subjectPrefixProblem(subjectPrefix);
@@ -428,7 +456,8 @@ class ManagedNatsServer implements ManagedNats {
     return this.serialize(async () => {
       if (this.stopping) throw new Error("the managed NATS server is stopped");
       const existing = this.agents.get(agentId);
-      if (existing && existing.subjectPrefix === subjectPrefix && !options.rotate) return { user: existing.user, password: existing.password };
+      const inboxPrefix = this.inboxPrefixOf(agentId, subjectPrefix);
+      if (existing && existing.subjectPrefix === subjectPrefix && !options.rotate) return { user: existing.user, password: existing.password, inboxPrefix };
       const entry: AgentUser = {
         agentId,
         user: agentUserName(agentId),
@@ -440,7 +469,7 @@ class ManagedNatsServer implements ManagedNats {
       await saveAgentUsers(this.paths.usersPath, [...this.agents.values()]);
       await this.reloadAndWait(`agent user ${entry.user} to be able to connect`, async () => (await tryConnect(this.url, entry)) === "ok");
       this.log.info({ agent_id: agentId, user: entry.user, subject_prefix: subjectPrefix, rotated: Boolean(existing) }, "NATS agent user ready");
-      return { user: entry.user, password: entry.password };
+      return { user: entry.user, password: entry.password, inboxPrefix };
     });
   }
 
@@ -501,6 +530,7 @@ export async function startManagedNats(options: ManagedNatsOptions): Promise<Man
     log,
     { start: options.startTimeoutMs ?? 20_000, stop: options.stopTimeoutMs ?? 10_000, reload: options.reloadTimeoutMs ?? 10_000 },
     options.host ?? "127.0.0.1",
+    { colonyId: options.colonyId, maxPayload: options.maxPayload ?? natsMaxPayloadBytes },
   );
   await server.loadAgents();
   try {

@@ -1,4 +1,4 @@
-import { jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { connect, nanos, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureIngestConsumer, ensureTelemetryStream, ingestDurableName, startManagedNats, type ManagedNats } from "./index.ts";
@@ -22,12 +22,14 @@ describe.skipIf(!binary)("telemetry stream and ingestion consumer", () => {
     await dir?.[Symbol.asyncDispose]();
   });
 
-  it("creates one file-backed stream per colony, deduping by Nats-Msg-Id for 2 minutes and keeping 24 h", async () => {
+  it("creates one file-backed stream per colony, deduping by Nats-Msg-Id for 2 minutes, keeping 24 h and at most 1 GiB", async () => {
     const jsm = await jetstreamManager(nc);
     const info = await ensureTelemetryStream(jsm, "shop-dev");
     expect(info.config).toMatchObject({
       name: "CORAL_SHOP_DEV",
-      subjects: ["coral.shop-dev.>"],
+      subjects: ["coral.shop-dev.agent.*.telemetry", "coral.shop-dev.deadletter"],
+      max_bytes: 1024 * 1024 * 1024,
+      max_msg_size: 1024 * 1024,
       storage: "file",
       retention: "limits",
       discard: "old",
@@ -46,7 +48,15 @@ describe.skipIf(!binary)("telemetry stream and ingestion consumer", () => {
     expect((await jsm.streams.names().next()).filter((n) => n === "CORAL_AGAIN")).toHaveLength(1);
   });
 
-  it("creates the durable pull consumer with explicit acks and unlimited redelivery, idempotently", async () => {
+  it("narrows an old stream that captured every subject of the colony", async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "CORAL_OLD", subjects: ["coral.old.>"], storage: StorageType.File });
+    const info = await ensureTelemetryStream(jsm, "old");
+    expect(info.config.subjects).toEqual(["coral.old.agent.*.telemetry", "coral.old.deadletter"]);
+    expect(info.config.max_bytes).toBe(1024 * 1024 * 1024);
+  });
+
+  it("creates the durable pull consumer with explicit acks and finite, backed-off redelivery, idempotently", async () => {
     const jsm = await jetstreamManager(nc);
     await ensureTelemetryStream(jsm, "consumer");
     await ensureIngestConsumer(jsm, "consumer");
@@ -55,10 +65,18 @@ describe.skipIf(!binary)("telemetry stream and ingestion consumer", () => {
       durable_name: ingestDurableName,
       ack_policy: "explicit",
       deliver_policy: "all",
-      max_deliver: -1,
+      max_deliver: 13,
       ack_wait: nanos(45_000),
       filter_subject: "coral.consumer.agent.*.telemetry",
     });
     expect(info.config.deliver_subject).toBeUndefined();
+  });
+
+  it("makes an old consumer's unlimited redelivery finite", async () => {
+    const jsm = await jetstreamManager(nc);
+    await ensureTelemetryStream(jsm, "legacy");
+    await jsm.consumers.add("CORAL_LEGACY", { durable_name: ingestDurableName, ack_policy: AckPolicy.Explicit, max_deliver: -1, filter_subject: "coral.legacy.agent.*.telemetry" });
+    const info = await ensureIngestConsumer(jsm, "legacy", { maxDeliver: 5 });
+    expect(info.config.max_deliver).toBe(5);
   });
 });

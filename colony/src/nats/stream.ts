@@ -15,6 +15,7 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
+import { defaultStreamMaxBytes, defaultStreamMaxMsgSize } from "./limits.ts";
 import { streamName, streamSubjects, telemetryFilterSubject } from "./subjects.ts";
 
 export interface TelemetryStreamOptions {
@@ -22,8 +23,10 @@ export interface TelemetryStreamOptions {
   maxAgeMs?: number;
   /** Window in which a repeated Nats-Msg-Id is dropped (default 2 min). */
   duplicateWindowMs?: number;
-  /** Cap on the stream's size in bytes (default: no cap). */
+  /** Cap on the stream's size in bytes, oldest dropped first (default 1 GiB): no agent can fill the disk. */
   maxBytes?: number;
+  /** Cap on one message in bytes (default 1 MiB, the server's max_payload); larger publishes are refused. */
+  maxMsgSize?: number;
 }
 
 export const defaultStreamMaxAgeMs = 24 * 60 * 60_000;
@@ -47,7 +50,8 @@ export async function ensureTelemetryStream(jsm: JetStreamManager, colonyId: str
     discard: DiscardPolicy.Old,
     max_age: nanos(maxAgeMs),
     duplicate_window: nanos(duplicateWindowMs),
-    max_bytes: options.maxBytes ?? -1,
+    max_bytes: options.maxBytes ?? defaultStreamMaxBytes,
+    max_msg_size: options.maxMsgSize ?? defaultStreamMaxMsgSize,
     num_replicas: 1,
   };
   let existing: StreamInfo | undefined;
@@ -77,17 +81,25 @@ export interface IngestConsumerOptions {
   durableName?: string;
   ackWaitMs?: number;
   maxAckPending?: number;
+  /** Deliveries of one message at most (default 13); ingestion sets a message aside before that. */
+  maxDeliver?: number;
 }
+
+export const defaultIngestMaxDeliver = 13;
 
 /** Creates the ingestion's durable pull consumer, or updates its changeable settings. Idempotent. */
 export async function ensureIngestConsumer(jsm: JetStreamManager, colonyId: string, options: IngestConsumerOptions = {}): Promise<ConsumerInfo> {
   const stream = streamName(colonyId);
   const durable = options.durableName ?? ingestDurableName;
+  const ackWaitMs = options.ackWaitMs ?? 30_000;
+  const maxDeliver = Math.max(2, options.maxDeliver ?? defaultIngestMaxDeliver);
   const changeable = {
     description: "Coral colony ingestion: telemetry batches into the store",
-    ack_wait: nanos(options.ackWaitMs ?? 30_000),
-    // Unlimited: a batch is redelivered until the store takes it (or it is termed as poison).
-    max_deliver: -1,
+    ack_wait: nanos(ackWaitMs),
+    // Finite: a message is never redelivered forever (ingestion sets it aside first).
+    // The backoff between deliveries is ingestion's own (its nak delays double per
+    // delivery); no consumer `backoff`: nats-server 2.9 lets it override nak delays.
+    max_deliver: maxDeliver,
     max_ack_pending: options.maxAckPending ?? 1000,
   } satisfies Partial<ConsumerConfig>;
   let exists = true;

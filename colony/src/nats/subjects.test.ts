@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { agentPermissions, renderServerConfig } from "./server-config.ts";
 import { decodeTelemetryMessage } from "./ingestion.ts";
-import { agentSubjectPrefix, parseTelemetrySubject, streamName, telemetrySubject } from "./subjects.ts";
+import { agentInboxPrefix, agentSubjectPrefix, deadLetterSubject, parseTelemetrySubject, streamName, streamSubjects, telemetrySubject } from "./subjects.ts";
 import { encodeBatch, makeBatch } from "./testing.ts";
 
 describe("telemetry subjects", () => {
@@ -35,6 +35,22 @@ describe("telemetry subjects", () => {
   ])("streamName(%s) is %s", (colony, name) => {
     expect(streamName(colony)).toBe(name);
   });
+
+  it("captures only agents' telemetry and the dead-letter subject in the stream", () => {
+    expect(streamSubjects("c")).toEqual(["coral.c.agent.*.telemetry", "coral.c.deadletter"]);
+    expect(deadLetterSubject("c")).toBe("coral.c.deadletter");
+    expect(parseTelemetrySubject("c", deadLetterSubject("c"))).toHaveProperty("error");
+  });
+
+  it("gives each agent its own inbox prefix: one subject token, apart per colony and per agent", () => {
+    const a = agentInboxPrefix("shop-dev", "api-1");
+    expect(a).toMatch(/^_INBOX_[0-9a-f]{8}_api-1$/);
+    expect(a).not.toContain(".");
+    expect(agentInboxPrefix("shop-dev", "api-1")).toBe(a);
+    expect(agentInboxPrefix("shop-prod", "api-1")).not.toBe(a);
+    expect(agentInboxPrefix("shop-dev", "api-2")).not.toBe(a);
+    expect(() => agentInboxPrefix("shop-dev", "a.b")).toThrow(/agent id/);
+  });
 });
 
 describe("decodeTelemetryMessage", () => {
@@ -55,21 +71,23 @@ describe("decodeTelemetryMessage", () => {
 });
 
 describe("server config", () => {
-  it("gives agents only their own prefix to publish and _INBOX.> to subscribe", () => {
-    expect(agentPermissions("coral.c.agent.a1")).toEqual({ publish: { allow: ["coral.c.agent.a1.>"] }, subscribe: { allow: ["_INBOX.>"] } });
+  it("gives agents only their own telemetry subject to publish and their own inbox to subscribe", () => {
+    const inbox = agentInboxPrefix("c", "a1");
+    expect(agentPermissions("coral.c.agent.a1", inbox)).toEqual({ publish: { allow: ["coral.c.agent.a1.telemetry"] }, subscribe: { allow: [`${inbox}.>`] } });
     const text = renderServerConfig({
       host: "127.0.0.1",
       port: 4333,
       storeDir: "/data/.coral/nats",
       pidFile: "/data/.coral/nats-server.pid",
       colony: { user: "colony", password: "pw-colony" },
-      agents: [{ agentId: "a1", user: "agent-a1", password: "pw-a1", subjectPrefix: "coral.c.agent.a1", createdAt: "" }],
+      agents: [{ agentId: "a1", user: "agent-a1", password: "pw-a1", subjectPrefix: "coral.c.agent.a1", createdAt: "", inboxPrefix: inbox }],
     });
+    expect(text).toContain("max_payload: 1048576");
     expect(text).toContain('listen: "127.0.0.1:4333"');
     expect(text).toContain('store_dir: "/data/.coral/nats"');
     expect(text).toContain('{ user: "colony", password: "pw-colony" }');
     expect(text).toContain(
-      '{ user: "agent-a1", password: "pw-a1", permissions: { publish: { allow: ["coral.c.agent.a1.>"] }, subscribe: { allow: ["_INBOX.>"] } } }',
+      `{ user: "agent-a1", password: "pw-a1", permissions: { publish: { allow: ["coral.c.agent.a1.telemetry"] }, subscribe: { allow: ["${inbox}.>"] } } }`,
     );
   });
 });

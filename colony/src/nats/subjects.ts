@@ -1,6 +1,8 @@
 // Subject and stream names for telemetry. Agents publish one TelemetryBatch per
 // message on "coral.<colony_id>.agent.<agent_id>.telemetry"; the colony keeps
-// them in one JetStream stream per colony that captures "coral.<colony_id>.>".
+// them in one JetStream stream per colony that captures exactly those subjects
+// and the colony's own dead-letter subject (nothing else an agent could fill).
+import { createHash } from "node:crypto";
 
 /** Why a string cannot be one token of a NATS subject, or null when it can. */
 export function subjectTokenProblem(token: string): string | null {
@@ -29,10 +31,27 @@ export function agentSubjectPrefix(colonyId: string, agentId: string): string {
   return `coral.${colonyId}.agent.${agentId}`;
 }
 
-/** The subjects the colony's stream captures. */
+/** The subjects the colony's stream captures: agents' telemetry and the set-aside copies. */
 export function streamSubjects(colonyId: string): string[] {
+  return [telemetryFilterSubject(colonyId), deadLetterSubject(colonyId)];
+}
+
+/** Where the colony republishes telemetry it set aside; outside the ingest filter, so it is never ingested. */
+export function deadLetterSubject(colonyId: string): string {
   checkToken("colony id", colonyId);
-  return [`coral.${colonyId}.>`];
+  return `coral.${colonyId}.deadletter`;
+}
+
+/**
+ * One agent's reply inbox prefix: "_INBOX_<8 hex of the colony id's hash>_<agent_id>",
+ * a single subject token. The agent connects with it as its inbox prefix and may
+ * subscribe only below it, so no agent reads another's JetStream acknowledgements.
+ */
+export function agentInboxPrefix(colonyId: string, agentId: string): string {
+  checkToken("colony id", colonyId);
+  checkToken("agent id", agentId);
+  const colonyHash = createHash("sha256").update(colonyId).digest("hex").slice(0, 8);
+  return `_INBOX_${colonyHash}_${agentId}`;
 }
 
 /** The subjects the ingestion consumer reads: every agent's telemetry. */

@@ -10,6 +10,8 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import type { Logger } from "pino";
 import { AgentActors } from "../agents/actors.ts";
+import { AgentIdentities } from "../identity/identities.ts";
+import { standingEnrollSecret } from "../identity/standing.ts";
 import { startApiServer, type ApiServer } from "../api/server.ts";
 import type { ApiDeps } from "../api/deps.ts";
 import { DebugSessions } from "../debug/sessions.ts";
@@ -19,11 +21,12 @@ import { startInsightsLoop } from "../insights/index.ts";
 import { startBootstrapServer } from "../mesh/bootstrap-server.ts";
 import { startColonyMesh, type ColonyMesh } from "../mesh/colony-mesh.ts";
 import { ControlPlane } from "../control/index.ts";
-import { ensureTelemetryStream, startIngestion, startManagedNats, streamName, type ManagedNats } from "../nats/index.ts";
+import { deadLetterPayloadBytes, ensureTelemetryStream, startIngestion, startManagedNats, streamName, type ManagedNats } from "../nats/index.ts";
 import { startRegistrationLoop, type RegistrationLoop } from "../registration/discovery-registration.ts";
-import { openStore, type ColonyStore } from "../store/index.ts";
+import { ingestWithDeadLetters, isLoopback, openStore, recordDeadLetters, type ColonyStore } from "../store/index.ts";
 import { coralVersion } from "@coral/common/version";
 import { pidFilePath, type PidFile } from "./pid-file.ts";
+import { encodeJoinToken } from "@coral/proto";
 
 export { isAlive, pidFilePath, readPidFile, type PidFile } from "./pid-file.ts";
 
@@ -70,6 +73,11 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
     const store = await openStore(config.colony.storage.path, { retention: config.colony.storage.retention });
     cleanups.push(() => store.close());
 
+    // Who may join: invitations and the agents' pinned keys (the actors say which agents are live).
+    const live: { agents?: AgentActors; apiPort?: number } = {};
+    const identities = new AgentIdentities(store, keys.identity.publicKey, (id) => live.agents?.get(id)?.state);
+    await identities.start(standingEnrollSecret(log));
+
     // Wireguard mode: the interface comes first; NATS and the API bind to its address.
     let mesh: ColonyMesh | undefined;
     if (wireguard) {
@@ -77,7 +85,8 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
         colonyId,
         projectDir,
         privateKey: keys.wireguard.privateKey,
-        secret: keys.secret,
+        identities,
+        identityPubkey: keys.identity.publicKey,
         listenPort: config.colony.mesh.port,
         meshIpv4: config.colony.mesh.ipv4,
         meshIpv6: config.colony.mesh.ipv6,
@@ -98,6 +107,7 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
         port: options.natsPort ?? config.nats.port,
         host: mesh ? mesh.meshIpv4 : config.nats.host,
         logger: log,
+        colonyId,
       });
       cleanups.push(() => managed!.stop());
       natsUrl = managed.url;
@@ -108,7 +118,18 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
     const nc: NatsConnection = await connect({ servers: natsUrl, user, pass, name: `colony-${colonyId}`, maxReconnectAttempts: -1, inboxPrefix });
     cleanups.push(() => nc.drain());
     await ensureTelemetryStream(await jetstreamManager(nc), colonyId);
-    const ingestion = startIngestion({ nc, colonyId, sink: (batches) => store.ingest(batches), logger: log });
+    const ingestion = startIngestion({
+      nc,
+      colonyId,
+      sink: (batches) => store.ingest(batches),
+      // What ingestion sets aside is recorded (dead_letters + an event) and shows in `coral status`.
+      deadLetterSink: (letters) => store.write((c) => recordDeadLetters(c, letters, { payloadBytes: deadLetterPayloadBytes })),
+      // A fetch holding both is one transaction.
+      sinkWithDeadLetters: (batches, letters) => store.write((c) => ingestWithDeadLetters(c, batches, letters, { payloadBytes: deadLetterPayloadBytes })),
+      // A write through the store's queue: fails only when the store itself is unavailable.
+      probe: () => store.write((c) => c.run("SELECT nextval('write_gen')")),
+      logger: log,
+    });
     cleanups.push(() => ingestion.stop());
 
     const agents = new AgentActors({
@@ -117,6 +138,9 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
       expireAfterMs: config.colony.agent_expire_after_ms,
       onTransition: (agentId, from, to, reason) => {
         log.info({ agent_id: agentId, from, to, reason }, "Agent state changed");
+        // An expired agent's NATS user goes; registering again issues a new one.
+        if (to === "expired" && managed)
+          void managed.removeAgentUser(agentId).catch((err: unknown) => log.warn({ agent_id: agentId, err: String(err) }, "could not remove the NATS user of an expired agent"));
         // Record the colony's own observation as an event next to the agents' events.
         const view = agents.get(agentId);
         void store
@@ -140,15 +164,16 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
       },
       onError: (agentId, err) => log.warn({ agent_id: agentId, err: String(err) }, "agent actor error"),
     });
+    live.agents = agents;
     const restored = await agents.restore();
     cleanups.push(() => agents.stop());
     if (restored) log.info({ agents: restored }, "Restored agent actors");
 
-    const control = new ControlPlane({ store, agents, secret: keys.secret, config: config.control, log });
+    const control = new ControlPlane({ store, agents, identity: keys.identity, config: config.control, log });
     await control.start();
     cleanups.push(() => control.stop());
 
-    const debug = new DebugSessions({ store, agents, secret: keys.secret, log });
+    const debug = new DebugSessions({ store, agents, identity: keys.identity, log });
     const restoredSessions = await debug.restore();
     cleanups.push(() => debug.stop());
     if (restoredSessions) log.info({ sessions: restoredSessions }, "Restored debug sessions");
@@ -164,13 +189,26 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
       store,
       agents,
       debug,
-      secret: keys.secret,
+      identity: keys.identity,
+      identities,
+      joinToken: async (invitation) =>
+        encodeJoinToken({
+          colonyId,
+          discoveryUrl: config.discovery.endpoint ?? "",
+          colonyPubkey: keys.identity.publicKey,
+          colonyUrl: agentFacingUrl(config, live.apiPort),
+          // Agents joining over WireGuard pin the bootstrap endpoint's CA by this.
+          ...(wireguard ? { caFingerprint: await (await import("../mesh/bootstrap-ca.ts")).bootstrapCaFingerprint(join(projectDir, ".coral", "keys"), colonyId) } : {}),
+          ...invitation,
+        }),
       heartbeatIntervalSeconds: Math.round(config.colony.heartbeat_interval_ms / 1000),
       natsCredentials: async (agentId, prefix) => {
         if (!managed) return { url: natsUrl!, user: "", password: "" };
-        const creds = await managed.addAgentUser(agentId, prefix);
+        // A new password on every registration: what an earlier run (or a thief) held stops working.
+        const creds = await managed.addAgentUser(agentId, prefix, { rotate: true });
         return { url: config.nats.advertise_url ?? managed.url, ...creds };
       },
+      removeNatsUser: async (agentId) => (managed ? managed.removeAgentUser(agentId) : false),
       streamName: streamName(colonyId),
       natsStatus: () => (nc.isClosed() ? "closed" : "connected"),
       discoveryStatus: () => registration?.status() ?? "disabled (no discovery endpoint configured)",
@@ -187,7 +225,15 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
       localAddresses: mesh ? [mesh.meshIpv4, mesh.meshIpv6] : [],
     });
     cleanups.push(() => api.close());
+    live.apiPort = api.port;
     log.info({ url: api.url }, "Colony API listening");
+    // Tokens travel in every request: off loopback (and outside the WireGuard tunnel) they need TLS.
+    if (!mesh && !config.colony.api.tls && !isLoopback(config.colony.api.host))
+      log.warn(
+        { host: config.colony.api.host },
+        "The API listens beyond this machine without TLS: tokens and data cross the network in clear. " +
+          "Set colony.api.tls (cert and key) in .coral/config.yaml, or listen on 127.0.0.1 behind a TLS proxy (coral doctor checks this)",
+      );
 
     if (mesh) {
       const publicHost = config.colony.mesh.public_endpoint?.slice(0, config.colony.mesh.public_endpoint.lastIndexOf(":")).replace(/^\[|\]$/g, "");
@@ -241,4 +287,12 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
     await closeAll();
     throw err;
   }
+}
+
+/** The API address an agent on this machine (or the network, when the API listens there) uses. */
+function agentFacingUrl(config: ColonyConfig, listeningPort: number | undefined): string {
+  if (config.colony.api.advertise_url) return config.colony.api.advertise_url.replace(/\/+$/, "");
+  const host = config.colony.api.host === "0.0.0.0" || config.colony.api.host === "::" ? "127.0.0.1" : config.colony.api.host;
+  const bracketed = host.includes(":") ? `[${host}]` : host;
+  return `${config.colony.api.tls ? "https" : "http"}://${bracketed}:${listeningPort ?? config.colony.api.port}`;
 }

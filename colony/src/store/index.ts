@@ -1,8 +1,9 @@
 // The colony store's public surface. Nothing outside this folder imports its
 // other modules.
-export { openStore } from "./open.ts";
+export { openStore, readTokensOffline } from "./open.ts";
 export { StoreClosedError } from "./store.ts";
 export { IngestError } from "./ingest.ts";
+export { deadLetterEventType, ingestWithDeadLetters, listDeadLetters, readIngestHealth, recordDeadLetters, type DeadLetterInput, type DeadLetterRow, type IngestHealthRow } from "./dead-letter.ts";
 export { SnapshotVersionError } from "./actors.ts";
 export { pickInterval } from "./metrics-query.ts";
 export { defaultRetention, resolveRetention } from "./retention.ts";

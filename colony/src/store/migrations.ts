@@ -274,11 +274,73 @@ CREATE TABLE debug_sessions (
 );
 `;
 
+// Agent identities (issue 17): invitations hold only the HMAC key derived
+// from their secret; each agent id is pinned to the Ed25519 key it enrolled with.
+const identities = `
+CREATE TABLE invitations (
+  invitation_id TEXT PRIMARY KEY,
+  key_hex TEXT NOT NULL,
+  created_at TIMESTAMP NOT NULL,
+  created_by TEXT NOT NULL,
+  expires_at TIMESTAMP,
+  max_uses INTEGER NOT NULL,
+  uses INTEGER NOT NULL,
+  note TEXT NOT NULL,
+  revoked_at TIMESTAMP
+);
+CREATE TABLE agent_identities (
+  agent_id TEXT PRIMARY KEY,
+  public_key TEXT NOT NULL,
+  invitation_id TEXT NOT NULL,
+  enrolled_at TIMESTAMP NOT NULL,
+  rekeyed_at TIMESTAMP,
+  revoked_at TIMESTAMP,
+  revoked_by TEXT
+);
+`;
+
+// CLI tokens expire (issue 17). Existing tokens keep a NULL expiry (never):
+// `coral doctor` points them out. IF NOT EXISTS keeps it safe to reorder.
+const tokenExpiry = `
+ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS expires_at TIMESTAMP;
+`;
+
+// Ingestion that bad input cannot stop (issue 17): telemetry set aside
+// instead of stored (see dead-letter.ts). dead_letters keeps the newest rows
+// (pruned to a cap, with the first bytes of each payload); the per-agent
+// counts are never pruned, so what was set aside stays counted.
+const deadLetters = `
+CREATE SEQUENCE IF NOT EXISTS dead_letters_id_seq START 1;
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id BIGINT PRIMARY KEY DEFAULT nextval('dead_letters_id_seq'),
+  letter_key TEXT NOT NULL UNIQUE,
+  "at" TIMESTAMP NOT NULL,
+  agent_id TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  batch_id TEXT,
+  reason TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  payload_bytes INTEGER NOT NULL,
+  stream_seq BIGINT,
+  deliveries INTEGER
+);
+CREATE TABLE IF NOT EXISTS dead_letter_counts (
+  agent_id TEXT PRIMARY KEY,
+  total BIGINT NOT NULL,
+  first_at TIMESTAMP NOT NULL,
+  last_at TIMESTAMP NOT NULL,
+  last_reason TEXT NOT NULL
+);
+`;
+
 export const migrations: readonly Migration[] = [
   { version: 1, name: "initial schema", up: initial },
   { version: 2, name: "mesh peers", up: meshPeers },
   { version: 3, name: "control plane: feature flags, rollbacks, SDK reports", up: controlPlane },
   { version: 4, name: "debug sessions", up: debugSessions },
+  { version: 5, name: "agent identities and invitations", up: identities },
+  { version: 6, name: "ingest dead letters", up: deadLetters },
+  { version: 7, name: "API token expiry", up: tokenExpiry },
 ];
 
 /** Applies every migration newer than the file's schema version, in order. */

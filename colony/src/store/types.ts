@@ -73,6 +73,8 @@ export interface TokenRow {
   createdAt: Date;
   lastUsedAt: Date | null;
   revokedAt: Date | null;
+  /** When it stops working; null (or absent) = never. */
+  expiresAt?: Date | null;
 }
 
 export interface AuditRow {

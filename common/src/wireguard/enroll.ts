@@ -6,14 +6,19 @@
 import { X509Certificate, createHash } from "node:crypto";
 import https from "node:https";
 import type { TLSSocket } from "node:tls";
-import { makeSecretProof } from "@coral/proto";
+import { invitationKey, invitationProof, meshEnrollDigest, randomHex, signRegistration, type IdentityKey } from "@coral/proto";
 
 export const ENROLL_PATH = "/v1/mesh/enroll";
 
 export interface EnrollRequestJson {
   agent_id: string;
   wireguard_pubkey: string;
-  proof: { timestamp_ms: string; nonce: string; hmac: string };
+  /** The agent's Ed25519 key (base64). */
+  agent_pubkey: string;
+  /** Over meshEnrollDigest(agent_id, wireguard_pubkey), as in a Register request. */
+  signature: { timestamp_ms: string; nonce: string; signature: string };
+  /** The first time: the invitation from the join token. */
+  invitation?: { invitation_id: string; hmac: string };
 }
 
 export interface EnrollResponseJson {
@@ -21,6 +26,8 @@ export interface EnrollResponseJson {
   mesh_ipv4: string;
   mesh_ipv6: string;
   colony_pubkey: string;
+  /** The colony's Ed25519 identity key; must match the join token's. */
+  colony_identity_pubkey: string;
   colony_mesh_ipv4: string;
   colony_mesh_ipv6: string;
   connect_port: number;
@@ -78,17 +85,31 @@ export async function enrollWithColony(options: {
   /** host:port of the colony's public endpoint. */
   endpoint: string;
   caFingerprint: string;
-  secret: string;
   agentId: string;
+  /** WireGuard public key. */
   publicKey: string;
+  agentKey: IdentityKey;
+  invitation?: { invitationId: string; invitationSecret: string } | undefined;
+  /** The colony identity key from the join token: the answer must name it. */
+  colonyIdentityPubkey: string;
   timeoutMs?: number;
 }): Promise<EnrollResponseJson> {
-  const proof = await makeSecretProof(options.secret, options.agentId);
+  const timestampMs = BigInt(Date.now());
+  const nonce = randomHex(16);
+  const digest = await meshEnrollDigest(options.agentId, options.publicKey);
   const body: EnrollRequestJson = {
     agent_id: options.agentId,
     wireguard_pubkey: options.publicKey,
-    proof: { timestamp_ms: proof.timestampMs.toString(), nonce: proof.nonce, hmac: proof.hmac },
+    agent_pubkey: options.agentKey.publicKey,
+    signature: { timestamp_ms: timestampMs.toString(), nonce, signature: await signRegistration(options.agentKey, options.agentId, digest, timestampMs, nonce) },
   };
+  if (options.invitation) {
+    const key = await invitationKey(options.invitation.invitationSecret);
+    body.invitation = {
+      invitation_id: options.invitation.invitationId,
+      hmac: await invitationProof(key, { agentId: options.agentId, agentPubkey: options.agentKey.publicKey, timestampMs, nonce }),
+    };
+  }
   const url = new URL(`https://${options.endpoint}${ENROLL_PATH}`);
   const payload = JSON.stringify(body);
   const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
@@ -130,5 +151,7 @@ export async function enrollWithColony(options: {
   for (const key of ["colony_id", "mesh_ipv4", "mesh_ipv6", "colony_pubkey", "colony_mesh_ipv4", "colony_mesh_ipv6"] as const)
     if (typeof answer[key] !== "string" || !answer[key]) throw new EnrollmentError("bad-answer", `the bootstrap answer lacks ${key}`);
   if (typeof answer.connect_port !== "number") throw new EnrollmentError("bad-answer", "the bootstrap answer lacks connect_port");
+  if (answer.colony_identity_pubkey !== options.colonyIdentityPubkey)
+    throw new EnrollmentError("untrusted-certificate", "the bootstrap endpoint answered for another colony identity key than the join token's; refusing it");
   return answer;
 }

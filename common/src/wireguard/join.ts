@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { EnrollmentError, enrollWithColony, type EnrollResponseJson } from "./enroll.ts";
 import { WireguardInterface } from "./interface.ts";
 import { generateKeyPair } from "./keys.ts";
+import type { IdentityKey } from "@coral/proto";
 
 export interface MeshEnrollment {
   colonyId: string;
@@ -66,7 +67,9 @@ export async function ensureEnrollment(options: {
   colonyId: string;
   colonyEndpoint: string;
   caFingerprint: string;
-  secret: string;
+  agentKey: IdentityKey;
+  invitation?: { invitationId: string; invitationSecret: string } | undefined;
+  colonyIdentityPubkey: string;
   log?: { warn(obj: object, msg?: string): void };
 }): Promise<MeshEnrollment> {
   const previous = await loadEnrollment(options.dataDir);
@@ -74,7 +77,15 @@ export async function ensureEnrollment(options: {
   const keys = usable ? { privateKey: usable.privateKey, publicKey: usable.publicKey } : generateKeyPair();
   let answer: EnrollResponseJson;
   try {
-    answer = await enrollWithColony({ endpoint: options.colonyEndpoint, caFingerprint: options.caFingerprint, secret: options.secret, agentId: options.agentId, publicKey: keys.publicKey });
+    answer = await enrollWithColony({
+      endpoint: options.colonyEndpoint,
+      caFingerprint: options.caFingerprint,
+      agentId: options.agentId,
+      publicKey: keys.publicKey,
+      agentKey: options.agentKey,
+      invitation: options.invitation,
+      colonyIdentityPubkey: options.colonyIdentityPubkey,
+    });
   } catch (err) {
     if (usable && err instanceof EnrollmentError && err.code === "unreachable") {
       options.log?.warn({ err: err.message }, "Bootstrap endpoint unreachable; using the saved enrollment");

@@ -9,6 +9,25 @@ export const connectPrefix = `/${DiscoveryService.typeName}/`;
 const methods = new Map(DiscoveryService.methods.map((m) => [m.name, m]));
 const restPath = /^\/v1\/mesh\/([^/]+)\/(register|colony|agents\/[^/]+)$/;
 
+/**
+ * The request target as the worker will read it (WHATWG URL parsing, as
+ * workerd does: dot segments, backslashes, absolute-form targets), with
+ * repeated slashes and a trailing slash removed. The front classifies
+ * (rate limit, shard) and forwards exactly this, so no spelling of a route
+ * reaches the worker unclassified. undefined when it is not a path at all.
+ */
+export function canonicalTarget(raw: string): string | undefined {
+  let url: URL;
+  try {
+    url = raw.startsWith("/") ? new URL(`http://front${raw}`) : new URL(raw);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return undefined;
+  const path = url.pathname.replace(/\/{2,}/g, "/").replace(/(.)\/+$/, "$1");
+  return path + url.search;
+}
+
 export interface RestTarget {
   meshId: string;
   register: boolean;

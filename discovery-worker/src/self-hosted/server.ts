@@ -5,7 +5,12 @@
 // shard, sums Health over all shards, applies the registration rate limit,
 // and tells the worker each caller's real socket address (it overwrites
 // CF-Connecting-IP and drops Miniflare's internal headers, which a client
-// could otherwise use to spoof its address).
+// could otherwise use to spoof its address). Shards listen on 127.0.0.1 but
+// answer only requests carrying this process's random front secret, which
+// only the front adds: a local caller cannot skip the rate limit or spoof
+// its address by talking to a shard directly. The front forwards the
+// canonical path it classified (see canonicalTarget), never the raw one.
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -14,12 +19,13 @@ import { limits } from "@coral/proto";
 import { Log, LogLevel as MiniflareLogLevel, Miniflare } from "miniflare";
 import type { Logger } from "pino";
 import { expiresAtHeader } from "../worker/answer-expiry.ts";
+import { frontSecretHeader } from "../worker/front-secret.ts";
 import { AnswerCache, type Answer, type AnswerCacheStats } from "./answer-cache.ts";
 import { bundleWorker } from "./bundle.ts";
 import { FrontRateLimiter } from "./front-rate-limit.ts";
 import { encodeHealth, parseHealth, sumHealth, type HealthEncoding } from "./health.ts";
 import { loadOrCreateSigningJwk } from "./keys.ts";
-import { bodyFormat, connectMethod, isLookup, isRegistration, meshIdFromBody, meshIdFromQuery, restTarget } from "./route-key.ts";
+import { bodyFormat, canonicalTarget, connectMethod, isLookup, isRegistration, meshIdFromBody, meshIdFromQuery, restTarget } from "./route-key.ts";
 import { resolveShardCount, shardOf, shardStorageDir } from "./shards.ts";
 
 export const discoveryVersion = "0.1.0";
@@ -107,6 +113,9 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
   const signingKey = options.signingKey ?? (await loadOrCreateSigningJwk(join(dataDir, "bootstrap-signing-key.jwk")));
   const script = await bundleWorker();
   const startedAtMs = Date.now();
+  // New on every start: only this front can reach its shards.
+  const frontSecret = randomBytes(32).toString("hex");
+  const toShard = (req: http.IncomingMessage) => upstreamHeaders(req, frontSecret);
 
   const startShard = async (index: number): Promise<Shard> => {
     const mf = new Miniflare({
@@ -144,6 +153,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
         VERSION: discoveryVersion,
         STARTED_AT_MS: String(startedAtMs),
         BOOTSTRAP_SIGNING_KEY: signingKey,
+        FRONT_SECRET: frontSecret,
       },
     });
     try {
@@ -277,7 +287,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
   ) => {
     const answer =
       (await cache.pending(meshId, key)) ??
-      (await fetchAnswer(cache, key, meshId, { method: req.method ?? "GET", path: req.url ?? "/", headers: upstreamHeaders(req), body }));
+      (await fetchAnswer(cache, key, meshId, { method: req.method ?? "GET", path: req.url ?? "/", headers: toShard(req), body }));
     if (answer) serveAnswer(res, answer);
     else unavailable(res, new Error("no answer from the worker runtime"));
   };
@@ -315,7 +325,15 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const client = clientAddress(req);
     if (log?.isLevelEnabled("debug")) log.debug({ method: req.method, path: req.url, client }, "request");
-    const url = req.url ?? "/";
+    const canonical = canonicalTarget(req.url ?? "/");
+    if (canonical === undefined) {
+      res.writeHead(400, { "content-type": "application/json" });
+      res.end(JSON.stringify({ code: "invalid_argument", message: `request target ${JSON.stringify(req.url)} is not a path` }));
+      return;
+    }
+    // Everything below, and the shard, sees the one spelling that was classified.
+    req.url = canonical;
+    const url = canonical;
     const queryAt = url.indexOf("?");
     const path = queryAt < 0 ? url : url.slice(0, queryAt);
     // A GET has no body to stream, so it can be retried like a buffered one.
@@ -328,12 +346,12 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     };
 
     if (path === "/health" && req.method === "GET" && shards.length > 1)
-      return health("rest", req, res, upstreamHeaders(req), Buffer.alloc(0));
+      return health("rest", req, res, toShard(req), Buffer.alloc(0));
     const rest = restTarget(req.method ?? "", path);
     if (rest) {
       if (rest.register) {
         if (!admitted(true)) return;
-        return forward(shardFor(rest.meshId), req, res, upstreamHeaders(req), streamed, registering(client, rest.meshId));
+        return forward(shardFor(rest.meshId), req, res, toShard(req), streamed, registering(client, rest.meshId));
       }
       if (answers && req.method === "GET") {
         const key = `GET ${url}`;
@@ -341,16 +359,16 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
         if (hit) return serveAnswer(res, hit);
         return lookupAndKeep(answers, key, rest.meshId, req, res, Buffer.alloc(0));
       }
-      return forward(shardFor(rest.meshId), req, res, upstreamHeaders(req), streamed);
+      return forward(shardFor(rest.meshId), req, res, toShard(req), streamed);
     }
     const method = connectMethod(path);
-    if (!method) return forward(shards[0]!, req, res, upstreamHeaders(req), streamed);
+    if (!method) return forward(shards[0]!, req, res, toShard(req), streamed);
     if (req.method === "GET")
-      return forward(shardFor(meshIdFromQuery(method, new URLSearchParams(url.slice(queryAt + 1)))), req, res, upstreamHeaders(req), streamed);
-    if (req.method !== "POST") return forward(shards[0]!, req, res, upstreamHeaders(req), streamed);
+      return forward(shardFor(meshIdFromQuery(method, new URLSearchParams(url.slice(queryAt + 1)))), req, res, toShard(req), streamed);
+    if (req.method !== "POST") return forward(shards[0]!, req, res, toShard(req), streamed);
 
     const body = await readBounded(req);
-    if (body.rest) return forward(shards[0]!, req, res, upstreamHeaders(req), body); // too large: shard 0 refuses it
+    if (body.rest) return forward(shards[0]!, req, res, toShard(req), body); // too large: shard 0 refuses it
     const bytes = body.buffered.length === 1 ? body.buffered[0]! : Buffer.concat(body.buffered);
     const contentType = req.headers["content-type"] ?? "";
     const key = answers && isLookup(method) ? connectLookupKey(path, req, bytes) : undefined;
@@ -360,7 +378,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     }
     const format = bodyFormat(contentType);
     if (method.name === "Health" && shards.length > 1 && format && !format.enveloped)
-      return health(format.binary ? "proto" : "json", req, res, upstreamHeaders(req), bytes);
+      return health(format.binary ? "proto" : "json", req, res, toShard(req), bytes);
     const register = isRegistration(method);
     if (!admitted(register, contentType)) return;
     const meshId = meshIdFromBody(
@@ -370,7 +388,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     );
     if (key !== undefined && meshId !== undefined) return lookupAndKeep(answers!, key, meshId, req, res, bytes);
     const onStatus = register ? registering(client, meshId) : undefined;
-    forward(shardFor(meshId), req, res, upstreamHeaders(req), { buffered: [bytes], rest: false }, onStatus);
+    forward(shardFor(meshId), req, res, toShard(req), { buffered: [bytes], rest: false }, onStatus);
   };
 
   const front = http.createServer((req, res) => {
@@ -421,13 +439,18 @@ function clientAddress(req: http.IncomingMessage): string {
   return (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
 }
 
-/** The request's headers for the worker, with CF-Connecting-IP set from the socket and Miniflare's own dropped. */
-function upstreamHeaders(req: http.IncomingMessage): http.OutgoingHttpHeaders {
+/**
+ * The request's headers for the worker: CF-Connecting-IP set from the socket,
+ * the front secret added, and Miniflare's own and any client-sent copies of
+ * those dropped.
+ */
+function upstreamHeaders(req: http.IncomingMessage, frontSecret: string): http.OutgoingHttpHeaders {
   const headers: http.OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined && !miniflareHeader.test(name) && name !== "cf-connecting-ip") headers[name] = value;
+    if (value !== undefined && !miniflareHeader.test(name) && name !== "cf-connecting-ip" && name !== frontSecretHeader) headers[name] = value;
   }
   headers["cf-connecting-ip"] = clientAddress(req);
+  headers[frontSecretHeader] = frontSecret;
   return headers;
 }
 

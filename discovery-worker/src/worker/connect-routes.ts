@@ -36,7 +36,8 @@ export async function serveConnect(request: Request, env: DiscoveryEnv): Promise
   const path = new URL(request.url).pathname;
   const handler = handlers.get(path);
   if (!handler) {
-    const err = new ConnectError(`${path} is not a method of ${DiscoveryService.typeName}`, Code.Unimplemented);
+    // not_found (404) rather than unimplemented (501): a wrong path is the caller's mistake, not a server failure.
+    const err = new ConnectError(`${path} is not a method of ${DiscoveryService.typeName}`, Code.NotFound);
     return errorResponse(err);
   }
   try {
@@ -54,10 +55,28 @@ export async function serveConnect(request: Request, env: DiscoveryEnv): Promise
       signal: request.signal,
       contextValues: createContextValues().set(callContextKey, { env, clientIp: clientIp(request) }),
     };
-    return await toFetchResponse(await handler(ureq));
+    const answer = await handler(ureq);
+    if (answer.status >= 400 && answer.body === undefined) return errorResponse(bareStatusError(answer.status, request));
+    return await toFetchResponse(answer);
   } catch (err) {
     return errorResponse(toConnectError(err));
   }
+}
+
+/**
+ * connect-es answers a wrong method or content type with a bare HTTP status
+ * and no body; callers get the reason in the Connect error format instead.
+ */
+function bareStatusError(status: number, request: Request): ConnectError {
+  const type = request.headers.get("content-type") ?? "none";
+  if (status === 415)
+    return new ConnectError(
+      `content-type ${type} is not supported: send application/json or application/proto (Connect), or use gRPC or gRPC-web`,
+      Code.InvalidArgument,
+    );
+  if (status === 405)
+    return new ConnectError(`${request.method} is not allowed here: send POST (GET only with encoding and message for lookups)`, Code.InvalidArgument);
+  return new ConnectError(`the request was refused (HTTP ${status})`, Code.InvalidArgument);
 }
 
 /** Unary answers are a single chunk; collect them rather than streaming. */

@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { Router, type IRequest } from "itty-router";
 import { jwks } from "./bootstrap.ts";
 import { connectPathPrefix, serveConnect } from "./connect-routes.ts";
+import { refuseUnlessFromFront } from "./front-guard.ts";
 import { errorResponse, toConnectError } from "./http.ts";
 import { restHealth, restLookupAgent, restLookupColony, restRegister } from "./rest-routes.ts";
 
@@ -11,6 +12,15 @@ export { MeshRegistry } from "./mesh-registry.ts";
 export { RateLimiter } from "./rate-limiter.ts";
 
 type Args = [env: DiscoveryEnv, ctx: ExecutionContext];
+
+/** A path parameter, percent-decoded; a malformed escape is the caller's mistake. */
+function param(req: IRequest, name: string): string {
+  try {
+    return decodeURIComponent(req.params[name] ?? "");
+  } catch {
+    throw new ConnectError(`${name}: ${JSON.stringify(req.params[name])} is not valid percent-encoding`, Code.InvalidArgument);
+  }
+}
 
 const router = Router<IRequest, Args>({
   catch: (err: unknown) => errorResponse(toConnectError(err)),
@@ -21,16 +31,14 @@ router
   .get("/.well-known/jwks.json", async (_req, env) =>
     Response.json(await jwks(env), { headers: { "cache-control": "public, max-age=300" } }),
   )
-  .post("/v1/mesh/:mesh_id/register", (req, env) => restRegister(req, env, decodeURIComponent(req.params.mesh_id!)))
-  .get("/v1/mesh/:mesh_id/colony", (req, env) => restLookupColony(req, env, decodeURIComponent(req.params.mesh_id!)))
-  .get("/v1/mesh/:mesh_id/agents/:agent_id", (req, env) =>
-    restLookupAgent(req, env, decodeURIComponent(req.params.mesh_id!), decodeURIComponent(req.params.agent_id!)),
-  )
+  .post("/v1/mesh/:mesh_id/register", (req, env) => restRegister(req, env, param(req, "mesh_id")))
+  .get("/v1/mesh/:mesh_id/colony", (req, env) => restLookupColony(req, env, param(req, "mesh_id")))
+  .get("/v1/mesh/:mesh_id/agents/:agent_id", (req, env) => restLookupAgent(req, env, param(req, "mesh_id"), param(req, "agent_id")))
   .all(`${connectPathPrefix}*`, (req, env) => serveConnect(req, env))
   .all("*", (req) => {
     throw new ConnectError(`no route for ${req.method} ${new URL(req.url).pathname}`, Code.NotFound);
   });
 
 export default {
-  fetch: (request, env, ctx) => router.fetch(request, env, ctx),
+  fetch: (request, env, ctx) => refuseUnlessFromFront(request, env) ?? router.fetch(request, env, ctx),
 } satisfies ExportedHandler<DiscoveryEnv>;

@@ -1,6 +1,10 @@
 // One Durable Object per mesh id. It holds the mesh's colony registration and
 // its agents' registrations, each with an expiry, plus the identity keys those
-// registrations pinned and the bootstrap tokens already redeemed.
+// registrations pinned, the bootstrap tokens already redeemed and the signed
+// requests already used (each is good once).
+//
+// Agents are the colony's: an agent registration must be signed by the key
+// the mesh's colony pinned, so nobody else can reserve an agent id in a mesh.
 //
 // Reads come from memory (loaded once under blockConcurrencyWhile); every
 // write goes to SQLite first. The single alarm is armed at the earliest moment
@@ -58,6 +62,8 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
   private readonly registrations = new Map<string, Stored<AnyRecord>>();
   private readonly pins = new Map<string, Pin>();
   private readonly usedTokens = new Map<string, number>();
+  /** Signatures of signed requests already accepted, until they fall out of the replay window. */
+  private readonly usedRequests = new Map<string, number>();
   private meshId = "";
   private alarmAtMs: number | null = null;
 
@@ -71,6 +77,7 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
       sql.exec(`CREATE TABLE IF NOT EXISTS pins (
         key TEXT PRIMARY KEY, identity_pubkey TEXT NOT NULL, last_signed_at_ms TEXT NOT NULL, last_expires_at_ms INTEGER NOT NULL)`);
       sql.exec("CREATE TABLE IF NOT EXISTS used_tokens (jti TEXT PRIMARY KEY, expires_at_ms INTEGER NOT NULL)");
+      sql.exec("CREATE TABLE IF NOT EXISTS used_requests (signature TEXT PRIMARY KEY, expires_at_ms INTEGER NOT NULL)");
       sql.exec("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)");
       for (const row of sql.exec<{ key: string; record: string; last_seen_ms: number; expires_at_ms: number }>(
         "SELECT key, record, last_seen_ms, expires_at_ms FROM registrations",
@@ -92,6 +99,9 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
       }
       for (const row of sql.exec<{ jti: string; expires_at_ms: number }>("SELECT jti, expires_at_ms FROM used_tokens")) {
         this.usedTokens.set(row.jti, row.expires_at_ms);
+      }
+      for (const row of sql.exec<{ signature: string; expires_at_ms: number }>("SELECT signature, expires_at_ms FROM used_requests")) {
+        this.usedRequests.set(row.signature, row.expires_at_ms);
       }
       for (const row of sql.exec<{ value: string }>("SELECT value FROM meta WHERE name = 'mesh_id'")) this.meshId = row.value;
       this.alarmAtMs = await ctx.storage.getAlarm();
@@ -116,7 +126,8 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
 
   /**
    * Checks that a request (other than a registration) was signed by the key
-   * this mesh's colony pinned, inside the replay window.
+   * this mesh's colony pinned, inside the replay window, and was not seen
+   * before: a captured request cannot be sent again.
    */
   async verifyColonySignature(
     meshId: string,
@@ -132,6 +143,14 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
     if (skew) return skew;
     if (!(await verify(domain, fields, signature)))
       return fail(Code.PermissionDenied, "signature does not verify against the request; it was made over other content or with another key");
+    // Synchronous from here to the write, so two copies racing cannot both pass.
+    if (this.usedRequests.has(signature.signature))
+      return fail(Code.PermissionDenied, "this signed request was already used (replayed); sign a new one with a fresh timestamp");
+    // After this instant the replay window refuses it anyway.
+    const expiresAtMs = Number(signature.signedAtMs) + this.config.replayWindowMs;
+    this.usedRequests.set(signature.signature, expiresAtMs);
+    this.ctx.storage.sql.exec("INSERT INTO used_requests (signature, expires_at_ms) VALUES (?, ?)", signature.signature, expiresAtMs);
+    this.armAlarm(expiresAtMs);
     return ok(null);
   }
 
@@ -168,6 +187,12 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
         sql.exec("DELETE FROM used_tokens WHERE jti = ?", jti);
       }
     }
+    for (const [signature, expiresAtMs] of this.usedRequests) {
+      if (expiresAtMs <= now) {
+        this.usedRequests.delete(signature);
+        sql.exec("DELETE FROM used_requests WHERE signature = ?", signature);
+      }
+    }
     if (removed) await this.reportCounts(now);
     this.alarmAtMs = null;
     const next = this.nextDeadline();
@@ -189,11 +214,19 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
 
     // Everything below is synchronous, so no other request interleaves
     // between the pin check and the write.
+    if (kind === "agent") {
+      const colonyPin = this.pins.get(keyOf("colony", colonyId));
+      if (!colonyPin)
+        return fail(Code.FailedPrecondition, `mesh ${record.meshId} has no registered colony; its colony registers first and signs its agents' registrations`);
+      if (colonyPin.identityPubkey !== record.signature.identityPubkey)
+        return fail(Code.PermissionDenied, `agent registrations in mesh ${record.meshId} must be signed by the identity key its colony pinned`);
+    }
     const now = Date.now();
     const key = keyOf(kind, id);
     const current = this.live(key, now);
+    // An agent's pin may name the mesh's previous colony key; the key checked above now speaks for it.
     const pin = this.pins.get(key);
-    if (pin && pin.identityPubkey !== record.signature.identityPubkey) {
+    if (pin && pin.identityPubkey !== record.signature.identityPubkey && kind === "colony") {
       const claimableAt = pin.lastExpiresAtMs + this.config.pinGraceMs;
       if (current || now < claimableAt)
         return fail(
@@ -203,7 +236,7 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
               ? `the pinned registration keeps serving. A new key can claim it ${this.config.pinGraceMs / 1000}s after that registration expires`
               : `its registration expired at ${new Date(pin.lastExpiresAtMs).toISOString()} and a new key can claim it at ${new Date(claimableAt).toISOString()}`),
         );
-    } else if (pin && record.signature.signedAtMs <= pin.lastSignedAtMs) {
+    } else if (pin && pin.identityPubkey === record.signature.identityPubkey && record.signature.signedAtMs <= pin.lastSignedAtMs) {
       return fail(
         Code.PermissionDenied,
         `registration of ${what} is not newer than the last accepted one (replayed or out of order); sign it again with a fresh timestamp`,
@@ -275,6 +308,7 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
     for (const [key, pin] of this.pins)
       if (!this.registrations.has(key)) next = Math.min(next, pin.lastExpiresAtMs + this.config.pinGraceMs);
     for (const expiresAtMs of this.usedTokens.values()) next = Math.min(next, expiresAtMs);
+    for (const expiresAtMs of this.usedRequests.values()) next = Math.min(next, expiresAtMs);
     return Number.isFinite(next) ? next : null;
   }
 

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file coral/colony/v1/colony.proto.
  */
 export const file_coral_colony_v1_colony: GenFile = /*@__PURE__*/
-  fileDesc("Chxjb3JhbC9jb2xvbnkvdjEvY29sb255LnByb3RvEg9jb3JhbC5jb2xvbnkudjEi2AMKC1NlcnZpY2VJbmZvEgwKBG5hbWUYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSDgoGc3RhdHVzGAMgASgJEg4KBmhlYWx0aBgEIAEoCRIPCgd2ZXJzaW9uGAUgASgJEgwKBHBvcnQYBiABKA0SDwoHYWRkcmVzcxgHIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgIIAEoAxIVCg1yZXN0YXJ0X2NvdW50GAkgASgNEi0KCWxhc3Rfc2VlbhgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoGbGFiZWxzGAsgAygLMiguY29yYWwuY29sb255LnYxLlNlcnZpY2VJbmZvLkxhYmVsc0VudHJ5EhMKC2NwdV9wZXJjZW50GAwgASgBEhQKDG1lbW9yeV9ieXRlcxgNIAEoBBILCgNwaWQYDiABKAUSEwoLc2RrX2VuYWJsZWQYDyABKAgSEgoKZ2l0X2NvbW1pdBgQIAEoCRIxCgpjb21wb25lbnRzGBEgAygLMh0uY29yYWwuc2RrLnYxLkNvbXBvbmVudEhlYWx0aBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhIKEEdldFN0YXR1c1JlcXVlc3QirwIKEUdldFN0YXR1c1Jlc3BvbnNlEhEKCWNvbG9ueV9pZBgBIAEoCRIQCghhcHBfbmFtZRgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJEhYKDnVwdGltZV9zZWNvbmRzGAUgASgDEi4KCHNlcnZpY2VzGAYgAygLMhwuY29yYWwuY29sb255LnYxLlNlcnZpY2VJbmZvEhMKC25hdHNfc3RhdHVzGAcgASgJEhgKEGRpc2NvdmVyeV9zdGF0dXMYCCABKAkSEQoJbWVzaF9tb2RlGAkgASgJEi4KCnN0YXJ0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWluc2lnaHRfY291bnQYCyABKA0iFQoTTGlzdFNlcnZpY2VzUmVxdWVzdCJGChRMaXN0U2VydmljZXNSZXNwb25zZRIuCghzZXJ2aWNlcxgBIAMoCzIcLmNvcmFsLmNvbG9ueS52MS5TZXJ2aWNlSW5mbyIUChJHZXRUb3BvbG9neVJlcXVlc3Qi3QEKDFRvcG9sb2d5RWRnZRIUCgxmcm9tX3NlcnZpY2UYASABKAkSEgoKdG9fc2VydmljZRgCIAEoCRIQCghwcm90b2NvbBgDIAEoCRIQCghleHRlcm5hbBgEIAEoCBIYChBjb25uZWN0aW9uX2NvdW50GAUgASgEEjIKDmZpcnN0X29ic2VydmVkGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1sYXN0X29ic2VydmVkGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJzChNHZXRUb3BvbG9neVJlc3BvbnNlEi4KCHNlcnZpY2VzGAEgAygLMhwuY29yYWwuY29sb255LnYxLlNlcnZpY2VJbmZvEiwKBWVkZ2VzGAIgAygLMh0uY29yYWwuY29sb255LnYxLlRvcG9sb2d5RWRnZSKeAQoSUXVlcnlFdmVudHNSZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIpCgVzaW5jZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAUgASgNIokBCgtFdmVudFJlY29yZBIQCghldmVudF9pZBgBIAEoCRItCgl0aW1lc3RhbXAYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3NlcnZpY2UYAyABKAkSEgoKZXZlbnRfdHlwZRgEIAEoCRIUCgxkZXRhaWxzX2pzb24YBSABKAkiQwoTUXVlcnlFdmVudHNSZXNwb25zZRIsCgZldmVudHMYASADKAsyHC5jb3JhbC5jb2xvbnkudjEuRXZlbnRSZWNvcmQivwEKE1F1ZXJ5TWV0cmljc1JlcXVlc3QSDwoHc2VydmljZRgBIAEoCRITCgttZXRyaWNfbmFtZRgCIAEoCRIpCgVzaW5jZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGludGVydmFsGAUgASgJEgsKA3JhdxgGIAEoCBINCgVsaW1pdBgHIAEoDSLhAQoOUmF3TWV0cmljUG9pbnQSLQoJdGltZXN0YW1wGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgttZXRyaWNfbmFtZRgCIAEoCRINCgV2YWx1ZRgDIAEoARI7CgZsYWJlbHMYBCADKAsyKy5jb3JhbC5jb2xvbnkudjEuUmF3TWV0cmljUG9pbnQuTGFiZWxzRW50cnkSEAoIYWdlbnRfaWQYBSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKaAQoLTWV0cmljUG9pbnQSLQoJdGltZXN0YW1wGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgNwNTAYAiABKAESCwoDcDk1GAMgASgBEgsKA3A5ORgEIAEoARIMCgRtZWFuGAUgASgBEgsKA21heBgGIAEoARINCgVjb3VudBgHIAEoBBILCgNtaW4YCCABKAEidAoMTWV0cmljU2VyaWVzEg8KB3NlcnZpY2UYASABKAkSEwoLbWV0cmljX25hbWUYAiABKAkSEAoIaW50ZXJ2YWwYAyABKAkSLAoGcG9pbnRzGAQgAygLMhwuY29yYWwuY29sb255LnYxLk1ldHJpY1BvaW50IqIBChRRdWVyeU1ldHJpY3NSZXNwb25zZRItCgZzZXJpZXMYASADKAsyHS5jb3JhbC5jb2xvbnkudjEuTWV0cmljU2VyaWVzEjMKCnJhd19wb2ludHMYAiADKAsyHy5jb3JhbC5jb2xvbnkudjEuUmF3TWV0cmljUG9pbnQSEwoLdW5hdmFpbGFibGUYAyADKAkSEQoJdHJ1bmNhdGVkGAQgASgIIlsKEUdldEhpc3RvcnlSZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAMgASgNIosBCgpUcmFuc2l0aW9uEhAKCGFjdG9yX2lkGAEgASgJEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpmcm9tX3N0YXRlGAMgASgJEhAKCHRvX3N0YXRlGAQgASgJEg0KBWV2ZW50GAUgASgJEg4KBnJlYXNvbhgGIAEoCSKjAQoSR2V0SGlzdG9yeVJlc3BvbnNlEg8KB3NlcnZpY2UYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSEAoIc3RhdGVfYXQYAyABKAkSJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKC3RyYW5zaXRpb25zGAUgAygLMhsuY29yYWwuY29sb255LnYxLlRyYW5zaXRpb24iTgoSQ3JlYXRlVG9rZW5SZXF1ZXN0EgwKBG5hbWUYASABKAkSKgoFc2NvcGUYAiABKA4yGy5jb3JhbC5jb2xvbnkudjEuVG9rZW5TY29wZSJeChNDcmVhdGVUb2tlblJlc3BvbnNlEgwKBG5hbWUYASABKAkSKgoFc2NvcGUYAiABKA4yGy5jb3JhbC5jb2xvbnkudjEuVG9rZW5TY29wZRINCgV0b2tlbhgDIAEoCSIiChJSZXZva2VUb2tlblJlcXVlc3QSDAoEbmFtZRgBIAEoCSImChNSZXZva2VUb2tlblJlc3BvbnNlEg8KB3Jldm9rZWQYASABKAgiEwoRTGlzdFRva2Vuc1JlcXVlc3QiuAEKCVRva2VuSW5mbxIMCgRuYW1lGAEgASgJEioKBXNjb3BlGAIgASgOMhsuY29yYWwuY29sb255LnYxLlRva2VuU2NvcGUSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdyZXZva2VkGAUgASgIIkAKEkxpc3RUb2tlbnNSZXNwb25zZRIqCgZ0b2tlbnMYASADKAsyGi5jb3JhbC5jb2xvbnkudjEuVG9rZW5JbmZvIqMDCgdJbnNpZ2h0EgoKAmlkGAEgASgEEgwKBHR5cGUYAiABKAkSEAoIcHJpb3JpdHkYAyABKAkSDQoFdGl0bGUYBCABKAkSDwoHc3VtbWFyeRgFIAEoCRIVCg1ldmlkZW5jZV9qc29uGAYgASgJEhkKEWFmZmVjdGVkX3NlcnZpY2VzGAcgAygJEhIKCmNvbmZpZGVuY2UYCCABKAESDgoGc3RhdHVzGAkgASgJEi4KCmNyZWF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWxhc3Rfc2VlbhgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZGV0ZWN0b3IYDSABKAkSDwoHc2VydmljZRgOIAEoCRIXCg9yZWNvbW1lbmRhdGlvbnMYDyADKAkSEwoLb2NjdXJyZW5jZXMYECABKA0SFgoOZXZpZGVuY2VfbGluZXMYESADKAkiRQoTTGlzdEluc2lnaHRzUmVxdWVzdBIOCgZzdGF0dXMYASABKAkSDQoFbGltaXQYAiABKA0SDwoHc2VydmljZRgDIAEoCSJCChRMaXN0SW5zaWdodHNSZXNwb25zZRIqCghpbnNpZ2h0cxgBIAMoCzIYLmNvcmFsLmNvbG9ueS52MS5JbnNpZ2h0IiMKFURpc21pc3NJbnNpZ2h0UmVxdWVzdBIKCgJpZBgBIAEoBCJDChZEaXNtaXNzSW5zaWdodFJlc3BvbnNlEikKB2luc2lnaHQYASABKAsyGC5jb3JhbC5jb2xvbnkudjEuSW5zaWdodCpWCgpUb2tlblNjb3BlEhsKF1RPS0VOX1NDT1BFX1VOU1BFQ0lGSUVEEAASFAoQVE9LRU5fU0NPUEVfUkVBRBABEhUKEVRPS0VOX1NDT1BFX0FETUlOEAIy8wcKDUNvbG9ueVNlcnZpY2USUgoJR2V0U3RhdHVzEiEuY29yYWwuY29sb255LnYxLkdldFN0YXR1c1JlcXVlc3QaIi5jb3JhbC5jb2xvbnkudjEuR2V0U3RhdHVzUmVzcG9uc2USWwoMTGlzdFNlcnZpY2VzEiQuY29yYWwuY29sb255LnYxLkxpc3RTZXJ2aWNlc1JlcXVlc3QaJS5jb3JhbC5jb2xvbnkudjEuTGlzdFNlcnZpY2VzUmVzcG9uc2USWAoLR2V0VG9wb2xvZ3kSIy5jb3JhbC5jb2xvbnkudjEuR2V0VG9wb2xvZ3lSZXF1ZXN0GiQuY29yYWwuY29sb255LnYxLkdldFRvcG9sb2d5UmVzcG9uc2USWAoLUXVlcnlFdmVudHMSIy5jb3JhbC5jb2xvbnkudjEuUXVlcnlFdmVudHNSZXF1ZXN0GiQuY29yYWwuY29sb255LnYxLlF1ZXJ5RXZlbnRzUmVzcG9uc2USWwoMUXVlcnlNZXRyaWNzEiQuY29yYWwuY29sb255LnYxLlF1ZXJ5TWV0cmljc1JlcXVlc3QaJS5jb3JhbC5jb2xvbnkudjEuUXVlcnlNZXRyaWNzUmVzcG9uc2USVQoKR2V0SGlzdG9yeRIiLmNvcmFsLmNvbG9ueS52MS5HZXRIaXN0b3J5UmVxdWVzdBojLmNvcmFsLmNvbG9ueS52MS5HZXRIaXN0b3J5UmVzcG9uc2USWAoLQ3JlYXRlVG9rZW4SIy5jb3JhbC5jb2xvbnkudjEuQ3JlYXRlVG9rZW5SZXF1ZXN0GiQuY29yYWwuY29sb255LnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USWAoLUmV2b2tlVG9rZW4SIy5jb3JhbC5jb2xvbnkudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GiQuY29yYWwuY29sb255LnYxLlJldm9rZVRva2VuUmVzcG9uc2USVQoKTGlzdFRva2VucxIiLmNvcmFsLmNvbG9ueS52MS5MaXN0VG9rZW5zUmVxdWVzdBojLmNvcmFsLmNvbG9ueS52MS5MaXN0VG9rZW5zUmVzcG9uc2USWwoMTGlzdEluc2lnaHRzEiQuY29yYWwuY29sb255LnYxLkxpc3RJbnNpZ2h0c1JlcXVlc3QaJS5jb3JhbC5jb2xvbnkudjEuTGlzdEluc2lnaHRzUmVzcG9uc2USYQoORGlzbWlzc0luc2lnaHQSJi5jb3JhbC5jb2xvbnkudjEuRGlzbWlzc0luc2lnaHRSZXF1ZXN0GicuY29yYWwuY29sb255LnYxLkRpc21pc3NJbnNpZ2h0UmVzcG9uc2ViBnByb3RvMw", [file_coral_sdk_v1_sdk, file_google_protobuf_timestamp]);
+  fileDesc("Chxjb3JhbC9jb2xvbnkvdjEvY29sb255LnByb3RvEg9jb3JhbC5jb2xvbnkudjEi2AMKC1NlcnZpY2VJbmZvEgwKBG5hbWUYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSDgoGc3RhdHVzGAMgASgJEg4KBmhlYWx0aBgEIAEoCRIPCgd2ZXJzaW9uGAUgASgJEgwKBHBvcnQYBiABKA0SDwoHYWRkcmVzcxgHIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgIIAEoAxIVCg1yZXN0YXJ0X2NvdW50GAkgASgNEi0KCWxhc3Rfc2VlbhgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoGbGFiZWxzGAsgAygLMiguY29yYWwuY29sb255LnYxLlNlcnZpY2VJbmZvLkxhYmVsc0VudHJ5EhMKC2NwdV9wZXJjZW50GAwgASgBEhQKDG1lbW9yeV9ieXRlcxgNIAEoBBILCgNwaWQYDiABKAUSEwoLc2RrX2VuYWJsZWQYDyABKAgSEgoKZ2l0X2NvbW1pdBgQIAEoCRIxCgpjb21wb25lbnRzGBEgAygLMh0uY29yYWwuc2RrLnYxLkNvbXBvbmVudEhlYWx0aBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhIKEEdldFN0YXR1c1JlcXVlc3Qi3gIKEUdldFN0YXR1c1Jlc3BvbnNlEhEKCWNvbG9ueV9pZBgBIAEoCRIQCghhcHBfbmFtZRgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJEhYKDnVwdGltZV9zZWNvbmRzGAUgASgDEi4KCHNlcnZpY2VzGAYgAygLMhwuY29yYWwuY29sb255LnYxLlNlcnZpY2VJbmZvEhMKC25hdHNfc3RhdHVzGAcgASgJEhgKEGRpc2NvdmVyeV9zdGF0dXMYCCABKAkSEQoJbWVzaF9tb2RlGAkgASgJEi4KCnN0YXJ0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWluc2lnaHRfY291bnQYCyABKA0SLQoGaW5nZXN0GAwgASgLMh0uY29yYWwuY29sb255LnYxLkluZ2VzdEhlYWx0aCK+AQoMSW5nZXN0SGVhbHRoEhYKDmJhdGNoZXNfc3RvcmVkGAEgASgEEhkKEWJhdGNoZXNfc2V0X2FzaWRlGAIgASgEEhgKEHNldF9hc2lkZV9yZWNlbnQYAyABKAQSEwoLbGFzdF9yZWFzb24YBCABKAkSNQoRbGFzdF9zZXRfYXNpZGVfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWxhc3RfYWdlbnRfaWQYBiABKAkiFQoTTGlzdFNlcnZpY2VzUmVxdWVzdCJGChRMaXN0U2VydmljZXNSZXNwb25zZRIuCghzZXJ2aWNlcxgBIAMoCzIcLmNvcmFsLmNvbG9ueS52MS5TZXJ2aWNlSW5mbyIUChJHZXRUb3BvbG9neVJlcXVlc3Qi3QEKDFRvcG9sb2d5RWRnZRIUCgxmcm9tX3NlcnZpY2UYASABKAkSEgoKdG9fc2VydmljZRgCIAEoCRIQCghwcm90b2NvbBgDIAEoCRIQCghleHRlcm5hbBgEIAEoCBIYChBjb25uZWN0aW9uX2NvdW50GAUgASgEEjIKDmZpcnN0X29ic2VydmVkGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1sYXN0X29ic2VydmVkGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJzChNHZXRUb3BvbG9neVJlc3BvbnNlEi4KCHNlcnZpY2VzGAEgAygLMhwuY29yYWwuY29sb255LnYxLlNlcnZpY2VJbmZvEiwKBWVkZ2VzGAIgAygLMh0uY29yYWwuY29sb255LnYxLlRvcG9sb2d5RWRnZSKeAQoSUXVlcnlFdmVudHNSZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIpCgVzaW5jZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAUgASgNIokBCgtFdmVudFJlY29yZBIQCghldmVudF9pZBgBIAEoCRItCgl0aW1lc3RhbXAYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3NlcnZpY2UYAyABKAkSEgoKZXZlbnRfdHlwZRgEIAEoCRIUCgxkZXRhaWxzX2pzb24YBSABKAkiQwoTUXVlcnlFdmVudHNSZXNwb25zZRIsCgZldmVudHMYASADKAsyHC5jb3JhbC5jb2xvbnkudjEuRXZlbnRSZWNvcmQivwEKE1F1ZXJ5TWV0cmljc1JlcXVlc3QSDwoHc2VydmljZRgBIAEoCRITCgttZXRyaWNfbmFtZRgCIAEoCRIpCgVzaW5jZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGludGVydmFsGAUgASgJEgsKA3JhdxgGIAEoCBINCgVsaW1pdBgHIAEoDSLhAQoOUmF3TWV0cmljUG9pbnQSLQoJdGltZXN0YW1wGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgttZXRyaWNfbmFtZRgCIAEoCRINCgV2YWx1ZRgDIAEoARI7CgZsYWJlbHMYBCADKAsyKy5jb3JhbC5jb2xvbnkudjEuUmF3TWV0cmljUG9pbnQuTGFiZWxzRW50cnkSEAoIYWdlbnRfaWQYBSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKaAQoLTWV0cmljUG9pbnQSLQoJdGltZXN0YW1wGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgNwNTAYAiABKAESCwoDcDk1GAMgASgBEgsKA3A5ORgEIAEoARIMCgRtZWFuGAUgASgBEgsKA21heBgGIAEoARINCgVjb3VudBgHIAEoBBILCgNtaW4YCCABKAEidAoMTWV0cmljU2VyaWVzEg8KB3NlcnZpY2UYASABKAkSEwoLbWV0cmljX25hbWUYAiABKAkSEAoIaW50ZXJ2YWwYAyABKAkSLAoGcG9pbnRzGAQgAygLMhwuY29yYWwuY29sb255LnYxLk1ldHJpY1BvaW50IqIBChRRdWVyeU1ldHJpY3NSZXNwb25zZRItCgZzZXJpZXMYASADKAsyHS5jb3JhbC5jb2xvbnkudjEuTWV0cmljU2VyaWVzEjMKCnJhd19wb2ludHMYAiADKAsyHy5jb3JhbC5jb2xvbnkudjEuUmF3TWV0cmljUG9pbnQSEwoLdW5hdmFpbGFibGUYAyADKAkSEQoJdHJ1bmNhdGVkGAQgASgIIlsKEUdldEhpc3RvcnlSZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAMgASgNIosBCgpUcmFuc2l0aW9uEhAKCGFjdG9yX2lkGAEgASgJEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpmcm9tX3N0YXRlGAMgASgJEhAKCHRvX3N0YXRlGAQgASgJEg0KBWV2ZW50GAUgASgJEg4KBnJlYXNvbhgGIAEoCSKjAQoSR2V0SGlzdG9yeVJlc3BvbnNlEg8KB3NlcnZpY2UYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSEAoIc3RhdGVfYXQYAyABKAkSJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKC3RyYW5zaXRpb25zGAUgAygLMhsuY29yYWwuY29sb255LnYxLlRyYW5zaXRpb24iegoSQ3JlYXRlVG9rZW5SZXF1ZXN0EgwKBG5hbWUYASABKAkSKgoFc2NvcGUYAiABKA4yGy5jb3JhbC5jb2xvbnkudjEuVG9rZW5TY29wZRITCgt0dGxfc2Vjb25kcxgDIAEoBBIVCg1uZXZlcl9leHBpcmVzGAQgASgIIo4BChNDcmVhdGVUb2tlblJlc3BvbnNlEgwKBG5hbWUYASABKAkSKgoFc2NvcGUYAiABKA4yGy5jb3JhbC5jb2xvbnkudjEuVG9rZW5TY29wZRINCgV0b2tlbhgDIAEoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIiChJSZXZva2VUb2tlblJlcXVlc3QSDAoEbmFtZRgBIAEoCSImChNSZXZva2VUb2tlblJlc3BvbnNlEg8KB3Jldm9rZWQYASABKAgiEwoRTGlzdFRva2Vuc1JlcXVlc3QikAIKCVRva2VuSW5mbxIMCgRuYW1lGAEgASgJEioKBXNjb3BlGAIgASgOMhsuY29yYWwuY29sb255LnYxLlRva2VuU2NvcGUSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdyZXZva2VkGAUgASgIEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2V4cGlyZWQYByABKAgSFQoNbmV2ZXJfZXhwaXJlcxgIIAEoCCJAChJMaXN0VG9rZW5zUmVzcG9uc2USKgoGdG9rZW5zGAEgAygLMhouY29yYWwuY29sb255LnYxLlRva2VuSW5mbyKjAwoHSW5zaWdodBIKCgJpZBgBIAEoBBIMCgR0eXBlGAIgASgJEhAKCHByaW9yaXR5GAMgASgJEg0KBXRpdGxlGAQgASgJEg8KB3N1bW1hcnkYBSABKAkSFQoNZXZpZGVuY2VfanNvbhgGIAEoCRIZChFhZmZlY3RlZF9zZXJ2aWNlcxgHIAMoCRISCgpjb25maWRlbmNlGAggASgBEg4KBnN0YXR1cxgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglsYXN0X3NlZW4YCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRldGVjdG9yGA0gASgJEg8KB3NlcnZpY2UYDiABKAkSFwoPcmVjb21tZW5kYXRpb25zGA8gAygJEhMKC29jY3VycmVuY2VzGBAgASgNEhYKDmV2aWRlbmNlX2xpbmVzGBEgAygJIkUKE0xpc3RJbnNpZ2h0c1JlcXVlc3QSDgoGc3RhdHVzGAEgASgJEg0KBWxpbWl0GAIgASgNEg8KB3NlcnZpY2UYAyABKAkiQgoUTGlzdEluc2lnaHRzUmVzcG9uc2USKgoIaW5zaWdodHMYASADKAsyGC5jb3JhbC5jb2xvbnkudjEuSW5zaWdodCIjChVEaXNtaXNzSW5zaWdodFJlcXVlc3QSCgoCaWQYASABKAQiQwoWRGlzbWlzc0luc2lnaHRSZXNwb25zZRIpCgdpbnNpZ2h0GAEgASgLMhguY29yYWwuY29sb255LnYxLkluc2lnaHQqVgoKVG9rZW5TY29wZRIbChdUT0tFTl9TQ09QRV9VTlNQRUNJRklFRBAAEhQKEFRPS0VOX1NDT1BFX1JFQUQQARIVChFUT0tFTl9TQ09QRV9BRE1JThACMvMHCg1Db2xvbnlTZXJ2aWNlElIKCUdldFN0YXR1cxIhLmNvcmFsLmNvbG9ueS52MS5HZXRTdGF0dXNSZXF1ZXN0GiIuY29yYWwuY29sb255LnYxLkdldFN0YXR1c1Jlc3BvbnNlElsKDExpc3RTZXJ2aWNlcxIkLmNvcmFsLmNvbG9ueS52MS5MaXN0U2VydmljZXNSZXF1ZXN0GiUuY29yYWwuY29sb255LnYxLkxpc3RTZXJ2aWNlc1Jlc3BvbnNlElgKC0dldFRvcG9sb2d5EiMuY29yYWwuY29sb255LnYxLkdldFRvcG9sb2d5UmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5HZXRUb3BvbG9neVJlc3BvbnNlElgKC1F1ZXJ5RXZlbnRzEiMuY29yYWwuY29sb255LnYxLlF1ZXJ5RXZlbnRzUmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5RdWVyeUV2ZW50c1Jlc3BvbnNlElsKDFF1ZXJ5TWV0cmljcxIkLmNvcmFsLmNvbG9ueS52MS5RdWVyeU1ldHJpY3NSZXF1ZXN0GiUuY29yYWwuY29sb255LnYxLlF1ZXJ5TWV0cmljc1Jlc3BvbnNlElUKCkdldEhpc3RvcnkSIi5jb3JhbC5jb2xvbnkudjEuR2V0SGlzdG9yeVJlcXVlc3QaIy5jb3JhbC5jb2xvbnkudjEuR2V0SGlzdG9yeVJlc3BvbnNlElgKC0NyZWF0ZVRva2VuEiMuY29yYWwuY29sb255LnYxLkNyZWF0ZVRva2VuUmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5DcmVhdGVUb2tlblJlc3BvbnNlElgKC1Jldm9rZVRva2VuEiMuY29yYWwuY29sb255LnYxLlJldm9rZVRva2VuUmVxdWVzdBokLmNvcmFsLmNvbG9ueS52MS5SZXZva2VUb2tlblJlc3BvbnNlElUKCkxpc3RUb2tlbnMSIi5jb3JhbC5jb2xvbnkudjEuTGlzdFRva2Vuc1JlcXVlc3QaIy5jb3JhbC5jb2xvbnkudjEuTGlzdFRva2Vuc1Jlc3BvbnNlElsKDExpc3RJbnNpZ2h0cxIkLmNvcmFsLmNvbG9ueS52MS5MaXN0SW5zaWdodHNSZXF1ZXN0GiUuY29yYWwuY29sb255LnYxLkxpc3RJbnNpZ2h0c1Jlc3BvbnNlEmEKDkRpc21pc3NJbnNpZ2h0EiYuY29yYWwuY29sb255LnYxLkRpc21pc3NJbnNpZ2h0UmVxdWVzdBonLmNvcmFsLmNvbG9ueS52MS5EaXNtaXNzSW5zaWdodFJlc3BvbnNlYgZwcm90bzM", [file_coral_sdk_v1_sdk, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message coral.colony.v1.ServiceInfo
@@ -196,6 +196,13 @@ export type GetStatusResponse = Message<"coral.colony.v1.GetStatusResponse"> & {
    * @generated from field: uint32 insight_count = 11;
    */
   insightCount: number;
+
+  /**
+   * Telemetry ingestion: what was stored and what was set aside.
+   *
+   * @generated from field: coral.colony.v1.IngestHealth ingest = 12;
+   */
+  ingest?: IngestHealth | undefined;
 };
 
 /**
@@ -204,6 +211,59 @@ export type GetStatusResponse = Message<"coral.colony.v1.GetStatusResponse"> & {
  */
 export const GetStatusResponseSchema: GenMessage<GetStatusResponse> = /*@__PURE__*/
   messageDesc(file_coral_colony_v1_colony, 2);
+
+/**
+ * Ingestion health: batches that fail validation or that the store rejects
+ * are set aside (dead letters) and counted instead of stopping ingestion.
+ *
+ * @generated from message coral.colony.v1.IngestHealth
+ */
+export type IngestHealth = Message<"coral.colony.v1.IngestHealth"> & {
+  /**
+   * Telemetry batches stored (the ones still within the batches retention).
+   *
+   * @generated from field: uint64 batches_stored = 1;
+   */
+  batchesStored: bigint;
+
+  /**
+   * Batches set aside since the colony's store was created.
+   *
+   * @generated from field: uint64 batches_set_aside = 2;
+   */
+  batchesSetAside: bigint;
+
+  /**
+   * Set aside within the last hour.
+   *
+   * @generated from field: uint64 set_aside_recent = 3;
+   */
+  setAsideRecent: bigint;
+
+  /**
+   * The last one set aside: why, when and from which agent.
+   *
+   * @generated from field: string last_reason = 4;
+   */
+  lastReason: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_set_aside_at = 5;
+   */
+  lastSetAsideAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string last_agent_id = 6;
+   */
+  lastAgentId: string;
+};
+
+/**
+ * Describes the message coral.colony.v1.IngestHealth.
+ * Use `create(IngestHealthSchema)` to create a new message.
+ */
+export const IngestHealthSchema: GenMessage<IngestHealth> = /*@__PURE__*/
+  messageDesc(file_coral_colony_v1_colony, 3);
 
 /**
  * @generated from message coral.colony.v1.ListServicesRequest
@@ -216,7 +276,7 @@ export type ListServicesRequest = Message<"coral.colony.v1.ListServicesRequest">
  * Use `create(ListServicesRequestSchema)` to create a new message.
  */
 export const ListServicesRequestSchema: GenMessage<ListServicesRequest> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 3);
+  messageDesc(file_coral_colony_v1_colony, 4);
 
 /**
  * @generated from message coral.colony.v1.ListServicesResponse
@@ -233,7 +293,7 @@ export type ListServicesResponse = Message<"coral.colony.v1.ListServicesResponse
  * Use `create(ListServicesResponseSchema)` to create a new message.
  */
 export const ListServicesResponseSchema: GenMessage<ListServicesResponse> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 4);
+  messageDesc(file_coral_colony_v1_colony, 5);
 
 /**
  * @generated from message coral.colony.v1.GetTopologyRequest
@@ -246,7 +306,7 @@ export type GetTopologyRequest = Message<"coral.colony.v1.GetTopologyRequest"> &
  * Use `create(GetTopologyRequestSchema)` to create a new message.
  */
 export const GetTopologyRequestSchema: GenMessage<GetTopologyRequest> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 5);
+  messageDesc(file_coral_colony_v1_colony, 6);
 
 /**
  * @generated from message coral.colony.v1.TopologyEdge
@@ -295,7 +355,7 @@ export type TopologyEdge = Message<"coral.colony.v1.TopologyEdge"> & {
  * Use `create(TopologyEdgeSchema)` to create a new message.
  */
 export const TopologyEdgeSchema: GenMessage<TopologyEdge> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 6);
+  messageDesc(file_coral_colony_v1_colony, 7);
 
 /**
  * @generated from message coral.colony.v1.GetTopologyResponse
@@ -317,7 +377,7 @@ export type GetTopologyResponse = Message<"coral.colony.v1.GetTopologyResponse">
  * Use `create(GetTopologyResponseSchema)` to create a new message.
  */
 export const GetTopologyResponseSchema: GenMessage<GetTopologyResponse> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 7);
+  messageDesc(file_coral_colony_v1_colony, 8);
 
 /**
  * @generated from message coral.colony.v1.QueryEventsRequest
@@ -356,7 +416,7 @@ export type QueryEventsRequest = Message<"coral.colony.v1.QueryEventsRequest"> &
  * Use `create(QueryEventsRequestSchema)` to create a new message.
  */
 export const QueryEventsRequestSchema: GenMessage<QueryEventsRequest> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 8);
+  messageDesc(file_coral_colony_v1_colony, 9);
 
 /**
  * @generated from message coral.colony.v1.EventRecord
@@ -393,7 +453,7 @@ export type EventRecord = Message<"coral.colony.v1.EventRecord"> & {
  * Use `create(EventRecordSchema)` to create a new message.
  */
 export const EventRecordSchema: GenMessage<EventRecord> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 9);
+  messageDesc(file_coral_colony_v1_colony, 10);
 
 /**
  * @generated from message coral.colony.v1.QueryEventsResponse
@@ -410,7 +470,7 @@ export type QueryEventsResponse = Message<"coral.colony.v1.QueryEventsResponse">
  * Use `create(QueryEventsResponseSchema)` to create a new message.
  */
 export const QueryEventsResponseSchema: GenMessage<QueryEventsResponse> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 10);
+  messageDesc(file_coral_colony_v1_colony, 11);
 
 /**
  * @generated from message coral.colony.v1.QueryMetricsRequest
@@ -466,7 +526,7 @@ export type QueryMetricsRequest = Message<"coral.colony.v1.QueryMetricsRequest">
  * Use `create(QueryMetricsRequestSchema)` to create a new message.
  */
 export const QueryMetricsRequestSchema: GenMessage<QueryMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 11);
+  messageDesc(file_coral_colony_v1_colony, 12);
 
 /**
  * @generated from message coral.colony.v1.RawMetricPoint
@@ -503,7 +563,7 @@ export type RawMetricPoint = Message<"coral.colony.v1.RawMetricPoint"> & {
  * Use `create(RawMetricPointSchema)` to create a new message.
  */
 export const RawMetricPointSchema: GenMessage<RawMetricPoint> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 12);
+  messageDesc(file_coral_colony_v1_colony, 13);
 
 /**
  * @generated from message coral.colony.v1.MetricPoint
@@ -555,7 +615,7 @@ export type MetricPoint = Message<"coral.colony.v1.MetricPoint"> & {
  * Use `create(MetricPointSchema)` to create a new message.
  */
 export const MetricPointSchema: GenMessage<MetricPoint> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 13);
+  messageDesc(file_coral_colony_v1_colony, 14);
 
 /**
  * @generated from message coral.colony.v1.MetricSeries
@@ -587,7 +647,7 @@ export type MetricSeries = Message<"coral.colony.v1.MetricSeries"> & {
  * Use `create(MetricSeriesSchema)` to create a new message.
  */
 export const MetricSeriesSchema: GenMessage<MetricSeries> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 14);
+  messageDesc(file_coral_colony_v1_colony, 15);
 
 /**
  * @generated from message coral.colony.v1.QueryMetricsResponse
@@ -625,7 +685,7 @@ export type QueryMetricsResponse = Message<"coral.colony.v1.QueryMetricsResponse
  * Use `create(QueryMetricsResponseSchema)` to create a new message.
  */
 export const QueryMetricsResponseSchema: GenMessage<QueryMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 15);
+  messageDesc(file_coral_colony_v1_colony, 16);
 
 /**
  * @generated from message coral.colony.v1.GetHistoryRequest
@@ -656,7 +716,7 @@ export type GetHistoryRequest = Message<"coral.colony.v1.GetHistoryRequest"> & {
  * Use `create(GetHistoryRequestSchema)` to create a new message.
  */
 export const GetHistoryRequestSchema: GenMessage<GetHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 16);
+  messageDesc(file_coral_colony_v1_colony, 17);
 
 /**
  * @generated from message coral.colony.v1.Transition
@@ -698,7 +758,7 @@ export type Transition = Message<"coral.colony.v1.Transition"> & {
  * Use `create(TransitionSchema)` to create a new message.
  */
 export const TransitionSchema: GenMessage<Transition> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 17);
+  messageDesc(file_coral_colony_v1_colony, 18);
 
 /**
  * @generated from message coral.colony.v1.GetHistoryResponse
@@ -739,7 +799,7 @@ export type GetHistoryResponse = Message<"coral.colony.v1.GetHistoryResponse"> &
  * Use `create(GetHistoryResponseSchema)` to create a new message.
  */
 export const GetHistoryResponseSchema: GenMessage<GetHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 18);
+  messageDesc(file_coral_colony_v1_colony, 19);
 
 /**
  * @generated from message coral.colony.v1.CreateTokenRequest
@@ -754,6 +814,20 @@ export type CreateTokenRequest = Message<"coral.colony.v1.CreateTokenRequest"> &
    * @generated from field: coral.colony.v1.TokenScope scope = 2;
    */
   scope: TokenScope;
+
+  /**
+   * How long the token works, in seconds; 0 takes the colony's default (90 days).
+   *
+   * @generated from field: uint64 ttl_seconds = 3;
+   */
+  ttlSeconds: bigint;
+
+  /**
+   * True makes a token that never expires (ttl_seconds must then be 0).
+   *
+   * @generated from field: bool never_expires = 4;
+   */
+  neverExpires: boolean;
 };
 
 /**
@@ -761,7 +835,7 @@ export type CreateTokenRequest = Message<"coral.colony.v1.CreateTokenRequest"> &
  * Use `create(CreateTokenRequestSchema)` to create a new message.
  */
 export const CreateTokenRequestSchema: GenMessage<CreateTokenRequest> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 19);
+  messageDesc(file_coral_colony_v1_colony, 20);
 
 /**
  * @generated from message coral.colony.v1.CreateTokenResponse
@@ -783,6 +857,13 @@ export type CreateTokenResponse = Message<"coral.colony.v1.CreateTokenResponse">
    * @generated from field: string token = 3;
    */
   token: string;
+
+  /**
+   * When it stops working; unset when it never expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 4;
+   */
+  expiresAt?: Timestamp | undefined;
 };
 
 /**
@@ -790,7 +871,7 @@ export type CreateTokenResponse = Message<"coral.colony.v1.CreateTokenResponse">
  * Use `create(CreateTokenResponseSchema)` to create a new message.
  */
 export const CreateTokenResponseSchema: GenMessage<CreateTokenResponse> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 20);
+  messageDesc(file_coral_colony_v1_colony, 21);
 
 /**
  * @generated from message coral.colony.v1.RevokeTokenRequest
@@ -807,7 +888,7 @@ export type RevokeTokenRequest = Message<"coral.colony.v1.RevokeTokenRequest"> &
  * Use `create(RevokeTokenRequestSchema)` to create a new message.
  */
 export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 21);
+  messageDesc(file_coral_colony_v1_colony, 22);
 
 /**
  * @generated from message coral.colony.v1.RevokeTokenResponse
@@ -824,7 +905,7 @@ export type RevokeTokenResponse = Message<"coral.colony.v1.RevokeTokenResponse">
  * Use `create(RevokeTokenResponseSchema)` to create a new message.
  */
 export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 22);
+  messageDesc(file_coral_colony_v1_colony, 23);
 
 /**
  * @generated from message coral.colony.v1.ListTokensRequest
@@ -837,7 +918,7 @@ export type ListTokensRequest = Message<"coral.colony.v1.ListTokensRequest"> & {
  * Use `create(ListTokensRequestSchema)` to create a new message.
  */
 export const ListTokensRequestSchema: GenMessage<ListTokensRequest> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 23);
+  messageDesc(file_coral_colony_v1_colony, 24);
 
 /**
  * @generated from message coral.colony.v1.TokenInfo
@@ -867,6 +948,27 @@ export type TokenInfo = Message<"coral.colony.v1.TokenInfo"> & {
    * @generated from field: bool revoked = 5;
    */
   revoked: boolean;
+
+  /**
+   * When it stops working; unset when it never expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 6;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * True once expires_at has passed (by the colony's clock).
+   *
+   * @generated from field: bool expired = 7;
+   */
+  expired: boolean;
+
+  /**
+   * True for a token made with never_expires (or before tokens expired).
+   *
+   * @generated from field: bool never_expires = 8;
+   */
+  neverExpires: boolean;
 };
 
 /**
@@ -874,7 +976,7 @@ export type TokenInfo = Message<"coral.colony.v1.TokenInfo"> & {
  * Use `create(TokenInfoSchema)` to create a new message.
  */
 export const TokenInfoSchema: GenMessage<TokenInfo> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 24);
+  messageDesc(file_coral_colony_v1_colony, 25);
 
 /**
  * @generated from message coral.colony.v1.ListTokensResponse
@@ -891,7 +993,7 @@ export type ListTokensResponse = Message<"coral.colony.v1.ListTokensResponse"> &
  * Use `create(ListTokensResponseSchema)` to create a new message.
  */
 export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 25);
+  messageDesc(file_coral_colony_v1_colony, 26);
 
 /**
  * Insight is one finding of the colony's detectors. No LLM is involved.
@@ -1017,7 +1119,7 @@ export type Insight = Message<"coral.colony.v1.Insight"> & {
  * Use `create(InsightSchema)` to create a new message.
  */
 export const InsightSchema: GenMessage<Insight> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 26);
+  messageDesc(file_coral_colony_v1_colony, 27);
 
 /**
  * @generated from message coral.colony.v1.ListInsightsRequest
@@ -1050,7 +1152,7 @@ export type ListInsightsRequest = Message<"coral.colony.v1.ListInsightsRequest">
  * Use `create(ListInsightsRequestSchema)` to create a new message.
  */
 export const ListInsightsRequestSchema: GenMessage<ListInsightsRequest> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 27);
+  messageDesc(file_coral_colony_v1_colony, 28);
 
 /**
  * @generated from message coral.colony.v1.ListInsightsResponse
@@ -1070,7 +1172,7 @@ export type ListInsightsResponse = Message<"coral.colony.v1.ListInsightsResponse
  * Use `create(ListInsightsResponseSchema)` to create a new message.
  */
 export const ListInsightsResponseSchema: GenMessage<ListInsightsResponse> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 28);
+  messageDesc(file_coral_colony_v1_colony, 29);
 
 /**
  * @generated from message coral.colony.v1.DismissInsightRequest
@@ -1087,7 +1189,7 @@ export type DismissInsightRequest = Message<"coral.colony.v1.DismissInsightReque
  * Use `create(DismissInsightRequestSchema)` to create a new message.
  */
 export const DismissInsightRequestSchema: GenMessage<DismissInsightRequest> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 29);
+  messageDesc(file_coral_colony_v1_colony, 30);
 
 /**
  * @generated from message coral.colony.v1.DismissInsightResponse
@@ -1104,7 +1206,7 @@ export type DismissInsightResponse = Message<"coral.colony.v1.DismissInsightResp
  * Use `create(DismissInsightResponseSchema)` to create a new message.
  */
 export const DismissInsightResponseSchema: GenMessage<DismissInsightResponse> = /*@__PURE__*/
-  messageDesc(file_coral_colony_v1_colony, 30);
+  messageDesc(file_coral_colony_v1_colony, 31);
 
 /**
  * TokenScope limits what a token may do.

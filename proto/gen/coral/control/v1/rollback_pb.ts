@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file coral/control/v1/rollback.proto.
  */
 export const file_coral_control_v1_rollback: GenFile = /*@__PURE__*/
-  fileDesc("Ch9jb3JhbC9jb250cm9sL3YxL3JvbGxiYWNrLnByb3RvEhBjb3JhbC5jb250cm9sLnYxItECChZFeGVjdXRlUm9sbGJhY2tSZXF1ZXN0EhMKC3JvbGxiYWNrX2lkGAEgASgJEg8KB3NlcnZpY2UYAiABKAkSFgoOdGFyZ2V0X3ZlcnNpb24YAyABKAkSFwoPY3VycmVudF92ZXJzaW9uGAQgASgJEjQKCHN0cmF0ZWd5GAUgASgOMiIuY29yYWwuY29udHJvbC52MS5Sb2xsYmFja1N0cmF0ZWd5EisKCGNvbW1hbmRzGAYgAygLMhkuY29yYWwuY29udHJvbC52MS5Db21tYW5kEhcKD3RpbWVvdXRfc2Vjb25kcxgHIAEoDRIwCg11bmRvX2NvbW1hbmRzGAggAygLMhkuY29yYWwuY29udHJvbC52MS5Db21tYW5kEjIKD3JlY29yZF9yZXZpc2lvbhgJIAEoCzIZLmNvcmFsLmNvbnRyb2wudjEuQ29tbWFuZCIXCgdDb21tYW5kEgwKBGFyZ3YYASADKAkihAEKF0V4ZWN1dGVSb2xsYmFja1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSDwoHbWVzc2FnZRgCIAEoCRINCgVzdGVwcxgDIAMoCRIQCghyZXZlcnRlZBgEIAEoCBISCgp1bmRvX3N0ZXBzGAUgAygJEhIKCnVuZG9fZXJyb3IYBiABKAkqrQEKEFJvbGxiYWNrU3RyYXRlZ3kSIQodUk9MTEJBQ0tfU1RSQVRFR1lfVU5TUEVDSUZJRUQQABIaChZST0xMQkFDS19TVFJBVEVHWV9BVVRPEAESGQoVUk9MTEJBQ0tfU1RSQVRFR1lfU0RLEAISHQoZUk9MTEJBQ0tfU1RSQVRFR1lfU1lTVEVNRBADEiAKHFJPTExCQUNLX1NUUkFURUdZX0tVQkVSTkVURVMQBDKAAQoWUm9sbGJhY2tDb250cm9sU2VydmljZRJmCg9FeGVjdXRlUm9sbGJhY2sSKC5jb3JhbC5jb250cm9sLnYxLkV4ZWN1dGVSb2xsYmFja1JlcXVlc3QaKS5jb3JhbC5jb250cm9sLnYxLkV4ZWN1dGVSb2xsYmFja1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Ch9jb3JhbC9jb250cm9sL3YxL3JvbGxiYWNrLnByb3RvEhBjb3JhbC5jb250cm9sLnYxIqMCChZFeGVjdXRlUm9sbGJhY2tSZXF1ZXN0EhMKC3JvbGxiYWNrX2lkGAEgASgJEg8KB3NlcnZpY2UYAiABKAkSFgoOdGFyZ2V0X3ZlcnNpb24YAyABKAkSFwoPY3VycmVudF92ZXJzaW9uGAQgASgJEjQKCHN0cmF0ZWd5GAUgASgOMiIuY29yYWwuY29udHJvbC52MS5Sb2xsYmFja1N0cmF0ZWd5EhcKD3RpbWVvdXRfc2Vjb25kcxgHIAEoDRIXCg90YXJnZXRfcmV2aXNpb24YCiABKAkSDgoGcmVhc29uGAsgASgJSgQIBhAHSgQICBAJSgQICRAKUghjb21tYW5kc1INdW5kb19jb21tYW5kc1IPcmVjb3JkX3JldmlzaW9uIoQBChdFeGVjdXRlUm9sbGJhY2tSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEg8KB21lc3NhZ2UYAiABKAkSDQoFc3RlcHMYAyADKAkSEAoIcmV2ZXJ0ZWQYBCABKAgSEgoKdW5kb19zdGVwcxgFIAMoCRISCgp1bmRvX2Vycm9yGAYgASgJIr8BChNQbGFuUm9sbGJhY2tSZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkSFgoOdGFyZ2V0X3ZlcnNpb24YAiABKAkSFwoPY3VycmVudF92ZXJzaW9uGAMgASgJEjQKCHN0cmF0ZWd5GAQgASgOMiIuY29yYWwuY29udHJvbC52MS5Sb2xsYmFja1N0cmF0ZWd5EhcKD3RpbWVvdXRfc2Vjb25kcxgFIAEoDRIXCg90YXJnZXRfcmV2aXNpb24YBiABKAkijgEKFFBsYW5Sb2xsYmFja1Jlc3BvbnNlEjQKCHN0cmF0ZWd5GAEgASgOMiIuY29yYWwuY29udHJvbC52MS5Sb2xsYmFja1N0cmF0ZWd5EhAKCGNvbW1hbmRzGAIgAygJEhUKDXVuZG9fY29tbWFuZHMYAyADKAkSFwoPcmVjb3JkX3JldmlzaW9uGAQgASgJKq0BChBSb2xsYmFja1N0cmF0ZWd5EiEKHVJPTExCQUNLX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASGgoWUk9MTEJBQ0tfU1RSQVRFR1lfQVVUTxABEhkKFVJPTExCQUNLX1NUUkFURUdZX1NESxACEh0KGVJPTExCQUNLX1NUUkFURUdZX1NZU1RFTUQQAxIgChxST0xMQkFDS19TVFJBVEVHWV9LVUJFUk5FVEVTEAQygAEKFlJvbGxiYWNrQ29udHJvbFNlcnZpY2USZgoPRXhlY3V0ZVJvbGxiYWNrEiguY29yYWwuY29udHJvbC52MS5FeGVjdXRlUm9sbGJhY2tSZXF1ZXN0GikuY29yYWwuY29udHJvbC52MS5FeGVjdXRlUm9sbGJhY2tSZXNwb25zZTJ0ChNSb2xsYmFja1BsYW5TZXJ2aWNlEl0KDFBsYW5Sb2xsYmFjaxIlLmNvcmFsLmNvbnRyb2wudjEuUGxhblJvbGxiYWNrUmVxdWVzdBomLmNvcmFsLmNvbnRyb2wudjEuUGxhblJvbGxiYWNrUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message coral.control.v1.ExecuteRollbackRequest
@@ -22,18 +22,22 @@ export type ExecuteRollbackRequest = Message<"coral.control.v1.ExecuteRollbackRe
   rollbackId: string;
 
   /**
+   * The component the agent observes; an agent refuses another's rollback.
+   *
    * @generated from field: string service = 2;
    */
   service: string;
 
   /**
-   * Empty: whatever the strategy calls previous.
+   * Empty: whatever the strategy calls previous (kubernetes: the previous revision).
    *
    * @generated from field: string target_version = 3;
    */
   targetVersion: string;
 
   /**
+   * What the service reports now; systemd goes back to it if a step fails.
+   *
    * @generated from field: string current_version = 4;
    */
   currentVersion: string;
@@ -44,33 +48,25 @@ export type ExecuteRollbackRequest = Message<"coral.control.v1.ExecuteRollbackRe
   strategy: RollbackStrategy;
 
   /**
-   * systemd and kubernetes: the commands to run, in order (argv each).
+   * The whole budget; each kubectl rollout status gets 45% of it.
    *
-   * @generated from field: repeated coral.control.v1.Command commands = 6;
-   */
-  commands: Command[];
-
-  /**
    * @generated from field: uint32 timeout_seconds = 7;
    */
   timeoutSeconds: number;
 
   /**
-   * systemd and kubernetes: when a command fails, these run in order to put
-   * back what ran before (the last ones check that it did). None: a failure
-   * is left as it is.
+   * kubernetes: the deployment revision of target_version (digits), when the colony knows it.
    *
-   * @generated from field: repeated coral.control.v1.Command undo_commands = 8;
+   * @generated from field: string target_revision = 10;
    */
-  undoCommands: Command[];
+  targetRevision: string;
 
   /**
-   * kubernetes: runs before the first command and prints the live revision
-   * (a number), which replaces "{revision}" in undo_commands.
+   * Why the rollback runs (who asked), for the agent's log.
    *
-   * @generated from field: coral.control.v1.Command record_revision = 9;
+   * @generated from field: string reason = 11;
    */
-  recordRevision?: Command | undefined;
+  reason: string;
 };
 
 /**
@@ -79,23 +75,6 @@ export type ExecuteRollbackRequest = Message<"coral.control.v1.ExecuteRollbackRe
  */
 export const ExecuteRollbackRequestSchema: GenMessage<ExecuteRollbackRequest> = /*@__PURE__*/
   messageDesc(file_coral_control_v1_rollback, 0);
-
-/**
- * @generated from message coral.control.v1.Command
- */
-export type Command = Message<"coral.control.v1.Command"> & {
-  /**
-   * @generated from field: repeated string argv = 1;
-   */
-  argv: string[];
-};
-
-/**
- * Describes the message coral.control.v1.Command.
- * Use `create(CommandSchema)` to create a new message.
- */
-export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
-  messageDesc(file_coral_control_v1_rollback, 1);
 
 /**
  * @generated from message coral.control.v1.ExecuteRollbackResponse
@@ -147,7 +126,92 @@ export type ExecuteRollbackResponse = Message<"coral.control.v1.ExecuteRollbackR
  * Use `create(ExecuteRollbackResponseSchema)` to create a new message.
  */
 export const ExecuteRollbackResponseSchema: GenMessage<ExecuteRollbackResponse> = /*@__PURE__*/
+  messageDesc(file_coral_control_v1_rollback, 1);
+
+/**
+ * @generated from message coral.control.v1.PlanRollbackRequest
+ */
+export type PlanRollbackRequest = Message<"coral.control.v1.PlanRollbackRequest"> & {
+  /**
+   * @generated from field: string service = 1;
+   */
+  service: string;
+
+  /**
+   * @generated from field: string target_version = 2;
+   */
+  targetVersion: string;
+
+  /**
+   * @generated from field: string current_version = 3;
+   */
+  currentVersion: string;
+
+  /**
+   * AUTO or UNSPECIFIED: the agent picks (see RollbackStrategy).
+   *
+   * @generated from field: coral.control.v1.RollbackStrategy strategy = 4;
+   */
+  strategy: RollbackStrategy;
+
+  /**
+   * @generated from field: uint32 timeout_seconds = 5;
+   */
+  timeoutSeconds: number;
+
+  /**
+   * @generated from field: string target_revision = 6;
+   */
+  targetRevision: string;
+};
+
+/**
+ * Describes the message coral.control.v1.PlanRollbackRequest.
+ * Use `create(PlanRollbackRequestSchema)` to create a new message.
+ */
+export const PlanRollbackRequestSchema: GenMessage<PlanRollbackRequest> = /*@__PURE__*/
   messageDesc(file_coral_control_v1_rollback, 2);
+
+/**
+ * @generated from message coral.control.v1.PlanRollbackResponse
+ */
+export type PlanRollbackResponse = Message<"coral.control.v1.PlanRollbackResponse"> & {
+  /**
+   * The strategy the agent would use (never AUTO).
+   *
+   * @generated from field: coral.control.v1.RollbackStrategy strategy = 1;
+   */
+  strategy: RollbackStrategy;
+
+  /**
+   * systemd and kubernetes: the commands, in order, as they would run.
+   *
+   * @generated from field: repeated string commands = 2;
+   */
+  commands: string[];
+
+  /**
+   * The commands that would put back what ran before if one fails; "{revision}"
+   * stands for the revision recorded first.
+   *
+   * @generated from field: repeated string undo_commands = 3;
+   */
+  undoCommands: string[];
+
+  /**
+   * kubernetes: what records the live revision before the first command.
+   *
+   * @generated from field: string record_revision = 4;
+   */
+  recordRevision: string;
+};
+
+/**
+ * Describes the message coral.control.v1.PlanRollbackResponse.
+ * Use `create(PlanRollbackResponseSchema)` to create a new message.
+ */
+export const PlanRollbackResponseSchema: GenMessage<PlanRollbackResponse> = /*@__PURE__*/
+  messageDesc(file_coral_control_v1_rollback, 3);
 
 /**
  * @generated from enum coral.control.v1.RollbackStrategy
@@ -159,7 +223,7 @@ export enum RollbackStrategy {
   UNSPECIFIED = 0,
 
   /**
-   * sdk if the app registered a handler, else systemd or kubernetes from config.
+   * sdk if the app registered a handler, else what the agent is configured for (systemd, then kubernetes).
    *
    * @generated from enum value: ROLLBACK_STRATEGY_AUTO = 1;
    */
@@ -188,9 +252,11 @@ export const RollbackStrategySchema: GenEnum<RollbackStrategy> = /*@__PURE__*/
   enumDesc(file_coral_control_v1_rollback, 0);
 
 /**
- * RollbackControl runs one rollback step one hop down: the colony calls it
- * on the agent (colony secret proof), the agent on the app's SDK (SDK token)
- * for the sdk strategy, or runs the strategy's command itself. A second call
+ * RollbackControl runs one rollback one hop down: the colony calls it on the
+ * agent (signed with the colony's identity key), the agent on the app's SDK
+ * (SDK token) for the sdk strategy. The colony sends an intent (strategy,
+ * target, what it knows), never a command line: for systemd and kubernetes
+ * the agent builds the commands from its own configuration. A second call
  * with the same rollback_id joins or repeats the answer of the first.
  *
  * @generated from service coral.control.v1.RollbackControlService
@@ -206,4 +272,23 @@ export const RollbackControlService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_coral_control_v1_rollback, 0);
+
+/**
+ * RollbackPlanService says what an agent would run for a rollback intent,
+ * from its own configuration, and runs nothing (the colony's planning and
+ * dry runs). Served by agents only.
+ *
+ * @generated from service coral.control.v1.RollbackPlanService
+ */
+export const RollbackPlanService: GenService<{
+  /**
+   * @generated from rpc coral.control.v1.RollbackPlanService.PlanRollback
+   */
+  planRollback: {
+    methodKind: "unary";
+    input: typeof PlanRollbackRequestSchema;
+    output: typeof PlanRollbackResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_coral_control_v1_rollback, 1);
 

@@ -14,15 +14,44 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file coral/mesh/v1/mesh.proto.
  */
 export const file_coral_mesh_v1_mesh: GenFile = /*@__PURE__*/
-  fileDesc("Chhjb3JhbC9tZXNoL3YxL21lc2gucHJvdG8SDWNvcmFsLm1lc2gudjEiQAoLU2VjcmV0UHJvb2YSFAoMdGltZXN0YW1wX21zGAEgASgDEg0KBW5vbmNlGAIgASgJEgwKBGhtYWMYAyABKAkiuAIKD1JlZ2lzdGVyUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRIUCgxzZXJ2aWNlX25hbWUYAiABKAkSDAoEcG9ydBgDIAEoDRIPCgd2ZXJzaW9uGAQgASgJEjYKBHRhZ3MYBSADKAsyKC5jb3JhbC5tZXNoLnYxLlJlZ2lzdGVyUmVxdWVzdC5UYWdzRW50cnkSGAoQd2lyZWd1YXJkX3B1YmtleRgGIAEoCRIQCghob3N0bmFtZRgHIAEoCRIPCgdhZGRyZXNzGAggASgJEikKBXByb29mGAkgASgLMhouY29yYWwubWVzaC52MS5TZWNyZXRQcm9vZhIRCglhZ2VudF91cmwYCiABKAkaKwoJVGFnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiZgoPTmF0c0NyZWRlbnRpYWxzEgsKA3VybBgBIAEoCRIMCgR1c2VyGAIgASgJEhAKCHBhc3N3b3JkGAMgASgJEhYKDnN1YmplY3RfcHJlZml4GAQgASgJEg4KBnN0cmVhbRgFIAEoCSKhAQoQUmVnaXN0ZXJSZXNwb25zZRIRCgljb2xvbnlfaWQYASABKAkSEwoLYWdlbnRfdG9rZW4YAiABKAkSLAoEbmF0cxgDIAEoCzIeLmNvcmFsLm1lc2gudjEuTmF0c0NyZWRlbnRpYWxzEiIKGmhlYXJ0YmVhdF9pbnRlcnZhbF9zZWNvbmRzGAQgASgNEhMKC2Fzc2lnbmVkX2lwGAUgASgJImIKDVJlc291cmNlVXNhZ2USEwoLY3B1X3BlcmNlbnQYASABKAESFAoMbWVtb3J5X2J5dGVzGAIgASgEEhAKCGZkX2NvdW50GAMgASgNEhQKDHRocmVhZF9jb3VudBgEIAEoDSLqAgoQSGVhcnRiZWF0UmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRIrCgZoZWFsdGgYAiABKA4yGy5jb3JhbC5tZXNoLnYxLkhlYWx0aFN0YXR1cxIvCglyZXNvdXJjZXMYAyABKAsyHC5jb3JhbC5tZXNoLnYxLlJlc291cmNlVXNhZ2USCwoDcGlkGAQgASgFEjYKEnByb2Nlc3Nfc3RhcnRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVzdGFydF9jb3VudBgGIAEoDRIPCgd2ZXJzaW9uGAcgASgJEhMKC3Nka19lbmFibGVkGAggASgIEi8KCHNka19pbmZvGAkgASgLMh0uY29yYWwuc2RrLnYxLkdldEluZm9SZXNwb25zZRIzCgpzZGtfaGVhbHRoGAogASgLMh8uY29yYWwuc2RrLnYxLkdldEhlYWx0aFJlc3BvbnNlIi4KEUhlYXJ0YmVhdFJlc3BvbnNlEgoKAm9rGAEgASgIEg0KBXN0YXRlGAIgASgJIjUKEURlcmVnaXN0ZXJSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIUChJEZXJlZ2lzdGVyUmVzcG9uc2UqgQEKDEhlYWx0aFN0YXR1cxIdChlIRUFMVEhfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVSEVBTFRIX1NUQVRVU19IRUFMVEhZEAESGgoWSEVBTFRIX1NUQVRVU19ERUdSQURFRBACEhsKF0hFQUxUSF9TVEFUVVNfVU5IRUFMVEhZEAMy/QEKC01lc2hTZXJ2aWNlEksKCFJlZ2lzdGVyEh4uY29yYWwubWVzaC52MS5SZWdpc3RlclJlcXVlc3QaHy5jb3JhbC5tZXNoLnYxLlJlZ2lzdGVyUmVzcG9uc2USTgoJSGVhcnRiZWF0Eh8uY29yYWwubWVzaC52MS5IZWFydGJlYXRSZXF1ZXN0GiAuY29yYWwubWVzaC52MS5IZWFydGJlYXRSZXNwb25zZRJRCgpEZXJlZ2lzdGVyEiAuY29yYWwubWVzaC52MS5EZXJlZ2lzdGVyUmVxdWVzdBohLmNvcmFsLm1lc2gudjEuRGVyZWdpc3RlclJlc3BvbnNlYgZwcm90bzM", [file_coral_sdk_v1_sdk, file_google_protobuf_timestamp]);
+  fileDesc("Chhjb3JhbC9tZXNoL3YxL21lc2gucHJvdG8SDWNvcmFsLm1lc2gudjEiNgoPSW52aXRhdGlvblByb29mEhUKDWludml0YXRpb25faWQYASABKAkSDAoEaG1hYxgCIAEoCSJICg5BZ2VudFNpZ25hdHVyZRIUCgx0aW1lc3RhbXBfbXMYASABKAMSDQoFbm9uY2UYAiABKAkSEQoJc2lnbmF0dXJlGAMgASgJIpYDCg9SZWdpc3RlclJlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSFAoMc2VydmljZV9uYW1lGAIgASgJEgwKBHBvcnQYAyABKA0SDwoHdmVyc2lvbhgEIAEoCRI2CgR0YWdzGAUgAygLMiguY29yYWwubWVzaC52MS5SZWdpc3RlclJlcXVlc3QuVGFnc0VudHJ5EhgKEHdpcmVndWFyZF9wdWJrZXkYBiABKAkSEAoIaG9zdG5hbWUYByABKAkSDwoHYWRkcmVzcxgIIAEoCRIRCglhZ2VudF91cmwYCiABKAkSFAoMYWdlbnRfcHVia2V5GAsgASgJEjIKCmludml0YXRpb24YDCABKAsyHi5jb3JhbC5tZXNoLnYxLkludml0YXRpb25Qcm9vZhIwCglzaWduYXR1cmUYDSABKAsyHS5jb3JhbC5tZXNoLnYxLkFnZW50U2lnbmF0dXJlGisKCVRhZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBSgQICRAKUgVwcm9vZiJ8Cg9OYXRzQ3JlZGVudGlhbHMSCwoDdXJsGAEgASgJEgwKBHVzZXIYAiABKAkSEAoIcGFzc3dvcmQYAyABKAkSFgoOc3ViamVjdF9wcmVmaXgYBCABKAkSDgoGc3RyZWFtGAUgASgJEhQKDGluYm94X3ByZWZpeBgGIAEoCSLOAQoQUmVnaXN0ZXJSZXNwb25zZRIRCgljb2xvbnlfaWQYASABKAkSEwoLYWdlbnRfdG9rZW4YAiABKAkSLAoEbmF0cxgDIAEoCzIeLmNvcmFsLm1lc2gudjEuTmF0c0NyZWRlbnRpYWxzEiIKGmhlYXJ0YmVhdF9pbnRlcnZhbF9zZWNvbmRzGAQgASgNEhMKC2Fzc2lnbmVkX2lwGAUgASgJEhUKDWNvbG9ueV9wdWJrZXkYBiABKAkSFAoMY29sb255X3Byb29mGAcgASgJImIKDVJlc291cmNlVXNhZ2USEwoLY3B1X3BlcmNlbnQYASABKAESFAoMbWVtb3J5X2J5dGVzGAIgASgEEhAKCGZkX2NvdW50GAMgASgNEhQKDHRocmVhZF9jb3VudBgEIAEoDSLqAgoQSGVhcnRiZWF0UmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRIrCgZoZWFsdGgYAiABKA4yGy5jb3JhbC5tZXNoLnYxLkhlYWx0aFN0YXR1cxIvCglyZXNvdXJjZXMYAyABKAsyHC5jb3JhbC5tZXNoLnYxLlJlc291cmNlVXNhZ2USCwoDcGlkGAQgASgFEjYKEnByb2Nlc3Nfc3RhcnRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVzdGFydF9jb3VudBgGIAEoDRIPCgd2ZXJzaW9uGAcgASgJEhMKC3Nka19lbmFibGVkGAggASgIEi8KCHNka19pbmZvGAkgASgLMh0uY29yYWwuc2RrLnYxLkdldEluZm9SZXNwb25zZRIzCgpzZGtfaGVhbHRoGAogASgLMh8uY29yYWwuc2RrLnYxLkdldEhlYWx0aFJlc3BvbnNlIi4KEUhlYXJ0YmVhdFJlc3BvbnNlEgoKAm9rGAEgASgIEg0KBXN0YXRlGAIgASgJIjUKEURlcmVnaXN0ZXJSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIUChJEZXJlZ2lzdGVyUmVzcG9uc2UqgQEKDEhlYWx0aFN0YXR1cxIdChlIRUFMVEhfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVSEVBTFRIX1NUQVRVU19IRUFMVEhZEAESGgoWSEVBTFRIX1NUQVRVU19ERUdSQURFRBACEhsKF0hFQUxUSF9TVEFUVVNfVU5IRUFMVEhZEAMy/QEKC01lc2hTZXJ2aWNlEksKCFJlZ2lzdGVyEh4uY29yYWwubWVzaC52MS5SZWdpc3RlclJlcXVlc3QaHy5jb3JhbC5tZXNoLnYxLlJlZ2lzdGVyUmVzcG9uc2USTgoJSGVhcnRiZWF0Eh8uY29yYWwubWVzaC52MS5IZWFydGJlYXRSZXF1ZXN0GiAuY29yYWwubWVzaC52MS5IZWFydGJlYXRSZXNwb25zZRJRCgpEZXJlZ2lzdGVyEiAuY29yYWwubWVzaC52MS5EZXJlZ2lzdGVyUmVxdWVzdBohLmNvcmFsLm1lc2gudjEuRGVyZWdpc3RlclJlc3BvbnNlYgZwcm90bzM", [file_coral_sdk_v1_sdk, file_google_protobuf_timestamp]);
 
 /**
- * SecretProof proves knowledge of the colony secret:
- * hex(HMAC-SHA256(secret, "coral-mesh-register\n" + agent_id + "\n" + timestamp_ms + "\n" + nonce)).
+ * InvitationProof proves the agent holds an invitation:
+ * hex(HMAC-SHA256(key, "coral-enroll-v1\n" + agent_id + "\n" + agent_pubkey + "\n" + timestamp_ms + "\n" + nonce))
+ * where key = SHA-256("coral-invitation-v1\n" + invitation secret) and the
+ * timestamp and nonce are the request signature's.
  *
- * @generated from message coral.mesh.v1.SecretProof
+ * @generated from message coral.mesh.v1.InvitationProof
  */
-export type SecretProof = Message<"coral.mesh.v1.SecretProof"> & {
+export type InvitationProof = Message<"coral.mesh.v1.InvitationProof"> & {
+  /**
+   * @generated from field: string invitation_id = 1;
+   */
+  invitationId: string;
+
+  /**
+   * @generated from field: string hmac = 2;
+   */
+  hmac: string;
+};
+
+/**
+ * Describes the message coral.mesh.v1.InvitationProof.
+ * Use `create(InvitationProofSchema)` to create a new message.
+ */
+export const InvitationProofSchema: GenMessage<InvitationProof> = /*@__PURE__*/
+  messageDesc(file_coral_mesh_v1_mesh, 0);
+
+/**
+ * AgentSignature proves the agent holds the private half of agent_pubkey:
+ * Ed25519 over "coral-agent-register-v1\n" + agent_id + "\n" + timestamp_ms +
+ * "\n" + nonce + "\n" + hex(SHA-256(the binary RegisterRequest with its
+ * signature field unset)).
+ *
+ * @generated from message coral.mesh.v1.AgentSignature
+ */
+export type AgentSignature = Message<"coral.mesh.v1.AgentSignature"> & {
   /**
    * @generated from field: int64 timestamp_ms = 1;
    */
@@ -36,17 +65,19 @@ export type SecretProof = Message<"coral.mesh.v1.SecretProof"> & {
   nonce: string;
 
   /**
-   * @generated from field: string hmac = 3;
+   * base64
+   *
+   * @generated from field: string signature = 3;
    */
-  hmac: string;
+  signature: string;
 };
 
 /**
- * Describes the message coral.mesh.v1.SecretProof.
- * Use `create(SecretProofSchema)` to create a new message.
+ * Describes the message coral.mesh.v1.AgentSignature.
+ * Use `create(AgentSignatureSchema)` to create a new message.
  */
-export const SecretProofSchema: GenMessage<SecretProof> = /*@__PURE__*/
-  messageDesc(file_coral_mesh_v1_mesh, 0);
+export const AgentSignatureSchema: GenMessage<AgentSignature> = /*@__PURE__*/
+  messageDesc(file_coral_mesh_v1_mesh, 1);
 
 /**
  * @generated from message coral.mesh.v1.RegisterRequest
@@ -103,16 +134,30 @@ export type RegisterRequest = Message<"coral.mesh.v1.RegisterRequest"> & {
   address: string;
 
   /**
-   * @generated from field: coral.mesh.v1.SecretProof proof = 9;
-   */
-  proof?: SecretProof | undefined;
-
-  /**
    * Where the agent answers the colony's detail queries ("" if it does not).
    *
    * @generated from field: string agent_url = 10;
    */
   agentUrl: string;
+
+  /**
+   * The agent's Ed25519 public key (base64, 32 bytes), made on the agent.
+   *
+   * @generated from field: string agent_pubkey = 11;
+   */
+  agentPubkey: string;
+
+  /**
+   * Needed the first time an agent id registers (and to re-key an expired agent).
+   *
+   * @generated from field: coral.mesh.v1.InvitationProof invitation = 12;
+   */
+  invitation?: InvitationProof | undefined;
+
+  /**
+   * @generated from field: coral.mesh.v1.AgentSignature signature = 13;
+   */
+  signature?: AgentSignature | undefined;
 };
 
 /**
@@ -120,7 +165,7 @@ export type RegisterRequest = Message<"coral.mesh.v1.RegisterRequest"> & {
  * Use `create(RegisterRequestSchema)` to create a new message.
  */
 export const RegisterRequestSchema: GenMessage<RegisterRequest> = /*@__PURE__*/
-  messageDesc(file_coral_mesh_v1_mesh, 1);
+  messageDesc(file_coral_mesh_v1_mesh, 2);
 
 /**
  * @generated from message coral.mesh.v1.NatsCredentials
@@ -152,6 +197,15 @@ export type NatsCredentials = Message<"coral.mesh.v1.NatsCredentials"> & {
    * @generated from field: string stream = 5;
    */
   stream: string;
+
+  /**
+   * The agent's own reply inbox: connect with this as the inbox prefix (its
+   * JetStream acknowledgements arrive under "<inbox_prefix>.>", the only
+   * subjects it may subscribe to). Empty from older colonies.
+   *
+   * @generated from field: string inbox_prefix = 6;
+   */
+  inboxPrefix: string;
 };
 
 /**
@@ -159,7 +213,7 @@ export type NatsCredentials = Message<"coral.mesh.v1.NatsCredentials"> & {
  * Use `create(NatsCredentialsSchema)` to create a new message.
  */
 export const NatsCredentialsSchema: GenMessage<NatsCredentials> = /*@__PURE__*/
-  messageDesc(file_coral_mesh_v1_mesh, 2);
+  messageDesc(file_coral_mesh_v1_mesh, 3);
 
 /**
  * @generated from message coral.mesh.v1.RegisterResponse
@@ -193,6 +247,24 @@ export type RegisterResponse = Message<"coral.mesh.v1.RegisterResponse"> & {
    * @generated from field: string assigned_ip = 5;
    */
   assignedIp: string;
+
+  /**
+   * The colony's Ed25519 identity key (base64). It signs every call the colony
+   * makes to the agent; agents pin it.
+   *
+   * @generated from field: string colony_pubkey = 6;
+   */
+  colonyPubkey: string;
+
+  /**
+   * When the request carried an invitation: the colony's proof that it knows
+   * the invitation too, vouching for colony_pubkey to an agent that has no
+   * pinned key yet: hex(HMAC-SHA256(key, "coral-enroll-colony-v1\n" + agent_id
+   * + "\n" + agent_pubkey + "\n" + colony_pubkey + "\n" + nonce)).
+   *
+   * @generated from field: string colony_proof = 7;
+   */
+  colonyProof: string;
 };
 
 /**
@@ -200,7 +272,7 @@ export type RegisterResponse = Message<"coral.mesh.v1.RegisterResponse"> & {
  * Use `create(RegisterResponseSchema)` to create a new message.
  */
 export const RegisterResponseSchema: GenMessage<RegisterResponse> = /*@__PURE__*/
-  messageDesc(file_coral_mesh_v1_mesh, 3);
+  messageDesc(file_coral_mesh_v1_mesh, 4);
 
 /**
  * @generated from message coral.mesh.v1.ResourceUsage
@@ -232,7 +304,7 @@ export type ResourceUsage = Message<"coral.mesh.v1.ResourceUsage"> & {
  * Use `create(ResourceUsageSchema)` to create a new message.
  */
 export const ResourceUsageSchema: GenMessage<ResourceUsage> = /*@__PURE__*/
-  messageDesc(file_coral_mesh_v1_mesh, 4);
+  messageDesc(file_coral_mesh_v1_mesh, 5);
 
 /**
  * @generated from message coral.mesh.v1.HeartbeatRequest
@@ -301,7 +373,7 @@ export type HeartbeatRequest = Message<"coral.mesh.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_coral_mesh_v1_mesh, 5);
+  messageDesc(file_coral_mesh_v1_mesh, 6);
 
 /**
  * @generated from message coral.mesh.v1.HeartbeatResponse
@@ -325,7 +397,7 @@ export type HeartbeatResponse = Message<"coral.mesh.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_coral_mesh_v1_mesh, 6);
+  messageDesc(file_coral_mesh_v1_mesh, 7);
 
 /**
  * @generated from message coral.mesh.v1.DeregisterRequest
@@ -347,7 +419,7 @@ export type DeregisterRequest = Message<"coral.mesh.v1.DeregisterRequest"> & {
  * Use `create(DeregisterRequestSchema)` to create a new message.
  */
 export const DeregisterRequestSchema: GenMessage<DeregisterRequest> = /*@__PURE__*/
-  messageDesc(file_coral_mesh_v1_mesh, 7);
+  messageDesc(file_coral_mesh_v1_mesh, 8);
 
 /**
  * @generated from message coral.mesh.v1.DeregisterResponse
@@ -360,7 +432,7 @@ export type DeregisterResponse = Message<"coral.mesh.v1.DeregisterResponse"> & {
  * Use `create(DeregisterResponseSchema)` to create a new message.
  */
 export const DeregisterResponseSchema: GenMessage<DeregisterResponse> = /*@__PURE__*/
-  messageDesc(file_coral_mesh_v1_mesh, 8);
+  messageDesc(file_coral_mesh_v1_mesh, 9);
 
 /**
  * HealthStatus of the observed component, as the agent sees it.
@@ -404,8 +476,10 @@ export const HealthStatusSchema: GenEnum<HealthStatus> = /*@__PURE__*/
  */
 export const MeshService: GenService<{
   /**
-   * Register joins an agent. The agent proves it holds the colony secret
-   * (from its join token) with an HMAC, never sending the secret itself.
+   * Register joins an agent. Every request is signed by the agent's own
+   * Ed25519 key; the first one (enrollment) also proves the agent holds an
+   * invitation from `coral colony invite`, with an HMAC, never sending the
+   * invitation itself. The colony pins the agent's key to its agent id.
    *
    * @generated from rpc coral.mesh.v1.MeshService.Register
    */
