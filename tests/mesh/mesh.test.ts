@@ -12,7 +12,6 @@ import { PassThrough } from "node:stream";
 import { decodeJoinToken, encodeJoinToken, generateIdentityKey } from "@coral/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runInit } from "@coral/cli/init";
-import { runCoral } from "../helpers/cli.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { coralIn, createUnderlay, meshTestUnavailableReason, sh, spawnCoralIn, spawnIn, startApp, tcpReaches, type Spawned, type Underlay } from "./netns.ts";
 import { parseDocument } from "yaml";

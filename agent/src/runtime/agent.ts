@@ -442,7 +442,20 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
 
   watcher.start();
   await probe().catch(() => undefined);
-  const registration = await register();
+  let registration: Awaited<ReturnType<typeof register>>;
+  try {
+    registration = await register();
+  } catch (err) {
+    // Refused for good (spent invitation, revoked, another colony): let go of
+    // everything, so the process can end with the error.
+    abort.abort();
+    for (const t of timers) clearInterval(t);
+    await watcher.stop().catch(() => undefined);
+    await debug.close().catch(() => undefined);
+    await api.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw err;
+  }
   const heartbeatMs = options.heartbeatIntervalMs ?? registration.heartbeatIntervalSeconds * 1000;
   publisher.start();
 

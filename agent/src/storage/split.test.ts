@@ -1,4 +1,4 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { TelemetryBatchSchema, type TelemetryBatch } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import { describe, expect, it } from "vitest";
@@ -6,7 +6,7 @@ import { splitBatch } from "./split.ts";
 
 const when = timestampFromDate(new Date("2026-01-01T00:00:00Z"));
 
-function batch(metrics: number, extra: Partial<Parameters<typeof create<typeof TelemetryBatchSchema>>[1]> = {}): TelemetryBatch {
+function batch(metrics: number, extra: Pick<MessageInitShape<typeof TelemetryBatchSchema>, "events" | "connections"> = {}): TelemetryBatch {
   return create(TelemetryBatchSchema, {
     batchId: "agent-1-b1",
     agentId: "agent-1",

@@ -114,19 +114,21 @@ export function colonyService(deps: ApiDeps) {
   const impl: ServiceImpl<typeof ColonyService> = {
     ...insightsHandlers(deps),
     async getStatus() {
+      // Independent reads: side by side.
+      const [list, insightCount, ingest] = await Promise.all([services(), activeInsightCount(deps), ingestHealth(deps)]);
       return {
         colonyId: deps.colonyId,
         appName: deps.appName,
         environment: deps.environment,
         version: deps.version,
         uptimeSeconds: BigInt(Math.floor((Date.now() - deps.startedAt.getTime()) / 1000)),
-        services: await services(),
+        services: list,
         natsStatus: deps.natsStatus(),
         discoveryStatus: deps.discoveryStatus(),
         meshMode: deps.meshMode,
         startedAt: timestampFromDate(deps.startedAt),
-        insightCount: await activeInsightCount(deps),
-        ingest: await ingestHealth(deps),
+        insightCount,
+        ingest,
       };
     },
 

@@ -151,21 +151,23 @@ async function recordDeadLettersIn(conn: Conn, letters: readonly DeadLetterInput
   return fresh.length;
 }
 
-/** Stored and set-aside counts; "recent" means at or after `recentSince`. */
+/** Stored and set-aside counts; "recent" means at or after `recentSince`. One query (it is on `coral status`'s path). */
 export async function readIngestHealth(conn: Conn, recentSince: Date): Promise<IngestHealthRow> {
-  const [counts] = await all(
+  const [row] = await all(
     conn,
     `SELECT (SELECT count(*) FROM ingested_batches) AS stored,
-            (SELECT coalesce(sum(total), 0) FROM dead_letter_counts) AS set_aside,
-            (SELECT count(*) FROM dead_letters WHERE "at" >= $1) AS recent`,
+            (SELECT count(*) FROM dead_letters WHERE "at" >= $1) AS recent,
+            c.set_aside, c.last_agent, c.last_at, c.last_reason
+     FROM (SELECT coalesce(sum(total), 0) AS set_aside, arg_max(agent_id, last_at) AS last_agent,
+                  max(last_at) AS last_at, arg_max(last_reason, last_at) AS last_reason
+           FROM dead_letter_counts) AS c`,
     [ts(recentSince)],
   );
-  const [last] = await all(conn, "SELECT agent_id, last_at, last_reason FROM dead_letter_counts ORDER BY last_at DESC LIMIT 1");
   return {
-    batchesStored: num(counts?.stored),
-    batchesSetAside: num(counts?.set_aside),
-    setAsideRecent: num(counts?.recent),
-    last: last ? { agentId: str(last.agent_id), at: date(last.last_at), reason: str(last.last_reason) } : null,
+    batchesStored: num(row?.stored),
+    batchesSetAside: num(row?.set_aside),
+    setAsideRecent: num(row?.recent),
+    last: row?.last_at ? { agentId: str(row.last_agent), at: date(row.last_at), reason: str(row.last_reason) } : null,
   };
 }
 
