@@ -66,9 +66,12 @@ function timestamp(r: BinaryReader, wire: WireType, into: Timestamp | undefined)
   return t;
 }
 
+// Invalid UTF-8 is refused, as fromBinary refuses it.
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
 function str(r: BinaryReader, wire: WireType): string {
   expect(wire, WireType.LengthDelimited);
-  return r.string();
+  return utf8.decode(r.bytes());
 }
 
 function dbl(r: BinaryReader, wire: WireType): number {

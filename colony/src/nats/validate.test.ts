@@ -81,6 +81,13 @@ describe("decodeTelemetryMessage", () => {
     expect(decodeBatchFast(bytes)).toEqual(fromBinary(TelemetryBatchSchema, bytes));
   });
 
+  it("refuses invalid UTF-8, as fromBinary does", () => {
+    const bytes = toBinary(TelemetryBatchSchema, create(TelemetryBatchSchema, { batchId: "b", agentId: "agent-1" }));
+    bytes[bytes.length - 7] = 0x80; // the first byte of "agent-1"
+    expect(() => fromBinary(TelemetryBatchSchema, bytes)).toThrow();
+    expect(decodeTelemetryMessage("c", subject, bytes, now)).toEqual({ error: expect.stringMatching(/not a protobuf TelemetryBatch/) });
+  });
+
   it("merges a timestamp sent in two pieces, as protobuf says (fast path or not)", () => {
     // Field 4 (created_at) twice: seconds in the first, nanos in the second.
     const bytes = new Uint8Array([0x0a, 0x01, 0x62, 0x22, 0x02, 0x08, 0x05, 0x22, 0x02, 0x10, 0x07]);
