@@ -131,7 +131,7 @@ describe("loadColonyConfig", () => {
     ["colony.api.port", 0, `colony.api.port: ${port} (got 0)`],
     ["colony.api.port", 80.5, `colony.api.port: ${port} (got 80.5)`],
     ["colony.api.port", "9000", `colony.api.port: ${port} (got "9000")`],
-    ["colony.api.prot", 9000, 'colony.api.prot: unknown key; did you mean "port"? (allowed here: host, port, tls)'],
+    ["colony.api.prot", 9000, 'colony.api.prot: unknown key; did you mean "port"? (allowed here: host, port, tls, advertise_url)'],
     ["colony.api.host", "not a host!", 'colony.api.host: must be a hostname or IP address, e.g. 127.0.0.1 (or 0.0.0.0 to listen on every interface) (got "not a host!")'],
     ["colony.api", "x", 'colony.api: must be a mapping (got "x")'],
     ["colony.api.tls", { cert: "c.pem" }, "colony.api.tls.key: is required"],
