@@ -174,14 +174,8 @@ describe("telemetry decoding and validation under fuzzing", () => {
         } catch {
           return; // the fast path gave up: fromBinary decides, nothing to compare
         }
-        let reference: TelemetryBatch;
-        try {
-          reference = fromBinary(TelemetryBatchSchema, damaged, { readUnknownFields: false });
-        } catch {
-          // fromBinary refuses a few damaged encodings the fast path reads (seen: invalid UTF-8 it
-          // meets where the fast path skips); the validator still judges what the fast path returns.
-          return;
-        }
+        // Whatever the fast path reads, fromBinary reads the same way.
+        const reference = fromBinary(TelemetryBatchSchema, damaged, { readUnknownFields: false });
         expect(fast).toEqual(reference);
       }),
       { numRuns: 1500 },

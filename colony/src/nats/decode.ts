@@ -87,7 +87,9 @@ function label(r: BinaryReader, labels: Record<string, string>): void {
     const [no, w] = r.tag();
     if (no === 1) key = str(r, w);
     else if (no === 2) value = str(r, w);
-    else r.skip(w, no);
+    // protobuf-es does not skip unknown fields in a map entry (it misreads
+    // them), so leave such an entry to fromBinary: both must agree.
+    else throw new Unusual();
   }
   done(r, end);
   labels[key] = value;
