@@ -5,7 +5,7 @@
 // 401. A refusal closes the connection with the body unread.
 import { STATUS_CODES, type IncomingMessage, type RequestListener, type ServerResponse } from "node:http";
 import { colonyCallHeader, colonyCallWindowMs, verifyColonyCall, type ColonyCallClaim } from "@coral/proto";
-import { NonceLedger } from "./nonce-ledger.ts";
+import { NonceLedger } from "@coral/common/nonce-ledger";
 
 export interface ColonyGuardOptions {
   agentId: string;

@@ -27,7 +27,7 @@ const healthNames: Record<HealthStatus, AgentHealth> = {
   [HealthStatus.UNHEALTHY]: "unhealthy",
 };
 
-const identityCodes: Record<IdentityError["kind"], Code> = { invalid: Code.InvalidArgument, unauthenticated: Code.Unauthenticated, permission_denied: Code.PermissionDenied };
+const identityCodes: Record<IdentityError["kind"], Code> = { invalid: Code.InvalidArgument, unauthenticated: Code.Unauthenticated, permission_denied: Code.PermissionDenied, unavailable: Code.Unavailable };
 
 function invalid(message: string): ConnectError {
   return new ConnectError(message, Code.InvalidArgument);

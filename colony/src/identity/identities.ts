@@ -12,6 +12,7 @@
 //   running agent cannot be impersonated.
 // - A revoked agent id never comes back.
 import { randomBytes } from "node:crypto";
+import { NonceLedger } from "@coral/common/nonce-ledger";
 import {
   agentPubkeyPattern,
   checkInvitationProof,
@@ -45,7 +46,7 @@ export const maxInvitationUses = 1000;
 export class IdentityError extends Error {
   override name = "IdentityError";
   constructor(
-    readonly kind: "invalid" | "unauthenticated" | "permission_denied",
+    readonly kind: "invalid" | "unauthenticated" | "permission_denied" | "unavailable",
     message: string,
   ) {
     super(message);
@@ -72,21 +73,9 @@ export interface Authenticated {
 }
 
 /** Nonces seen inside the proof window; a proof is accepted once. Bounded by the window. */
-export class NonceLedger {
-  private readonly seen = new Map<string, number>();
-  claim(nonce: string, now: number): boolean {
-    for (const [n, at] of this.seen) {
-      if (at >= now - 2 * proofWindowMs) break; // insertion order: the rest are newer
-      this.seen.delete(n);
-    }
-    if (this.seen.has(nonce)) return false;
-    this.seen.set(nonce, now);
-    return true;
-  }
-}
-
 export class AgentIdentities {
-  private readonly nonces = new NonceLedger();
+  // A signature is accepted within ±proofWindowMs of its timestamp.
+  private readonly nonces = new NonceLedger(proofWindowMs);
   private readonly revoked = new Set<string>();
 
   constructor(
@@ -116,7 +105,9 @@ export class AgentIdentities {
       throw new IdentityError("unauthenticated", "signature timestamp is more than 5 minutes from the colony's clock; check the agent's clock");
     if (!(await verifyRegistration(claim.agentPubkey, claim.agentId, claim.digestHex, claim.timestampMs, claim.nonce, claim.signature)))
       throw new IdentityError("unauthenticated", "the request is not signed by agent_pubkey");
-    if (!this.nonces.claim(claim.nonce, now)) throw new IdentityError("unauthenticated", "this signature was already used (replay); sign again");
+    const verdict = this.nonces.use(claim.nonce, Number(claim.timestampMs), now);
+    if (verdict === "replayed") throw new IdentityError("unauthenticated", "this signature was already used (replay); sign again");
+    if (verdict === "full") throw new IdentityError("unavailable", "too many registrations at once; retry in a minute");
 
     const identity = await this.store.read((c) => getAgentIdentity(c, claim.agentId));
     if (identity?.revokedAt)

@@ -119,7 +119,7 @@ export async function startColonyMesh(options: {
           now,
         );
       } catch (err) {
-        if (err instanceof IdentityError) throw new MeshRequestError(err.kind === "invalid" ? 400 : err.kind === "unauthenticated" ? 401 : 403, err.message);
+        if (err instanceof IdentityError) throw new MeshRequestError(err.kind === "invalid" ? 400 : err.kind === "unauthenticated" ? 401 : err.kind === "unavailable" ? 503 : 403, err.message);
         throw err;
       }
       const previous = await store.read((c) => getMeshPeer(c, req.agentId));
