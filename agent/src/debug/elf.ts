@@ -3,6 +3,8 @@
 // a uprobe can be attached by validated address, without an SDK or DWARF.
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
+import { goVersionOf } from "./go-buildinfo.ts";
+import { PclntabError, readGoFunctionTable } from "./gopclntab.ts";
 
 export interface ElfSection {
   name: string;
@@ -45,7 +47,16 @@ export interface FunctionList {
   isGo: boolean;
   machine: number;
   functions: FunctionInfo[];
+  /**
+   * Where the functions came from: the ELF symbol tables, or Go's own function
+   * table for a Go binary built without them (-ldflags='-s -w'). Absent = symtab.
+   */
+  symbolSource?: SymbolSource;
+  /** Go toolchain version from .go.buildinfo ("go1.19.8"), when it is a Go binary. */
+  goVersion?: string;
 }
+
+export type SymbolSource = "symtab" | "gopclntab";
 
 export class ElfError extends Error {}
 
@@ -124,6 +135,27 @@ export function functionsOf(elf: ElfFile): FunctionInfo[] {
   return [...seen.values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
 }
 
+/**
+ * A stripped Go binary's functions from its pclntab (name, entry, size up to
+ * the next function), plus the C functions of .dynsym it does not cover (cgo).
+ * Undefined when the binary keeps a symbol table: that one has the exact sizes.
+ */
+export function pclntabFunctionsOf(elf: ElfFile, buf: Buffer): FunctionInfo[] | undefined {
+  if (!isGoBinary(elf) || elf.symbols.some((s) => s.table === ".symtab" && s.type === STT_FUNC && s.size > 0)) return undefined;
+  let goFns;
+  try {
+    goFns = readGoFunctionTable(buf, elf.sections)?.functions;
+  } catch (err) {
+    if (err instanceof PclntabError) throw new ElfError(`stripped Go binary: ${err.message}`);
+    throw err;
+  }
+  if (!goFns) throw new ElfError("stripped Go binary without a function table (.gopclntab)");
+  const functions: FunctionInfo[] = goFns.map((f) => ({ name: f.name, address: f.entry, size: Number(f.end - f.entry) }));
+  const entries = new Set(functions.map((f) => f.address));
+  const cFns = functionsOf(elf).filter((f) => !entries.has(f.address));
+  return cFns.length ? [...functions, ...cFns].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0)) : functions;
+}
+
 export function isGoBinary(elf: ElfFile): boolean {
   return (
     elf.sections.some((s) => s.name === ".go.buildinfo") || elf.symbols.some((s) => s.name === "runtime.main")
@@ -155,7 +187,8 @@ export async function listFunctions(
     throw new ElfError(`cannot read ${binary}: ${code ?? String(err)}`);
   }
   const elf = parseElf(buf);
-  let functions = functionsOf(elf);
+  const fromPclntab = pclntabFunctionsOf(elf, buf);
+  let functions = fromPclntab ?? functionsOf(elf);
   if (opts.demangle) await demangleInPlace(functions);
   if (opts.pattern !== undefined) {
     const p = opts.pattern;
@@ -165,7 +198,16 @@ export async function listFunctions(
         : (n: string) => p.test(n);
     functions = functions.filter((f) => test(f.name) || (f.demangled !== undefined && test(f.demangled)));
   }
-  return { binary, isGo: isGoBinary(elf), machine: elf.machine, functions };
+  const isGo = isGoBinary(elf);
+  const goVersion = isGo ? goVersionOf(buf, elf.sections) : undefined;
+  return {
+    binary,
+    isGo,
+    machine: elf.machine,
+    functions,
+    symbolSource: fromPclntab ? "gopclntab" : "symtab",
+    ...(goVersion ? { goVersion } : {}),
+  };
 }
 
 /** Up to `limit` names close to `wanted` (substring matches first, then edit distance). */

@@ -1,0 +1,3 @@
+module coral.test/quotes
+
+go 1.19
