@@ -2,9 +2,10 @@
 // its dist/ with tsc project references (one module per source file, so the
 // CLI can keep loading only the command it runs), copies the few files tsc
 // does not emit, bundles the discovery worker for self-hosted workerd, and
-// bundles the CLI's read commands (cli/src/read-main.ts → cli/dist/bundle/).
+// bundles the CLI's read commands (cli/src/read-main.ts → cli/dist/bundle/),
+// and builds the dashboard with Vite (dashboard/ → dashboard/dist/, which the colony serves).
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -22,7 +23,29 @@ for (const [from, to] of assets) {
 const { buildWorkerBundle } = await import(join(root, "discovery-worker/dist/self-hosted/bundle.js"));
 writeFileSync(join(root, "discovery-worker/dist/worker.js"), await buildWorkerBundle(join(root, "discovery-worker/src/worker/index.ts")));
 await bundleReadCommands();
-console.log("build: packages compiled to dist/, discovery worker and the CLI's read commands bundled");
+await buildDashboard();
+console.log("build: packages compiled to dist/, discovery worker and the CLI's read commands bundled, dashboard built");
+
+/**
+ * The dashboard: a static bundle (dashboard/dist) built with Vite, the
+ * colony serves it. Skipped when dist is newer than every file it is made
+ * from (its sources, its config, the generated protobuf code), so the build
+ * stays incremental.
+ */
+async function buildDashboard() {
+  const dir = join(root, "dashboard");
+  const stamp = join(dir, "dist", ".built");
+  const newest = (path) => {
+    const st = statSync(path);
+    if (!st.isDirectory()) return st.mtimeMs;
+    return Math.max(0, ...readdirSync(path).map((name) => newest(join(path, name))));
+  };
+  const inputs = ["src", "index.html", "vite.config.ts", "package.json"].map((p) => join(dir, p)).concat(join(root, "proto", "gen"));
+  if (existsSync(stamp) && statSync(stamp).mtimeMs >= Math.max(...inputs.map(newest))) return;
+  const { build } = await import(pathToFileURL(createRequire(join(dir, "package.json")).resolve("vite")).href);
+  await build({ configFile: join(dir, "vite.config.ts"), logLevel: "warn" });
+  writeFileSync(stamp, new Date().toISOString() + "\n");
+}
 
 /**
  * `coral --version` and the read commands (status, topology, events, metrics,

@@ -9,7 +9,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 /**
  * Which package may import which: proto ← common ← {agent, sdk,
- * discovery-worker, colony} ← cli. The agent reads the SDK's announcements
+ * discovery-worker, colony} ← cli; the dashboard (a browser app) uses only
+ * proto's generated types, and the colony serves its built files. The agent reads the SDK's announcements
  * (and re-exports the SDK for one release as @coral/agent/sdk).
  */
 export const allowedImports = {
@@ -18,10 +19,11 @@ export const allowedImports = {
   sdk: ["proto"],
   "discovery-worker": ["proto", "common"],
   agent: ["proto", "common", "sdk"],
-  colony: ["proto", "common"],
+  dashboard: ["proto"],
+  colony: ["proto", "common", "dashboard"],
   cli: ["proto", "common", "sdk", "agent", "colony", "discovery-worker"],
 };
-const folderOf = { "@coral/proto": "proto", "@coral/common": "common", "@coral/sdk": "sdk", "@coral/discovery-worker": "discovery-worker", "@coral/agent": "agent", "@coral/colony": "colony", "@coral/cli": "cli" };
+const folderOf = { "@coral/proto": "proto", "@coral/common": "common", "@coral/sdk": "sdk", "@coral/discovery-worker": "discovery-worker", "@coral/agent": "agent", "@coral/colony": "colony", "@coral/dashboard": "dashboard", "@coral/cli": "cli" };
 const packages = Object.keys(allowedImports);
 
 /** The package folder a file belongs to, or null (tests, bench, scripts). */

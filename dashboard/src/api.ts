@@ -1,0 +1,51 @@
+// The colony's API from the page: the same Connect services and protobuf
+// types as the CLI. The browser's session cookie authenticates each call;
+// the x-coral-csrf header proves the call comes from this page (a page of
+// another site cannot add it without CORS, which the colony never grants).
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-web";
+import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
+
+const csrf: Interceptor = (next) => (req) => {
+  req.header.set("x-coral-csrf", "1");
+  return next(req);
+};
+
+const transport = createConnectTransport({
+  baseUrl: location.origin,
+  interceptors: [csrf],
+  fetch: (input, init) => fetch(input, { ...init, credentials: "same-origin" }),
+});
+
+export const colony = createClient(ColonyService, transport);
+
+export interface SessionInfo {
+  name: string;
+  scope: "read" | "admin";
+  expiresAt: string;
+}
+
+/** Who the cookie signs in as; null when not signed in. */
+export async function currentSession(): Promise<SessionInfo | null> {
+  const res = await fetch("/dashboard/api/session", { credentials: "same-origin" });
+  if (!res.ok) throw new Error(`session: HTTP ${res.status}`);
+  const body = (await res.json()) as SessionInfo & { signedIn: boolean };
+  return body.signedIn ? body : null;
+}
+
+/** Exchanges a one-time code for the session cookie. */
+export async function signIn(code: string): Promise<SessionInfo> {
+  const res = await fetch("/dashboard/api/sign-in", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ code }),
+  });
+  const body = (await res.json()) as SessionInfo & { message?: string };
+  if (!res.ok) throw new Error(body.message ?? `sign-in failed (HTTP ${res.status})`);
+  return body;
+}
+
+export async function signOut(): Promise<void> {
+  await fetch("/dashboard/api/sign-out", { method: "POST", credentials: "same-origin", headers: { "x-coral-csrf": "1" } });
+}

@@ -1,0 +1,128 @@
+// The page: sign-in, the header (views, live state, session) and the views.
+import type { ComponentType } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { currentSession, signIn, signOut, type SessionInfo } from "./api.ts";
+import { startLive, stopLive, useLive } from "./live.ts";
+import { Link, navigate, useLocation } from "./router.tsx";
+import { Overview } from "./views/overview.tsx";
+import { Events } from "./views/events.tsx";
+import { Insights } from "./views/insights.tsx";
+
+type Phase = { kind: "loading" } | { kind: "signed-out"; message?: string } | { kind: "signed-in"; session: SessionInfo };
+
+export function App() {
+  const [phase, setPhase] = useState<Phase>({ kind: "loading" });
+  useEffect(() => {
+    (async () => {
+      if (location.pathname === "/login") {
+        // The code travels in the fragment (never sent to a server or logged); it is used once, then wiped from the address bar.
+        const code = new URLSearchParams(location.hash.slice(1) || location.search).get("code");
+        history.replaceState(null, "", "/login");
+        if (!code) return setPhase({ kind: "signed-out", message: "This sign-in link has no code." });
+        try {
+          const session = await signIn(code);
+          navigate("/", true);
+          return setPhase({ kind: "signed-in", session });
+        } catch (err) {
+          return setPhase({ kind: "signed-out", message: err instanceof Error ? err.message : String(err) });
+        }
+      }
+      const session = await currentSession();
+      setPhase(session ? { kind: "signed-in", session } : { kind: "signed-out" });
+    })().catch((err: unknown) => setPhase({ kind: "signed-out", message: String(err) }));
+  }, []);
+  useEffect(() => {
+    if (phase.kind !== "signed-in") return;
+    startLive();
+    return stopLive;
+  }, [phase.kind]);
+
+  if (phase.kind === "loading") return <div class="center muted">Loading…</div>;
+  if (phase.kind === "signed-out") return <SignedOut message={phase.message} />;
+  return (
+    <Shell session={phase.session} onSignOut={() => signOut().then(() => setPhase({ kind: "signed-out", message: "Signed out." }))} />
+  );
+}
+
+function SignedOut({ message }: { message?: string }) {
+  return (
+    <div class="center signed-out" data-testid="signed-out">
+      <h1>Coral</h1>
+      {message && <p class="error" data-testid="sign-in-error">{message}</p>}
+      <p>Not signed in. On a machine with the coral CLI, run</p>
+      <pre>coral dashboard</pre>
+      <p class="muted">It prints a sign-in link with a one-time code (and opens it when there is a desktop). For a remote colony add --colony-url and --token.</p>
+    </div>
+  );
+}
+
+const lazyViews: Record<string, () => Promise<ComponentType<{ name: string }>>> = {
+  topology: () => import("./views/topology.tsx").then((m) => m.Topology as ComponentType<{ name: string }>),
+  component: () => import("./views/component.tsx").then((m) => m.ComponentView),
+};
+
+/** A view in its own chunk (Cytoscape.js, uPlot), loaded when first opened. */
+function Lazy({ view, name }: { view: keyof typeof lazyViews; name: string }) {
+  const [Loaded, setLoaded] = useState<ComponentType<{ name: string }> | undefined>(undefined);
+  useEffect(() => {
+    let live = true;
+    lazyViews[view]!().then((c) => {
+      performance.mark(`coral:${view}-loaded`);
+      if (live) setLoaded(() => c);
+    });
+    return () => void (live = false);
+  }, [view]);
+  return Loaded ? <Loaded name={name} /> : <div class="muted">Loading…</div>;
+}
+
+function Shell({ session, onSignOut }: { session: SessionInfo; onSignOut: () => void }) {
+  const { path } = useLocation();
+  const live = useLive();
+  const status = live.status;
+  const nav = [
+    ["/", "Overview"],
+    ["/topology", "Topology"],
+    ["/events", "Events"],
+    ["/insights", "Insights"],
+  ] as const;
+  const component = /^\/components\/([^/]+)$/.exec(path);
+  let view;
+  if (path === "/") view = <Overview admin={session.scope === "admin"} />;
+  else if (path === "/topology") view = <Lazy view="topology" name="" />;
+  else if (component) view = <Lazy view="component" name={decodeURIComponent(component[1]!)} />;
+  else if (path === "/events") view = <Events />;
+  else if (path === "/insights") view = <Insights admin={session.scope === "admin"} />;
+  else view = <p>No such view. <Link href="/">Overview</Link></p>;
+  const stateText = { connecting: "connecting…", live: "live", lost: "connection lost, reconnecting…" }[live.state];
+  return (
+    <div class="shell">
+      <header>
+        <Link href="/" class="brand">
+          Coral
+        </Link>
+        {status && (
+          <span class="colony" title={`colony ${status.colonyId}, version ${status.version}`}>
+            {status.appName} · {status.environment}
+          </span>
+        )}
+        <nav>
+          {nav.map(([href, label]) => (
+            <Link href={href} class={path === href ? "active" : ""}>
+              {label}
+            </Link>
+          ))}
+        </nav>
+        <span class={`live live-${live.state}`} data-testid="live-state" data-state={live.state}>
+          ● {stateText}
+        </span>
+        <span class="session" data-testid="session" title={`session ends ${session.expiresAt}`}>
+          {session.name} · {session.scope}
+        </span>
+        <button class="link" onClick={onSignOut}>
+          Sign out
+        </button>
+      </header>
+      <main>{view}</main>
+    </div>
+  );
+}

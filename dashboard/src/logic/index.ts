@@ -1,0 +1,4 @@
+// The dashboard's view logic, without the DOM: unit-tested in tests/dashboard.
+export * from "./format.ts";
+export * from "./graph.ts";
+export * from "./series.ts";

@@ -1,0 +1,96 @@
+// Component: one component's state, metric charts for a time range (raw 1 s
+// points from its agents for short ranges, the colony's rollups for long
+// ones), its SDK health, events and insights.
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { colony } from "../api.ts";
+import { useLive } from "../live.ts";
+import { buildCharts, formatBytes, formatDuration, formatPercent, rangePreset, rangePresets, toneOf } from "../logic/index.ts";
+import { setQuery, useLocation } from "../router.tsx";
+import { useAsync } from "../use-async.ts";
+import { MetricChart } from "./chart.tsx";
+import { EventList } from "./events.tsx";
+import { InsightList } from "./insights.tsx";
+
+async function loadCharts(service: string, seconds: number, raw: boolean) {
+  const until = new Date();
+  const since = new Date(until.getTime() - seconds * 1000);
+  const range = { service, since: timestampFromDate(since), until: timestampFromDate(until) };
+  if (raw) {
+    const res = await colony.queryMetrics({ ...range, raw: true, limit: 20_000 });
+    // Agents that cannot answer raw queries: fall back to the colony's own summaries.
+    if (res.rawPoints.length > 0) return { charts: buildCharts(res), unavailable: res.unavailable };
+    const summaries = await colony.queryMetrics({ ...range, interval: "1m" });
+    return { charts: buildCharts(summaries), unavailable: res.unavailable };
+  }
+  return { charts: buildCharts(await colony.queryMetrics(range)), unavailable: [] as string[] };
+}
+
+export function ComponentView({ name }: { name: string }) {
+  const { query } = useLocation();
+  const { status } = useLive();
+  const preset = rangePreset(query.get("range"));
+  const charts = useAsync(() => loadCharts(name, preset.seconds, preset.raw), [name, preset.id]);
+  const agents = status?.services.filter((s) => s.name === name) ?? [];
+  return (
+    <div class="component" data-testid="component" data-name={name}>
+      <div class="toolbar">
+        <h2>{name}</h2>
+        {agents.map((a) => (
+          <span class="facts" data-agent={a.agentId}>
+            <span class={`pill ${toneOf(a.status)}`}>{a.status}</span> <span class={`pill ${toneOf(a.health)}`}>{a.health}</span> {a.version && `v${a.version}`} · up{" "}
+            {formatDuration(a.uptimeSeconds)} · {a.restartCount} restarts · CPU {formatPercent(a.cpuPercent)} · {formatBytes(a.memoryBytes)} · pid {a.pid}
+            {a.address && ` · ${a.address}:${a.port}`}
+          </span>
+        ))}
+        {status && agents.length === 0 && <span class="muted">no agent observes {name} now</span>}
+      </div>
+      {agents.some((a) => a.components.length > 0) && (
+        <section>
+          <h3>SDK health</h3>
+          <ul class="sdk">
+            {agents.flatMap((a) =>
+              a.components.map((c) => (
+                <li>
+                  <span class={`pill ${toneOf(healthWord(c.status))}`}>{healthWord(c.status)}</span> {c.name} {c.message && <span class="muted">{c.message}</span>}
+                </li>
+              )),
+            )}
+          </ul>
+        </section>
+      )}
+      <section>
+        <div class="toolbar">
+          <h3>Metrics</h3>
+          <span class="presets">
+            {rangePresets.map((p) => (
+              <button class={p.id === preset.id ? "active" : ""} onClick={() => setQuery("range", p.id)} data-range={p.id}>
+                {p.label}
+              </button>
+            ))}
+          </span>
+          <button class="link" onClick={charts.reload}>
+            refresh
+          </button>
+        </div>
+        {charts.error && <p class="error">{charts.error}</p>}
+        {charts.data?.unavailable.map((u) => (
+          <p class="muted">raw points unavailable: {u}</p>
+        ))}
+        {charts.data && charts.data.charts.length === 0 && <p class="muted">No metrics in this range.</p>}
+        <div class="charts">{charts.data?.charts.map((c) => <MetricChart chart={c} key={c.metric} />)}</div>
+      </section>
+      <section>
+        <h3>Insights</h3>
+        <InsightList service={name} status="active" admin={false} />
+      </section>
+      <section>
+        <h3>Events</h3>
+        <EventList service={name} type="" sinceSeconds={Math.max(preset.seconds, 3600)} limit={50} showService={false} />
+      </section>
+    </div>
+  );
+}
+
+function healthWord(status: number): string {
+  return ["unknown", "healthy", "degraded", "unhealthy"][status] ?? "unknown";
+}
