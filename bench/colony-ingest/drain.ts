@@ -20,10 +20,17 @@ import { ensureTelemetryStream, startIngestion, startManagedNats, telemetrySubje
 import { openStore } from "@coral/colony/store";
 import { PollTimeoutError, pollUntil } from "@coral/common/async";
 import { startBaselineIngestion } from "./baseline-ingestion.ts";
+import { ingestBatches as ingestBefore, prepareIngest as prepareBeforeStaging } from "./baseline-store-ingest.ts";
 import { cpuBetween, cpuSnapshot, round, type CpuUse } from "./lib.ts";
 import { buildPayloads, minute } from "./workload.ts";
 
-export type DrainImplementation = "current" | "baseline";
+/**
+ * "current": today's consumer and store; "baseline": the consumer as it was
+ * before issue 17 (today's store); "store-before": today's consumer with the
+ * store's ingest as it was before the 2026-12-05 store work
+ * (baseline-store-ingest.ts, DuckDB's default checkpoint threshold).
+ */
+export type DrainImplementation = "current" | "baseline" | "store-before";
 
 export interface DrainRun {
   implementation: DrainImplementation;
@@ -52,6 +59,12 @@ export interface DrainPlan {
   implementations?: DrainImplementation[];
   /** Runs per batch size (the sizes take turns, so slow spells of the machine spread over all of them). */
   repeats: number;
+}
+
+/** The store as it was: its staging tables, DuckDB's default checkpoint threshold. */
+async function prepareBefore(c: Parameters<typeof prepareBeforeStaging>[0]): Promise<void> {
+  await prepareBeforeStaging(c);
+  await c.run("RESET checkpoint_threshold");
 }
 
 async function prefill(nc: NatsConnection, colonyId: string, plan: DrainPlan): Promise<void> {
@@ -101,6 +114,8 @@ export async function consumerDrain(plans: DrainPlan[], log: (msg: string) => vo
       for (const { repeat, batchSize, implementation } of order) {
         const storeFile = join(dir, `${colonyId}-${batchSize}-${implementation}-${repeat}.duckdb`);
         const store = await openStore(storeFile);
+        if (implementation === "store-before") await store.write((c) => prepareBefore(c));
+        const ingest = (b: TelemetryBatch[]) => (implementation === "store-before" ? store.write((c) => ingestBefore(c, b)) : store.ingest(b));
         let committed = 0;
         let sinkMs = 0;
         let sinkCalls = 0;
@@ -116,7 +131,7 @@ export async function consumerDrain(plans: DrainPlan[], log: (msg: string) => vo
           durableName: `bench-drain-${batchSize}-${implementation}-${repeat}`,
           sink: async (b: TelemetryBatch[]) => {
             const s = performance.now();
-            const result = await store.ingest(b);
+            const result = await ingest(b);
             const e = performance.now();
             sinkMs += e - s;
             sinkCalls++;

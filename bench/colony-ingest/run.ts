@@ -28,7 +28,9 @@
 // 1b. Consumer drain (drain.ts): the ingestion code alone emptying a pre-filled
 //    stream into a fresh store; today's code and the code before issue 17
 //    (baseline-ingestion.ts) take turns on the same stream (--repeat runs each,
-//    median reported). Decoding is timed on its own, before and today.
+//    median reported), and so does today's consumer with the store's ingest as
+//    it was before 2026-12-05 ("store-before", baseline-store-ingest.ts).
+//    Decoding is timed on its own, before and today.
 // 2. Query latency: a second colony, --query-agents agents registered for real
 //    and heartbeating, 24 h of 1-minute summaries for --query-metrics metrics
 //    each (loaded through store.ingest), one rollup, then --calls sequential
@@ -600,7 +602,7 @@ const pMedian = Math.round(median(pRuns));
 const pairedRatios = pRuns.map((p, i) => round(p / aRuns[i]!, 3));
 const drain: DrainRun[] = await consumerDrain(
   [
-    { rowsPerMessage: options.rowsPerMessage, agents: options.agents, messagesPerAgent: options.messagesPerAgent, batchSizes: [500, 1000], implementations: ["baseline", "current"], repeats: options.repeat },
+    { rowsPerMessage: options.rowsPerMessage, agents: options.agents, messagesPerAgent: options.messagesPerAgent, batchSizes: [500, 1000], implementations: ["baseline", "store-before", "current"], repeats: options.repeat },
     { rowsPerMessage: 10, agents: options.agents, messagesPerAgent: 600, batchSizes: [500], implementations: ["baseline", "current"], repeats: options.repeat },
   ],
   log,

@@ -1,16 +1,27 @@
 // Exactly-once ingestion of telemetry batches.
 //
-// One call = one transaction: batches whose id is already in ingested_batches
-// (or repeated within the call) are skipped; the rest are appended to
-// connection-local TEMP staging tables with DuckDB appenders (fast, columnar),
-// then moved into the real tables with INSERT … SELECT … ON CONFLICT DO NOTHING
-// (appenders cannot skip conflicting rows); finally the batch ids are recorded.
-// Metric rows first go in with a plain INSERT (a quarter cheaper, and keys
-// rarely repeat); a repeated key fails it, and the call is redone skipping
-// such rows, as every call for a while after (replicas sharing a service name
-// repeat keys every minute).
-// If anything fails the transaction rolls back and nothing, not even the batch
-// ids, is stored, so a redelivered message is stored exactly once later.
+// One call = one transaction; if anything fails it rolls back and nothing,
+// not even the batch ids, is stored, so a redelivered message is stored
+// exactly once later. Two ways through, the fast one first:
+//  - fast (the steady state: every batch new, every metric key new): the batch
+//    ids go straight into ingested_batches with an appender, without looking
+//    them up first; the metric rows are appended to a connection-local TEMP
+//    staging table and moved with a plain INSERT … SELECT. Both tables'
+//    primary keys refuse a repeat, which fails the call (nothing is stored),
+//    and it is redone the careful way.
+//  - careful: the batch ids already stored (or repeated within the call) are
+//    looked up and skipped, and the metric rows go in with ON CONFLICT DO
+//    NOTHING (the first row of a key stays). A redelivered batch makes that
+//    one call careful; a repeated metric key the next calls too, for a while
+//    (replicas sharing a service name repeat keys every minute).
+// Events always go through staging and ON CONFLICT (their ids may repeat);
+// connection observations have no key and are appended.
+// The metric rows are staged rather than appended to metric_summaries
+// directly: an appender flushes on the main thread (the primary key's index
+// work included), while the INSERT runs on DuckDB's threads and lets the
+// consumer decode the next fetch meanwhile. Profile and figures:
+// bench/colony-ingest/profile-store.ts and the "Colony ingest" section of
+// bench/BENCHMARKS.md.
 import { DuckDBTimestampValue, type DuckDBAppender } from "@duckdb/node-api";
 import type {
   ConnectionObservation,
@@ -48,12 +59,38 @@ CREATE TEMP TABLE IF NOT EXISTS stage_events (
 );
 `;
 
-/** Creates the writer connection's staging tables (TEMP tables live per connection). */
+/**
+ * From the staging table into metric_summaries; the caller adds ON CONFLICT
+ * or not; $1 is the write generation. (Staging the per-batch strings as a
+ * batch index, joined or looked up in a list parameter here, made filling the
+ * staging table a quarter cheaper on the main thread but this statement about
+ * a third dearer: not kept.)
+ */
+const insertStagedMetrics = `INSERT INTO metric_summaries
+  (timestamp, service_id, metric_name, interval, p50, p95, p99, mean, max, min, count, agent_id, labels, gen)
+SELECT timestamp, service_id, metric_name, interval, p50, p95, p99, mean, max, min, count, agent_id, labels::JSON, $1
+FROM stage_metrics`;
+
+/**
+ * WAL size that triggers an automatic checkpoint. DuckDB's default, 16 MB, is
+ * about three 50,000-row ingest calls: every second commit then also ran a
+ * checkpoint (≈ 130–300 ms on top of ≈ 60 ms). A checkpoint costs about as
+ * much whatever the WAL holds, so fewer of them are cheaper; 128 MB of WAL
+ * replays in a few seconds after a crash.
+ */
+export const ingestCheckpointThreshold = "128MB";
+
+/**
+ * Prepares the writer connection: its staging tables (TEMP tables live per
+ * connection) and the database's checkpoint threshold (a database-wide setting).
+ */
 export async function prepareIngest(writer: Conn): Promise<void> {
   await writer.run(stagingDdl);
+  await writer.run(`SET checkpoint_threshold = '${ingestCheckpointThreshold}'`);
 }
 
 const intervalSet = new Set<string>(intervals);
+const maxBigInt = 2n ** 63n - 1n;
 
 function micros(t: Timestamp | undefined, what: string, batchId: string): DuckDBTimestampValue {
   if (!t) throw new IngestError(`batch ${batchId}: ${what} has no timestamp`, batchId);
@@ -79,6 +116,8 @@ export function validateBatch(b: TelemetryBatch): void {
     if (!m.metricName) throw new IngestError(`batch ${b.batchId}: a metric has no name`, b.batchId);
     intervalOf(m, b.batchId);
     micros(m.timestamp, `metric ${m.metricName}`, b.batchId);
+    if (m.count > maxBigInt || m.count < -maxBigInt - 1n)
+      throw new IngestError(`batch ${b.batchId}: metric ${m.metricName} has count ${m.count}, more than the store holds`, b.batchId);
   }
   for (const e of b.events) {
     if (!e.eventType) throw new IngestError(`batch ${b.batchId}: event ${e.eventId} has no event_type`, b.batchId);
@@ -141,8 +180,13 @@ function appendConnection(a: DuckDBAppender, c: ConnectionObservation, service: 
   else a.appendInteger(remote.port);
   a.appendVarchar(c.state);
   a.appendTimestamp(micros(c.observedAt, "connection", b.batchId));
-  a.appendInteger(c.count > 0 ? Math.min(c.count, 2_147_483_647) : 1);
+  // Agents that say where they saw connections (source set) send 0 for
+  // "none open now, some opened during the interval"; older agents sent >= 1.
+  a.appendInteger(c.count > 0 ? Math.min(c.count, 2_147_483_647) : c.source ? 0 : 1);
   a.appendVarchar(b.batchId);
+  a.appendInteger(Math.min(c.opened, 2_147_483_647));
+  if (c.source === "") a.appendNull();
+  else a.appendVarchar(c.source);
   a.endRow();
 }
 
@@ -164,6 +208,12 @@ async function seenAndGen(conn: Conn, ids: string[]): Promise<{ seen: Set<string
     for (const id of (row?.seen as string[] | null) ?? []) seen.add(id);
   }
   return { seen, gen };
+}
+
+/** A fresh write generation only (the fast way does not look batch ids up). */
+async function nextGen(conn: Conn): Promise<bigint> {
+  const [row] = await all(conn, "SELECT nextval('write_gen') AS gen");
+  return BigInt(row?.gen as bigint);
 }
 
 async function serviceNames(conn: Conn, batches: TelemetryBatch[]): Promise<Map<string, string>> {
@@ -192,17 +242,23 @@ async function serviceNames(conn: Conn, batches: TelemetryBatch[]): Promise<Map<
   return names;
 }
 
-/** Per writer connection: calls left that skip repeated keys without trying a plain insert first. */
+/** Per writer connection: calls left that take the careful way at once (metric keys were repeated lately). */
 const skipRepeats = new WeakMap<Conn, number>();
 const skipRepeatsCalls = 100;
 
 function isConstraintError(err: unknown): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) if (/Constraint Error|duplicate key/i.test(e.message)) return true;
+  for (let e: unknown = err; e instanceof Error; e = e.cause) if (/Constraint Error|duplicate key|constraint violation/i.test(e.message)) return true;
   return false;
 }
 
 /** Writes that must commit with the batches, or not at all (ingestion's dead letters). */
 export type WithinIngest = (conn: Conn) => Promise<unknown>;
+
+/** What made a fast call fail, when it was a repeat. */
+interface FastOutcome {
+  repeatedBatch: boolean;
+  repeatedKey: boolean;
+}
 
 /**
  * Runs on the writer connection (the caller queues it). `within` runs in the
@@ -212,18 +268,31 @@ export async function ingestBatches(conn: Conn, batches: readonly TelemetryBatch
   const left = skipRepeats.get(conn) ?? 0;
   if (left > 0) {
     skipRepeats.set(conn, left - 1);
-    return ingestOnce(conn, batches, now, true, within);
+    return ingestOnce(conn, batches, now, null, within);
   }
+  const outcome: FastOutcome = { repeatedBatch: false, repeatedKey: false };
   try {
-    return await ingestOnce(conn, batches, now, false, within);
+    return await ingestOnce(conn, batches, now, outcome, within);
   } catch (err) {
-    if (!isConstraintError(err)) throw err;
-    skipRepeats.set(conn, skipRepeatsCalls);
-    return ingestOnce(conn, batches, now, true, within);
+    if (!(outcome.repeatedBatch || outcome.repeatedKey) || !isConstraintError(err)) throw err;
+    // A redelivered batch concerns this call only; repeated metric keys tend to come back.
+    if (outcome.repeatedKey) skipRepeats.set(conn, skipRepeatsCalls);
+    return ingestOnce(conn, batches, now, null, within);
   }
 }
 
-async function ingestOnce(conn: Conn, batches: readonly TelemetryBatch[], now: Date, onConflict: boolean, within?: WithinIngest): Promise<IngestResult> {
+/** Appends with a fresh appender; a failure (a repeated key) is noted in `outcome` before it is thrown. */
+async function appendOrNote(conn: Conn, table: string, note: () => void, fill: (a: DuckDBAppender) => void): Promise<void> {
+  try {
+    await withAppender(conn, table, fill);
+  } catch (err) {
+    note();
+    throw err;
+  }
+}
+
+/** One transaction: the fast way when `fast` is given (it records why it failed), else the careful way. */
+async function ingestOnce(conn: Conn, batches: readonly TelemetryBatch[], now: Date, fast: FastOutcome | null, within?: WithinIngest): Promise<IngestResult> {
   for (const b of batches) validateBatch(b);
 
   // Repeats inside one call: keep the first.
@@ -250,17 +319,36 @@ async function ingestOnce(conn: Conn, batches: readonly TelemetryBatch[], now: D
   try {
     return await transaction(conn, async () => {
       await within?.(conn);
-      const { seen, gen } = await seenAndGen(
-        conn,
-        unique.map((b) => b.batchId),
-      );
-      const fresh = unique.filter((b) => !seen.has(b.batchId));
-      result.duplicates += unique.length - fresh.length;
-      if (fresh.length === 0) return result;
+      let fresh = unique;
+      let gen: bigint;
+      if (fast) gen = await nextGen(conn);
+      else {
+        const looked = await seenAndGen(
+          conn,
+          unique.map((b) => b.batchId),
+        );
+        gen = looked.gen;
+        fresh = unique.filter((b) => !looked.seen.has(b.batchId));
+        result.duplicates += unique.length - fresh.length;
+        if (fresh.length === 0) return result;
+      }
 
       const names = await serviceNames(conn, fresh);
       const service = (b: TelemetryBatch): string => b.serviceName || (names.get(b.agentId) ?? b.agentId);
       const ingestedAt = ts(now);
+      const recordBatchIds = (a: DuckDBAppender) => {
+        for (const b of fresh) {
+          a.appendVarchar(b.batchId);
+          a.appendVarchar(b.agentId);
+          a.appendTimestamp(ingestedAt);
+          a.endRow();
+        }
+      };
+
+      // The fast way records the batch ids first: a redelivered batch fails
+      // here (primary key) before any row is written. This flush runs on the
+      // main thread (appenders flush synchronously), but is small.
+      if (fast) await appendOrNote(conn, "ingested_batches", () => (fast.repeatedBatch = true), recordBatchIds);
 
       const metricCount = fresh.reduce((n, b) => n + b.metrics.length, 0);
       const eventCount = fresh.reduce((n, b) => n + b.events.length, 0);
@@ -275,16 +363,13 @@ async function ingestOnce(conn: Conn, batches: readonly TelemetryBatch[], now: D
             for (const m of b.metrics) appendMetric(a, m, s, b);
           }
         });
-        result.metricRows = await exec(
-          conn,
-          `INSERT INTO metric_summaries
-             (timestamp, service_id, metric_name, interval, p50, p95, p99, mean, max, min, count, agent_id, labels, gen)
-           SELECT timestamp, service_id, metric_name, interval, p50, p95, p99, mean, max, min, count, agent_id,
-                  labels::JSON, $1
-           FROM stage_metrics
-           ${onConflict ? "ON CONFLICT DO NOTHING" : ""}`,
-          [gen],
-        );
+        try {
+          // The fast way: a plain INSERT (cheaper), which a repeated key fails.
+          result.metricRows = await exec(conn, fast ? insertStagedMetrics : `${insertStagedMetrics} ON CONFLICT DO NOTHING`, [gen]);
+        } catch (err) {
+          if (fast) fast.repeatedKey = true;
+          throw err;
+        }
         await exec(conn, "DELETE FROM stage_metrics");
       }
 
@@ -316,16 +401,9 @@ async function ingestOnce(conn: Conn, batches: readonly TelemetryBatch[], now: D
         result.connectionRows = connCount;
       }
 
-      // Checked above in this transaction, and the writer is the only writer:
-      // these ids cannot conflict, so the appender is safe (and cheaper).
-      await withAppender(conn, "ingested_batches", (a) => {
-        for (const b of fresh) {
-          a.appendVarchar(b.batchId);
-          a.appendVarchar(b.agentId);
-          a.appendTimestamp(ingestedAt);
-          a.endRow();
-        }
-      });
+      // The careful way checked the ids above in this transaction, and the
+      // writer is the only writer: these ids cannot conflict.
+      if (!fast) await withAppender(conn, "ingested_batches", recordBatchIds);
       result.stored = fresh.length;
       return result;
     });
