@@ -39,6 +39,7 @@ const commands: Record<string, Loader> = {
   rollback: async () => (await import("./commands/rollback.ts")).rollbackCommand(),
   debug: async () => (await import("./commands/debug.ts")).debugCommand(),
   doctor: async () => (await import("./commands/doctor.ts")).doctorCommand(),
+  dashboard: async () => (await import("./commands/dashboard.ts")).dashboardCommand(),
 };
 
 /** The CLI for `argv`: only the command it names, or every command when it names none. */

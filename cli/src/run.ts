@@ -33,6 +33,8 @@ export async function runProgram(program: Command, argv: string[]): Promise<numb
       return 2;
     }
     console.error(`Error: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
+    // An error may carry its own code (e.g. 2: an agent of that name already runs here).
+    const code = (err as { exitCode?: unknown } | null)?.exitCode;
+    return typeof code === "number" && Number.isInteger(code) && code > 0 && code < 126 ? code : 1;
   }
 }

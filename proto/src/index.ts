@@ -8,4 +8,5 @@ export * from "./discovery-client.ts";
 export * from "./colony-call.ts";
 export * from "./join-token.ts";
 export * from "./enrollment.ts";
-export { bearerToken } from "./bearer.ts";
+export { bearerToken, relayedForHeader } from "./bearer.ts";
+export * from "./debug-outcome.ts";

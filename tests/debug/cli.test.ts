@@ -60,29 +60,32 @@ describe.skipIf(skip !== undefined)("coral debug", () => {
     expect(res.stdout).toContain("🎯 Capturing: 1 argument(s), return values");
     expect(res.stdout.match(/\] ENTRY {3}pid=\d+ tid=\d+ args=\(30\)/g)).toHaveLength(10);
     expect(res.stdout.match(/\] RETURN {2}pid=\d+ tid=\d+ duration=\d+\.\dms ret=60 ⚠️ {2}SLOW/g)).toHaveLength(10);
-    expect(res.stdout).toContain("Session completed (duration reached). Collected 20 events.");
+    expect(res.stdout).toContain("Session finished (duration reached). Collected 20 events.");
     expect(res.stdout).toMatch(/Total calls: 10\n {2}Avg duration: \d+\.\dms\n {2}P95 duration: \d+\.\dms\n {2}P99 duration: \d+\.\dms\n {2}Errors: 0 \(0\.0%\)\n {2}Slow calls \(>2ms\): 10 \(100\.0%\)/);
     const saved = JSON.parse(await readFile(join(out, id, "events.json"), "utf8")) as { session: { state: string }; events: { type: string }[] };
     expect(saved.session.state).toBe("expired");
     expect(saved.events).toHaveLength(20);
 
-    const sessions = JSON.parse((await runCoral(["debug", "sessions", "--json", ...remote], { env })).stdout) as { sessions: { sessionId: string; state: string }[] };
-    expect(sessions.sessions.find((s) => s.sessionId === id)?.state).toBe("expired");
+    const sessions = JSON.parse((await runCoral(["debug", "sessions", "--json", ...remote], { env })).stdout) as { sessions: { sessionId: string; state: string; outcome: string }[] };
+    // The stored state stays "expired"; what people read says what it means, the same in the API.
+    expect(sessions.sessions.find((s) => s.sessionId === id)).toMatchObject({ state: "expired", outcome: "finished (duration reached)" });
     const table = await runCoral(["debug", "sessions", ...remote], { env });
-    expect(table.stdout).toMatch(new RegExp(`${id}\\s+payments\\s+validate_card\\s+expired`));
+    expect(table.stdout).toMatch(new RegExp(`${id}\\s+payments\\s+validate_card\\s+finished \\(duration reached\\)`));
+    const finished = JSON.parse((await runCoral(["debug", "sessions", "--state", "finished", "--json", ...remote], { env })).stdout) as { sessions: { sessionId: string }[] };
+    expect(finished.sessions.map((s) => s.sessionId)).toContain(id);
     const events = JSON.parse((await runCoral(["debug", "events", id, "--since", "5m", "--json", ...remote], { env })).stdout) as { events: unknown[] };
     expect(events.events).toHaveLength(20);
     const detach = await runCoral(["debug", "detach", id, ...remote], { env });
     expect(detach.code).toBe(0);
-    expect(detach.stdout).toContain(`✓ Debug session ${id} detached (expired, 10 calls)`);
+    expect(detach.stdout).toContain(`✓ Debug session ${id}: finished (duration reached), 10 calls`);
   }, 90_000);
 
-  it("explains what went wrong, with exit codes", async () => {
+  it("explains what went wrong, with exit codes (2: a name the colony does not know, or a bad flag)", async () => {
     const unknown = await runCoral(["debug", "attach", "billing", "--function", "x", ...remote], { env });
-    expect(unknown.code).toBe(1);
+    expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/unknown service "billing" \(known: payments\)/);
     const fn = await runCoral(["debug", "attach", "payments", "--function", "validate_crd", ...remote], { env });
-    expect(fn.code).toBe(1);
+    expect(fn.code).toBe(2);
     expect(fn.stderr).toMatch(/close matches: validate_card/);
     const tooLong = await runCoral(["debug", "attach", "payments", "--function", "validate_card", "--duration", "11m", ...remote], { env });
     expect(tooLong.code).toBe(2);
@@ -90,7 +93,7 @@ describe.skipIf(skip !== undefined)("coral debug", () => {
     const missing = await runCoral(["debug", "attach", "payments", ...remote], { env });
     expect(missing.code).toBe(2);
     const noSession = await runCoral(["debug", "detach", "dbg-0000000000", ...remote], { env });
-    expect(noSession.code).toBe(1);
+    expect(noSession.code).toBe(2);
     expect(noSession.stderr).toMatch(/no debug session "dbg-0000000000"/);
   });
 });

@@ -34,6 +34,13 @@ export function compilePayments(): string {
   return out;
 }
 
+/** gcc -O0 -g -fno-inline of tests/debug/testdata/workers.c (a forking / worker-pool server). */
+export function compileWorkers(): string {
+  const out = join(mkdtempSync(join(tmpdir(), "coral-workers-")), "workers");
+  execFileSync("gcc", ["-O0", "-g", "-fno-inline", "-o", out, fileURLToPath(new URL("./testdata/workers.c", import.meta.url))]);
+  return out;
+}
+
 export function startTarget(bin: string, port: number, args: string[], children: ChildProcess[]): ChildProcess {
   const c = spawn(bin, [String(port), ...args], { stdio: "ignore" });
   children.push(c);
@@ -98,10 +105,14 @@ export interface ObservedTarget extends AsyncDisposable {
  * on a free port, a colony, and an agent observing it as `service`, ready once
  * the colony lists the target's functions.
  */
-export async function startObservedTarget(bin: string, service: string, options: { pattern: string; agent?: Partial<AgentOptions> }): Promise<ObservedTarget> {
+export async function startObservedTarget(
+  bin: string,
+  service: string,
+  options: { pattern: string; agent?: Partial<AgentOptions>; args?: string[] },
+): Promise<ObservedTarget> {
   const children: ChildProcess[] = [];
   const port = await freePort();
-  const target = startTarget(bin, port, [], children);
+  const target = startTarget(bin, port, options.args ?? [], children);
   const parts: Partial<ObservedTarget> = { port, target };
   const close = async () => {
     await parts.agent?.close();

@@ -51,7 +51,9 @@ describe.skipIf(skip !== undefined)("live-debugging tools", () => {
     expect(read.data).toMatchObject({ state: "active", calls: 8, entries: 8 });
     expect(read.text).toMatch(/8 call\(s\) read: avg \d/);
     const stopped = await detach.run(admin, { session: sessionId });
-    expect(stopped.text).toMatch(/is completed: 8 call\(s\)/);
+    // The same words as the CLI and the API's outcome.
+    expect(stopped.text).toMatch(/is stopped by user: 8 call\(s\)/);
+    expect(stopped.data).toMatchObject({ state: "completed", outcome: "stopped by user" });
 
     const audit = (await colony.store.listAudit(50)).filter((a) => a.target === sessionId).map((a) => `${a.actor}:${a.action}`).sort();
     expect(audit).toEqual(["assistant:debug.events", "local:debug.attach", "local:debug.detach"]);

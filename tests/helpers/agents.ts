@@ -21,6 +21,9 @@ export async function testAgent(project: TestProject, colonyUrl: string, service
     heartbeatIntervalMs: 1000,
     healthUrl: `http://127.0.0.1:${port}/health`,
     logger: quietLogger(),
+    // Each eBPF connection tracer is a bpftrace (≈1.6 s of CPU to start, ≈110 MB):
+    // tests that do not look at short connections use /proc snapshots.
+    connectionSource: "procfs",
     ...extra,
   });
 }

@@ -24,7 +24,7 @@ describe("mesh errors from the CLI", () => {
 
   it("coral connect --mesh wireguard needs a join token, and rejects an unknown mesh mode as a usage error", async () => {
     const r = await runCoral(["connect", "api", "--port", "8080", "--mesh", "wireguard"], { cwd: work, env: { CORAL_HOME: join(work, "home"), CORAL_JOIN_TOKEN: "" } });
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--mesh wireguard needs a join token: --join-file <file>/);
     const bad = await runCoral(["connect", "api", "--port", "8080", "--mesh", "carrier-pigeon"], { cwd: work, env: { CORAL_HOME: join(work, "home") } });
     expect(bad.code).toBe(2);

@@ -81,6 +81,8 @@ const connection = fc.record({
   state: text,
   observedAt: timestamp,
   count: fc.nat({ max: 2 ** 32 - 1 }),
+  opened: fc.nat({ max: 2 ** 32 - 1 }),
+  source: fc.oneof(text, fc.constantFrom("", "ebpf", "procfs")),
 });
 let seq = 0;
 /** Batches shaped right, with anything in the fields (nearly all are refused). */
@@ -143,6 +145,8 @@ const plausibleBatch = fc
         state: fc.constantFrom("", "ESTABLISHED", "TIME_WAIT"),
         observedAt: recent,
         count: fc.nat({ max: 2 ** 32 - 1 }),
+        opened: fc.nat({ max: 2 ** 32 - 1 }),
+        source: fc.constantFrom("", "ebpf", "procfs"),
       }),
       { maxLength: 3 },
     ),

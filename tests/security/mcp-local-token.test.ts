@@ -4,6 +4,9 @@
 // who holds the colony's local token. The colony accepts that token from
 // loopback only, and the MCP server calls the colony from loopback.
 import http from "node:http";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { networkInterfaces } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { colonyApi, createTestProject, type TestProject } from "../helpers/colony.ts";
@@ -61,6 +64,29 @@ describe("coral mcp server over HTTP, beyond loopback", () => {
     // On the machine itself it still works, as it does against the colony directly.
     expect((await post("127.0.0.1", project.localToken)).status).toBe(200);
     expect(server.stderr()).toMatch(/listening on 0\.0\.0\.0, beyond loopback: callers need a colony token of their own/);
+  });
+
+  it("started with --colony-url from a folder without that colony (so it cannot know the local token), it still gets the token refused for a remote caller", async () => {
+    const elsewhere = await mkdtemp(join(tmpdir(), "coral-mcp-elsewhere-"));
+    const otherPort = await freePort();
+    await using relay = await startHttpServer({ cwd: elsewhere, env: { CORAL_HOME: join(elsewhere, "home") } }, otherPort, {
+      extraArgs: ["--host", "0.0.0.0", "--colony-url", colonyUrl],
+      fromSource: true,
+    });
+    const call = (host: string) =>
+      fetch(`http://${host}:${otherPort}/mcp`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${project.localToken}` },
+        body: JSON.stringify(initialize),
+      });
+    const remote = await call(outsideAddress());
+    // The relay names the remote caller (x-coral-relayed-for); the colony refuses its local token.
+    const answer = await remote.text();
+    expect(answer).toMatch(/the local token only works on the colony's own machine/);
+    expect(remote.status).toBe(401);
+    // From the machine itself the relay adds nothing, and the colony accepts it as before.
+    expect((await call("127.0.0.1")).status).toBe(200);
+    expect(relay.stderr()).not.toContain(project.localToken);
   });
 
   it("serves a remote caller with a token of its own, in that token's scope", async () => {

@@ -46,6 +46,8 @@ export function summaryToProto(s: SessionSummary, stopDetail = ""): UprobeSummar
     lostEvents: BigInt(s.lostEvents),
     stopReason: s.stopReason ?? "",
     stopDetail,
+    processCount: s.processCount ?? 0,
+    note: s.note ?? "",
   });
 }
 

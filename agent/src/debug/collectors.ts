@@ -1,6 +1,6 @@
 // The agent's uprobe collectors: one session each (bpftrace for C, C++ and
-// Rust; RET-instruction uprobes for Go), against the process the agent
-// observes (never a pid from the caller), with events flushed to the local
+// Rust; RET-instruction uprobes for Go), against the process set the agent
+// observes (the listener and its descendants, never a pid from the caller), with events flushed to the local
 // DuckDB in small batches. Each session stops at its own deadline (the
 // session's timer and the tracer's own), whether or not anyone calls stop();
 // ended collectors stay queryable for a while.
@@ -11,6 +11,7 @@
 // continuing after the last stored event) or says why it could not. Closing
 // the agent stops the sessions without ending the collectors.
 import { randomBytes } from "node:crypto";
+import { processSet } from "../observe/process-tree.ts";
 import type { AgentStore, UprobeCollectorRecord, UprobeEventRow, UprobeHistory } from "../storage/index.ts";
 import { listFunctions, type FunctionList } from "./elf.ts";
 import { GoRetSession } from "./go-ret.ts";
@@ -151,6 +152,8 @@ class Collector {
       lostEvents: current?.lostEvents ?? 0,
       stopReason: this.stopReason,
     });
+    if (current?.processCount !== undefined) summary.processCount = current.processCount;
+    if (current?.note && summary.entries === 0) summary.note = current.note;
     return {
       id: r.collectorId,
       label: r.label,
@@ -276,8 +279,11 @@ export class UprobeCollectors {
   }
 
   private async startSession(pid: number, req: CollectorRequest, id: string, expectGo?: boolean): Promise<{ session: CollectorSession; binary: string }> {
+    // Workers forked later are followed by the session itself.
+    const pids = await processSet(pid);
     const common = {
       pid,
+      pids: pids.length ? pids : [pid],
       symbol: req.functionName,
       durationMs: req.durationMs || undefined,
       captureArgs: req.captureArgs ?? 0,
@@ -302,7 +308,7 @@ export class UprobeCollectors {
     // Go: never a uretprobe; returns come from uprobes on the RET instructions.
     const program = { ...generateProgram({ ...common, functions, captureReturn: false }), captureReturn: req.captureReturn ?? false };
     if (!hasBpfPermission()) throw new DebugError("no_permission", "uprobes need root or CAP_SYS_ADMIN");
-    const session = await GoRetSession.start({ id, pid, program, binary: `/proc/${pid}/exe`, limiter: this.limiter });
+    const session = await GoRetSession.start({ id, pid, pids: common.pids, program, binary: `/proc/${pid}/exe`, limiter: this.limiter });
     return { session, binary: functions.binary };
   }
 

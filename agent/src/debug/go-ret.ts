@@ -18,11 +18,12 @@
 // arrives. SIGINT alone ends it at once.
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { parseElf, type FunctionInfo } from "./elf.ts";
 import { DebugError, type GeneratedProgram } from "./program.ts";
 import { ProbeSession, type ProbeSessionOptions } from "./probe-session.ts";
+import { noCallsNote } from "./quiet-note.ts";
 
 const run = promisify(execFile);
 
@@ -32,7 +33,12 @@ export interface GoProbePoints {
   rets: bigint[];
 }
 
-/** Entry and RET probe addresses of one function, from objdump's disassembly. */
+/**
+ * Entry and RET probe addresses of one function, from objdump's disassembly
+ * of [address, address + size). Works without a symbol table: in a stripped
+ * binary the bounds come from the pclntab (up to the next function, so the
+ * range may end in int3 padding, which holds no RET).
+ */
 export async function probePoints(binary: string, fn: FunctionInfo): Promise<GoProbePoints> {
   const start = fn.address;
   const stop = fn.address + BigInt(fn.size);
@@ -44,6 +50,10 @@ export async function probePoints(binary: string, fn: FunctionInfo): Promise<GoP
   } catch (err) {
     throw new DebugError("unsupported", `cannot disassemble ${fn.name} (objdump from binutils is needed): ${(err as Error).message}`);
   }
+  // An entry probe between instructions would corrupt the program: the first one must be at the entry.
+  const first = /^\s+([0-9a-f]+):\t/m.exec(out);
+  if (!first || BigInt(`0x${first[1]}`) !== start)
+    throw new DebugError("unsupported", `objdump did not disassemble ${fn.name} from its entry 0x${start.toString(16)}`);
   return { entry: bodyStart(out, fn.address), rets: parseRets(out) };
 }
 
@@ -133,6 +143,8 @@ const lineRe = /-(\d+)\s+\[\d+\]\s+\S+\s+(\d+)\.(\d+): (entry|ret\d+): \(0x[0-9a
 
 export interface GoRetOptions extends ProbeSessionOptions {
   pid: number;
+  /** The service's process set (default [pid]); event-fork follows children forked later. */
+  pids?: readonly number[];
   program: GeneratedProgram;
   binary: string;
 }
@@ -155,7 +167,14 @@ export class GoRetSession extends ProbeSession {
     const { entry, rets } = await probePoints(opts.binary, fn);
     if (rets.length === 0) throw new DebugError("unsupported", `${fn.name} has no RET instruction (it never returns?)`);
     const buf = await readFile(opts.binary);
-    const tids = readdirSync(`/proc/${opts.pid}/task`).map(Number).filter((n) => n > 0);
+    // set_event_pid takes tasks: every thread of every process of the set.
+    const tids = (opts.pids ?? [opts.pid]).flatMap((p) => {
+      try {
+        return readdirSync(`/proc/${p}/task`).map(Number).filter((n) => n > 0);
+      } catch {
+        return p === opts.pid ? [opts.pid] : []; // a worker gone since the set was read
+      }
+    });
     const script = traceScript({
       group: `coral_${process.pid}_${nextGroup++}`,
       pid: opts.pid,
@@ -168,7 +187,32 @@ export class GoRetSession extends ProbeSession {
     });
     const s = new GoRetSession(opts.program, opts);
     await s.begin({ command: "unshare", args: ["-m", "--propagation", "private", "sh", "-c", script], drainSignal: "SIGTERM", stopSignal: "SIGINT" });
+    s.readyAtMs = Date.now();
     return s;
+  }
+
+  private readyAtMs = Infinity;
+
+  /** After 5 s without a call: processes running the same binary outside the set, if any (tracefs cannot see their calls). */
+  protected override quietNote(): string | undefined {
+    if (Date.now() - this.readyAtMs < 5000) return undefined;
+    return noCallsNote({ functionName: this.program.function.name, pid: this.opts.pid, probed: new Set(this.program.pids) });
+  }
+
+  /** Threads to their process (the trace line names the thread only); cached, a gone thread stays itself. */
+  private readonly tgids = new Map<number, number>();
+  private processOf(tid: number): number {
+    let pid = this.tgids.get(tid);
+    if (pid === undefined) {
+      try {
+        pid = Number(/^Tgid:\s+(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, "utf8"))?.[1] ?? tid);
+      } catch {
+        pid = tid;
+      }
+      if (this.tgids.size > 100_000) this.tgids.clear();
+      this.tgids.set(tid, pid);
+    }
+    return pid;
   }
 
   protected startError(code: number | null): DebugError {
@@ -186,7 +230,7 @@ export class GoRetSession extends ProbeSession {
     const tid = Number(m[1]);
     const ns = BigInt(m[2]!) * 1_000_000_000n + BigInt(m[3]!.padEnd(9, "0").slice(0, 9));
     const g = BigInt(`0x${m[5]}`).toString();
-    const base = { ns, timeMs: Number((ns + this.monoToWallNs) / 1_000_000n), pid: this.opts.pid, tid, goroutine: g };
+    const base = { ns, timeMs: Number((ns + this.monoToWallNs) / 1_000_000n), pid: this.processOf(tid), tid, goroutine: g };
     if (m[4] === "entry") {
       this.seen++;
       const sampled = this.seen % this.program.sampleRate === 0;

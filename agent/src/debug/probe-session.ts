@@ -42,6 +42,10 @@ export interface SessionSummary {
   slowCalls: number;
   lostEvents: number;
   stopReason: StopReason | undefined;
+  /** Processes probed: the service's set at the start and the children it forked since. */
+  processCount?: number;
+  /** Why there are no calls yet, when a while passed without any (see UprobeSession). */
+  note?: string;
 }
 
 /** Max concurrent sessions per agent. */
@@ -82,6 +86,14 @@ export interface Tracer {
   drainSignal: NodeJS.Signals;
   /** Ends the tracer without waiting for more events. */
   stopSignal: NodeJS.Signals;
+  /**
+   * Starts the drain by other means than drainSignal (bpftrace: a kill(-token, 0)
+   * its program watches for); the tracer then exits by itself once the calls
+   * it recorded have returned, or gets stopSignal after drainGraceMs.
+   */
+  drain?: () => void;
+  /** Default 2000. */
+  drainGraceMs?: number;
 }
 
 const killAfterMs = 5_000;
@@ -213,9 +225,17 @@ export abstract class ProbeSession extends EventEmitter {
     if (reason === "max_events" || !running) this.finishLocal();
     else if (this.timer) clearTimeout(this.timer);
     if (running && this.tracer) {
-      child.kill(this.done ? this.tracer.stopSignal : this.tracer.drainSignal);
-      const killer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
+      const tracer = this.tracer;
+      let grace: NodeJS.Timeout | undefined;
+      const graceMs = tracer.drainGraceMs ?? 2000;
+      if (!this.done && tracer.drain) {
+        tracer.drain();
+        // A call that never returns (blocked, or its process died) must not hold the session open.
+        grace = setTimeout(() => child.kill(tracer.stopSignal), graceMs);
+      } else child.kill(this.done ? tracer.stopSignal : tracer.drainSignal);
+      const killer = setTimeout(() => child.kill("SIGKILL"), killAfterMs + (grace ? graceMs : 0));
       await this.exited;
+      clearTimeout(grace);
       clearTimeout(killer);
     } else if (!child) {
       this.resolveExited();
@@ -241,12 +261,24 @@ export abstract class ProbeSession extends EventEmitter {
   }
 
   summary(): SessionSummary {
-    return summarize(this.events, {
+    const s = summarize(this.events, {
       function: this.program.function.name,
       slowThresholdNs: (this.baseOptions.slowThresholdMs ?? 100) * 1e6,
       lostEvents: this.lostEvents,
       stopReason: this.stopReason,
     });
+    const note = s.entries === 0 ? this.quietNote() : undefined;
+    return { ...s, processCount: this.processCount(), ...(note ? { note } : {}) };
+  }
+
+  /** How many processes the session probes (or probed). */
+  protected processCount(): number {
+    return this.program.pids.length;
+  }
+
+  /** What to say when no call was seen (after a while); undefined to say nothing. */
+  protected quietNote(): string | undefined {
+    return undefined;
   }
 }
 

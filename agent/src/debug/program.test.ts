@@ -13,13 +13,24 @@ const fl: FunctionList = {
 describe("generateProgram", () => {
   it("fills the template with integers only", () => {
     const p = generateProgram({ pid: 42, symbol: "validate_card", functions: fl, captureArgs: 2, captureReturn: true, sampleRate: 3 });
-    expect(p.source).toContain("uprobe:/proc/42/exe:0x1139 /pid == 42/");
-    expect(p.source).toContain("uretprobe:/proc/42/exe:0x1139 /pid == 42 && @depth[tid] > 0/");
+    expect(p.source).toContain("uprobe:/proc/42/exe:0x1139 {");
+    expect(p.source).toContain("uretprobe:/proc/42/exe:0x1139 /@pids[pid] && @depth[tid] > 0/");
+    // The process set: the listener alone by default.
+    expect(p.source).toMatch(/BEGIN \{\n {2}@pids\[42\] = 1;\n {2}printf/);
     expect(p.source).toContain("@seen % 3 == 0");
     expect(p.source).toContain(", arg0, arg1);");
     expect(p.source).toContain(", retval);");
     expect(p.source).not.toContain("{{");
     expect(p.source).not.toContain("validate_card");
+  });
+
+  it("seeds the process set and the drain trigger with integers", () => {
+    const p = generateProgram({ pid: 42, pids: [42, 43, 44, 43], drainToken: 0x40_0001 + 7, symbol: "validate_card", functions: fl });
+    expect(p.pids).toEqual([42, 43, 44]);
+    expect(p.source).toContain("  @pids[42] = 1;\n  @pids[43] = 1;\n  @pids[44] = 1;\n");
+    expect(p.source).toContain(`(args->pid & 0xffffffff) == ${2 ** 32 - (0x40_0001 + 7)}/`);
+    expect(() => generateProgram({ pid: 42, drainToken: 5, symbol: "validate_card", functions: fl })).toThrow(/drainToken/);
+    expect(() => generateProgram({ pid: 42, pids: [0], symbol: "validate_card", functions: fl })).toThrow(/invalid pid/);
   });
 
   it.each([

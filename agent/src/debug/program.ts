@@ -1,4 +1,5 @@
-// Fills the bpftrace templates in bpf/ for one function of one process.
+// Fills the bpftrace templates in bpf/ for one function of a service's
+// process set (the listener and its descendants).
 // Only integers and fixed fragments are interpolated: the function is
 // attached by the address found in the process's own ELF symbol table.
 import { readFileSync } from "node:fs";
@@ -39,8 +40,21 @@ export class DebugError extends Error {
   }
 }
 
+/** The most pids a program is seeded with (bpftrace's default map size is 4096). */
+export const MAX_SEED_PIDS = 2048;
+
+/** Above pid_max (at most 2^22), so kill(-token, 0) reaches no process group. */
+export function newDrainToken(): number {
+  return 0x40_0000 + 1 + Math.floor(Math.random() * 0x3f00_0000);
+}
+
 export interface ProgramOptions {
+  /** The listener: its /proc/<pid>/exe is where the probes attach. */
   pid: number;
+  /** Every pid of the service's process set (default [pid]); children forked later are followed. */
+  pids?: readonly number[];
+  /** See newDrainToken(); a fresh one when absent. */
+  drainToken?: number;
   /** Exact ELF symbol name; must be in `functions`. */
   symbol: string;
   /** listFunctions() of the same process. */
@@ -64,6 +78,9 @@ export interface GeneratedProgram {
   sampleRate: number;
   maxEvents: number;
   durationMs: number;
+  /** The process set the program was seeded with, listener first. */
+  pids: number[];
+  drainToken: number;
 }
 
 const templateCache = new Map<string, string>();
@@ -117,13 +134,20 @@ export function generateProgram(opts: ProgramOptions): GeneratedProgram {
     throw new DebugError("unsupported", `only x86-64 targets are supported (ELF machine ${opts.functions.machine})`);
   }
 
+  const pids = [...new Set([pid, ...(opts.pids ?? []).map(validPid)])].slice(0, MAX_SEED_PIDS);
+  const drainToken = opts.drainToken ?? newDrainToken();
+  intIn("drainToken", drainToken, 0x40_0001, 0x7fff_ffff);
   const argExprs = (isGo ? GO_ARGS : SYSV_ARGS).slice(0, argCount);
   const values: Record<string, string> = {
     PID: String(pid),
+    SEED: pids.map((p) => `  @pids[${p}] = 1;`).join("\n"),
+    DRAIN_KEY: String(0x1_0000_0000 - drainToken),
     ADDR: `0x${fn.address.toString(16)}`,
     SAMPLE: String(sampleRate),
     MAX_EVENTS: String(maxEvents),
-    DURATION_S: String(Math.max(1, Math.ceil(durationMs / 1000))),
+    // The kernel-side hard stop comes a second after the agent's own deadline,
+    // which drains first (an expired session keeps the returns of its last calls).
+    DURATION_S: String(Math.ceil(durationMs / 1000) + 1),
     ARGS_FMT: argCount ? `,\\"args\\":[${argExprs.map(() => "%ld").join(",")}]` : "",
     ARGS_VALS: argExprs.map((a) => `, ${a}`).join(""),
     RET_FMT: captureReturn ? `,\\"ret\\":%ld` : "",
@@ -135,7 +159,7 @@ export function generateProgram(opts: ProgramOptions): GeneratedProgram {
     if (v === undefined) throw new Error(`template ${name}: unknown placeholder ${key}`);
     return v;
   });
-  return { source, template: name, function: fn, isGo, argCount, captureReturn, sampleRate, maxEvents, durationMs };
+  return { source, template: name, function: fn, isGo, argCount, captureReturn, sampleRate, maxEvents, durationMs, pids, drainToken };
 }
 
 function intIn(name: string, v: number, min: number, max: number): void {

@@ -1,6 +1,10 @@
-// Runs one bpftrace uprobe program (C, C++, Rust targets) and parses its
-// events; the lifecycle and limits are ProbeSession's.
+// Runs one bpftrace uprobe program (C, C++, Rust targets) over a service's
+// process set and parses its events; the lifecycle and limits are
+// ProbeSession's. bpftrace runs in a private mount namespace with tracefs
+// mounted (its tracepoints follow forks and take the drain trigger) without
+// touching the host's mounts.
 import { accessSync, constants, readFileSync } from "node:fs";
+import { noCallsNote } from "./quiet-note.ts";
 import { listFunctions } from "./elf.ts";
 import { DebugError, generateProgram, type GeneratedProgram, type ProgramOptions } from "./program.ts";
 import { ProbeSession, type ProbeSessionOptions, type UprobeEvent } from "./probe-session.ts";
@@ -9,7 +13,16 @@ export { SessionLimiter, summarize, summarizeCalls, type SessionSummary, type St
 
 export interface SessionOptions extends Omit<ProgramOptions, "functions">, ProbeSessionOptions {
   bpftracePath?: string;
+  /** After this long without a call, the summary says where calls may be happening instead (default 5000). */
+  quietAfterMs?: number;
 }
+
+/** See endIfDrained(). */
+const drainSettleMs = 100;
+
+/** Mounts tracefs where it is missing (in the private namespace only), then becomes bpftrace. */
+const bpftraceWrapper =
+  '[ -e /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true; exec "$0" -B none -e "$1"';
 
 export function findBpftrace(explicit?: string): string {
   const candidates = explicit
@@ -40,8 +53,23 @@ export function hasBpfPermission(): boolean {
 }
 
 export class UprobeSession extends ProbeSession {
-  private constructor(program: GeneratedProgram, opts: SessionOptions) {
+  /** The set at the start and every process it forked during the session. */
+  private readonly probed: Set<number>;
+  /** Processes outside the set that called the function (counted by the program, not recorded). */
+  readonly outsidePids = new Set<number>();
+  private readyAtMs = Infinity;
+  /** Recorded entries without their return yet. */
+  private openCalls = 0;
+  /** The program confirmed the drain: no new records, returns still come. */
+  private draining = false;
+  private settle: NodeJS.Timeout | undefined;
+
+  private constructor(
+    program: GeneratedProgram,
+    private readonly opts: SessionOptions,
+  ) {
     super(program, opts, "uprobe");
+    this.probed = new Set(program.pids);
   }
 
   /**
@@ -61,9 +89,32 @@ export class UprobeSession extends ProbeSession {
       throw new DebugError("no_permission", "loading eBPF programs needs root or CAP_BPF+CAP_PERFMON");
     }
     const s = new UprobeSession(program, opts);
-    // SIGINT: bpftrace prints what it still holds, then exits.
-    await s.begin({ command: bpftrace, args: ["-B", "none", "-e", program.source], drainSignal: "SIGINT", stopSignal: "SIGINT" });
+    // SIGINT: bpftrace prints what it still holds, then exits. The drain first
+    // lets the calls it recorded return (see bpf/uprobe-latency.bt.tmpl).
+    await s.begin({
+      command: "unshare",
+      args: ["-m", "--propagation", "private", "sh", "-c", bpftraceWrapper, bpftrace, program.source],
+      drainSignal: "SIGINT",
+      stopSignal: "SIGINT",
+      drain: () => {
+        try {
+          process.kill(-program.drainToken, 0);
+        } catch {
+          // ESRCH, always: no such process group; the program saw the call.
+        }
+      },
+    });
+    s.readyAtMs = Date.now();
     return s;
+  }
+
+  protected override processCount(): number {
+    return this.probed.size;
+  }
+
+  protected override quietNote(): string | undefined {
+    if (Date.now() - this.readyAtMs < (this.opts.quietAfterMs ?? 5000)) return undefined;
+    return noCallsNote({ functionName: this.program.function.name, pid: this.program.pids[0]!, probed: this.probed, outside: this.outsidePids });
   }
 
   protected startError(code: number | null, signal: NodeJS.Signals | null): DebugError {
@@ -80,8 +131,34 @@ export class UprobeSession extends ProbeSession {
       this.lostEvents += Number(/Lost (\d+)/.exec(line)?.[1] ?? 0);
       return;
     }
+    const mark = /^\{"ev":"(fork|outside)","ts":\d+,"pid":(\d+)/.exec(line);
+    if (mark) {
+      (mark[1] === "fork" ? this.probed : this.outsidePids).add(Number(mark[2]));
+      return;
+    }
+    if (line.startsWith('{"ev":"draining"')) {
+      this.draining = true;
+      this.endIfDrained();
+      return;
+    }
     const ev = parseEventLine(line, this.monoToWallNs);
-    if (ev) this.push(ev);
+    if (!ev) return;
+    this.openCalls += ev.type === "entry" ? 1 : -1;
+    this.push(ev);
+    this.endIfDrained();
+  }
+
+  /**
+   * Every recorded call has returned since the drain began: nothing more to
+   * wait for, once a short settle has let the other CPUs' buffers hand over
+   * an entry recorded just before the drain (its return would come next).
+   */
+  private endIfDrained(): void {
+    if (!this.draining || this.openCalls > 0 || this.settle) return;
+    this.settle = setTimeout(() => {
+      this.settle = undefined;
+      if (this.openCalls <= 0) this.endTracer();
+    }, drainSettleMs);
   }
 }
 

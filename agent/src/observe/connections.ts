@@ -104,10 +104,25 @@ export class ProcessSocketsReader {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  async read(pid: number, extraListenPorts: readonly number[] = []): Promise<ProcessSockets | null> {
+  /**
+   * `pid` or a process set (its first pid the listener: null when that one is
+   * gone; members that vanish while we read are skipped), whose sockets are
+   * read as one: a worker's connections are the service's.
+   */
+  async read(pids: number | readonly number[], extraListenPorts: readonly number[] = []): Promise<ProcessSockets | null> {
+    const set = typeof pids === "number" ? [pids] : pids;
+    const pid = set[0];
+    if (pid === undefined) return null;
     const inodes = await socketInodes(pid);
     if (inodes === null) return null;
-    const key = `${pid}|${extraListenPorts.join(",")}|${[...inodes].sort((a, b) => a - b).join(",")}`;
+    for (const member of set.slice(1)) {
+      try {
+        for (const inode of (await socketInodes(member)) ?? []) inodes.add(inode);
+      } catch {
+        // a member we may not read is left out, not the whole sample
+      }
+    }
+    const key = `${set.join(",")}|${extraListenPorts.join(",")}|${[...inodes].sort((a, b) => a - b).join(",")}`;
     if (this.#result && key === this.#key && this.now() - this.#readAt < this.maxAgeMs) return this.#result;
     let entries: ProcNetTcpEntry[];
     try {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { probeHealth } from "./health.ts";
+import { healthTargetFor, probeHealth } from "./health.ts";
 import { HTTP_SERVER_SCRIPT, freePort, killAllChildren, spawnNode } from "./testing.ts";
 
 afterEach(killAllChildren);
@@ -56,5 +56,29 @@ describe("probeHealth", () => {
     expect(await probeHealth({ url: "not a url" })).toMatchObject({ healthy: false, error: "invalid URL: not a url" });
     expect(await probeHealth({ tcp: { host: "127.0.0.1", port: 0 } })).toMatchObject({ healthy: false, error: "invalid TCP port: 0" });
     expect((await probeHealth({})).healthy).toBe(false);
+  });
+});
+
+describe("probeHealth: is the port listening (the default, from /proc)", () => {
+  it("is healthy while the process listens, in its own network namespace, and opens no connection", async () => {
+    const child = await spawnNode(HTTP_SERVER_SCRIPT, { STATUS: "200" });
+    const r = await probeHealth({ listening: { port: child.port, pid: child.proc.pid } });
+    expect(r).toMatchObject({ healthy: true, kind: "listen" });
+    expect(r.error).toBeUndefined();
+    expect(await probeHealth({ listening: { port: child.port } })).toMatchObject({ healthy: true, kind: "listen" });
+  });
+
+  it("is unhealthy when nothing listens, or the process is gone", async () => {
+    const port = await freePort();
+    expect(await probeHealth({ listening: { port } })).toMatchObject({ healthy: false, kind: "listen", error: `nothing listens on port ${port}` });
+    const gone = await probeHealth({ listening: { port, pid: 2 ** 22 + 1 } });
+    expect(gone).toMatchObject({ healthy: false, kind: "listen", error: `nothing listens on port ${port} (process ${2 ** 22 + 1} is gone)` });
+  });
+
+  it("picks the check from --health: a URL, tcp://host:port, or none (listening)", () => {
+    expect(healthTargetFor("http://127.0.0.1:8080/health", 8080, 7)).toEqual({ url: "http://127.0.0.1:8080/health" });
+    expect(healthTargetFor("tcp://127.0.0.1:5432", 8080, 7)).toEqual({ tcp: { host: "127.0.0.1", port: 5432 } });
+    expect(healthTargetFor("tcp://[::1]:5432", 8080, 7)).toEqual({ tcp: { host: "::1", port: 5432 } });
+    expect(healthTargetFor(undefined, 8080, 7)).toEqual({ listening: { port: 8080, pid: 7 } });
   });
 });

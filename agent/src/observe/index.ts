@@ -1,5 +1,6 @@
 /**
- * The agent's observers of ONE app process (Linux, /proc). Observers only:
+ * The agent's observers of one app: the process that listens on its port and
+ * its descendants, as a set (Linux, /proc). Observers only:
  * nothing here sits in the app's traffic path.
  */
 export { findListeningProcess, listenersOnPort } from "./listener.ts";
@@ -8,13 +9,17 @@ export type { ListeningProcess } from "./listener.ts";
 export { sampleProcess, cpuPercent } from "./sample.ts";
 export type { ProcessSample, ProcessSnapshot, SampleState } from "./sample.ts";
 
+export { descendantsOf, processSet, readAllStats } from "./process-tree.ts";
+export { sampleProcessSet } from "./set-sample.ts";
+export type { ProcessSetSample, ProcessSetSnapshot } from "./set-sample.ts";
+
 export { tcpConnections, processSockets, classifySockets } from "./connections.ts";
 export type { ConnectionDirection, ListenSocket, ProcessSockets, TcpConnection } from "./connections.ts";
 
 export { ProcessWatcher } from "./watcher.ts";
 export type { ProcessEvent, ProcessEventType, ProcessWatcherEvents, ProcessWatcherOptions, WatcherStatus } from "./watcher.ts";
 
-export { probeHealth } from "./health.ts";
+export { healthTargetFor, probeHealth } from "./health.ts";
 export type { HealthResult, HealthTarget } from "./health.ts";
 
 export { scrapePrometheus, parsePrometheusText, parsePromValue } from "./prometheus.ts";

@@ -1,6 +1,10 @@
 /**
- * Watches the one app process that listens on a port: finds it, samples it
- * every interval, and reports when it goes away and when a new one appears.
+ * Watches the app that listens on a port as a process set (the listener and
+ * its descendants, see process-tree.ts): finds the listener, samples the set
+ * every interval (sums), and reports when the listener goes away and when a
+ * new one appears. Workers that start and exit are counted and reported as
+ * one `workers_changed` event per workerEventIntervalMs at most, so a server
+ * that forks per connection does not flood the event stream.
  *
  * We observe processes we did not start, so exit codes and signals are not
  * visible to us: a vanished process is reported as `process_exited` (we cannot
@@ -13,10 +17,12 @@ import { ProcessSocketsReader } from "./connections.ts";
 import type { TcpConnection } from "./connections.ts";
 import { findListeningProcess } from "./listener.ts";
 import type { ListeningProcess } from "./listener.ts";
+import { processSet } from "./process-tree.ts";
 import { sampleProcess } from "./sample.ts";
 import type { ProcessSnapshot, SampleState } from "./sample.ts";
+import { sampleProcessSet, type ProcessSetSnapshot } from "./set-sample.ts";
 
-export type ProcessEventType = "process_found" | "process_exited" | "restart";
+export type ProcessEventType = "process_found" | "process_exited" | "restart" | "workers_changed";
 
 export interface ProcessEvent {
   type: ProcessEventType;
@@ -29,6 +35,8 @@ export interface ProcessEvent {
    * process_exited: { port, reason: "vanished" | "pid_reused", uptime_ms?, last_rss_bytes?, last_cpu_percent? }
    * restart: { port, address, comm, start_time, reason: "exited" | "listener_changed", downtime_ms }
    *   downtime_ms is measured between our observations, so it is exact to within one interval.
+   * workers_changed: { port, started, exited, process_count, since }: processes of the set seen
+   *   starting and exiting since `since` (seen between samples: one that lives less than an interval may be missed).
    */
   details: Record<string, unknown>;
 }
@@ -36,7 +44,8 @@ export interface ProcessEvent {
 export type WatcherStatus = { state: "waiting"; port: number } | { state: "observing"; port: number; pid: number };
 
 export interface ProcessWatcherEvents {
-  sample: [ProcessSnapshot];
+  /** The set's sums; `pid` is the listener's. */
+  sample: [ProcessSetSnapshot];
   connections: [TcpConnection[]];
   event: [ProcessEvent];
   status: [WatcherStatus];
@@ -47,6 +56,8 @@ export interface ProcessWatcherOptions {
   port: number;
   /** Sampling interval in milliseconds; default 1000. */
   intervalMs?: number;
+  /** At most one workers_changed event per this many milliseconds; default 10000. */
+  workerEventIntervalMs?: number;
 }
 
 interface Current {
@@ -54,6 +65,8 @@ interface Current {
   address: string;
   sampleState?: SampleState;
   lastSnapshot?: ProcessSnapshot;
+  /** Per member of the set at the last sample (listener included). */
+  memberStates: Map<number, SampleState>;
 }
 
 /**
@@ -65,6 +78,9 @@ interface Current {
 export class ProcessWatcher extends EventEmitter<ProcessWatcherEvents> {
   readonly port: number;
   readonly intervalMs: number;
+  readonly workerEventIntervalMs: number;
+  /** Workers seen starting / exiting and not reported yet. */
+  private churn = { started: 0, exited: 0, sinceMs: Date.now() };
   private current: Current | null = null;
   /** The pid we last observed, kept after it exits so the next one is a restart. */
   private lastPid: number | null = null;
@@ -80,11 +96,12 @@ export class ProcessWatcher extends EventEmitter<ProcessWatcherEvents> {
 
   constructor(options: ProcessWatcherOptions) {
     super();
-    const { port, intervalMs = 1000 } = options;
+    const { port, intervalMs = 1000, workerEventIntervalMs = 10_000 } = options;
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`invalid TCP port: ${port}`);
     if (!Number.isFinite(intervalMs) || intervalMs < 10) throw new RangeError(`intervalMs must be >= 10, got ${intervalMs}`);
     this.port = port;
     this.intervalMs = intervalMs;
+    this.workerEventIntervalMs = workerEventIntervalMs;
   }
 
   /** The pid being observed, or null while waiting. */
@@ -191,15 +208,20 @@ export class ProcessWatcher extends EventEmitter<ProcessWatcherEvents> {
       this.exited(cur, "pid_reused");
       return false;
     }
-    const sockets = await this.sockets.read(cur.pid, [this.port]);
+    const members = await processSet(cur.pid);
+    const sockets = await this.sockets.read(members.length ? members : [cur.pid], [this.port]);
     if (this.stopped) return true;
     if (!sockets) {
       this.exited(cur, "vanished");
       return false;
     }
+    const set = await sampleProcessSet(sample, members.slice(1), cur.memberStates);
+    if (this.stopped) return true;
+    if (cur.sampleState) this.countChurn(cur.memberStates, set.states);
+    cur.memberStates = set.states;
     cur.sampleState = sample.state;
-    cur.lastSnapshot = sample.snapshot;
-    this.emitSafe("sample", sample.snapshot);
+    cur.lastSnapshot = set.snapshot;
+    this.emitSafe("sample", set.snapshot);
     this.emitSafe("connections", sockets.connections);
 
     if (!sockets.listening.some((l) => l.port === this.port)) {
@@ -211,6 +233,26 @@ export class ProcessWatcher extends EventEmitter<ProcessWatcherEvents> {
       }
     }
     return true;
+  }
+
+  /** Members are told apart by pid and start time, so a reused pid counts as a new worker. */
+  private countChurn(before: ReadonlyMap<number, SampleState>, after: ReadonlyMap<number, SampleState>): void {
+    const key = (s: SampleState) => `${s.pid}:${s.startTicks}`;
+    const was = new Set([...before.values()].map(key));
+    const now = new Set([...after.values()].map(key));
+    for (const k of now) if (!was.has(k)) this.churn.started++;
+    for (const k of was) if (!now.has(k)) this.churn.exited++;
+    const nowMs = Date.now();
+    if ((this.churn.started || this.churn.exited) && nowMs - this.churn.sinceMs >= this.workerEventIntervalMs) {
+      this.event("workers_changed", this.current?.pid ?? 0, {
+        port: this.port,
+        started: this.churn.started,
+        exited: this.churn.exited,
+        process_count: after.size,
+        since: new Date(this.churn.sinceMs).toISOString(),
+      });
+      this.churn = { started: 0, exited: 0, sinceMs: nowMs };
+    }
   }
 
   private exited(cur: Current, reason: "vanished" | "pid_reused"): void {
@@ -235,7 +277,8 @@ export class ProcessWatcher extends EventEmitter<ProcessWatcherEvents> {
       details.start_time = first.snapshot.startTime.toISOString();
     }
     const previousPid = this.lastPid;
-    this.current = { pid: found.pid, address: found.address };
+    this.current = { pid: found.pid, address: found.address, memberStates: new Map() };
+    this.churn = { started: 0, exited: 0, sinceMs: Date.now() };
     this.lastPid = found.pid;
     if (previousPid === null) {
       this.event("process_found", found.pid, details);

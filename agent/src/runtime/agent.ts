@@ -16,10 +16,12 @@ import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_p
 import { startAgentApi, type AgentApiServer } from "../api/server.ts";
 import { RollbackExecutor, SdkLink, type AgentRollbackConfig } from "../control/index.ts";
 import { UprobeCollectors } from "../debug/collectors.ts";
-import { ProcessWatcher, probeHealth, scrapePrometheus, type HealthResult, type ProcessSnapshot, type TcpConnection } from "../observe/index.ts";
+import { ProcessWatcher, healthTargetFor, probeHealth, scrapePrometheus, type HealthResult, type ProcessSetSnapshot, type TcpConnection } from "../observe/index.ts";
+import { KernelConnections, type KernelConnectionsStatus, type OpenedCount } from "../observe/kernel-connections.ts";
 import { Publisher, openAgentStore, type DropCounters, type OutboxBounds, type AgentStore, type MetricPoint } from "../storage/index.ts";
 import { ColonyLink, needsReRegistration, type HeartbeatInfo, type Invitation } from "./colony-link.ts";
 import { loadAgentIdentity } from "./identity.ts";
+import { AgentAlreadyRunningError, lockHolder } from "./startup-errors.ts";
 
 export interface AgentLogger {
   info(obj: object, msg?: string): void;
@@ -68,6 +70,15 @@ export interface AgentOptions {
   outbox?: Partial<OutboxBounds>;
   /** Called for what a person watching `coral connect` wants to see. */
   onNotice?: (notice: AgentNotice) => void;
+  /**
+   * Where connections come from: "auto" (default) sees every connect and
+   * accept from the kernel with eBPF (bpftrace, as root) and falls back to
+   * /proc snapshots when it cannot; "procfs" only snapshots. Default from
+   * CORAL_CONNECTIONS_SOURCE.
+   */
+  connectionSource?: "auto" | "procfs";
+  /** bpftrace for the kernel connection source (default: CORAL_BPFTRACE, else PATH). */
+  bpftracePath?: string;
 }
 
 export type AgentNotice =
@@ -87,6 +98,8 @@ export interface RunningAgent extends AsyncDisposable {
   enqueued(): number;
   /** Computes and enqueues a summary batch now (also runs on its timer). */
   flushSummary(): Promise<void>;
+  /** Where connections come from now ("ebpf" or "procfs", with why) and what the kernel source saw. */
+  connectionSource(): KernelConnectionsStatus;
   close(reason?: string): Promise<void>;
 }
 
@@ -121,6 +134,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     logger: (level, msg, fields) => log[level](fields ?? {}, msg),
     // Raw samples are written every 10 s in one transaction (queries flush first).
     writeBufferMs: 10_000,
+  }).catch(async (err: unknown) => {
+    // A second agent of the same name (same data folder): say so, not DuckDB's lock error.
+    const holder = lockHolder(err, await readFile(join(dataDir, "agent.pid"), "utf8").catch(() => undefined));
+    throw holder.locked ? new AgentAlreadyRunningError(options.serviceName, holder.pid, dataDir) : err;
   });
   const abort = new AbortController();
   const timers: NodeJS.Timeout[] = [];
@@ -187,11 +204,45 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   });
 
   // What we know about the process, for heartbeats and batches.
-  let lastSnapshot: ProcessSnapshot | null = null;
+  let lastSnapshot: ProcessSetSnapshot | null = null;
   let lastHealth: HealthResult | null = null;
   let restartCount = 0;
   let connections: TcpConnection[] = [];
   const seenRemotes = new Set<string>();
+  // Connections opened per remote since the last batch: from the kernel
+  // (every connect) when eBPF runs, else new sockets between /proc snapshots.
+  const connectionMode = options.connectionSource ?? (process.env.CORAL_CONNECTIONS_SOURCE === "procfs" ? "procfs" : "auto");
+  const kernel =
+    connectionMode === "procfs"
+      ? null
+      : new KernelConnections({
+          bpftracePath: options.bpftracePath,
+          // The service's processes: the set when the watcher reports one, else the listener.
+          pids: () => (observedPid === null ? [] : (lastSnapshot?.pids ?? [observedPid])),
+        });
+  const connectionSource = (): KernelConnectionsStatus =>
+    kernel?.status() ?? {
+      source: "procfs",
+      state: "unavailable",
+      reason: "eBPF turned off (connectionSource procfs, or CORAL_CONNECTIONS_SOURCE=procfs)",
+      events: 0,
+      matched: 0,
+      connects: 0,
+      accepts: 0,
+      malformed: 0,
+      restarts: 0,
+    };
+  const procfsOpened = new Map<string, OpenedCount>();
+  let procfsInodes = new Set<number>();
+  /** Outbound connections opened since the last call, and who counted them. */
+  const takeOpened = (): { counts: OpenedCount[]; source: "ebpf" | "procfs" } => {
+    const fromProcfs = [...procfsOpened.values()];
+    procfsOpened.clear();
+    const fromKernel = kernel ? kernel.counter.take().filter((c) => c.direction === "outbound") : [];
+    if (kernel?.active()) return { counts: fromKernel, source: "ebpf" };
+    // Starting, restarting or unavailable: the snapshots' count (plus what the kernel saw before it stopped).
+    return { counts: [...fromKernel, ...fromProcfs], source: "procfs" };
+  };
   let published = 0;
   let enqueued = 0;
   let registered = false;
@@ -261,6 +312,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       { timestamp: s.timestamp, name: "cpu_percent", value: s.cpuPercent },
       { timestamp: s.timestamp, name: "memory_bytes", value: s.rssBytes },
       { timestamp: s.timestamp, name: "thread_count", value: s.threads },
+      // cpu, memory, threads and fds above are sums over the process set.
+      { timestamp: s.timestamp, name: "process_count", value: s.processCount },
     ];
     if (s.fdCount !== null) points.push({ timestamp: s.timestamp, name: "fd_count", value: s.fdCount });
     void store.recordMetrics(points).catch((err: unknown) => log.warn({ err: String(err) }, "could not store samples"));
@@ -268,24 +321,68 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       .recordSnapshot({ timestamp: s.timestamp, pid: s.pid, cpuPercent: s.cpuPercent, memoryBytes: s.rssBytes, fdCount: s.fdCount ?? 0, threadCount: s.threads })
       .catch((err: unknown) => log.warn({ err: String(err) }, "could not store a snapshot"));
   });
+  const discover = (remote: string): boolean => {
+    if (seenRemotes.has(remote)) return false;
+    seenRemotes.add(remote);
+    log.info({ remote }, "Discovered connection");
+    options.onNotice?.({ kind: "connection", remote });
+    return true;
+  };
+  // A new dependency shows up in the topology now, not at the next summary.
+  let connectionsSoon: NodeJS.Timeout | undefined;
+  const sendConnectionsSoon = () => {
+    if (connectionsSoon || abort.signal.aborted) return;
+    connectionsSoon = setTimeout(() => {
+      connectionsSoon = undefined;
+      if (abort.signal.aborted) return;
+      const observed = connectionObservations(connections, new Date(), takeOpened());
+      if (observed.length > 0)
+        void enqueueBatch({ connections: observed }).catch((err: unknown) => log.warn({ err: String(err) }, "could not queue connections"));
+    }, 200);
+    timers.push(connectionsSoon);
+  };
   watcher.on("connections", (list) => {
     connections = list;
     const now = new Date();
     void store.recordConnections(list, now).catch((err: unknown) => log.warn({ err: String(err) }, "could not store connections"));
     let discovered = false;
+    const inodes = new Set<number>();
     for (const c of list) {
-      if (c.direction !== "outbound" || c.state !== "ESTABLISHED" || seenRemotes.has(c.remoteAddr)) continue;
-      seenRemotes.add(c.remoteAddr);
-      discovered = true;
-      log.info({ remote: c.remoteAddr }, "Discovered connection");
-      options.onNotice?.({ kind: "connection", remote: c.remoteAddr });
+      if (c.direction !== "outbound") continue;
+      inodes.add(c.inode);
+      // A socket the last snapshot did not have: opened since (procfs counting).
+      if (!procfsInodes.has(c.inode)) {
+        const prev = procfsOpened.get(c.remoteAddr);
+        if (prev) prev.opened++;
+        else procfsOpened.set(c.remoteAddr, { direction: "outbound", remote: c.remoteAddr, localAddr: c.localAddr, opened: 1 });
+      }
+      if (c.state === "ESTABLISHED" && discover(c.remoteAddr)) discovered = true;
     }
-    // A new dependency shows up in the topology now, not at the next summary.
-    if (discovered)
-      void enqueueBatch({ connections: connectionObservations(list, now) }).catch((err: unknown) =>
-        log.warn({ err: String(err) }, "could not queue connections"),
-      );
+    procfsInodes = inodes;
+    if (discovered) sendConnectionsSoon();
   });
+  kernel?.on("connection", (_e, count) => {
+    if (count.direction === "outbound" && discover(count.remote)) sendConnectionsSoon();
+  });
+  // Say once where connections come from, and again when that changes.
+  let reportedSource = "";
+  const reportSource = (st: KernelConnectionsStatus) => {
+    const key = `${st.source}|${st.state === "unavailable" ? "unavailable" : "ok"}`;
+    if (st.state === "starting" || st.state === "stopped" || key === reportedSource) return;
+    if (st.state === "restarting") {
+      log.warn({ reason: st.reason, restarts: st.restarts }, "Kernel connection tracing stopped; restarting it");
+      return;
+    }
+    reportedSource = key;
+    if (st.source === "ebpf") log.info({ source: "ebpf" }, "Connections: every connect and accept, seen from the kernel (eBPF)");
+    else log.warn({ source: "procfs", reason: st.reason }, "Connections: from /proc snapshots only (short-lived connections may be missed)");
+    void recordEvent("connection_source", { source: st.source, reason: st.reason ?? "" }).catch((err: unknown) =>
+      log.warn({ err: String(err) }, "could not record an event"),
+    );
+  };
+  kernel?.on("status", reportSource);
+  if (!kernel) reportSource(connectionSource());
+  else void kernel.start();
   // A restarted agent resumes its collectors once it knows which process it
   // observes now, or that none listens (then they end, saying so).
   const firstLook = new Promise<void>((resolve) => {
@@ -312,9 +409,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     );
   });
 
-  // Health probe: an HTTP URL if given, else a TCP connect to the port.
+  // Health probe: an HTTP URL (or tcp://host:port) if given, else whether the
+  // port is still listening (from /proc: no connection the app must accept).
   const probe = async () => {
-    const result = await probeHealth(options.healthUrl ? { url: options.healthUrl } : { tcp: { host: "127.0.0.1", port: options.port } }, 2000);
+    const result = await probeHealth(healthTargetFor(options.healthUrl, options.port, observedPid), 2000);
     const now = new Date();
     await store.recordMetrics([
       { timestamp: now, name: "health_up", value: result.healthy ? 1 : 0 },
@@ -353,7 +451,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     const since = windowStart;
     windowStart = until;
     const summaries = await store.summarize(since, until);
-    const observed = connectionObservations(connections, until);
+    const observed = connectionObservations(connections, until, takeOpened());
     if (summaries.length === 0 && observed.length === 0) return;
     await enqueueBatch({ metrics: summaryRows(summaries, since), connections: observed });
   };
@@ -368,6 +466,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     memoryBytes: lastSnapshot?.rssBytes ?? 0,
     fdCount: lastSnapshot?.fdCount ?? 0,
     threadCount: lastSnapshot?.threads ?? 0,
+    processCount: lastSnapshot?.processCount ?? 0,
     sdk: sdk.last(),
   });
 
@@ -451,6 +550,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     abort.abort();
     for (const t of timers) clearInterval(t);
     await watcher.stop().catch(() => undefined);
+    await kernel?.stop().catch(() => undefined);
     await debug.close().catch(() => undefined);
     await api.close().catch(() => undefined);
     await store.close().catch(() => undefined);
@@ -492,6 +592,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       abort.abort();
       for (const t of timers) clearInterval(t);
       await watcher.stop();
+      // The lines bpftrace printed before it stops are still counted.
+      await kernel?.stop().catch(() => undefined);
       await summarize().catch(() => undefined);
       // The goodbyes need the colony and NATS; when they are gone (colony
       // stopped, tunnel down) each gets a bounded wait, so the local store is
@@ -515,6 +617,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     enqueued: () => enqueued,
     stats: async () => ({ enqueued, published, pending: await store.pendingCount(), registered, dropped: publisher.dropped() }),
     flushSummary: summarize,
+    connectionSource,
     close,
     [Symbol.asyncDispose]: () => close(),
   };
@@ -536,21 +639,38 @@ async function bounded(p: Promise<unknown>, ms: number): Promise<void> {
   }
 }
 
-/** Established outbound connections, one observation per remote address with a count. */
-function connectionObservations(list: TcpConnection[], at: Date) {
-  const counts = new Map<string, { c: TcpConnection; n: number }>();
+const maxConnectionObservations = 5_000;
+
+/**
+ * One observation per remote address: the established outbound connections
+ * of the last snapshot (count) and the connections opened since the last
+ * batch (opened; short ones too when the kernel source runs). A remote with
+ * connections opened and already closed is sent with state OPENED, count 0.
+ */
+function connectionObservations(list: TcpConnection[], at: Date, opened: { counts: OpenedCount[]; source: "ebpf" | "procfs" }) {
+  const byRemote = new Map<string, { localAddr: string; n: number; opened: number }>();
   for (const c of list) {
     if (c.direction !== "outbound" || c.state !== "ESTABLISHED") continue;
-    const e = counts.get(c.remoteAddr);
+    const e = byRemote.get(c.remoteAddr);
     if (e) e.n++;
-    else counts.set(c.remoteAddr, { c, n: 1 });
+    else byRemote.set(c.remoteAddr, { localAddr: c.localAddr, n: 1, opened: 0 });
   }
-  return [...counts.values()].map(({ c, n }) => ({
-    localAddr: c.localAddr,
-    remoteAddr: c.remoteAddr,
-    state: c.state,
+  for (const o of opened.counts) {
+    const e = byRemote.get(o.remote);
+    if (e) e.opened += o.opened;
+    else byRemote.set(o.remote, { localAddr: o.localAddr, n: 0, opened: o.opened });
+  }
+  // The colony takes at most 10 000 per batch: a service reaching more
+  // endpoints in one interval (a crawler) sends its busiest ones.
+  const busiest = [...byRemote].sort((a, b) => b[1].n + b[1].opened - (a[1].n + a[1].opened)).slice(0, maxConnectionObservations);
+  return busiest.map(([remoteAddr, e]) => ({
+    localAddr: e.localAddr,
+    remoteAddr,
+    state: e.n > 0 ? "ESTABLISHED" : "OPENED",
     observedAt: timestampFromDate(at),
-    count: n,
+    count: e.n,
+    opened: Math.min(e.opened, 0xffff_ffff),
+    source: opened.source,
   }));
 }
 

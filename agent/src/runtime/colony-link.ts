@@ -54,6 +54,8 @@ export interface HeartbeatInfo {
   memoryBytes: number;
   fdCount: number;
   threadCount: number;
+  /** Processes in the observed set (listener and descendants). */
+  processCount?: number;
   /** What the app's Coral SDK answered, if the agent reaches one. */
   sdk?: SdkReport | null;
 }
@@ -156,6 +158,7 @@ export class ColonyLink {
           memoryBytes: BigInt(Math.max(0, Math.round(info.memoryBytes))),
           fdCount: info.fdCount,
           threadCount: info.threadCount,
+          processCount: info.processCount ?? 0,
         },
       },
       { timeoutMs: 10_000 },

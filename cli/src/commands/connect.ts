@@ -1,6 +1,6 @@
 // coral connect <service> --port N: run an agent beside one app component.
 import { spawn } from "node:child_process";
-import { existsSync, openSync, readFileSync } from "node:fs";
+import { existsSync, fstatSync, openSync, readFileSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -15,7 +15,7 @@ import { readJoinToken, withJoinOptions, type JoinTokenSource } from "./join-inp
 import { rollbackConfigFrom, withRollbackOptions, type RollbackFlags } from "./rollback-flags.ts";
 import { explainError, resolveTarget, serviceClient } from "./remote.ts";
 import { decodeMeshToken, joinMesh, type MeshTarget } from "./mesh-join.ts";
-import { UsageError, parsePortOption } from "./options.ts";
+import { UsageError, durationFlag, parsePortOption } from "./options.ts";
 import { waitUntil } from "./wait.ts";
 
 export interface AgentTarget {
@@ -154,6 +154,20 @@ function durationOption(value: string): number {
   return parsed.ms;
 }
 
+function healthOption(value: string): string {
+  if (value.startsWith("tcp://")) {
+    let url: URL | undefined;
+    try {
+      url = new URL(value);
+    } catch {
+      // Reported below.
+    }
+    if (!url?.hostname || !url.port) throw new InvalidArgumentError(`"${value}" is not a tcp://host:port address`);
+    return `tcp://${url.host}`;
+  }
+  return urlOption(value);
+}
+
 function urlOption(value: string): string {
   try {
     const url = new URL(value);
@@ -189,6 +203,8 @@ async function runDetached(service: string, dataDir: string, joinToken: string |
   await mkdir(dataDir, { recursive: true });
   const logPath = join(dataDir, "agent.log");
   const out = openSync(logPath, "a", 0o600);
+  // Only what this run writes counts (the log is appended to across runs).
+  const logStart = fstatSync(out).size;
   const args = withoutJoinArgs(process.argv.slice(2).filter((a) => a !== "--daemon"));
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args, "--data-dir", dataDir], {
     detached: true,
@@ -197,7 +213,13 @@ async function runDetached(service: string, dataDir: string, joinToken: string |
   });
   child.unref();
   await waitUntil(`the agent to connect (see ${logPath})`, 60_000, async () => {
-    if (child.exitCode !== null) throw new Error(`the agent exited with code ${child.exitCode}; see ${logPath}`);
+    if (child.exitCode !== null) {
+      // The agent's own words (e.g. "an agent named api is already running here"), and its code.
+      const said = (await readFile(logPath, "utf8").catch(() => "")).slice(logStart).split("\n").filter((l) => l.startsWith("Error: ")).at(-1);
+      throw Object.assign(new Error(said ? `${said.slice("Error: ".length)} (see ${logPath})` : `the agent exited with code ${child.exitCode}; see ${logPath}`), {
+        exitCode: child.exitCode,
+      });
+    }
     const text = await readFile(logPath, "utf8").catch(() => "");
     return text.includes(`✓ Connected: ${service}`) ? true : undefined;
   });
@@ -229,15 +251,15 @@ export function connectCommand(): Command {
     .description("observe one app component: its process, connections, health and metrics (the agent)")
     .argument("[service]", "component name, e.g. api (or CORAL_COMPONENT)")
     .addOption(new Option("--port <port>", "port the component listens on").env("CORAL_PORT").argParser(parsePortOption))
-    .addOption(new Option("--health <url>", "health endpoint to probe (default: TCP connect to the port)").env("CORAL_HEALTH_URL").argParser(urlOption))
+    .addOption(new Option("--health <url>", "health check: an http(s):// URL to GET, or tcp://host:port to connect to (default: is the port still listening, read from /proc; opens no connection)").env("CORAL_HEALTH_URL").argParser(healthOption))
     .addOption(new Option("--metrics <url>", "Prometheus endpoint to scrape").env("CORAL_METRICS_URL").argParser(urlOption))
     .addOption(new Option("--tags <k=v,...>", "labels, e.g. version=2.1.0").env("CORAL_TAGS").argParser(tagsOption))
     .addOption(new Option("--sdk <port>", "port of the app's Coral SDK (default: found from the SDK's announcement)").env("CORAL_SDK_PORT").argParser(parsePortOption))
     .addOption(new Option("--data-dir <dir>", "where the agent keeps its local data").env("CORAL_AGENT_DATA_DIR"))
     .addOption(new Option("--mesh <mode>", "loopback (same machine) or wireguard (join the colony's WireGuard mesh; needs root)").choices(["loopback", "wireguard"]).env("CORAL_MESH_MODE").default("loopback"))
     .option("--daemon", "run in the background; logs go to agent.log in the data folder")
-    .option("--sample-interval <duration>", "how often to sample the process", durationOption, 1000)
-    .option("--summary-interval <duration>", "how often to send summaries to the colony", durationOption, 60_000)
+    .addOption(durationFlag("--sample-interval <duration>", "how often to sample the process", durationOption, 1000))
+    .addOption(durationFlag("--summary-interval <duration>", "how often to send summaries to the colony", durationOption, 60_000))
     .addOption(new Option("--log-level <level>").choices(["debug", "info", "warn", "error"]).default("warn"))
     .action(async (serviceArg: string | undefined, opts: {
       port?: number;
@@ -303,7 +325,7 @@ export function connectCommand(): Command {
             if (n.kind === "connected") {
               console.log(`✓ Connected: ${service} (localhost:${opts.port})`);
               console.log(`  Colony: ${n.colonyId} (${target.colonyUrl})`);
-              console.log(`  Watching: process on port ${opts.port}, connections, health ${opts.health ?? "(TCP connect)"}${opts.metrics ? `, metrics ${opts.metrics}` : ""}`);
+              console.log(`  Watching: process on port ${opts.port}, connections, health ${opts.health ?? `(port ${opts.port} listening)`}${opts.metrics ? `, metrics ${opts.metrics}` : ""}`);
               return;
             }
             const line = describeNotice(service, n);

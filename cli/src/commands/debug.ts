@@ -16,7 +16,7 @@ import {
 } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { parseDuration } from "@coral/colony";
-import { eventStats, formatEventLine, formatFunctions, formatSessions, formatSummary } from "../format/index.ts";
+import { eventStats, formatEventLine, formatFunctions, formatSessions, formatSummary, sessionOutcome } from "../format/index.ts";
 import { printJson, sinceOption, useColor } from "./read.ts";
 import { explainError, resolveTarget, serviceClient, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
 
@@ -159,7 +159,7 @@ async function attach(service: string, opts: AttachOptions): Promise<void> {
       console.log(JSON.stringify({ session: toJson(DebugSessionSchema, session), stats, eventsFile: file }, null, 2));
       return;
     }
-    const how = session.state === "expired" ? "Session completed (duration reached)" : session.state === "completed" ? "Session completed" : `Session ${session.state}`;
+    const how = `Session ${sessionOutcome(session)}`;
     console.log(`\n✓ ${how}. Collected ${events.length.toLocaleString("en-US")} events.${session.reason ? ` (${session.reason})` : ""}`);
     console.log(`📄 Events saved to: ${file}\n`);
     console.log(formatSummary(session, stats, { color }));
@@ -173,7 +173,7 @@ export function debugCommand(): Command {
     withRemoteOptions(new Command("attach").description("trace every call of a function of a component for a while (needs an admin token)"))
       .argument("<service>", "the component, as coral status names it")
       .requiredOption("-f, --function <symbol>", "the function's symbol, e.g. validate_card or main.ValidateCard (see coral debug functions)")
-      .addOption(new Option("--duration <time>", "how long to trace, at most 10m").argParser(durationMsOption).default(60_000, "60s"))
+      .addOption(new Option("--duration <time>", "how long to trace, at most 10m").argParser(durationMsOption).default(60_000, "1m"))
       .addOption(new Option("--capture-args [n]", "capture the first n integer arguments (all 6 when no n)").argParser(intOption(0, 6)))
       .option("--capture-return", "capture the return value (a negative value counts as an error)")
       .option("--sample-rate <n>", "record every nth call", intOption(1, 1_000_000), 1)
@@ -190,7 +190,7 @@ export function debugCommand(): Command {
 
   debug.addCommand(
     withRemoteOptions(new Command("sessions").description("list debug sessions, newest first"))
-      .option("--state <state>", "only sessions in this state (active, completed, expired, failed, …)")
+      .option("--state <state>", "only sessions in this state: active, finished (duration reached), stopped (before it), failed, …")
       .option("--service <name>", "only sessions of this component")
       .option("--limit <n>", "at most this many", intOption(1, 1000), 50)
       .action(async (opts: RemoteOptions & { state?: string; service?: string; limit: number }) => {
@@ -241,7 +241,7 @@ export function debugCommand(): Command {
           const res = await client.detachUprobe({ sessionId: id });
           const s = res.session!;
           if (opts.json) printJson(DebugSessionSchema, s);
-          else console.log(`✓ Debug session ${id} detached (${s.state}${s.summary ? `, ${s.summary.calls} calls` : ""})`);
+          else console.log(`✓ Debug session ${id}: ${sessionOutcome(s)}${s.summary ? `, ${s.summary.calls} calls` : ""}`);
         });
       }),
   );

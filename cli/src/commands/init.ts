@@ -24,6 +24,7 @@ import {
   writeColonyConfig,
   type ColonyEntry,
 } from "@coral/colony";
+import { UsageError } from "./options.ts";
 
 export interface InitOptions {
   app?: string;
@@ -59,7 +60,7 @@ const defaultEnv = "dev";
 
 function checkName(value: string, kind: "app" | "env", source: string): string {
   const problem = nameProblem(value, kind);
-  if (problem) throw new Error(`${source}: ${problem}`);
+  if (problem) throw new UsageError(`${source}: ${problem}`);
   return value;
 }
 
@@ -68,9 +69,9 @@ function checkDiscovery(value: string): string {
   try {
     url = new URL(value);
   } catch {
-    throw new Error(`--discovery: "${value}" is not a URL; use e.g. https://discovery.example.com or http://localhost:8080`);
+    throw new UsageError(`--discovery: "${value}" is not a URL; use e.g. https://discovery.example.com or http://localhost:8080`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`--discovery: "${value}" must start with http:// or https://`);
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`--discovery: "${value}" must start with http:// or https://`);
   return value.replace(/\/+$/, "");
 }
 
@@ -140,7 +141,7 @@ export async function runInit(options: InitOptions, io: InitIo): Promise<InitRes
     app ??= defaultApp;
     env ??= defaultEnv;
   } else if (app === undefined && !io.interactive) {
-    throw new Error(
+    throw new UsageError(
       "no application name: pass --app <name> --env <env> (e.g. coral init --app my-shop --env dev), " +
         `or --yes to use the defaults (app "${defaultApp}", env "${defaultEnv}")`,
     );

@@ -9,6 +9,7 @@ import { resolve } from "node:path";
 import { parseDuration } from "@coral/colony";
 import { formatInvitations } from "../format/index.ts";
 import { printJson, useColor } from "./read.ts";
+import { durationFlag } from "./options.ts";
 import { explainError, resolveTarget, serviceClient, withRemoteOptions, type RemoteOptions } from "./remote.ts";
 
 function ttlOption(value: string): number {
@@ -37,7 +38,7 @@ async function withIdentity<T>(opts: DirOptions, run: (client: ReturnType<typeof
 
 export function inviteCommand(): Command {
   return withRemoteOptions(new Command("invite").description("make a join token for agents: single-use and expiring, shown once"))
-    .option("--ttl <duration>", "how long it can be used (1m to 30d)", ttlOption, 3600)
+    .addOption(durationFlag("--ttl <duration>", "how long it can be used (1m to 30d)", ttlOption, 3600, 1000))
     .option("--uses <n>", "how many agents may join with it (1 to 1000)", usesOption, 1)
     .option("--note <text>", "what it is for, e.g. api on host-3", "")
     .option("-o, --output <file>", "write the token to this file (mode 0600) instead of printing it")

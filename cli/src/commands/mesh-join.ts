@@ -6,6 +6,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { agentIdFor, loadAgentIdentity } from "@coral/agent";
 import { ensureEnrollment, interfaceNameFor, startMeshInterface, checkPrerequisites, type MeshEnrollment, type WireguardInterface } from "@coral/common/wireguard";
 import { DiscoveryClient, UnverifiedAnswerError, decodeJoinToken, resolveEndpoints, type JoinToken } from "@coral/proto";
+import { UsageError } from "./options.ts";
 
 export interface MeshTarget {
   colonyId: string;
@@ -18,7 +19,7 @@ export interface MeshTarget {
 }
 
 export function decodeMeshToken(joinToken: { token: string; source: string } | undefined): JoinToken {
-  if (!joinToken) throw new Error("--mesh wireguard needs a join token: --join-file <file> (from coral colony invite on the colony's machine)");
+  if (!joinToken) throw new UsageError("--mesh wireguard needs a join token: --join-file <file> (from coral colony invite on the colony's machine)");
   const decoded = decodeJoinToken(joinToken.token);
   if ("error" in decoded) throw new Error(`${joinToken.source}: ${decoded.error}`);
   const token = decoded.token;

@@ -20,6 +20,7 @@ import { formatMetrics } from "../format/metrics.ts";
 import { formatStatus } from "../format/status.ts";
 import { formatTopology, topologyToDot } from "../format/topology.ts";
 import { unaryClient, type UnaryClient } from "./read-client.ts";
+import { UsageError, durationFlag } from "./options.ts";
 import { explainError, resolveTarget, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
 
 export function useColor(): boolean {
@@ -94,7 +95,7 @@ export function eventsCommand(): Command {
   return withRemoteOptions(new Command("events").description("show events: deploys, restarts, crashes, health changes"))
     .option("--service <name>", "only this component")
     .option("--type <type>", "only this event type (deploy, restart, crash, health_changed, ...)")
-    .option("--since <duration>", "how far back", sinceOption, 3600_000)
+    .addOption(durationFlag("--since <duration>", "how far back", sinceOption, 3600_000))
     .option("--limit <n>", "at most this many", (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new InvalidArgumentError("must be 1 to 10000");
@@ -108,6 +109,11 @@ export function eventsCommand(): Command {
           since: timestampFromDate(new Date(Date.now() - opts.since)),
           limit: opts.limit,
         });
+        // Nothing found: a name that is no component or event type is a mistake, not "no events".
+        if (res.events.length === 0) {
+          if (opts.service) await checkService(client, opts.service);
+          if (opts.type) await checkEventType(client, opts.type);
+        }
         if (opts.json) printJson(QueryEventsResponseSchema, res);
         else console.log(formatEvents(res, { color: useColor() }));
       });
@@ -118,7 +124,7 @@ export function metricsCommand(): Command {
   return withRemoteOptions(new Command("metrics").description("show metric summaries of a component"))
     .argument("<service>", "component name, e.g. api")
     .argument("[metric]", "metric name, e.g. cpu_percent (default: all)")
-    .option("--since <duration>", "how far back", sinceOption, 3600_000)
+    .addOption(durationFlag("--since <duration>", "how far back", sinceOption, 3600_000))
     .option("--interval <interval>", "1m, 5m, 15m, 1h or 1d (default: picked from --since)")
     .option("--raw", "raw points from the agents' local stores (about the last hour), through the colony")
     .option("--limit <n>", "with --raw: at most this many points per agent", (v) => {
@@ -136,11 +142,50 @@ export function metricsCommand(): Command {
           raw: opts.raw ?? false,
           limit: opts.raw ? opts.limit : 0,
         });
+        if (res.series.length === 0 && res.rawPoints.length === 0) await checkService(client, service);
         if (opts.json) printJson(QueryMetricsResponseSchema, res);
         else if (opts.raw) console.log(formatRawPoints(res));
         else console.log(formatMetrics(res, { color: useColor() }));
       });
     });
+}
+
+/** A usage error naming the known components when `service` is none of them. */
+async function checkService(client: UnaryClient<typeof ColonyService>, service: string): Promise<void> {
+  const names = [...new Set((await client.listServices({})).services.map((s) => s.name))].sort();
+  if (names.includes(service)) return;
+  throw new UsageError(
+    `unknown component "${service}": ${names.length ? `the colony knows ${names.join(", ")}` : "no components are connected yet (coral connect <name> --port <port>)"}`,
+  );
+}
+
+/** Event types the agents and the colony record; the colony's stored ones are added to them. */
+export const knownEventTypes = [
+  "process_found",
+  "process_exited",
+  "restart",
+  "workers_changed",
+  "health_changed",
+  "metrics_scrape_failed",
+  "metrics_scrape_recovered",
+  "outbox.dropped",
+  "deploy",
+  "version_changed",
+  "agent_registering",
+  "agent_online",
+  "agent_degraded",
+  "agent_offline",
+  "agent_expired",
+  "ingest.dead_letter",
+];
+
+/** A usage error listing the event types when `type` is neither a known one nor one the colony has stored. */
+async function checkEventType(client: UnaryClient<typeof ColonyService>, type: string): Promise<void> {
+  if (knownEventTypes.includes(type)) return;
+  const stored = (await client.queryEvents({ limit: 10_000 })).events.map((e) => e.eventType);
+  const types = [...new Set([...knownEventTypes, ...stored])].sort();
+  if (types.includes(type)) return;
+  throw new UsageError(`unknown event type "${type}": use one of ${types.join(", ")}`);
 }
 
 function formatRawPoints(res: QueryMetricsResponse): string {

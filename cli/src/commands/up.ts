@@ -96,6 +96,7 @@ export function upCommand(): Command {
         console.log(formatTopology(await client.getTopology({}), { color }));
         console.log(`Discovery: ${discovery.url}   Colony API: ${colony.url}   NATS: ${colony.natsUrl}`);
         console.log("Coral is up. Try, in another terminal: npx coral status · npx coral topology · npx coral events");
+        console.log(`Dashboard: ${colony.url}/   (sign in with a one-time link: npx coral dashboard)`);
         console.log("Press Ctrl+C to stop\n");
         await stopped;
         log.info("Stopping");

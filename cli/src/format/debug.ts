@@ -3,7 +3,8 @@
 import { timestampDate, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { FunctionEntry, UprobeEvent } from "@coral/proto/gen/coral/agent/v1/debug_pb";
 import type { DebugSession } from "@coral/proto/gen/coral/colony/v1/debug_pb";
-import { colors, columns, formatDuration, formatNumber, type FormatOptions } from "./text.ts";
+import { debugSessionOutcome } from "@coral/proto";
+import { clip, colors, columns, formatDuration, formatNumber, type FormatOptions } from "./text.ts";
 
 const two = (n: number, w = 2) => String(n).padStart(w, "0");
 
@@ -88,8 +89,13 @@ export function formatSummary(session: DebugSession, stats: EventStats, options:
   const s = session.summary;
   if (s && Number(s.lostEvents) > 0) lines.push(c.yellow(`  Lost events (bpftrace buffer full): ${formatNumber(s.lostEvents)}`));
   if (session.sampleRate > 1) lines.push(`  Sampling: every ${session.sampleRate}th call was recorded`);
-  if (!runningStates.includes(session.state) && session.reason) lines.push(`  Ended (${session.state}): ${session.reason}`);
+  if (!runningStates.includes(session.state)) lines.push(`  Ended: ${sessionOutcome(session)}${session.reason ? ` (${session.reason})` : ""}`);
   return lines.join("\n");
+}
+
+/** The session's state in words ("finished (duration reached)", "stopped by user", …), as the colony says it (or, from an older colony, as it would). */
+export function sessionOutcome(s: DebugSession): string {
+  return s.outcome || debugSessionOutcome(s);
 }
 
 export function formatSessions(sessions: readonly DebugSession[], options: FormatOptions & { now?: number }): string {
@@ -106,17 +112,62 @@ export function formatSessions(sessions: readonly DebugSession[], options: Forma
     const tone = s.state === "failed" ? c.red : s.state === "active" ? c.green : (x: string) => x;
     // Why an ended session ended (e.g. a collector its restarted agent could not resume).
     const why = running ? "-" : s.reason || "-";
-    return [s.sessionId, s.serviceName, s.functionName, tone(s.state), ago(created), left, calls, s.requestedBy, why];
+    return [s.sessionId, s.serviceName, s.functionName, tone(sessionOutcome(s)), ago(created), left, calls, s.requestedBy, why];
   });
   return columns(["SESSION", "SERVICE", "FUNCTION", "STATE", "STARTED", "EXPIRES IN", "CALLS", "BY", "WHY IT ENDED"].map((h) => c.bold(h)), rows).join("\n");
 }
 
-export function formatFunctions(list: readonly FunctionEntry[], meta: { total: number; pid: number; isGo: boolean; service: string }, options: FormatOptions): string {
+/** The terminal's width, or 100 when output is not a terminal. */
+export function terminalWidth(stream: { columns?: number; isTTY?: boolean } = process.stdout): number {
+  return stream.isTTY && stream.columns && stream.columns > 20 ? stream.columns : 100;
+}
+
+/**
+ * The functions table, every line at most `width` characters: long names are
+ * cut with an ellipsis (--json has them whole, --pattern narrows the list).
+ */
+export function formatFunctions(
+  list: readonly FunctionEntry[],
+  meta: { total: number; pid: number; isGo: boolean; service: string },
+  options: FormatOptions & { width?: number },
+): string {
   const c = colors(options.color);
   if (list.length === 0) return `No functions of ${meta.service} (pid ${meta.pid}) match.`;
-  const rows = list.map((f) => [f.name, f.demangled || "", `0x${f.address.toString(16)}`, String(f.size)]);
+  const width = options.width ?? terminalWidth();
+  const gap = 3;
+  const addresses = list.map((f) => `0x${f.address.toString(16)}`);
+  const sizes = list.map((f) => String(f.size));
+  const fixed = Math.max(7, ...addresses.map((a) => a.length)) + Math.max(4, ...sizes.map((x) => x.length)) + 2 * gap;
+  const withDemangled = list.some((f) => f.demangled && f.demangled !== f.name);
+  // What is left for the names: shared between FUNCTION and DEMANGLED, a column that needs less leaving the rest to the other.
+  const room = Math.max(withDemangled ? 2 * 12 + gap : 12, width - fixed);
+  const longest = (texts: string[]) => Math.max(0, ...texts.map((t) => [...t].length));
+  const nameNeed = Math.max(8, longest(list.map((f) => f.name)));
+  let nameWidth = room;
+  let demangledWidth = 0;
+  if (withDemangled) {
+    const demangledNeed = Math.max(9, longest(list.map((f) => f.demangled || "")));
+    const half = Math.floor((room - gap) / 2);
+    nameWidth = nameNeed <= half ? nameNeed : demangledNeed <= half ? room - gap - demangledNeed : half;
+    demangledWidth = room - gap - nameWidth;
+  }
+  let clipped = false;
+  const cut = (text: string, max: number) => {
+    const out = clip(text, max);
+    if (out !== text) clipped = true;
+    return out;
+  };
+  const rows = list.map((f, i) => [
+    cut(f.name, nameWidth),
+    ...(withDemangled ? [cut(f.demangled || "", demangledWidth)] : []),
+    addresses[i]!,
+    sizes[i]!,
+  ]);
   const head = [`${meta.service}: pid ${meta.pid}${meta.isGo ? " (Go)" : ""}, ${formatNumber(meta.total)} function(s) match` + (meta.total > list.length ? `, showing ${list.length}` : "")];
-  return [...head, "", ...columns(["FUNCTION", "DEMANGLED", "ADDRESS", "SIZE"].map((h) => c.bold(h)), rows)].join("\n");
+  const headers = ["FUNCTION", ...(withDemangled ? ["DEMANGLED"] : []), "ADDRESS", "SIZE"];
+  const table = columns(headers.map((h) => c.bold(h)), rows, gap).map((line) => line.trimEnd());
+  const hint = clipped ? ["", "(names cut to fit: --json prints them whole, --pattern narrows)"] : [];
+  return [...head, "", ...table, ...hint].join("\n");
 }
 
 export function sessionStartedAt(s: DebugSession): Date | undefined {

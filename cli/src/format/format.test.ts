@@ -34,9 +34,9 @@ const svc = (name: string, fields: MessageInitShape<typeof ServiceInfoSchema> = 
   create(ServiceInfoSchema, { name, status: "online", health: "healthy", address: "127.0.0.1", ...fields });
 
 const services = [
-  svc("frontend", { version: "1.9.2", uptimeSeconds: 12_240n, port: 3000, restartCount: 3 }),
-  svc("api", { version: "2.1.0", uptimeSeconds: 18_900n, port: 8080, health: "degraded" }),
-  svc("database", { version: "14.2", uptimeSeconds: 201_600n, port: 5432 }),
+  svc("frontend", { version: "1.9.2", uptimeSeconds: 12_240n, port: 3000, restartCount: 3, pid: 4242, processCount: 5, cpuPercent: 1.5, memoryBytes: 64n * 1024n * 1024n }),
+  svc("api", { version: "2.1.0", uptimeSeconds: 18_900n, port: 8080, health: "degraded", pid: 977, processCount: 9, cpuPercent: 153.4, memoryBytes: 1_342_177_280n }),
+  svc("database", { version: "14.2", uptimeSeconds: 201_600n, port: 5432, pid: 31, processCount: 1, cpuPercent: 0, memoryBytes: 812n * 1024n }),
   svc("worker", { status: "offline", port: 0, restartCount: 1 }),
 ];
 
@@ -89,11 +89,11 @@ describe("formatStatus", () => {
       "Colony: my-shop-dev-a1b2c3 (running locally)",
       "Connected: 3 components (1 offline or expired)",
       "",
-      "COMPONENT   STATUS       VERSION   UPTIME   PORT   RESTARTS",
-      "api         ● degraded   2.1.0     5h 15m   8080   0",
-      "database    ● up         14.2      2d 8h    5432   0",
-      "frontend    ● up         1.9.2     3h 24m   3000   3",
-      "worker      ● offline    -         -        -      1",
+      "COMPONENT   STATUS       VERSION   UPTIME   PORT   PID    PROCS   CPU    MEMORY     RESTARTS",
+      "api         ● degraded   2.1.0     5h 15m   8080   977    9       153%   1.25 GiB   0",
+      "database    ● up         14.2      2d 8h    5432   31     1       0.0%   812 KiB    0",
+      "frontend    ● up         1.9.2     3h 24m   3000   4242   5       1.5%   64.0 MiB   3",
+      "worker      ● offline    -         -        -      -      -       -      -          1",
     ]);
   });
 
@@ -113,6 +113,7 @@ describe("formatStatus", () => {
     [{ status: "online", health: "healthy" }, "up", "green"],
     [{ status: "online", health: "unknown" }, "up", "green"],
     [{ status: "online", health: "unhealthy" }, "unhealthy", "red"],
+    [{ status: "online", health: "waiting", port: 8080 }, "waiting (no process on port 8080)", "yellow"],
     [{ status: "degraded", health: "healthy" }, "degraded", "yellow"],
     [{ status: "registering" }, "starting", "yellow"],
     [{ status: "offline" }, "offline", "red"],

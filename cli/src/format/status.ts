@@ -5,8 +5,8 @@
 //   Colony: my-shop-dev-a1b2c3 (running locally)
 //   Connected: 3 components
 //
-//   COMPONENT   STATUS     VERSION   UPTIME   PORT   RESTARTS
-//   frontend    ● up       1.9.2     3h 24m   3000   3
+//   COMPONENT   STATUS   VERSION   UPTIME   PORT   PID    PROCS   CPU    MEMORY     RESTARTS
+//   frontend    ● up     1.9.2     3h 24m   3000   4242   5       1.5%   64.0 MiB   3
 //
 //   Insights: 1 active (view details: coral insights)
 //
@@ -23,9 +23,10 @@ export interface StatusOptions extends FormatOptions {
 export type Tone = "green" | "yellow" | "red" | "grey";
 
 /** The word and dot color for a component: its agent's state, refined by its health. */
-export function componentState(service: Pick<ServiceInfo, "status" | "health">): { text: string; tone: Tone } {
+export function componentState(service: Pick<ServiceInfo, "status" | "health"> & { port?: number }): { text: string; tone: Tone } {
   switch (service.status) {
     case "online":
+      if (service.health === "waiting") return { text: service.port ? `waiting (no process on port ${service.port})` : "waiting (no process)", tone: "yellow" };
       if (service.health === "unhealthy") return { text: "unhealthy", tone: "red" };
       if (service.health === "degraded") return { text: "degraded", tone: "yellow" };
       return { text: "up", tone: "green" };
@@ -63,21 +64,12 @@ export function formatStatus(res: GetStatusResponse, options: StatusOptions): st
   let body: string[];
   if (res.services.length === 0) body = [noComponentsHint];
   else {
-    const rows = [...res.services]
-      .sort((a, b) => compareNames(a.name, b.name))
-      .map((s) => {
-        const state = componentState(s);
-        const up = connectedStates.has(s.status);
-        return [
-          s.name,
-          `${paint(c, state.tone, "●")} ${state.text}`,
-          s.version ? `${s.version}${s.gitCommit ? ` (${s.gitCommit.slice(0, 7)})` : ""}` : "-",
-          up ? formatDuration(s.uptimeSeconds) : "-",
-          s.port ? String(s.port) : "-",
-          String(s.restartCount),
-        ];
-      });
-    const [head, ...lines] = columns(["COMPONENT", "STATUS", "VERSION", "UPTIME", "PORT", "RESTARTS"], rows);
+    const rows = [...res.services].sort((a, b) => compareNames(a.name, b.name));
+    const table = statusColumns(c);
+    const [head, ...lines] = columns(
+      table.map((col) => col.header),
+      rows.map((s) => table.map((col) => col.cell(s))),
+    );
     body = [c.bold(head!), ...lines];
   }
   // As wide as the table (the hint line may run past it).
@@ -91,6 +83,56 @@ export function formatStatus(res: GetStatusResponse, options: StatusOptions): st
   // Active insights (none: no line).
   const insights = res.insightCount > 0 ? ["", `${c.yellow("Insights:")} ${res.insightCount} active (view details: coral insights)`] : [];
   return [c.bold(title), rule(width), ...header, "", ...body, ...sdk, ...insights, ...ingestWarning(res, c)].join("\n");
+}
+
+/** One column of the component table: its header and what it shows of a component. */
+export interface StatusColumn {
+  header: string;
+  cell(service: ServiceInfo): string;
+}
+
+/** True when the component's agent is connected and observes a process (so its numbers are current). */
+const observing = (s: ServiceInfo) => connectedStates.has(s.status) && s.pid > 0;
+
+/** The component table's columns, left to right: add a column here. */
+export function statusColumns(c: Colors): StatusColumn[] {
+  return [
+    { header: "COMPONENT", cell: (s) => s.name },
+    {
+      header: "STATUS",
+      cell: (s) => {
+        const state = componentState(s);
+        return `${paint(c, state.tone, "●")} ${state.text}`;
+      },
+    },
+    { header: "VERSION", cell: (s) => (s.version ? `${s.version}${s.gitCommit ? ` (${s.gitCommit.slice(0, 7)})` : ""}` : "-") },
+    { header: "UPTIME", cell: (s) => (connectedStates.has(s.status) ? formatDuration(s.uptimeSeconds) : "-") },
+    { header: "PORT", cell: (s) => (s.port ? String(s.port) : "-") },
+    { header: "PID", cell: (s) => (observing(s) ? String(s.pid) : "-") },
+    // The listener and its descendants (workers): CPU and MEMORY are their sums.
+    { header: "PROCS", cell: (s) => (observing(s) && s.processCount > 0 ? String(s.processCount) : "-") },
+    { header: "CPU", cell: (s) => (observing(s) ? formatPercent(s.cpuPercent) : "-") },
+    { header: "MEMORY", cell: (s) => (observing(s) ? formatBytes(s.memoryBytes) : "-") },
+    { header: "RESTARTS", cell: (s) => String(s.restartCount) },
+  ];
+}
+
+/** "0.0%", "12.5%", "250%" (several cores). */
+export function formatPercent(value: number): string {
+  return `${value >= 100 ? Math.round(value) : value.toFixed(1)}%`;
+}
+
+/** "812 KiB", "64.0 MiB", "1.25 GiB". */
+export function formatBytes(bytes: bigint | number): string {
+  const n = Number(bytes);
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${n} B` : `${value >= 100 ? Math.round(value) : value >= 10 ? value.toFixed(1) : value.toFixed(2)} ${units[unit]}`;
 }
 
 /** A warning when ingestion set telemetry aside in the last hour (none: no line). */

@@ -5,7 +5,12 @@
 //
 //   frontend (127.0.0.1:3000)
 //     → api (127.0.0.1:8080)         [12 connections]
+//     → auth (127.0.0.1:8081)        [120/min]
 //     → cdn.example.com:443          [external, 2 connections]
+//
+// "12 connections" is the peak held open at once; "120/min" the connections
+// opened during the last minute, shown for edges whose agent counts them (it
+// sees short-lived connections with eBPF).
 //
 //   Detected Dependencies: 2
 //   External Services: 1 (cdn.example.com:443)
@@ -46,7 +51,9 @@ export function formatTopology(res: GetTopologyResponse, options: FormatOptions)
       c.bold(label(name, services)),
       ...edges.map((e) => {
         const target = e.external ? e.toService : label(e.toService, services);
-        const count = plural(e.connectionCount, "connection");
+        const parts = e.connectionCount > 0n || e.openedTotal === 0n ? [plural(e.connectionCount, "connection")] : [];
+        if (e.openedTotal > 0n) parts.push(`${e.openedLastMinute}/min`);
+        const count = parts.join(", ");
         const note = e.external ? `[external, ${count}]` : `[${count}]`;
         return `  → ${padEnd(target, targetWidth + 2)}${c.dim(note)}`;
       }),
@@ -84,7 +91,10 @@ export function topologyToDot(res: GetTopologyResponse): string {
   for (const name of [...referenced].sort()) lines.push(`  ${dotId(name)};`);
   const externals = [...new Set(res.edges.filter((e) => e.external).map((e) => e.toService))].sort();
   for (const name of externals) lines.push(`  ${dotId(name)} [shape=ellipse, style=dashed];`);
-  for (const e of res.edges) lines.push(`  ${dotId(e.fromService)} -> ${dotId(e.toService)} [label=${dotId(String(e.connectionCount))}];`);
+  for (const e of res.edges) {
+    const label = e.openedTotal > 0n ? `${e.connectionCount} (${e.openedLastMinute}/min)` : String(e.connectionCount);
+    lines.push(`  ${dotId(e.fromService)} -> ${dotId(e.toService)} [label=${dotId(label)}];`);
+  }
   lines.push("}");
   return `${lines.join("\n")}\n`;
 }

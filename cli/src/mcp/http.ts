@@ -18,7 +18,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { bearerToken } from "@coral/proto";
+import { bearerToken, relayedForHeader } from "@coral/proto";
 import { createCoralMcpServer } from "./server.ts";
 
 type ColonyClient = Client<typeof ColonyService>;
@@ -107,14 +107,18 @@ export async function startMcpHttpServer(options: McpHttpOptions): Promise<Runni
   /** sha256(token) → until when the colony's last yes counts. */
   const verified = new Map<string, number>();
   const keyOf = (token: string) => createHash("sha256").update(token).digest("hex");
-  const clientsFor = (token: string) => {
-    let client = clients.get(token);
+  // A caller on another machine is named to the colony (x-coral-relayed-for),
+  // which then refuses its local token even when this server does not know it.
+  const clientsFor = (token: string, relayedFor: string | undefined) => {
+    const clientKey = `${relayedFor ?? ""}\n${token}`;
+    let client = clients.get(clientKey);
     if (!client) {
       if (clients.size >= 100) clients.delete(clients.keys().next().value!);
-      const key = keyOf(token);
+      const key = `${relayedFor ?? ""}\n${keyOf(token)}`;
       // The caller's token on every call; a refusal (e.g. just revoked) also ends the HTTP layer's trust.
       const forward: Interceptor = (next) => async (req) => {
         req.header.set("authorization", `Bearer ${token}`);
+        if (relayedFor !== undefined) req.header.set(relayedForHeader, relayedFor);
         try {
           return await next(req);
         } catch (err) {
@@ -124,17 +128,17 @@ export async function startMcpHttpServer(options: McpHttpOptions): Promise<Runni
       };
       const transport = createConnectTransport({ baseUrl: options.colonyUrl, httpVersion: "1.1", interceptors: [forward] });
       client = { colony: createClient(ColonyService, transport), debug: createClient(DebugService, transport) };
-      clients.set(token, client);
+      clients.set(clientKey, client);
     }
     return client;
   };
 
   /** Asks the colony whether it accepts the token; undefined when it does, else the refusal. */
-  async function refusal(token: string): Promise<{ status: number; message: string } | undefined> {
-    const key = keyOf(token);
+  async function refusal(token: string, relayedFor: string | undefined): Promise<{ status: number; message: string } | undefined> {
+    const key = `${relayedFor ?? ""}\n${keyOf(token)}`;
     if ((verified.get(key) ?? 0) > Date.now()) return undefined;
     try {
-      await clientsFor(token).colony.getStatus({}, { timeoutMs: 10_000 });
+      await clientsFor(token, relayedFor).colony.getStatus({}, { timeoutMs: 10_000 });
       verified.set(key, Date.now() + ttl);
       return undefined;
     } catch (err) {
@@ -171,7 +175,8 @@ export async function startMcpHttpServer(options: McpHttpOptions): Promise<Runni
       return sendError(res, 405, "this MCP server is stateless: send JSON-RPC with POST (no GET stream, no session to DELETE)", { allow: "POST" });
     const tooLarge = `the request body is larger than ${maxBody} bytes`;
     if (Number(req.headers["content-length"] ?? 0) > maxBody) return sendError(res, 413, tooLarge, { connection: "close" });
-    const refused = await refusal(token);
+    const relayedFor = isLoopbackPeer(req.socket.remoteAddress) ? undefined : (req.socket.remoteAddress ?? "unknown").replace(/^::ffff:/, "");
+    const refused = await refusal(token, relayedFor);
     if (refused) return sendError(res, refused.status, refused.message, refused.status === 401 ? { "www-authenticate": 'Bearer realm="coral", error="invalid_token"' } : {});
     let body: unknown;
     try {
@@ -181,7 +186,7 @@ export async function startMcpHttpServer(options: McpHttpOptions): Promise<Runni
       return sendJsonRpcError(res, -32700, "parse error: the body is not JSON");
     }
 
-    const server = createCoralMcpServer(clientsFor(token));
+    const server = createCoralMcpServer(clientsFor(token, relayedFor));
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on("close", () => {
       void transport.close().catch(() => undefined);

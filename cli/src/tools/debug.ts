@@ -3,7 +3,7 @@
 // colony requires an admin token for them and audits every call.
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { z } from "zod";
-import { eventStats, formatNs } from "../format/debug.ts";
+import { eventStats, formatNs, sessionOutcome } from "../format/debug.ts";
 import { defineTool, durationArg, durationMs, fitLines, textBudgetChars, toolArgs } from "./common.ts";
 import { ToolError, type ToolContext } from "./types.ts";
 
@@ -63,8 +63,8 @@ export const debugAttachTool = defineTool({
     const s = res.session!;
     const expires = s.expiresAt ? new Date(timestampMs(s.expiresAt)).toISOString() : "";
     return {
-      text: `Session ${s.sessionId} is ${s.state}: tracing ${s.functionName} in ${s.serviceName} (pid ${s.pid}) until ${expires}. Read it with coral_debug_events session=${s.sessionId}.`,
-      data: { sessionId: s.sessionId, state: s.state, pid: s.pid, expiresAt: expires },
+      text: `Session ${s.sessionId} is ${sessionOutcome(s)}: tracing ${s.functionName} in ${s.serviceName} (pid ${s.pid}) until ${expires}. Read it with coral_debug_events session=${s.sessionId}.`,
+      data: { sessionId: s.sessionId, state: s.state, outcome: sessionOutcome(s), pid: s.pid, expiresAt: expires },
     };
   },
 });
@@ -88,12 +88,12 @@ export const debugEventsTool = defineTool({
       .slice(0, 5)
       .map((e) => `- ${formatNs(Number(e.durationNs))} tid=${e.tid}${e.returnValue ? ` ret=${e.returnValue}` : ""}`);
     const text = [
-      `Session ${s.sessionId} (${s.functionName} in ${s.serviceName}) is ${s.state}${s.reason ? `: ${s.reason}` : ""}.`,
+      `Session ${s.sessionId} (${s.functionName} in ${s.serviceName}) is ${sessionOutcome(s)}${s.reason ? `: ${s.reason}` : ""}.`,
       `${st.calls} call(s) read${res.hasMore ? " (more: raise limit)" : ""}: avg ${formatNs(st.avgNs)}, P95 ${formatNs(st.p95Ns)}, P99 ${formatNs(st.p99Ns)}, ` +
         `${st.slow} slower than ${s.slowThresholdMs}ms, ${st.errors} negative return(s).`,
       ...(slowest.length ? ["Slowest:", ...slowest] : []),
     ].join("\n");
-    return { text, data: { state: s.state, ...st, hasMore: res.hasMore } };
+    return { text, data: { state: s.state, outcome: sessionOutcome(s), ...st, hasMore: res.hasMore } };
   },
 });
 
@@ -106,8 +106,8 @@ export const debugDetachTool = defineTool({
   async run(ctx, args) {
     const s = (await debugClient(ctx).detachUprobe({ sessionId: args.session })).session!;
     return {
-      text: `Session ${s.sessionId} is ${s.state}${s.summary ? `: ${s.summary.calls} call(s), P95 ${formatNs(Number(s.summary.p95Ns))}` : ""}.`,
-      data: { sessionId: s.sessionId, state: s.state, calls: s.summary ? Number(s.summary.calls) : 0 },
+      text: `Session ${s.sessionId} is ${sessionOutcome(s)}${s.summary ? `: ${s.summary.calls} call(s), P95 ${formatNs(Number(s.summary.p95Ns))}` : ""}.`,
+      data: { sessionId: s.sessionId, state: s.state, outcome: sessionOutcome(s), calls: s.summary ? Number(s.summary.calls) : 0 },
     };
   },
 });

@@ -31,7 +31,7 @@ export const getTopologyTool = defineTool({
     const rows = edges.map((e) => {
       const last = tsDate(e.lastObserved);
       const stale = last && now - last.getTime() > 10 * 60_000 ? " (not seen for a while)" : "";
-      return `- ${e.fromService} → ${e.toService}${e.external ? " (external)" : ""}: ${e.protocol || "tcp"}, peak ${e.connectionCount} connection${e.connectionCount === 1n ? "" : "s"}, first seen ${iso(e.firstObserved)}, last seen ${iso(e.lastObserved)}${stale}`;
+      return `- ${e.fromService} → ${e.toService}${e.external ? " (external)" : ""}: ${e.protocol || "tcp"}, peak ${e.connectionCount} connection${e.connectionCount === 1n ? "" : "s"}${e.openedTotal > 0n ? `, ${e.openedLastMinute} opened in the last minute (${e.openedTotal} in all)` : ""}, first seen ${iso(e.firstObserved)}, last seen ${iso(e.lastObserved)}${stale}`;
     });
     const { shown, omitted } = fitLines(rows, textBudgetChars - 1200);
     lines.push(...shown);
@@ -48,6 +48,8 @@ export const getTopologyTool = defineTool({
         protocol: e.protocol,
         external: e.external,
         connectionCount: Number(e.connectionCount),
+        openedTotal: Number(e.openedTotal),
+        openedLastMinute: Number(e.openedLastMinute),
         firstObserved: iso(e.firstObserved),
         lastObserved: iso(e.lastObserved),
       })),

@@ -112,6 +112,7 @@ export function meshService(deps: ApiDeps) {
         restartCount: existing?.restartCount ?? 0,
         cpuPercent: existing?.cpuPercent ?? 0,
         memoryBytes: existing?.memoryBytes ?? 0,
+        processCount: existing?.processCount ?? 0,
       });
       const view = await deps.agents.send(
         req.agentId,
@@ -166,6 +167,7 @@ export function meshService(deps: ApiDeps) {
           version: req.version || row.version,
           cpuPercent: req.resources?.cpuPercent ?? 0,
           memoryBytes: Number(req.resources?.memoryBytes ?? 0n),
+          processCount: req.resources?.processCount ?? 0,
         });
         await deps.control?.heartbeat(req, row.serviceName);
       }

@@ -59,7 +59,8 @@ export function serviceInfo(row: AgentRow, state: string, now: number): ServiceI
     name: row.serviceName,
     agentId: row.agentId,
     status: state,
-    health: row.health,
+    // Connected but no process listens on the port (yet): say so, not a healthy-looking "unknown".
+    health: (state === "online" || state === "degraded") && row.pid === 0 && (row.health === "unknown" || row.health === "") ? "waiting" : row.health,
     version: row.version,
     port: row.port,
     address: row.address,
@@ -70,6 +71,7 @@ export function serviceInfo(row: AgentRow, state: string, now: number): ServiceI
     cpuPercent: row.cpuPercent,
     memoryBytes: BigInt(Math.max(0, Math.round(row.memoryBytes))),
     pid: row.pid,
+    processCount: row.processCount ?? 0,
   });
 }
 
@@ -146,6 +148,8 @@ export function colonyService(deps: ApiDeps) {
           protocol: e.protocol,
           external: e.external,
           connectionCount: BigInt(e.connectionCount),
+          openedTotal: BigInt(e.openedTotal),
+          openedLastMinute: BigInt(e.openedLastMinute),
           firstObserved: timestampFromDate(e.firstObserved),
           lastObserved: timestampFromDate(e.lastObserved),
         })),

@@ -11,6 +11,7 @@ import { createAsyncIterable, type Compression, type UniversalHandler } from "@c
 import { codeToHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import { universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { callerKey, peerAddressKey, type CallHead, type Caller } from "../auth/index.ts";
+import { relayedForHeader } from "@coral/proto";
 
 export interface IntakeOptions {
   /** The Connect router's handlers (Connect protocol only). */
@@ -68,6 +69,11 @@ async function handle(options: IntakeOptions, route: Route | undefined, path: st
     method: route.method,
     authorization: req.headers.authorization ?? null,
     peer,
+    relayedFor: firstHeader(req.headers[relayedForHeader]),
+    cookie: req.headers.cookie ?? null,
+    csrf: firstHeader(req.headers["x-coral-csrf"]),
+    origin: req.headers.origin ?? null,
+    host: req.headers.host ?? null,
   });
   // `Expect: 100-continue`: the client sends its body only now that head checks passed.
   if (expectsContinue) res.writeContinue();
@@ -120,6 +126,10 @@ function readBody(req: IncomingMessage, max: number, method: string): Promise<Ui
     if (req.destroyed) return onGone(); // gone while its head was checked
     req.on("data", onData).once("end", onEnd).once("error", onGone).once("close", onGone);
   });
+}
+
+function firstHeader(value: string | string[] | undefined): string | null {
+  return (Array.isArray(value) ? value[0] : value) ?? null;
 }
 
 function mediaType(header: Headers): string {

@@ -24,6 +24,9 @@ import { meshAdminService } from "../mesh/admin-service.ts";
 import { MeshAdminService } from "@coral/proto/gen/coral/mesh/v1/peers_pb";
 import { IdentityService } from "@coral/proto/gen/coral/colony/v1/identity_pb";
 import { identityService } from "../identity/service.ts";
+import { dashboardAssetsDir } from "@coral/dashboard/assets";
+import { createDashboard } from "../dashboard/index.ts";
+import { liveSources } from "../dashboard/sources.ts";
 
 /** The largest request body for token services (and the Connect router's read limit). */
 export const apiMaxBodyBytes = 1024 * 1024;
@@ -37,6 +40,8 @@ export interface ApiServerOptions {
   localToken: string;
   /** Addresses besides loopback that are this machine (the colony's mesh address). */
   localAddresses?: string[];
+  /** The built dashboard to serve at / (default: @coral/dashboard's dist). */
+  dashboardDir?: string;
 }
 
 export interface ApiServer extends AsyncDisposable {
@@ -75,13 +80,27 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
   });
   routes(router);
   const authenticate = colonyAuthenticator(auth);
-  const handler = apiRequestListener({
+  // The dashboard: static files, sign-in and live updates on the same port; its cookie authenticates browser calls.
+  const dashboard = createDashboard({
+    assetsDir: options.dashboardDir ?? dashboardAssetsDir,
+    tls: Boolean(options.tls),
+    authenticateBearer: authenticate,
+    tokens,
+    localAddresses: options.localAddresses,
+    live: liveSources(deps),
+    audit: (actor, action, target, details) => deps.store.appendAudit({ at: new Date(), actor, action, target, details }),
+    log: deps.log,
+  });
+  const connect = apiRequestListener({
     handlers: router.handlers,
     maxBodyBytes: (service) => (service === MeshService.typeName ? meshMaxBodyBytes : apiMaxBodyBytes),
-    authenticate: (head) => (needsToken(head.service) ? authenticate(head) : Promise.resolve(undefined)),
+    authenticate: async (head) => (needsToken(head.service) ? ((!head.authorization && (await dashboard.authenticateCall(head))) || authenticate(head)) : undefined),
     compressions,
     onInternalError: (err, { path }) => deps.log.warn({ err: String(err), path }, "API request failed"),
   });
+  // Connect methods are /<package>.<Service>/<Method>: those (and unknown ones) go through the front door; the rest is the dashboard's.
+  const handler: typeof connect = (req, res, expectsContinue) =>
+    (req.url ?? "/").startsWith("/coral.") ? connect(req, res, expectsContinue) : dashboard.handle(req, res, expectsContinue);
   // A slow client cannot hold a request open: headers within 10 s, the whole request within 30 s.
   const limits = { headersTimeout: 10_000, requestTimeout: 30_000 };
   const server = options.tls
@@ -90,19 +109,43 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
   // Without this listener Node answers `Expect: 100-continue` itself, inviting the body before the checks.
   server.on("checkContinue", (req, res) => handler(req, res, true));
   server.listen(options.port, options.host);
-  await Promise.race([
-    once(server, "listening"),
-    once(server, "error").then(([err]) => {
-      throw err;
-    }),
-  ]);
+  // events.once rejects on "error" too: a taken port is the error below, with what to do.
+  await once(server, "listening").catch((err: unknown) => {
+    throw listenError(err as NodeJS.ErrnoException, options.host, options.port);
+  });
   const port = (server.address() as AddressInfo).port;
   const host = options.host === "0.0.0.0" || options.host === "::" ? "127.0.0.1" : options.host.includes(":") ? `[${options.host}]` : options.host;
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= new Promise<void>((resolve) => {
+      dashboard.close();
       server.close(() => resolve());
       server.closeAllConnections();
     }));
   return { url: `${options.tls ? "https" : "http"}://${host}:${port}`, port, close, [Symbol.asyncDispose]: close };
+}
+
+/** The API port is taken (or may not be used): which port, and how to pick another. */
+export class ApiPortError extends Error {
+  override name = "ApiPortError";
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly port: number,
+  ) {
+    super(message);
+  }
+}
+
+const changePort = "set colony.api.port in .coral/config.yaml or the CORAL_API_PORT environment variable to a free port";
+
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
+  const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  if (err.code === "EADDRINUSE")
+    return new ApiPortError(`the colony API cannot listen on ${where}: port ${port} is already in use (another colony or program listens there); ${changePort}`, err.code, port);
+  if (err.code === "EACCES")
+    return new ApiPortError(`the colony API may not listen on ${where} (port ${port} needs privileges); ${changePort}`, err.code, port);
+  if (err.code === "EADDRNOTAVAIL")
+    return new ApiPortError(`the colony API cannot listen on ${where}: ${host} is not an address of this machine; set colony.api.host (CORAL_API_HOST)`, err.code, port);
+  return err;
 }

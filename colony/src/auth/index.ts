@@ -18,7 +18,7 @@ import { MeshAdminService } from "@coral/proto/gen/coral/mesh/v1/peers_pb";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { IdentityService } from "@coral/proto/gen/coral/colony/v1/identity_pb";
-import { bearerToken } from "@coral/proto";
+import { bearerToken, relayedForHeader } from "@coral/proto";
 
 export type Scope = "read" | "admin";
 
@@ -93,6 +93,16 @@ export interface CallHead {
   authorization: string | null;
   /** The remote socket address. */
   peer: string;
+  /**
+   * x-coral-relayed-for: set by Coral's own relays (the MCP HTTP server) when
+   * they call for a caller on another machine; the local token is refused then.
+   */
+  relayedFor?: string | null;
+  /** A browser's Cookie header, x-coral-csrf header, Origin and Host: for dashboard sessions (../dashboard). */
+  cookie?: string | null;
+  csrf?: string | null;
+  origin?: string | null;
+  host?: string | null;
 }
 
 /**
@@ -111,7 +121,7 @@ export function colonyAuthenticator(options: AuthOptions): (call: CallHead) => P
     let caller: Caller;
     if (timingSafeEqual(Buffer.from(hash, "hex"), localHash)) {
       const peer = call.peer.replace(/^::ffff:/, "");
-      if (!isLoopback(peer) && !local.has(peer))
+      if ((!isLoopback(peer) && !local.has(peer)) || call.relayedFor)
         throw new ConnectError("the local token only works on the colony's own machine; create a token for remote use", Code.Unauthenticated);
       caller = { name: "local", scope: "admin" };
     } else {
@@ -160,6 +170,7 @@ export function colonyAuthInterceptor(options: AuthOptions): Interceptor {
         method: req.method.name,
         authorization: req.header.get("authorization"),
         peer: req.contextValues.get(peerAddressKey),
+        relayedFor: req.header.get(relayedForHeader),
       }));
     req.contextValues.set(callerKey, caller);
     return next(req);

@@ -7,12 +7,14 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import { sleep } from "@coral/common/async";
 import { UprobeSummarySchema } from "@coral/proto/gen/coral/agent/v1/debug_pb";
 import { DebugSessionSchema, type DebugService, type DebugSession } from "@coral/proto/gen/coral/colony/v1/debug_pb";
+import { debugSessionOutcome } from "@coral/proto";
 import { finalSessionStates, type DebugSessionState } from "./session-machine.ts";
 import { agentError, type DebugSessions } from "./sessions.ts";
 import type { DebugSessionView } from "./view.ts";
 import { callerKey } from "../auth/index.ts";
 
 const states: readonly string[] = ["requested", "attaching", "active", "detaching", "completed", "expired", "failed"];
+const stateAliases: Readonly<Record<string, string>> = { finished: "expired", stopped: "completed" };
 const pollMs = 200;
 
 export function sessionToProto(v: DebugSessionView): DebugSession {
@@ -38,6 +40,7 @@ export function sessionToProto(v: DebugSessionView): DebugSession {
     reason: v.reason,
     pid: v.pid,
     isGo: v.isGo,
+    outcome: debugSessionOutcome(v),
     summary: v.summary
       ? create(UprobeSummarySchema, {
           functionName: v.functionName,
@@ -52,6 +55,8 @@ export function sessionToProto(v: DebugSessionView): DebugSession {
           slowThresholdNs: BigInt(v.summary.slowThresholdNs),
           lostEvents: BigInt(v.summary.lostEvents),
           stopReason: v.summary.stopReason,
+          processCount: v.summary.processCount ?? 0,
+          note: v.summary.note ?? "",
         })
       : undefined,
   });
@@ -99,8 +104,10 @@ export function debugService(debug: DebugSessions): ServiceImpl<typeof DebugServ
     },
 
     async listDebugSessions(req) {
-      if (req.state && !states.includes(req.state)) throw new ConnectError(`state: must be one of ${states.join(", ")}`, Code.InvalidArgument);
-      const rows = await debug.list({ state: req.state || undefined, serviceName: req.serviceName || undefined, limit: limitOf(req.limit, 50, 1000) });
+      // The words people read (outcome) name the stored states too: finished = expired, stopped = completed.
+      const state = stateAliases[req.state] ?? req.state;
+      if (state && !states.includes(state)) throw new ConnectError(`state: must be one of ${[...states, ...Object.keys(stateAliases)].join(", ")}`, Code.InvalidArgument);
+      const rows = await debug.list({ state: state || undefined, serviceName: req.serviceName || undefined, limit: limitOf(req.limit, 50, 1000) });
       // The actor is the truth; the table can lag one write behind it.
       return { sessions: rows.map((r) => sessionToProto(debug.view(r.sessionId) ?? r)) };
     },

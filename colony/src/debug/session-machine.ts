@@ -37,6 +37,10 @@ export interface DebugSummary {
   slowThresholdNs: number;
   lostEvents: number;
   stopReason: string;
+  /** Processes the agent probed (absent in snapshots from before issue 18). */
+  processCount?: number;
+  /** Where calls may be happening when none were seen. */
+  note?: string;
 }
 
 export interface DebugSessionContext {

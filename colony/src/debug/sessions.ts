@@ -91,6 +91,8 @@ export function summaryFromProto(s: UprobeSummary | undefined): DebugSummary | n
     slowThresholdNs: Number(s.slowThresholdNs),
     lostEvents: Number(s.lostEvents),
     stopReason: s.stopReason,
+    processCount: s.processCount,
+    note: s.note,
   };
 }
 

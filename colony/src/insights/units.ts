@@ -18,6 +18,7 @@ const labels: Record<string, string> = {
   health_latency_ms: "health check latency",
   fd_count: "open file descriptors",
   thread_count: "threads",
+  process_count: "processes",
 };
 
 /** "memory" for memory_bytes, the name itself for metrics without a label. */
@@ -62,7 +63,7 @@ export function minShiftDelta(metric: string): number {
 }
 
 /** The agent's own gauges whose names end like Prometheus counters. */
-const gauges = new Set(["fd_count", "thread_count"]);
+const gauges = new Set(["fd_count", "thread_count", "process_count"]);
 
 /**
  * Cumulative series (Prometheus counters and histogram/summary parts): their

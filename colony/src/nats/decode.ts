@@ -172,7 +172,7 @@ function event(r: BinaryReader): Event {
 }
 
 function connection(r: BinaryReader): ConnectionObservation {
-  const c: ConnectionObservation = { $typeName: "coral.mesh.v1.ConnectionObservation", localAddr: "", remoteAddr: "", state: "", count: 0 };
+  const c: ConnectionObservation = { $typeName: "coral.mesh.v1.ConnectionObservation", localAddr: "", remoteAddr: "", state: "", count: 0, opened: 0, source: "" };
   const end = endOf(r);
   while (r.pos < end) {
     const [no, wire] = r.tag();
@@ -183,7 +183,11 @@ function connection(r: BinaryReader): ConnectionObservation {
     else if (no === 5) {
       expect(wire, WireType.Varint);
       c.count = r.uint32();
-    } else r.skip(wire, no);
+    } else if (no === 6) {
+      expect(wire, WireType.Varint);
+      c.opened = r.uint32();
+    } else if (no === 7) c.source = str(r, wire);
+    else r.skip(wire, no);
   }
   done(r, end);
   return c;

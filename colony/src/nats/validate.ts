@@ -103,12 +103,16 @@ function eventProblem(e: Event, index: number, nowMs: number): string | null {
   return timestampProblem(what, e.timestamp, nowMs) ?? detailsProblem(what, e.detailsJson);
 }
 
+/** Where an agent saw its connections; "" from agents older than the field. */
+const connectionSources = new Set(["", "ebpf", "procfs"]);
+
 function connectionProblem(c: ConnectionObservation, index: number, nowMs: number): string | null {
   const what = `connection #${index}`;
   return (
     textProblem(`${what} remote_addr`, c.remoteAddr, L.addrLength, true) ??
     textProblem(`${what} local_addr`, c.localAddr, L.addrLength, false) ??
     textProblem(`${what} state`, c.state, L.stateLength, false) ??
+    (connectionSources.has(c.source) ? null : `${what} has source ${q(c.source.slice(0, 32))} (expected "ebpf", "procfs" or none)`) ??
     timestampProblem(what, c.observedAt, nowMs)
   );
 }

@@ -3,7 +3,7 @@ import { all, date, dateOrNull, exec, num, str, transaction, ts, tsOrNull, type 
 import type { AgentRow } from "./types.ts";
 
 const columns = `agent_id, service_name, port, address, version, hostname, tags, agent_url, registered_at,
-  last_seen, health, pid, process_started_at, restart_count, cpu_percent, memory_bytes`;
+  last_seen, health, pid, process_started_at, restart_count, cpu_percent, memory_bytes, process_count`;
 
 function toAgent(r: Row): AgentRow {
   let tags: Record<string, string> = {};
@@ -31,6 +31,7 @@ function toAgent(r: Row): AgentRow {
     restartCount: num(r.restart_count),
     cpuPercent: num(r.cpu_percent),
     memoryBytes: num(r.memory_bytes),
+    processCount: num(r.process_count ?? 0),
   };
 }
 
@@ -49,14 +50,15 @@ export async function upsertAgent(conn: Conn, row: AgentRow): Promise<void> {
     await exec(
       conn,
       `INSERT INTO agents (${columns})
-       VALUES ($1, $2, $3, $4, $5, $6, $7::JSON, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::JSON, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
        ON CONFLICT (agent_id) DO UPDATE SET
          service_name = excluded.service_name, port = excluded.port, address = excluded.address,
          version = excluded.version, hostname = excluded.hostname, tags = excluded.tags,
          agent_url = excluded.agent_url, registered_at = excluded.registered_at,
          last_seen = excluded.last_seen, health = excluded.health, pid = excluded.pid,
          process_started_at = excluded.process_started_at, restart_count = excluded.restart_count,
-         cpu_percent = excluded.cpu_percent, memory_bytes = excluded.memory_bytes`,
+         cpu_percent = excluded.cpu_percent, memory_bytes = excluded.memory_bytes,
+         process_count = excluded.process_count`,
       [
         row.agentId,
         row.serviceName,
@@ -74,6 +76,7 @@ export async function upsertAgent(conn: Conn, row: AgentRow): Promise<void> {
         Math.trunc(row.restartCount),
         row.cpuPercent,
         BigInt(Math.max(0, Math.trunc(row.memoryBytes))),
+        Math.max(0, Math.trunc(row.processCount ?? 0)),
       ],
     );
     await exec(

@@ -333,6 +333,20 @@ CREATE TABLE IF NOT EXISTS dead_letter_counts (
 );
 `;
 
+// A service is a set of processes (issue 18): how many the agent last saw.
+const agentProcessCount = `
+ALTER TABLE agents ADD COLUMN IF NOT EXISTS process_count INTEGER DEFAULT 0;
+`;
+
+// Short-lived connections (issue 18): connections opened during each
+// observation's interval and where the agent saw them (ebpf | procfs; NULL
+// from older agents), and each edge's total opened.
+const connectionsOpened = `
+ALTER TABLE connection_observations ADD COLUMN IF NOT EXISTS opened INTEGER DEFAULT 0;
+ALTER TABLE connection_observations ADD COLUMN IF NOT EXISTS source TEXT;
+ALTER TABLE service_connections ADD COLUMN IF NOT EXISTS opened_total BIGINT DEFAULT 0;
+`;
+
 export const migrations: readonly Migration[] = [
   { version: 1, name: "initial schema", up: initial },
   { version: 2, name: "mesh peers", up: meshPeers },
@@ -341,6 +355,8 @@ export const migrations: readonly Migration[] = [
   { version: 5, name: "agent identities and invitations", up: identities },
   { version: 6, name: "ingest dead letters", up: deadLetters },
   { version: 7, name: "API token expiry", up: tokenExpiry },
+  { version: 8, name: "agent process count", up: agentProcessCount },
+  { version: 9, name: "connections opened per interval", up: connectionsOpened },
 ];
 
 /** Applies every migration newer than the file's schema version, in order. */

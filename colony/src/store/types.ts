@@ -40,6 +40,8 @@ export interface AgentRow {
   restartCount: number;
   cpuPercent: number;
   memoryBytes: number;
+  /** Processes in the service's set (listener and descendants); 0 when unknown. */
+  processCount?: number;
 }
 
 export interface ActorSnapshotRow {
@@ -134,7 +136,12 @@ export interface ConnectionEdgeRow {
   toService: string;
   protocol: string;
   external: boolean;
+  /** Peak simultaneous connections seen in one observation. */
   connectionCount: number;
+  /** Connections opened over the stored history (agents' opened counts; short ones too with eBPF). */
+  openedTotal: number;
+  /** Connections opened during the last minute. */
+  openedLastMinute: number;
   firstObserved: Date;
   lastObserved: Date;
 }

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file coral/mesh/v1/telemetry.proto.
  */
 export const file_coral_mesh_v1_telemetry: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jb3JhbC9tZXNoL3YxL3RlbGVtZXRyeS5wcm90bxINY29yYWwubWVzaC52MSKKAgoOVGVsZW1ldHJ5QmF0Y2gSEAoIYmF0Y2hfaWQYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSFAoMc2VydmljZV9uYW1lGAMgASgJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB21ldHJpY3MYBSADKAsyHC5jb3JhbC5tZXNoLnYxLk1ldHJpY1N1bW1hcnkSJAoGZXZlbnRzGAYgAygLMhQuY29yYWwubWVzaC52MS5FdmVudBI5Cgtjb25uZWN0aW9ucxgHIAMoCzIkLmNvcmFsLm1lc2gudjEuQ29ubmVjdGlvbk9ic2VydmF0aW9uIqwCCg1NZXRyaWNTdW1tYXJ5Ei0KCXRpbWVzdGFtcBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLbWV0cmljX25hbWUYAiABKAkSEAoIaW50ZXJ2YWwYAyABKAkSCwoDcDUwGAQgASgBEgsKA3A5NRgFIAEoARILCgNwOTkYBiABKAESDAoEbWVhbhgHIAEoARILCgNtYXgYCCABKAESDQoFY291bnQYCSABKAQSCwoDbWluGAogASgBEjgKBmxhYmVscxgLIAMoCzIoLmNvcmFsLm1lc2gudjEuTWV0cmljU3VtbWFyeS5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInIKBUV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZXZlbnRfdHlwZRgDIAEoCRIUCgxkZXRhaWxzX2pzb24YBCABKAkijwEKFUNvbm5lY3Rpb25PYnNlcnZhdGlvbhISCgpsb2NhbF9hZGRyGAEgASgJEhMKC3JlbW90ZV9hZGRyGAIgASgJEg0KBXN0YXRlGAMgASgJEi8KC29ic2VydmVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVjb3VudBgFIAEoDWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch1jb3JhbC9tZXNoL3YxL3RlbGVtZXRyeS5wcm90bxINY29yYWwubWVzaC52MSKKAgoOVGVsZW1ldHJ5QmF0Y2gSEAoIYmF0Y2hfaWQYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSFAoMc2VydmljZV9uYW1lGAMgASgJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB21ldHJpY3MYBSADKAsyHC5jb3JhbC5tZXNoLnYxLk1ldHJpY1N1bW1hcnkSJAoGZXZlbnRzGAYgAygLMhQuY29yYWwubWVzaC52MS5FdmVudBI5Cgtjb25uZWN0aW9ucxgHIAMoCzIkLmNvcmFsLm1lc2gudjEuQ29ubmVjdGlvbk9ic2VydmF0aW9uIqwCCg1NZXRyaWNTdW1tYXJ5Ei0KCXRpbWVzdGFtcBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLbWV0cmljX25hbWUYAiABKAkSEAoIaW50ZXJ2YWwYAyABKAkSCwoDcDUwGAQgASgBEgsKA3A5NRgFIAEoARILCgNwOTkYBiABKAESDAoEbWVhbhgHIAEoARILCgNtYXgYCCABKAESDQoFY291bnQYCSABKAQSCwoDbWluGAogASgBEjgKBmxhYmVscxgLIAMoCzIoLmNvcmFsLm1lc2gudjEuTWV0cmljU3VtbWFyeS5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInIKBUV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZXZlbnRfdHlwZRgDIAEoCRIUCgxkZXRhaWxzX2pzb24YBCABKAkirwEKFUNvbm5lY3Rpb25PYnNlcnZhdGlvbhISCgpsb2NhbF9hZGRyGAEgASgJEhMKC3JlbW90ZV9hZGRyGAIgASgJEg0KBXN0YXRlGAMgASgJEi8KC29ic2VydmVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVjb3VudBgFIAEoDRIOCgZvcGVuZWQYBiABKA0SDgoGc291cmNlGAcgASgJYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * TelemetryBatch is what an agent publishes to JetStream on
@@ -177,7 +177,9 @@ export const EventSchema: GenMessage<Event> = /*@__PURE__*/
   messageDesc(file_coral_mesh_v1_telemetry, 2);
 
 /**
- * ConnectionObservation is an outbound TCP connection the observed process holds.
+ * ConnectionObservation is the observed service's outbound TCP connections to
+ * one remote endpoint: how many it holds now and how many it opened during
+ * the interval (short connections included).
  *
  * @generated from message coral.mesh.v1.ConnectionObservation
  */
@@ -193,6 +195,9 @@ export type ConnectionObservation = Message<"coral.mesh.v1.ConnectionObservation
   remoteAddr: string;
 
   /**
+   * ESTABLISHED when some are open now; OPENED when all that the interval
+   * saw were opened and closed within it.
+   *
    * @generated from field: string state = 3;
    */
   state: string;
@@ -203,9 +208,28 @@ export type ConnectionObservation = Message<"coral.mesh.v1.ConnectionObservation
   observedAt?: Timestamp | undefined;
 
   /**
+   * Connections open at observed_at. Agents that set `source` send 0 when none
+   * is; older agents always sent at least 1.
+   *
    * @generated from field: uint32 count = 5;
    */
   count: number;
+
+  /**
+   * Connections opened since the previous observation of this endpoint.
+   *
+   * @generated from field: uint32 opened = 6;
+   */
+  opened: number;
+
+  /**
+   * Where the agent saw them: "ebpf" (every connect, from the kernel) or
+   * "procfs" (/proc snapshots: short connections may be missed). Empty from
+   * older agents.
+   *
+   * @generated from field: string source = 7;
+   */
+  source: string;
 };
 
 /**

@@ -1,0 +1,124 @@
+import { spawn } from "node:child_process";
+import http from "node:http";
+import { pollUntil } from "@coral/common/async";
+import { afterEach, describe, expect, it } from "vitest";
+import { KernelConnections, OpenedCounter, kernelConnectionsUnavailable, parseKernelConnectionLine } from "./kernel-connections.ts";
+
+describe("parseKernelConnectionLine", () => {
+  it("reads connects and accepts, IPv4, IPv6 and IPv4-mapped", () => {
+    expect(parseKernelConnectionLine("C 1234 1 127.0.0.1 40000 127.0.0.1 8080")).toEqual({
+      kind: "connect",
+      pid: 1234,
+      ppid: 1,
+      localIp: "127.0.0.1",
+      localPort: 40000,
+      remoteIp: "127.0.0.1",
+      remotePort: 8080,
+    });
+    expect(parseKernelConnectionLine("A 99 98 ::ffff:127.0.0.1 8080 ::ffff:127.0.0.1 51000")).toMatchObject({ kind: "accept", localIp: "127.0.0.1", remoteIp: "127.0.0.1" });
+    expect(parseKernelConnectionLine("C 5 4 ::1 51114 ::1 18765")).toMatchObject({ localIp: "::1", remoteIp: "::1", remotePort: 18765 });
+  });
+
+  it("gives null for anything else", () => {
+    for (const line of [
+      "",
+      "T",
+      "Attaching 3 probes...",
+      "C 1234 1 127.0.0.1 40000 127.0.0.1",
+      "C 1234 1 127.0.0.1 40000 127.0.0.1 8080 extra",
+      "X 1234 1 127.0.0.1 40000 127.0.0.1 8080",
+      "C 0 1 127.0.0.1 40000 127.0.0.1 8080",
+      "C -1 1 127.0.0.1 40000 127.0.0.1 8080",
+      "C 12 1 127.0.0.1 70000 127.0.0.1 8080",
+      "C 12 1 not-an-ip 1 127.0.0.1 8080",
+      "C 12 1 127.0.0.1 1 127.0.0.1 99999999999",
+      "C 1e3 1 127.0.0.1 1 127.0.0.1 80",
+    ])
+      expect(parseKernelConnectionLine(line)).toBeNull();
+  });
+});
+
+describe("OpenedCounter", () => {
+  it("counts per remote endpoint (outbound) and per client address (inbound), until taken", () => {
+    const c = new OpenedCounter();
+    const out = { kind: "connect" as const, pid: 1, ppid: 0, localIp: "127.0.0.1", localPort: 1, remoteIp: "127.0.0.1", remotePort: 80 };
+    c.add(out);
+    c.add({ ...out, localPort: 2 });
+    c.add({ ...out, remoteIp: "::1" });
+    c.add({ kind: "accept", pid: 1, ppid: 0, localIp: "127.0.0.1", localPort: 80, remoteIp: "10.0.0.1", remotePort: 5000 });
+    c.add({ kind: "accept", pid: 1, ppid: 0, localIp: "127.0.0.1", localPort: 80, remoteIp: "10.0.0.1", remotePort: 5001 });
+    expect(c.take()).toEqual([
+      { direction: "outbound", remote: "127.0.0.1:80", localAddr: "127.0.0.1:2", opened: 2 },
+      { direction: "outbound", remote: "[::1]:80", localAddr: "127.0.0.1:1", opened: 1 },
+      { direction: "inbound", remote: "10.0.0.1", localAddr: "127.0.0.1:80", opened: 2 },
+    ]);
+    expect(c.take()).toEqual([]);
+  });
+});
+
+const noBpf = kernelConnectionsUnavailable();
+
+describe.skipIf(noBpf !== null)(`every connect and accept from the kernel (bpftrace, as root)${noBpf ? ` — skipped: ${noBpf}` : ""}`, () => {
+  const cleanup: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const f of cleanup.splice(0).reverse()) await f();
+  });
+
+  it("counts each short connection of the given processes exactly, and nothing of others", async () => {
+    // The server: this process (accepts are filtered out: not in the set).
+    const server = http.createServer((_req, res) => res.end("ok"));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
+    const port = (server.address() as { port: number }).port;
+    // The client: its own process, one new connection per request, after a go line on stdin.
+    const requests = 5;
+    const client = spawn(
+      process.execPath,
+      [
+        "-e",
+        `const http = require("node:http");
+         process.stdin.once("data", async () => {
+           for (let i = 0; i < ${requests}; i++) await new Promise((ok, fail) => http.get({ host: "127.0.0.1", port: ${port}, agent: false, headers: { connection: "close" } }, (r) => { r.resume(); r.on("end", ok); }).on("error", fail));
+           console.log("done");
+         });`,
+      ],
+      { stdio: ["pipe", "pipe", "inherit"] },
+    );
+    cleanup.push(() => void client.kill("SIGKILL"));
+    const kc = new KernelConnections({ pids: () => [client.pid!] });
+    cleanup.push(() => kc.stop());
+    const status = await kc.start();
+    expect(status).toMatchObject({ source: "ebpf", state: "running" });
+    let done = false;
+    client.stdout.on("data", (d: Buffer) => (done ||= d.toString().includes("done")));
+    client.stdin.write("go\n");
+    await pollUntil(() => (done ? true : undefined), { timeoutMs: 30_000, intervalMs: 50, what: "the client's requests" });
+    // Lines arrive a moment after the connects: poll for the count, then check it is exact.
+    const counted = await pollUntil(() => (kc.status().matched >= requests ? kc.status().matched : undefined), { timeoutMs: 30_000, intervalMs: 50, what: "the connections counted" });
+    expect(counted).toBe(requests);
+    expect(kc.counter.take()).toEqual([{ direction: "outbound", remote: `127.0.0.1:${port}`, localAddr: expect.stringMatching(/^127\.0\.0\.1:\d+$/), opened: requests }]);
+  }, 120_000);
+
+  it("restarts bpftrace when it dies, and keeps counting", async () => {
+    const kc = new KernelConnections({ pids: () => [process.pid + 1_000_000], restartDelayMs: 100 });
+    cleanup.push(() => kc.stop());
+    expect((await kc.start()).state).toBe("running");
+    const first = kc.status().bpftracePid!;
+    process.kill(first, "SIGKILL");
+    const restarted = await pollUntil(() => {
+      const s = kc.status();
+      return s.state === "running" && s.bpftracePid !== first ? s : undefined;
+    }, { timeoutMs: 90_000, intervalMs: 100, what: "bpftrace restarted" });
+    expect(restarted).toMatchObject({ source: "ebpf", restarts: 1 });
+  }, 120_000);
+});
+
+describe("without bpftrace", () => {
+  it("says it cannot run and why, and the source is procfs", async () => {
+    const kc = new KernelConnections({ pids: () => [], bpftracePath: "/nonexistent/bpftrace" });
+    const status = await kc.start();
+    expect(status.source).toBe("procfs");
+    expect(status.state).toBe("unavailable");
+    expect(status.reason).toMatch(/bpftrace is not installed|needs root|needs Linux/);
+  });
+});
