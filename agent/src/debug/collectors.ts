@@ -11,6 +11,7 @@
 // continuing after the last stored event) or says why it could not. Closing
 // the agent stops the sessions without ending the collectors.
 import { randomBytes } from "node:crypto";
+import { hasRegisterAbi } from "./go-buildinfo.ts";
 import { processSet } from "../observe/process-tree.ts";
 import type { AgentStore, UprobeCollectorRecord, UprobeEventRow, UprobeHistory } from "../storage/index.ts";
 import { listFunctions, type FunctionList } from "./elf.ts";
@@ -305,6 +306,9 @@ export class UprobeCollectors {
       const session = await UprobeSession.start({ ...common, id, captureReturn: req.captureReturn ?? false, bpftracePath: this.options.bpftracePath, limiter: this.limiter });
       return { session, binary: functions.binary };
     }
+    // Go sessions pair calls by the g pointer in r14 and read arguments from registers: Go 1.17+ only.
+    if (!hasRegisterAbi(functions.goVersion))
+      throw new DebugError("unsupported", `${functions.binary} was built with ${functions.goVersion}; debugging Go functions needs a program built with Go 1.17 or later (register ABI)`);
     // Go: never a uretprobe; returns come from uprobes on the RET instructions.
     const program = { ...generateProgram({ ...common, functions, captureReturn: false }), captureReturn: req.captureReturn ?? false };
     if (!hasBpfPermission()) throw new DebugError("no_permission", "uprobes need root or CAP_SYS_ADMIN");

@@ -4,10 +4,12 @@
  * workers), read fresh on every call so workers that come and go are
  * followed. Walked down /proc/<pid>/task/<tid>/children, which costs what the
  * set costs; where the kernel lacks those files, from the ppid field of every
- * /proc/<pid>/stat (about 50 µs of CPU per process on the host).
+ * /proc/<pid>/stat (about 50 µs of CPU per process on the host). A service in
+ * a cgroup of its own also gets that cgroup's other processes.
  */
 // procfs reads never block on disk: sync calls save the thread-pool round trip of each open/read/close.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { cgroupMembers, ownCgroup } from "./own-cgroup.ts";
 import { isGone, listPids, parseProcStat, type ProcStat } from "./procfs.ts";
 
 /** The stat of every live process, keyed by pid. Zombies are left out: they hold no CPU or memory and will be reaped. */
@@ -42,8 +44,22 @@ export function descendantsOf(root: number, stats: ReadonlyMap<number, Pick<Proc
   return out;
 }
 
-/** The process set of the service whose listener is `root`: [] when root is gone. */
+/**
+ * The process set of the service whose listener is `root`: its tree, then the
+ * other processes of its own cgroup if it has one (own-cgroup.ts); [] when
+ * root is gone.
+ */
 export async function processSet(root: number): Promise<number[]> {
+  const tree = await processTree(root);
+  const cgroup = tree.length > 0 ? ownCgroup(root) : null;
+  if (!cgroup) return tree;
+  const inTree = new Set(tree);
+  for (const pid of cgroupMembers(cgroup)) if (!inTree.has(pid)) tree.push(pid);
+  return tree;
+}
+
+/** `root` and its descendants, root first: [] when root is gone. */
+async function processTree(root: number): Promise<number[]> {
   if (!hasChildrenFiles()) return descendantsOf(root, await readAllStats());
   if (!existsSync(`/proc/${root}/task`)) return [];
   const out = [root];
