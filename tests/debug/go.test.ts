@@ -1,7 +1,7 @@
 // Go targets: returns probed on RET instructions (never a uretprobe), paired
 // by goroutine, through the colony, on a real Go program whose goroutine
 // stacks grow during the probed call; the program keeps running.
-import type { ChildProcess } from "node:child_process";
+import { execFileSync, type ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentClientPool } from "@coral/colony/testing";
 import { waitFor } from "../helpers/wait.ts";
@@ -121,5 +121,13 @@ describe.skipIf(skip !== undefined)("live debugging a Go program", () => {
     }
     expect(kept).toEqual(Array(10).fill(2));
     expect(target.exitCode).toBeNull();
+    // Every stopped session took its probes out of the kernel (they used to stay, hundreds of them).
+    await waitFor("this process's Go probes removed from the kernel", () => kernelUprobeGroups().every((g) => !g.startsWith(`coral_${process.pid}_`)), { timeoutMs: 30_000 });
   }, 180_000);
 });
+
+/** The uprobe event groups the kernel holds, read through a private tracefs mount. */
+function kernelUprobeGroups(): string[] {
+  const out = execFileSync("unshare", ["-m", "--propagation", "private", "sh", "-c", 'T="$(mktemp -d)"; mount -t tracefs nodev "$T" && cat "$T/uprobe_events"; umount "$T"; rmdir "$T"'], { encoding: "utf8" });
+  return out.split("\n").flatMap((line) => /^p:([^/]+)\//.exec(line)?.[1] ?? []);
+}
