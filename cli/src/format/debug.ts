@@ -87,6 +87,8 @@ export function formatSummary(session: DebugSession, stats: EventStats, options:
   );
   lines.push(`  Slow calls (>${session.slowThresholdMs}ms): ${formatNumber(stats.slow)}${pct(stats.slow, stats.calls)}`);
   const s = session.summary;
+  if (s && s.processCount > 0) lines.push(`  Processes probed: ${formatNumber(s.processCount)}`);
+  if (s?.note) lines.push(c.yellow(`  Note: ${s.note}`));
   if (s && Number(s.lostEvents) > 0) lines.push(c.yellow(`  Lost events (bpftrace buffer full): ${formatNumber(s.lostEvents)}`));
   if (session.sampleRate > 1) lines.push(`  Sampling: every ${session.sampleRate}th call was recorded`);
   if (!runningStates.includes(session.state)) lines.push(`  Ended: ${sessionOutcome(session)}${session.reason ? ` (${session.reason})` : ""}`);
