@@ -66,7 +66,11 @@ describe("colony", () => {
     await agent.register();
     const api = () => colonyApi(colony.url, project.localToken);
     await waitFor("worker to go offline", async () => ((await api().getStatus({})).services[0]?.status === "offline" ? true : undefined));
-    const history = await api().getHistory({ service: "worker" });
+    // The transition is stored just after the actor moves: poll for it rather than race it.
+    const history = await waitFor("the offline transition in the history", async () => {
+      const h = await api().getHistory({ service: "worker" });
+      return h.transitions[0]?.toState === "offline" ? h : undefined;
+    });
     expect(history.stateAt).toBe("offline");
     expect(history.transitions.map((t) => t.toState)).toEqual(["offline", "online", "registering"]);
     expect(history.transitions[0]!.reason).toMatch(/no heartbeat for \d+s/);

@@ -2,8 +2,9 @@
 // against a real colony (DuckDB, nats-server, Connect API) with synthetic
 // agents speaking the real wire format: sign-in, the views showing what the
 // API returns, a live update, a read-only session refused an admin action,
-// and no console errors. Takes docs/dashboard.png for the README.
+// and no console errors. Takes a screenshot (docs/dashboard.png for the README with CORAL_UPDATE_SCREENSHOT=1).
 import { mkdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { TokenScope } from "@coral/proto/gen/coral/colony/v1/colony_pb";
@@ -146,7 +147,8 @@ describe("dashboard in Chromium", () => {
     await agents[0]!.heartbeat(HealthStatus.HEALTHY);
     await page.waitForFunction((el) => el?.textContent === "healthy", await health.elementHandle(), { timeout });
 
-    const docs = join(import.meta.dirname, "../../docs");
+    // CORAL_UPDATE_SCREENSHOT=1 refreshes the README's picture; otherwise a test run leaves the checkout alone.
+    const docs = process.env.CORAL_UPDATE_SCREENSHOT === "1" ? join(import.meta.dirname, "../../docs") : join(tmpdir(), "coral-dashboard-shot");
     await mkdir(docs, { recursive: true });
     await page.screenshot({ path: join(docs, "dashboard.png") });
   });

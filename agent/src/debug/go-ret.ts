@@ -17,6 +17,7 @@
 // ahead of the mark, and the session ends the script (SIGINT) once the mark
 // arrives. SIGINT alone ends it at once.
 import { execFile } from "node:child_process";
+import { randomInt } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { readdirSync, readFileSync } from "node:fs";
 import { promisify } from "node:util";
@@ -92,6 +93,9 @@ export function fileOffset(elfBuf: Buffer, vaddr: bigint): bigint {
 
 const ARG_REGS = ["ax", "bx", "cx", "di", "si", "r8"];
 let nextGroup = 1;
+// Digits only (the stale-group cleanup parses coral_<pid>_<digits>); unique per module
+// instance, since a process may load this module more than once (test workers reuse forks).
+const groupTag = String(randomInt(100_000, 1_000_000));
 
 /** The tracefs script: integers and fixed text only. */
 export function traceScript(opts: { group: string; pid: number; entry: bigint; rets: bigint[]; argCount: number; captureReturn: boolean; tids: number[]; durationS: number }): string {
@@ -183,7 +187,7 @@ export class GoRetSession extends ProbeSession {
       }
     });
     const script = traceScript({
-      group: `coral_${process.pid}_${nextGroup++}`,
+      group: `coral_${process.pid}_${groupTag}${nextGroup++}`,
       pid: opts.pid,
       entry: fileOffset(buf, entry),
       rets: rets.map((r) => fileOffset(buf, r)),

@@ -23,10 +23,15 @@
  * are untouched. The program is fixed text: nothing from callers goes in.
  * A tick line every 5 s shows it is alive, and makes an orphaned bpftrace end
  * (SIGPIPE) soon after the agent that started it.
+ *
+ * bpftrace prints "Attaching N probes" before it attaches them, so the source
+ * is declared running only once it has seen a loopback connection the agent
+ * opens to itself, both connected and accepted: from then on none is missed.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { accessSync, constants, existsSync } from "node:fs";
+import { createConnection, createServer, type Server } from "node:net";
 import { createInterface } from "node:readline";
 import { backoffMs } from "@coral/common/async";
 import { formatEndpoint } from "./procnet.ts";
@@ -326,19 +331,27 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
       child.stderr!.on("data", (d: string) => {
         if (stderr.length < 4096) stderr += d;
       });
+      let probe: AttachProbe | undefined;
       const lines = createInterface({ input: child.stdout! });
       lines.on("line", (line) => {
         if (!attached) {
-          if (/^Attaching \d+ probes?/.test(line)) {
+          if (!probe && /^Attaching \d+ probes?/.test(line)) {
+            probe = new AttachProbe();
+            void probe.start().catch((err: Error) => settle(`cannot open the attach check's loopback listener: ${err.message}`));
+            return;
+          }
+          if (probe?.sees(line)) {
             attached = true;
+            probe.close();
             this.#failedRestarts = 0;
             this.#set({ source: "ebpf", state: "running", reason: undefined, bpftracePid: child.pid });
             settle(null);
+            return;
           }
-          return;
         }
         this.#line(line);
       });
+      child.on("close", () => probe?.close());
       child.on("exit", (code, signal) => {
         if (this.#child === child) this.#child = undefined;
         const why = bpftraceError(stderr) || `bpftrace exited (${signal ?? `code ${code}`})`;
@@ -387,6 +400,57 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
     if (e.kind === "connect") this.#status.connects++;
     else this.#status.accepts++;
     this.emit("connection", e, this.counter.add(e));
+  }
+}
+
+/**
+ * Connects to a loopback listener of its own every 200 ms until bpftrace has
+ * printed both the connect and the accept of one of those connections (told
+ * apart by the listener's port, which is this check's alone).
+ */
+class AttachProbe {
+  #server: Server | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #port = -1;
+  #connected = false;
+  #accepted = false;
+  #closed = false;
+
+  async start(): Promise<void> {
+    const server = createServer((sock) => sock.destroy());
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => resolve());
+    });
+    if (this.#closed) {
+      server.close();
+      return;
+    }
+    this.#port = (server.address() as { port: number }).port;
+    const ping = () => {
+      const c = createConnection({ host: "127.0.0.1", port: this.#port });
+      c.on("error", () => undefined);
+      c.on("connect", () => c.destroy());
+    };
+    ping();
+    this.#timer = setInterval(ping, 200);
+  }
+
+  /** True once both halves of a check connection have been seen. */
+  sees(line: string): boolean {
+    if (this.#port < 0) return false;
+    const e = parseKernelConnectionLine(line);
+    if (!e) return false;
+    if (e.kind === "connect" && e.remotePort === this.#port && e.remoteIp === "127.0.0.1") this.#connected = true;
+    if (e.kind === "accept" && e.localPort === this.#port) this.#accepted = true;
+    return this.#connected && this.#accepted;
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#server?.close();
   }
 }
 
