@@ -1,6 +1,6 @@
 // Live updates: one EventSource to /dashboard/api/live for the whole page.
 // `status` events carry the colony's GetStatus answer; `changed` events name
-// what to fetch again (events, insights, topology). The connection state is
+// what to fetch again (events, insights, topology, debug sessions, flags and rollbacks). The connection state is
 // shown in the header: lost, then back (the browser reconnects by itself;
 // when the colony refused the stream, this reconnects after a pause).
 import { fromJsonString } from "@bufbuild/protobuf";
@@ -8,7 +8,7 @@ import { GetStatusResponseSchema, type GetStatusResponse } from "@coral/proto/ge
 import { useEffect, useState } from "preact/hooks";
 
 export type LiveState = "connecting" | "live" | "lost";
-export type Topic = "events" | "insights" | "topology";
+export type Topic = "events" | "insights" | "topology" | "debug" | "control";
 
 interface Snapshot {
   state: LiveState;

@@ -1,7 +1,7 @@
 // The dashboard's view logic without a browser: formatting, the topology
 // graph and the chart data built from API answers.
 import { describe, expect, it } from "vitest";
-import { buildCharts, buildGraph, eventDetails, formatAgo, formatBytes, formatDuration, formatMetric, formatPercent, rangePreset, toneOf } from "@coral/dashboard/logic";
+import { buildCharts, buildGraph, chooseLayout, eventDetails, formatAgo, formatBytes, formatDuration, formatMetric, formatPercent, rangePreset, toneOf } from "@coral/dashboard/logic";
 
 const ts = (seconds: number) => ({ seconds: BigInt(seconds), nanos: 0 });
 
@@ -68,6 +68,16 @@ describe("topology graph", () => {
       ["c:worker", "c:api", 1, "1", "tcp"],
     ]);
   });
+
+  it("lays small graphs out in layers and large ones by force, unless the link asks for one", () => {
+    expect(chooseLayout(null, 12, 20)).toBe("layered");
+    expect(chooseLayout(null, 30, 60)).toBe("layered");
+    expect(chooseLayout(null, 50, 200)).toBe("force");
+    expect(chooseLayout(null, 10, 61)).toBe("force");
+    expect(chooseLayout("layered", 50, 200)).toBe("layered");
+    expect(chooseLayout("force", 3, 2)).toBe("force");
+    expect(chooseLayout("spiral", 3, 2)).toBe("layered");
+  });
 });
 
 describe("chart data", () => {
@@ -113,5 +123,14 @@ describe("chart data", () => {
         resolution: "raw",
       },
     ]);
+  });
+
+  it("draws one agent's raw points in time order even when they arrive out of order", () => {
+    const charts = buildCharts({
+      series: [],
+      rawPoints: [3, 1, 2, 2].map((t, i) => ({ timestamp: ts(t), metricName: "memory_bytes", value: 10 * t + i, agentId: "a" })),
+    });
+    // The later value of a repeated second wins, as with several agents.
+    expect(charts).toEqual([{ metric: "memory_bytes", x: [1, 2, 3], lines: [{ label: "memory_bytes", values: [11, 23, 30] }], resolution: "raw" }]);
   });
 });

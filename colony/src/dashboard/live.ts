@@ -2,14 +2,14 @@
 // colony, running only while a browser listens, looks at what the colony
 // has stored every second and tells every listener what changed:
 //   event `status`:  the GetStatus answer (as `coral status` gets it), JSON
-//   event `changed`: {"topics": ["events" | "insights" | "topology"]}, so a
+//   event `changed`: {"topics": ["events" | "insights" | "topology" | "debug" | "control"]}, so a
 //                    view showing those asks for them again. A new listener
 //                    gets every topic once the loop has its baseline: what was
 //                    stored before (or while it was away) is fetched again.
 // A view thus shows new data within about a second of the colony storing it.
 
-export type Topic = "events" | "insights" | "topology";
-const allTopics = JSON.stringify({ topics: ["events", "insights", "topology"] satisfies Topic[] });
+export type Topic = "events" | "insights" | "topology" | "debug" | "control";
+const allTopics = JSON.stringify({ topics: ["events", "insights", "topology", "debug", "control"] satisfies Topic[] });
 
 export interface LiveSources {
   /** The status as protobuf JSON, and the part of it that counts as a change (no uptimes). */

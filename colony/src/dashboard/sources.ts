@@ -37,10 +37,14 @@ export function liveSources(deps: ApiDeps): LiveSources {
           `SELECT
              (SELECT concat(count(*), '/', max(ingested_at)) FROM events) AS events,
              (SELECT concat(count(*), '/', max(id), '/', count(*) FILTER (WHERE status = 'active')) FROM insights) AS insights,
-             (SELECT concat(count(*), '/', sum(connection_count), '/', max(last_observed)) FROM service_connections) AS topology`,
+             (SELECT concat(count(*), '/', sum(connection_count), '/', max(last_observed)) FROM service_connections) AS topology,
+             (SELECT concat(count(*), '/', max(updated_at)) FROM debug_sessions) AS debug,
+             (SELECT concat(count(*), '/', max(updated_at)) FROM feature_flags) || '|' ||
+               (SELECT concat(count(*), '/', max(coalesce(completed_at, started_at)), '/', sum(hash(rollback_id || state || coalesce(json_array_length(steps), 0)))) FROM rollback_history) AS control`,
         ),
       );
-      return { events: String(row?.events ?? ""), insights: String(row?.insights ?? ""), topology: String(row?.topology ?? "") };
+      const text = (v: unknown) => String(v ?? "");
+      return { events: text(row?.events), insights: text(row?.insights), topology: text(row?.topology), debug: text(row?.debug), control: text(row?.control) };
     },
   };
 }

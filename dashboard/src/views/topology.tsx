@@ -1,14 +1,15 @@
 // Topology: the observed graph (components, external dependencies, edges
-// with connection counts), laid out by Cytoscape.js's dagre layout; a
-// component opens on click. Live: redrawn when the colony stores new edges,
+// with connection counts), laid out by Cytoscape.js: layered (dagre) for
+// small graphs, force-directed (cose) for large ones, or as `?layout=` asks;
+// a component opens on click. Live: redrawn when the colony stores new edges,
 // recoloured when a component's state changes.
 import { useEffect, useRef } from "preact/hooks";
 import cytoscape from "cytoscape";
 import dagre from "cytoscape-dagre";
 import { colony } from "../api.ts";
 import { useLive, useTopics } from "../live.ts";
-import { buildGraph } from "../logic/graph.ts";
-import { navigate } from "../router.tsx";
+import { buildGraph, chooseLayout, layeredLimit, type LayoutName } from "../logic/graph.ts";
+import { navigate, setQuery, useLocation } from "../router.tsx";
 import { useAsync } from "../use-async.ts";
 
 cytoscape.use(dagre);
@@ -52,8 +53,15 @@ const style: cytoscape.StylesheetJson = [
   },
 ];
 
+const layouts: Record<LayoutName, cytoscape.LayoutOptions> = {
+  layered: { name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 90 } as cytoscape.LayoutOptions,
+  force: { name: "cose", animate: false, randomize: false, nodeRepulsion: () => 400_000, idealEdgeLength: () => 90, padding: 20 } as cytoscape.LayoutOptions,
+};
+
 export function Topology() {
   const topology = useAsync(() => colony.getTopology({}), []);
+  const { query } = useLocation();
+  const asked = query.get("layout");
   useTopics(["topology"], topology.reload);
   const { status } = useLive();
   const box = useRef<HTMLDivElement>(null);
@@ -64,12 +72,13 @@ export function Topology() {
     // Marks for bench/dashboard: data in, graph laid out.
     performance.mark("coral:topology-data");
     const { nodes, edges } = buildGraph(topology.data);
+    const layout = chooseLayout(asked, nodes.length, edges.length);
     cy.current?.destroy();
     const graph = cytoscape({
       container: box.current,
       elements: { nodes, edges },
       style,
-      layout: { name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 90 } as cytoscape.LayoutOptions,
+      layout: layouts[layout],
       wheelSensitivity: 0.3,
       maxZoom: 3,
     });
@@ -80,18 +89,19 @@ export function Topology() {
         graph.center();
       }
     };
-    notTooClose(); // dagre lays out synchronously, within cytoscape()
+    notTooClose(); // both layouts run synchronously, within cytoscape()
     graph.one("layoutstop", notTooClose);
     graph.on("tap", 'node[kind = "component"]', (e) => navigate(`/components/${encodeURIComponent(String(e.target.data("label")))}`));
     cy.current = graph;
     performance.mark("coral:topology-drawn");
     box.current.dataset.nodes = String(nodes.length);
     box.current.dataset.edges = String(edges.length);
+    box.current.dataset.layout = layout;
     return () => {
       graph.destroy();
       cy.current = undefined;
     };
-  }, [topology.data]);
+  }, [topology.data, asked]);
 
   // State colours follow the live status without a new layout.
   useEffect(() => {
@@ -105,6 +115,14 @@ export function Topology() {
       <div class="toolbar">
         <h2>Topology</h2>
         <span class="muted">arrows point from caller to callee; numbers are connections seen; dashed boxes are dependencies outside the app</span>
+        <label class="layout-choice" title={`layered is the default up to ${layeredLimit.nodes} nodes and ${layeredLimit.edges} edges; it takes longer on large graphs`}>
+          Layout{" "}
+          <select data-testid="topology-layout" value={asked ?? "auto"} onChange={(e) => setQuery("layout", e.currentTarget.value === "auto" ? null : e.currentTarget.value)}>
+            <option value="auto">automatic</option>
+            <option value="layered">layered</option>
+            <option value="force">force-directed</option>
+          </select>
+        </label>
       </div>
       {topology.error && <p class="error">{topology.error}</p>}
       {topology.data && topology.data.services.length === 0 && topology.data.edges.length === 0 && <p class="muted">Nothing observed yet.</p>}
