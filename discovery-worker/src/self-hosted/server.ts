@@ -206,7 +206,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     upstream.on("error", (err: NodeJS.ErrnoException) => {
       // workerd may close an idle kept-alive connection just as it is reused;
       // then nothing reached the worker, and a buffered request can go again.
-      if (!retried && upstream.reusedSocket && err.code === "ECONNRESET" && !body.rest && !res.headersSent)
+      if (!retried && upstream.reusedSocket && reusedSocketGone(err) && !body.rest && !res.headersSent)
         return forward(shard, req, res, headers, body, onStatus, true);
       // The worker may have acted on the request before the connection broke.
       onStatus?.(503);
@@ -230,7 +230,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
         },
       );
       upstream.on("error", (err: NodeJS.ErrnoException) => {
-        if (!retried && upstream.reusedSocket && err.code === "ECONNRESET") ask(shard, request, true).then(done, fail);
+        if (!retried && upstream.reusedSocket && reusedSocketGone(err)) ask(shard, request, true).then(done, fail);
         else fail(err);
       });
       upstream.end(request.body);
@@ -336,8 +336,15 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     const url = canonical;
     const queryAt = url.indexOf("?");
     const path = queryAt < 0 ? url : url.slice(0, queryAt);
-    // A GET has no body to stream, so it can be retried like a buffered one.
-    const streamed = { buffered: [], rest: req.method !== "GET" && req.method !== "HEAD" };
+    // Every body is read (up to the limit) before it goes to a shard: a request
+    // the worker refuses half-read would break the kept-alive connection for
+    // the next one, and a buffered request can be sent again on a fresh one.
+    const withBody = async (): Promise<{ buffered: Buffer[]; rest: false } | undefined> => {
+      if (req.method === "GET" || req.method === "HEAD") return { buffered: [], rest: false };
+      const body = await readBounded(req);
+      if (body.rest) return void tooLarge(req, res);
+      return { buffered: body.buffered, rest: false };
+    };
     const admitted = (register: boolean, contentType?: string) => {
       if (!register) return true;
       const decision = limiter.take(client);
@@ -351,7 +358,9 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     if (rest) {
       if (rest.register) {
         if (!admitted(true)) return;
-        return forward(shardFor(rest.meshId), req, res, toShard(req), streamed, registering(client, rest.meshId));
+        const body = await withBody();
+        if (body) forward(shardFor(rest.meshId), req, res, toShard(req), body, registering(client, rest.meshId));
+        return;
       }
       if (answers && req.method === "GET") {
         const key = `GET ${url}`;
@@ -359,16 +368,20 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
         if (hit) return serveAnswer(res, hit);
         return lookupAndKeep(answers, key, rest.meshId, req, res, Buffer.alloc(0));
       }
-      return forward(shardFor(rest.meshId), req, res, toShard(req), streamed);
+      const body = await withBody();
+      if (body) forward(shardFor(rest.meshId), req, res, toShard(req), body);
+      return;
     }
     const method = connectMethod(path);
-    if (!method) return forward(shards[0]!, req, res, toShard(req), streamed);
-    if (req.method === "GET")
-      return forward(shardFor(meshIdFromQuery(method, new URLSearchParams(url.slice(queryAt + 1)))), req, res, toShard(req), streamed);
-    if (req.method !== "POST") return forward(shards[0]!, req, res, toShard(req), streamed);
+    if (!method || req.method !== "POST") {
+      const body = await withBody();
+      if (!body) return;
+      if (method && req.method === "GET") return forward(shardFor(meshIdFromQuery(method, new URLSearchParams(url.slice(queryAt + 1)))), req, res, toShard(req), body);
+      return forward(shards[0]!, req, res, toShard(req), body);
+    }
 
-    const body = await readBounded(req);
-    if (body.rest) return forward(shards[0]!, req, res, toShard(req), body); // too large: shard 0 refuses it
+    const body = await withBody();
+    if (!body) return;
     const bytes = body.buffered.length === 1 ? body.buffered[0]! : Buffer.concat(body.buffered);
     const contentType = req.headers["content-type"] ?? "";
     const key = answers && isLookup(method) ? connectLookupKey(path, req, bytes) : undefined;
@@ -422,7 +435,21 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
   };
 }
 
-/** Reads the body up to the size limit; a longer one is left to stream on. */
+/** The error of a kept-alive connection the worker closed just before it was reused (reset, or closed as the request was written). */
+function reusedSocketGone(err: NodeJS.ErrnoException): boolean {
+  return err.code === "ECONNRESET" || err.code === "EPIPE";
+}
+
+/** Refuses a body over the limit at the front, as the worker would, and closes the connection (the rest of the body is never read). */
+function tooLarge(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const declared = Number(req.headers["content-length"] ?? NaN);
+  const size = Number.isFinite(declared) && declared > limits.maxBodyBytes ? `${declared} bytes` : `more than ${limits.maxBodyBytes} bytes`;
+  const body = JSON.stringify({ code: "invalid_argument", message: `request body is ${size}; the limit is ${limits.maxBodyBytes} bytes` });
+  res.writeHead(400, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" });
+  res.end(body);
+}
+
+/** Reads the body up to the size limit; a longer one is left unread. */
 async function readBounded(req: http.IncomingMessage): Promise<{ buffered: Buffer[]; rest: boolean }> {
   const buffered: Buffer[] = [];
   let total = 0;
