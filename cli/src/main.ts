@@ -38,6 +38,7 @@ const commands: Record<string, Loader> = {
   flags: async () => (await import("./commands/flags.ts")).flagsCommand(),
   rollback: async () => (await import("./commands/rollback.ts")).rollbackCommand(),
   debug: async () => (await import("./commands/debug.ts")).debugCommand(),
+  profile: async () => (await import("./commands/profile.ts")).profileCommand(),
   doctor: async () => (await import("./commands/doctor.ts")).doctorCommand(),
   dashboard: async () => (await import("./commands/dashboard.ts")).dashboardCommand(),
 };

@@ -11,6 +11,8 @@ import { createConnectRouter, type ConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
+import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
+import { profileService } from "../profile/service.ts";
 import { MeshService } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
 import { controlService } from "../control/index.ts";
@@ -64,7 +66,10 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
         ControlService,
         controlService(deps.control, (actor, action, target, details) => deps.store.appendAudit({ at: new Date(), actor, action, target, details })),
       );
-    if (deps.debug) router.service(DebugService, debugService(deps.debug));
+    if (deps.debug) {
+      router.service(DebugService, debugService(deps.debug));
+      router.service(ProfileService, profileService({ debug: deps.debug, identity: deps.identity, audit: (actor, action, target, details) => deps.store.appendAudit({ at: new Date(), actor, action, target, details }) }));
+    }
     router.service(IdentityService, identityService(deps));
   };
   const auth = { localToken: options.localToken, tokens, localAddresses: options.localAddresses };

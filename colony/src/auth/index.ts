@@ -17,6 +17,7 @@ import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { MeshAdminService } from "@coral/proto/gen/coral/mesh/v1/peers_pb";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
+import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
 import { IdentityService } from "@coral/proto/gen/coral/colony/v1/identity_pb";
 import { bearerToken, relayedForHeader } from "@coral/proto";
 
@@ -58,6 +59,8 @@ const adminMethods = new Set([
   "StartRollback",
   "AttachUprobe",
   "DetachUprobe",
+  // ProfileService: a profile samples the app's processes.
+  "ProfileCpu",
   // IdentityService: every method (who may join is an admin's business).
   "CreateInvitation",
   "ListInvitations",
@@ -66,7 +69,7 @@ const adminMethods = new Set([
   "RevokeAgent",
 ]);
 // Services behind colony tokens (MeshService authenticates agents itself).
-const tokenServices = new Set([ColonyService.typeName, MeshAdminService.typeName, ControlService.typeName, DebugService.typeName, IdentityService.typeName]);
+const tokenServices = new Set([ColonyService.typeName, MeshAdminService.typeName, ControlService.typeName, DebugService.typeName, ProfileService.typeName, IdentityService.typeName]);
 
 export const missingTokenMessage =
   "this colony needs a token for remote calls: pass --token or set CORAL_TOKEN " +

@@ -1,0 +1,117 @@
+// coral profile cpu: a CPU profile of a component's processes, sampled by its
+// agent (eBPF, user and kernel stacks) through the colony; printed as the
+// hottest functions, or written as pprof, a flame graph or folded stacks.
+import { writeFile } from "node:fs/promises";
+import { extname } from "node:path";
+import { ConnectError, Code } from "@connectrpc/connect";
+import { ProfileCpuResponseSchema, ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { parseDuration } from "@coral/colony";
+import { foldedStacks } from "../profile/analyze.ts";
+import { flameGraphSvg } from "../profile/flamegraph.ts";
+import { formatProfile } from "../profile/format.ts";
+import { toPprof } from "../profile/pprof.ts";
+import { UsageError } from "./options.ts";
+import { printJson, useColor } from "./read.ts";
+import { explainError, resolveTarget, serviceClient, withRemoteOptions, type RemoteOptions } from "./remote.ts";
+
+interface CpuOptions extends RemoteOptions {
+  duration: number;
+  hz: number;
+  top: number;
+  folded?: boolean;
+  output?: string;
+}
+
+/** What -o writes, from the file's name. */
+export function outputKind(file: string): "pprof" | "svg" | "folded" {
+  const lower = file.toLowerCase();
+  if (lower.endsWith(".pb.gz") || lower.endsWith(".pprof") || lower.endsWith(".pb")) return "pprof";
+  if (extname(lower) === ".svg") return "svg";
+  if (lower.endsWith(".folded") || extname(lower) === ".txt") return "folded";
+  throw new UsageError(`-o ${file}: say what to write by the name's ending: .pb.gz (pprof), .svg (flame graph) or .folded (folded stacks)`);
+}
+
+function durationOption(value: string): number {
+  const parsed = parseDuration(value);
+  if ("error" in parsed) throw new InvalidArgumentError(`${parsed.error}; use e.g. 10s, 2m`);
+  if (parsed.ms < 1000 || parsed.ms > 300_000) throw new InvalidArgumentError("must be from 1s to 5m");
+  return parsed.ms;
+}
+
+function intOption(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+async function profileCpu(service: string, opts: CpuOptions): Promise<void> {
+  const kind = opts.output ? outputKind(opts.output) : undefined; // a bad name fails before the profile, not after
+  if (opts.json && opts.folded) throw new UsageError("--json and --folded: pick one");
+  const target = await resolveTarget(opts);
+  const client = serviceClient(ProfileService, target);
+  const seconds = Math.round(opts.duration / 1000);
+  const progress = process.stderr.isTTY && !opts.json && !opts.folded;
+  if (progress) process.stderr.write(`Profiling ${service} for ${seconds}s at ${opts.hz} Hz (Ctrl-C to cancel)…\n`);
+  let tick: NodeJS.Timeout | undefined;
+  const started = Date.now();
+  if (progress)
+    tick = setInterval(() => {
+      const left = Math.max(0, seconds - Math.round((Date.now() - started) / 1000));
+      process.stderr.write(`\r  ${left > 0 ? `${left}s left` : "symbolizing…"}   `);
+    }, 1000);
+  const abort = new AbortController();
+  const onSigint = () => abort.abort();
+  process.once("SIGINT", onSigint);
+  let res;
+  try {
+    res = await client.profileCpu({ serviceName: service, durationMs: opts.duration, hz: opts.hz }, { signal: abort.signal, timeoutMs: opts.duration + 120_000 });
+  } catch (err) {
+    if (abort.signal.aborted) throw new Error("cancelled: the profile was stopped on the agent");
+    const ce = ConnectError.from(err);
+    if (ce.code === Code.FailedPrecondition || ce.code === Code.ResourceExhausted || ce.code === Code.AlreadyExists) throw new Error(ce.rawMessage);
+    throw explainError(err, target);
+  } finally {
+    clearInterval(tick);
+    process.off("SIGINT", onSigint);
+    if (progress) process.stderr.write("\r\x1b[K");
+  }
+  const profile = res.profile!;
+  if (kind && opts.output) {
+    const body = kind === "pprof" ? toPprof(profile) : kind === "svg" ? flameGraphSvg(profile, { title: `CPU: ${service} (${seconds}s at ${profile.hz} Hz)` }) : foldedStacks(profile);
+    await writeFile(opts.output, body, { mode: 0o644 });
+  }
+  if (opts.json) return printJson(ProfileCpuResponseSchema, res);
+  if (opts.folded) return void process.stdout.write(foldedStacks(profile));
+  console.log(formatProfile(res, { top: opts.top, color: useColor(), width: process.stdout.columns }));
+  if (kind && opts.output) {
+    const how = { pprof: "pprof: go tool pprof -http=: " + opts.output, svg: "flame graph: open it in a browser", folded: "folded stacks: flamegraph.pl, Speedscope or inferno read them" }[kind];
+    console.log(`\n📄 Saved ${opts.output} (${how})`);
+  }
+}
+
+export function profileCommand(): Command {
+  const profile = new Command("profile").description("CPU profiles of a component's processes, without a restart or SSH");
+  profile.addCommand(
+    withRemoteOptions(new Command("cpu").description("sample where a component spends its CPU (user and kernel stacks; needs an admin token)"))
+      .argument("<service>", "the component, as coral status names it")
+      .addOption(new Option("--duration <time>", "how long to sample, at most 5m").argParser(durationOption).default(30_000, "30s"))
+      .option("--hz <n>", "samples per second per CPU, 1 to 1000", intOption(1, 1000), 99)
+      .option("--top <n>", "show this many functions", intOption(1, 10_000), 20)
+      .option("--folded", "print folded stacks (flamegraph.pl, Speedscope, inferno) instead of the table")
+      .option("-o, --output <file>", "also write the profile: .pb.gz (pprof), .svg (flame graph) or .folded")
+      .addHelpText(
+        "after",
+        `
+Examples:
+  coral profile cpu api                          # 30s at 99 Hz, the hottest functions
+  coral profile cpu api --duration 10s -o api.svg
+  coral profile cpu api -o api.pb.gz && go tool pprof -top api.pb.gz
+  coral profile cpu api --folded > api.folded`,
+      )
+      .action((service: string, opts: CpuOptions) => profileCpu(service, opts)),
+  );
+  return profile;
+}

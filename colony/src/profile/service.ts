@@ -1,0 +1,58 @@
+// ProfileService: CPU profiles of a component, taken by the agent that
+// observes it (its whole process set) and passed back as they are. The colony
+// validates the request at the edge (the agent checks again), picks the
+// service's live agent like a debug session does, and audits who profiled
+// what, before and after.
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { IdentityKey } from "@coral/proto";
+import { AgentProfileService } from "@coral/proto/gen/coral/agent/v1/profile_pb";
+import type { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
+import { callerKey } from "../auth/index.ts";
+import { agentServiceClient } from "../agents/transport.ts";
+import { agentError, type DebugSessions } from "../debug/sessions.ts";
+
+export const profileLimits = { minHz: 1, maxHz: 1000, defaultHz: 99, maxDurationMs: 300_000, defaultDurationMs: 30_000 };
+/** Time the agent has beyond the profile's duration: bpftrace's start (it reads the kernel's BTF) and symbolizing. */
+const agentSlackMs = 90_000;
+
+export interface ProfileDeps {
+  /** Finds a service's live agent (the same choice as debug sessions). */
+  debug: Pick<DebugSessions, "agentFor">;
+  identity: IdentityKey;
+  audit(actor: string, action: string, target: string, details: Record<string, unknown>): Promise<void>;
+}
+
+/** The request's hz and duration with defaults, or an InvalidArgument error a person can act on. */
+export function profileParameters(req: { hz: number; durationMs: number }): { hz: number; durationMs: number } {
+  const hz = req.hz || profileLimits.defaultHz;
+  const durationMs = req.durationMs || profileLimits.defaultDurationMs;
+  if (hz < profileLimits.minHz || hz > profileLimits.maxHz) throw new ConnectError(`hz: must be from ${profileLimits.minHz} to ${profileLimits.maxHz} samples per second (got ${hz})`, Code.InvalidArgument);
+  if (durationMs > profileLimits.maxDurationMs) throw new ConnectError(`duration_ms: at most ${profileLimits.maxDurationMs / 60_000} minutes (got ${Math.round(durationMs / 1000)}s)`, Code.InvalidArgument);
+  return { hz, durationMs };
+}
+
+export function profileService(deps: ProfileDeps): ServiceImpl<typeof ProfileService> {
+  const who = (ctx: HandlerContext) => ctx.values.get(callerKey)?.name ?? "unknown";
+  return {
+    async profileCpu(req, ctx) {
+      if (!req.serviceName) throw new ConnectError("service_name: required (a component name from coral status)", Code.InvalidArgument);
+      const { hz, durationMs } = profileParameters(req);
+      const agent = await deps.debug.agentFor(req.serviceName);
+      const by = who(ctx);
+      const target = req.serviceName;
+      await deps.audit(by, "profile.cpu", target, { agentId: agent.agentId, hz, durationMs });
+      const client = agentServiceClient(AgentProfileService, agent.agentUrl, agent.agentId, deps.identity);
+      const started = Date.now();
+      try {
+        // The caller's cancel (Ctrl-C in the CLI) stops the agent's profile too.
+        const res = await client.profileCpu({ hz, durationMs, label: `${by} via colony` }, { timeoutMs: durationMs + agentSlackMs, signal: ctx.signal });
+        await deps.audit(by, "profile.cpu.done", target, { agentId: agent.agentId, samples: Number(res.profile?.totalSamples ?? 0), ms: Date.now() - started });
+        return { profile: res.profile, serviceName: req.serviceName, agentId: agent.agentId };
+      } catch (err) {
+        const ce = agentError(err, agent);
+        await deps.audit(by, "profile.cpu.failed", target, { agentId: agent.agentId, code: Code[ce.code], message: ce.rawMessage.slice(0, 300) });
+        throw ce;
+      }
+    },
+  };
+}
