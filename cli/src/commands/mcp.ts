@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { Command, Option } from "commander";
 import { coralHome, loadColonyConfig } from "@coral/colony";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
+import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
 import { ExternalMcpServers, keepStdoutForFrames, lazyClient, lazyColonyClient, serveStdio, startMcpHttpServer } from "../mcp/index.ts";
 import { planMcpServers, terminalPrompt } from "../ask/mcp-trust.ts";
 import { parsePortOption } from "./options.ts";
@@ -42,8 +43,9 @@ function serverCommand(): Command {
         try {
           const colony = lazyColonyClient(async () => colonyClient(await resolveTarget(opts)));
           const debug = lazyClient(DebugService, async () => serviceClient(DebugService, await resolveTarget(opts)));
+          const profile = lazyClient(ProfileService, async () => serviceClient(ProfileService, await resolveTarget(opts)));
           process.stderr.write(`coral mcp server: serving over stdio${opts.colonyUrl ? ` for ${opts.colonyUrl}` : ""}\n`);
-          await serveStdio({ colony, debug });
+          await serveStdio({ colony, debug, profile });
         } finally {
           restore();
         }

@@ -16,6 +16,7 @@ import { flameTree, foldedStacks, topFunctions } from "./analyze.ts";
 import { flameGraphSvg } from "./flamegraph.ts";
 import { formatProfile } from "./format.ts";
 import { toPprof } from "./pprof.ts";
+import { hottestPaths } from "../tools/profile.ts";
 
 // main → work → hot (75), main → work → cold (20), main → fib → fib (recursion, 4), a kernel frame under hot (1).
 const profile = create(CpuProfileSchema, {
@@ -115,6 +116,15 @@ describe("profile analysis", () => {
     expect(lines[3]).toMatch(/^74\.0%\s+75\.0%\s+74\s+hot\s+\/srv\/app$/);
     expect(lines[6]).toBe("… 3 more functions (--top 6, or -o profile.svg for the whole picture)");
     expect(text).toContain("Note: most stacks are one frame deep");
+  });
+
+  it("gives an assistant the hottest paths, including time spent in a caller itself", () => {
+    expect(hottestPaths(flameTree(profile), 4)).toEqual([
+      { path: ["app", "main", "work", "hot"], samples: 74 },
+      { path: ["app worker", "main", "work", "cold"], samples: 20 },
+      { path: ["app", "main", "fib", "fib"], samples: 4 },
+      { path: ["app", "main"], samples: 1 },
+    ]);
   });
 
   it("picks what -o writes from the file name, and refuses a name that says nothing", () => {

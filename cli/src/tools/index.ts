@@ -16,6 +16,7 @@ import { queryEventsTool } from "./events.ts";
 import { getInsightsTool } from "./insights.ts";
 import { queryMetricsTool } from "./metrics.ts";
 import { getStatusTool } from "./status.ts";
+import { profileCpuTool } from "./profile.ts";
 import { getTopologyTool } from "./topology.ts";
 import { ToolArgumentError, ToolError, type CoralTool, type ToolContext, type ToolResult } from "./types.ts";
 
@@ -35,6 +36,8 @@ export const coralTools: readonly CoralTool[] = [
   // Live debugging (ToolContext.debug): list functions, attach, events, detach.
   // Attach and detach are readOnly: false: the colony wants an admin token and audits them.
   ...debugTools,
+  // CPU profiles (ToolContext.profile): readOnly: false, admin token, audited.
+  profileCpuTool,
 ];
 
 export function findTool(name: string): CoralTool | undefined {

@@ -23,7 +23,7 @@ function fakeColony(methods: Partial<Record<keyof Colony, (req: never) => Promis
 }
 
 describe("the tool registry", () => {
-  it("lists the tools with object schemas and descriptions; only debug attach and detach write", () => {
+  it("lists the tools with object schemas and descriptions; only debug attach and detach and profiling act on the app", () => {
     expect(coralTools.map((t) => t.name)).toEqual([
       "coral_get_status",
       "coral_get_topology",
@@ -35,10 +35,11 @@ describe("the tool registry", () => {
       "coral_debug_attach",
       "coral_debug_events",
       "coral_debug_detach",
+      "coral_profile_cpu",
     ]);
     for (const tool of coralTools) {
       expect(tool.name).toMatch(/^coral_[a-z_]+$/);
-      expect(tool.readOnly).toBe(!["coral_debug_attach", "coral_debug_detach"].includes(tool.name));
+      expect(tool.readOnly).toBe(!["coral_debug_attach", "coral_debug_detach", "coral_profile_cpu"].includes(tool.name));
       expect(tool.description.length).toBeGreaterThan(80);
       const schema = toolJsonSchema(tool);
       expect(schema).toMatchObject({ type: "object", additionalProperties: false });

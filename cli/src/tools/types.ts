@@ -5,6 +5,7 @@
 import type { Client } from "@connectrpc/connect";
 import type { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import type { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
+import type { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
 import type { z } from "zod";
 
 export interface ToolContext {
@@ -12,6 +13,8 @@ export interface ToolContext {
   colony: Client<typeof ColonyService>;
   /** Live debugging (DebugService), authenticated the same way; the debug tools need it. */
   debug?: Client<typeof DebugService>;
+  /** CPU profiles (ProfileService), authenticated the same way; the profile tool needs it. */
+  profile?: Client<typeof ProfileService>;
   /** The clock in ms since the epoch; tests pin it. Default: Date.now. */
   now?: () => number;
 }
