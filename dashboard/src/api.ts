@@ -5,6 +5,8 @@
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
+import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
+import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
 
 const csrf: Interceptor = (next) => (req) => {
   req.header.set("x-coral-csrf", "1");
@@ -18,6 +20,10 @@ const transport = createConnectTransport({
 });
 
 export const colony = createClient(ColonyService, transport);
+/** Live debugging sessions (the Debug view); attach and detach need an admin session. */
+export const debug = createClient(DebugService, transport);
+/** Flags and rollbacks (the Flags & rollbacks view); changes need an admin session. */
+export const control = createClient(ControlService, transport);
 
 export interface SessionInfo {
   name: string;

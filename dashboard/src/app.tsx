@@ -34,6 +34,9 @@ export function App() {
   useEffect(() => {
     if (phase.kind !== "signed-in") return;
     startLive();
+    // Once the first view has painted, fetch the chunks of the heavier views (Cytoscape.js, uPlot) while the page is idle.
+    const idle = window.requestIdleCallback ?? ((f: () => void) => setTimeout(f, 500));
+    idle(() => void Promise.all([lazyViews.topology!(), lazyViews.component!()]).catch(() => undefined));
     return stopLive;
   }, [phase.kind]);
 
@@ -56,14 +59,22 @@ function SignedOut({ message }: { message?: string }) {
   );
 }
 
-const lazyViews: Record<string, () => Promise<ComponentType<{ name: string }>>> = {
-  topology: () => import("./views/topology.tsx").then((m) => m.Topology as ComponentType<{ name: string }>),
-  component: () => import("./views/component.tsx").then((m) => m.ComponentView),
+/** What a view gets: the name in its path (a component, a debug session), and whether the session may change things. */
+export interface ViewProps {
+  name: string;
+  admin: boolean;
+}
+
+const lazyViews: Record<string, () => Promise<ComponentType<ViewProps>>> = {
+  topology: () => import("./views/topology.tsx").then((m) => m.Topology as ComponentType<ViewProps>),
+  component: () => import("./views/component.tsx").then((m) => m.ComponentView as ComponentType<ViewProps>),
+  debug: () => import("./views/debug.tsx").then((m) => m.Debug),
+  control: () => import("./views/control.tsx").then((m) => m.Control),
 };
 
 /** A view in its own chunk (Cytoscape.js, uPlot), loaded when first opened. */
-function Lazy({ view, name }: { view: keyof typeof lazyViews; name: string }) {
-  const [Loaded, setLoaded] = useState<ComponentType<{ name: string }> | undefined>(undefined);
+function Lazy({ view, name, admin }: { view: keyof typeof lazyViews } & ViewProps) {
+  const [Loaded, setLoaded] = useState<ComponentType<ViewProps> | undefined>(undefined);
   useEffect(() => {
     let live = true;
     lazyViews[view]!().then((c) => {
@@ -72,7 +83,7 @@ function Lazy({ view, name }: { view: keyof typeof lazyViews; name: string }) {
     });
     return () => void (live = false);
   }, [view]);
-  return Loaded ? <Loaded name={name} /> : <div class="muted">Loading…</div>;
+  return Loaded ? <Loaded name={name} admin={admin} /> : <div class="muted">Loading…</div>;
 }
 
 function Shell({ session, onSignOut }: { session: SessionInfo; onSignOut: () => void }) {
@@ -84,12 +95,18 @@ function Shell({ session, onSignOut }: { session: SessionInfo; onSignOut: () => 
     ["/topology", "Topology"],
     ["/events", "Events"],
     ["/insights", "Insights"],
+    ["/debug", "Debug"],
+    ["/control", "Flags & rollbacks"],
   ] as const;
+  const admin = session.scope === "admin";
   const component = /^\/components\/([^/]+)$/.exec(path);
+  const debugSession = /^\/debug(?:\/([^/]+))?$/.exec(path);
   let view;
-  if (path === "/") view = <Overview admin={session.scope === "admin"} />;
-  else if (path === "/topology") view = <Lazy view="topology" name="" />;
-  else if (component) view = <Lazy view="component" name={decodeURIComponent(component[1]!)} />;
+  if (path === "/") view = <Overview admin={admin} />;
+  else if (path === "/topology") view = <Lazy view="topology" name="" admin={admin} />;
+  else if (component) view = <Lazy view="component" name={decodeURIComponent(component[1]!)} admin={admin} />;
+  else if (debugSession) view = <Lazy view="debug" name={decodeURIComponent(debugSession[1] ?? "")} admin={admin} />;
+  else if (path === "/control") view = <Lazy view="control" name="" admin={admin} />;
   else if (path === "/events") view = <Events />;
   else if (path === "/insights") view = <Insights admin={session.scope === "admin"} />;
   else view = <p>No such view. <Link href="/">Overview</Link></p>;
@@ -107,7 +124,7 @@ function Shell({ session, onSignOut }: { session: SessionInfo; onSignOut: () => 
         )}
         <nav>
           {nav.map(([href, label]) => (
-            <Link href={href} class={path === href ? "active" : ""}>
+            <Link href={href} class={path === href || (href !== "/" && path.startsWith(`${href}/`)) ? "active" : ""}>
               {label}
             </Link>
           ))}

@@ -2,3 +2,5 @@
 export * from "./format.ts";
 export * from "./graph.ts";
 export * from "./series.ts";
+export * from "./control.ts";
+export * from "./debug.ts";

@@ -25,7 +25,7 @@ async function loadCharts(service: string, seconds: number, raw: boolean) {
   return { charts: buildCharts(await colony.queryMetrics(range)), unavailable: [] as string[] };
 }
 
-export function ComponentView({ name }: { name: string }) {
+export function ComponentView({ name, admin }: { name: string; admin: boolean }) {
   const { query } = useLocation();
   const { status } = useLive();
   const preset = rangePreset(query.get("range"));
@@ -81,7 +81,7 @@ export function ComponentView({ name }: { name: string }) {
       </section>
       <section>
         <h3>Insights</h3>
-        <InsightList service={name} status="active" admin={false} />
+        <InsightList service={name} status="active" admin={admin} />
       </section>
       <section>
         <h3>Events</h3>

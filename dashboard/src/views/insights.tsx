@@ -51,6 +51,7 @@ export function InsightList(props: { service: string; status: string; admin: boo
                 <button
                   class="dismiss"
                   title={props.admin ? "hide this insight while its condition lasts" : "needs an admin session"}
+                  disabled={!props.admin}
                   onClick={() => dismiss(i.id)}
                 >
                   Dismiss
