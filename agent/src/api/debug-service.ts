@@ -72,6 +72,7 @@ export function agentDebugService(collectors: UprobeCollectors): ServiceImpl<typ
     startUprobeCollector: guarded(async (req) => {
       if (!req.functionName) throw new ConnectError("function_name: is required", Code.InvalidArgument);
       if (req.functionName.length > 1024) throw new ConnectError("function_name: too long", Code.InvalidArgument);
+      if (req.slowThresholdMs > 3_600_000) throw new ConnectError(`slow_threshold_ms: at most 3600000 (1 h), got ${req.slowThresholdMs}`, Code.InvalidArgument);
       const c = await collectors.start({
         functionName: req.functionName,
         durationMs: req.durationMs,
@@ -79,6 +80,7 @@ export function agentDebugService(collectors: UprobeCollectors): ServiceImpl<typ
         captureReturn: req.captureReturn,
         sampleRate: req.sampleRate,
         maxEvents: req.maxEvents,
+        slowThresholdMs: req.slowThresholdMs,
         label: req.label.slice(0, 200),
       });
       return {

@@ -29,6 +29,8 @@ export interface CollectorRequest {
   captureReturn?: boolean;
   sampleRate?: number;
   maxEvents?: number;
+  /** Calls slower than this count as slow (default 100). */
+  slowThresholdMs?: number;
   label?: string;
 }
 
@@ -149,7 +151,7 @@ class Collector {
     const entries = this.before.entries + now.filter((e) => e.type === "entry").length;
     const summary = summarizeCalls(entries, durations, {
       function: current?.function ?? r.functionName,
-      slowThresholdNs: current?.slowThresholdNs ?? 100e6,
+      slowThresholdNs: current?.slowThresholdNs ?? r.slowThresholdMs * 1e6,
       lostEvents: current?.lostEvents ?? 0,
       stopReason: this.stopReason,
     });
@@ -203,6 +205,7 @@ export class UprobeCollectors {
       captureReturn: req.captureReturn ?? false,
       sampleRate: session.program.sampleRate,
       maxEvents: session.program.maxEvents,
+      slowThresholdMs: req.slowThresholdMs || 100,
       startedAt,
       expiresAt: new Date(startedAt.getTime() + session.program.durationMs),
       binary,
@@ -291,6 +294,7 @@ export class UprobeCollectors {
       sampleRate: req.sampleRate || undefined,
       maxEvents: req.maxEvents || undefined,
     };
+    const slowThresholdMs = req.slowThresholdMs || 100;
     let functions: FunctionList;
     try {
       functions = await listFunctions(pid);
@@ -303,7 +307,7 @@ export class UprobeCollectors {
         `the observed process (pid ${pid}, ${functions.binary}) is ${functions.isGo ? "a Go" : "not a Go"} program; the collector was started on ${expectGo ? "a Go" : "a non-Go"} one`,
       );
     if (!functions.isGo) {
-      const session = await UprobeSession.start({ ...common, id, captureReturn: req.captureReturn ?? false, bpftracePath: this.options.bpftracePath, limiter: this.limiter });
+      const session = await UprobeSession.start({ ...common, id, slowThresholdMs, captureReturn: req.captureReturn ?? false, bpftracePath: this.options.bpftracePath, limiter: this.limiter });
       return { session, binary: functions.binary };
     }
     // Go sessions pair calls by the g pointer in r14 and read arguments from registers: Go 1.17+ only.
@@ -312,7 +316,7 @@ export class UprobeCollectors {
     // Go: never a uretprobe; returns come from uprobes on the RET instructions.
     const program = { ...generateProgram({ ...common, functions, captureReturn: false }), captureReturn: req.captureReturn ?? false };
     if (!hasBpfPermission()) throw new DebugError("no_permission", "uprobes need root or CAP_SYS_ADMIN");
-    const session = await GoRetSession.start({ id, pid, pids: common.pids, program, binary: `/proc/${pid}/exe`, limiter: this.limiter });
+    const session = await GoRetSession.start({ id, slowThresholdMs, pid, pids: common.pids, program, binary: `/proc/${pid}/exe`, limiter: this.limiter });
     return { session, binary: functions.binary };
   }
 

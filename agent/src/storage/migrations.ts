@@ -105,6 +105,8 @@ export const migrations: readonly Migration[] = [
   { version: 1, name: "agent schema and outbox", up: initial },
   { version: 2, name: "uprobe events", up: uprobeEvents },
   { version: 3, name: "uprobe collectors", up: uprobeCollectors },
+  // The session's slow-call threshold, so a resumed collector's summary keeps it.
+  { version: 4, name: "uprobe slow threshold", up: "ALTER TABLE uprobe_collectors ADD COLUMN slow_threshold_ms INTEGER DEFAULT 100;" },
 ];
 
 /** Applies every migration newer than the file's schema version, in order. */

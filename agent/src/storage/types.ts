@@ -226,6 +226,8 @@ export interface UprobeCollectorRecord {
   captureReturn: boolean;
   sampleRate: number;
   maxEvents: number;
+  /** Calls slower than this count as slow. */
+  slowThresholdMs: number;
   startedAt: Date;
   expiresAt: Date;
   /** The target's executable when the collector (last) attached. */

@@ -11,6 +11,7 @@ const collector = (id: string, startedAt: Date): UprobeCollectorRecord => ({
   captureReturn: true,
   sampleRate: 1,
   maxEvents: 100,
+  slowThresholdMs: 250,
   startedAt,
   expiresAt: new Date(startedAt.getTime() + 60_000),
   binary: "/srv/payments",

@@ -67,7 +67,7 @@ export async function queryUprobeEvents(conn: Conn, q: UprobeEventQuery): Promis
 }
 
 const collectorColumns =
-  "collector_id, label, function_name, duration_ms, capture_args, capture_return, sample_rate, max_events, started_at, expires_at, binary_path, is_go, pid, ended_at, stop_reason, stop_detail";
+  "collector_id, label, function_name, duration_ms, capture_args, capture_return, sample_rate, max_events, started_at, expires_at, binary_path, is_go, pid, ended_at, stop_reason, stop_detail, slow_threshold_ms";
 
 /** Stores a collector's request (again, when it is resumed on a new pid). */
 export async function saveUprobeCollector(conn: Conn, c: UprobeCollectorRecord): Promise<void> {
@@ -76,7 +76,7 @@ export async function saveUprobeCollector(conn: Conn, c: UprobeCollectorRecord):
   checkDate(c.expiresAt, "collector expiresAt");
   await exec(
     conn,
-    `INSERT OR REPLACE INTO uprobe_collectors (${collectorColumns}) VALUES (${Array.from({ length: 16 }, (_, k) => `$${k + 1}`).join(", ")})`,
+    `INSERT OR REPLACE INTO uprobe_collectors (${collectorColumns}) VALUES (${Array.from({ length: 17 }, (_, k) => `$${k + 1}`).join(", ")})`,
     [
       c.collectorId,
       c.label,
@@ -94,6 +94,7 @@ export async function saveUprobeCollector(conn: Conn, c: UprobeCollectorRecord):
       c.endedAt ? ts(c.endedAt) : null,
       c.stopReason,
       c.stopDetail,
+      c.slowThresholdMs,
     ],
   );
 }
@@ -118,6 +119,8 @@ function toCollector(r: Row): UprobeCollectorRecord {
     captureReturn: r.capture_return === true,
     sampleRate: num(r.sample_rate),
     maxEvents: num(r.max_events),
+    // Collectors stored before the column existed used the default.
+    slowThresholdMs: r.slow_threshold_ms === null || r.slow_threshold_ms === undefined ? 100 : num(r.slow_threshold_ms),
     startedAt: date(r.started_at),
     expiresAt: date(r.expires_at),
     binary: str(r.binary_path),
