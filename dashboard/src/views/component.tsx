@@ -4,14 +4,14 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { colony } from "../api.ts";
 import { useLive } from "../live.ts";
-import { buildCharts, formatBytes, formatDuration, formatPercent, rangePreset, rangePresets, toneOf } from "../logic/index.ts";
+import { buildCharts, type Chart, formatBytes, formatDuration, formatPercent, rangePreset, rangePresets, toneOf } from "../logic/index.ts";
 import { setQuery, useLocation } from "../router.tsx";
 import { useAsync } from "../use-async.ts";
 import { MetricChart } from "./chart.tsx";
 import { EventList } from "./events.tsx";
 import { InsightList } from "./insights.tsx";
 
-async function loadCharts(service: string, seconds: number, raw: boolean) {
+async function loadCharts(service: string, seconds: number, raw: boolean): Promise<{ charts: Chart[]; unavailable: string[]; note?: string }> {
   const until = new Date();
   const since = new Date(until.getTime() - seconds * 1000);
   const range = { service, since: timestampFromDate(since), until: timestampFromDate(until) };
@@ -22,7 +22,11 @@ async function loadCharts(service: string, seconds: number, raw: boolean) {
     const summaries = await colony.queryMetrics({ ...range, interval: "1m" });
     return { charts: buildCharts(summaries), unavailable: res.unavailable };
   }
-  return { charts: buildCharts(await colony.queryMetrics(range)), unavailable: [] as string[] };
+  const charts = buildCharts(await colony.queryMetrics(range));
+  if (charts.length > 0) return { charts, unavailable: [] as string[] };
+  // Nothing rolled up yet (a component that started minutes ago): its agent's raw points of the last 15 minutes instead.
+  const recent = await loadCharts(service, 900, true);
+  return { ...recent, note: recent.charts.length ? "Nothing rolled up in this range yet: showing the last 15 minutes of raw points." : undefined };
 }
 
 export function ComponentView({ name, admin }: { name: string; admin: boolean }) {
@@ -76,6 +80,7 @@ export function ComponentView({ name, admin }: { name: string; admin: boolean })
         {charts.data?.unavailable.map((u) => (
           <p class="muted">raw points unavailable: {u}</p>
         ))}
+        {charts.data?.note && <p class="muted" data-testid="charts-note">{charts.data.note}</p>}
         {charts.data && charts.data.charts.length === 0 && <p class="muted">No metrics in this range.</p>}
         <div class="charts">{charts.data?.charts.map((c) => <MetricChart chart={c} key={c.metric} />)}</div>
       </section>
