@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { currentSession, signIn, signOut, type SessionInfo } from "./api.ts";
 import { startLive, stopLive, useLive } from "./live.ts";
 import { Link, navigate, useLocation } from "./router.tsx";
+import { prefetchTopology } from "./topology-data.ts";
 import { Overview } from "./views/overview.tsx";
 import { Events } from "./views/events.tsx";
 import { Insights } from "./views/insights.tsx";
@@ -77,6 +78,7 @@ function Lazy({ view, name, admin }: { view: keyof typeof lazyViews } & ViewProp
   const [Loaded, setLoaded] = useState<ComponentType<ViewProps> | undefined>(undefined);
   useEffect(() => {
     let live = true;
+    if (view === "topology") prefetchTopology();
     lazyViews[view]!().then((c) => {
       performance.mark(`coral:${view}-loaded`);
       if (live) setLoaded(() => c);

