@@ -157,6 +157,11 @@ describe.skipIf(!haveChromium)("Flags & rollbacks view in Chromium", () => {
     await page.locator(row).waitFor({ timeout });
     expect(page.url()).toBe(`${colony.url}/control?service=api`);
     expect(await page.locator("tr[data-flag]").evaluateAll((els) => els.map((e) => e.getAttribute("data-flag")))).toEqual(["api/dark-mode", "api/new-checkout"]);
+
+    // The component's own view lists its flags too.
+    await page.goto(`${colony.url}/components/api`);
+    await page.locator('[data-testid="component-flags"] tr[data-flag="api/new-checkout"]').waitFor({ timeout });
+    expect(await page.locator('[data-testid="component-flags"] tr[data-flag]').evaluateAll((els) => els.map((e) => e.getAttribute("data-flag")))).toEqual(["api/dark-mode", "api/new-checkout"]);
   });
 
   it("lets an admin session turn a flag on and set its rollout; the API returns the new values and the audit log names the dashboard session", async () => {

@@ -8,6 +8,7 @@ import { buildCharts, type Chart, formatBytes, formatDuration, formatPercent, ra
 import { setQuery, useLocation } from "../router.tsx";
 import { useAsync } from "../use-async.ts";
 import { MetricChart } from "./chart.tsx";
+import { ComponentFlags } from "./control.tsx";
 import { EventList } from "./events.tsx";
 import { InsightList } from "./insights.tsx";
 
@@ -84,6 +85,7 @@ export function ComponentView({ name, admin }: { name: string; admin: boolean })
         {charts.data && charts.data.charts.length === 0 && <p class="muted">No metrics in this range.</p>}
         <div class="charts">{charts.data?.charts.map((c) => <MetricChart chart={c} key={c.metric} />)}</div>
       </section>
+      <ComponentFlags service={name} admin={admin} />
       <section>
         <h3>Insights</h3>
         <InsightList service={name} status="active" admin={admin} />

@@ -97,6 +97,21 @@ export function Control({ admin }: ViewProps) {
   );
 }
 
+/** A component's flags, for its own view (changes as in the Flags & rollbacks view). */
+export function ComponentFlags({ service, admin }: { service: string; admin: boolean }) {
+  const flags = useAsync(() => control.listFlags({ service }), [service]);
+  useTopics(["control"], flags.reload);
+  return (
+    <section data-testid="component-flags">
+      <h3>
+        Feature flags <Link href={`/control?service=${encodeURIComponent(service)}`} class="muted">(flags &amp; rollbacks)</Link>
+      </h3>
+      {flags.error && <p class="error">{flags.error}</p>}
+      {flags.data && <FlagTables flags={flags.data.flags} service={service} admin={admin} onChanged={flags.reload} />}
+    </section>
+  );
+}
+
 function FlagTables(props: { flags: Flag[]; service: string; admin: boolean; onChanged: () => void }) {
   const groups = groupFlags(props.flags, props.service);
   if (groups.length === 0)
