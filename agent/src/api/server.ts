@@ -1,6 +1,6 @@
 // The agent's Connect server: the colony's detail queries against the local
-// DuckDB, its control calls and live debugging. Only the colony gets an
-// answer: every call carries a signature by the colony's identity key over
+// DuckDB, its control calls, live debugging and CPU profiles. Only the colony
+// gets an answer: every call carries a signature by the colony's identity key over
 // this agent, the method, the body and the time (colony-guard.ts checks it
 // before reading the body; colony-handler.ts checks the body against it).
 import { once } from "node:events";
@@ -13,11 +13,14 @@ import { FeatureFlagControlService } from "@coral/proto/gen/coral/control/v1/fla
 import { RollbackControlService, RollbackPlanService } from "@coral/proto/gen/coral/control/v1/rollback_pb";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { AgentDebugService } from "@coral/proto/gen/coral/agent/v1/debug_pb";
+import { AgentProfileService } from "@coral/proto/gen/coral/agent/v1/profile_pb";
 import type { UprobeCollectors } from "../debug/collectors.ts";
+import type { CpuProfiler } from "../profile/index.ts";
 import type { AgentStore } from "../storage/index.ts";
 import { colonyGuard } from "./colony-guard.ts";
 import { colonyCallHandler } from "./colony-handler.ts";
 import { agentDebugService } from "./debug-service.ts";
+import { agentProfileService } from "./profile-service.ts";
 
 const maxLimit = 100_000;
 /** Requests are small (queries, flags, intents); the largest flag set fits well under this. */
@@ -64,6 +67,8 @@ export async function startAgentApi(options: {
   control?: AgentControlHandlers;
   /** Live debugging (AgentDebugService); absent = not served. */
   debug?: UprobeCollectors;
+  /** CPU profiles on demand (AgentProfileService); absent = not served. */
+  profile?: CpuProfiler;
 }): Promise<AgentApiServer> {
   const { store } = options;
   const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes;
@@ -76,6 +81,7 @@ export async function startAgentApi(options: {
         router.service(RollbackPlanService, options.control.rollbackPlan);
       }
       if (options.debug) router.service(AgentDebugService, agentDebugService(options.debug));
+      if (options.profile) router.service(AgentProfileService, agentProfileService(options.profile));
       router.service(AgentService, {
         async queryMetrics(req) {
           const page = await store.queryMetrics({ metricName: req.metricName || undefined, ...range(req.since, req.until, req.limit) });

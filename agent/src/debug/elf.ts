@@ -27,11 +27,25 @@ export interface ElfSymbol {
   table: ".symtab" | ".dynsym";
 }
 
+/** A PT_LOAD program header: how file bytes are placed in memory. */
+export interface ElfSegment {
+  /** Offset of the segment in the file. */
+  offset: number;
+  /** Virtual address (in the file's own address space, before any load bias). */
+  vaddr: bigint;
+  fileSize: number;
+  memSize: number;
+  /** PF_X = 1, PF_W = 2, PF_R = 4. */
+  flags: number;
+}
+
 export interface ElfFile {
   type: number; // ET_EXEC = 2, ET_DYN = 3
   machine: number; // EM_X86_64 = 62, EM_AARCH64 = 183
   sections: ElfSection[];
   symbols: ElfSymbol[];
+  /** The loadable segments (PT_LOAD), in file order. */
+  segments: ElfSegment[];
 }
 
 export interface FunctionInfo {
@@ -71,11 +85,12 @@ export function parseElf(buf: Buffer): ElfFile {
   if (buf[5] !== 1) throw new ElfError("only little-endian ELF is supported");
   const type = buf.readUInt16LE(16);
   const machine = buf.readUInt16LE(18);
+  const segments = loadSegments(buf);
   const shoff = num(buf.readBigUInt64LE(0x28));
   const shentsize = buf.readUInt16LE(0x3a);
   let shnum = buf.readUInt16LE(0x3c);
   let shstrndx = buf.readUInt16LE(0x3e);
-  if (shoff === 0) return { type, machine, sections: [], symbols: [] };
+  if (shoff === 0) return { type, machine, sections: [], symbols: [], segments };
   if (shentsize < 64) throw new ElfError(`bad section header size ${shentsize}`);
   // Extended numbering: real counts live in section header 0.
   if (shnum === 0) shnum = num(buf.readBigUInt64LE(shoff + 32));
@@ -121,7 +136,32 @@ export function parseElf(buf: Buffer): ElfFile {
       });
     }
   }
-  return { type, machine, sections, symbols };
+  return { type, machine, sections, symbols, segments };
+}
+
+const PT_LOAD = 1;
+
+/** The PT_LOAD program headers (what a profiler needs to turn a file offset into a virtual address). */
+function loadSegments(buf: Buffer): ElfSegment[] {
+  const phoff = num(buf.readBigUInt64LE(0x20));
+  const phentsize = buf.readUInt16LE(0x36);
+  const phnum = buf.readUInt16LE(0x38);
+  if (phoff === 0 || phnum === 0) return [];
+  if (phentsize < 56) throw new ElfError(`bad program header size ${phentsize}`);
+  if (phoff + phnum * phentsize > buf.length) throw new ElfError("program headers past end of file");
+  const out: ElfSegment[] = [];
+  for (let i = 0; i < phnum; i++) {
+    const o = phoff + i * phentsize;
+    if (buf.readUInt32LE(o) !== PT_LOAD) continue;
+    out.push({
+      flags: buf.readUInt32LE(o + 4),
+      offset: num(buf.readBigUInt64LE(o + 8)),
+      vaddr: buf.readBigUInt64LE(o + 16),
+      fileSize: num(buf.readBigUInt64LE(o + 32)),
+      memSize: num(buf.readBigUInt64LE(o + 40)),
+    });
+  }
+  return out;
 }
 
 /** Defined functions with a size, deduplicated across .symtab and .dynsym, sorted by address. */

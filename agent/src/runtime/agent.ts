@@ -16,6 +16,7 @@ import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_p
 import { startAgentApi, type AgentApiServer } from "../api/server.ts";
 import { RollbackExecutor, SdkLink, type AgentRollbackConfig } from "../control/index.ts";
 import { UprobeCollectors } from "../debug/collectors.ts";
+import { CpuProfiler } from "../profile/index.ts";
 import { ProcessWatcher, healthTargetFor, probeHealth, scrapePrometheus, type HealthResult, type ProcessSetSnapshot, type TcpConnection } from "../observe/index.ts";
 import { KernelConnections, type KernelConnectionsStatus, type OpenedCount } from "../observe/kernel-connections.ts";
 import { Publisher, openAgentStore, type DropCounters, type OutboxBounds, type AgentStore, type MetricPoint } from "../storage/index.ts";
@@ -77,7 +78,7 @@ export interface AgentOptions {
    * CORAL_CONNECTIONS_SOURCE.
    */
   connectionSource?: "auto" | "procfs";
-  /** bpftrace for the kernel connection source (default: CORAL_BPFTRACE, else PATH). */
+  /** bpftrace for the kernel connection source and CPU profiles (default: CORAL_BPFTRACE, else PATH). */
   bpftracePath?: string;
 }
 
@@ -161,6 +162,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     maxSessions: options.maxDebugSessions,
     onError: (id, err) => log.warn({ collector_id: id, err: String(err) }, "could not store uprobe events"),
   });
+  // CPU profiles sample the same process set, on demand.
+  const profiler = new CpuProfiler({ observedPid: () => observedPid, bpftracePath: options.bpftracePath ?? (process.env.CORAL_BPFTRACE || undefined), logger: log });
   const sdk = new SdkLink({ port: options.sdkPort, announceDir: options.sdkAnnounceDir, logger: log });
   const rollbacks = new RollbackExecutor({ serviceName: options.serviceName, config: options.rollback, sdk, log });
   const api: AgentApiServer = await startAgentApi({
@@ -171,6 +174,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     maxBodyBytes: options.apiMaxBodyBytes,
     host: options.meshAddress,
     debug,
+    profile: profiler,
     control: {
       flags: {
         syncFlags: async (req) => {
@@ -552,6 +556,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     await watcher.stop().catch(() => undefined);
     await kernel?.stop().catch(() => undefined);
     await debug.close().catch(() => undefined);
+    await profiler.close().catch(() => undefined);
     await api.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw err;
@@ -606,6 +611,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         if (!nc.isClosed()) await bounded(nc.close(), 1_000);
       }
       await debug.close();
+      await profiler.close();
       await api.close();
       await store.close();
     })());

@@ -1,0 +1,173 @@
+// Function names for addresses in a mapped file: the address's offset in the
+// file, turned into the ELF's own virtual address by its loadable segments,
+// looked up in the function table (.symtab, else .dynsym; for Go, stripped or
+// not, .gopclntab where there is no symbol table). Files are read through the
+// process (/proc/<pid>/map_files, then /proc/<pid>/root/<path>), so a
+// deleted binary or one in a container resolves too, and parsed tables are
+// cached per file (device, inode, modification time, size).
+import { open, readFile, stat } from "node:fs/promises";
+import { release } from "node:os";
+import { ElfError, functionsOf, parseElf, pclntabFunctionsOf, type ElfSegment, type FunctionInfo } from "../debug/index.ts";
+import { isFileMapping, isVdso, parseMaps, type Mapping } from "./maps.ts";
+
+export type SymbolSource = "symtab" | "dynsym" | "gopclntab" | "none";
+
+export interface ModuleSymbols {
+  /** Sorted by address, with sizes. */
+  functions: FunctionInfo[];
+  segments: ElfSegment[];
+  source: SymbolSource;
+  /** Why there are no symbols (unreadable file, not an ELF, …). */
+  error?: string;
+}
+
+/** The ELF virtual address of a byte at `fileOffset` in the file, by its PT_LOAD segments (the offset itself when none holds it). */
+export function fileOffsetToVaddr(segments: readonly ElfSegment[], fileOffset: bigint): bigint {
+  for (const s of segments) {
+    const start = BigInt(s.offset);
+    if (fileOffset >= start && fileOffset < start + BigInt(Math.max(s.fileSize, 1))) return fileOffset - start + s.vaddr;
+  }
+  return fileOffset;
+}
+
+/** The offset in the mapped file of the byte at runtime `address` of mapping `m`. */
+export function fileOffsetOf(m: Pick<Mapping, "start" | "offset">, address: bigint): bigint {
+  return address - m.start + m.offset;
+}
+
+/** The function whose [address, address + size) holds `vaddr`, if any. */
+export function functionAt(functions: readonly FunctionInfo[], vaddr: bigint): FunctionInfo | undefined {
+  let lo = 0;
+  let hi = functions.length - 1;
+  let best = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (functions[mid]!.address <= vaddr) {
+      best = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  // Symbols may nest or overlap (aliases): look back a little for one that covers it.
+  for (let i = best; i >= 0 && i > best - 8; i--) {
+    const f = functions[i]!;
+    if (vaddr < f.address + BigInt(f.size)) return f;
+  }
+  return undefined;
+}
+
+/** The symbols of an ELF file's bytes. */
+export function moduleSymbolsOf(buf: Buffer): ModuleSymbols {
+  const elf = parseElf(buf);
+  let source: SymbolSource = "none";
+  let functions: FunctionInfo[];
+  const fromPclntab = pclntabFunctionsOf(elf, buf);
+  if (fromPclntab) {
+    functions = fromPclntab;
+    source = "gopclntab";
+  } else {
+    functions = functionsOf(elf);
+    if (functions.length > 0) source = elf.symbols.some((s) => s.table === ".symtab" && s.type === 2) ? "symtab" : "dynsym";
+  }
+  return { functions, segments: elf.segments, source };
+}
+
+export interface SymbolCacheOptions {
+  /** Parsed files kept (default 64). */
+  maxFiles?: number;
+}
+
+/** Parsed function tables per file, shared by every profile of the agent. */
+export class SymbolCache {
+  private readonly files = new Map<string, Promise<ModuleSymbols>>();
+  private readonly maxFiles: number;
+
+  constructor(options: SymbolCacheOptions = {}) {
+    this.maxFiles = options.maxFiles ?? 64;
+  }
+
+  /** The symbols of the file mapped at `m` in `pid`; a ModuleSymbols with `error` when it cannot be read. */
+  async forMapping(pid: number, m: Mapping): Promise<ModuleSymbols> {
+    // The kernel's vDSO (clock_gettime and friends): the same image in every process of this kernel.
+    if (isVdso(m)) return this.load(`[vdso]:${release()}:${m.end - m.start}`, () => readVdso(pid, m), "[vdso]");
+    if (!isFileMapping(m)) return { functions: [], segments: [], source: "none", error: `${m.path || "anonymous memory"} is not a file` };
+    const reasons: string[] = [];
+    for (const path of candidatePaths(pid, m)) {
+      let key: string;
+      try {
+        const st = await stat(path);
+        if (!st.isFile()) continue;
+        key = `${st.dev}:${st.ino}:${st.mtimeMs}:${st.size}`;
+      } catch (err) {
+        reasons.push(`${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+        continue;
+      }
+      return this.load(key, () => readFile(path), path);
+    }
+    return { functions: [], segments: [], source: "none", error: `cannot read ${m.path} (${reasons.join("; ")})` };
+  }
+
+  get size(): number {
+    return this.files.size;
+  }
+
+  private load(key: string, read: () => Promise<Buffer>, path = key): Promise<ModuleSymbols> {
+    const cached = this.files.get(key);
+    if (cached) {
+      // Most recently used last.
+      this.files.delete(key);
+      this.files.set(key, cached);
+      return cached;
+    }
+    const loading = read().then(
+      (buf) => {
+        try {
+          return moduleSymbolsOf(buf);
+        } catch (err) {
+          if (err instanceof ElfError) return { functions: [], segments: [], source: "none" as const, error: `${path}: ${err.message}` };
+          throw err;
+        }
+      },
+      (err: unknown) => {
+        // Not cached: the next profile tries again.
+        this.files.delete(key);
+        return { functions: [], segments: [], source: "none" as const, error: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
+      },
+    );
+    this.files.set(key, loading);
+    while (this.files.size > this.maxFiles) this.files.delete(this.files.keys().next().value!);
+    return loading;
+  }
+}
+
+/**
+ * The vDSO image of `pid` (mapping `m`): from its memory, or, once it has
+ * exited, from the agent's own vDSO when that is the same size (one kernel,
+ * one image).
+ */
+async function readVdso(pid: number, m: Mapping): Promise<Buffer> {
+  try {
+    return await readMemory(pid, m.start, m.end);
+  } catch (err) {
+    const own = parseMaps(await readFile("/proc/self/maps", "utf8")).find(isVdso);
+    if (!own || own.end - own.start !== m.end - m.start) throw err;
+    return readMemory("self", own.start, own.end);
+  }
+}
+
+async function readMemory(pid: number | "self", start: bigint, end: bigint): Promise<Buffer> {
+  const size = Number(end - start);
+  if (size <= 0 || size > 1 << 20) throw new Error(`a vDSO of ${size} bytes`);
+  const fh = await open(`/proc/${pid}/mem`, "r");
+  try {
+    const buf = Buffer.alloc(size);
+    const { bytesRead } = await fh.read(buf, 0, size, Number(start));
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Where the file mapped at `m` can be read: the exact mapped file first, then its path as the process sees it, then as the agent does. */
+function candidatePaths(pid: number, m: Mapping): string[] {
+  return [`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`, `/proc/${pid}/root${m.path}`, ...(m.deleted ? [] : [m.path])];
+}

@@ -1,0 +1,3 @@
+module coral.test/burn
+
+go 1.19
