@@ -31,6 +31,7 @@ const toolNames = [
   "coral_get_insights",
   "coral_get_status",
   "coral_get_topology",
+  "coral_profile_cpu",
   "coral_query_events",
   "coral_query_metrics",
 ];

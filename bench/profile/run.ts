@@ -1,0 +1,119 @@
+// CPU profiling benchmark (issue 20 targets): attribution, samples collected,
+// trigger to first sample, and the overhead on the profiled program.
+//
+//   node --conditions=coral-source --import tsx bench/profile/run.ts [--runs 5] [--seconds 3]
+//   npm run bench:profile            (root: bpftrace uprobes and perf events)
+//
+// The agent's own CpuProfiler (bpftrace profile:hz, symbolized on the agent),
+// no colony in between:
+//  - attribution: agent/src/profile/testdata/burn.c (gcc -O1
+//    -fno-omit-frame-pointer) spends 75 % of its CPU in hot_loop and 25 % in
+//    warm_loop; each run profiles it for --seconds at 99 Hz and reports the
+//    shares of samples with each on the stack, samples / (hz × seconds) and
+//    the time from the request to the first sample;
+//  - overhead: bench/profile/tput.c does units of fixed work for --seconds;
+//    paired runs, alone and profiled (at 99 Hz, then 19 Hz), in alternating
+//    order; overhead = 1 − median(units profiled / units alone).
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { CpuProfiler, type CpuProfileData } from "@coral/agent/profile";
+import { loadAverage, machineInfo, median, round, table } from "../colony-ingest/lib.ts";
+import { positive } from "../args.ts";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = resolve(here, "../..");
+const { values: args } = parseArgs({ options: { runs: { type: "string", default: "5" }, seconds: { type: "string", default: "3" } } });
+const runs = positive("runs", args.runs);
+const seconds = positive("seconds", args.seconds);
+const log = (m: string) => process.stderr.write(`[bench:profile] ${m}\n`);
+if (process.getuid?.() !== 0) {
+  console.log("bench:profile needs root (bpftrace); skipped");
+  process.exit(0);
+}
+
+const build = mkdtempSync(join(tmpdir(), "coral-bench-profile-"));
+const compile = (src: string, out: string) => {
+  execFileSync("gcc", ["-O1", "-fno-omit-frame-pointer", "-o", join(build, out), src]);
+  return join(build, out);
+};
+const burn = compile(join(repoRoot, "agent/src/profile/testdata/burn.c"), "burn");
+const tput = compile(join(here, "tput.c"), "tput");
+const machine = await machineInfo();
+const loadBefore = await loadAverage();
+
+/** Share of samples with `fn` anywhere on the stack. */
+function share(p: CpuProfileData, fn: string): number {
+  const ids = new Set(p.frames.flatMap((f, i) => (f.function === fn ? [i] : [])));
+  const on = p.stacks.filter((s) => s.frameIds.some((id) => ids.has(id))).reduce((n, s) => n + s.samples, 0);
+  return p.totalSamples ? on / p.totalSamples : 0;
+}
+
+// Attribution, samples and trigger.
+const attribution: { hot: number; warm: number; collected: number; firstSampleMs: number }[] = [];
+{
+  const target = spawn(burn, [], { stdio: "ignore" });
+  const profiler = new CpuProfiler({ observedPid: () => target.pid ?? null });
+  try {
+    for (let run = 0; run <= runs; run++) {
+      const p = await profiler.profile({ hz: 99, durationMs: seconds * 1000, label: "bench" });
+      if (run === 0) continue; // warm-up: bpftrace's first start reads the kernel's BTF
+      const row = { hot: share(p, "hot_loop"), warm: share(p, "warm_loop"), collected: p.totalSamples / (99 * seconds), firstSampleMs: p.firstSampleAfterMs ?? NaN };
+      attribution.push(row);
+      log(`attribution run ${run}: hot ${(100 * row.hot).toFixed(1)} %, warm ${(100 * row.warm).toFixed(1)} %, samples ${(100 * row.collected).toFixed(1)} % of hz × s, first sample after ${round(row.firstSampleMs)} ms`);
+    }
+  } finally {
+    await profiler.close();
+    target.kill("SIGKILL");
+  }
+}
+
+// Overhead, paired.
+async function throughput(hz: number | null): Promise<number> {
+  const child = spawn(tput, [String(seconds)], { stdio: ["ignore", "pipe", "ignore"] });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  if (hz !== null) {
+    const profiler = new CpuProfiler({ observedPid: () => child.pid ?? null });
+    // The profile covers the run (it may end a little after the program: it is cut when the process is gone).
+    await profiler.profile({ hz, durationMs: seconds * 1000, label: "bench" }).catch(() => undefined);
+  }
+  await exited;
+  return Number(out.trim());
+}
+const overhead: Record<number, number[]> = { 99: [], 19: [] };
+for (const hz of [99, 19]) {
+  for (let run = 0; run < runs; run++) {
+    const profiledFirst = run % 2 === 1;
+    const a = profiledFirst ? await throughput(hz) : await throughput(null);
+    const b = profiledFirst ? await throughput(null) : await throughput(hz);
+    const ratio = profiledFirst ? a / b : b / a;
+    overhead[hz]!.push(ratio);
+    log(`overhead ${hz} Hz run ${run + 1}: profiled / alone = ${ratio.toFixed(4)}`);
+  }
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+const med = (k: keyof (typeof attribution)[number]) => median(attribution.map((r) => r[k]));
+console.log(
+  table(
+    ["measure", "median", "min", "max", "target"],
+    [
+      ["hot_loop share (75 % of CPU)", pct(med("hot")), pct(Math.min(...attribution.map((r) => r.hot))), pct(Math.max(...attribution.map((r) => r.hot))), "75 ± 5 %"],
+      ["warm_loop share (25 % of CPU)", pct(med("warm")), pct(Math.min(...attribution.map((r) => r.warm))), pct(Math.max(...attribution.map((r) => r.warm))), "25 ± 5 %"],
+      ["samples / (hz × seconds × 1 CPU)", pct(med("collected")), pct(Math.min(...attribution.map((r) => r.collected))), pct(Math.max(...attribution.map((r) => r.collected))), "≥ 90 %"],
+      ["request → first sample (ms)", round(med("firstSampleMs")), round(Math.min(...attribution.map((r) => r.firstSampleMs))), round(Math.max(...attribution.map((r) => r.firstSampleMs))), "< 1000"],
+      ["overhead at 99 Hz (1 − throughput ratio)", pct(1 - median(overhead[99]!)), pct(1 - Math.max(...overhead[99]!)), pct(1 - Math.min(...overhead[99]!)), "< 5 %"],
+      ["overhead at 19 Hz", pct(1 - median(overhead[19]!)), pct(1 - Math.max(...overhead[19]!)), pct(1 - Math.min(...overhead[19]!)), "< 1 %"],
+    ],
+  ),
+);
+const out = join(repoRoot, "bench", "results", `profile-${new Date().toISOString().slice(0, 16).replace(/:/g, "")}Z.json`);
+await mkdir(dirname(out), { recursive: true });
+await writeFile(out, JSON.stringify({ machine, runs, seconds, loadAverage: { before: loadBefore, after: await loadAverage() }, attribution, overhead }, null, 2));
+log(`figures in ${out}`);

@@ -1,0 +1,27 @@
+/* Throughput target of bench/profile: does units of fixed CPU work for
+ * argv[1] seconds of wall time and prints how many it did. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+__attribute__((noinline)) static void unit(void) {
+  volatile unsigned long x = 0;
+  for (unsigned long i = 0; i < 100000UL; i++) x += i;
+}
+
+int main(int argc, char **argv) {
+  double secs = argc > 1 ? atof(argv[1]) : 3;
+  struct timespec s, n;
+  clock_gettime(CLOCK_MONOTONIC, &s);
+  unsigned long units = 0;
+  for (;;) {
+    unit();
+    units++;
+    if ((units & 15) == 0) {
+      clock_gettime(CLOCK_MONOTONIC, &n);
+      if ((double)(n.tv_sec - s.tv_sec) + (n.tv_nsec - s.tv_nsec) / 1e9 >= secs) break;
+    }
+  }
+  printf("%lu\n", units);
+  return 0;
+}
