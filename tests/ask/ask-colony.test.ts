@@ -85,6 +85,7 @@ describe("coral ask against a real colony (Anthropic API stand-in)", () => {
       "coral_debug_attach",
       "coral_debug_events",
       "coral_debug_detach",
+      "coral_profile_cpu",
     ]);
     const second = standIn.requests[1]!.body.messages;
     expect(second[1]!.content[0]).toEqual({ type: "thinking", thinking: "Restarts: look at frontend's restart events and its status.", signature: "sig-standin-1" });
