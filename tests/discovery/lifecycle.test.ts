@@ -36,6 +36,9 @@ describe("expiry", () => {
     await using discovery = await startTestDiscovery({ ttlSeconds: 1, cleanupIntervalSeconds: 60 });
     const client = discoveryClient(discovery.url);
     const meshId = uniqueMeshId();
+    // Alarms are rounded up to the next multiple of the interval on the clock: register early in a minute, so the
+    // alarm falls at its end, not a moment after the TTL (which made this test fail when run near :59).
+    await waitFor("an early moment in the minute", () => Date.now() % 60_000 < 40_000 || undefined, { timeoutMs: 30_000, intervalMs: 200 });
     const registered = await client.registerColony(colonyFields(meshId), await generateIdentityKey());
     const expiresAtMs = Number(registered.expiresAt!.seconds) * 1000 + registered.expiresAt!.nanos / 1e6;
     await waitFor("the TTL to pass", () => Date.now() > expiresAtMs + 50 || undefined);
