@@ -18,6 +18,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { parseDuration } from "@coral/colony";
 import { eventStats, formatEventLine, formatFunctions, formatSessions, formatSummary, sessionOutcome } from "../format/index.ts";
 import { printJson, sinceOption, useColor } from "./read.ts";
+import { durationRangeOption, intOption } from "./options.ts";
 import { explainError, resolveTarget, serviceClient, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
 
 type DebugClient = Client<typeof DebugService>;
@@ -44,20 +45,7 @@ async function withDebug<T>(options: RemoteOptions, run: (client: DebugClient, t
   }
 }
 
-function durationMsOption(value: string): number {
-  const parsed = parseDuration(value);
-  if ("error" in parsed) throw new InvalidArgumentError(`${parsed.error}; use e.g. 30s, 5m`);
-  if (parsed.ms < 1000 || parsed.ms > 600_000) throw new InvalidArgumentError("must be from 1s to 10m (the agent's hard limit)");
-  return parsed.ms;
-}
-
-function intOption(min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
-    return n;
-  };
-}
+const durationMsOption = durationRangeOption(600_000, "must be from 1s to 10m (the agent's hard limit)", "30s, 5m");
 
 const sessionIdPattern = /^[a-z0-9-]{1,80}$/;
 

@@ -5,13 +5,12 @@ import { writeFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { ConnectError, Code } from "@connectrpc/connect";
 import { ProfileCpuResponseSchema, ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
-import { Command, InvalidArgumentError, Option } from "commander";
-import { parseDuration } from "@coral/colony";
+import { Command, Option } from "commander";
 import { foldedStacks } from "../profile/analyze.ts";
 import { flameGraphSvg } from "../profile/flamegraph.ts";
 import { formatProfile } from "../profile/format.ts";
 import { toPprof } from "../profile/pprof.ts";
-import { UsageError } from "./options.ts";
+import { durationRangeOption, intOption, UsageError } from "./options.ts";
 import { printJson, useColor } from "./read.ts";
 import { explainError, resolveTarget, serviceClient, withRemoteOptions, type RemoteOptions } from "./remote.ts";
 
@@ -32,20 +31,7 @@ export function outputKind(file: string): "pprof" | "svg" | "folded" {
   throw new UsageError(`-o ${file}: say what to write by the name's ending: .pb.gz (pprof), .svg (flame graph) or .folded (folded stacks)`);
 }
 
-function durationOption(value: string): number {
-  const parsed = parseDuration(value);
-  if ("error" in parsed) throw new InvalidArgumentError(`${parsed.error}; use e.g. 10s, 2m`);
-  if (parsed.ms < 1000 || parsed.ms > 300_000) throw new InvalidArgumentError("must be from 1s to 5m");
-  return parsed.ms;
-}
-
-function intOption(min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
-    return n;
-  };
-}
+const durationOption = durationRangeOption(300_000, "must be from 1s to 5m", "10s, 2m");
 
 async function profileCpu(service: string, opts: CpuOptions): Promise<void> {
   const kind = opts.output ? outputKind(opts.output) : undefined; // a bad name fails before the profile, not after
