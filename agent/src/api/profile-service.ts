@@ -60,5 +60,9 @@ async function profileCpu(profiler: CpuProfiler, req: ProfileCpuRequest, ctx: Ha
 }
 
 export function agentProfileService(profiler: CpuProfiler): ServiceImpl<typeof AgentProfileService> {
-  return { profileCpu: (req, ctx) => profileCpu(profiler, req, ctx) };
+  return {
+    profileCpu: (req, ctx) => profileCpu(profiler, req, ctx),
+    // TODO(issue 20): heap profiles (Node inspector, Go pprof).
+    profileHeap: () => Promise.reject(new ConnectError("heap profiles are not built yet", Code.Unimplemented)),
+  };
 }

@@ -54,5 +54,8 @@ export function profileService(deps: ProfileDeps): ServiceImpl<typeof ProfileSer
         throw ce;
       }
     },
+    // TODO(issue 20): heap profiles and the always-on profiler's stored stacks.
+    profileHeap: () => Promise.reject(new ConnectError("heap profiles are not built yet", Code.Unimplemented)),
+    queryCpuProfile: () => Promise.reject(new ConnectError("stored profiles are not built yet", Code.Unimplemented)),
   };
 }

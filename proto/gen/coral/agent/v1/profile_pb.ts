@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file coral/agent/v1/profile.proto.
  */
 export const file_coral_agent_v1_profile: GenFile = /*@__PURE__*/
-  fileDesc("Chxjb3JhbC9hZ2VudC92MS9wcm9maWxlLnByb3RvEg5jb3JhbC5hZ2VudC52MSJDChFQcm9maWxlQ3B1UmVxdWVzdBITCgtkdXJhdGlvbl9tcxgBIAEoDRIKCgJoehgCIAEoDRINCgVsYWJlbBgDIAEoCSJACgxQcm9maWxlRnJhbWUSEAoIZnVuY3Rpb24YASABKAkSDgoGbW9kdWxlGAIgASgJEg4KBmtlcm5lbBgDIAEoCCI/CgxQcm9maWxlU3RhY2sSEQoJZnJhbWVfaWRzGAEgAygNEg8KB3NhbXBsZXMYAiABKAQSCwoDcGlkGAMgASgFIpUDCgpDcHVQcm9maWxlEiwKBmZyYW1lcxgBIAMoCzIcLmNvcmFsLmFnZW50LnYxLlByb2ZpbGVGcmFtZRIsCgZzdGFja3MYAiADKAsyHC5jb3JhbC5hZ2VudC52MS5Qcm9maWxlU3RhY2sSFQoNdG90YWxfc2FtcGxlcxgDIAEoBBIKCgJoehgEIAEoDRITCgtkdXJhdGlvbl9tcxgFIAEoDRIuCgpzdGFydGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRwaWRzGAcgAygFEg4KBm1ldGhvZBgIIAEoCRIMCgRub3RlGAkgASgJEkMKDXByb2Nlc3NfbmFtZXMYCiADKAsyLC5jb3JhbC5hZ2VudC52MS5DcHVQcm9maWxlLlByb2Nlc3NOYW1lc0VudHJ5Eh0KFWZpcnN0X3NhbXBsZV9hZnRlcl9tcxgLIAEoDRozChFQcm9jZXNzTmFtZXNFbnRyeRILCgNrZXkYASABKAUSDQoFdmFsdWUYAiABKAk6AjgBIkEKElByb2ZpbGVDcHVSZXNwb25zZRIrCgdwcm9maWxlGAEgASgLMhouY29yYWwuYWdlbnQudjEuQ3B1UHJvZmlsZTJqChNBZ2VudFByb2ZpbGVTZXJ2aWNlElMKClByb2ZpbGVDcHUSIS5jb3JhbC5hZ2VudC52MS5Qcm9maWxlQ3B1UmVxdWVzdBoiLmNvcmFsLmFnZW50LnYxLlByb2ZpbGVDcHVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Chxjb3JhbC9hZ2VudC92MS9wcm9maWxlLnByb3RvEg5jb3JhbC5hZ2VudC52MSJDChFQcm9maWxlQ3B1UmVxdWVzdBITCgtkdXJhdGlvbl9tcxgBIAEoDRIKCgJoehgCIAEoDRINCgVsYWJlbBgDIAEoCSJACgxQcm9maWxlRnJhbWUSEAoIZnVuY3Rpb24YASABKAkSDgoGbW9kdWxlGAIgASgJEg4KBmtlcm5lbBgDIAEoCCI/CgxQcm9maWxlU3RhY2sSEQoJZnJhbWVfaWRzGAEgAygNEg8KB3NhbXBsZXMYAiABKAQSCwoDcGlkGAMgASgFIpUDCgpDcHVQcm9maWxlEiwKBmZyYW1lcxgBIAMoCzIcLmNvcmFsLmFnZW50LnYxLlByb2ZpbGVGcmFtZRIsCgZzdGFja3MYAiADKAsyHC5jb3JhbC5hZ2VudC52MS5Qcm9maWxlU3RhY2sSFQoNdG90YWxfc2FtcGxlcxgDIAEoBBIKCgJoehgEIAEoDRITCgtkdXJhdGlvbl9tcxgFIAEoDRIuCgpzdGFydGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRwaWRzGAcgAygFEg4KBm1ldGhvZBgIIAEoCRIMCgRub3RlGAkgASgJEkMKDXByb2Nlc3NfbmFtZXMYCiADKAsyLC5jb3JhbC5hZ2VudC52MS5DcHVQcm9maWxlLlByb2Nlc3NOYW1lc0VudHJ5Eh0KFWZpcnN0X3NhbXBsZV9hZnRlcl9tcxgLIAEoDRozChFQcm9jZXNzTmFtZXNFbnRyeRILCgNrZXkYASABKAUSDQoFdmFsdWUYAiABKAk6AjgBIkEKElByb2ZpbGVDcHVSZXNwb25zZRIrCgdwcm9maWxlGAEgASgLMhouY29yYWwuYWdlbnQudjEuQ3B1UHJvZmlsZSJtChJQcm9maWxlSGVhcFJlcXVlc3QSEwoLZHVyYXRpb25fbXMYASABKA0SHwoXc2FtcGxpbmdfaW50ZXJ2YWxfYnl0ZXMYAiABKA0SEgoKcHByb2ZfcG9ydBgDIAEoDRINCgVsYWJlbBgEIAEoCSKDAQoJSGVhcFN0YWNrEhEKCWZyYW1lX2lkcxgBIAMoDRITCgtpbnVzZV9ieXRlcxgCIAEoBBIVCg1pbnVzZV9vYmplY3RzGAMgASgEEhMKC2FsbG9jX2J5dGVzGAQgASgEEhUKDWFsbG9jX29iamVjdHMYBSABKAQSCwoDcGlkGAYgASgFIvECCgtIZWFwUHJvZmlsZRIsCgZmcmFtZXMYASADKAsyHC5jb3JhbC5hZ2VudC52MS5Qcm9maWxlRnJhbWUSKQoGc3RhY2tzGAIgAygLMhkuY29yYWwuYWdlbnQudjEuSGVhcFN0YWNrEiwKCHRha2VuX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtkdXJhdGlvbl9tcxgEIAEoDRIOCgZtZXRob2QYBSABKAkSDAoEbm90ZRgGIAEoCRIMCgRwaWRzGAcgAygFEkQKDXByb2Nlc3NfbmFtZXMYCCADKAsyLS5jb3JhbC5hZ2VudC52MS5IZWFwUHJvZmlsZS5Qcm9jZXNzTmFtZXNFbnRyeRIfChdzYW1wbGluZ19pbnRlcnZhbF9ieXRlcxgJIAEoDRozChFQcm9jZXNzTmFtZXNFbnRyeRILCgNrZXkYASABKAUSDQoFdmFsdWUYAiABKAk6AjgBIkMKE1Byb2ZpbGVIZWFwUmVzcG9uc2USLAoHcHJvZmlsZRgBIAEoCzIbLmNvcmFsLmFnZW50LnYxLkhlYXBQcm9maWxlMsIBChNBZ2VudFByb2ZpbGVTZXJ2aWNlElMKClByb2ZpbGVDcHUSIS5jb3JhbC5hZ2VudC52MS5Qcm9maWxlQ3B1UmVxdWVzdBoiLmNvcmFsLmFnZW50LnYxLlByb2ZpbGVDcHVSZXNwb25zZRJWCgtQcm9maWxlSGVhcBIiLmNvcmFsLmFnZW50LnYxLlByb2ZpbGVIZWFwUmVxdWVzdBojLmNvcmFsLmFnZW50LnYxLlByb2ZpbGVIZWFwUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message coral.agent.v1.ProfileCpuRequest
@@ -211,6 +211,175 @@ export const ProfileCpuResponseSchema: GenMessage<ProfileCpuResponse> = /*@__PUR
   messageDesc(file_coral_agent_v1_profile, 4);
 
 /**
+ * @generated from message coral.agent.v1.ProfileHeapRequest
+ */
+export type ProfileHeapRequest = Message<"coral.agent.v1.ProfileHeapRequest"> & {
+  /**
+   * How long the sampling heap profiler runs (Node): 1..300000; 0 = 10000.
+   * Go's pprof heap profile is a snapshot and ignores it.
+   *
+   * @generated from field: uint32 duration_ms = 1;
+   */
+  durationMs: number;
+
+  /**
+   * Average bytes between samples (Node): 1024..16777216; 0 = 524288.
+   *
+   * @generated from field: uint32 sampling_interval_bytes = 2;
+   */
+  samplingIntervalBytes: number;
+
+  /**
+   * Where a Go process serves net/http/pprof, when not on the service's own
+   * port: a port on the agent's loopback (1..65535); 0 = the service's port.
+   *
+   * @generated from field: uint32 pprof_port = 3;
+   */
+  pprofPort: number;
+
+  /**
+   * Free text recorded with the profile (who asked, for the agent's log).
+   *
+   * @generated from field: string label = 4;
+   */
+  label: string;
+};
+
+/**
+ * Describes the message coral.agent.v1.ProfileHeapRequest.
+ * Use `create(ProfileHeapRequestSchema)` to create a new message.
+ */
+export const ProfileHeapRequestSchema: GenMessage<ProfileHeapRequest> = /*@__PURE__*/
+  messageDesc(file_coral_agent_v1_profile, 5);
+
+/**
+ * A distinct allocation stack and what it holds and allocated.
+ *
+ * @generated from message coral.agent.v1.HeapStack
+ */
+export type HeapStack = Message<"coral.agent.v1.HeapStack"> & {
+  /**
+   * Indexes into HeapProfile.frames, root first, leaf (the allocating function) last.
+   *
+   * @generated from field: repeated uint32 frame_ids = 1;
+   */
+  frameIds: number[];
+
+  /**
+   * Bytes and objects still live when the profile was taken.
+   *
+   * @generated from field: uint64 inuse_bytes = 2;
+   */
+  inuseBytes: bigint;
+
+  /**
+   * @generated from field: uint64 inuse_objects = 3;
+   */
+  inuseObjects: bigint;
+
+  /**
+   * Bytes and objects allocated over the profile (Go: since the process
+   * started; Node: during duration_ms, when the runtime reports them, else 0).
+   *
+   * @generated from field: uint64 alloc_bytes = 4;
+   */
+  allocBytes: bigint;
+
+  /**
+   * @generated from field: uint64 alloc_objects = 5;
+   */
+  allocObjects: bigint;
+
+  /**
+   * @generated from field: int32 pid = 6;
+   */
+  pid: number;
+};
+
+/**
+ * Describes the message coral.agent.v1.HeapStack.
+ * Use `create(HeapStackSchema)` to create a new message.
+ */
+export const HeapStackSchema: GenMessage<HeapStack> = /*@__PURE__*/
+  messageDesc(file_coral_agent_v1_profile, 6);
+
+/**
+ * @generated from message coral.agent.v1.HeapProfile
+ */
+export type HeapProfile = Message<"coral.agent.v1.HeapProfile"> & {
+  /**
+   * @generated from field: repeated coral.agent.v1.ProfileFrame frames = 1;
+   */
+  frames: ProfileFrame[];
+
+  /**
+   * @generated from field: repeated coral.agent.v1.HeapStack stacks = 2;
+   */
+  stacks: HeapStack[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp taken_at = 3;
+   */
+  takenAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: uint32 duration_ms = 4;
+   */
+  durationMs: number;
+
+  /**
+   * "inspector" (V8 sampling heap profiler) or "pprof" (Go's /debug/pprof/heap), "+"-joined when the set has both.
+   *
+   * @generated from field: string method = 5;
+   */
+  method: string;
+
+  /**
+   * @generated from field: string note = 6;
+   */
+  note: string;
+
+  /**
+   * @generated from field: repeated int32 pids = 7;
+   */
+  pids: number[];
+
+  /**
+   * @generated from field: map<int32, string> process_names = 8;
+   */
+  processNames: { [key: number]: string };
+
+  /**
+   * @generated from field: uint32 sampling_interval_bytes = 9;
+   */
+  samplingIntervalBytes: number;
+};
+
+/**
+ * Describes the message coral.agent.v1.HeapProfile.
+ * Use `create(HeapProfileSchema)` to create a new message.
+ */
+export const HeapProfileSchema: GenMessage<HeapProfile> = /*@__PURE__*/
+  messageDesc(file_coral_agent_v1_profile, 7);
+
+/**
+ * @generated from message coral.agent.v1.ProfileHeapResponse
+ */
+export type ProfileHeapResponse = Message<"coral.agent.v1.ProfileHeapResponse"> & {
+  /**
+   * @generated from field: coral.agent.v1.HeapProfile profile = 1;
+   */
+  profile?: HeapProfile | undefined;
+};
+
+/**
+ * Describes the message coral.agent.v1.ProfileHeapResponse.
+ * Use `create(ProfileHeapResponseSchema)` to create a new message.
+ */
+export const ProfileHeapResponseSchema: GenMessage<ProfileHeapResponse> = /*@__PURE__*/
+  messageDesc(file_coral_agent_v1_profile, 8);
+
+/**
  * AgentProfileService samples the CPU of the process set this agent
  * observes (the listener and its descendants, and children forked while it
  * runs), with user and kernel stacks, and symbolizes them on the agent
@@ -231,6 +400,18 @@ export const AgentProfileService: GenService<{
     methodKind: "unary";
     input: typeof ProfileCpuRequestSchema;
     output: typeof ProfileCpuResponseSchema;
+  },
+  /**
+   * A heap profile of the set: Node processes through the V8 inspector's
+   * sampling heap profiler, Go processes that serve net/http/pprof through
+   * /debug/pprof/heap. Answers when the profile is done.
+   *
+   * @generated from rpc coral.agent.v1.AgentProfileService.ProfileHeap
+   */
+  profileHeap: {
+    methodKind: "unary";
+    input: typeof ProfileHeapRequestSchema;
+    output: typeof ProfileHeapResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_coral_agent_v1_profile, 0);

@@ -4,15 +4,17 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { CpuProfile } from "../../agent/v1/profile_pb.js";
+import type { CpuProfile, HeapProfile } from "../../agent/v1/profile_pb.js";
 import { file_coral_agent_v1_profile } from "../../agent/v1/profile_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file coral/colony/v1/profile.proto.
  */
 export const file_coral_colony_v1_profile: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jb3JhbC9jb2xvbnkvdjEvcHJvZmlsZS5wcm90bxIPY29yYWwuY29sb255LnYxIkoKEVByb2ZpbGVDcHVSZXF1ZXN0EhQKDHNlcnZpY2VfbmFtZRgBIAEoCRITCgtkdXJhdGlvbl9tcxgCIAEoDRIKCgJoehgDIAEoDSJpChJQcm9maWxlQ3B1UmVzcG9uc2USKwoHcHJvZmlsZRgBIAEoCzIaLmNvcmFsLmFnZW50LnYxLkNwdVByb2ZpbGUSFAoMc2VydmljZV9uYW1lGAIgASgJEhAKCGFnZW50X2lkGAMgASgJMmcKDlByb2ZpbGVTZXJ2aWNlElUKClByb2ZpbGVDcHUSIi5jb3JhbC5jb2xvbnkudjEuUHJvZmlsZUNwdVJlcXVlc3QaIy5jb3JhbC5jb2xvbnkudjEuUHJvZmlsZUNwdVJlc3BvbnNlYgZwcm90bzM", [file_coral_agent_v1_profile]);
+  fileDesc("Ch1jb3JhbC9jb2xvbnkvdjEvcHJvZmlsZS5wcm90bxIPY29yYWwuY29sb255LnYxIkoKEVByb2ZpbGVDcHVSZXF1ZXN0EhQKDHNlcnZpY2VfbmFtZRgBIAEoCRITCgtkdXJhdGlvbl9tcxgCIAEoDRIKCgJoehgDIAEoDSJpChJQcm9maWxlQ3B1UmVzcG9uc2USKwoHcHJvZmlsZRgBIAEoCzIaLmNvcmFsLmFnZW50LnYxLkNwdVByb2ZpbGUSFAoMc2VydmljZV9uYW1lGAIgASgJEhAKCGFnZW50X2lkGAMgASgJInQKElByb2ZpbGVIZWFwUmVxdWVzdBIUCgxzZXJ2aWNlX25hbWUYASABKAkSEwoLZHVyYXRpb25fbXMYAiABKA0SHwoXc2FtcGxpbmdfaW50ZXJ2YWxfYnl0ZXMYAyABKA0SEgoKcHByb2ZfcG9ydBgEIAEoDSJrChNQcm9maWxlSGVhcFJlc3BvbnNlEiwKB3Byb2ZpbGUYASABKAsyGy5jb3JhbC5hZ2VudC52MS5IZWFwUHJvZmlsZRIUCgxzZXJ2aWNlX25hbWUYAiABKAkSEAoIYWdlbnRfaWQYAyABKAki6AEKFlF1ZXJ5Q3B1UHJvZmlsZVJlcXVlc3QSFAoMc2VydmljZV9uYW1lGAEgASgJEikKBXN0YXJ0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgNlbmQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmJhc2VsaW5lX3N0YXJ0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxiYXNlbGluZV9lbmQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrUBChdRdWVyeUNwdVByb2ZpbGVSZXNwb25zZRIrCgdwcm9maWxlGAEgASgLMhouY29yYWwuYWdlbnQudjEuQ3B1UHJvZmlsZRIsCghiYXNlbGluZRgCIAEoCzIaLmNvcmFsLmFnZW50LnYxLkNwdVByb2ZpbGUSFAoMc2VydmljZV9uYW1lGAMgASgJEg8KB21pbnV0ZXMYBCABKA0SGAoQYmFzZWxpbmVfbWludXRlcxgFIAEoDTKnAgoOUHJvZmlsZVNlcnZpY2USVQoKUHJvZmlsZUNwdRIiLmNvcmFsLmNvbG9ueS52MS5Qcm9maWxlQ3B1UmVxdWVzdBojLmNvcmFsLmNvbG9ueS52MS5Qcm9maWxlQ3B1UmVzcG9uc2USWAoLUHJvZmlsZUhlYXASIy5jb3JhbC5jb2xvbnkudjEuUHJvZmlsZUhlYXBSZXF1ZXN0GiQuY29yYWwuY29sb255LnYxLlByb2ZpbGVIZWFwUmVzcG9uc2USZAoPUXVlcnlDcHVQcm9maWxlEicuY29yYWwuY29sb255LnYxLlF1ZXJ5Q3B1UHJvZmlsZVJlcXVlc3QaKC5jb3JhbC5jb2xvbnkudjEuUXVlcnlDcHVQcm9maWxlUmVzcG9uc2ViBnByb3RvMw", [file_coral_agent_v1_profile, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message coral.colony.v1.ProfileCpuRequest
@@ -73,9 +75,161 @@ export const ProfileCpuResponseSchema: GenMessage<ProfileCpuResponse> = /*@__PUR
   messageDesc(file_coral_colony_v1_profile, 1);
 
 /**
- * ProfileService: CPU profiles of the components of the app. The colony finds
- * the agent that observes the service and asks it to sample its process set.
- * Needs an admin token; every profile is audited.
+ * @generated from message coral.colony.v1.ProfileHeapRequest
+ */
+export type ProfileHeapRequest = Message<"coral.colony.v1.ProfileHeapRequest"> & {
+  /**
+   * @generated from field: string service_name = 1;
+   */
+  serviceName: string;
+
+  /**
+   * 1..300000; 0 = 10000 (Node's sampling heap profiler; Go ignores it).
+   *
+   * @generated from field: uint32 duration_ms = 2;
+   */
+  durationMs: number;
+
+  /**
+   * 1024..16777216; 0 = 524288.
+   *
+   * @generated from field: uint32 sampling_interval_bytes = 3;
+   */
+  samplingIntervalBytes: number;
+
+  /**
+   * Go: the loopback port that serves net/http/pprof; 0 = the service's port.
+   *
+   * @generated from field: uint32 pprof_port = 4;
+   */
+  pprofPort: number;
+};
+
+/**
+ * Describes the message coral.colony.v1.ProfileHeapRequest.
+ * Use `create(ProfileHeapRequestSchema)` to create a new message.
+ */
+export const ProfileHeapRequestSchema: GenMessage<ProfileHeapRequest> = /*@__PURE__*/
+  messageDesc(file_coral_colony_v1_profile, 2);
+
+/**
+ * @generated from message coral.colony.v1.ProfileHeapResponse
+ */
+export type ProfileHeapResponse = Message<"coral.colony.v1.ProfileHeapResponse"> & {
+  /**
+   * @generated from field: coral.agent.v1.HeapProfile profile = 1;
+   */
+  profile?: HeapProfile | undefined;
+
+  /**
+   * @generated from field: string service_name = 2;
+   */
+  serviceName: string;
+
+  /**
+   * @generated from field: string agent_id = 3;
+   */
+  agentId: string;
+};
+
+/**
+ * Describes the message coral.colony.v1.ProfileHeapResponse.
+ * Use `create(ProfileHeapResponseSchema)` to create a new message.
+ */
+export const ProfileHeapResponseSchema: GenMessage<ProfileHeapResponse> = /*@__PURE__*/
+  messageDesc(file_coral_colony_v1_profile, 3);
+
+/**
+ * @generated from message coral.colony.v1.QueryCpuProfileRequest
+ */
+export type QueryCpuProfileRequest = Message<"coral.colony.v1.QueryCpuProfileRequest"> & {
+  /**
+   * @generated from field: string service_name = 1;
+   */
+  serviceName: string;
+
+  /**
+   * The window; end unset = now. At most the metrics retention back.
+   *
+   * @generated from field: google.protobuf.Timestamp start = 2;
+   */
+  start?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end = 3;
+   */
+  end?: Timestamp | undefined;
+
+  /**
+   * A second window to compare with (both set, or neither).
+   *
+   * @generated from field: google.protobuf.Timestamp baseline_start = 4;
+   */
+  baselineStart?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp baseline_end = 5;
+   */
+  baselineEnd?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message coral.colony.v1.QueryCpuProfileRequest.
+ * Use `create(QueryCpuProfileRequestSchema)` to create a new message.
+ */
+export const QueryCpuProfileRequestSchema: GenMessage<QueryCpuProfileRequest> = /*@__PURE__*/
+  messageDesc(file_coral_colony_v1_profile, 4);
+
+/**
+ * @generated from message coral.colony.v1.QueryCpuProfileResponse
+ */
+export type QueryCpuProfileResponse = Message<"coral.colony.v1.QueryCpuProfileResponse"> & {
+  /**
+   * Merged over the window: hz as the agent sampled, duration_ms the minutes
+   * that had data, method "continuous".
+   *
+   * @generated from field: coral.agent.v1.CpuProfile profile = 1;
+   */
+  profile?: CpuProfile | undefined;
+
+  /**
+   * Set when a baseline window was asked for.
+   *
+   * @generated from field: coral.agent.v1.CpuProfile baseline = 2;
+   */
+  baseline?: CpuProfile | undefined;
+
+  /**
+   * @generated from field: string service_name = 3;
+   */
+  serviceName: string;
+
+  /**
+   * Minutes of the window (and of the baseline) that had stored stacks.
+   *
+   * @generated from field: uint32 minutes = 4;
+   */
+  minutes: number;
+
+  /**
+   * @generated from field: uint32 baseline_minutes = 5;
+   */
+  baselineMinutes: number;
+};
+
+/**
+ * Describes the message coral.colony.v1.QueryCpuProfileResponse.
+ * Use `create(QueryCpuProfileResponseSchema)` to create a new message.
+ */
+export const QueryCpuProfileResponseSchema: GenMessage<QueryCpuProfileResponse> = /*@__PURE__*/
+  messageDesc(file_coral_colony_v1_profile, 5);
+
+/**
+ * ProfileService: CPU and heap profiles of the components of the app. On
+ * demand, the colony finds the agent that observes the service and asks it
+ * to sample its process set (admin token; every profile is audited). The
+ * always-on profiler's stacks, rolled up per minute in the colony, are read
+ * data (read token) and never touch the process.
  *
  * @generated from service coral.colony.v1.ProfileService
  */
@@ -89,6 +243,28 @@ export const ProfileService: GenService<{
     methodKind: "unary";
     input: typeof ProfileCpuRequestSchema;
     output: typeof ProfileCpuResponseSchema;
+  },
+  /**
+   * Answers when the profile is done.
+   *
+   * @generated from rpc coral.colony.v1.ProfileService.ProfileHeap
+   */
+  profileHeap: {
+    methodKind: "unary";
+    input: typeof ProfileHeapRequestSchema;
+    output: typeof ProfileHeapResponseSchema;
+  },
+  /**
+   * The always-on profiler's stacks of a service over a window, merged into
+   * one profile (method "continuous"), and optionally a baseline window to
+   * compare with.
+   *
+   * @generated from rpc coral.colony.v1.ProfileService.QueryCpuProfile
+   */
+  queryCpuProfile: {
+    methodKind: "unary";
+    input: typeof QueryCpuProfileRequestSchema;
+    output: typeof QueryCpuProfileResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_coral_colony_v1_profile, 0);

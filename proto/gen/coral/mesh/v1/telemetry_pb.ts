@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { ProfileFrame, ProfileStack } from "../../agent/v1/profile_pb.js";
+import { file_coral_agent_v1_profile } from "../../agent/v1/profile_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file coral/mesh/v1/telemetry.proto.
  */
 export const file_coral_mesh_v1_telemetry: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jb3JhbC9tZXNoL3YxL3RlbGVtZXRyeS5wcm90bxINY29yYWwubWVzaC52MSKKAgoOVGVsZW1ldHJ5QmF0Y2gSEAoIYmF0Y2hfaWQYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSFAoMc2VydmljZV9uYW1lGAMgASgJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB21ldHJpY3MYBSADKAsyHC5jb3JhbC5tZXNoLnYxLk1ldHJpY1N1bW1hcnkSJAoGZXZlbnRzGAYgAygLMhQuY29yYWwubWVzaC52MS5FdmVudBI5Cgtjb25uZWN0aW9ucxgHIAMoCzIkLmNvcmFsLm1lc2gudjEuQ29ubmVjdGlvbk9ic2VydmF0aW9uIqwCCg1NZXRyaWNTdW1tYXJ5Ei0KCXRpbWVzdGFtcBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLbWV0cmljX25hbWUYAiABKAkSEAoIaW50ZXJ2YWwYAyABKAkSCwoDcDUwGAQgASgBEgsKA3A5NRgFIAEoARILCgNwOTkYBiABKAESDAoEbWVhbhgHIAEoARILCgNtYXgYCCABKAESDQoFY291bnQYCSABKAQSCwoDbWluGAogASgBEjgKBmxhYmVscxgLIAMoCzIoLmNvcmFsLm1lc2gudjEuTWV0cmljU3VtbWFyeS5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInIKBUV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZXZlbnRfdHlwZRgDIAEoCRIUCgxkZXRhaWxzX2pzb24YBCABKAkirwEKFUNvbm5lY3Rpb25PYnNlcnZhdGlvbhISCgpsb2NhbF9hZGRyGAEgASgJEhMKC3JlbW90ZV9hZGRyGAIgASgJEg0KBXN0YXRlGAMgASgJEi8KC29ic2VydmVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVjb3VudBgFIAEoDRIOCgZvcGVuZWQYBiABKA0SDgoGc291cmNlGAcgASgJYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Ch1jb3JhbC9tZXNoL3YxL3RlbGVtZXRyeS5wcm90bxINY29yYWwubWVzaC52MSK6AgoOVGVsZW1ldHJ5QmF0Y2gSEAoIYmF0Y2hfaWQYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSFAoMc2VydmljZV9uYW1lGAMgASgJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB21ldHJpY3MYBSADKAsyHC5jb3JhbC5tZXNoLnYxLk1ldHJpY1N1bW1hcnkSJAoGZXZlbnRzGAYgAygLMhQuY29yYWwubWVzaC52MS5FdmVudBI5Cgtjb25uZWN0aW9ucxgHIAMoCzIkLmNvcmFsLm1lc2gudjEuQ29ubmVjdGlvbk9ic2VydmF0aW9uEi4KCHByb2ZpbGVzGAggAygLMhwuY29yYWwubWVzaC52MS5Qcm9maWxlV2luZG93IukBCg1Qcm9maWxlV2luZG93Ei0KCXRpbWVzdGFtcBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZHVyYXRpb25fbXMYAiABKA0SCgoCaHoYAyABKA0SLAoGZnJhbWVzGAQgAygLMhwuY29yYWwuYWdlbnQudjEuUHJvZmlsZUZyYW1lEiwKBnN0YWNrcxgFIAMoCzIcLmNvcmFsLmFnZW50LnYxLlByb2ZpbGVTdGFjaxIVCg10b3RhbF9zYW1wbGVzGAYgASgEEhUKDW90aGVyX3NhbXBsZXMYByABKAQirAIKDU1ldHJpY1N1bW1hcnkSLQoJdGltZXN0YW1wGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgttZXRyaWNfbmFtZRgCIAEoCRIQCghpbnRlcnZhbBgDIAEoCRILCgNwNTAYBCABKAESCwoDcDk1GAUgASgBEgsKA3A5ORgGIAEoARIMCgRtZWFuGAcgASgBEgsKA21heBgIIAEoARINCgVjb3VudBgJIAEoBBILCgNtaW4YCiABKAESOAoGbGFiZWxzGAsgAygLMiguY29yYWwubWVzaC52MS5NZXRyaWNTdW1tYXJ5LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEicgoFRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSLQoJdGltZXN0YW1wGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpldmVudF90eXBlGAMgASgJEhQKDGRldGFpbHNfanNvbhgEIAEoCSKvAQoVQ29ubmVjdGlvbk9ic2VydmF0aW9uEhIKCmxvY2FsX2FkZHIYASABKAkSEwoLcmVtb3RlX2FkZHIYAiABKAkSDQoFc3RhdGUYAyABKAkSLwoLb2JzZXJ2ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWNvdW50GAUgASgNEg4KBm9wZW5lZBgGIAEoDRIOCgZzb3VyY2UYByABKAliBnByb3RvMw", [file_coral_agent_v1_profile, file_google_protobuf_timestamp]);
 
 /**
  * TelemetryBatch is what an agent publishes to JetStream on
@@ -58,6 +60,14 @@ export type TelemetryBatch = Message<"coral.mesh.v1.TelemetryBatch"> & {
    * @generated from field: repeated coral.mesh.v1.ConnectionObservation connections = 7;
    */
   connections: ConnectionObservation[];
+
+  /**
+   * The always-on profiler's stacks, one window per interval (agents send
+   * one per minute).
+   *
+   * @generated from field: repeated coral.mesh.v1.ProfileWindow profiles = 8;
+   */
+  profiles: ProfileWindow[];
 };
 
 /**
@@ -66,6 +76,61 @@ export type TelemetryBatch = Message<"coral.mesh.v1.TelemetryBatch"> & {
  */
 export const TelemetryBatchSchema: GenMessage<TelemetryBatch> = /*@__PURE__*/
   messageDesc(file_coral_mesh_v1_telemetry, 0);
+
+/**
+ * ProfileWindow: the always-on CPU profiler's aggregated, symbolized stacks
+ * of the service's process set over one interval. Agents send the top
+ * stacks; the samples of the rest are counted in other_samples.
+ *
+ * @generated from message coral.mesh.v1.ProfileWindow
+ */
+export type ProfileWindow = Message<"coral.mesh.v1.ProfileWindow"> & {
+  /**
+   * Start of the interval.
+   *
+   * @generated from field: google.protobuf.Timestamp timestamp = 1;
+   */
+  timestamp?: Timestamp | undefined;
+
+  /**
+   * @generated from field: uint32 duration_ms = 2;
+   */
+  durationMs: number;
+
+  /**
+   * @generated from field: uint32 hz = 3;
+   */
+  hz: number;
+
+  /**
+   * @generated from field: repeated coral.agent.v1.ProfileFrame frames = 4;
+   */
+  frames: ProfileFrame[];
+
+  /**
+   * @generated from field: repeated coral.agent.v1.ProfileStack stacks = 5;
+   */
+  stacks: ProfileStack[];
+
+  /**
+   * All samples of the interval, the stacks left out included.
+   *
+   * @generated from field: uint64 total_samples = 6;
+   */
+  totalSamples: bigint;
+
+  /**
+   * @generated from field: uint64 other_samples = 7;
+   */
+  otherSamples: bigint;
+};
+
+/**
+ * Describes the message coral.mesh.v1.ProfileWindow.
+ * Use `create(ProfileWindowSchema)` to create a new message.
+ */
+export const ProfileWindowSchema: GenMessage<ProfileWindow> = /*@__PURE__*/
+  messageDesc(file_coral_mesh_v1_telemetry, 1);
 
 /**
  * MetricSummary summarises one metric over one interval (agents send "1m").
@@ -136,7 +201,7 @@ export type MetricSummary = Message<"coral.mesh.v1.MetricSummary"> & {
  * Use `create(MetricSummarySchema)` to create a new message.
  */
 export const MetricSummarySchema: GenMessage<MetricSummary> = /*@__PURE__*/
-  messageDesc(file_coral_mesh_v1_telemetry, 1);
+  messageDesc(file_coral_mesh_v1_telemetry, 2);
 
 /**
  * @generated from message coral.mesh.v1.Event
@@ -174,7 +239,7 @@ export type Event = Message<"coral.mesh.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_coral_mesh_v1_telemetry, 2);
+  messageDesc(file_coral_mesh_v1_telemetry, 3);
 
 /**
  * ConnectionObservation is the observed service's outbound TCP connections to
@@ -237,5 +302,5 @@ export type ConnectionObservation = Message<"coral.mesh.v1.ConnectionObservation
  * Use `create(ConnectionObservationSchema)` to create a new message.
  */
 export const ConnectionObservationSchema: GenMessage<ConnectionObservation> = /*@__PURE__*/
-  messageDesc(file_coral_mesh_v1_telemetry, 3);
+  messageDesc(file_coral_mesh_v1_telemetry, 4);
 
