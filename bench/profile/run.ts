@@ -10,7 +10,9 @@
 //    -fno-omit-frame-pointer) spends 75 % of its CPU in hot_loop and 25 % in
 //    warm_loop; each run profiles it for --seconds at 99 Hz and reports the
 //    shares of samples with each on the stack, samples / (hz × seconds) and
-//    the time from the request to the first sample;
+//    the time from the request to the first sample; the same for the Go
+//    program of the tests, stripped (when go is installed), and the Node one
+//    (through the V8 inspector, when it exists);
 //  - overhead: bench/profile/tput.c does units of fixed work for --seconds;
 //    paired runs, alone and profiled (at 99 Hz, then 19 Hz), in alternating
 //    order; overhead = 1 − median(units profiled / units alone).
@@ -21,6 +23,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { existsSync } from "node:fs";
 import { CpuProfiler, type CpuProfileData } from "@coral/agent/profile";
 import { loadAverage, machineInfo, median, round, table } from "../colony-ingest/lib.ts";
 import { positive } from "../args.ts";
@@ -46,31 +49,59 @@ const tput = compile(join(here, "tput.c"), "tput");
 const machine = await machineInfo();
 const loadBefore = await loadAverage();
 
-/** Share of samples with `fn` anywhere on the stack. */
+/** Share of samples with `fn` anywhere on the stack (JavaScript frames are named "fn (file:line)"). */
 function share(p: CpuProfileData, fn: string): number {
-  const ids = new Set(p.frames.flatMap((f, i) => (f.function === fn ? [i] : [])));
+  const ids = new Set(p.frames.flatMap((f, i) => (f.function === fn || f.function.startsWith(`${fn} (`) ? [i] : [])));
   const on = p.stacks.filter((s) => s.frameIds.some((id) => ids.has(id))).reduce((n, s) => n + s.samples, 0);
   return p.totalSamples ? on / p.totalSamples : 0;
 }
 
-// Attribution, samples and trigger.
-const attribution: { hot: number; warm: number; collected: number; firstSampleMs: number }[] = [];
-{
-  const target = spawn(burn, [], { stdio: "ignore" });
+// Attribution, samples and trigger, per language.
+interface Target {
+  name: string;
+  command: string[];
+  hot: string;
+  warm: string;
+}
+/** The tests' Go program (agent/src/profile/testdata/burn-go), stripped as distributions ship Go (-ldflags="-s -w"); undefined without go. */
+function buildGoBurn(): string | undefined {
+  try {
+    execFileSync("go", ["version"], { stdio: "ignore" });
+  } catch {
+    return undefined;
+  }
+  const out = join(build, "burn-go");
+  execFileSync("go", ["build", "-ldflags=-s -w", "-o", out, "."], { cwd: join(repoRoot, "agent/src/profile/testdata/burn-go"), env: { ...process.env, GOFLAGS: "-mod=mod", GOCACHE: process.env.GOCACHE ?? join(tmpdir(), "coral-go-cache") } });
+  return out;
+}
+const goBurn = buildGoBurn();
+const nodeBurn = ["burn.mjs", "burn.js"].map((f) => join(repoRoot, "agent/src/profile/testdata", f)).find((f) => existsSync(f));
+const targets: Target[] = [
+  { name: "C", command: [burn], hot: "hot_loop", warm: "warm_loop" },
+  ...(goBurn ? [{ name: "Go (stripped)", command: [goBurn], hot: "main.hotLoop", warm: "main.warmLoop" }] : []),
+  ...(nodeBurn ? [{ name: "Node", command: [process.execPath, nodeBurn], hot: "hotLoop", warm: "warmLoop" }] : []),
+];
+type Row = { hot: number; warm: number; collected: number; firstSampleMs: number; method: string };
+const attributionBy = new Map<string, Row[]>();
+for (const t of targets) {
+  const rows: Row[] = [];
+  attributionBy.set(t.name, rows);
+  const target = spawn(t.command[0]!, t.command.slice(1), { stdio: "ignore" });
   const profiler = new CpuProfiler({ observedPid: () => target.pid ?? null });
   try {
     for (let run = 0; run <= runs; run++) {
       const p = await profiler.profile({ hz: 99, durationMs: seconds * 1000, label: "bench" });
-      if (run === 0) continue; // warm-up: bpftrace's first start reads the kernel's BTF
-      const row = { hot: share(p, "hot_loop"), warm: share(p, "warm_loop"), collected: p.totalSamples / (99 * seconds), firstSampleMs: p.firstSampleAfterMs ?? NaN };
-      attribution.push(row);
-      log(`attribution run ${run}: hot ${(100 * row.hot).toFixed(1)} %, warm ${(100 * row.warm).toFixed(1)} %, samples ${(100 * row.collected).toFixed(1)} % of hz × s, first sample after ${round(row.firstSampleMs)} ms`);
+      if (run === 0) continue; // warm-up: bpftrace's first start reads the kernel's BTF; a Node program warms its JIT
+      const row = { hot: share(p, t.hot), warm: share(p, t.warm), collected: p.totalSamples / (99 * seconds), firstSampleMs: p.firstSampleAfterMs ?? NaN, method: p.method };
+      rows.push(row);
+      log(`${t.name} attribution run ${run}: ${p.method}, hot ${(100 * row.hot).toFixed(1)} %, warm ${(100 * row.warm).toFixed(1)} %, samples ${(100 * row.collected).toFixed(1)} % of hz × s, first sample after ${round(row.firstSampleMs)} ms`);
     }
   } finally {
     await profiler.close();
     target.kill("SIGKILL");
   }
 }
+const attribution = attributionBy.get("C")!;
 
 // Overhead, paired.
 async function throughput(hz: number | null): Promise<number> {
@@ -99,7 +130,17 @@ for (const hz of [99, 19]) {
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
-const med = (k: keyof (typeof attribution)[number]) => median(attribution.map((r) => r[k]));
+const med = (k: "hot" | "warm" | "collected" | "firstSampleMs", rows: Row[] = attribution) => median(rows.map((r) => r[k]));
+const range = (k: "hot" | "warm" | "collected", rows: Row[]) => `${pct(Math.min(...rows.map((r) => r[k])))} – ${pct(Math.max(...rows.map((r) => r[k])))}`;
+console.log(
+  table(
+    ["program", "method", "hot share (75 %)", "warm share (25 %)", "samples / (hz × s)", "first sample (ms)"],
+    targets.map((t) => {
+      const rows = attributionBy.get(t.name)!;
+      return [t.name, rows[0]?.method ?? "", `${pct(med("hot", rows))} (${range("hot", rows)})`, `${pct(med("warm", rows))} (${range("warm", rows)})`, `${pct(med("collected", rows))} (${range("collected", rows)})`, round(med("firstSampleMs", rows))];
+    }),
+  ),
+);
 console.log(
   table(
     ["measure", "median", "min", "max", "target"],
@@ -115,5 +156,5 @@ console.log(
 );
 const out = join(repoRoot, "bench", "results", `profile-${new Date().toISOString().slice(0, 16).replace(/:/g, "")}Z.json`);
 await mkdir(dirname(out), { recursive: true });
-await writeFile(out, JSON.stringify({ machine, runs, seconds, loadAverage: { before: loadBefore, after: await loadAverage() }, attribution, overhead }, null, 2));
+await writeFile(out, JSON.stringify({ machine, runs, seconds, loadAverage: { before: loadBefore, after: await loadAverage() }, attribution: Object.fromEntries(attributionBy), overhead }, null, 2));
 log(`figures in ${out}`);
