@@ -1,5 +1,5 @@
-// AgentProfileService: the colony asks this agent for a CPU profile of the
-// process set it observes. Validation happens here (Connect codes with
+// AgentProfileService: the colony asks this agent for a CPU or heap profile
+// of the process set it observes. Validation happens here (Connect codes with
 // messages a person can act on); the profile itself is profile/'s. The
 // caller's cancel or deadline (ctx.signal) ends the profile early and
 // detaches everything.
@@ -7,8 +7,8 @@ import { performance } from "node:perf_hooks";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { CpuProfileSchema, type AgentProfileService, type CpuProfile, type ProfileCpuRequest } from "@coral/proto/gen/coral/agent/v1/profile_pb";
-import { ProfileError, profileParameters, type CpuProfileData, type CpuProfiler, type ProfileErrorCode } from "../profile/index.ts";
+import { CpuProfileSchema, HeapProfileSchema, type AgentProfileService, type CpuProfile, type HeapProfile, type ProfileCpuRequest, type ProfileHeapRequest } from "@coral/proto/gen/coral/agent/v1/profile_pb";
+import { heapParameters, ProfileError, profileParameters, type CpuProfileData, type CpuProfiler, type HeapProfileData, type HeapProfiler, type ProfileErrorCode } from "../profile/index.ts";
 
 const codes: Record<ProfileErrorCode, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -18,7 +18,11 @@ const codes: Record<ProfileErrorCode, Code> = {
   bpftrace_missing: Code.FailedPrecondition,
   no_permission: Code.FailedPrecondition,
   bpftrace_failed: Code.Internal,
+  inspector_failed: Code.FailedPrecondition,
   cancelled: Code.Canceled,
+  no_pprof: Code.FailedPrecondition,
+  unsupported: Code.FailedPrecondition,
+  pprof_failed: Code.Unavailable,
 };
 
 /** ProfileError → ConnectError (the profile code travels in x-coral-profile-error); anything else as Connect wraps it. */
@@ -59,10 +63,41 @@ async function profileCpu(profiler: CpuProfiler, req: ProfileCpuRequest, ctx: Ha
   }
 }
 
-export function agentProfileService(profiler: CpuProfiler): ServiceImpl<typeof AgentProfileService> {
+export function heapProfileToProto(p: HeapProfileData): HeapProfile {
+  return create(HeapProfileSchema, {
+    frames: p.frames,
+    stacks: p.stacks.map((s) => ({
+      frameIds: s.frameIds,
+      inuseBytes: BigInt(s.inuseBytes),
+      inuseObjects: BigInt(s.inuseObjects),
+      allocBytes: BigInt(s.allocBytes),
+      allocObjects: BigInt(s.allocObjects),
+      pid: s.pid,
+    })),
+    takenAt: timestampFromDate(p.takenAt),
+    durationMs: p.durationMs,
+    method: p.method,
+    note: p.note,
+    pids: p.pids,
+    processNames: Object.fromEntries(p.processNames),
+    samplingIntervalBytes: p.samplingIntervalBytes,
+  });
+}
+
+async function profileHeap(profiler: HeapProfiler, req: ProfileHeapRequest, ctx: HandlerContext) {
+  const params = heapParameters(req);
+  if ("error" in params) throw new ConnectError(params.error, Code.InvalidArgument);
+  try {
+    const profile = await profiler.profile({ ...params, label: req.label.slice(0, 200) }, ctx.signal);
+    return { profile: heapProfileToProto(profile) };
+  } catch (err) {
+    throw profileConnectError(err);
+  }
+}
+
+export function agentProfileService(profiler: CpuProfiler, heap?: HeapProfiler): ServiceImpl<typeof AgentProfileService> {
   return {
     profileCpu: (req, ctx) => profileCpu(profiler, req, ctx),
-    // TODO(issue 20): heap profiles (Node inspector, Go pprof).
-    profileHeap: () => Promise.reject(new ConnectError("heap profiles are not built yet", Code.Unimplemented)),
+    profileHeap: (req, ctx) => (heap ? profileHeap(heap, req, ctx) : Promise.reject(new ConnectError("heap profiles are not served by this agent", Code.Unimplemented))),
   };
 }

@@ -15,7 +15,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { AgentDebugService } from "@coral/proto/gen/coral/agent/v1/debug_pb";
 import { AgentProfileService } from "@coral/proto/gen/coral/agent/v1/profile_pb";
 import type { UprobeCollectors } from "../debug/collectors.ts";
-import type { CpuProfiler } from "../profile/index.ts";
+import type { CpuProfiler, HeapProfiler } from "../profile/index.ts";
 import type { AgentStore } from "../storage/index.ts";
 import { colonyGuard } from "./colony-guard.ts";
 import { colonyCallHandler } from "./colony-handler.ts";
@@ -69,6 +69,8 @@ export async function startAgentApi(options: {
   debug?: UprobeCollectors;
   /** CPU profiles on demand (AgentProfileService); absent = not served. */
   profile?: CpuProfiler;
+  /** Heap profiles on demand (AgentProfileService.ProfileHeap, with profile); absent = unimplemented. */
+  heapProfile?: HeapProfiler;
 }): Promise<AgentApiServer> {
   const { store } = options;
   const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes;
@@ -81,7 +83,7 @@ export async function startAgentApi(options: {
         router.service(RollbackPlanService, options.control.rollbackPlan);
       }
       if (options.debug) router.service(AgentDebugService, agentDebugService(options.debug));
-      if (options.profile) router.service(AgentProfileService, agentProfileService(options.profile));
+      if (options.profile) router.service(AgentProfileService, agentProfileService(options.profile, options.heapProfile));
       router.service(AgentService, {
         async queryMetrics(req) {
           const page = await store.queryMetrics({ metricName: req.metricName || undefined, ...range(req.since, req.until, req.limit) });

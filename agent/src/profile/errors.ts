@@ -1,4 +1,4 @@
-// The ways a CPU profile can fail, as a code the API edge maps to a Connect
+// The ways a CPU or heap profile can fail, as a code the API edge maps to a Connect
 // code (api/profile-service.ts) and a message a person can act on.
 export type ProfileErrorCode =
   /** hz or duration out of range. */
@@ -14,8 +14,16 @@ export type ProfileErrorCode =
   | "no_permission"
   /** bpftrace failed to start or stopped before the end. */
   | "bpftrace_failed"
+  /** The V8 inspector of a Node process could not be opened or used (the profiler falls back to eBPF for it). */
+  | "inspector_failed"
   /** The caller went away (or the agent is stopping) before the profile ended. */
-  | "cancelled";
+  | "cancelled"
+  /** Heap: nothing serves a pprof heap profile where the agent looked (/debug/pprof/heap on the port). */
+  | "no_pprof"
+  /** Heap: the process's runtime has no heap profile here yet (e.g. Node). */
+  | "unsupported"
+  /** Heap: the pprof endpoint answered, but with something that is not a heap profile, or too late. */
+  | "pprof_failed";
 
 export class ProfileError extends Error {
   override name = "ProfileError";

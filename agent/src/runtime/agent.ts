@@ -16,7 +16,7 @@ import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_p
 import { startAgentApi, type AgentApiServer } from "../api/server.ts";
 import { RollbackExecutor, SdkLink, type AgentRollbackConfig } from "../control/index.ts";
 import { UprobeCollectors } from "../debug/collectors.ts";
-import { CpuProfiler } from "../profile/index.ts";
+import { CpuProfiler, HeapProfiler } from "../profile/index.ts";
 import { ProcessWatcher, healthTargetFor, probeHealth, scrapePrometheus, type HealthResult, type ProcessSetSnapshot, type TcpConnection } from "../observe/index.ts";
 import { KernelConnections, type KernelConnectionsStatus, type OpenedCount } from "../observe/kernel-connections.ts";
 import { Publisher, openAgentStore, type DropCounters, type OutboxBounds, type AgentStore, type MetricPoint } from "../storage/index.ts";
@@ -164,6 +164,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   });
   // CPU profiles sample the same process set, on demand.
   const profiler = new CpuProfiler({ observedPid: () => observedPid, bpftracePath: options.bpftracePath ?? (process.env.CORAL_BPFTRACE || undefined), logger: log });
+  // Heap profiles ask the same process (Go: its net/http/pprof on the service's port, or one named per request).
+  const heapProfiler = new HeapProfiler({ observedPid: () => observedPid, servicePort: () => options.port, logger: log });
   const sdk = new SdkLink({ port: options.sdkPort, announceDir: options.sdkAnnounceDir, logger: log });
   const rollbacks = new RollbackExecutor({ serviceName: options.serviceName, config: options.rollback, sdk, log });
   const api: AgentApiServer = await startAgentApi({
@@ -175,6 +177,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     host: options.meshAddress,
     debug,
     profile: profiler,
+    heapProfile: heapProfiler,
     control: {
       flags: {
         syncFlags: async (req) => {

@@ -1,6 +1,7 @@
 // coral profile cpu: a CPU profile of a component's processes, sampled by its
 // agent (eBPF, user and kernel stacks) through the colony; printed as the
 // hottest functions, or written as pprof, a flame graph or folded stacks.
+// coral profile heap lives in profile-heap.ts.
 import { writeFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { ConnectError, Code } from "@connectrpc/connect";
@@ -11,6 +12,7 @@ import { flameGraphSvg } from "../profile/flamegraph.ts";
 import { formatProfile } from "../profile/format.ts";
 import { toPprof } from "../profile/pprof.ts";
 import { durationRangeOption, intOption, UsageError } from "./options.ts";
+import { profileHeapCommand } from "./profile-heap.ts";
 import { printJson, useColor } from "./read.ts";
 import { explainError, resolveTarget, serviceClient, withRemoteOptions, type RemoteOptions } from "./remote.ts";
 
@@ -79,7 +81,7 @@ async function profileCpu(service: string, opts: CpuOptions): Promise<void> {
 }
 
 export function profileCommand(): Command {
-  const profile = new Command("profile").description("CPU profiles of a component's processes, without a restart or SSH");
+  const profile = new Command("profile").description("CPU and heap profiles of a component's processes, without a restart or SSH");
   profile.addCommand(
     withRemoteOptions(new Command("cpu").description("sample where a component spends its CPU (user and kernel stacks; needs an admin token)"))
       .argument("<service>", "the component, as coral status names it")
@@ -99,5 +101,6 @@ Examples:
       )
       .action((service: string, opts: CpuOptions) => profileCpu(service, opts)),
   );
+  profile.addCommand(profileHeapCommand());
   return profile;
 }

@@ -68,7 +68,7 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
       );
     if (deps.debug) {
       router.service(DebugService, debugService(deps.debug));
-      router.service(ProfileService, profileService({ debug: deps.debug, identity: deps.identity, audit: (actor, action, target, details) => deps.store.appendAudit({ at: new Date(), actor, action, target, details }) }));
+      router.service(ProfileService, profileService({ debug: deps.debug, identity: deps.identity, store: deps.store, audit: (actor, action, target, details) => deps.store.appendAudit({ at: new Date(), actor, action, target, details }) }));
     }
     router.service(IdentityService, identityService(deps));
   };

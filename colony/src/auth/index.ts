@@ -61,6 +61,7 @@ const adminMethods = new Set([
   "DetachUprobe",
   // ProfileService: a profile samples the app's processes.
   "ProfileCpu",
+  "ProfileHeap",
   // IdentityService: every method (who may join is an admin's business).
   "CreateInvitation",
   "ListInvitations",

@@ -27,6 +27,18 @@ export const batchLimits = Object.freeze({
   detailsJsonLength: 64 * 1024,
   addrLength: 256,
   stateLength: 32,
+  /** Always-on profiler windows (agents send one a minute; more is a backlog). */
+  profileWindows: 120,
+  profileFrames: 5000,
+  profileStacks: 2000,
+  /** Frames of one stack (the agent cuts deeper stacks). */
+  profileStackDepth: 256,
+  profileFunctionLength: 1024,
+  profileModuleLength: 1024,
+  profileMinHz: 1,
+  profileMaxHz: 1000,
+  /** A window longer than this is not the per-minute window agents send. */
+  profileMaxDurationMs: 60 * 60_000,
   /** Timestamps before this are refused (2000-01-01T00:00:00Z). */
   earliestSeconds: 946_684_800n,
   /** Timestamps more than this ahead of the colony's clock are refused. */

@@ -3,7 +3,7 @@
 // instead of failing the transaction it would share with other agents' data.
 // Pure; returns the first problem found, or null.
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { ConnectionObservation, Event, MetricSummary, TelemetryBatch } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
+import type { ConnectionObservation, Event, MetricSummary, ProfileWindow, TelemetryBatch } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import { batchLimits as L, maxStoredCount } from "./limits.ts";
 
 // The store's intervals ("" means "1m").
@@ -117,6 +117,37 @@ function connectionProblem(c: ConnectionObservation, index: number, nowMs: numbe
   );
 }
 
+/** An always-on profiler window: the store sums its samples per minute, so every count and index must hold. */
+export function profileWindowProblem(w: ProfileWindow, index: number, nowMs: number): string | null {
+  const what = `profile window #${index}`;
+  const ts = timestampProblem(what, w.timestamp, nowMs);
+  if (ts) return ts;
+  if (w.hz < L.profileMinHz || w.hz > L.profileMaxHz) return `${what} has hz ${w.hz} (expected ${L.profileMinHz}..${L.profileMaxHz})`;
+  if (w.durationMs === 0 || w.durationMs > L.profileMaxDurationMs) return `${what} has duration_ms ${w.durationMs} (expected 1..${L.profileMaxDurationMs})`;
+  if (w.frames.length > L.profileFrames) return `${what} has ${w.frames.length} frames (at most ${L.profileFrames})`;
+  if (w.stacks.length > L.profileStacks) return `${what} has ${w.stacks.length} stacks (at most ${L.profileStacks})`;
+  for (let i = 0; i < w.frames.length; i++) {
+    const f = w.frames[i]!;
+    const problem =
+      textProblem(`${what} frame #${i} function`, f.function, L.profileFunctionLength, true) ??
+      textProblem(`${what} frame #${i} module`, f.module, L.profileModuleLength, false);
+    if (problem) return problem;
+  }
+  // Sums in bigint: uint64 counts could overflow a double's exact range.
+  let inStacks = 0n;
+  for (let i = 0; i < w.stacks.length; i++) {
+    const st = w.stacks[i]!;
+    if (st.frameIds.length === 0) return `${what} stack #${i} has no frames`;
+    if (st.frameIds.length > L.profileStackDepth) return `${what} stack #${i} has ${st.frameIds.length} frames (at most ${L.profileStackDepth})`;
+    for (const id of st.frameIds) if (id >= w.frames.length) return `${what} stack #${i} has frame id ${id}, out of range (the window has ${w.frames.length} frames)`;
+    inStacks += st.samples;
+  }
+  if (w.totalSamples > maxStoredCount) return `${what} has total_samples ${w.totalSamples}, more than the store holds (2^63-1)`;
+  if (inStacks + w.otherSamples > w.totalSamples)
+    return `${what}: its stacks' samples (${inStacks}) and other_samples (${w.otherSamples}) add up to more than total_samples (${w.totalSamples})`;
+  return null;
+}
+
 /** Why this batch cannot be stored as sent, or null when it can. Never throws. */
 export function validateTelemetryBatch(b: TelemetryBatch, nowMs = Date.now()): string | null {
   const basics =
@@ -128,6 +159,7 @@ export function validateTelemetryBatch(b: TelemetryBatch, nowMs = Date.now()): s
   if (b.metrics.length > L.metrics) return `batch has ${b.metrics.length} metrics (at most ${L.metrics})`;
   if (b.events.length > L.events) return `batch has ${b.events.length} events (at most ${L.events})`;
   if (b.connections.length > L.connections) return `batch has ${b.connections.length} connections (at most ${L.connections})`;
+  if (b.profiles.length > L.profileWindows) return `batch has ${b.profiles.length} profile windows (at most ${L.profileWindows})`;
   for (const m of b.metrics) {
     const problem = metricProblem(m, nowMs);
     if (problem) return problem;
@@ -138,6 +170,10 @@ export function validateTelemetryBatch(b: TelemetryBatch, nowMs = Date.now()): s
   }
   for (let i = 0; i < b.connections.length; i++) {
     const problem = connectionProblem(b.connections[i]!, i, nowMs);
+    if (problem) return problem;
+  }
+  for (let i = 0; i < b.profiles.length; i++) {
+    const problem = profileWindowProblem(b.profiles[i]!, i, nowMs);
     if (problem) return problem;
   }
   return null;

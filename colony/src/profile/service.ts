@@ -1,4 +1,4 @@
-// ProfileService: CPU profiles of a component, taken by the agent that
+// ProfileService: CPU and heap profiles of a component, taken by the agent that
 // observes it (its whole process set) and passed back as they are. The colony
 // validates the request at the edge (the agent checks again), picks the
 // service's live agent like a debug session does, and audits who profiled
@@ -10,12 +10,13 @@ import type { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb
 import { callerKey } from "../auth/index.ts";
 import { agentServiceClient } from "../agents/transport.ts";
 import { agentError, type DebugSessions } from "../debug/sessions.ts";
+import { queryStoredCpuProfile, type StoredProfileDeps } from "./stored.ts";
 
 export const profileLimits = { minHz: 1, maxHz: 1000, defaultHz: 99, maxDurationMs: 300_000, defaultDurationMs: 30_000 };
 /** Time the agent has beyond the profile's duration: bpftrace's start (it reads the kernel's BTF) and symbolizing. */
 const agentSlackMs = 90_000;
 
-export interface ProfileDeps {
+export interface ProfileDeps extends StoredProfileDeps {
   /** Finds a service's live agent (the same choice as debug sessions). */
   debug: Pick<DebugSessions, "agentFor">;
   identity: IdentityKey;
@@ -29,6 +30,19 @@ export function profileParameters(req: { hz: number; durationMs: number }): { hz
   if (hz < profileLimits.minHz || hz > profileLimits.maxHz) throw new ConnectError(`hz: must be from ${profileLimits.minHz} to ${profileLimits.maxHz} samples per second (got ${hz})`, Code.InvalidArgument);
   if (durationMs > profileLimits.maxDurationMs) throw new ConnectError(`duration_ms: at most ${profileLimits.maxDurationMs / 60_000} minutes (got ${Math.round(durationMs / 1000)}s)`, Code.InvalidArgument);
   return { hz, durationMs };
+}
+
+export const heapLimits = { maxDurationMs: 300_000, defaultDurationMs: 10_000, minSamplingIntervalBytes: 1024, maxSamplingIntervalBytes: 16 * 1024 * 1024, maxPort: 65_535 };
+
+/** A heap request's duration, sampling interval and pprof port (0s kept: the agent fills its defaults), or InvalidArgument naming the field. */
+export function heapParameters(req: { durationMs: number; samplingIntervalBytes: number; pprofPort: number }): { durationMs: number; samplingIntervalBytes: number; pprofPort: number } {
+  const durationMs = req.durationMs || heapLimits.defaultDurationMs;
+  const { samplingIntervalBytes, pprofPort } = req;
+  if (durationMs > heapLimits.maxDurationMs) throw new ConnectError(`duration_ms: at most ${heapLimits.maxDurationMs / 60_000} minutes (got ${Math.round(durationMs / 1000)}s)`, Code.InvalidArgument);
+  if (samplingIntervalBytes !== 0 && (samplingIntervalBytes < heapLimits.minSamplingIntervalBytes || samplingIntervalBytes > heapLimits.maxSamplingIntervalBytes))
+    throw new ConnectError(`sampling_interval_bytes: must be from ${heapLimits.minSamplingIntervalBytes} to ${heapLimits.maxSamplingIntervalBytes}, or 0 for the default (got ${samplingIntervalBytes})`, Code.InvalidArgument);
+  if (pprofPort > heapLimits.maxPort) throw new ConnectError(`pprof_port: must be a port from 1 to ${heapLimits.maxPort}, or 0 for the service's own port (got ${pprofPort})`, Code.InvalidArgument);
+  return { durationMs, samplingIntervalBytes, pprofPort };
 }
 
 export function profileService(deps: ProfileDeps): ServiceImpl<typeof ProfileService> {
@@ -54,8 +68,26 @@ export function profileService(deps: ProfileDeps): ServiceImpl<typeof ProfileSer
         throw ce;
       }
     },
-    // TODO(issue 20): heap profiles and the always-on profiler's stored stacks.
-    profileHeap: () => Promise.reject(new ConnectError("heap profiles are not built yet", Code.Unimplemented)),
-    queryCpuProfile: () => Promise.reject(new ConnectError("stored profiles are not built yet", Code.Unimplemented)),
+    async profileHeap(req, ctx) {
+      if (!req.serviceName) throw new ConnectError("service_name: required (a component name from coral status)", Code.InvalidArgument);
+      const params = heapParameters(req);
+      const agent = await deps.debug.agentFor(req.serviceName);
+      const by = who(ctx);
+      const target = req.serviceName;
+      await deps.audit(by, "profile.heap", target, { agentId: agent.agentId, ...params });
+      const client = agentServiceClient(AgentProfileService, agent.agentUrl, agent.agentId, deps.identity);
+      const started = Date.now();
+      try {
+        const res = await client.profileHeap({ ...params, label: `${by} via colony` }, { timeoutMs: params.durationMs + agentSlackMs, signal: ctx.signal });
+        await deps.audit(by, "profile.heap.done", target, { agentId: agent.agentId, stacks: res.profile?.stacks.length ?? 0, method: res.profile?.method ?? "", ms: Date.now() - started });
+        return { profile: res.profile, serviceName: req.serviceName, agentId: agent.agentId };
+      } catch (err) {
+        const ce = agentError(err, agent);
+        await deps.audit(by, "profile.heap.failed", target, { agentId: agent.agentId, code: Code[ce.code], message: ce.rawMessage.slice(0, 300) });
+        throw ce;
+      }
+    },
+    // The always-on profiler's stored stacks: read data, no agent asked.
+    queryCpuProfile: (req) => queryStoredCpuProfile(deps, req),
   };
 }

@@ -31,6 +31,7 @@ import type {
 } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { parseHostPort } from "./addresses.ts";
+import { ingestProfiles, profileStagingDdl } from "./profiles.ts";
 import { withAppender } from "@coral/common/duckdb";
 import { all, exec, transaction, ts, type Conn } from "./sql.ts";
 import { intervals, type IngestResult, type Interval } from "./types.ts";
@@ -86,6 +87,7 @@ export const ingestCheckpointThreshold = "128MB";
  */
 export async function prepareIngest(writer: Conn): Promise<void> {
   await writer.run(stagingDdl);
+  await writer.run(profileStagingDdl);
   await writer.run(`SET checkpoint_threshold = '${ingestCheckpointThreshold}'`);
 }
 
@@ -126,6 +128,12 @@ export function validateBatch(b: TelemetryBatch): void {
   for (const c of b.connections) {
     if (!c.remoteAddr) throw new IngestError(`batch ${b.batchId}: a connection has no remote_addr`, b.batchId);
     micros(c.observedAt, "a connection observation", b.batchId);
+  }
+  for (const w of b.profiles) {
+    micros(w.timestamp, "a profile window", b.batchId);
+    for (const st of w.stacks)
+      for (const id of st.frameIds)
+        if (id >= w.frames.length) throw new IngestError(`batch ${b.batchId}: a profile stack has frame id ${id}, out of range`, b.batchId);
   }
 }
 
@@ -400,6 +408,8 @@ async function ingestOnce(conn: Conn, batches: readonly TelemetryBatch[], now: D
         });
         result.connectionRows = connCount;
       }
+
+      await ingestProfiles(conn, fresh, service);
 
       // The careful way checked the ids above in this transaction, and the
       // writer is the only writer: these ids cannot conflict.

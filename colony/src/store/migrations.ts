@@ -347,6 +347,34 @@ ALTER TABLE connection_observations ADD COLUMN IF NOT EXISTS source TEXT;
 ALTER TABLE service_connections ADD COLUMN IF NOT EXISTS opened_total BIGINT DEFAULT 0;
 `;
 
+// The always-on CPU profiler (issue 20), rolled up per service and minute.
+// A stack's frames are stored once in profile_stack_frames (a steady service
+// repeats the same stacks every minute) and named by a hash of them;
+// profile_stacks sums the samples per minute (agents and windows of the same
+// minute add up) and keeps the top stacks, the rest folded into
+// profile_minutes.other_samples. Both follow metrics_1m's retention.
+const profiles = `
+CREATE TABLE IF NOT EXISTS profile_stack_frames (
+  stack_key TEXT PRIMARY KEY,
+  frames JSON NOT NULL
+);
+CREATE TABLE IF NOT EXISTS profile_stacks (
+  service_name TEXT NOT NULL,
+  minute TIMESTAMP NOT NULL,
+  stack_key TEXT NOT NULL,
+  samples BIGINT NOT NULL,
+  PRIMARY KEY (service_name, minute, stack_key)
+);
+CREATE TABLE IF NOT EXISTS profile_minutes (
+  service_name TEXT NOT NULL,
+  minute TIMESTAMP NOT NULL,
+  total_samples BIGINT NOT NULL,
+  other_samples BIGINT NOT NULL,
+  hz INTEGER NOT NULL,
+  PRIMARY KEY (service_name, minute)
+);
+`;
+
 export const migrations: readonly Migration[] = [
   { version: 1, name: "initial schema", up: initial },
   { version: 2, name: "mesh peers", up: meshPeers },
@@ -357,6 +385,7 @@ export const migrations: readonly Migration[] = [
   { version: 7, name: "API token expiry", up: tokenExpiry },
   { version: 8, name: "agent process count", up: agentProcessCount },
   { version: 9, name: "connections opened per interval", up: connectionsOpened },
+  { version: 10, name: "always-on CPU profiles per minute", up: profiles },
 ];
 
 /** Applies every migration newer than the file's schema version, in order. */

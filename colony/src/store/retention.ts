@@ -1,5 +1,6 @@
 // Retention: deleting rows older than the policy allows.
 import { persistEdges } from "./connections.ts";
+import { deleteUnusedStackFrames } from "./profiles.ts";
 import { exec, transaction, ts, type Conn } from "./sql.ts";
 import type { RetentionPolicy, RetentionResult } from "./types.ts";
 
@@ -47,6 +48,9 @@ const targets: readonly { name: string; sql: string; keep: (p: RetentionPolicy) 
   { name: "connections", sql: "DELETE FROM connection_observations WHERE observed_at < $1", keep: (p) => p.connections },
   // Edges nobody has seen for as long as the coarsest metrics are kept.
   { name: "edges", sql: "DELETE FROM service_connections WHERE last_observed < $1", keep: (p) => p.metrics_1d },
+  // The always-on profiler's minutes are per-minute data like metrics_1m.
+  { name: "profile_minutes", sql: "DELETE FROM profile_minutes WHERE minute < $1", keep: (p) => p.metrics_1m },
+  { name: "profile_stacks", sql: "DELETE FROM profile_stacks WHERE minute < $1", keep: (p) => p.metrics_1m },
   { name: "batches", sql: "DELETE FROM ingested_batches WHERE ingested_at < $1", keep: (p) => p.batches },
 ];
 
@@ -62,6 +66,7 @@ export async function applyRetention(conn: Conn, policy: RetentionPolicy, now: D
     for (const t of targets) {
       deleted[t.name] = await exec(conn, t.sql, [ts(new Date(now.getTime() - t.keep(policy)))]);
     }
+    deleted.profile_frames = await exec(conn, deleteUnusedStackFrames);
     return deleted;
   });
 }

@@ -1,0 +1,3 @@
+module coral.test/heap
+
+go 1.19
