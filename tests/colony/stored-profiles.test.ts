@@ -2,38 +2,23 @@
 // publishes TelemetryBatches carrying per-minute profile windows on its NATS
 // subject (as the agent does); the colony rolls them up per service and
 // minute, and QueryCpuProfile merges a window of minutes into one profile.
-import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import type { RunningColony } from "@coral/colony";
 import type { CpuProfile } from "@coral/proto/gen/coral/agent/v1/profile_pb";
 import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
-import { TelemetryBatchSchema, type ProfileWindowSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import { describe, expect, it } from "vitest";
 import { colonyApi, createTestProject, serviceApi } from "../helpers/colony.ts";
 import { rejection } from "../helpers/errors.ts";
+import { profileWindow, publishProfileWindows } from "../helpers/profile-windows.ts";
 import { SyntheticAgent } from "../helpers/synthetic-agent.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const minute = 60_000;
 const base = Math.floor(Date.now() / minute) * minute - 60 * minute;
 const ts = (ms: number) => timestampFromDate(new Date(ms));
-type WindowInit = MessageInitShape<typeof ProfileWindowSchema>;
-
-/** A window of the given stacks ("main;handle;parse" root first → samples); frame ids are the window's own. */
-function win(atMs: number, stacks: Record<string, number>, other = 0): WindowInit {
-  const names = [...new Set(Object.keys(stacks).flatMap((s) => s.split(";")))].reverse();
-  const frames = names.map((fn) => ({ function: fn, module: fn === "tick" ? "[kernel]" : "/srv/app", kernel: fn === "tick" }));
-  const entries = Object.entries(stacks).map(([s, n]) => ({ frameIds: s.split(";").map((fn) => names.indexOf(fn)), samples: BigInt(n), pid: 4242 }));
-  const inStacks = Object.values(stacks).reduce((a, b) => a + b, 0);
-  return { timestamp: ts(atMs), durationMs: minute, hz: 19, frames, stacks: entries, totalSamples: BigInt(inStacks + other), otherSamples: BigInt(other) };
-}
-
-/** Publishes like the agent: its own subject, the batch id as Nats-Msg-Id. */
-async function publish(agent: SyntheticAgent, batchId: string, profiles: WindowInit[]): Promise<void> {
-  const batch = create(TelemetryBatchSchema, { batchId, agentId: agent.options.agentId, serviceName: agent.options.serviceName, createdAt: ts(Date.now()), profiles });
-  await agent.publishRaw(toBinary(TelemetryBatchSchema, batch), { msgId: batchId });
-}
+const win = profileWindow;
+const publish = publishProfileWindows;
 
 async function count(colony: RunningColony, sql: string): Promise<number> {
   const reader = await colony.store.read((c) => c.runAndReadAll(sql));

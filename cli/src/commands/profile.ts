@@ -13,10 +13,14 @@ import { formatProfile } from "../profile/format.ts";
 import { toPprof } from "../profile/pprof.ts";
 import { durationRangeOption, intOption, UsageError } from "./options.ts";
 import { profileHeapCommand } from "./profile-heap.ts";
+import { agoOption, storedCpuProfile } from "./profile-stored.ts";
 import { printJson, useColor } from "./read.ts";
 import { explainError, resolveTarget, serviceClient, withRemoteOptions, type RemoteOptions } from "./remote.ts";
 
 interface CpuOptions extends RemoteOptions {
+  since?: number;
+  until?: number;
+  compare?: number;
   duration: number;
   hz: number;
   top: number;
@@ -35,9 +39,16 @@ export function outputKind(file: string): "pprof" | "svg" | "folded" {
 
 const durationOption = durationRangeOption(300_000, "must be from 1s to 5m", "10s, 2m");
 
-async function profileCpu(service: string, opts: CpuOptions): Promise<void> {
+async function profileCpu(service: string, opts: CpuOptions, cmd: Command): Promise<void> {
   const kind = opts.output ? outputKind(opts.output) : undefined; // a bad name fails before the profile, not after
   if (opts.json && opts.folded) throw new UsageError("--json and --folded: pick one");
+  if (opts.since === undefined) {
+    for (const flag of ["until", "compare"] as const) if (opts[flag] !== undefined) throw new UsageError(`--${flag} needs --since (it reads the always-on profiler's stored stacks)`);
+  } else {
+    // Stored stacks were sampled already: how long and how often are not ours to pick.
+    for (const flag of ["duration", "hz"] as const) if (cmd.getOptionValueSource(flag) === "cli") throw new UsageError(`--${flag} and --since: pick one (--since reads what the always-on profiler stored)`);
+    return storedCpuProfile(service, { ...opts, since: opts.since }, kind);
+  }
   const target = await resolveTarget(opts);
   const client = serviceClient(ProfileService, target);
   const seconds = Math.round(opts.duration / 1000);
@@ -83,10 +94,13 @@ async function profileCpu(service: string, opts: CpuOptions): Promise<void> {
 export function profileCommand(): Command {
   const profile = new Command("profile").description("CPU and heap profiles of a component's processes, without a restart or SSH");
   profile.addCommand(
-    withRemoteOptions(new Command("cpu").description("sample where a component spends its CPU (user and kernel stacks; needs an admin token)"))
+    withRemoteOptions(new Command("cpu").description("sample where a component spends its CPU (user and kernel stacks; needs an admin token), or read the always-on profiler's stacks (--since)"))
       .argument("<service>", "the component, as coral status names it")
       .addOption(new Option("--duration <time>", "how long to sample, at most 5m").argParser(durationOption).default(30_000, "30s"))
       .option("--hz <n>", "samples per second per CPU, 1 to 1000", intOption(1, 1000), 99)
+      .option("--since <duration>", "read the always-on profiler's stored stacks from this long ago (read token; at most 31d)", agoOption)
+      .option("--until <duration>", "with --since: the window ends this long ago (default: now)", agoOption)
+      .option("--compare <offset>", "with --since: compare with the same window this much earlier (e.g. 1d)", agoOption)
       .option("--top <n>", "show this many functions", intOption(1, 10_000), 20)
       .option("--folded", "print folded stacks (flamegraph.pl, Speedscope, inferno) instead of the table")
       .option("-o, --output <file>", "also write the profile: .pb.gz (pprof), .svg (flame graph) or .folded")
@@ -97,9 +111,12 @@ Examples:
   coral profile cpu api                          # 30s at 99 Hz, the hottest functions
   coral profile cpu api --duration 10s -o api.svg
   coral profile cpu api -o api.pb.gz && go tool pprof -top api.pb.gz
-  coral profile cpu api --folded > api.folded`,
+  coral profile cpu api --folded > api.folded
+  coral profile cpu api --since 1h               # the always-on profiler's last hour, no new profile
+  coral profile cpu api --since 2h --until 1h -o api.svg
+  coral profile cpu api --since 15m --compare 1d -o diff.svg   # what got hotter since yesterday`,
       )
-      .action((service: string, opts: CpuOptions) => profileCpu(service, opts)),
+      .action((service: string, opts: CpuOptions, cmd: Command) => profileCpu(service, opts, cmd)),
   );
   profile.addCommand(profileHeapCommand());
   return profile;
