@@ -47,45 +47,63 @@ export function heapParameters(req: { durationMs: number; samplingIntervalBytes:
 
 export function profileService(deps: ProfileDeps): ServiceImpl<typeof ProfileService> {
   const who = (ctx: HandlerContext) => ctx.values.get(callerKey)?.name ?? "unknown";
+  type AgentClient = ReturnType<typeof agentServiceClient<typeof AgentProfileService>>;
+  /**
+   * One on-demand profile: the service's live agent asked for it, audited
+   * before (`profile.<kind>`) and after (`.done` with `doneDetails`, or
+   * `.failed` with the agent's error as the caller sees it).
+   */
+  async function auditedProfile<R extends { profile?: unknown }>(
+    kind: "cpu" | "heap",
+    serviceName: string,
+    ctx: HandlerContext,
+    details: Record<string, unknown>,
+    call: (client: AgentClient, label: string) => Promise<R>,
+    doneDetails: (res: R) => Record<string, unknown>,
+  ) {
+    const agent = await deps.debug.agentFor(serviceName);
+    const by = who(ctx);
+    await deps.audit(by, `profile.${kind}`, serviceName, { agentId: agent.agentId, ...details });
+    const client = agentServiceClient(AgentProfileService, agent.agentUrl, agent.agentId, deps.identity);
+    const started = Date.now();
+    try {
+      const res = await call(client, `${by} via colony`);
+      await deps.audit(by, `profile.${kind}.done`, serviceName, { agentId: agent.agentId, ...doneDetails(res), ms: Date.now() - started });
+      return { profile: res.profile as R["profile"], serviceName, agentId: agent.agentId };
+    } catch (err) {
+      const ce = agentError(err, agent);
+      await deps.audit(by, `profile.${kind}.failed`, serviceName, { agentId: agent.agentId, code: Code[ce.code], message: ce.rawMessage.slice(0, 300) });
+      throw ce;
+    }
+  }
+  const serviceNameRequired = (name: string) => {
+    if (!name) throw new ConnectError("service_name: required (a component name from coral status)", Code.InvalidArgument);
+  };
   return {
     async profileCpu(req, ctx) {
-      if (!req.serviceName) throw new ConnectError("service_name: required (a component name from coral status)", Code.InvalidArgument);
+      serviceNameRequired(req.serviceName);
       const { hz, durationMs } = profileParameters(req);
-      const agent = await deps.debug.agentFor(req.serviceName);
-      const by = who(ctx);
-      const target = req.serviceName;
-      await deps.audit(by, "profile.cpu", target, { agentId: agent.agentId, hz, durationMs });
-      const client = agentServiceClient(AgentProfileService, agent.agentUrl, agent.agentId, deps.identity);
-      const started = Date.now();
-      try {
+      return auditedProfile(
+        "cpu",
+        req.serviceName,
+        ctx,
+        { hz, durationMs },
         // The caller's cancel (Ctrl-C in the CLI) stops the agent's profile too.
-        const res = await client.profileCpu({ hz, durationMs, label: `${by} via colony` }, { timeoutMs: durationMs + agentSlackMs, signal: ctx.signal });
-        await deps.audit(by, "profile.cpu.done", target, { agentId: agent.agentId, samples: Number(res.profile?.totalSamples ?? 0), ms: Date.now() - started });
-        return { profile: res.profile, serviceName: req.serviceName, agentId: agent.agentId };
-      } catch (err) {
-        const ce = agentError(err, agent);
-        await deps.audit(by, "profile.cpu.failed", target, { agentId: agent.agentId, code: Code[ce.code], message: ce.rawMessage.slice(0, 300) });
-        throw ce;
-      }
+        (client, label) => client.profileCpu({ hz, durationMs, label }, { timeoutMs: durationMs + agentSlackMs, signal: ctx.signal }),
+        (res) => ({ samples: Number(res.profile?.totalSamples ?? 0) }),
+      );
     },
     async profileHeap(req, ctx) {
-      if (!req.serviceName) throw new ConnectError("service_name: required (a component name from coral status)", Code.InvalidArgument);
+      serviceNameRequired(req.serviceName);
       const params = heapParameters(req);
-      const agent = await deps.debug.agentFor(req.serviceName);
-      const by = who(ctx);
-      const target = req.serviceName;
-      await deps.audit(by, "profile.heap", target, { agentId: agent.agentId, ...params });
-      const client = agentServiceClient(AgentProfileService, agent.agentUrl, agent.agentId, deps.identity);
-      const started = Date.now();
-      try {
-        const res = await client.profileHeap({ ...params, label: `${by} via colony` }, { timeoutMs: params.durationMs + agentSlackMs, signal: ctx.signal });
-        await deps.audit(by, "profile.heap.done", target, { agentId: agent.agentId, stacks: res.profile?.stacks.length ?? 0, method: res.profile?.method ?? "", ms: Date.now() - started });
-        return { profile: res.profile, serviceName: req.serviceName, agentId: agent.agentId };
-      } catch (err) {
-        const ce = agentError(err, agent);
-        await deps.audit(by, "profile.heap.failed", target, { agentId: agent.agentId, code: Code[ce.code], message: ce.rawMessage.slice(0, 300) });
-        throw ce;
-      }
+      return auditedProfile(
+        "heap",
+        req.serviceName,
+        ctx,
+        params,
+        (client, label) => client.profileHeap({ ...params, label }, { timeoutMs: params.durationMs + agentSlackMs, signal: ctx.signal }),
+        (res) => ({ stacks: res.profile?.stacks.length ?? 0, method: res.profile?.method ?? "" }),
+      );
     },
     // The always-on profiler's stored stacks: read data, no agent asked.
     queryCpuProfile: (req) => queryStoredCpuProfile(deps, req),
