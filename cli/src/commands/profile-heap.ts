@@ -2,14 +2,15 @@
 // through the colony (Go: the service's own net/http/pprof heap profile);
 // printed as the largest allocation sites, or written as pprof.
 import { writeFile } from "node:fs/promises";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { ProfileHeapResponseSchema, ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { formatHeapProfile, type HeapSort } from "../profile/heap.ts";
 import { toHeapPprof } from "../profile/pprof.ts";
+import { agentWordCodes, cancellableProfile } from "./profile-call.ts";
 import { durationRangeOption, intOption, UsageError } from "./options.ts";
 import { printJson, useColor } from "./read.ts";
-import { explainError, resolveTarget, serviceClient, withRemoteOptions, type RemoteOptions } from "./remote.ts";
+import { resolveTarget, serviceClient, withRemoteOptions, type RemoteOptions } from "./remote.ts";
 
 interface HeapOptions extends RemoteOptions {
   duration: number;
@@ -39,22 +40,18 @@ async function profileHeap(service: string, opts: HeapOptions): Promise<void> {
   const client = serviceClient(ProfileService, target);
   const progress = process.stderr.isTTY && !opts.json;
   if (progress) process.stderr.write(`Taking a heap profile of ${service} (Ctrl-C to cancel)…`);
-  const abort = new AbortController();
-  const onSigint = () => abort.abort();
-  process.once("SIGINT", onSigint);
-  let res;
-  try {
-    res = await client.profileHeap({ serviceName: service, durationMs: opts.duration, pprofPort: opts.pprofPort ?? 0 }, { signal: abort.signal, timeoutMs: opts.duration + 120_000 });
-  } catch (err) {
-    if (abort.signal.aborted) throw new Error("cancelled: the heap profile was stopped on the agent");
-    const ce = ConnectError.from(err);
-    // The agent's words say what to do (start net/http/pprof, pass --pprof-port…).
-    if (ce.code === Code.FailedPrecondition || ce.code === Code.ResourceExhausted || ce.code === Code.AlreadyExists || ce.code === Code.Unavailable) throw new Error(ce.rawMessage);
-    throw explainError(err, target);
-  } finally {
-    process.off("SIGINT", onSigint);
-    if (progress) process.stderr.write("\r\x1b[K");
-  }
+  const res = await cancellableProfile(
+    (signal) => client.profileHeap({ serviceName: service, durationMs: opts.duration, pprofPort: opts.pprofPort ?? 0 }, { signal, timeoutMs: opts.duration + 120_000 }),
+    {
+      target,
+      cancelled: "cancelled: the heap profile was stopped on the agent",
+      // The agent's words say what to do (start net/http/pprof, pass --pprof-port…), also when pprof did not answer.
+      agentWords: [...agentWordCodes, Code.Unavailable],
+      done: () => {
+        if (progress) process.stderr.write("\r\x1b[K");
+      },
+    },
+  );
   if (opts.output) await writeFile(opts.output, toHeapPprof(res.profile!), { mode: 0o644 });
   if (opts.json) return printJson(ProfileHeapResponseSchema, res);
   console.log(formatHeapProfile(res, { top: opts.top, sort: opts.sort, color: useColor(), width: process.stdout.columns }));

@@ -4,18 +4,18 @@
 // coral profile heap lives in profile-heap.ts.
 import { writeFile } from "node:fs/promises";
 import { extname } from "node:path";
-import { ConnectError, Code } from "@connectrpc/connect";
 import { ProfileCpuResponseSchema, ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
 import { Command, Option } from "commander";
 import { foldedStacks } from "../profile/analyze.ts";
 import { flameGraphSvg } from "../profile/flamegraph.ts";
 import { formatProfile } from "../profile/format.ts";
 import { toPprof } from "../profile/pprof.ts";
+import { agentWordCodes, cancellableProfile } from "./profile-call.ts";
 import { durationRangeOption, intOption, UsageError } from "./options.ts";
 import { profileHeapCommand } from "./profile-heap.ts";
 import { agoOption, storedCpuProfile } from "./profile-stored.ts";
 import { printJson, useColor } from "./read.ts";
-import { explainError, resolveTarget, serviceClient, withRemoteOptions, type RemoteOptions } from "./remote.ts";
+import { resolveTarget, serviceClient, withRemoteOptions, type RemoteOptions } from "./remote.ts";
 
 interface CpuOptions extends RemoteOptions {
   since?: number;
@@ -61,22 +61,15 @@ async function profileCpu(service: string, opts: CpuOptions, cmd: Command): Prom
       const left = Math.max(0, seconds - Math.round((Date.now() - started) / 1000));
       process.stderr.write(`\r  ${left > 0 ? `${left}s left` : "symbolizing…"}   `);
     }, 1000);
-  const abort = new AbortController();
-  const onSigint = () => abort.abort();
-  process.once("SIGINT", onSigint);
-  let res;
-  try {
-    res = await client.profileCpu({ serviceName: service, durationMs: opts.duration, hz: opts.hz }, { signal: abort.signal, timeoutMs: opts.duration + 120_000 });
-  } catch (err) {
-    if (abort.signal.aborted) throw new Error("cancelled: the profile was stopped on the agent");
-    const ce = ConnectError.from(err);
-    if (ce.code === Code.FailedPrecondition || ce.code === Code.ResourceExhausted || ce.code === Code.AlreadyExists) throw new Error(ce.rawMessage);
-    throw explainError(err, target);
-  } finally {
-    clearInterval(tick);
-    process.off("SIGINT", onSigint);
-    if (progress) process.stderr.write("\r\x1b[K");
-  }
+  const res = await cancellableProfile((signal) => client.profileCpu({ serviceName: service, durationMs: opts.duration, hz: opts.hz }, { signal, timeoutMs: opts.duration + 120_000 }), {
+    target,
+    cancelled: "cancelled: the profile was stopped on the agent",
+    agentWords: agentWordCodes,
+    done: () => {
+      clearInterval(tick);
+      if (progress) process.stderr.write("\r\x1b[K");
+    },
+  });
   const profile = res.profile!;
   if (kind && opts.output) {
     const body = kind === "pprof" ? toPprof(profile) : kind === "svg" ? flameGraphSvg(profile, { title: `CPU: ${service} (${seconds}s at ${profile.hz} Hz)` }) : foldedStacks(profile);
