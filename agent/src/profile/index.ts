@@ -3,7 +3,8 @@
 // binaries (ELF symbol tables, Go's .gopclntab). Node processes go through
 // their V8 inspector instead, for JavaScript function names.
 export { ProfileError, type ProfileErrorCode } from "./errors.ts";
-export { PROFILE_LIMITS, profileParameters, type ProfileParameters } from "./program.ts";
+export { ContinuousProfiler, topStacks, type ContinuousProfilerOptions, type ContinuousState, type ContinuousStatus, type ProfileWindowData } from "./continuous.ts";
+export { CONTINUOUS_LIMITS, PROFILE_LIMITS, profileParameters, type ProfileParameters } from "./program.ts";
 export { CpuProfiler, type CpuProfileData, type CpuProfileRequest, type CpuProfilerOptions, type ProfilerLogger } from "./profiler.ts";
 export type { ProfileFrameData, ProfileStackData } from "./symbolize.ts";
 export { SymbolCache } from "./symbols.ts";

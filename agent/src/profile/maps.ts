@@ -103,6 +103,12 @@ export class MappingHistory {
     return this.byPid.get(pid)?.find((m) => address >= m.start && address < m.end);
   }
 
+  /** Drops what is known of `pid` (a long-lived profile forgets processes that are gone). */
+  forget(pid: number): void {
+    this.byPid.delete(pid);
+    this.keys.delete(pid);
+  }
+
   /** Every mapping seen of `pid`, the latest first. */
   all(pid: number): readonly Mapping[] {
     return this.byPid.get(pid) ?? [];

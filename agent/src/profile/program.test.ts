@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { profileParameters, profileProgram } from "./program.ts";
+import { continuousProfileProgram, profileParameters, profileProgram } from "./program.ts";
 
 describe("profileParameters", () => {
   it.each([
@@ -49,5 +49,24 @@ describe("profileProgram", () => {
   it("seeds at most 2048 pids", () => {
     const p = profileProgram({ pids: Array.from({ length: 3000 }, (_, i) => i + 1), hz: 99, durationMs: 1000 });
     expect(p.pids).toHaveLength(2048);
+  });
+});
+
+describe("continuousProfileProgram", () => {
+  it("dumps and clears every window, and ends after its lifetime", () => {
+    const p = continuousProfileProgram({ pids: [7], hz: 19, windowMs: 60_000, lifetimeMs: 3_600_000 });
+    expect(p).toMatchObject({ pids: [7], hz: 19, windowMs: 60_000, durationMs: 3_600_000 });
+    expect(p.source).toContain("profile:hz:19 /@pids[pid]/");
+    expect(p.source).toMatch(/interval:ms:60000 \{\n {2}printf\("\{\\"ev\\":\\"window\\"[^]*print\(@stacks\);[^]*clear\(@stacks\);/);
+    expect(p.source).toContain("interval:ms:3600000 {\n  exit();");
+    expect(p.source).not.toMatch(/\{\{/);
+  });
+
+  it.each([
+    [{ windowMs: 50 }, /window: must be from 100 ms to 10 minutes \(got 50\)/],
+    [{ windowMs: 700_000 }, /window: must be from 100 ms/],
+    [{ hz: 2000 }, /hz: must be/],
+  ])("refuses %j", (bad, message) => {
+    expect(() => continuousProfileProgram({ pids: [7], hz: 19, windowMs: 60_000, lifetimeMs: 3_600_000, ...bad })).toThrow(message);
   });
 });

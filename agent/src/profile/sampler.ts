@@ -32,6 +32,8 @@ export interface SamplerOptions {
   attachTimeoutMs?: number;
   /** Time beyond the duration before the agent stops bpftrace itself (default 10 s). */
   overrunMs?: number;
+  /** A windowed program (the always-on one) printed a window: what it counted over `span` (kernel times, as wall-clock). */
+  onWindow?: (dump: StackDump, span: { start: Date; end: Date }) => void;
 }
 
 export type SamplerEnd =
@@ -56,6 +58,8 @@ export interface SamplerResult {
   /** What bpftrace wrote to stderr, without the RLIMIT_MEMLOCK warning. */
   stderr: string;
   exitCode: number | null;
+  /** The time the dump covers: from the start, or the end of the last window handed to onWindow, until the program ended. */
+  dumpSpan: { start: Date; end: Date };
 }
 
 /** After SIGINT, how long bpftrace has to print what it holds and exit before SIGKILL. */
@@ -97,12 +101,39 @@ export class CpuSampler {
     child.stderr!.setEncoding("utf8").on("data", (d: string) => {
       if (state.stderr.length < 64 * 1024) state.stderr += d;
     });
+    // Kernel times (ns since boot) of the program's lines, as wall-clock times.
+    const wallClock = (ns: bigint | undefined) =>
+      ns === undefined || state.readyNs === undefined || state.startedAt === undefined || ns < state.readyNs
+        ? new Date()
+        : new Date(state.startedAt.getTime() + Number((ns - state.readyNs) / 1_000_000n));
+    const deliverWindow = () => {
+      if (!state.window) return;
+      const dump = state.window.finish();
+      state.window = undefined;
+      const span = { start: wallClock(state.windowsEndNs ?? state.readyNs), end: wallClock(state.windowNs) };
+      state.windowsEndNs = state.windowNs;
+      try {
+        opts.onWindow?.(dump, span);
+      } catch {
+        // the consumer's problem must not stop the reading
+      }
+    };
     createInterface({ input: child.stdout! }).on("line", (line) => {
       if (state.ended) return state.reader.push(line);
-      const ev = /^\{"ev":"(ready|first|fork|end)"(?:,"ts":(\d+))?(?:,"pid":(\d+),"parent":(\d+))?\}$/.exec(line);
-      // Before the end, anything else is bpftrace's own chatter ("Attaching 4 probes...").
-      if (!ev) return;
+      const ev = /^\{"ev":"(ready|first|fork|end|window|window_end)"(?:,"ts":(\d+))?(?:,"pid":(\d+),"parent":(\d+))?\}$/.exec(line);
+      if (!ev) {
+        // Inside a window: its dump. Before the end, anything else is bpftrace's own chatter ("Attaching 4 probes...").
+        state.window?.push(line);
+        return;
+      }
       switch (ev[1]) {
+        case "window":
+          state.window = new StackDumpReader();
+          state.windowNs = BigInt(ev[2] ?? 0);
+          break;
+        case "window_end":
+          deliverWindow();
+          break;
         case "ready":
           state.readyAt = performance.now();
           state.startedAt = new Date();
@@ -120,6 +151,8 @@ export class CpuSampler {
           break;
         }
         case "end":
+          // A window cut off by the end (its window_end never comes): deliver what it printed.
+          deliverWindow();
           state.ended = true;
           state.endNs = BigInt(ev[2] ?? 0);
           break;
@@ -186,6 +219,7 @@ export class CpuSampler {
         forks: state.forks,
         stderr: lines.join("\n"),
         exitCode: code,
+        dumpSpan: { start: wallClock(state.windowsEndNs ?? state.readyNs), end: state.endNs !== undefined ? wallClock(state.endNs) : new Date() },
       } satisfies SamplerResult;
     });
     return new CpuSampler(child, state, finished);
@@ -217,6 +251,11 @@ interface RunState {
   stderr: string;
   forks: { pid: number; parent: number }[];
   reader: StackDumpReader;
+  /** Between a window line and its window_end: that window's dump. */
+  window?: StackDumpReader;
+  /** The kernel time of the open window's line, and of the last window handed over. */
+  windowNs?: bigint;
+  windowsEndNs?: bigint;
   /** The END line was seen: what follows is the map dump. */
   ended: boolean;
   readyNs: bigint | undefined;

@@ -49,6 +49,17 @@ export class SetWatch {
     await this.settle([...this.reads]);
   }
 
+  /** Drops gone processes whose samples have all been symbolized (the always-on profile runs for an hour). */
+  forget(pids: readonly number[]): void {
+    const drop = new Set(pids);
+    for (const p of drop) {
+      this.mappings.forget(p);
+      this.names.delete(p);
+    }
+    const kept = this.pids.filter((p) => !drop.has(p));
+    this.pids.splice(0, this.pids.length, ...kept);
+  }
+
   /** Processes of the set that are gone now. */
   gone(): number[] {
     return this.pids.filter((p) => !existsSync(`/proc/${p}`));

@@ -16,7 +16,8 @@ import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_p
 import { startAgentApi, type AgentApiServer } from "../api/server.ts";
 import { RollbackExecutor, SdkLink, type AgentRollbackConfig } from "../control/index.ts";
 import { UprobeCollectors } from "../debug/collectors.ts";
-import { CpuProfiler, HeapProfiler } from "../profile/index.ts";
+import { ContinuousProfiler, CpuProfiler, HeapProfiler, SymbolCache, type ContinuousStatus } from "../profile/index.ts";
+import { continuousProfileFromEnv, profileWindowToProto } from "./continuous-profile.ts";
 import { ProcessWatcher, healthTargetFor, probeHealth, scrapePrometheus, type HealthResult, type ProcessSetSnapshot, type TcpConnection } from "../observe/index.ts";
 import { KernelConnections, type KernelConnectionsStatus, type OpenedCount } from "../observe/kernel-connections.ts";
 import { Publisher, openAgentStore, type DropCounters, type OutboxBounds, type AgentStore, type MetricPoint } from "../storage/index.ts";
@@ -80,6 +81,12 @@ export interface AgentOptions {
   connectionSource?: "auto" | "procfs";
   /** bpftrace for the kernel connection source and CPU profiles (default: CORAL_BPFTRACE, else PATH). */
   bpftracePath?: string;
+  /**
+   * The always-on CPU profiler (eBPF, as root): its rate and window, or false
+   * for none. Default: on at 19 Hz with one-minute windows, unless
+   * CORAL_PROFILE_HZ says another rate (0 = off).
+   */
+  continuousProfile?: { hz?: number; windowMs?: number } | false;
 }
 
 export type AgentNotice =
@@ -101,6 +108,8 @@ export interface RunningAgent extends AsyncDisposable {
   flushSummary(): Promise<void>;
   /** Where connections come from now ("ebpf" or "procfs", with why) and what the kernel source saw. */
   connectionSource(): KernelConnectionsStatus;
+  /** What the always-on CPU profiler does, or undefined when it is turned off. */
+  continuousProfile(): ContinuousStatus | undefined;
   close(reason?: string): Promise<void>;
 }
 
@@ -119,6 +128,8 @@ const healthState = (h: HealthResult | null): HeartbeatInfo["health"] => (h === 
 
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const log = options.logger;
+  // A bad CORAL_PROFILE_HZ is refused before anything is opened.
+  const continuousOptions = options.continuousProfile ?? continuousProfileFromEnv();
   const dataDir = resolve(options.dataDir);
   await mkdir(dataDir, { recursive: true });
   const agentId = await agentIdFor(dataDir, options.serviceName);
@@ -162,8 +173,24 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     maxSessions: options.maxDebugSessions,
     onError: (id, err) => log.warn({ collector_id: id, err: String(err) }, "could not store uprobe events"),
   });
-  // CPU profiles sample the same process set, on demand.
-  const profiler = new CpuProfiler({ observedPid: () => observedPid, bpftracePath: options.bpftracePath ?? (process.env.CORAL_BPFTRACE || undefined), logger: log });
+  // CPU profiles sample the same process set, on demand and always (at a low rate); symbol tables are parsed once for both.
+  const bpftracePath = options.bpftracePath ?? (process.env.CORAL_BPFTRACE || undefined);
+  const symbols = new SymbolCache();
+  const profiler = new CpuProfiler({ observedPid: () => observedPid, bpftracePath, symbols, logger: log });
+  const continuous =
+    continuousOptions === false
+      ? undefined
+      : new ContinuousProfiler({
+          ...continuousOptions,
+          observedPid: () => observedPid,
+          bpftracePath,
+          symbols,
+          logger: log,
+          onWindow: async (w) => {
+            await store.recordProfileWindow(w);
+            await enqueueBatch({ profiles: [profileWindowToProto(w)] });
+          },
+        });
   // Heap profiles ask the same process (Go: its net/http/pprof on the service's port, or one named per request).
   const heapProfiler = new HeapProfiler({ observedPid: () => observedPid, servicePort: () => options.port, logger: log });
   const sdk = new SdkLink({ port: options.sdkPort, announceDir: options.sdkAnnounceDir, logger: log });
@@ -279,7 +306,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       ),
   });
 
-  type BatchParts = Pick<MessageInitShape<typeof TelemetryBatchSchema>, "metrics" | "events" | "connections">;
+  type BatchParts = Pick<MessageInitShape<typeof TelemetryBatchSchema>, "metrics" | "events" | "connections" | "profiles">;
   const enqueueBatch = async (parts: BatchParts) => {
     const batch = create(TelemetryBatchSchema, {
       batchId: `${agentId}-${randomUUID()}`,
@@ -289,6 +316,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       metrics: parts.metrics ?? [],
       events: parts.events ?? [],
       connections: parts.connections ?? [],
+      profiles: parts.profiles ?? [],
     });
     await store.enqueue({ batchId: batch.batchId, subject: "telemetry", payload: toBinary(TelemetryBatchSchema, batch) });
     enqueued++;
@@ -566,6 +594,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   }
   const heartbeatMs = options.heartbeatIntervalMs ?? registration.heartbeatIntervalSeconds * 1000;
   publisher.start();
+  continuous?.start();
 
   every(options.sampleIntervalMs ?? 1000, probe);
   every(options.sampleIntervalMs ?? 1000, pollSdk);
@@ -602,6 +631,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       await watcher.stop();
       // The lines bpftrace printed before it stops are still counted.
       await kernel?.stop().catch(() => undefined);
+      // Its last, partial window is stored and queued too.
+      await continuous?.close().catch(() => undefined);
       await summarize().catch(() => undefined);
       // The goodbyes need the colony and NATS; when they are gone (colony
       // stopped, tunnel down) each gets a bounded wait, so the local store is
@@ -627,6 +658,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     stats: async () => ({ enqueued, published, pending: await store.pendingCount(), registered, dropped: publisher.dropped() }),
     flushSummary: summarize,
     connectionSource,
+    continuousProfile: () => continuous?.status(),
     close,
     [Symbol.asyncDispose]: () => close(),
   };

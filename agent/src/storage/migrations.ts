@@ -101,12 +101,26 @@ CREATE TABLE uprobe_collectors (
 );
 `;
 
+// The always-on CPU profiler: one row per window (frames and stacks as one JSON document).
+const profileWindows = `
+CREATE TABLE profile_windows (
+  window_start TIMESTAMP NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  hz INTEGER NOT NULL,
+  total_samples BIGINT NOT NULL,
+  other_samples BIGINT NOT NULL,
+  stacks JSON NOT NULL
+);
+CREATE INDEX profile_windows_start ON profile_windows (window_start);
+`;
+
 export const migrations: readonly Migration[] = [
   { version: 1, name: "agent schema and outbox", up: initial },
   { version: 2, name: "uprobe events", up: uprobeEvents },
   { version: 3, name: "uprobe collectors", up: uprobeCollectors },
   // The session's slow-call threshold, so a resumed collector's summary keeps it.
   { version: 4, name: "uprobe slow threshold", up: "ALTER TABLE uprobe_collectors ADD COLUMN slow_threshold_ms INTEGER DEFAULT 100;" },
+  { version: 5, name: "profile windows", up: profileWindows },
 ];
 
 /** Applies every migration newer than the file's schema version, in order. */

@@ -25,13 +25,17 @@ describe("retention", () => {
     const snap = { pid: 1, cpuPercent: 0, memoryBytes: 0, fdCount: 0, threadCount: 1 };
     await store.recordSnapshot({ ...snap, timestamp: old });
     await store.recordSnapshot({ ...snap, timestamp: fresh });
+    const window = { durationMs: 60_000, hz: 19, totalSamples: 3, otherSamples: 1, frames: [{ function: "main", module: "/bin/x", kernel: false }], stacks: [{ frameIds: [0], samples: 2, pid: 7 }] };
+    await store.recordProfileWindow({ ...window, start: old });
+    await store.recordProfileWindow({ ...window, start: fresh, totalSamples: 5 });
     await store.enqueue({ batchId: "ancient", subject: "coral.c.telemetry", payload: new Uint8Array([1]), at: at(0) });
 
-    expect(await store.applyRetention(now)).toEqual({ cutoff: edge, metrics: 1, events: 1, connections: 1, snapshots: 1, uprobeEvents: 0, uprobeCollectors: 0 });
+    expect(await store.applyRetention(now)).toEqual({ cutoff: edge, metrics: 1, events: 1, connections: 1, snapshots: 1, uprobeEvents: 0, profileWindows: 1, uprobeCollectors: 0 });
     expect((await store.queryMetrics({ limit: 10 })).rows.map((p) => p.value)).toEqual([2, 3]);
     expect((await store.queryEvents({ limit: 10 })).rows.map((e) => e.eventId)).toEqual(["fresh"]);
     expect((await store.queryConnections({ limit: 10 })).rows.map((c) => c.observedAt)).toEqual([fresh]);
     expect((await store.querySnapshots({ limit: 10 })).rows.map((s) => s.timestamp)).toEqual([fresh]);
+    expect((await store.queryProfileWindows({ limit: 10 })).rows).toEqual([{ ...window, start: fresh, totalSamples: 5 }]);
     expect((await store.peek(10)).map((r) => r.batchId)).toEqual(["ancient"]);
     expect(await store.pendingCount()).toBe(1);
   });

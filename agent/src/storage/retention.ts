@@ -30,6 +30,7 @@ const targets = [
   { key: "connections", sql: "DELETE FROM connections WHERE observed_at < $1" },
   { key: "snapshots", sql: "DELETE FROM process_snapshots WHERE timestamp < $1" },
   { key: "uprobeEvents", sql: "DELETE FROM uprobe_events WHERE timestamp < $1" },
+  { key: "profileWindows", sql: "DELETE FROM profile_windows WHERE window_start < $1" },
   // A collector still running (ended_at NULL) is never trimmed.
   { key: "uprobeCollectors", sql: "DELETE FROM uprobe_collectors WHERE ended_at < $1" },
 ] as const;
@@ -39,7 +40,7 @@ export async function applyRetention(conn: Conn, retentionMs: number, now: Date)
   const cutoff = new Date(now.getTime() - retentionMs);
   const cut = ts(cutoff);
   return transaction(conn, async () => {
-    const result: RetentionResult = { cutoff, metrics: 0, events: 0, connections: 0, snapshots: 0, uprobeEvents: 0, uprobeCollectors: 0 };
+    const result: RetentionResult = { cutoff, metrics: 0, events: 0, connections: 0, snapshots: 0, uprobeEvents: 0, profileWindows: 0, uprobeCollectors: 0 };
     for (const t of targets) result[t.key] = await exec(conn, t.sql, [cut]);
     return result;
   });

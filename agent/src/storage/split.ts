@@ -20,9 +20,10 @@ export interface SplitResult {
   error?: string;
 }
 
-// TelemetryBatch's field numbers: batch_id, and the repeated items that may be spread over parts.
+// TelemetryBatch's field numbers: batch_id, and the repeated items that may be spread over parts
+// (metrics, events, connections, profile windows).
 const batchIdField = 1;
-const itemFields = new Set([5, 6, 7]);
+const itemFields = new Set([5, 6, 7, 8]);
 
 /**
  * Splits `payload` (an encoded TelemetryBatch) into parts of at most maxBytes

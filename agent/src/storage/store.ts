@@ -11,10 +11,14 @@ import { migrate, schemaVersion } from "./migrations.ts";
 import * as outbox from "./outbox.ts";
 import * as proc from "./process.ts";
 import * as uprobe from "./uprobe.ts";
+import * as profiles from "./profiles.ts";
 import { applyRetention, checkRetention, DEFAULT_CLEANUP_INTERVAL_MS } from "./retention.ts";
 import { transaction, type Conn } from "./sql.ts";
 import { WriteBuffer, type BufferedRows } from "./write-buffer.ts";
 import type {
+  ProfileWindowInput,
+  ProfileWindowQuery,
+  StoredProfileWindow,
   AgentStore,
   BackoffPolicy,
   ConnectionInput,
@@ -273,6 +277,14 @@ class DuckAgentStore implements AgentStore {
 
   uprobeHistory(collectorId: string): Promise<UprobeHistory> {
     return this.#read((c) => uprobe.uprobeHistory(c, collectorId));
+  }
+
+  recordProfileWindow(window: ProfileWindowInput): Promise<void> {
+    return this.#write((c) => profiles.recordProfileWindow(c, window));
+  }
+
+  queryProfileWindows(q: ProfileWindowQuery): Promise<QueryPage<StoredProfileWindow>> {
+    return this.#read((c) => profiles.queryProfileWindows(c, q));
   }
 
   summarize(since: Date, until: Date): Promise<MetricSummary[]> {

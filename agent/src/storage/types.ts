@@ -134,8 +134,32 @@ export interface RetentionResult {
   connections: number;
   snapshots: number;
   uprobeEvents: number;
+  /** Always-on profile windows. */
+  profileWindows: number;
   /** Collectors that ended before the cutoff. */
   uprobeCollectors: number;
+}
+
+/** One window of the always-on CPU profiler (agent/src/profile/continuous.ts). */
+export interface ProfileWindowInput {
+  start: Date;
+  durationMs: number;
+  hz: number;
+  /** Every sample of the window, the stacks left out included. */
+  totalSamples: number;
+  /** Samples of the stacks left out (beyond the top stacks). */
+  otherSamples: number;
+  frames: { function: string; module: string; kernel: boolean }[];
+  /** Root first; frameIds index frames. */
+  stacks: { frameIds: number[]; samples: number; pid: number }[];
+}
+
+export type StoredProfileWindow = ProfileWindowInput;
+
+export interface ProfileWindowQuery {
+  since?: Date;
+  until?: Date;
+  limit: number;
 }
 
 export interface OutboxInput {
@@ -290,6 +314,9 @@ export interface AgentStore extends AsyncDisposable {
   listUprobeCollectors(endedSince: Date): Promise<UprobeCollectorRecord[]>;
   /** A collector's last stored seq and its events' kinds and durations. */
   uprobeHistory(collectorId: string): Promise<UprobeHistory>;
+  /** The always-on profiler's windows. */
+  recordProfileWindow(window: ProfileWindowInput): Promise<void>;
+  queryProfileWindows(q: ProfileWindowQuery): Promise<QueryPage<StoredProfileWindow>>;
 
   /** Per metric name (sorted), over raw points with since <= timestamp < until. */
   summarize(since: Date, until: Date): Promise<MetricSummary[]>;

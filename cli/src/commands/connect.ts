@@ -15,7 +15,7 @@ import { readJoinToken, withJoinOptions, type JoinTokenSource } from "./join-inp
 import { rollbackConfigFrom, withRollbackOptions, type RollbackFlags } from "./rollback-flags.ts";
 import { explainError, resolveTarget, serviceClient } from "./remote.ts";
 import { decodeMeshToken, joinMesh, type MeshTarget } from "./mesh-join.ts";
-import { UsageError, durationFlag, parsePortOption } from "./options.ts";
+import { UsageError, durationFlag, intOption, parsePortOption } from "./options.ts";
 import { waitUntil } from "./wait.ts";
 
 export interface AgentTarget {
@@ -258,6 +258,13 @@ export function connectCommand(): Command {
     .addOption(new Option("--data-dir <dir>", "where the agent keeps its local data").env("CORAL_AGENT_DATA_DIR"))
     .addOption(new Option("--mesh <mode>", "loopback (same machine) or wireguard (join the colony's WireGuard mesh; needs root)").choices(["loopback", "wireguard"]).env("CORAL_MESH_MODE").default("loopback"))
     .option("--daemon", "run in the background; logs go to agent.log in the data folder")
+    .addOption(
+      new Option("--profile-hz <n>", "rate of the always-on CPU profiler (eBPF, as root; kept per minute, read with coral profile cpu --since); 0 turns it off")
+        .env("CORAL_PROFILE_HZ")
+        .argParser(intOption(0, 1000))
+        .default(19),
+    )
+    .option("--no-continuous-profile", "no always-on CPU profiler (same as --profile-hz 0)")
     .addOption(durationFlag("--sample-interval <duration>", "how often to sample the process", durationOption, 1000))
     .addOption(durationFlag("--summary-interval <duration>", "how often to send summaries to the colony", durationOption, 60_000))
     .addOption(new Option("--log-level <level>").choices(["debug", "info", "warn", "error"]).default("warn"))
@@ -272,6 +279,8 @@ export function connectCommand(): Command {
       dataDir?: string;
       mesh: "loopback" | "wireguard";
       daemon?: boolean;
+      profileHz: number;
+      continuousProfile: boolean;
       sampleInterval: number;
       summaryInterval: number;
       logLevel: "debug" | "info" | "warn" | "error";
@@ -282,6 +291,7 @@ export function connectCommand(): Command {
         throw new UsageError(`"${service}" must be lowercase letters, digits and inner hyphens, e.g. api`);
       if (!opts.port) throw new UsageError("--port is required (or CORAL_PORT): the port the component listens on");
       const rollback = rollbackConfigFrom(opts);
+      const continuousProfile = opts.continuousProfile && opts.profileHz > 0;
       const joinToken = readJoinToken(opts);
       const meshToken = opts.mesh === "wireguard" ? decodeMeshToken(joinToken) : undefined;
       const target = meshToken ? tokenTarget(meshToken, "") : await resolveAgentTarget(joinToken);
@@ -321,11 +331,18 @@ export function connectCommand(): Command {
           logger: log,
           meshAddress: mesh?.enrollment.meshIpv4,
           rollback,
+          continuousProfile: continuousProfile ? { hz: opts.profileHz } : false,
           onNotice: (n) => {
             if (n.kind === "connected") {
               console.log(`✓ Connected: ${service} (localhost:${opts.port})`);
               console.log(`  Colony: ${n.colonyId} (${target.colonyUrl})`);
               console.log(`  Watching: process on port ${opts.port}, connections, health ${opts.health ?? `(port ${opts.port} listening)`}${opts.metrics ? `, metrics ${opts.metrics}` : ""}`);
+              if (continuousProfile)
+                console.log(
+                  process.getuid?.() === 0
+                    ? `  Profiling: CPU at ${opts.profileHz} Hz, always on (coral profile cpu ${service} --since 1h; --profile-hz 0 turns it off)`
+                    : "  Profiling: the always-on CPU profiler needs root (eBPF); not running",
+                );
               return;
             }
             const line = describeNotice(service, n);
