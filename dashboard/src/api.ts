@@ -7,6 +7,7 @@ import { createConnectTransport } from "@connectrpc/connect-web";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
+import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
 
 const csrf: Interceptor = (next) => (req) => {
   req.header.set("x-coral-csrf", "1");
@@ -24,6 +25,8 @@ export const colony = createClient(ColonyService, transport);
 export const debug = createClient(DebugService, transport);
 /** Flags and rollbacks (the Flags & rollbacks view); changes need an admin session. */
 export const control = createClient(ControlService, transport);
+/** Stored CPU profiles (the profile view): QueryCpuProfile is read data; the on-demand ProfileCpu/ProfileHeap need admin and are not used here. */
+export const profiles = createClient(ProfileService, transport);
 
 export interface SessionInfo {
   name: string;

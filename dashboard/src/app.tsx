@@ -71,6 +71,7 @@ const lazyViews: Record<string, () => Promise<ComponentType<ViewProps>>> = {
   component: () => import("./views/component.tsx").then((m) => m.ComponentView as ComponentType<ViewProps>),
   debug: () => import("./views/debug.tsx").then((m) => m.Debug),
   control: () => import("./views/control.tsx").then((m) => m.Control),
+  profile: () => import("./views/profile.tsx").then((m) => m.ProfileView),
 };
 
 /** A view in its own chunk (Cytoscape.js, uPlot), loaded when first opened. */
@@ -102,11 +103,13 @@ function Shell({ session, onSignOut }: { session: SessionInfo; onSignOut: () => 
   ] as const;
   const admin = session.scope === "admin";
   const component = /^\/components\/([^/]+)$/.exec(path);
+  const profile = /^\/components\/([^/]+)\/profile$/.exec(path);
   const debugSession = /^\/debug(?:\/([^/]+))?$/.exec(path);
   let view;
   if (path === "/") view = <Overview admin={admin} />;
   else if (path === "/topology") view = <Lazy view="topology" name="" admin={admin} />;
   else if (component) view = <Lazy view="component" name={decodeURIComponent(component[1]!)} admin={admin} />;
+  else if (profile) view = <Lazy view="profile" name={decodeURIComponent(profile[1]!)} admin={admin} />;
   else if (debugSession) view = <Lazy view="debug" name={decodeURIComponent(debugSession[1] ?? "")} admin={admin} />;
   else if (path === "/control") view = <Lazy view="control" name="" admin={admin} />;
   else if (path === "/events") view = <Events />;

@@ -4,3 +4,4 @@ export * from "./graph.ts";
 export * from "./series.ts";
 export * from "./control.ts";
 export * from "./debug.ts";
+export * from "./flame.ts";

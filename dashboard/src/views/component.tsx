@@ -4,8 +4,8 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { colony } from "../api.ts";
 import { useLive } from "../live.ts";
-import { buildCharts, type Chart, formatBytes, formatDuration, formatPercent, rangePreset, rangePresets, toneOf } from "../logic/index.ts";
-import { setQuery, useLocation } from "../router.tsx";
+import { buildCharts, chartRangeToProfile, type Chart, formatBytes, formatDuration, formatPercent, profileHref, rangePreset, rangePresets, toneOf } from "../logic/index.ts";
+import { Link, setQuery, useLocation } from "../router.tsx";
 import { useAsync } from "../use-async.ts";
 import { MetricChart } from "./chart.tsx";
 import { ComponentFlags } from "./control.tsx";
@@ -48,6 +48,9 @@ export function ComponentView({ name, admin }: { name: string; admin: boolean })
           </span>
         ))}
         {status && agents.length === 0 && <span class="muted">no agent observes {name} now</span>}
+        <Link href={profileHref(name, { window: preset.id })} class="profile-link" title="the always-on profiler's stored CPU profiles: a flame graph">
+          CPU profile
+        </Link>
       </div>
       {agents.some((a) => a.components.length > 0) && (
         <section>
@@ -83,7 +86,19 @@ export function ComponentView({ name, admin }: { name: string; admin: boolean })
         ))}
         {charts.data?.note && <p class="muted" data-testid="charts-note">{charts.data.note}</p>}
         {charts.data && charts.data.charts.length === 0 && <p class="muted">No metrics in this range.</p>}
-        <div class="charts">{charts.data?.charts.map((c) => <MetricChart chart={c} key={c.metric} />)}</div>
+        <div class="charts">
+          {charts.data?.charts.map((c) => (
+            <MetricChart
+              chart={c}
+              key={c.metric}
+              rangeLink={
+                c.metric === "cpu_percent"
+                  ? { label: "profile this range", title: "the stored CPU profile of the range shown (drag on the chart to zoom)", href: (min, max) => profileHref(name, chartRangeToProfile(min, max)) }
+                  : undefined
+              }
+            />
+          ))}
+        </div>
       </section>
       <ComponentFlags service={name} admin={admin} />
       <section>
