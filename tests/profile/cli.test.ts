@@ -38,10 +38,10 @@ describe.skipIf(skip !== undefined)("coral profile cpu", () => {
 
   it("prints the hottest functions with their share of the samples, and writes a flame graph", async () => {
     const svg = join(dir, "checkout.svg");
-    const res = await coral(["--duration", "4s", "--hz", "99", "-o", svg]);
+    const res = await coral(["--duration", "4s", "--hz", "249", "-o", svg]);
     expect(res.code, res.stderr).toBe(0);
     const lines = res.stdout.split("\n");
-    expect(lines[0]).toMatch(/^CPU profile of checkout \(agent [^,]+, ebpf\): [\d,]+ samples at 99 Hz over 4s, 1 process$/);
+    expect(lines[0]).toMatch(/^CPU profile of checkout \(agent [^,]+, ebpf\): [\d,]+ samples at 249 Hz over 4s, 1 process$/);
     // TOTAL: the share of samples with the function on the stack (its clock reads, in libc and the kernel, included),
     // which is how the target splits its CPU time.
     const share = (fn: string) => Number(new RegExp(`^[\\d.]+%\\s+([\\d.]+)%\\s+[\\d,]+\\s+${fn}\\s`, "m").exec(res.stdout)?.[1]);

@@ -73,7 +73,7 @@ describe.skipIf(skip !== undefined)("the always-on CPU profiler, agent to colony
         const res = await query();
         return (selfSamples(res.profile).get("parse_request") ?? 0) > 300 ? res : undefined;
       },
-      { timeoutMs: 120_000, intervalMs: 1000 },
+      { timeoutMs: 180_000, intervalMs: 1000 },
     );
     const self = selfSamples(first.profile);
     const parse = self.get("parse_request")!;
@@ -110,5 +110,5 @@ describe.skipIf(skip !== undefined)("the always-on CPU profiler, agent to colony
     });
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toContain("parse_request");
-  });
+  }, 400_000);
 });

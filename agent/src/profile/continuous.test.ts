@@ -97,7 +97,7 @@ describe.skipIf(skip !== undefined)("the always-on profiler with real bpftrace",
     const p = new ContinuousProfiler({ observedPid: () => pid, hz: 99, windowMs: 2000, onWindow: async (w) => void windows.push(w) });
     p.start();
     try {
-      await waitFor(() => windows.length >= 4 || undefined, 90_000, "four windows");
+      await waitFor(() => windows.length >= 4 || undefined, 180_000, "four windows");
     } finally {
       await p.close();
     }
@@ -110,7 +110,7 @@ describe.skipIf(skip !== undefined)("the always-on profiler with real bpftrace",
       expect(w.durationMs).toBeLessThan(4000);
       if (i > 0) expect(w.start.getTime()).toBe(windows[i - 1]!.start.getTime() + windows[i - 1]!.durationMs);
       // One busy thread: about hz samples a second (a loaded machine takes some of its time).
-      expect(w.totalSamples).toBeGreaterThan(0.5 * 99 * (w.durationMs / 1000));
+      expect(w.totalSamples).toBeGreaterThan(0.3 * 99 * (w.durationMs / 1000));
       expect(w.totalSamples).toBeLessThan(1.2 * 99 * (w.durationMs / 1000));
     }
     for (const w of windows) {
@@ -128,7 +128,7 @@ describe.skipIf(skip !== undefined)("the always-on profiler with real bpftrace",
     expect((100 * (hot + warm)) / total).toBeGreaterThan(80);
     expect((100 * hot) / (hot + warm)).toBeGreaterThan(65);
     expect((100 * hot) / (hot + warm)).toBeLessThan(85);
-  });
+  }, 240_000);
 
   it("starts a new program for a new observed process, and forgets the old one", async () => {
     const first = await burn();
@@ -137,14 +137,14 @@ describe.skipIf(skip !== undefined)("the always-on profiler with real bpftrace",
     const p = new ContinuousProfiler({ observedPid: () => observed, hz: 49, windowMs: 1000, checkMs: 200, onWindow: async (w) => void windows.push(w) });
     p.start();
     try {
-      await waitFor(() => windows.some((w) => w.stacks.some((s) => s.pid === first)) || undefined, 60_000, "a window of the first process");
+      await waitFor(() => windows.some((w) => w.stacks.some((s) => s.pid === first)) || undefined, 120_000, "a window of the first process");
       const second = await burn();
       observed = second;
-      await waitFor(() => windows.some((w) => w.stacks.some((s) => s.pid === second)) || undefined, 60_000, "a window of the second process");
+      await waitFor(() => windows.some((w) => w.stacks.some((s) => s.pid === second)) || undefined, 120_000, "a window of the second process");
       await waitFor(() => profileTracersOf(first).length === 0 || undefined, 15_000, "the first program to end");
       expect(p.status()).toMatchObject({ state: "running", programs: 2 });
     } finally {
       await p.close();
     }
-  });
+  }, 240_000);
 });

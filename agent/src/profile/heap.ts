@@ -1,14 +1,20 @@
 // Heap profiles on demand. Go services that serve net/http/pprof are asked
 // for /debug/pprof/heap over the agent's loopback (a snapshot: nothing is
-// attached to the process); Node processes are refused for now.
-import { readlink } from "node:fs/promises";
+// attached to the process). Node processes go through their V8 inspector
+// (opened with SIGUSR1 on loopback and closed after, as for CPU profiles):
+// V8's sampling heap profiler runs for the request's duration, and what the
+// allocations it sampled still hold at the end becomes the in-use columns.
+import { access, readlink } from "node:fs/promises";
 import http from "node:http";
 import { basename } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ProfileError } from "./errors.ts";
 import { decodeGoHeap, NotAHeapProfile, type HeapStackData } from "./heap-pprof.ts";
+import { openInspector } from "./inspector.ts";
 import { readComm } from "./maps.ts";
 import type { ProfilerLogger } from "./profiler.ts";
 import type { ProfileFrameData } from "./symbolize.ts";
+import { v8FrameTable, type V8CallFrame } from "./v8-profile.ts";
 
 export type { HeapStackData } from "./heap-pprof.ts";
 
@@ -68,6 +74,56 @@ export interface HeapProfilerOptions {
   /** Larger bodies are refused (default 64 MiB). */
   maxBodyBytes?: number;
   logger?: ProfilerLogger;
+  /** How long a Node process's inspector may take to listen after SIGUSR1 (default 10 s: there is no fallback, and a loaded machine can take seconds). */
+  inspectorOpenTimeoutMs?: number;
+}
+
+/** HeapProfiler.SamplingHeapProfileNode of the Chrome DevTools Protocol. */
+export interface V8HeapNode {
+  callFrame: V8CallFrame;
+  /** Bytes the allocations sampled at this node (not its children) still hold, scaled by V8 to estimate all of them. */
+  selfSize: number;
+  id: number;
+  children?: V8HeapNode[];
+}
+
+/** HeapProfiler.SamplingHeapProfile: the allocation tree, and each live sampled allocation (its size and node). */
+export interface V8HeapProfile {
+  head: V8HeapNode;
+  samples?: { size: number; nodeId: number; ordinal: number }[];
+}
+
+/**
+ * V8's sampling heap profile as heap stacks of `pid`, root first, without the
+ * synthetic "(root)": in-use bytes are the nodes' selfSize; in-use objects are
+ * estimated from the live samples as V8 scales them (a sample of `size` bytes
+ * stands for 1 / (1 − e^(−size/interval)) objects), as Go estimates its own;
+ * nothing about allocations that were collected (alloc columns 0).
+ */
+export function v8HeapStacks(profile: V8HeapProfile, pid: number, samplingIntervalBytes: number): { frames: ProfileFrameData[]; stacks: HeapStackData[]; objectsKnown: boolean } {
+  const { frames, frameId } = v8FrameTable();
+  const objectsKnown = Array.isArray(profile.samples);
+  const objects = new Map<number, number>();
+  for (const s of profile.samples ?? []) objects.set(s.nodeId, (objects.get(s.nodeId) ?? 0) + 1 / (1 - Math.exp(-s.size / samplingIntervalBytes)));
+  const byPath = new Map<string, HeapStackData>();
+  // Depth first without recursion: an allocation tree can be deeper than the stack allows.
+  const todo: { node: V8HeapNode; path: number[] }[] = [{ node: profile.head, path: [] }];
+  for (let next = todo.pop(); next; next = todo.pop()) {
+    const { node, path } = next;
+    const isRoot = node === profile.head && node.callFrame.functionName === "(root)";
+    const here = isRoot ? path : [...path, frameId(node.callFrame)];
+    const bytes = Math.round(node.selfSize);
+    if (bytes > 0 && here.length > 0) {
+      const key = here.join(",");
+      const stack = byPath.get(key) ?? { frameIds: here, inuseBytes: 0, inuseObjects: 0, allocBytes: 0, allocObjects: 0, pid };
+      stack.inuseBytes += bytes;
+      stack.inuseObjects += Math.round(objects.get(node.id) ?? 0);
+      byPath.set(key, stack);
+    }
+    for (const c of node.children ?? []) todo.push({ node: c, path: here });
+  }
+  const stacks = [...byPath.values()].sort((a, b) => b.inuseBytes - a.inuseBytes);
+  return { frames, stacks, objectsKnown };
 }
 
 /** Whether the process runs Node (its executable, else its command name). */
@@ -110,9 +166,9 @@ export class HeapProfiler {
   async profile(req: HeapProfileRequest, signal?: AbortSignal): Promise<HeapProfileData> {
     const pid = this.#opts.observedPid();
     if (pid === null) throw new ProfileError("no_process", "no process to profile: nothing listens on the service's port yet");
+    if (!(await access(`/proc/${pid}`).then(() => true, () => false))) throw new ProfileError("process_exited", `the service's process ${pid} exited; nothing to profile until a new one listens on the port`);
     const port = req.pprofPort || this.#opts.servicePort();
-    if (!req.pprofPort && (await isNode(pid)))
-      throw new ProfileError("unsupported", `Node heap profiles: not built yet (pid ${pid} runs node); heap profiles work for Go services that serve net/http/pprof`);
+    if (!req.pprofPort && (await isNode(pid))) return this.#profileNode(pid, req, signal);
     const takenAt = new Date();
     const timeout = AbortSignal.timeout(this.#opts.fetchTimeoutMs ?? 30_000);
     const both = signal ? AbortSignal.any([signal, timeout]) : timeout;
@@ -154,4 +210,68 @@ export class HeapProfiler {
       samplingIntervalBytes: decoded.samplingIntervalBytes,
     };
   }
+
+  /** V8's sampling heap profiler through the process's inspector for req.durationMs; the inspector is closed on every path. */
+  async #profileNode(pid: number, req: HeapProfileRequest, signal?: AbortSignal): Promise<HeapProfileData> {
+    const interval = req.samplingIntervalBytes;
+    if (signal?.aborted) throw new ProfileError("cancelled", "the heap profile was cancelled");
+    let session;
+    try {
+      session = await openInspector(pid, { openTimeoutMs: this.#opts.inspectorOpenTimeoutMs ?? 10_000 });
+    } catch (err) {
+      if (err instanceof ProfileError && err.code === "inspector_failed")
+        throw new ProfileError("inspector_failed", `${err.message}; Node heap profiles need it (a Go service's net/http/pprof can be named with --pprof-port)`, { cause: err });
+      throw err;
+    }
+    let profile: V8HeapProfile;
+    let takenAt: Date;
+    let sampledMs: number;
+    let sampling = false;
+    try {
+      await session.send("HeapProfiler.enable");
+      await session.send("HeapProfiler.startSampling", { samplingInterval: interval });
+      sampling = true;
+      takenAt = new Date();
+      const started = performance.now();
+      await sleep(req.durationMs, undefined, signal ? { signal } : {}).catch(() => undefined);
+      if (signal?.aborted) throw new ProfileError("cancelled", "the heap profile was cancelled");
+      sampledMs = Math.round(performance.now() - started);
+      // The sampled objects that garbage still holds go with a full GC, so what is left is what is live (Go's gc=1).
+      await session.send("HeapProfiler.collectGarbage");
+      profile = (await session.send<{ profile: V8HeapProfile }>("HeapProfiler.stopSampling")).profile;
+      sampling = false;
+      await session.send("HeapProfiler.disable").catch(() => undefined);
+    } catch (err) {
+      // A debugger's inspector stays open: leave no sampling running in it.
+      if (sampling && !session.openedByUs) await session.send("HeapProfiler.stopSampling").catch(() => undefined);
+      await session.close();
+      if (err instanceof ProfileError) throw err;
+      throw new ProfileError("inspector_failed", `the V8 heap profile of process ${pid} failed: ${String(err)}`, { cause: err });
+    }
+    const problem = await session.close();
+    const converted = v8HeapStacks(profile, pid, interval);
+    this.#opts.logger?.info({ pid, method: "v8-inspector", stacks: converted.stacks.length, sampled_ms: sampledMs, label: req.label, ...(problem ? { problem } : {}) }, "heap profile taken");
+    const notes = [
+      `V8 sampled allocations for ${(sampledMs / 1000).toFixed(1)} s (about one per ${formatInterval(interval)}): in use is what those allocations still held after a full GC at the end; memory allocated before the profile started is not seen, and V8 does not report what was allocated and freed (the alloc columns are 0).`,
+    ];
+    if (!converted.objectsKnown) notes.push("This Node did not list the samples, so object counts are unknown (0).");
+    if (converted.stacks.length === 0) notes.push("No sampled allocation was still live at the end: the process allocated little, or only short-lived objects, while it was profiled.");
+    if (problem) notes.push(`Process ${pid}: ${problem}.`);
+    return {
+      frames: converted.frames,
+      stacks: converted.stacks,
+      takenAt,
+      durationMs: sampledMs,
+      method: "v8-inspector",
+      note: notes.join(" "),
+      pids: [pid],
+      processNames: new Map([[pid, (await readComm(pid)) ?? ""]]),
+      samplingIntervalBytes: interval,
+    };
+  }
+}
+
+/** 524288 → "512 KiB". */
+function formatInterval(bytes: number): string {
+  return bytes % (1024 * 1024) === 0 ? `${bytes / 1024 / 1024} MiB` : bytes % 1024 === 0 ? `${bytes / 1024} KiB` : `${bytes} B`;
 }

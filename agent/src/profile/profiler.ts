@@ -4,7 +4,10 @@
 // kernel stacks (sampler.ts), the processes' names and mappings kept as they
 // change (set-watch.ts), then symbolized on the agent (symbolize.ts) into a
 // frame table and stacks, with a note for a person when something limits the
-// profile.
+// profile. Node processes of the set are profiled through their V8 inspector
+// instead (v8-profile.ts), for JavaScript function names; eBPF still samples
+// them, so that their forks are followed and their samples remain when the
+// inspector cannot be used.
 import { performance } from "node:perf_hooks";
 import { processSet } from "../observe/process-tree.ts";
 import { ProfileError } from "./errors.ts";
@@ -14,6 +17,8 @@ import { CpuSampler, type SamplerResult } from "./sampler.ts";
 import { symbolizeStacks, type ProfileFrameData, type ProfileStackData, type SymbolizedStacks } from "./symbolize.ts";
 import { SetWatch } from "./set-watch.ts";
 import { SymbolCache } from "./symbols.ts";
+import { isNodeProcess } from "./inspector.ts";
+import { mergeStacks, profileNode, type NodeCpuProfile } from "./v8-profile.ts";
 
 export interface CpuProfileRequest {
   /** 1..1000; 0 or absent = 99. */
@@ -37,7 +42,8 @@ export interface CpuProfileData {
   startedAt: Date;
   /** The set at the start, then the children forked during the profile. */
   pids: number[];
-  method: "ebpf";
+  /** Where the samples come from: "ebpf", "v8-inspector" (V8's sampler, Node processes), or "ebpf+v8-inspector" when the set has both. */
+  method: "ebpf" | "v8-inspector" | "ebpf+v8-inspector";
   /** Words for a person when something limits the profile; "" when nothing does. */
   note: string;
   processNames: Map<number, string>;
@@ -61,6 +67,10 @@ export interface CpuProfilerOptions {
   /** How often the mappings of the set are read again while a profile runs (default 1000 ms). */
   mapsRefreshMs?: number;
   logger?: ProfilerLogger;
+  /** Profile Node processes through their V8 inspector (default true). */
+  inspector?: boolean;
+  /** How long a Node process's inspector may take to listen after SIGUSR1 (default 3 s). */
+  inspectorOpenTimeoutMs?: number;
 }
 
 interface Running {
@@ -156,11 +166,25 @@ export class CpuProfiler {
     // bpftrace's start is the slow part: launch it first, read the set while it attaches.
     const starting = CpuSampler.start({ program, bpftracePath: this.options.bpftracePath, signal, onFork });
     const initialRead = watch.readAll();
+    // The Node processes' inspectors open and sample meanwhile; each settles to its profile or why it failed.
+    const nodePids = new Set(this.options.inspector === false ? [] : program.pids.filter(isNodeProcess));
+    const inspectAbort = new AbortController();
+    const stopInspecting = () => inspectAbort.abort();
+    signal.addEventListener("abort", stopInspecting, { once: true });
+    const inspections = Promise.all(
+      [...nodePids].map((pid) =>
+        profileNode(pid, params, inspectAbort.signal, { openTimeoutMs: this.options.inspectorOpenTimeoutMs, startWhen: starting }).then(
+          (profile): Inspection => ({ pid, profile }),
+          (err: unknown): Inspection => ({ pid, error: err instanceof Error ? err.message : String(err) }),
+        ),
+      ),
+    ).finally(() => signal.removeEventListener("abort", stopInspecting));
     let sampler: CpuSampler;
     try {
       sampler = await starting;
     } catch (err) {
-      await watch.stop();
+      inspectAbort.abort();
+      await Promise.all([watch.stop(), inspections]);
       const root = pids[0]!;
       if (err instanceof ProfileError && err.code === "bpftrace_failed" && watch.gone().includes(root))
         throw new ProfileError("process_exited", `the service's process ${namedPid(root, watch.names)} exited before the profile started`, { cause: err });
@@ -169,34 +193,51 @@ export class CpuProfiler {
     // Parse the symbol tables of what is mapped while the profile runs (the
     // symbolizer shares the loads under way); read the set again now and then.
     let sampling = true;
-    void initialRead.then(() => this.warmSymbols(watch.pids, watch.mappings, () => sampling)).catch(() => undefined);
+    void initialRead.then(() => this.warmSymbols(watch.pids.filter((p) => !nodePids.has(p)), watch.mappings, () => sampling)).catch(() => undefined);
     watch.refreshEvery(this.options.mapsRefreshMs ?? 1000);
     let result: SamplerResult;
+    let inspected: Inspection[];
+    let fullLength = false;
     try {
       result = await sampler.result();
+      fullLength = result.end === "duration";
     } finally {
       sampling = false;
+      // bpftrace ended (its duration, or early): the inspectors' profiles end with it, give or take their start.
+      const ended = setTimeout(stopInspecting, fullLength ? 2000 : 0);
+      inspected = await inspections;
+      clearTimeout(ended);
       await watch.stop();
     }
     if (signal.aborted) throw new ProfileError("cancelled", this.closed ? "the agent is stopping: the profile was cut short" : "the profile was cancelled");
     const gone = watch.gone();
     await watch.readAll();
-    if (result.end === "exited" && result.dump.totalSamples === undefined && result.dump.stacks.length === 0)
+    const byInspector = new Map(inspected.flatMap((i) => (i.profile ? [[i.pid, i.profile] as const] : [])));
+    if (byInspector.size === 0 && result.end === "exited" && result.dump.totalSamples === undefined && result.dump.stacks.length === 0)
       throw new ProfileError("bpftrace_failed", `bpftrace stopped during the profile (exit ${result.exitCode}): ${result.stderr || "no output"}`);
 
-    const symbolized = await symbolizeStacks(result.dump.stacks, watch.mappings, this.symbols);
-    const totalSamples = symbolized.stacks.reduce((n, s) => n + s.samples, 0);
+    // eBPF's samples of a process the inspector profiled are the same time without JavaScript names.
+    const symbolized = await symbolizeStacks(
+      result.dump.stacks.filter((s) => !byInspector.has(s.pid)),
+      watch.mappings,
+      this.symbols,
+    );
+    const merged = mergeStacks([symbolized, ...byInspector.values()]);
+    const totalSamples = merged.stacks.reduce((n, s) => n + s.samples, 0);
     const all = [...watch.pids];
-    const note = notes({ result, symbolized, totalSamples, hz: params.hz, pids: all, initial: program.pids, root: pids[0]!, gone, names: watch.names });
+    const method = byInspector.size === 0 ? "ebpf" : all.every((p) => byInspector.has(p)) ? "v8-inspector" : "ebpf+v8-inspector";
+    const note = notes({ result, symbolized, totalSamples, ebpfSamples: result.dump.stacks.reduce((n, s) => n + s.samples, 0), hz: params.hz, pids: all, initial: program.pids, root: pids[0]!, gone, names: watch.names, inspected });
+    // With V8's samples only, the profile's time is V8's.
+    const v8 = method === "v8-inspector" ? byInspector.get(pids[0]!) : undefined;
     const profile: CpuProfileData = {
-      frames: symbolized.frames,
-      stacks: symbolized.stacks,
+      frames: merged.frames,
+      stacks: merged.stacks,
       totalSamples,
       hz: params.hz,
-      durationMs: result.sampledMs,
-      startedAt: result.startedAt,
+      durationMs: v8?.sampledMs ?? result.sampledMs,
+      startedAt: v8?.startedAt ?? result.startedAt,
       pids: all,
-      method: "ebpf",
+      method,
       note,
       processNames: new Map(all.map((p) => [p, watch.names.get(p) ?? ""])),
       firstSampleAfterMs: result.firstSampleAt === undefined ? undefined : Math.round(result.firstSampleAt - receivedAt),
@@ -209,6 +250,8 @@ export class CpuProfiler {
         duration_ms: profile.durationMs,
         pids: all.length,
         samples: totalSamples,
+        method,
+        ...(inspected.some((i) => i.error) ? { inspector_failed: inspected.filter((i) => i.error).map((i) => `${i.pid}: ${i.error}`) } : {}),
         attached_after_ms: profile.attachedAfterMs,
         first_sample_after_ms: profile.firstSampleAfterMs,
         ...(result.dump.setAside.lines ? { set_aside_lines: result.dump.setAside.lines, examples: result.dump.setAside.examples } : {}),
@@ -231,10 +274,19 @@ export class CpuProfiler {
   }
 }
 
+/** One Node process's inspector profile, or why there is none (its eBPF samples stand instead). */
+interface Inspection {
+  pid: number;
+  profile?: NodeCpuProfile;
+  error?: string;
+}
+
 interface NoteInput {
   result: SamplerResult;
   symbolized: SymbolizedStacks;
   totalSamples: number;
+  /** bpftrace's samples kept, those of processes the inspector profiled included. */
+  ebpfSamples: number;
   hz: number;
   pids: readonly number[];
   /** The set at the start. */
@@ -242,6 +294,7 @@ interface NoteInput {
   root: number;
   gone: readonly number[];
   names: ReadonlyMap<number, string>;
+  inspected: readonly Inspection[];
 }
 
 /** What limits the profile, in words; "" when nothing does. */
@@ -269,13 +322,33 @@ function notes(n: NoteInput): string {
   const forkedGone = n.gone.filter((p) => !initial.has(p)).length;
   if (forkedGone > 0) out.push(`${forked} process${forked === 1 ? " was" : "es were"} forked during the profile, ${forkedGone} of them exited before it ended`);
   const dump = n.result.dump;
-  const kept = n.totalSamples + dump.setAside.samples;
+  const kept = n.ebpfSamples + dump.setAside.samples;
   if (dump.totalSamples !== undefined && dump.totalSamples > kept)
     out.push(`${dump.totalSamples - kept} samples were taken but not kept (bpftrace's map of distinct stacks was full)`);
   if (dump.setAside.lines > 0) out.push(`${dump.setAside.lines} lines of bpftrace's output could not be read and were left out (${dump.setAside.samples} samples)`);
   if (n.symbolized.unreadable.size > 0) out.push(`no symbols for ${list([...n.symbolized.unreadable.values()])}`);
   if (n.result.end === "exited" && n.result.stderr) out.push(`bpftrace ended early: ${n.result.stderr.slice(0, 300)}`);
+  out.push(...inspectorNotes(n.inspected, n.pids, named));
   return out.join("; ");
+}
+
+/** Which processes went through the V8 inspector, which fell back to eBPF and why, and what the inspector left out. */
+function inspectorNotes(inspected: readonly Inspection[], pids: readonly number[], named: (p: number) => string): string[] {
+  const out: string[] = [];
+  const ok = inspected.filter((i) => i.profile);
+  if (ok.length > 0) {
+    const rest = pids.length - ok.length;
+    out.push(
+      `${ok.length === 1 ? "process" : "processes"} ${list(ok.map((i) => named(i.pid)))} profiled through the V8 inspector (JavaScript frames)${rest > 0 ? `, the other ${rest} through eBPF` : ""}`,
+    );
+  }
+  for (const i of ok) {
+    const p = i.profile!;
+    if (p.idleSamples > 0) out.push(`${p.idleSamples} samples of ${named(i.pid)} waited in the event loop (idle, not CPU time) and are left out`);
+    if (p.problem) out.push(`process ${named(i.pid)}: ${p.problem}`);
+  }
+  for (const i of inspected) if (i.error) out.push(`${i.error}; process ${named(i.pid)} was profiled through eBPF instead (no JavaScript function names)`);
+  return out;
 }
 
 /** "123 (burn)", or "123" when the name is not known. */

@@ -50,6 +50,16 @@ export function spawnTarget(bin: string, children: ChildProcess[], args: string[
   return c;
 }
 
+/** Whether `pid` still exists (signal 0). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** User + system CPU seconds `pid` has used (its threads, not its children). */
 export function cpuSeconds(pid: number, ticksPerSecond = 100): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");

@@ -51,9 +51,13 @@ export function formatHeapProfile(res: ProfileHeapResponse, options: { top: numb
   const inuse = sites.reduce((n, s) => n + s.inuseBytes, 0);
   const alloc = sites.reduce((n, s) => n + s.allocBytes, 0);
   const when = p.durationMs > 0 ? `over ${(p.durationMs / 1000).toFixed(p.durationMs % 1000 ? 1 : 0)}s` : "a snapshot";
+  // V8's sampling heap profiler reports what is live only: its allocated columns are not zeros but unknown.
+  const allocKnown = alloc > 0 || !/\bv8-inspector\b/.test(p.method);
   const lines = [
     c.bold(`Heap profile of ${res.serviceName}`) +
-      c.dim(` (agent ${res.agentId}, ${p.method}): ${formatBytes(inuse)} in use, ${formatBytes(alloc)} allocated, ${when}, ${plural(p.pids.length, "process", "processes")}`),
+      c.dim(
+        ` (agent ${res.agentId}, ${p.method}): ${formatBytes(inuse)} in use, ${allocKnown ? `${formatBytes(alloc)} allocated` : "allocations not reported"}, ${when}, ${plural(p.pids.length, "process", "processes")}`,
+      ),
   ];
   if (sites.length === 0) {
     lines.push("", "No allocation samples.");
@@ -63,7 +67,15 @@ export function formatHeapProfile(res: ProfileHeapResponse, options: { top: numb
     // The module column gets what is left of the terminal; long paths keep their end (the file name).
     const moduleWidth = Math.max(12, width - 80);
     const shorten = (m: string) => (m.length <= moduleWidth ? m : `…${m.slice(m.length - moduleWidth + 1)}`);
-    const rows = top.map((s) => [percent(s.inuseBytes, inuse), formatBytes(s.inuseBytes), count(s.inuseObjects), formatBytes(s.allocBytes), count(s.allocObjects), s.function, c.dim(shorten(s.module))]);
+    const rows = top.map((s) => [
+      percent(s.inuseBytes, inuse),
+      formatBytes(s.inuseBytes),
+      count(s.inuseObjects),
+      allocKnown ? formatBytes(s.allocBytes) : "–",
+      allocKnown ? count(s.allocObjects) : "–",
+      s.function,
+      c.dim(shorten(s.module)),
+    ]);
     lines.push("", ...columns(["INUSE%", "INUSE", "OBJECTS", "ALLOC", "ALLOC OBJ", "FUNCTION", "MODULE"], rows));
     if (sites.length > top.length) lines.push(c.dim(`… ${sites.length - top.length} more allocation sites (--top ${Math.min(sites.length, options.top * 2)}, or -o heap.pb.gz for the whole picture)`));
   }
