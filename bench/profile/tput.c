@@ -1,5 +1,7 @@
 /* Throughput target of bench/profile: does units of fixed CPU work for
- * argv[1] seconds of wall time and prints how many it did. */
+ * argv[1] seconds of wall time and prints how many it did; with argv[2],
+ * it first works that many seconds uncounted (a warm-up, during which a
+ * long-lived profiler attaches). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -11,8 +13,19 @@ __attribute__((noinline)) static void unit(void) {
 
 int main(int argc, char **argv) {
   double secs = argc > 1 ? atof(argv[1]) : 3;
+  double warmup = argc > 2 ? atof(argv[2]) : 0;
   struct timespec s, n;
   clock_gettime(CLOCK_MONOTONIC, &s);
+  if (warmup > 0) {
+    for (unsigned long w = 1;; w++) {
+      unit();
+      if ((w & 15) == 0) {
+        clock_gettime(CLOCK_MONOTONIC, &n);
+        if ((double)(n.tv_sec - s.tv_sec) + (n.tv_nsec - s.tv_nsec) / 1e9 >= warmup) break;
+      }
+    }
+    s = n;
+  }
   unsigned long units = 0;
   for (;;) {
     unit();
