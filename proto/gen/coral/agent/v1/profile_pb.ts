@@ -157,7 +157,7 @@ export type CpuProfile = Message<"coral.agent.v1.CpuProfile"> & {
   pids: number[];
 
   /**
-   * How the stacks were taken, e.g. "ebpf" (bpftrace profile:hz) or "inspector" (V8, JavaScript frames).
+   * How the stacks were taken: "ebpf" (bpftrace profile:hz), "v8-inspector" (V8, JavaScript frames) or "ebpf+v8-inspector" (a set with both), "continuous" (stored minutes).
    *
    * @generated from field: string method = 8;
    */
@@ -328,7 +328,7 @@ export type HeapProfile = Message<"coral.agent.v1.HeapProfile"> & {
   durationMs: number;
 
   /**
-   * "inspector" (V8 sampling heap profiler) or "pprof" (Go's /debug/pprof/heap), "+"-joined when the set has both.
+   * "v8-inspector" (V8 sampling heap profiler) or "pprof" (Go's /debug/pprof/heap).
    *
    * @generated from field: string method = 5;
    */
