@@ -7,6 +7,8 @@ import { create } from "@bufbuild/protobuf";
 import { UprobeSummarySchema, type AgentDebugService, type UprobeSummary } from "@coral/proto/gen/coral/agent/v1/debug_pb";
 import { DebugError, listFunctions, type DebugErrorCode, type SessionSummary } from "../debug/index.ts";
 import type { UprobeCollectors } from "../debug/collectors.ts";
+import { withNodeFunctions } from "../debug/node/session.ts";
+import { isNodeProcess } from "../profile/inspector.ts";
 
 const codes: Record<DebugErrorCode, Code> = {
   function_not_found: Code.NotFound,
@@ -130,10 +132,23 @@ export function agentDebugService(collectors: UprobeCollectors): ServiceImpl<typ
     listFunctions: guarded(async (req) => {
       if (req.limit > 10_000) throw new ConnectError("limit: must be at most 10000", Code.InvalidArgument);
       const pid = collectors.observedPid();
+      const limit = req.limit || 200;
+      if (isNodeProcess(pid)) {
+        // JavaScript functions of the app's scripts, through the V8 inspector (opened and closed again).
+        const needle = req.pattern.toLowerCase();
+        const all = await withNodeFunctions(pid, { includeNodeModules: req.all }, (fns) => fns.filter((f) => !needle || f.label.toLowerCase().includes(needle)));
+        return {
+          functions: all.slice(0, limit).map((f) => ({ name: f.name, address: 0n, size: 0n, demangled: "", file: f.file, line: f.line, isAsync: f.async })),
+          binary: `/proc/${pid}/exe`,
+          pid,
+          isGo: false,
+          total: all.length,
+          runtime: "node",
+        };
+      }
       const list = await listFunctions(pid, { pattern: req.pattern || undefined, demangle: true }).catch((err: unknown) => {
         throw new DebugError("process_not_found", `cannot read the symbols of process ${pid}: ${(err as Error).message}`);
       });
-      const limit = req.limit || 200;
       return {
         functions: list.functions.slice(0, limit).map((f) => ({ name: f.name, address: f.address, size: BigInt(f.size), demangled: f.demangled ?? "" })),
         binary: list.binary,

@@ -1,5 +1,6 @@
 // The agent's uprobe collectors: one session each (bpftrace for C, C++ and
-// Rust; RET-instruction uprobes for Go), against the process set the agent
+// Rust; RET-instruction uprobes for Go; V8 inspector breakpoints for the
+// JavaScript functions of a Node process, see node/session.ts), against the process set the agent
 // observes (the listener and its descendants, never a pid from the caller), with events flushed to the local
 // DuckDB in small batches. Each session stops at its own deadline (the
 // session's timer and the tracer's own), whether or not anyone calls stop();
@@ -16,21 +17,19 @@ import { processSet } from "../observe/process-tree.ts";
 import type { AgentStore, UprobeCollectorRecord, UprobeEventRow, UprobeHistory } from "../storage/index.ts";
 import { listFunctions, type FunctionList } from "./elf.ts";
 import { GoRetSession } from "./go-ret.ts";
+import { NodeFunctionSession } from "./node/session.ts";
+import { isNodeProcess } from "../profile/inspector.ts";
+import type { SessionRequest } from "./probe-session.ts";
 import { DebugError, generateProgram, LIMITS } from "./program.ts";
 import { hasBpfPermission, SessionLimiter, summarizeCalls, UprobeSession, type SessionSummary, type StopReason, type UprobeEvent } from "./session.ts";
 
-/** What a collector needs of a session: bpftrace (C, C++, Rust) or RET-instruction uprobes (Go). */
-type CollectorSession = UprobeSession | GoRetSession;
+/** What a collector needs of a session: bpftrace (C, C++, Rust), RET-instruction uprobes (Go) or V8 breakpoints (Node). */
+type CollectorSession = UprobeSession | GoRetSession | NodeFunctionSession;
 
-export interface CollectorRequest {
-  functionName: string;
-  durationMs?: number;
-  captureArgs?: number;
-  captureReturn?: boolean;
-  sampleRate?: number;
-  maxEvents?: number;
-  /** Calls slower than this count as slow (default 100). */
-  slowThresholdMs?: number;
+/** The binary stored for a Node collector: the function's script, marked. */
+const v8Binary = (script: string) => `v8:${script}`;
+
+export interface CollectorRequest extends SessionRequest {
   label?: string;
 }
 
@@ -42,7 +41,8 @@ export interface CollectorInfo {
   startedAt: Date;
   expiresAt: Date;
   isGo: boolean;
-  returnProbe: "uretprobe" | "ret-instructions" | "none";
+  /** v8-breakpoints: a Node process's JavaScript function (node/session.ts). */
+  returnProbe: "uretprobe" | "ret-instructions" | "v8-breakpoints" | "none";
   running: boolean;
   /** Over every run of the collector (before and after an agent restart). */
   summary: SessionSummary;
@@ -165,7 +165,7 @@ class Collector {
       startedAt: r.startedAt,
       expiresAt: r.expiresAt,
       isGo: r.isGo,
-      returnProbe: r.isGo ? "ret-instructions" : "uretprobe",
+      returnProbe: r.binary.startsWith("v8:") ? "v8-breakpoints" : r.isGo ? "ret-instructions" : "uretprobe",
       running: this.session?.running ?? false,
       summary,
       stopDetail: this.end?.detail ?? r.stopDetail ?? "",
@@ -295,6 +295,11 @@ export class UprobeCollectors {
       maxEvents: req.maxEvents || undefined,
     };
     const slowThresholdMs = req.slowThresholdMs || 100;
+    if (isNodeProcess(pid)) {
+      if (expectGo) throw new DebugError("unsupported", `the observed process (pid ${pid}) is a Node process; the collector was started on a Go one`);
+      const session = await NodeFunctionSession.start({ ...common, functionName: req.functionName, id, slowThresholdMs, captureReturn: req.captureReturn ?? false, limiter: this.limiter });
+      return { session, binary: v8Binary(session.fn?.script ?? "") };
+    }
     let functions: FunctionList;
     try {
       functions = await listFunctions(pid);

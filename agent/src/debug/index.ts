@@ -38,3 +38,7 @@ export {
   type UprobeEvent,
 } from "./session.ts";
 export { GoRetSession, type GoRetOptions } from "./go-ret.ts";
+export { NodeFunctionSession, withNodeFunctions, type NodeSessionOptions } from "./node/session.ts";
+export type { NodeFunction } from "./node/scripts.ts";
+/** The loopback ports a process listens on (its V8 inspector's among them while a Node session runs). */
+export { loopbackListeners } from "../profile/inspector.ts";

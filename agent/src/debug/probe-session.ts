@@ -8,6 +8,19 @@ import { EventEmitter } from "node:events";
 import { createInterface } from "node:readline";
 import { DebugError, LIMITS, type GeneratedProgram } from "./program.ts";
 
+
+/** What a caller asks of a debug session on one function (uprobes, Go RET probes, V8 breakpoints). */
+export interface SessionRequest {
+  functionName: string;
+  durationMs?: number;
+  captureArgs?: number;
+  captureReturn?: boolean;
+  sampleRate?: number;
+  maxEvents?: number;
+  /** Calls slower than this count as slow (default 100). */
+  slowThresholdMs?: number;
+}
+
 export interface UprobeEvent {
   type: "entry" | "return";
   /** Kernel monotonic nanoseconds. */

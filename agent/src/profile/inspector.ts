@@ -26,6 +26,8 @@ export interface InspectorSession {
   /** True when SIGUSR1 opened it (and close() closes it again). */
   readonly openedByUs: boolean;
   send<T = unknown>(method: string, params?: object): Promise<T>;
+  /** Calls `listener` with the params of each CDP event `method` (e.g. Debugger.scriptParsed); returns the function that stops it. */
+  on(method: string, listener: (params: unknown) => void): () => void;
   /** Closes the WebSocket, and the inspector if we opened it; resolves with a problem in words, or "" when all closed. */
   close(): Promise<string>;
 }
@@ -173,6 +175,7 @@ type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 class Session implements InspectorSession {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  private readonly listeners = new Map<string, Set<(params: unknown) => void>>();
   private readonly closed: Promise<void>;
 
   constructor(
@@ -201,15 +204,26 @@ class Session implements InspectorSession {
     });
   }
 
+  on(method: string, listener: (params: unknown) => void): () => void {
+    let set = this.listeners.get(method);
+    if (!set) this.listeners.set(method, (set = new Set()));
+    set.add(listener);
+    return () => void set.delete(listener);
+  }
+
   private receive(text: string): void {
-    let msg: { id?: number; result?: unknown; error?: { message?: string } };
+    let msg: { id?: number; result?: unknown; error?: { message?: string }; method?: string; params?: unknown };
     try {
       msg = JSON.parse(text) as typeof msg;
     } catch {
       return;
     }
-    const p = msg.id === undefined ? undefined : this.pending.get(msg.id);
-    if (!p) return; // events
+    if (msg.id === undefined) {
+      for (const listener of [...(this.listeners.get(msg.method ?? "") ?? [])]) listener(msg.params);
+      return;
+    }
+    const p = this.pending.get(msg.id);
+    if (!p) return;
     this.pending.delete(msg.id!);
     if (msg.error) p.reject(new Error(msg.error.message ?? "CDP error"));
     else p.resolve(msg.result);

@@ -4,7 +4,7 @@
 // process whose inspector cannot open is profiled through eBPF instead, with
 // a note saying why. Real bpftrace runs too (it follows forks and is the
 // fallback), hence the same skip reasons as profile.test.ts.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { setPriority, tmpdir } from "node:os";
@@ -21,7 +21,7 @@ import { clockTicksPerSecond } from "../observe/procfs.ts";
 import { loopbackListeners } from "./inspector.ts";
 import { CpuProfiler } from "./profiler.ts";
 import { mergeStacks, v8ProfileStacks, type V8Profile } from "./v8-profile.ts";
-import { alive, colonyClient, cpuSeconds, profileSkipReason, profileTracersOf } from "./testing.ts";
+import { alive, colonyClient, cpuSeconds, hasDisableSigusr1, profileSkipReason, profileTracersOf } from "./testing.ts";
 
 const skip = profileSkipReason([]);
 if (skip) console.log(`node-profile.test: SKIPPING the Node inspector CPU profiles: ${skip}`);
@@ -37,15 +37,6 @@ const SPLIT_HZ = 499;
 const SPLIT_MS = 5_000;
 /** Two profiles, each waiting for bpftrace to attach (over 10 s on a loaded machine). */
 const SLOW_TEST_MS = 240_000;
-/** --disable-sigusr1 came with Node 22.14; older ones refuse the flag. */
-const hasDisableSigusr1 = (() => {
-  try {
-    execFileSync(process.execPath, ["--disable-sigusr1", "-e", "0"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 /** Samples per function whose frame is the leaf (self time). */
 function selfSamples(p: CpuProfile): Map<string, number> {

@@ -50,6 +50,16 @@ export function spawnTarget(bin: string, children: ChildProcess[], args: string[
   return c;
 }
 
+/** --disable-sigusr1 came with Node 22.14; older ones refuse the flag. */
+export const hasDisableSigusr1 = (() => {
+  try {
+    execFileSync(process.execPath, ["--disable-sigusr1", "-e", "0"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
 /** Whether `pid` still exists (signal 0). */
 export function alive(pid: number): boolean {
   try {

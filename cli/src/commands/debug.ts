@@ -239,11 +239,12 @@ export function debugCommand(): Command {
       .argument("<service>", "the component, as coral status names it")
       .option("--pattern <text>", "only names containing this (case-insensitive)")
       .option("--limit <n>", "at most this many", intOption(1, 10_000), 200)
-      .action(async (service: string, opts: RemoteOptions & { pattern?: string; limit: number }) => {
+      .option("--all", "Node: also the functions under node_modules")
+      .action(async (service: string, opts: RemoteOptions & { pattern?: string; limit: number; all?: boolean }) => {
         await withDebug(opts, async (client) => {
-          const res = await client.listFunctions({ serviceName: service, pattern: opts.pattern ?? "", limit: opts.limit });
+          const res = await client.listFunctions({ serviceName: service, pattern: opts.pattern ?? "", limit: opts.limit, all: opts.all ?? false });
           if (opts.json) printJson(ListFunctionsResponseSchema, res);
-          else console.log(formatFunctions(res.functions, { total: res.total, pid: res.pid, isGo: res.isGo, service }, { color: useColor() }));
+          else console.log(formatFunctions(res.functions, { total: res.total, pid: res.pid, isGo: res.isGo, service, runtime: res.runtime }, { color: useColor() }));
         });
       }),
   );

@@ -130,11 +130,18 @@ export function terminalWidth(stream: { columns?: number; isTTY?: boolean } = pr
  */
 export function formatFunctions(
   list: readonly FunctionEntry[],
-  meta: { total: number; pid: number; isGo: boolean; service: string },
+  meta: { total: number; pid: number; isGo: boolean; service: string; runtime?: string },
   options: FormatOptions & { width?: number },
 ): string {
   const c = colors(options.color);
   if (list.length === 0) return `No functions of ${meta.service} (pid ${meta.pid}) match.`;
+  if (meta.runtime === "node") {
+    // JavaScript functions: where they are written, not addresses.
+    const head = `${meta.service}: pid ${meta.pid} (Node), ${formatNumber(meta.total)} JavaScript function(s) match` + (meta.total > list.length ? `, showing ${list.length}` : "");
+    const rows = list.map((f) => [f.name, `${f.file}:${f.line}`, f.isAsync ? "async" : ""]);
+    const table = columns(["FUNCTION", "LOCATION", ""].map((h) => c.bold(h)), rows, 3).map((line) => line.trimEnd());
+    return [head, "", ...table, "", "Attach with: coral debug attach <service> -f <name or file:line>"].join("\n");
+  }
   const width = options.width ?? terminalWidth();
   const gap = 3;
   const addresses = list.map((f) => `0x${f.address.toString(16)}`);

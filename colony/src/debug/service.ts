@@ -137,8 +137,8 @@ export function debugService(debug: DebugSessions): ServiceImpl<typeof DebugServ
       const agent = await debug.agentFor(req.serviceName);
       await debug.auditRead(who(ctx), "debug.functions", { sessionId: "", serviceName: req.serviceName, functionName: req.pattern, agentId: agent.agentId });
       try {
-        const res = await debug.client(agent).listFunctions({ pattern: req.pattern, limit: limitOf(req.limit, 200, 10_000) }, { timeoutMs: 20_000 });
-        return { functions: res.functions, agentId: agent.agentId, pid: res.pid, isGo: res.isGo, total: res.total };
+        const res = await debug.client(agent).listFunctions({ pattern: req.pattern, limit: limitOf(req.limit, 200, 10_000), all: req.all }, { timeoutMs: 20_000 });
+        return { functions: res.functions, agentId: agent.agentId, pid: res.pid, isGo: res.isGo, total: res.total, runtime: res.runtime };
       } catch (err) {
         throw agentError(err, agent);
       }

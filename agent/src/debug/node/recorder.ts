@@ -1,0 +1,130 @@
+// The JavaScript the agent installs in the traced Node process (through
+// Runtime.evaluate with the inspector console's `require`) while a session
+// runs, and the breakpoint conditions that call it. Every condition ends in
+// `false`: execution never pauses.
+//
+// Sync functions: the entry breakpoint pushes the call on a stack, each
+// return location (CDP "return" break locations: every `return` and the
+// implicit one at the closing brace) pops it, last in first out. A call that
+// throws leaves its entry on the stack without a return event; the stack is
+// bounded, and later calls still pair with their own entries, except when an
+// inner call of a recursion throws (the outer one then pairs with it).
+//
+// Async functions: at the entry breakpoint (the body's first statement) the
+// function's implicit promise is the most recently created one, which a
+// promise init hook (v8.promiseHooks, installed only for such a session)
+// remembers; a settled hook records the end when that promise settles. No
+// handler is attached to the promise, so unhandled-rejection behaviour is
+// exactly the app's own (a .then() with a re-throw would turn a rejection
+// the app handles into an unhandled one of our derived promise). For the
+// same reason the value an async function resolves to is not captured.
+//
+// Records go into a bounded buffer with a per-second cap on new calls
+// (counted when dropped); the agent drains it every ~200 ms. A watchdog timer
+// (unref'd, so it never keeps the process alive) removes everything and
+// closes the inspector we opened if the agent is gone past the deadline.
+
+export interface RecorderConfig {
+  /** Record one call in this many. */
+  sampleRate: number;
+  /** New calls recorded per second at most. */
+  perSecond: number;
+  /** Records held before the agent drains them. */
+  buffer: number;
+  async: boolean;
+  captureArgs: boolean;
+  /** Watchdog: after this many ms, remove the recorder (and close the inspector when `closeInspector`). */
+  watchdogMs: number;
+  closeInspector: boolean;
+}
+
+/** The global the recorder lives in, in the target. */
+export const recorderGlobal = "__coral";
+
+/** The expression that installs (or replaces) the recorder; evaluates to "ok". */
+export function installExpression(cfg: RecorderConfig): string {
+  return `(() => {
+  const req = require, cfg = ${JSON.stringify(cfg)};
+  if (globalThis.${recorderGlobal}) globalThis.${recorderGlobal}.remove();
+  const now = () => performance.timeOrigin + performance.now();
+  const show = (v, d) => {
+    if (typeof v === "string") return JSON.stringify(v.length > 200 ? v.slice(0, 200) : v);
+    if (typeof v === "bigint") return v + "n";
+    if (typeof v === "function") return "[Function " + (v.name || "anonymous") + "]";
+    if (v === null || typeof v !== "object") return String(v);
+    if (d <= 0) return Array.isArray(v) ? "[…]" : "{…}";
+    if (Array.isArray(v)) return "[" + v.slice(0, 10).map((x) => show(x, d - 1)).join(", ") + (v.length > 10 ? ", …" : "") + "]";
+    const parts = [];
+    for (const k of Object.keys(v).slice(0, 10)) {
+      const p = Object.getOwnPropertyDescriptor(v, k);
+      parts.push(k + ": " + (p && "value" in p ? show(p.value, d - 1) : "[getter]"));
+    }
+    return "{" + parts.join(", ") + "}";
+  };
+  const fmt = (v) => { let s; try { s = show(v, 2); } catch { s = "?"; } return s.length > 200 ? s.slice(0, 199) + "…" : s; };
+  const c = { ev: [], dropped: 0, sec: 0, inSec: 0, calls: 0, inflight: 0, stack: [], last: null, pending: new WeakMap(), stops: [] };
+  const enter = (args) => {
+    const t = now();
+    if (c.calls++ % cfg.sampleRate !== 0) return { t, keep: false };
+    const s = Math.floor(t / 1000);
+    if (s !== c.sec) { c.sec = s; c.inSec = 0; }
+    if (c.inSec >= cfg.perSecond || c.ev.length >= cfg.buffer) { c.dropped++; return { t, keep: false }; }
+    c.inSec++;
+    c.ev.push([0, t, cfg.captureArgs && args ? args.map(fmt) : null]);
+    return { t, keep: true };
+  };
+  const exit = (e, ret) => {
+    if (!e || !e.keep) return;
+    const t = now();
+    if (c.ev.length >= cfg.buffer * 2) { c.dropped++; return; }
+    c.ev.push([1, t, t - e.t, ret]);
+  };
+  c.s = (args) => { c.stack.push(enter(args)); if (c.stack.length > 10000) c.stack.shift(); return false; };
+  c.r = () => { exit(c.stack.pop(), null); return false; };
+  c.a = (args) => { const p = c.last; c.last = null; const e = enter(args); if (p && e.keep) { c.pending.set(p, e); c.inflight++; } return false; };
+  if (cfg.async) {
+    const hooks = req("v8").promiseHooks;
+    c.stops.push(hooks.onInit((p) => { c.last = p; }));
+    c.stops.push(hooks.onSettled((p) => { const e = c.pending.get(p); if (e) { c.pending.delete(p); c.inflight--; exit(e, null); } }));
+  }
+  c.drain = () => { const out = { ev: c.ev, dropped: c.dropped }; c.ev = []; c.dropped = 0; return out; };
+  c.remove = () => {
+    for (const stop of c.stops) stop();
+    c.stops = [];
+    clearTimeout(c.watchdog);
+    if (globalThis.${recorderGlobal} === c) delete globalThis.${recorderGlobal};
+  };
+  c.watchdog = setTimeout(() => {
+    c.remove();
+    if (cfg.closeInspector) req("inspector").close();
+  }, cfg.watchdogMs);
+  c.watchdog.unref();
+  globalThis.${recorderGlobal} = c;
+  return "ok";
+})()`;
+}
+
+const g = `globalThis.${recorderGlobal}`;
+const argList = (params: readonly string[], n: number) => `[${params.slice(0, n).map((p) => (p ? `typeof ${p} === "undefined" ? undefined : ${p}` : "undefined")).join(", ")}]`;
+
+/** The entry breakpoint's condition; `params` are the function's parameter names, the first `captureArgs` captured. */
+export function entryCondition(isAsync: boolean, params: readonly string[], captureArgs: number): string {
+  const args = captureArgs > 0 ? argList(params, captureArgs) : "null";
+  return `(${g} ? ${g}.${isAsync ? "a" : "s"}(${args}) : false)`;
+}
+
+/** A sync function's return-location condition. */
+export function returnCondition(): string {
+  return `(${g} ? ${g}.r() : false)`;
+}
+
+/** Evaluates to the records since the last drain, by value. */
+export const drainExpression = `(${g} ? ${g}.drain() : null)`;
+export const removeExpression = `(${g} ? ${g}.remove() : undefined, "removed")`;
+
+/** One record: [0, wall ms, args] for an entry, [1, wall ms, duration ms, ret] for a return. */
+export type RecorderRecord = [0, number, string[] | null] | [1, number, number, string | null];
+export interface Drained {
+  ev: RecorderRecord[];
+  dropped: number;
+}

@@ -1,0 +1,150 @@
+// The app's own scripts in a Node process, as its V8 inspector reports them
+// (Debugger.scriptParsed on Debugger.enable), with their functions and, when
+// a script names a source map (inline data: URL or a file next to it), the
+// TypeScript (or other) source position of each function.
+import { readFile } from "node:fs/promises";
+import { SourceMap, type SourceMapPayload } from "node:module";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { listJsFunctions, type JsFunction } from "./functions.ts";
+
+/** What the scripts need of an inspector session: requests and events. */
+export interface Cdp {
+  send<T = unknown>(method: string, params?: object): Promise<T>;
+  on(method: string, listener: (params: unknown) => void): () => void;
+}
+
+export interface ScriptParsed {
+  scriptId: string;
+  url: string;
+  sourceMapURL?: string;
+}
+
+/** One function of the app, where it runs (scriptId, generated position) and where it is written. */
+export interface NodeFunction extends JsFunction {
+  scriptId: string;
+  /** The generated script's path (or URL when it is not a file). */
+  script: string;
+  /** The file shown to people: the original source when mapped, relative to the process's working directory. */
+  file: string;
+  /** 1-based line in `file`. */
+  line: number;
+  /** "name (file:line)". */
+  label: string;
+}
+
+export interface ScriptOptions {
+  /** Also scripts under node_modules (default false). */
+  includeNodeModules?: boolean;
+  /** The target's working directory, to show paths relative to it. */
+  cwd?: string;
+}
+
+const maxScripts = 2000;
+const maxSourceBytes = 5 * 1024 * 1024;
+
+/** The app's scripts: file:// (or absolute path) URLs, not Node's internals, not node_modules unless asked. */
+export function isAppScript(url: string, includeNodeModules = false): boolean {
+  if (!(url.startsWith("file://") || url.startsWith("/"))) return false;
+  return includeNodeModules || !/[\\/]node_modules[\\/]/.test(url);
+}
+
+const toPath = (url: string) => (url.startsWith("file://") ? fileURLToPath(url) : url);
+
+/** Debugger.enable, collecting the scriptParsed events it replays; the debugger stays enabled. */
+export async function enableAndCollect(cdp: Cdp): Promise<ScriptParsed[]> {
+  const scripts: ScriptParsed[] = [];
+  const off = cdp.on("Debugger.scriptParsed", (p) => scripts.push(p as ScriptParsed));
+  try {
+    await cdp.send("Debugger.enable");
+    // The events come before the reply; one round trip more settles any in flight.
+    await cdp.send("Runtime.evaluate", { expression: "0" });
+  } finally {
+    off();
+  }
+  return scripts;
+}
+
+/** Loads the source map a script names, or undefined (none, unreadable, or not a map). */
+async function loadSourceMap(scriptPath: string, sourceMapURL: string | undefined): Promise<{ map: SourceMap; dir: string } | undefined> {
+  if (!sourceMapURL) return undefined;
+  try {
+    let text: string;
+    let dir = dirname(scriptPath);
+    const inline = /^data:application\/json[^,]*?(;base64)?,(.*)$/s.exec(sourceMapURL);
+    if (inline) text = inline[1] ? Buffer.from(inline[2]!, "base64").toString("utf8") : decodeURIComponent(inline[2]!);
+    else {
+      const file = sourceMapURL.startsWith("file://") ? fileURLToPath(sourceMapURL) : resolve(dirname(scriptPath), sourceMapURL);
+      if (/^[a-z]+:/i.test(sourceMapURL) && !sourceMapURL.startsWith("file://")) return undefined; // http: and others: never fetched
+      text = await readFile(file, "utf8");
+      dir = dirname(file);
+    }
+    const payload = JSON.parse(text) as SourceMapPayload;
+    return { map: new SourceMap(payload), dir };
+  } catch {
+    return undefined;
+  }
+}
+
+function display(path: string, cwd: string | undefined): string {
+  if (!cwd || !isAbsolute(path)) return path;
+  const rel = relative(cwd, path);
+  return rel.startsWith("..") ? path : rel;
+}
+
+/** The functions of every app script of the process (Debugger must be enabled; see enableAndCollect). */
+export async function loadFunctions(cdp: Cdp, scripts: readonly ScriptParsed[], options: ScriptOptions = {}): Promise<NodeFunction[]> {
+  const out: NodeFunction[] = [];
+  const seen = new Set<string>();
+  for (const s of scripts.filter((x) => isAppScript(x.url, options.includeNodeModules)).slice(0, maxScripts)) {
+    if (seen.has(s.scriptId)) continue;
+    seen.add(s.scriptId);
+    let source: string;
+    try {
+      ({ scriptSource: source } = await cdp.send<{ scriptSource: string }>("Debugger.getScriptSource", { scriptId: s.scriptId }));
+    } catch {
+      continue; // collected meanwhile
+    }
+    if (source.length > maxSourceBytes) continue;
+    const script = toPath(s.url);
+    const mapped = await loadSourceMap(script, s.sourceMapURL);
+    // CommonJS sources are wrapped by Node in a function on one line: the positions of the text we parse are the script's.
+    for (const fn of listJsFunctions(source)) {
+      let file = script;
+      let line = fn.start.line + 1;
+      if (mapped) {
+        const e = mapped.map.findEntry(fn.start.line, fn.start.column) as { originalSource?: string; originalLine?: number };
+        if (e.originalSource !== undefined && e.originalLine !== undefined) {
+          file = e.originalSource.startsWith("file://") ? fileURLToPath(e.originalSource) : resolve(mapped.dir, e.originalSource);
+          line = e.originalLine + 1;
+        }
+      }
+      const shown = display(file, options.cwd);
+      out.push({ ...fn, scriptId: s.scriptId, script, file: shown, line, label: `${fn.name} (${shown}:${line})` });
+    }
+  }
+  return out;
+}
+
+/**
+ * The one function `spec` names: a name ("fetchUser", "Users.get"), or
+ * file:line (a suffix of the shown file or the script, and a line inside the
+ * function; the innermost wins). Returns every candidate when not exactly one.
+ */
+export function matchFunction(functions: readonly NodeFunction[], spec: string): NodeFunction[] {
+  const fileLine = /^(.+):(\d+)$/.exec(spec);
+  if (fileLine) {
+    const [, file, lineText] = fileLine;
+    const line = Number(lineText);
+    const inFile = functions.filter((f) => f.file === file || f.file.endsWith(`/${file}`) || f.script.endsWith(`/${file}`) || f.script === file);
+    const starting = inFile.filter((f) => f.line === line);
+    if (starting.length) return starting;
+    // A line inside a function: the generated positions for scripts, so only when the file is the script itself.
+    const inside = inFile.filter((f) => f.file === f.script || f.script.endsWith(`/${file}`)).filter((f) => f.start.line + 1 <= line && line <= f.end.line + 1);
+    inside.sort((a, b) => b.start.line - a.start.line || b.start.column - a.start.column);
+    return inside.slice(0, 1);
+  }
+  const exact = functions.filter((f) => f.name === spec);
+  if (exact.length) return exact;
+  return functions.filter((f) => f.name.endsWith(`.${spec}`));
+}

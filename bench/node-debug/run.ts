@@ -1,0 +1,113 @@
+// Node live-debugging benchmark (issue 21): a plain Node HTTP service
+// (agent/src/debug/node/testdata/app.mjs), traced through its V8 inspector.
+//
+//   node --conditions=coral-source --import tsx bench/node-debug/run.ts [--rounds 5] [--seconds 3]
+//
+// 1. Per-call overhead: GET /add?n=4000 (4000 calls of a sync function, two
+//    breakpoints hit per call) and GET /lookup?n=500&ms=1 (500 async calls,
+//    one breakpoint plus promise hooks), median request time without and with
+//    a session recording every call.
+// 2. Throughput: a closed-loop client (8 connections) on GET / for --seconds,
+//    without and with a session on the request handler `handle`, in paired
+//    rounds (untraced, traced, alternating).
+// 3. Attach latency: NodeFunctionSession.start() until the first event of a
+//    call made right after it resolved.
+import { spawn } from "node:child_process";
+import { Agent, request } from "node:http";
+import { cpus, loadavg } from "node:os";
+import { fileURLToPath } from "node:url";
+import { NodeFunctionSession } from "@coral/agent/debug";
+import { pollUntil } from "@coral/common/async";
+import { positive } from "../args.ts";
+
+const argv = process.argv.slice(2);
+const opt = (name: string, dflt: number) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? positive(name, argv[i + 1]) : dflt;
+};
+const rounds = opt("rounds", 5);
+const seconds = opt("seconds", 3);
+const appJs = fileURLToPath(new URL("../../agent/src/debug/node/testdata/app.mjs", import.meta.url));
+
+const app = spawn(process.execPath, [appJs, "0"], { stdio: ["ignore", "pipe", "ignore"] });
+const port = await new Promise<number>((resolve) => app.stdout.on("data", (d: Buffer) => resolve((JSON.parse(String(d)) as { port: number }).port)));
+const pid = app.pid!;
+let nextId = 1;
+const session = (functionName: string) => NodeFunctionSession.start({ id: `bench-${nextId++}`, pid, functionName, durationMs: 600_000, maxEvents: 1_000_000, perSecond: 1_000_000 });
+
+const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+const get = (path: string) =>
+  new Promise<void>((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path, agent }, (res) => {
+      res.resume();
+      res.on("end", () => resolve());
+    });
+    req.on("error", reject);
+    req.end();
+  });
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+async function timed(path: string, reps = 7): Promise<number> {
+  const ms: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t = performance.now();
+    await get(path);
+    ms.push(performance.now() - t);
+  }
+  return median(ms);
+}
+async function throughput(): Promise<number> {
+  let done = 0;
+  const until = performance.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (performance.now() < until) {
+        await get("/");
+        done++;
+      }
+    }),
+  );
+  return done / seconds;
+}
+
+try {
+  console.log(`node-debug bench: ${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(2)}, Node ${process.version}`);
+  const perCall: Record<string, { untracedMs: number; tracedMs: number; usPerCall: number; recorded: number }> = {};
+  for (const [fn, path, calls] of [
+    ["add", "/add?n=4000", 4000],
+    ["lookupUser", "/lookup?n=500&ms=1", 500],
+  ] as const) {
+    await timed(path, 2);
+    const untracedMs = await timed(path);
+    const s = await session(fn);
+    const tracedMs = await timed(path);
+    const recorded = (await s.stop()).calls;
+    perCall[fn] = { untracedMs, tracedMs, usPerCall: ((tracedMs - untracedMs) / calls) * 1000, recorded };
+    console.log(`${fn}: ${calls} calls ${untracedMs.toFixed(1)} ms untraced, ${tracedMs.toFixed(1)} ms traced: ${perCall[fn].usPerCall.toFixed(1)} µs added per call (${recorded} calls recorded over 7 requests)`);
+  }
+
+  const pairs: { untraced: number; traced: number }[] = [];
+  await throughput();
+  for (let r = 0; r < rounds; r++) {
+    const untraced = await throughput();
+    const s = await session("handle");
+    const traced = await throughput();
+    await s.stop();
+    pairs.push({ untraced, traced });
+    console.log(`round ${r + 1}: ${untraced.toFixed(0)} req/s untraced, ${traced.toFixed(0)} req/s with a session on handle (${((1 - traced / untraced) * 100).toFixed(1)} % less)`);
+  }
+  console.log(`throughput: median drop ${median(pairs.map((p) => (1 - p.traced / p.untraced) * 100)).toFixed(1)} %`);
+
+  const attach: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const t = performance.now();
+    const s = await session("add");
+    await get("/add?n=1");
+    await pollUntil(() => (s.events.length > 0 ? true : undefined), { what: "the first event", timeoutMs: 10_000, intervalMs: 5 });
+    attach.push(performance.now() - t);
+    await s.stop();
+  }
+  console.log(`attach latency (start → first event): median ${median(attach).toFixed(0)} ms, max ${Math.max(...attach).toFixed(0)} ms`);
+} finally {
+  agent.destroy();
+  app.kill();
+}

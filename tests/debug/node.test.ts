@@ -1,0 +1,83 @@
+// coral debug functions / attach on a Node service, end to end: the real CLI
+// process, a real colony, a real agent, and an unmodified Node HTTP service
+// whose V8 inspector the agent opens on demand (no bpftrace, no restart).
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loopbackListeners } from "@coral/agent/debug";
+import type { RunningColony } from "@coral/colony";
+import { runCoral } from "../helpers/cli.ts";
+import { type TestProject } from "../helpers/colony.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { debugApi, startObservedTarget, type ObservedTarget } from "./helpers.ts";
+
+const appJs = fileURLToPath(new URL("../../agent/src/debug/node/testdata/app.mjs", import.meta.url));
+/** How the app's file is shown: relative to its working directory (the target inherits this test's). */
+const shown = relative(process.cwd(), appJs);
+
+/** An executable that runs the Node app with the port the fixture passes (exec: the pid is node's). */
+function nodeAppBin(): string {
+  const bin = join(mkdtempSync(join(tmpdir(), "coral-node-app-")), "node-app");
+  writeFileSync(bin, `#!/bin/sh\nexec "${process.execPath}" "${appJs}" "$@"\n`);
+  chmodSync(bin, 0o755);
+  return bin;
+}
+
+describe("coral debug on a Node service", () => {
+  let fixture: ObservedTarget | undefined;
+  let project: TestProject;
+  let colony: RunningColony;
+  let port: number;
+  let pid: number;
+  let remote: string[];
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    fixture = await startObservedTarget(nodeAppBin(), "users", { pattern: "lookup" });
+    ({ port, project, colony } = fixture);
+    pid = fixture.target.pid!;
+    remote = ["--colony-url", colony.url, "--token", project.localToken];
+    env = { CORAL_HOME: project.home };
+  }, 120_000);
+
+  afterAll(async () => {
+    await fixture?.[Symbol.asyncDispose]();
+  });
+
+  it("functions lists the JavaScript functions with file:line, as text and JSON", async () => {
+    const text = await runCoral(["debug", "functions", "users", ...remote], { env });
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`users: pid ${pid} (Node)`);
+    expect(text.stdout).toMatch(new RegExp(`lookupUser\\s+${shown.replace(/[.]/g, "\\.")}:15\\s+async`));
+    const json = await runCoral(["debug", "functions", "users", "--pattern", "add", "--json", ...remote], { env });
+    const res = JSON.parse(json.stdout) as { runtime: string; functions: { name: string; file: string; line: number }[] };
+    expect(res.runtime).toBe("node");
+    expect(res.functions).toEqual([expect.objectContaining({ name: "add", file: shown, line: 10 })]);
+  });
+
+  it("attach traces an async function: every call, its arguments and the awaited time; the target left clean", async () => {
+    const before = await loopbackListeners(pid);
+    const running = runCoral(["debug", "attach", "users", "--function", "lookupUser", "--duration", "8s", "--capture-args", "2", ...remote], { env, timeoutMs: 60_000 });
+    const api = debugApi(colony.url, project.localToken);
+    await waitFor("session active", async () => (await api.listDebugSessions({ state: "active" })).sessions.length === 1);
+    const res0 = await fetch(`http://127.0.0.1:${port}/lookup?n=5&ms=60`);
+    expect(await res0.text()).toBe("user-0,user-1,user-2,user-3,user-4");
+    const res = await running;
+    if (res.code !== 0) console.log(res.stdout, res.stderr);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain("📊 Function: lookupUser in users");
+    expect(res.stdout.match(/\] ENTRY {3}pid=\d+ tid=\d+ args=\(\d, 60\)/g)).toHaveLength(5);
+    expect(res.stdout.match(/\] RETURN {2}pid=\d+ tid=\d+ duration=(\d+)\.\dms/g)).toHaveLength(5);
+    for (const m of res.stdout.matchAll(/RETURN {2}pid=\d+ tid=\d+ duration=(\d+\.\d)ms/g)) expect(Number(m[1])).toBeGreaterThanOrEqual(55);
+    expect(res.stdout).toMatch(/Total calls: 5\n/);
+    await waitFor("the inspector closed", async () => [...(await loopbackListeners(pid))].every((p) => before.has(p)), { timeoutMs: 15_000 });
+  });
+
+  it("attach to a name that matches several functions says which ones", async () => {
+    const res = await runCoral(["debug", "attach", "users", "--function", "run", "--duration", "5s", ...remote], { env, timeoutMs: 60_000 });
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain(`"run" matches 2 functions: Store.run (${shown}:26), Queue.run (${shown}:32); name one as file:line`);
+  });
+});
