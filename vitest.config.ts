@@ -16,9 +16,10 @@ export default defineConfig({
     pool: "forks",
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     reporters: ["default"],
-    // Agents (in-process and the CLI's) run the always-on CPU profiler by
-    // default: a bpftrace each, which would sit beside every test's targets
-    // and count in their "nothing left attached" checks. Its own tests turn it on.
-    env: { CORAL_PROFILE_HZ: "0" },
+    // Agents (in-process and the CLI's) run the always-on CPU profiler and
+    // the HTTP request tracer by default: a bpftrace each, which would sit
+    // beside every test's targets (and count in their "nothing left attached"
+    // checks) and load the machine. Their own tests turn them on.
+    env: { CORAL_PROFILE_HZ: "0", CORAL_HTTP_TRACING: "0" },
   },
 });

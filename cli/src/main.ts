@@ -28,6 +28,7 @@ const commands: Record<string, Loader> = {
   topology: async () => (await import("./commands/read.ts")).topologyCommand(),
   events: async () => (await import("./commands/read.ts")).eventsCommand(),
   metrics: async () => (await import("./commands/read.ts")).metricsCommand(),
+  requests: async () => (await import("./commands/requests.ts")).requestsCommand(),
   history: async () => (await import("./commands/read.ts")).historyCommand(),
   token: async () => (await import("./commands/token.ts")).tokenCommand(),
   insights: async () => (await import("./commands/insights.ts")).insightsCommand(),

@@ -24,6 +24,8 @@ export async function testAgent(project: TestProject, colonyUrl: string, service
     // Each eBPF connection tracer is a bpftrace (≈1.6 s of CPU to start, ≈110 MB):
     // tests that do not look at short connections use /proc snapshots.
     connectionSource: "procfs",
+    // The HTTP request tracer is another bpftrace: on only where a test asks (tests/requests).
+    httpTracing: false,
     ...extra,
   });
 }

@@ -20,6 +20,7 @@ import { ContinuousProfiler, CpuProfiler, HeapProfiler, SymbolCache, type Contin
 import { continuousProfileFromEnv, profileWindowToProto } from "./continuous-profile.ts";
 import { ProcessWatcher, healthTargetFor, probeHealth, scrapePrometheus, type HealthResult, type ProcessSetSnapshot, type TcpConnection } from "../observe/index.ts";
 import { KernelConnections, type KernelConnectionsStatus, type OpenedCount } from "../observe/kernel-connections.ts";
+import { HttpTracer, httpTracingEnabled, requestMetricPoints, type HttpTracerStatus } from "../observe/http/index.ts";
 import { Publisher, openAgentStore, type DropCounters, type OutboxBounds, type AgentStore, type MetricPoint } from "../storage/index.ts";
 import { ColonyLink, needsReRegistration, type HeartbeatInfo, type Invitation } from "./colony-link.ts";
 import { loadAgentIdentity } from "./identity.ts";
@@ -87,6 +88,12 @@ export interface AgentOptions {
    * CORAL_PROFILE_HZ says another rate (0 = off).
    */
   continuousProfile?: { hz?: number; windowMs?: number } | false;
+  /**
+   * RED metrics from eBPF: every plaintext HTTP/1.x request the service's
+   * processes serve (method, route, status, duration). Default from
+   * CORAL_HTTP_TRACING, else on unless connectionSource is "procfs".
+   */
+  httpTracing?: boolean;
 }
 
 export type AgentNotice =
@@ -110,6 +117,8 @@ export interface RunningAgent extends AsyncDisposable {
   connectionSource(): KernelConnectionsStatus;
   /** What the always-on CPU profiler does, or undefined when it is turned off. */
   continuousProfile(): ContinuousStatus | undefined;
+  /** What the HTTP request tracer does, or undefined when it is turned off. */
+  httpTracing(): HttpTracerStatus | undefined;
   close(reason?: string): Promise<void>;
 }
 
@@ -266,6 +275,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       malformed: 0,
       restarts: 0,
     };
+  // Requests served (eBPF): one metric point per request, summarised with the others.
+  const httpTracer = httpTracingEnabled(options.httpTracing, connectionMode)
+    ? new HttpTracer({ bpftracePath: options.bpftracePath, pids: () => (observedPid === null ? [] : (lastSnapshot?.pids ?? [observedPid])) })
+    : null;
+  httpTracer?.on("requests", (list) => void store.recordMetrics(requestMetricPoints(list)).catch((err: unknown) => log.warn({ err: String(err) }, "could not store requests")));
+  httpTracer?.on("status", (st) => log.info({ state: st.state, reason: st.reason }, "HTTP request tracing (eBPF)"));
   const procfsOpened = new Map<string, OpenedCount>();
   let procfsInodes = new Set<number>();
   /** Outbound connections opened since the last call, and who counted them. */
@@ -418,6 +433,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   kernel?.on("status", reportSource);
   if (!kernel) reportSource(connectionSource());
   else void kernel.start();
+  void httpTracer?.start();
   // A restarted agent resumes its collectors once it knows which process it
   // observes now, or that none listens (then they end, saying so).
   const firstLook = new Promise<void>((resolve) => {
@@ -586,6 +602,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     for (const t of timers) clearInterval(t);
     await watcher.stop().catch(() => undefined);
     await kernel?.stop().catch(() => undefined);
+    await httpTracer?.stop().catch(() => undefined);
     await debug.close().catch(() => undefined);
     await profiler.close().catch(() => undefined);
     await api.close().catch(() => undefined);
@@ -631,6 +648,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       await watcher.stop();
       // The lines bpftrace printed before it stops are still counted.
       await kernel?.stop().catch(() => undefined);
+      await httpTracer?.stop().catch(() => undefined);
       // Its last, partial window is stored and queued too.
       await continuous?.close().catch(() => undefined);
       await summarize().catch(() => undefined);
@@ -659,6 +677,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     flushSummary: summarize,
     connectionSource,
     continuousProfile: () => continuous?.status(),
+    httpTracing: () => httpTracer?.status(),
     close,
     [Symbol.asyncDispose]: () => close(),
   };
