@@ -2,7 +2,9 @@
 // frame table and stacks (root first): user frames by the processes'
 // mappings and the mapped files' function tables, kernel frames by the
 // names bpftrace gave them. A sample in the kernel has its user stack as
-// callers: root … user frames … kernel frames … leaf.
+// callers: root … user frames … kernel frames … leaf. Where a file carries
+// DWARF, the functions inlined at an address become frames of their own
+// (inline.ts).
 import type { RawStack } from "./dump.ts";
 import { isFileMapping, isVdso, type Mapping, type MappingHistory } from "./maps.ts";
 import { fileOffsetOf, fileOffsetToVaddr, functionAt, type ModuleSymbols, type SymbolCache } from "./symbols.ts";
@@ -47,6 +49,28 @@ export async function symbolizeStacks(raw: readonly RawStack[], mappings: Mappin
   const loaded = new Map<string, ModuleSymbols>();
   await Promise.all([...modules].map(async ([k, p]) => loaded.set(k, await p)));
 
+  // Files with DWARF: the functions inlined at each address, from addr2line, one run per file.
+  const wanted = new Map<string, Set<bigint>>();
+  const dwarfVaddr = (pid: number, address: bigint, i: number): { path: string; vaddr: bigint } | undefined => {
+    const at = lookupAddress(address, i);
+    const m = mappings.find(pid, at);
+    const mod = m && loaded.get(symbolsKey(pid, m));
+    if (!m || !mod?.dwarfPath || mod.segments.length === 0) return undefined;
+    return { path: mod.dwarfPath, vaddr: fileOffsetToVaddr(mod.segments, fileOffsetOf(m, at)) };
+  };
+  for (const s of raw)
+    s.user.forEach((address, i) => {
+      const d = dwarfVaddr(s.pid, address, i);
+      if (d) wanted.set(d.path, (wanted.get(d.path) ?? new Set()).add(d.vaddr));
+    });
+  const inlined = new Map<string, Map<bigint, string[]>>();
+  await Promise.all([...wanted].map(async ([path, vaddrs]) => inlined.set(path, await cache.inline.resolve(path, [...vaddrs]))));
+  /** Frames inlined at a user address, innermost first. */
+  const inlinedAt = (pid: number, address: bigint, i: number): string[] => {
+    const d = dwarfVaddr(pid, address, i);
+    return d ? (inlined.get(d.path)?.get(d.vaddr) ?? []) : [];
+  };
+
   const frames: ProfileFrameData[] = [];
   const frameIds = new Map<string, number>();
   const frameId = (f: ProfileFrameData): number => {
@@ -78,11 +102,17 @@ export async function symbolizeStacks(raw: readonly RawStack[], mappings: Mappin
   let userSamples = 0;
   const shallowSamples = new Map<string, number>();
   for (const s of raw) {
-    const user = s.user.map((a, i) => frameId(userFrame(s.pid, a, i))).reverse();
+    // Leaf first: at each address, the functions inlined there (innermost first), then the one holding it.
+    const user = s.user
+      .flatMap((a, i) => {
+        const outer = userFrame(s.pid, a, i);
+        return [...inlinedAt(s.pid, a, i).map((name) => frameId({ function: name, module: outer.module, kernel: false })), frameId(outer)];
+      })
+      .reverse();
     const kernel = s.kernel.map((k) => frameId({ function: k.symbol ?? hex(k.address), module: "[kernel]", kernel: true })).reverse();
     const ids = [...user, ...kernel];
     if (user.length > 0) userSamples += s.samples;
-    if (user.length === 1) {
+    if (s.user.length === 1) {
       const module = frames[user[0]!]!.module;
       shallowSamples.set(module, (shallowSamples.get(module) ?? 0) + s.samples);
     }

@@ -8,6 +8,7 @@
 import { open, readFile, stat } from "node:fs/promises";
 import { release } from "node:os";
 import { ElfError, functionsOf, parseElf, pclntabFunctionsOf, type ElfSegment, type FunctionInfo } from "../debug/index.ts";
+import { InlineResolver } from "./inline.ts";
 import { isFileMapping, isVdso, parseMaps, type Mapping } from "./maps.ts";
 
 export type SymbolSource = "symtab" | "dynsym" | "gopclntab" | "none";
@@ -19,6 +20,8 @@ export interface ModuleSymbols {
   source: SymbolSource;
   /** Why there are no symbols (unreadable file, not an ELF, …). */
   error?: string;
+  /** Where the file can be read, when it carries DWARF (.debug_info): inlined frames come from there. */
+  dwarfPath?: string;
 }
 
 /** The ELF virtual address of a byte at `fileOffset` in the file, by its PT_LOAD segments (the offset itself when none holds it). */
@@ -68,7 +71,10 @@ export function moduleSymbolsOf(buf: Buffer): ModuleSymbols {
     functions = functionsOf(elf);
     if (functions.length > 0) source = elf.symbols.some((s) => s.table === ".symtab" && s.type === 2) ? "symtab" : "dynsym";
   }
-  return { functions, segments: elf.segments, source };
+  // Go before 1.12 named its compressed sections .zdebug_*.
+  const has = (name: string) => elf.sections.some((s) => s.name === `.${name}` || s.name === `.z${name}`);
+  const hasDwarf = has("debug_info") && has("debug_line");
+  return { functions, segments: elf.segments, source, ...(hasDwarf ? { dwarfPath: "" } : {}) };
 }
 
 export interface SymbolCacheOptions {
@@ -78,6 +84,8 @@ export interface SymbolCacheOptions {
 
 /** Parsed function tables per file, shared by every profile of the agent. */
 export class SymbolCache {
+  /** Inlined frames of files with DWARF, cached per address. */
+  readonly inline = new InlineResolver();
   private readonly files = new Map<string, Promise<ModuleSymbols>>();
   private readonly maxFiles: number;
 
@@ -121,7 +129,10 @@ export class SymbolCache {
     const loading = read().then(
       (buf) => {
         try {
-          return moduleSymbolsOf(buf);
+          const symbols = moduleSymbolsOf(buf);
+          // Named after the path it was read from: the DWARF is read there again, by addr2line.
+          if (symbols.dwarfPath !== undefined) symbols.dwarfPath = path;
+          return symbols;
         } catch (err) {
           if (err instanceof ElfError) return { functions: [], segments: [], source: "none" as const, error: `${path}: ${err.message}` };
           throw err;
