@@ -1,10 +1,13 @@
 // The rough edges a new user meets in the first hour (issue 18, item 6), each
 // as the user meets it: the real `coral` CLI as a process, a real colony, real
 // agents and real servers.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { createServer, type Server } from "node:net";
 import { describe, expect, it } from "vitest";
-import { sampleComponentScript } from "@coral/cli/sample-app";
 import { testAgent } from "../helpers/agents.ts";
 import { coralBin, runCoral } from "../helpers/cli.ts";
 import { colonyApi, createTestProject } from "../helpers/colony.ts";
@@ -218,8 +221,10 @@ describe("the first hour", () => {
     await using project = await createTestProject();
     const colony = await project.start();
     const port = await freePort();
-    // A large binary with long C++ names: node itself.
-    const app = spawn(process.execPath, [sampleComponentScript, "store", String(port)], { stdio: "ignore" });
+    // A native program with names longer than a terminal line (as C++ and Rust have).
+    const bin = join(mkdtempSync(join(tmpdir(), "coral-long-names-")), "long-names");
+    execFileSync("gcc", ["-O1", "-o", bin, fileURLToPath(new URL("./testdata/long-names.c", import.meta.url))]);
+    const app = spawn(bin, [String(port)], { stdio: "ignore" });
     try {
       await using agent = await testAgent(project, colony.url, "web", port, { healthUrl: undefined });
       expect(agent.agentId).toMatch(/^web-/);
@@ -227,9 +232,9 @@ describe("the first hour", () => {
       const env = { CORAL_HOME: project.home };
       let last = "";
       const json = await waitFor(
-        "the agent to list node's functions",
+        "the agent to list the program's functions",
         async () => {
-          const res = await runCoral(["debug", "functions", "web", "--pattern", "v8", "--limit", "300", "--json", ...remote], { env, timeoutMs: 120_000 });
+          const res = await runCoral(["debug", "functions", "web", "--pattern", "coral_", "--limit", "300", "--json", ...remote], { env, timeoutMs: 120_000 });
           last = `exit ${res.code}: ${res.stderr.slice(0, 500)}`;
           if (res.code !== 0) return undefined;
           const parsed = JSON.parse(res.stdout) as { pid: number; functions: Array<{ name: string; demangled?: string }> };
@@ -242,14 +247,15 @@ describe("the first hour", () => {
       const longest = Math.max(...json.functions.map((f) => Math.max(f.name.length, f.demangled?.length ?? 0)));
       expect(longest).toBeGreaterThan(100);
 
-      const text = await runCoral(["debug", "functions", "web", "--pattern", "v8", "--limit", "300", ...remote], { env, timeoutMs: 120_000 });
+      const text = await runCoral(["debug", "functions", "web", "--pattern", "coral_", "--limit", "300", ...remote], { env, timeoutMs: 120_000 });
       expect(text.code).toBe(0);
       const lines = text.stdout.trimEnd().split("\n");
-      expect(lines.length).toBeGreaterThan(3);
+      expect(lines.length).toBeGreaterThan(4);
       expect(Math.max(...lines.map((l) => [...l].length))).toBeLessThanOrEqual(100);
       expect(text.stdout).toContain("…");
       expect(lines.at(-1)).toBe("(names cut to fit: --json prints them whole, --pattern narrows)");
-      expect(lines.find((l) => l.startsWith("FUNCTION"))).toMatch(/^FUNCTION\s+DEMANGLED\s+ADDRESS\s+SIZE$/);
+      // C names need no demangling: no DEMANGLED column.
+      expect(lines.find((l) => l.startsWith("FUNCTION"))).toMatch(/^FUNCTION\s+ADDRESS\s+SIZE$/);
     } finally {
       await stopProcess(app);
     }
