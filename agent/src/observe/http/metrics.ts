@@ -15,9 +15,16 @@ export function wallClock(ns: bigint): Date {
   return new Date(Date.now() - Math.max(0, agoMs));
 }
 
-export function requestMetricPoints(requests: readonly ServedRequest[]): HttpMetricPoint[] {
+/**
+ * Stamped when they reach the agent's store, not when the response was
+ * written: the agent summarises the points of [last summary, now), so a point
+ * stamped with its (earlier) response time could arrive after its window was
+ * summarised and never be counted. The difference is the tracer's hold
+ * (about 200 ms) plus the agent's own delays.
+ */
+export function requestMetricPoints(requests: readonly ServedRequest[], now: Date = new Date()): HttpMetricPoint[] {
   return requests.map((r) => ({
-    timestamp: wallClock(r.endNs),
+    timestamp: now,
     name: requestMetricName({ method: r.method, route: r.route, status: r.statusClass }),
     value: r.durationMs,
     labels: { method: r.method, route: r.route, status: r.statusClass, source: "ebpf" },
