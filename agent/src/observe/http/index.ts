@@ -6,7 +6,7 @@ export type { PairingCounts, ServedRequest } from "./pairing.ts";
 export { normaliseRoute, RouteCap, DEFAULT_ROUTE_CAP, OTHER_ROUTE } from "./routes.ts";
 export { HTTP_DURATION_METRIC, HTTP_UNPARSED_METRIC, encodeRoute, decodeRoute, requestMetricName, parseRequestMetricName } from "@coral/common/http-metric-name";
 export type { RequestSeries } from "@coral/common/http-metric-name";
-export { requestMetricPoints, wallClock } from "./metrics.ts";
+export { requestMetricPoints } from "./metrics.ts";
 export { parseTraceLine, requestLines, statusLines } from "./parse.ts";
 export { httpRequestsProgram, DEFAULT_CAPTURE_BYTES } from "./program.ts";
 

@@ -9,12 +9,6 @@ export interface HttpMetricPoint {
   labels: Record<string, string>;
 }
 
-/** Kernel monotonic ns → wall clock (bpftrace's nsecs and process.hrtime are both CLOCK_MONOTONIC). */
-export function wallClock(ns: bigint): Date {
-  const agoMs = Number(process.hrtime.bigint() - ns) / 1e6;
-  return new Date(Date.now() - Math.max(0, agoMs));
-}
-
 /**
  * Stamped when they reach the agent's store, not when the response was
  * written: the agent summarises the points of [last summary, now), so a point
