@@ -13,6 +13,7 @@ import { isGone } from "../observe/procfs.ts";
 import { socketInodes } from "../observe/procfs.ts";
 import { TCP_LISTEN, readTcpTables } from "../observe/procnet.ts";
 import { ProfileError } from "./errors.ts";
+import { inspectPortProblem } from "./inspect-port.ts";
 
 export interface InspectorOptions {
   /** How long to wait for the inspector to listen after SIGUSR1 (default 3 s). */
@@ -153,8 +154,13 @@ async function connect(pid: number, options: InspectorOptions): Promise<Inspecto
   }
   const openTimeoutMs = options.openTimeoutMs ?? 3000;
   const found = await findPort(pid, before, openTimeoutMs);
-  if (!found)
-    throw failed(pid, `no inspector listened on loopback within ${(openTimeoutMs / 1000).toFixed(0)} s of SIGUSR1 (its --inspect-port taken by another program, SIGUSR1 handled by the app, or an inspector on another host)`);
+  if (!found) {
+    const held = await inspectPortProblem(pid);
+    throw failed(
+      pid,
+      held ?? `no inspector listened on loopback within ${(openTimeoutMs / 1000).toFixed(0)} s of SIGUSR1 (its --inspect-port taken by another program, SIGUSR1 handled by the app, or an inspector on another host)`,
+    );
+  }
   const ws = new WebSocket(found.url, { handshakeTimeout: 3000, perMessageDeflate: false });
   const session = new Session(pid, found.port, found.openedByUs, ws);
   try {
