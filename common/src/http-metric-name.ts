@@ -12,6 +12,13 @@
 
 export const HTTP_DURATION_METRIC = "http_request_duration_ms";
 export const HTTP_UNPARSED_METRIC = "http_unparsed_reads";
+/**
+ * Published beside the request series when they come from the app's Coral SDK
+ * middleware rather than eBPF (one point per request the SDK counted): the
+ * colony keys summaries by name only, so the source is a series of its own.
+ * `coral requests` shows SOURCE sdk for a service that has it in the window.
+ */
+export const HTTP_SDK_SOURCE_METRIC = "http_requests_source_sdk";
 
 const plain = /[A-Za-z0-9_./-]/;
 

@@ -7,7 +7,13 @@
 // rollback control services on 127.0.0.1 for the agent beside the app, each
 // call guarded by a token, and announces port and token in a private
 // per-user folder (announce.ts). Nothing here pulls in DuckDB, NATS or the CLI.
+//
+// Request middleware (requests/): coral.instrumentServer(server),
+// app.use(coral.express()), app.register(coral.fastify): RED aggregates and
+// traffic samples the agent drains (DrainRequests, DrainTraffic).
 import { randomBytes } from "node:crypto";
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
+import type { Server as HttpsServer } from "node:https";
 import { hostname } from "node:os";
 import { timestampDate, timestampFromDate, durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -17,6 +23,20 @@ import { checkFlagSet, sdkToken } from "./checks.ts";
 import { FlagCache, type FlagContext, type FlagDefinition } from "./flags.ts";
 import { HealthRegistry, type HealthCheck } from "./health.ts";
 import { startSdkServer, type SdkServer } from "./server.ts";
+import {
+  RequestRecorder,
+  checkSampleRate,
+  drainRequestsResponse,
+  drainTrafficResponse,
+  expressMiddleware,
+  fastifyPlugin,
+  instrumentServer,
+  resolveRequestOptions,
+  wrapListener,
+  type ExpressMiddleware,
+  type FastifyPlugin,
+  type RequestOptions,
+} from "./requests/index.ts";
 
 export { FlagCache, rolloutBucket, type FlagContext, type FlagDefinition, type FlagInput } from "./flags.ts";
 export {
@@ -30,6 +50,16 @@ export {
   type SdkAnnouncement,
 } from "./announce.ts";
 export { sdkMaxBodyBytes } from "./server.ts";
+export {
+  RequestRecorder,
+  resolveRequestOptions,
+  REDACTED,
+  defaultRedactedHeaders,
+  type RequestOptions,
+  type TrafficSampleData,
+  type ExpressMiddleware,
+  type FastifyPlugin,
+} from "./requests/index.ts";
 export type { HealthCheck, HealthState } from "./health.ts";
 
 export const sdkVersion = "0.1.0";
@@ -82,6 +112,8 @@ export interface CoralInitOptions {
   port?: number;
   /** Write the announcement file (default true). */
   announce?: boolean;
+  /** The request middleware: sample rate (default 0.1), body limit, redacted headers, queue bounds. */
+  requests?: RequestOptions;
 }
 
 export interface CoralInitResult {
@@ -100,6 +132,36 @@ export class CoralSdk {
   private readonly rollbacks = new Map<string, Promise<ExecuteRollbackResponse>>();
   private cache = new FlagCache();
   private version = "";
+  private recorder: RequestRecorder | undefined;
+  private readonly currentRecorder = (): RequestRecorder => (this.recorder ??= new RequestRecorder(resolveRequestOptions()));
+  /** Set when the app installs any middleware: the agent then prefers the SDK's request figures to eBPF's, from the first drain on. */
+  private middlewareInstalled = false;
+
+  /** Watches every request `server` (node:http or node:https) serves: RED and traffic samples. Returns the server. */
+  instrumentServer<S extends HttpServer | HttpsServer>(server: S): S {
+    this.middlewareInstalled = true;
+    return instrumentServer(this.currentRecorder, server);
+  }
+
+  /** Wraps one request listener; `routeOf` may name the route pattern the app matched. */
+  handler<Req extends IncomingMessage, Res extends ServerResponse>(listener: (req: Req, res: Res) => void, routeOf?: (req: Req) => string | undefined): (req: Req, res: Res) => void {
+    this.middlewareInstalled = true;
+    return wrapListener(this.currentRecorder, listener, routeOf);
+  }
+
+  /** Express middleware: `app.use(coral.express())`, before the routes. */
+  express(): ExpressMiddleware {
+    this.middlewareInstalled = true;
+    return expressMiddleware(this.currentRecorder);
+  }
+
+  /** A Fastify plugin: `await app.register(coral.fastify)`, before the routes. */
+  readonly fastify: FastifyPlugin = fastifyPlugin(this.currentRecorder, () => (this.middlewareInstalled = true));
+
+  /** The middleware's recorder (its aggregates and sample queue). */
+  get requests(): RequestRecorder {
+    return this.currentRecorder();
+  }
 
   /** Feature flags from the local cache the colony keeps current. */
   readonly flags = {
@@ -127,6 +189,9 @@ export class CoralSdk {
     this.options = options;
     this.version = options.version;
     this.cache = new FlagCache(options.flags);
+    // Validated before anything starts; middleware installed before init looks the recorder up per request, so it uses this one from now on.
+    const requestOptions = resolveRequestOptions(options.requests);
+    this.recorder = new RequestRecorder(requestOptions);
     const health = new HealthRegistry(options.healthChecks ?? {});
     const token = sdkToken(process.env.CORAL_SDK_TOKEN) ?? randomBytes(24).toString("base64url");
     const envPort = Number(process.env.CORAL_SDK_PORT ?? "");
@@ -143,6 +208,17 @@ export class CoralSdk {
             healthEndpoint: options.endpoints?.health ?? "",
             customEndpoints: options.endpoints?.custom ?? {},
           }),
+          drainRequests: () => drainRequestsResponse(this.recorder, this.middlewareInstalled),
+          drainTraffic: (req) => drainTrafficResponse(this.recorder, req.maxSamples),
+          configureTraffic: (req) => {
+            try {
+              checkSampleRate(req.sampleRate, "sample_rate");
+            } catch (err) {
+              throw new ConnectError((err as Error).message, Code.InvalidArgument);
+            }
+            this.currentRecorder().sampler.rate = req.sampleRate;
+            return { sampleRate: this.currentRecorder().sampler.rate };
+          },
         },
         flags: {
           syncFlags: (req) => {

@@ -180,6 +180,24 @@ describe("calls from the stream", () => {
   });
 });
 
+describe("logpoint values and snapshots from the stream", () => {
+  let seq = 100n;
+  const ts = (ms: number) => ({ seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 });
+  const rec = (type: "log" | "snapshot", at: number, value: string): UprobeEventLike => ({ seq: ++seq, timestamp: ts(at), type, pid: 7, tid: 7, durationNs: 0n, args: [], returnValue: "", goroutine: "", value });
+
+  it("counts the records, keeps the newest first, splits a snapshot into names and values, and counts no call", () => {
+    const log = new CallLog(2);
+    const events = [rec("log", 1000, "1"), rec("log", 1001, "!TypeError: x"), rec("snapshot", 1002, '{"a":"1","b":"<uninitialized>"}'), rec("snapshot", 1003, "not json")];
+    log.add(events.slice(0, 3));
+    log.add(events.slice(1)); // a resumed stream repeating two events
+    expect([log.records, log.entries, log.calls]).toEqual([4, 0, 0]);
+    expect(log.recentRecords.map((r) => [r.atMs, r.value, r.values])).toEqual([
+      [1003, "not json", [["value", "not json"]]],
+      [1002, '{"a":"1","b":"<uninitialized>"}', [["a", "1"], ["b", "<uninitialized>"]]],
+    ]);
+  });
+});
+
 describe("session states", () => {
   it("never takes an ended session back to running when a late answer arrives", () => {
     const active = { state: "active", n: 1 };

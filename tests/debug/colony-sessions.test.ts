@@ -107,6 +107,10 @@ describe.skipIf(skip !== undefined)("debug sessions through the colony", () => {
     expect(failed.some((f) => f.functionName === "validate_crd" && /not found/.test(f.reason))).toBe(true);
     expect((await rejection(api.attachUprobe({ serviceName: "payments", functionName: "validate_card", durationMs: 600_001 }))).code).toBe(Code.ResourceExhausted);
     expect((await rejection(api.attachUprobe({ serviceName: "payments", functionName: "validate card" }))).code).toBe(Code.InvalidArgument);
+    // Logpoints and snapshots are for Node processes; this one is C (the eBPF path is unchanged).
+    const logpoint = await rejection(api.attachUprobe({ serviceName: "payments", functionName: "payments.c:12", kind: "logpoint", expression: "amount" }));
+    expect(logpoint.code).toBe(Code.Unimplemented);
+    expect(logpoint.rawMessage).toMatch(/^logpoints work on Node processes only \(through the V8 inspector\); the observed process \(pid \d+\) is not Node/);
 
     // The agent allows two collectors at once here.
     const a = await api.attachUprobe({ serviceName: "payments", functionName: "validate_card" });

@@ -8,6 +8,7 @@ import { UprobeSummarySchema, type AgentDebugService, type UprobeSummary } from 
 import { DebugError, listFunctions, type DebugErrorCode, type SessionSummary } from "../debug/index.ts";
 import type { UprobeCollectors } from "../debug/collectors.ts";
 import { withNodeFunctions } from "../debug/node/session.ts";
+import { checkLineRequest } from "../debug/node/line-session.ts";
 import { isNodeProcess } from "../profile/inspector.ts";
 
 const codes: Record<DebugErrorCode, Code> = {
@@ -75,7 +76,16 @@ export function agentDebugService(collectors: UprobeCollectors): ServiceImpl<typ
       if (!req.functionName) throw new ConnectError("function_name: is required", Code.InvalidArgument);
       if (req.functionName.length > 1024) throw new ConnectError("function_name: too long", Code.InvalidArgument);
       if (req.slowThresholdMs > 3_600_000) throw new ConnectError(`slow_threshold_ms: at most 3600000 (1 h), got ${req.slowThresholdMs}`, Code.InvalidArgument);
+      const kind = req.kind || "function";
+      if (kind !== "function" && kind !== "logpoint" && kind !== "snapshot") throw new ConnectError(`kind: must be function, logpoint or snapshot, got ${JSON.stringify(req.kind.slice(0, 40))}`, Code.InvalidArgument);
+      // Before the process is touched: the kind's own fields, and that the expressions parse.
+      if (kind !== "function") checkLineRequest({ kind, location: req.functionName, expression: req.expression, condition: req.condition, snapshotCount: req.snapshotCount });
+      else if (req.expression || req.condition || req.snapshotCount) throw new ConnectError("expression, condition and snapshot_count are for logpoints and snapshots", Code.InvalidArgument);
       const c = await collectors.start({
+        kind,
+        expression: req.expression,
+        condition: req.condition,
+        snapshotCount: req.snapshotCount,
         functionName: req.functionName,
         durationMs: req.durationMs,
         captureArgs: req.captureArgs,
@@ -122,6 +132,7 @@ export function agentDebugService(collectors: UprobeCollectors): ServiceImpl<typ
           args: e.args ?? [],
           returnValue: e.returnValue ?? "",
           goroutine: e.goroutine ?? "",
+          value: e.value ?? "",
         })),
         hasMore: page.hasMore,
         nextAfterSeq: last ? BigInt(last.seq) : req.afterSeq,

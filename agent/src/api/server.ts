@@ -3,6 +3,7 @@
 // gets an answer: every call carries a signature by the colony's identity key over
 // this agent, the method, the body and the time (colony-guard.ts checks it
 // before reading the body; colony-handler.ts checks the body against it).
+import { telemetryHandlers } from "./telemetry-handlers.ts";
 import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -14,6 +15,9 @@ import { RollbackControlService, RollbackPlanService } from "@coral/proto/gen/co
 import type { ServiceImpl } from "@connectrpc/connect";
 import { AgentDebugService } from "@coral/proto/gen/coral/agent/v1/debug_pb";
 import { AgentProfileService } from "@coral/proto/gen/coral/agent/v1/profile_pb";
+import { AgentTrafficService } from "@coral/proto/gen/coral/agent/v1/traffic_pb";
+import type { TrafficPuller } from "../traffic/puller.ts";
+import { agentTrafficService } from "./traffic-service.ts";
 import type { UprobeCollectors } from "../debug/collectors.ts";
 import type { CpuProfiler, HeapProfiler } from "../profile/index.ts";
 import type { AgentStore } from "../storage/index.ts";
@@ -71,6 +75,8 @@ export async function startAgentApi(options: {
   profile?: CpuProfiler;
   /** Heap profiles on demand (AgentProfileService.ProfileHeap, with profile); absent = unimplemented. */
   heapProfile?: HeapProfiler;
+  /** Traffic samples from the app's SDK (AgentTrafficService); absent = not served. */
+  traffic?: TrafficPuller;
 }): Promise<AgentApiServer> {
   const { store } = options;
   const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes;
@@ -84,7 +90,9 @@ export async function startAgentApi(options: {
       }
       if (options.debug) router.service(AgentDebugService, agentDebugService(options.debug));
       if (options.profile) router.service(AgentProfileService, agentProfileService(options.profile, options.heapProfile));
+      if (options.traffic) router.service(AgentTrafficService, agentTrafficService(store, options.traffic));
       router.service(AgentService, {
+        ...telemetryHandlers(store),
         async queryMetrics(req) {
           const page = await store.queryMetrics({ metricName: req.metricName || undefined, ...range(req.since, req.until, req.limit) });
           return {

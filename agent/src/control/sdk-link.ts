@@ -8,7 +8,13 @@ import { createClient, type Client, type Interceptor } from "@connectrpc/connect
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { FeatureFlagControlService, type SyncFlagsRequest } from "@coral/proto/gen/coral/control/v1/flags_pb";
 import { RollbackControlService, type ExecuteRollbackRequest, type ExecuteRollbackResponse } from "@coral/proto/gen/coral/control/v1/rollback_pb";
-import { CoralAppService, type GetHealthResponse, type GetInfoResponse } from "@coral/proto/gen/coral/sdk/v1/sdk_pb";
+import {
+  CoralAppService,
+  type DrainRequestsResponse,
+  type DrainTrafficResponse,
+  type GetHealthResponse,
+  type GetInfoResponse,
+} from "@coral/proto/gen/coral/sdk/v1/sdk_pb";
 import { findAnnouncement, sdkTokenHeader } from "@coral/sdk";
 
 export interface SdkReport {
@@ -86,6 +92,27 @@ export class SdkLink {
     const clients = this.clients;
     if (!clients || !this.report) throw new Error("the agent does not reach the app's Coral SDK (is coral.init called, or --sdk set?)");
     return clients.rollback.executeRollback(req, { timeoutMs });
+  }
+
+  /** The request middleware's RED aggregates since the last drain; null when no SDK is reached. */
+  async drainRequests(): Promise<DrainRequestsResponse | null> {
+    const clients = this.clients;
+    if (!clients || !this.report) return null;
+    return clients.app.drainRequests({}, { timeoutMs: 5000 });
+  }
+
+  /** Queued traffic samples (oldest first, at most maxSamples); null when no SDK is reached. */
+  async drainTraffic(maxSamples: number): Promise<DrainTrafficResponse | null> {
+    const clients = this.clients;
+    if (!clients || !this.report) return null;
+    return clients.app.drainTraffic({ maxSamples }, { timeoutMs: 5000 });
+  }
+
+  /** Sets the SDK's sample rate; null when no SDK is reached. */
+  async configureTraffic(sampleRate: number): Promise<number | null> {
+    const clients = this.clients;
+    if (!clients || !this.report) return null;
+    return (await clients.app.configureTraffic({ sampleRate }, { timeoutMs: 5000 })).sampleRate;
   }
 
   private async deliver(clients: Clients, key: string): Promise<boolean> {

@@ -14,35 +14,51 @@
 import { randomBytes } from "node:crypto";
 import { hasRegisterAbi } from "./go-buildinfo.ts";
 import { processSet } from "../observe/process-tree.ts";
-import type { AgentStore, UprobeCollectorRecord, UprobeEventRow, UprobeHistory } from "../storage/index.ts";
+import type { AgentStore, CollectorKind, UprobeCollectorRecord, UprobeEventRow, UprobeHistory } from "../storage/index.ts";
 import { listFunctions, type FunctionList } from "./elf.ts";
 import { GoRetSession } from "./go-ret.ts";
 import { NodeFunctionSession } from "./node/session.ts";
+import { NodeLineSession } from "./node/line-session.ts";
 import { isNodeProcess } from "../profile/inspector.ts";
 import type { SessionRequest } from "./probe-session.ts";
 import { DebugError, generateProgram, LIMITS } from "./program.ts";
 import { hasBpfPermission, SessionLimiter, summarizeCalls, UprobeSession, type SessionSummary, type StopReason, type UprobeEvent } from "./session.ts";
 
-/** What a collector needs of a session: bpftrace (C, C++, Rust), RET-instruction uprobes (Go) or V8 breakpoints (Node). */
-type CollectorSession = UprobeSession | GoRetSession | NodeFunctionSession;
+/** What a collector needs of a session: bpftrace (C, C++, Rust), RET-instruction uprobes (Go) or V8 breakpoints (Node functions, logpoints, snapshots). */
+type CollectorSession = UprobeSession | GoRetSession | NodeFunctionSession | NodeLineSession;
+
+/** Why a session ended, in words, when it says (a logpoint whose expression was refused). */
+const stopDetailOf = (s: CollectorSession | undefined) => (s instanceof NodeLineSession ? s.stopDetail : undefined);
 
 /** The binary stored for a Node collector: the function's script, marked. */
 const v8Binary = (script: string) => `v8:${script}`;
 
 export interface CollectorRequest extends SessionRequest {
   label?: string;
+  /** "function" (default); "logpoint" and "snapshot" (Node processes only): functionName is then file:line. */
+  kind?: CollectorKind;
+  /** Logpoints: the expression recorded each time the line runs. */
+  expression?: string;
+  /** Logpoints and snapshots: only the hits where this holds. */
+  condition?: string;
+  /** Snapshots: how many (1..50, default 1). */
+  snapshotCount?: number;
 }
 
 export interface CollectorInfo {
   id: string;
   label: string;
   functionName: string;
+  kind: CollectorKind;
+  expression: string;
+  condition: string;
+  snapshotCount: number;
   pid: number;
   startedAt: Date;
   expiresAt: Date;
   isGo: boolean;
-  /** v8-breakpoints: a Node process's JavaScript function (node/session.ts). */
-  returnProbe: "uretprobe" | "ret-instructions" | "v8-breakpoints" | "none";
+  /** v8-rewrite / v8-breakpoints: a Node process's JavaScript function, rewritten in place or seen by breakpoints (node/session.ts). */
+  returnProbe: "uretprobe" | "ret-instructions" | "v8-rewrite" | "v8-breakpoints" | "none";
   running: boolean;
   /** Over every run of the collector (before and after an agent restart). */
   summary: SessionSummary;
@@ -119,6 +135,7 @@ class Collector {
       args: ev.args,
       returnValue: ev.ret,
       goroutine: ev.goroutine,
+      value: ev.value,
     });
     this.timer ??= setTimeout(() => void this.flush(), flushDelayMs);
   }
@@ -148,7 +165,8 @@ class Collector {
     const current = this.session?.summary();
     const now = this.session?.events ?? [];
     const durations = [...this.before.durationsNs, ...now.flatMap((e) => (e.type === "return" && e.durationNs !== undefined ? [e.durationNs] : []))];
-    const entries = this.before.entries + now.filter((e) => e.type === "entry").length;
+    // Entries, or a logpoint's or snapshot's records.
+    const entries = this.before.entries + now.filter((e) => e.type !== "return").length;
     const summary = summarizeCalls(entries, durations, {
       function: current?.function ?? r.functionName,
       slowThresholdNs: current?.slowThresholdNs ?? r.slowThresholdMs * 1e6,
@@ -161,14 +179,18 @@ class Collector {
       id: r.collectorId,
       label: r.label,
       functionName: r.functionName,
+      kind: r.kind ?? "function",
+      expression: r.expression ?? "",
+      condition: r.condition ?? "",
+      snapshotCount: r.snapshotCount ?? 0,
       pid: r.pid,
       startedAt: r.startedAt,
       expiresAt: r.expiresAt,
       isGo: r.isGo,
-      returnProbe: r.binary.startsWith("v8:") ? "v8-breakpoints" : r.isGo ? "ret-instructions" : "uretprobe",
+      returnProbe: r.binary.startsWith("v8:") ? (this.session instanceof NodeFunctionSession && this.session.method === "instrumented" ? "v8-rewrite" : "v8-breakpoints") : r.isGo ? "ret-instructions" : "uretprobe",
       running: this.session?.running ?? false,
       summary,
-      stopDetail: this.end?.detail ?? r.stopDetail ?? "",
+      stopDetail: this.end?.detail ?? stopDetailOf(this.session) ?? r.stopDetail ?? "",
     };
   }
 }
@@ -214,6 +236,10 @@ export class UprobeCollectors {
       endedAt: null,
       stopReason: null,
       stopDetail: null,
+      kind: req.kind ?? "function",
+      expression: req.expression ?? "",
+      condition: req.condition ?? "",
+      snapshotCount: session instanceof NodeLineSession ? session.snapshotCount : 0,
     };
     try {
       await this.options.store.saveUprobeCollector(record);
@@ -276,7 +302,7 @@ export class UprobeCollectors {
     session.on("end", (reason: StopReason | undefined) => {
       if (this.closed) return;
       this.options.store
-        .endUprobeCollector(record.collectorId, { at: new Date(), stopReason: reason ?? "stopped", detail: null })
+        .endUprobeCollector(record.collectorId, { at: new Date(), stopReason: reason ?? "stopped", detail: stopDetailOf(session) ?? null })
         .catch((err: unknown) => this.options.onError?.(record.collectorId, err));
     });
     return collector;
@@ -295,6 +321,25 @@ export class UprobeCollectors {
       maxEvents: req.maxEvents || undefined,
     };
     const slowThresholdMs = req.slowThresholdMs || 100;
+    const kind = req.kind || "function";
+    if (kind !== "function") {
+      if (!isNodeProcess(pid))
+        throw new DebugError("unsupported", `${kind}s work on Node processes only (through the V8 inspector); the observed process (pid ${pid}) is not Node: trace its functions with coral debug attach`);
+      const session = await NodeLineSession.start({
+        id,
+        pid,
+        kind,
+        location: req.functionName,
+        expression: req.expression,
+        condition: req.condition || undefined,
+        // A resumed snapshot takes the ones it has left.
+        snapshotCount: kind === "snapshot" ? Math.min(req.snapshotCount || 1, req.maxEvents || 50) : undefined,
+        durationMs: req.durationMs || undefined,
+        maxEvents: req.maxEvents || undefined,
+        limiter: this.limiter,
+      });
+      return { session, binary: v8Binary(session.line?.script ?? "") };
+    }
     if (isNodeProcess(pid)) {
       if (expectGo) throw new DebugError("unsupported", `the observed process (pid ${pid}) is a Node process; the collector was started on a Go one`);
       const session = await NodeFunctionSession.start({ ...common, functionName: req.functionName, id, slowThresholdMs, captureReturn: req.captureReturn ?? false, limiter: this.limiter });

@@ -22,7 +22,8 @@ export interface SessionRequest {
 }
 
 export interface UprobeEvent {
-  type: "entry" | "return";
+  /** log: a logpoint's value; snapshot: a snapshot's names and values (Node line sessions, node/line-session.ts). */
+  type: "entry" | "return" | "log" | "snapshot";
   /** Kernel monotonic nanoseconds. */
   ns: bigint;
   /** Wall-clock milliseconds since epoch. */
@@ -37,6 +38,8 @@ export interface UprobeEvent {
   ret?: string;
   /** Go: goroutine (g pointer) for pairing. */
   goroutine?: string;
+  /** log: the expression's formatted value ("!TypeError: …" when it threw); snapshot: a JSON object name → formatted value. */
+  value?: string;
 }
 
 /** resume_failed: a restarted agent could not re-attach the collector (see its stop detail). */

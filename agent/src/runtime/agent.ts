@@ -18,9 +18,11 @@ import { RollbackExecutor, SdkLink, type AgentRollbackConfig } from "../control/
 import { UprobeCollectors } from "../debug/collectors.ts";
 import { ContinuousProfiler, CpuProfiler, HeapProfiler, SymbolCache, type ContinuousStatus } from "../profile/index.ts";
 import { continuousProfileFromEnv, profileWindowToProto } from "./continuous-profile.ts";
+import { otlpFromEnv, startOtlp, type OtlpOptions, type OtlpStatus } from "./otlp.ts";
 import { ProcessWatcher, healthTargetFor, probeHealth, scrapePrometheus, type HealthResult, type ProcessSetSnapshot, type TcpConnection } from "../observe/index.ts";
 import { KernelConnections, type KernelConnectionsStatus, type OpenedCount } from "../observe/kernel-connections.ts";
 import { HttpTracer, httpTracingEnabled, requestMetricPoints, type HttpTracerStatus } from "../observe/http/index.ts";
+import { TrafficPuller, type TrafficBufferBounds, type TrafficPullerStatus } from "../traffic/puller.ts";
 import { Publisher, openAgentStore, type DropCounters, type OutboxBounds, type AgentStore, type MetricPoint } from "../storage/index.ts";
 import { ColonyLink, needsReRegistration, type HeartbeatInfo, type Invitation } from "./colony-link.ts";
 import { loadAgentIdentity } from "./identity.ts";
@@ -94,6 +96,13 @@ export interface AgentOptions {
    * CORAL_HTTP_TRACING, else on unless connectionSource is "procfs".
    */
   httpTracing?: boolean;
+  /**
+   * OpenTelemetry in (OTLP/HTTP on 4318, OTLP/gRPC on 4317, loopback), or
+   * false for none. Default: on, unless CORAL_OTLP=0.
+   */
+  otlp?: OtlpOptions | false;
+  /** The traffic sample buffer's bounds (default 50 MiB and 1 h), pruned every traffic.pruneIntervalMs (default 30 s). */
+  traffic?: Partial<TrafficBufferBounds> & { pruneIntervalMs?: number };
 }
 
 export type AgentNotice =
@@ -119,6 +128,10 @@ export interface RunningAgent extends AsyncDisposable {
   continuousProfile(): ContinuousStatus | undefined;
   /** What the HTTP request tracer does, or undefined when it is turned off. */
   httpTracing(): HttpTracerStatus | undefined;
+  /** What the OTLP endpoints received and kept, or undefined when they are turned off. */
+  otlp(): OtlpStatus | undefined;
+  /** What the app's SDK middleware handed over: requests, samples, drops, and the sample rate. */
+  traffic(): TrafficPullerStatus;
   close(reason?: string): Promise<void>;
 }
 
@@ -204,6 +217,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const heapProfiler = new HeapProfiler({ observedPid: () => observedPid, servicePort: () => options.port, logger: log });
   const sdk = new SdkLink({ port: options.sdkPort, announceDir: options.sdkAnnounceDir, logger: log });
   const rollbacks = new RollbackExecutor({ serviceName: options.serviceName, config: options.rollback, sdk, log });
+  // The SDK's request middleware: RED (preferred to eBPF's for the service while it reports) and traffic samples.
+  const traffic = new TrafficPuller({ serviceName: options.serviceName, sdk, store, bounds: options.traffic, logger: log });
   const api: AgentApiServer = await startAgentApi({
     store,
     agentId,
@@ -214,6 +229,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     debug,
     profile: profiler,
     heapProfile: heapProfiler,
+    traffic,
     control: {
       flags: {
         syncFlags: async (req) => {
@@ -279,7 +295,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const httpTracer = httpTracingEnabled(options.httpTracing, connectionMode)
     ? new HttpTracer({ bpftracePath: options.bpftracePath, pids: () => (observedPid === null ? [] : (lastSnapshot?.pids ?? [observedPid])) })
     : null;
-  httpTracer?.on("requests", (list) => void store.recordMetrics(requestMetricPoints(list)).catch((err: unknown) => log.warn({ err: String(err) }, "could not store requests")));
+  httpTracer?.on("requests", (list) => {
+    // The SDK sees the same requests (and HTTPS too): its figures stand, these would count them twice.
+    if (traffic.sdkInstrumented()) return;
+    void store.recordMetrics(requestMetricPoints(list)).catch((err: unknown) => log.warn({ err: String(err) }, "could not store requests"));
+  });
   httpTracer?.on("status", (st) => log.info({ state: st.state, reason: st.reason }, "HTTP request tracing (eBPF)"));
   const procfsOpened = new Map<string, OpenedCount>();
   let procfsInodes = new Set<number>();
@@ -434,6 +454,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   if (!kernel) reportSource(connectionSource());
   else void kernel.start();
   void httpTracer?.start();
+  const otlpOptions = options.otlp ?? otlpFromEnv();
+  const otlp = otlpOptions ? await startOtlp(otlpOptions, store, options.serviceName, log) : undefined;
   // A restarted agent resumes its collectors once it knows which process it
   // observes now, or that none listens (then they end, saying so).
   const firstLook = new Promise<void>((resolve) => {
@@ -603,6 +625,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     await watcher.stop().catch(() => undefined);
     await kernel?.stop().catch(() => undefined);
     await httpTracer?.stop().catch(() => undefined);
+    await otlp?.stop().catch(() => undefined);
     await debug.close().catch(() => undefined);
     await profiler.close().catch(() => undefined);
     await api.close().catch(() => undefined);
@@ -615,6 +638,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
 
   every(options.sampleIntervalMs ?? 1000, probe);
   every(options.sampleIntervalMs ?? 1000, pollSdk);
+  every(options.sampleIntervalMs ?? 1000, () => traffic.pull());
+  every(options.traffic?.pruneIntervalMs ?? 30_000, () => traffic.prune());
   every(options.scrapeIntervalMs ?? 10_000, scrape);
   every(options.summaryIntervalMs ?? 60_000, summarize);
   const beat = async () => {
@@ -649,6 +674,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       // The lines bpftrace printed before it stops are still counted.
       await kernel?.stop().catch(() => undefined);
       await httpTracer?.stop().catch(() => undefined);
+      // What the apps sent is stored, undecided traces by their keep rules.
+      await otlp?.stop().catch(() => undefined);
       // Its last, partial window is stored and queued too.
       await continuous?.close().catch(() => undefined);
       await summarize().catch(() => undefined);
@@ -678,6 +705,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     connectionSource,
     continuousProfile: () => continuous?.status(),
     httpTracing: () => httpTracer?.status(),
+    otlp: () => otlp?.status(),
+    traffic: () => traffic.status(),
     close,
     [Symbol.asyncDispose]: () => close(),
   };

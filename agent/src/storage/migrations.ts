@@ -114,6 +114,77 @@ CREATE TABLE profile_windows (
 CREATE INDEX profile_windows_start ON profile_windows (window_start);
 `;
 
+// Node logpoints and snapshots: each record's value, and what a collector
+// records (so a restarted agent resumes a logpoint as a logpoint).
+const lineSessions = `
+ALTER TABLE uprobe_events ADD COLUMN value TEXT;
+ALTER TABLE uprobe_collectors ADD COLUMN kind TEXT DEFAULT 'function';
+ALTER TABLE uprobe_collectors ADD COLUMN expression TEXT DEFAULT '';
+ALTER TABLE uprobe_collectors ADD COLUMN condition TEXT DEFAULT '';
+ALTER TABLE uprobe_collectors ADD COLUMN snapshot_count INTEGER DEFAULT 0;
+`;
+
+// Traffic samples from the SDK's request middleware (traffic.ts): bounded by bytes and age, pruned on a timer.
+const trafficSamples = `
+CREATE TABLE IF NOT EXISTS traffic_samples (
+  id TEXT PRIMARY KEY,
+  method TEXT NOT NULL,
+  path TEXT NOT NULL,
+  route TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  start_time TIMESTAMP NOT NULL,
+  duration_ms DOUBLE NOT NULL,
+  reason TEXT NOT NULL,
+  received_at TIMESTAMP NOT NULL,
+  request_headers JSON NOT NULL,
+  response_headers JSON NOT NULL,
+  request_body TEXT NOT NULL,
+  request_body_truncated BOOLEAN NOT NULL,
+  request_body_size BIGINT NOT NULL,
+  response_body TEXT NOT NULL,
+  response_body_truncated BOOLEAN NOT NULL,
+  response_body_size BIGINT NOT NULL,
+  size_bytes BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS traffic_samples_start ON traffic_samples (start_time);
+`;
+
+// OpenTelemetry in (agent/src/otlp): spans the tail keep rules kept, and log
+// records, both in the raw window. Times are the sender's, in ns since the
+// epoch, as OTLP carries them; ids are hex.
+const otlp = `
+CREATE TABLE otlp_spans (
+  trace_id TEXT NOT NULL,
+  span_id TEXT NOT NULL,
+  parent_span_id TEXT NOT NULL,
+  service TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  start_time TIMESTAMP NOT NULL,
+  start_ns BIGINT NOT NULL,
+  duration_ms DOUBLE NOT NULL,
+  error BOOLEAN NOT NULL,
+  status_message TEXT NOT NULL,
+  attributes JSON NOT NULL
+);
+CREATE INDEX otlp_spans_start ON otlp_spans (start_time);
+CREATE INDEX otlp_spans_trace ON otlp_spans (trace_id);
+CREATE TABLE otlp_logs (
+  timestamp TIMESTAMP NOT NULL,
+  time_ns BIGINT NOT NULL,
+  service TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  severity_number INTEGER NOT NULL,
+  severity_text TEXT NOT NULL,
+  body TEXT NOT NULL,
+  attributes JSON NOT NULL,
+  trace_id TEXT NOT NULL,
+  span_id TEXT NOT NULL
+);
+CREATE INDEX otlp_logs_time ON otlp_logs (timestamp);
+`;
+
 export const migrations: readonly Migration[] = [
   { version: 1, name: "agent schema and outbox", up: initial },
   { version: 2, name: "uprobe events", up: uprobeEvents },
@@ -121,6 +192,9 @@ export const migrations: readonly Migration[] = [
   // The session's slow-call threshold, so a resumed collector's summary keeps it.
   { version: 4, name: "uprobe slow threshold", up: "ALTER TABLE uprobe_collectors ADD COLUMN slow_threshold_ms INTEGER DEFAULT 100;" },
   { version: 5, name: "profile windows", up: profileWindows },
+  { version: 6, name: "node logpoints and snapshots", up: lineSessions },
+  { version: 7, name: "traffic samples", up: trafficSamples },
+  { version: 8, name: "OpenTelemetry spans and logs", up: otlp },
 ];
 
 /** Applies every migration newer than the file's schema version, in order. */

@@ -28,14 +28,21 @@ describe("retention", () => {
     const window = { durationMs: 60_000, hz: 19, totalSamples: 3, otherSamples: 1, frames: [{ function: "main", module: "/bin/x", kernel: false }], stacks: [{ frameIds: [0], samples: 2, pid: 7 }] };
     await store.recordProfileWindow({ ...window, start: old });
     await store.recordProfileWindow({ ...window, start: fresh, totalSamples: 5 });
+    const ns = (d: Date) => BigInt(d.getTime()) * 1_000_000n;
+    const span = { traceId: "ab".repeat(16), spanId: "cd".repeat(8), parentSpanId: "", service: "api", pid: 1, name: "GET /", kind: "server", endNs: 0n, durationMs: 1, error: false, statusMessage: "", attributes: "{}" };
+    await store.recordSpans([{ ...span, startNs: ns(old) }, { ...span, spanId: "ef".repeat(8), startNs: ns(fresh) }]);
+    const log = { service: "api", pid: 1, severityNumber: 17, severityText: "ERROR", attributes: "{}", traceId: "", spanId: "" };
+    await store.recordLogs([{ ...log, timeNs: ns(old), body: "old" }, { ...log, timeNs: ns(fresh), body: "fresh" }]);
     await store.enqueue({ batchId: "ancient", subject: "coral.c.telemetry", payload: new Uint8Array([1]), at: at(0) });
 
-    expect(await store.applyRetention(now)).toEqual({ cutoff: edge, metrics: 1, events: 1, connections: 1, snapshots: 1, uprobeEvents: 0, profileWindows: 1, uprobeCollectors: 0 });
+    expect(await store.applyRetention(now)).toEqual({ cutoff: edge, metrics: 1, events: 1, connections: 1, snapshots: 1, uprobeEvents: 0, profileWindows: 1, uprobeCollectors: 0, otlpSpans: 1, otlpLogs: 1 });
     expect((await store.queryMetrics({ limit: 10 })).rows.map((p) => p.value)).toEqual([2, 3]);
     expect((await store.queryEvents({ limit: 10 })).rows.map((e) => e.eventId)).toEqual(["fresh"]);
     expect((await store.queryConnections({ limit: 10 })).rows.map((c) => c.observedAt)).toEqual([fresh]);
     expect((await store.querySnapshots({ limit: 10 })).rows.map((s) => s.timestamp)).toEqual([fresh]);
     expect((await store.queryProfileWindows({ limit: 10 })).rows).toEqual([{ ...window, start: fresh, totalSamples: 5 }]);
+    expect((await store.querySpans({ limit: 10 })).rows.map((r) => r.spanId)).toEqual(["ef".repeat(8)]);
+    expect((await store.queryLogs({ limit: 10 })).rows.map((r) => r.body)).toEqual(["fresh"]);
     expect((await store.peek(10)).map((r) => r.batchId)).toEqual(["ancient"]);
     expect(await store.pendingCount()).toBe(1);
   });

@@ -33,6 +33,8 @@ const targets = [
   { key: "profileWindows", sql: "DELETE FROM profile_windows WHERE window_start < $1" },
   // A collector still running (ended_at NULL) is never trimmed.
   { key: "uprobeCollectors", sql: "DELETE FROM uprobe_collectors WHERE ended_at < $1" },
+  { key: "otlpSpans", sql: "DELETE FROM otlp_spans WHERE start_time < $1" },
+  { key: "otlpLogs", sql: "DELETE FROM otlp_logs WHERE timestamp < $1" },
 ] as const;
 
 /** Writer side: deletes raw rows with a timestamp before now - retentionMs, in one transaction. */
@@ -40,7 +42,7 @@ export async function applyRetention(conn: Conn, retentionMs: number, now: Date)
   const cutoff = new Date(now.getTime() - retentionMs);
   const cut = ts(cutoff);
   return transaction(conn, async () => {
-    const result: RetentionResult = { cutoff, metrics: 0, events: 0, connections: 0, snapshots: 0, uprobeEvents: 0, profileWindows: 0, uprobeCollectors: 0 };
+    const result: RetentionResult = { cutoff, metrics: 0, events: 0, connections: 0, snapshots: 0, uprobeEvents: 0, profileWindows: 0, uprobeCollectors: 0, otlpSpans: 0, otlpLogs: 0 };
     for (const t of targets) result[t.key] = await exec(conn, t.sql, [cut]);
     return result;
   });

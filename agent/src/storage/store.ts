@@ -11,11 +11,21 @@ import { migrate, schemaVersion } from "./migrations.ts";
 import * as outbox from "./outbox.ts";
 import * as proc from "./process.ts";
 import * as uprobe from "./uprobe.ts";
+import * as otlp from "./otlp.ts";
+import type { LogQuery, SpanQuery } from "./otlp.ts";
+import type { LogRecordRow, SpanRecord } from "../otlp/records.ts";
 import * as profiles from "./profiles.ts";
+import * as traffic from "./traffic.ts";
 import { applyRetention, checkRetention, DEFAULT_CLEANUP_INTERVAL_MS } from "./retention.ts";
 import { transaction, type Conn } from "./sql.ts";
 import { WriteBuffer, type BufferedRows } from "./write-buffer.ts";
 import type {
+  StoredTrafficSample,
+  TrafficPrune,
+  TrafficQuery,
+  TrafficSampleInput,
+  TrafficStats,
+  TrafficSummary,
   ProfileWindowInput,
   ProfileWindowQuery,
   StoredProfileWindow,
@@ -259,6 +269,22 @@ class DuckAgentStore implements AgentStore {
     return this.#write((c) => uprobe.recordUprobeEvents(c, collectorId, rows));
   }
 
+  recordSpans(spans: readonly SpanRecord[]): Promise<number> {
+    return this.#write((c) => otlp.recordSpans(c, spans));
+  }
+
+  recordLogs(logs: readonly LogRecordRow[]): Promise<number> {
+    return this.#write((c) => otlp.recordLogs(c, logs));
+  }
+
+  querySpans(q: SpanQuery): Promise<{ rows: SpanRecord[]; truncated: boolean }> {
+    return this.#read((c) => otlp.querySpans(c, q));
+  }
+
+  queryLogs(q: LogQuery): Promise<{ rows: (LogRecordRow & { timestamp: Date })[]; truncated: boolean }> {
+    return this.#read((c) => otlp.queryLogs(c, q));
+  }
+
   queryUprobeEvents(q: UprobeEventQuery): Promise<{ rows: StoredUprobeEvent[]; hasMore: boolean }> {
     return this.#read((c) => uprobe.queryUprobeEvents(c, q));
   }
@@ -285,6 +311,26 @@ class DuckAgentStore implements AgentStore {
 
   queryProfileWindows(q: ProfileWindowQuery): Promise<QueryPage<StoredProfileWindow>> {
     return this.#read((c) => profiles.queryProfileWindows(c, q));
+  }
+
+  recordTrafficSamples(list: readonly TrafficSampleInput[], receivedAt: Date): Promise<number> {
+    return this.#write((c) => transaction(c, () => traffic.recordTrafficSamples(c, list, receivedAt)));
+  }
+
+  queryTraffic(q: TrafficQuery): Promise<QueryPage<TrafficSummary>> {
+    return this.#read((c) => traffic.queryTraffic(c, q));
+  }
+
+  getTrafficSample(id: string): Promise<StoredTrafficSample | null> {
+    return this.#read((c) => traffic.getTrafficSample(c, id));
+  }
+
+  trafficStats(): Promise<TrafficStats> {
+    return this.#read((c) => traffic.trafficStats(c));
+  }
+
+  pruneTraffic(bounds: { maxBytes: number; maxAgeMs: number }, now: Date = new Date()): Promise<TrafficPrune> {
+    return this.#write((c) => traffic.pruneTraffic(c, bounds, now));
   }
 
   summarize(since: Date, until: Date): Promise<MetricSummary[]> {

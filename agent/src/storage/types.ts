@@ -2,6 +2,9 @@
 // the config) holding the last 1-6 h of raw observations, plus the outbox of
 // telemetry batches not yet acknowledged by the colony's JetStream.
 
+import type { LogRecordRow, SpanRecord } from "../otlp/records.ts";
+import type { LogQuery, SpanQuery } from "./otlp.ts";
+
 /** Where background work (cleanup, publisher) reports problems. Never throws into the caller. */
 export type StorageLogger = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 
@@ -138,6 +141,8 @@ export interface RetentionResult {
   profileWindows: number;
   /** Collectors that ended before the cutoff. */
   uprobeCollectors: number;
+  otlpSpans: number;
+  otlpLogs: number;
 }
 
 /** One window of the always-on CPU profiler (agent/src/profile/continuous.ts). */
@@ -219,13 +224,16 @@ export interface OutboxRetry {
 export interface UprobeEventRow {
   seq: number;
   timestamp: Date;
-  type: "entry" | "return";
+  /** log and snapshot: a Node logpoint's or snapshot's record (value holds it). */
+  type: "entry" | "return" | "log" | "snapshot";
   pid: number;
   tid: number;
   durationNs?: number;
   args?: string[];
   returnValue?: string;
   goroutine?: string;
+  /** log: the formatted value; snapshot: a JSON object name → formatted value. */
+  value?: string;
 }
 
 export interface StoredUprobeEvent extends UprobeEventRow {
@@ -262,7 +270,17 @@ export interface UprobeCollectorRecord {
   stopReason: string | null;
   /** Why, in words, when the stop reason alone does not say it. */
   stopDetail: string | null;
+  /** "function" (the default), or a Node line session: "logpoint", "snapshot" (functionName is then file:line). */
+  kind?: CollectorKind;
+  /** Logpoints: the expression recorded. */
+  expression?: string;
+  /** Logpoints and snapshots: only the hits where this holds ("" for all). */
+  condition?: string;
+  /** Snapshots: how many were asked for. */
+  snapshotCount?: number;
 }
+
+export type CollectorKind = "function" | "logpoint" | "snapshot";
 
 export interface UprobeCollectorEnd {
   at: Date;
@@ -278,6 +296,62 @@ export interface UprobeHistory {
   entries: number;
   /** Durations of the stored return events. */
   durationsNs: number[];
+}
+
+/** A traffic sample as the SDK handed it over (headers already redacted there). */
+export interface TrafficSampleInput {
+  /** "<service>.<hex>". */
+  id: string;
+  method: string;
+  path: string;
+  route: string;
+  status: number;
+  startTime: Date;
+  durationMs: number;
+  requestHeaders: { name: string; value: string }[];
+  responseHeaders: { name: string; value: string }[];
+  requestBody: Uint8Array;
+  requestBodyTruncated: boolean;
+  requestBodySize: number;
+  responseBody: Uint8Array;
+  responseBodyTruncated: boolean;
+  responseBodySize: number;
+  reason: string;
+}
+
+export interface TrafficSummary {
+  id: string;
+  method: string;
+  path: string;
+  route: string;
+  status: number;
+  startTime: Date;
+  durationMs: number;
+  reason: string;
+}
+
+export interface StoredTrafficSample extends TrafficSampleInput {
+  receivedAt: Date;
+  sizeBytes: number;
+}
+
+export interface TrafficQuery {
+  pathPrefix?: string;
+  method?: string;
+  /** One status (404) or a class (5 = 5xx). */
+  status?: { kind: "exact" | "class"; value: number };
+  since?: Date;
+  limit: number;
+}
+
+export interface TrafficStats {
+  samples: number;
+  bytes: number;
+}
+
+export interface TrafficPrune {
+  byAge: number;
+  byBytes: number;
 }
 
 export interface AgentStore extends AsyncDisposable {
@@ -304,6 +378,11 @@ export interface AgentStore extends AsyncDisposable {
 
   /** Live debugging: appends a collector's events (idempotent on seq). */
   recordUprobeEvents(collectorId: string, rows: readonly UprobeEventRow[]): Promise<number>;
+  /** OpenTelemetry spans (kept by the tail rules) and log records, appended in one flush each. */
+  recordSpans(spans: readonly SpanRecord[]): Promise<number>;
+  recordLogs(logs: readonly LogRecordRow[]): Promise<number>;
+  querySpans(q: SpanQuery): Promise<{ rows: SpanRecord[]; truncated: boolean }>;
+  queryLogs(q: LogQuery): Promise<{ rows: (LogRecordRow & { timestamp: Date })[]; truncated: boolean }>;
   /** A collector's events after `afterSeq`, oldest first. */
   queryUprobeEvents(q: UprobeEventQuery): Promise<{ rows: StoredUprobeEvent[]; hasMore: boolean }>;
   /** Stores (or replaces) a collector's request. */
@@ -317,6 +396,15 @@ export interface AgentStore extends AsyncDisposable {
   /** The always-on profiler's windows. */
   recordProfileWindow(window: ProfileWindowInput): Promise<void>;
   queryProfileWindows(q: ProfileWindowQuery): Promise<QueryPage<StoredProfileWindow>>;
+
+  /** Traffic samples from the SDK (idempotent on id). Returns rows stored. */
+  recordTrafficSamples(list: readonly TrafficSampleInput[], receivedAt: Date): Promise<number>;
+  /** Matching samples, newest first. */
+  queryTraffic(q: TrafficQuery): Promise<QueryPage<TrafficSummary>>;
+  getTrafficSample(id: string): Promise<StoredTrafficSample | null>;
+  trafficStats(): Promise<TrafficStats>;
+  /** Drops samples older than maxAgeMs, then the oldest beyond maxBytes. */
+  pruneTraffic(bounds: { maxBytes: number; maxAgeMs: number }, now?: Date): Promise<TrafficPrune>;
 
   /** Per metric name (sorted), over raw points with since <= timestamp < until. */
   summarize(since: Date, until: Date): Promise<MetricSummary[]>;

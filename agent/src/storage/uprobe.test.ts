@@ -20,6 +20,10 @@ const collector = (id: string, startedAt: Date): UprobeCollectorRecord => ({
   endedAt: null,
   stopReason: null,
   stopDetail: null,
+  kind: "function",
+  expression: "",
+  condition: "",
+  snapshotCount: 0,
 });
 
 describe("uprobe collector records", () => {
@@ -40,6 +44,30 @@ describe("uprobe collector records", () => {
     expect(listed.map((c) => c.collectorId)).toEqual(["c-running", "c-recent"]);
     expect(listed[0]).toEqual(collector("c-running", at(0)));
     expect(listed[1]).toMatchObject({ endedAt: at(100), stopReason: "resume_failed", stopDetail: "function gone" });
+  });
+
+  it("keeps a logpoint's expression and condition, a snapshot's count, and the records' values (migration 6)", async () => {
+    await using t = await tempStores();
+    let store = await t.open("agent.duckdb");
+    const logpoint: UprobeCollectorRecord = { ...collector("c-log", at(0)), functionName: "app.mjs:12", kind: "logpoint", expression: "a + b", condition: "a > 1" };
+    await store.saveUprobeCollector(logpoint);
+    await store.saveUprobeCollector({ ...collector("c-snap", at(1)), functionName: "app.mjs:12", kind: "snapshot", snapshotCount: 3 });
+    await store.recordUprobeEvents("c-log", [
+      { seq: 1, timestamp: at(2), type: "log", pid: 42, tid: 42, value: "3" },
+      { seq: 2, timestamp: at(3), type: "log", pid: 42, tid: 42, value: "!TypeError: x" },
+    ]);
+    await store.recordUprobeEvents("c-snap", [{ seq: 1, timestamp: at(4), type: "snapshot", pid: 42, tid: 42, value: '{"a":"1"}' }]);
+    await store.close();
+    store = await t.open("agent.duckdb");
+    const listed = await store.listUprobeCollectors(at(0));
+    expect(listed[0]).toEqual(logpoint);
+    expect(listed[1]).toMatchObject({ kind: "snapshot", snapshotCount: 3, expression: "" });
+    expect((await store.queryUprobeEvents({ collectorId: "c-log", limit: 10 })).rows.map((r) => [r.type, r.value])).toEqual([
+      ["log", "3"],
+      ["log", "!TypeError: x"],
+    ]);
+    // Records count as the summary's entries.
+    expect(await store.uprobeHistory("c-snap")).toMatchObject({ lastSeq: 1, count: 1, entries: 1, durationsNs: [] });
   });
 
   it("says where a collector's seq stands and the durations of its calls", async () => {

@@ -2,9 +2,9 @@
 // resume them) and their events, appended in batches as the sessions print
 // them, read back oldest first by seq (the pagination cursor).
 import { all, checkDate, date, exec, jsonOrNull, num, str, strOrNull, ts, type Conn, type Params, type Row } from "./sql.ts";
-import type { StoredUprobeEvent, UprobeCollectorEnd, UprobeCollectorRecord, UprobeEventQuery, UprobeEventRow, UprobeHistory } from "./types.ts";
+import type { CollectorKind, StoredUprobeEvent, UprobeCollectorEnd, UprobeCollectorRecord, UprobeEventQuery, UprobeEventRow, UprobeHistory } from "./types.ts";
 
-const columns = "collector_id, seq, timestamp, event_type, pid, tid, duration_ns, args, return_value, goroutine";
+const columns = "collector_id, seq, timestamp, event_type, pid, tid, duration_ns, args, return_value, goroutine, value";
 const maxRowsPerInsert = 500;
 
 export async function recordUprobeEvents(conn: Conn, collectorId: string, rows: readonly UprobeEventRow[]): Promise<number> {
@@ -26,8 +26,9 @@ export async function recordUprobeEvents(conn: Conn, collectorId: string, rows: 
         r.args ? JSON.stringify(r.args) : null,
         r.returnValue ?? null,
         r.goroutine ?? null,
+        r.value ?? null,
       );
-      return `(${Array.from({ length: 10 }, (_, k) => `$${base + k + 1}`).join(", ")})`;
+      return `(${Array.from({ length: 11 }, (_, k) => `$${base + k + 1}`).join(", ")})`;
     });
     await exec(conn, `INSERT INTO uprobe_events (${columns}) VALUES ${values.join(", ")} ON CONFLICT DO NOTHING`, params);
   }
@@ -46,6 +47,7 @@ function toEvent(r: Row): StoredUprobeEvent {
     args: jsonOrNull<string[]>(r.args) ?? undefined,
     returnValue: strOrNull(r.return_value) ?? undefined,
     goroutine: strOrNull(r.goroutine) ?? undefined,
+    value: strOrNull(r.value) ?? undefined,
   };
 }
 
@@ -67,7 +69,7 @@ export async function queryUprobeEvents(conn: Conn, q: UprobeEventQuery): Promis
 }
 
 const collectorColumns =
-  "collector_id, label, function_name, duration_ms, capture_args, capture_return, sample_rate, max_events, started_at, expires_at, binary_path, is_go, pid, ended_at, stop_reason, stop_detail, slow_threshold_ms";
+  "collector_id, label, function_name, duration_ms, capture_args, capture_return, sample_rate, max_events, started_at, expires_at, binary_path, is_go, pid, ended_at, stop_reason, stop_detail, slow_threshold_ms, kind, expression, condition, snapshot_count";
 
 /** Stores a collector's request (again, when it is resumed on a new pid). */
 export async function saveUprobeCollector(conn: Conn, c: UprobeCollectorRecord): Promise<void> {
@@ -76,7 +78,7 @@ export async function saveUprobeCollector(conn: Conn, c: UprobeCollectorRecord):
   checkDate(c.expiresAt, "collector expiresAt");
   await exec(
     conn,
-    `INSERT OR REPLACE INTO uprobe_collectors (${collectorColumns}) VALUES (${Array.from({ length: 17 }, (_, k) => `$${k + 1}`).join(", ")})`,
+    `INSERT OR REPLACE INTO uprobe_collectors (${collectorColumns}) VALUES (${Array.from({ length: 21 }, (_, k) => `$${k + 1}`).join(", ")})`,
     [
       c.collectorId,
       c.label,
@@ -95,6 +97,10 @@ export async function saveUprobeCollector(conn: Conn, c: UprobeCollectorRecord):
       c.stopReason,
       c.stopDetail,
       c.slowThresholdMs,
+      c.kind ?? "function",
+      c.expression ?? "",
+      c.condition ?? "",
+      c.snapshotCount ?? 0,
     ],
   );
 }
@@ -129,6 +135,10 @@ function toCollector(r: Row): UprobeCollectorRecord {
     endedAt: r.ended_at === null || r.ended_at === undefined ? null : date(r.ended_at),
     stopReason: strOrNull(r.stop_reason),
     stopDetail: strOrNull(r.stop_detail),
+    kind: (strOrNull(r.kind) ?? "function") as CollectorKind,
+    expression: strOrNull(r.expression) ?? "",
+    condition: strOrNull(r.condition) ?? "",
+    snapshotCount: r.snapshot_count === null || r.snapshot_count === undefined ? 0 : num(r.snapshot_count),
   };
 }
 
@@ -144,7 +154,7 @@ export async function listUprobeCollectors(conn: Conn, endedSince: Date): Promis
 export async function uprobeHistory(conn: Conn, collectorId: string): Promise<UprobeHistory> {
   const [totals] = await all(
     conn,
-    "SELECT coalesce(max(seq), 0) AS last_seq, count(*) AS n, count(*) FILTER (WHERE event_type = 'entry') AS entries FROM uprobe_events WHERE collector_id = $1",
+    "SELECT coalesce(max(seq), 0) AS last_seq, count(*) AS n, count(*) FILTER (WHERE event_type <> 'return') AS entries FROM uprobe_events WHERE collector_id = $1",
     [collectorId],
   );
   const durations = await all(conn, "SELECT duration_ns FROM uprobe_events WHERE collector_id = $1 AND event_type = 'return' AND duration_ns IS NOT NULL", [collectorId]);

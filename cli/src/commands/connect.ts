@@ -265,6 +265,9 @@ export function connectCommand(): Command {
         .default(19),
     )
     .option("--no-continuous-profile", "no always-on CPU profiler (same as --profile-hz 0)")
+    .addOption(new Option("--otlp-http <port>", "OTLP/HTTP port on loopback for the apps' OpenTelemetry traces and logs (read with coral traces, coral logs)").env("CORAL_OTLP_HTTP_PORT").argParser(intOption(0, 65535)).default(4318))
+    .addOption(new Option("--otlp-grpc <port>", "OTLP/gRPC port on loopback").env("CORAL_OTLP_GRPC_PORT").argParser(intOption(0, 65535)).default(4317))
+    .option("--no-otlp", "no OpenTelemetry endpoints (also CORAL_OTLP=0)")
     .addOption(durationFlag("--sample-interval <duration>", "how often to sample the process", durationOption, 1000))
     .addOption(durationFlag("--summary-interval <duration>", "how often to send summaries to the colony", durationOption, 60_000))
     .addOption(new Option("--log-level <level>").choices(["debug", "info", "warn", "error"]).default("warn"))
@@ -281,6 +284,9 @@ export function connectCommand(): Command {
       daemon?: boolean;
       profileHz: number;
       continuousProfile: boolean;
+      otlpHttp: number;
+      otlpGrpc: number;
+      otlp: boolean;
       sampleInterval: number;
       summaryInterval: number;
       logLevel: "debug" | "info" | "warn" | "error";
@@ -332,6 +338,7 @@ export function connectCommand(): Command {
           meshAddress: mesh?.enrollment.meshIpv4,
           rollback,
           continuousProfile: continuousProfile ? { hz: opts.profileHz } : false,
+          otlp: opts.otlp && !["0", "off", "false"].includes((process.env.CORAL_OTLP ?? "").trim().toLowerCase()) ? { httpPort: opts.otlpHttp, grpcPort: opts.otlpGrpc } : false,
           onNotice: (n) => {
             if (n.kind === "connected") {
               console.log(`✓ Connected: ${service} (localhost:${opts.port})`);
@@ -353,6 +360,10 @@ export function connectCommand(): Command {
         await mesh?.close();
         throw err;
       }
+      const otlp = agent.otlp();
+      if (otlp?.httpPort !== undefined || otlp?.grpcPort !== undefined)
+        console.log(`  OpenTelemetry: OTLP on 127.0.0.1${otlp.grpcPort !== undefined ? ` :${otlp.grpcPort} (gRPC)` : ""}${otlp.httpPort !== undefined ? ` :${otlp.httpPort} (HTTP)` : ""} (coral traces, coral logs)`);
+      if (otlp?.reason) console.log(`  OpenTelemetry: ${otlp.reason}`);
       console.log("Press Ctrl+C to stop");
       await stopped;
       // Over a tunnel that is gone (revoked, colony away) the goodbye can hang:

@@ -1,5 +1,7 @@
-// coral debug attach|sessions|events|detach|functions: live debugging with
-// eBPF uprobes on a component's functions, through the colony.
+// coral debug attach|logpoint|snapshot|sessions|events|detach|functions:
+// live debugging with eBPF uprobes on a component's functions (V8 inspector
+// breakpoints on a Node service's), through the colony. logpoint and
+// snapshot (Node only) are in debug-line.ts.
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { create, toJson } from "@bufbuild/protobuf";
@@ -16,9 +18,10 @@ import {
 } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { parseDuration } from "@coral/colony";
-import { eventStats, formatEventLine, formatFunctions, formatSessions, formatSummary, sessionOutcome } from "../format/index.ts";
+import { eventStats, formatEventLine, formatFunctions, formatLineSummary, formatSessions, formatSummary, sessionOutcome, sessionTarget } from "../format/index.ts";
 import { printJson, sinceOption, useColor } from "./read.ts";
 import { durationRangeOption, intOption } from "./options.ts";
+import { lineCommands, LineSessionFailed } from "./debug-line.ts";
 import { explainError, resolveTarget, serviceClient, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
 
 type DebugClient = Client<typeof DebugService>;
@@ -29,6 +32,7 @@ function debugClient(target: ColonyTarget): DebugClient {
 
 /** The colony's answer, or the agent's passed through it, as something to act on. */
 export function explainDebugError(err: unknown, target: ColonyTarget): Error {
+  if (err instanceof LineSessionFailed) return err;
   const ce = ConnectError.from(err);
   if (ce.code === Code.Unavailable && /^(agent |the agent )/.test(ce.rawMessage)) return new Error(ce.rawMessage);
   if (ce.code === Code.ResourceExhausted) return new Error(`limit reached: ${ce.rawMessage}`);
@@ -155,7 +159,7 @@ async function attach(service: string, opts: AttachOptions): Promise<void> {
 }
 
 export function debugCommand(): Command {
-  const debug = new Command("debug").description("live debugging: eBPF uprobes on a component's functions, without a redeploy");
+  const debug = new Command("debug").description("live debugging: eBPF uprobes on a component's functions (V8 breakpoints, logpoints and snapshots on a Node service's), without a redeploy");
 
   debug.addCommand(
     withRemoteOptions(new Command("attach").description("trace every call of a function of a component for a while (needs an admin token)"))
@@ -175,6 +179,8 @@ export function debugCommand(): Command {
       .option("--utc", "show times in UTC")
       .action((service: string, opts: AttachOptions) => attach(service, opts)),
   );
+
+  for (const c of lineCommands(withDebug, sessionDir)) debug.addCommand(c);
 
   debug.addCommand(
     withRemoteOptions(new Command("sessions").description("list debug sessions, newest first"))
@@ -214,9 +220,10 @@ export function debugCommand(): Command {
             return;
           }
           const color = useColor();
-          console.log(`Showing ${events.length.toLocaleString("en-US")} events of ${id} (${session?.functionName} in ${session?.serviceName})${opts.since ? " from the given window" : ""}...`);
+          console.log(`Showing ${events.length.toLocaleString("en-US")} events of ${id} (${session ? sessionTarget(session) : ""} in ${session?.serviceName})${opts.since ? " from the given window" : ""}...`);
           for (const e of events) for (const line of formatEventLine(e, session!, { color, utc: opts.utc })) console.log(line);
-          if (session) console.log("\n" + formatSummary(session, eventStats(events, session.slowThresholdMs), { color }));
+          if (session?.kind === "logpoint" || session?.kind === "snapshot") console.log("\n" + formatLineSummary(session, events.length, { color }));
+          else if (session) console.log("\n" + formatSummary(session, eventStats(events, session.slowThresholdMs), { color }));
         });
       }),
   );

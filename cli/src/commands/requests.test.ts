@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { QueryMetricsResponseSchema } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { describe, expect, it } from "vitest";
-import { parseRequestMetricName } from "@coral/common/http-metric-name";
+import { HTTP_SDK_SOURCE_METRIC, parseRequestMetricName } from "@coral/common/http-metric-name";
 import { formatRequestRows, requestRows } from "./requests.ts";
 
 describe("coral requests", () => {
@@ -40,6 +40,22 @@ describe("coral requests", () => {
     const text = formatRequestRows("api", rows, { color: false, since: "10m" });
     expect(text.split("\n")[1]).toMatch(/^GET\s+\/users\/\{id\}\s+130\s+0\s+10\s+1\.08\s/);
     expect(formatRequestRows("api", [], { color: false, since: "10m" })).toContain("No HTTP requests seen for api in the last 10m");
+  });
+
+  it("says sdk for the intervals the SDK middleware counted (its source series beside them), eBPF for the others", () => {
+    const now = Date.parse("2026-12-05T12:10:00Z");
+    const at = (min: number) => timestampFromDate(new Date(now - min * 60_000));
+    const point = (min: number, count: number) => ({ timestamp: at(min), count: BigInt(count), p50: 1, p95: 2, p99: 3, mean: 1, max: 4, min: 0 });
+    const res = create(QueryMetricsResponseSchema, {
+      series: [
+        { service: "api", metricName: "http_request_duration_ms:GET:2xx:/a", interval: "1m", points: [point(3, 5), point(2, 5)] },
+        { service: "api", metricName: "http_request_duration_ms:GET:2xx:/b", interval: "1m", points: [point(2, 4)] },
+        { service: "api", metricName: "http_request_duration_ms:GET:2xx:/c", interval: "1m", points: [point(3, 1)] },
+        { service: "api", metricName: HTTP_SDK_SOURCE_METRIC, interval: "1m", points: [point(2, 1)] },
+      ],
+    });
+    const source = Object.fromEntries(requestRows(res, 600_000, now).map((r) => [r.route, [r.requests, r.source]]));
+    expect(source).toEqual({ "/a": [10, "sdk+ebpf"], "/b": [4, "sdk"], "/c": [1, "ebpf"] });
   });
 });
 

@@ -32,6 +32,8 @@ export function isErrorReturn(e: UprobeEvent): boolean {
 }
 
 export function formatEventLine(e: UprobeEvent, session: Pick<DebugSession, "slowThresholdMs">, options: FormatOptions): string[] {
+  if (e.type === "log") return [formatLogLine(e, options)];
+  if (e.type === "snapshot") return formatSnapshot(e, options);
   const c = colors(options.color);
   const at = `[${clockTime(e.timestamp ? timestampMs(e.timestamp) : 0, options.utc)}]`;
   const who = `pid=${e.pid} tid=${e.tid}${e.goroutine ? ` g=0x${BigInt(e.goroutine).toString(16)}` : ""}`;
@@ -43,6 +45,52 @@ export function formatEventLine(e: UprobeEvent, session: Pick<DebugSession, "slo
   const lines = [`${c.dim(at)} ${c.green("RETURN")}  ${who} duration=${formatNs(ns)}${ret}${slow ? c.yellow(" ⚠️  SLOW") : ""}`];
   if (isErrorReturn(e)) lines.push(c.red(`  └─ error: returned ${e.returnValue}`));
   return lines;
+}
+
+const eventTime = (e: UprobeEvent, utc?: boolean) => clockTime(e.timestamp ? timestampMs(e.timestamp) : 0, utc);
+
+/** A logpoint's value: "12:34:56.123  4242  {id: 1}" ("!Error: …" values, the expression threw, in red). */
+export function formatLogLine(e: UprobeEvent, options: FormatOptions): string {
+  const c = colors(options.color);
+  return `${c.dim(eventTime(e, options.utc))}  ${e.pid}  ${e.value.startsWith("!") ? c.red(e.value) : e.value}`;
+}
+
+/** A snapshot's names and values ({} when the value is not JSON: shown as it is). */
+export function snapshotValues(e: Pick<UprobeEvent, "value">): Record<string, string> {
+  try {
+    const v = JSON.parse(e.value) as unknown;
+    if (v && typeof v === "object" && !Array.isArray(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, String(x)]));
+  } catch {
+    // not JSON
+  }
+  return { value: e.value };
+}
+
+/** A snapshot: a heading line, then one indented "name = value" line per name, the names aligned. */
+export function formatSnapshot(e: UprobeEvent, options: FormatOptions & { index?: number }): string[] {
+  const c = colors(options.color);
+  const values = Object.entries(snapshotValues(e));
+  const width = Math.max(0, ...values.map(([k]) => k.length));
+  return [
+    `${c.dim(eventTime(e, options.utc))}  ${e.pid}  ${c.bold(`snapshot${options.index ? ` ${options.index}` : ""}`)}${values.length ? "" : " (no names in scope)"}`,
+    ...values.map(([k, v]) => `    ${k.padEnd(width)} = ${v === "<uninitialized>" ? c.dim(v) : v}`),
+  ];
+}
+
+/** The end of a logpoint or snapshot: how many records, lost, how it ended. */
+export function formatLineSummary(session: DebugSession, records: number, options: FormatOptions): string {
+  const c = colors(options.color);
+  const what = session.kind === "snapshot" ? "Snapshots" : "Values";
+  const lines = [c.bold("Summary:"), `  ${what} recorded: ${formatNumber(records)}${session.kind === "snapshot" ? ` of ${session.snapshotCount}` : ""}`];
+  const lost = Number(session.summary?.lostEvents ?? 0);
+  if (lost > 0) lines.push(c.yellow(`  Lost (over the per-second cap or the buffer): ${formatNumber(lost)}`));
+  if (!runningStates.includes(session.state)) lines.push(`  Ended: ${sessionOutcome(session)}${session.reason ? ` (${session.reason})` : ""}`);
+  return lines.join("\n");
+}
+
+/** What a session traces, as the sessions table shows it: the function, or "logpoint file:line". */
+export function sessionTarget(s: Pick<DebugSession, "kind" | "functionName">): string {
+  return s.kind === "logpoint" || s.kind === "snapshot" ? `${s.kind} ${s.functionName}` : s.functionName;
 }
 
 export interface EventStats {
@@ -110,11 +158,12 @@ export function formatSessions(sessions: readonly DebugSession[], options: Forma
     const expires = s.expiresAt ? timestampMs(s.expiresAt) : null;
     const running = runningStates.includes(s.state);
     const left = running && expires ? formatDuration(Math.max(0, Math.round((expires - now) / 1000))) : "-";
-    const calls = s.summary ? formatNumber(s.summary.calls) : "-";
+    // Logpoints and snapshots: their records.
+    const calls = s.summary ? formatNumber(s.kind === "logpoint" || s.kind === "snapshot" ? s.summary.entries : s.summary.calls) : "-";
     const tone = s.state === "failed" ? c.red : s.state === "active" ? c.green : (x: string) => x;
     // Why an ended session ended (e.g. a collector its restarted agent could not resume).
     const why = running ? "-" : s.reason || "-";
-    return [s.sessionId, s.serviceName, s.functionName, tone(sessionOutcome(s)), ago(created), left, calls, s.requestedBy, why];
+    return [s.sessionId, s.serviceName, sessionTarget(s), tone(sessionOutcome(s)), ago(created), left, calls, s.requestedBy, why];
   });
   return columns(["SESSION", "SERVICE", "FUNCTION", "STATE", "STARTED", "EXPIRES IN", "CALLS", "BY", "WHY IT ENDED"].map((h) => c.bold(h)), rows).join("\n");
 }

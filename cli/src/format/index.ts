@@ -7,5 +7,5 @@ export { formatMetrics, noMetricsHint } from "./metrics.ts";
 export { formatHistory } from "./history.ts";
 export { formatTokens, noTokensHint, scopeName } from "./tokens.ts";
 export { formatDuration, formatNumber, formatTime, columns, visibleWidth, type FormatOptions } from "./text.ts";
-export { clockTime, eventStats, formatEventLine, formatFunctions, formatNs, formatSessions, formatSummary, sessionOutcome, isErrorReturn, type EventStats } from "./debug.ts";
+export { clockTime, eventStats, formatEventLine, formatLineSummary, formatLogLine, formatSnapshot, sessionTarget, snapshotValues, formatFunctions, formatNs, formatSessions, formatSummary, sessionOutcome, isErrorReturn, type EventStats } from "./debug.ts";
 export { formatInvitations, noInvitationsHint } from "./invitations.ts";

@@ -3,7 +3,9 @@
 // colony requires an admin token for them and audits every call.
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { z } from "zod";
-import { eventStats, formatNs, sessionOutcome } from "../format/debug.ts";
+import type { UprobeEvent } from "@coral/proto/gen/coral/agent/v1/debug_pb";
+import type { DebugSession } from "@coral/proto/gen/coral/colony/v1/debug_pb";
+import { clockTime, eventStats, formatNs, sessionOutcome, snapshotValues } from "../format/debug.ts";
 import { defineTool, durationArg, durationMs, fitLines, textBudgetChars, toolArgs } from "./common.ts";
 import { ToolError, type ToolContext } from "./types.ts";
 
@@ -69,10 +71,28 @@ export const debugAttachTool = defineTool({
   },
 });
 
+/** A logpoint's values or a snapshot's names and values, the latest 20. */
+function lineEvents(s: DebugSession, events: readonly UprobeEvent[], hasMore: boolean) {
+  const latest = events.slice(-20).map((e) =>
+    e.type === "snapshot"
+      ? `- ${clockTime(e.timestamp ? timestampMs(e.timestamp) : 0, true)} pid=${e.pid}: ${Object.entries(snapshotValues(e)).map(([k, v]) => `${k} = ${v}`).join(", ")}`
+      : `- ${clockTime(e.timestamp ? timestampMs(e.timestamp) : 0, true)} pid=${e.pid}: ${e.value}`,
+  );
+  const what = s.kind === "snapshot" ? "snapshot(s)" : `value(s) of ${s.expression}`;
+  const text = [
+    `Session ${s.sessionId} (${s.kind} ${s.functionName}${s.condition ? ` if ${s.condition}` : ""} in ${s.serviceName}) is ${sessionOutcome(s)}${s.reason ? `: ${s.reason}` : ""}.`,
+    `${events.length} ${what} read${hasMore ? " (more: raise limit)" : ""}${latest.length ? "; latest (UTC):" : "."}`,
+    ...latest,
+  ].join("\n");
+  return { text, data: { state: s.state, outcome: sessionOutcome(s), kind: s.kind, records: events.length, hasMore } };
+}
+
 export const debugEventsTool = defineTool({
   name: "coral_debug_events",
   title: "Calls traced by a session",
-  description: "A debug session's state and its calls so far: count, average, P95, P99, slow calls, and the slowest calls with their arguments.",
+  description:
+    "A debug session's state and its calls so far: count, average, P95, P99, slow calls, and the slowest calls with their arguments " +
+    "(a Node logpoint's values, or a snapshot's arguments and locals, for those sessions).",
   inputSchema: toolArgs({
     session: z.string().min(1).describe("Session id from coral_debug_attach"),
     limit: z.number().int().min(1).max(10_000).optional().describe("Read at most this many events (default 2000)"),
@@ -81,6 +101,7 @@ export const debugEventsTool = defineTool({
   async run(ctx, args) {
     const res = await debugClient(ctx).queryUprobeEvents({ sessionId: args.session, limit: args.limit ?? 2000 });
     const s = res.session!;
+    if (s.kind === "logpoint" || s.kind === "snapshot") return lineEvents(s, res.events, res.hasMore);
     const st = eventStats(res.events, s.slowThresholdMs);
     const slowest = res.events
       .filter((e) => e.type === "return")

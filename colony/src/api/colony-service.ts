@@ -15,6 +15,7 @@ import { intervals, type AgentRow, type Interval } from "../store/types.ts";
 import { readIngestHealth } from "../store/index.ts";
 import { callerKey, hashToken } from "../auth/index.ts";
 import { rawMetricsFromAgents } from "../agents/queries.ts";
+import { telemetryQueryHandlers } from "../agents/telemetry.ts";
 import type { ApiDeps } from "./deps.ts";
 import type { SdkReportRow } from "../control/store.ts";
 import { activeInsightCount, insightsHandlers } from "../insights/service.ts";
@@ -115,6 +116,7 @@ export function colonyService(deps: ApiDeps) {
 
   const impl: ServiceImpl<typeof ColonyService> = {
     ...insightsHandlers(deps),
+    ...telemetryQueryHandlers(deps),
     async getStatus() {
       // Independent reads: side by side.
       const [list, insightCount, ingest] = await Promise.all([services(), activeInsightCount(deps), ingestHealth(deps)]);

@@ -13,6 +13,8 @@ import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
 import { profileService } from "../profile/service.ts";
+import { TrafficService } from "@coral/proto/gen/coral/colony/v1/traffic_pb";
+import { trafficService } from "../traffic/service.ts";
 import { MeshService } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
 import { controlService } from "../control/index.ts";
@@ -69,6 +71,7 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
     if (deps.debug) {
       router.service(DebugService, debugService(deps.debug));
       router.service(ProfileService, profileService({ debug: deps.debug, identity: deps.identity, store: deps.store, audit: (actor, action, target, details) => deps.store.appendAudit({ at: new Date(), actor, action, target, details }) }));
+      router.service(TrafficService, trafficService({ debug: deps.debug, identity: deps.identity, audit: (actor, action, target, details) => deps.store.appendAudit({ at: new Date(), actor, action, target, details }) }));
     }
     router.service(IdentityService, identityService(deps));
   };

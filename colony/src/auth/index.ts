@@ -18,6 +18,7 @@ import { MeshAdminService } from "@coral/proto/gen/coral/mesh/v1/peers_pb";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
+import { TrafficService } from "@coral/proto/gen/coral/colony/v1/traffic_pb";
 import { IdentityService } from "@coral/proto/gen/coral/colony/v1/identity_pb";
 import { bearerToken, relayedForHeader } from "@coral/proto";
 
@@ -62,6 +63,8 @@ const adminMethods = new Set([
   // ProfileService: a profile samples the app's processes.
   "ProfileCpu",
   "ProfileHeap",
+  // TrafficService: the share of requests the app keeps.
+  "ConfigureTraffic",
   // IdentityService: every method (who may join is an admin's business).
   "CreateInvitation",
   "ListInvitations",
@@ -70,7 +73,7 @@ const adminMethods = new Set([
   "RevokeAgent",
 ]);
 // Services behind colony tokens (MeshService authenticates agents itself).
-const tokenServices = new Set([ColonyService.typeName, MeshAdminService.typeName, ControlService.typeName, DebugService.typeName, ProfileService.typeName, IdentityService.typeName]);
+const tokenServices = new Set([ColonyService.typeName, MeshAdminService.typeName, ControlService.typeName, DebugService.typeName, ProfileService.typeName, TrafficService.typeName, IdentityService.typeName]);
 
 export const missingTokenMessage =
   "this colony needs a token for remote calls: pass --token or set CORAL_TOKEN " +

@@ -41,6 +41,10 @@ export function sessionToProto(v: DebugSessionView): DebugSession {
     pid: v.pid,
     isGo: v.isGo,
     outcome: debugSessionOutcome(v),
+    kind: v.options.kind ?? "function",
+    expression: v.options.expression ?? "",
+    condition: v.options.condition ?? "",
+    snapshotCount: v.options.snapshotCount ?? 0,
     summary: v.summary
       ? create(UprobeSummarySchema, {
           functionName: v.functionName,
@@ -83,6 +87,10 @@ export function debugService(debug: DebugSessions): ServiceImpl<typeof DebugServ
           sampleRate: req.sampleRate,
           maxEvents: req.maxEvents,
           slowThresholdMs: req.slowThresholdMs,
+          kind: req.kind,
+          expression: req.expression,
+          condition: req.condition,
+          snapshotCount: req.snapshotCount,
         },
         who(ctx),
       );

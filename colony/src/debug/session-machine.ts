@@ -23,7 +23,17 @@ export interface DebugSessionOptions {
   sampleRate: number;
   maxEvents: number;
   slowThresholdMs: number;
+  /** "function" when absent (snapshots from before logpoints); logpoint and snapshot: functionName is file:line. */
+  kind?: DebugSessionKind;
+  /** Logpoints: the expression recorded. */
+  expression?: string;
+  /** Only the hits where this holds. */
+  condition?: string;
+  /** Snapshots: how many. */
+  snapshotCount?: number;
 }
+
+export type DebugSessionKind = "function" | "logpoint" | "snapshot";
 
 export interface DebugSummary {
   entries: number;

@@ -50,7 +50,16 @@ export interface AttachRequest {
   sampleRate?: number;
   maxEvents?: number;
   slowThresholdMs?: number;
+  /** "function" (default), "logpoint" or "snapshot" (Node services; functionName is then file:line). */
+  kind?: string;
+  expression?: string;
+  condition?: string;
+  snapshotCount?: number;
 }
+
+/** Snapshots a session takes at most. */
+export const MAX_SNAPSHOTS = 50;
+const maxExpressionChars = 2000;
 
 function invalid(message: string): ConnectError {
   return new ConnectError(message, Code.InvalidArgument);
@@ -66,7 +75,33 @@ function intIn(name: string, v: number, min: number, max: number): number {
 export function checkAttach(req: AttachRequest): DebugSessionOptions {
   if (!req.serviceName) throw invalid("service_name: is required (see coral status for the services)");
   if (!req.functionName) throw invalid("function_name: is required (list them with: coral debug functions <service>)");
-  if (req.functionName.length > 1024 || /[\s\0]/.test(req.functionName)) throw invalid("function_name: must be one symbol name without spaces");
+  const kind = req.kind || "function";
+  if (kind !== "function" && kind !== "logpoint" && kind !== "snapshot") throw invalid(`kind: must be function, logpoint or snapshot (got ${JSON.stringify(String(req.kind).slice(0, 40))})`);
+  if (req.functionName.length > 1024 || /[\s\0]/.test(req.functionName))
+    throw invalid(kind === "function" ? "function_name: must be one symbol name without spaces" : "function_name: must be one file:line without spaces");
+  if (kind !== "function") {
+    if (!/^.+:[1-9]\d*$/.test(req.functionName)) throw invalid(`function_name: a ${kind} takes file:line, e.g. src/server.ts:42 (got ${JSON.stringify(req.functionName.slice(0, 100))})`);
+    if (kind === "logpoint" && !req.expression?.trim()) throw invalid("expression: is required for a logpoint (what to record each time the line runs)");
+    if (kind === "snapshot" && req.expression) throw invalid("expression: a snapshot takes none (it captures the arguments and locals)");
+    for (const [name, text] of [["expression", req.expression ?? ""], ["condition", req.condition ?? ""]] as const)
+      if (text.length > maxExpressionChars) throw invalid(`${name}: at most ${maxExpressionChars} characters (got ${text.length})`);
+    if (kind === "logpoint" && req.snapshotCount) throw invalid("snapshot_count: is for snapshots only");
+    if (req.captureArgs || req.captureReturn || (req.sampleRate ?? 0) > 1) throw invalid(`capture_args, capture_return and sample_rate are for function sessions, not a ${kind}`);
+    const snapshotCount = kind === "snapshot" ? intIn("snapshot_count", req.snapshotCount || 1, 1, MAX_SNAPSHOTS) : 0;
+    return {
+      durationMs: intIn("duration_ms", req.durationMs || DEBUG_LIMITS.defaultDurationMs, 1, DEBUG_LIMITS.maxDurationMs),
+      captureArgs: 0,
+      captureReturn: false,
+      sampleRate: 1,
+      maxEvents: snapshotCount || intIn("max_events", req.maxEvents || 10_000, 1, DEBUG_LIMITS.maxEvents),
+      slowThresholdMs: 100,
+      kind,
+      expression: req.expression ?? "",
+      condition: req.condition ?? "",
+      snapshotCount,
+    };
+  }
+  if (req.expression || req.condition || req.snapshotCount) throw invalid("expression, condition and snapshot_count are for logpoints and snapshots (kind)");
   return {
     durationMs: intIn("duration_ms", req.durationMs || DEBUG_LIMITS.defaultDurationMs, 1, DEBUG_LIMITS.maxDurationMs),
     captureArgs: intIn("capture_args", req.captureArgs ?? 0, 0, DEBUG_LIMITS.maxArgs),
@@ -290,7 +325,15 @@ export class DebugSessions {
     await this.host.send(sessionId, { type: "attach", atMs: this.now(), timeoutMs: attachTimeoutMs }, input);
     try {
       const res = await this.client(agent).startUprobeCollector(
-        { functionName: req.functionName, ...options, label: sessionId },
+        {
+          functionName: req.functionName,
+          ...options,
+          kind: options.kind ?? "function",
+          expression: options.expression ?? "",
+          condition: options.condition ?? "",
+          snapshotCount: options.snapshotCount ?? 0,
+          label: sessionId,
+        },
         { timeoutMs: agentCallTimeoutMs },
       );
       const expiresAtMs = res.expiresAt ? timestampMs(res.expiresAt) : this.now() + options.durationMs;

@@ -268,6 +268,30 @@ export interface UprobeEventLike {
   args: readonly string[];
   returnValue: string;
   goroutine: string;
+  /** log: a logpoint's value; snapshot: a JSON object name → value (absent from older colonies). */
+  value?: string;
+}
+
+/** One logpoint value or snapshot, as the session view lists them. */
+export interface LineRecord {
+  seq: bigint;
+  atMs: number;
+  pid: number;
+  /** A logpoint's value ("!Error: …" when the expression threw). */
+  value: string;
+  /** A snapshot's names and values, in order. */
+  values?: [string, string][];
+}
+
+/** A snapshot event's names and values ([["value", text]] when it is not a JSON object). */
+export function snapshotEntries(value: string): [string, string][] {
+  try {
+    const v = JSON.parse(value) as unknown;
+    if (v && typeof v === "object" && !Array.isArray(v)) return Object.entries(v).map(([k, x]) => [k, String(x)]);
+  } catch {
+    // not JSON
+  }
+  return [["value", value]];
 }
 
 /** One finished call: its entry (time, arguments) and its return (duration, value). */
@@ -298,6 +322,9 @@ export class CallLog {
   readonly buckets = new Map<number, number>();
   /** Newest first. */
   recent: DebugCall[] = [];
+  /** Logpoints and snapshots: how many records, and the latest `keep`, newest first. */
+  records = 0;
+  recentRecords: LineRecord[] = [];
   /** Entries waiting for their return, per thread (or goroutine): a stack, as calls nest. */
   private readonly open = new Map<string, UprobeEventLike[]>();
 
@@ -309,9 +336,16 @@ export class CallLog {
 
   add(events: readonly UprobeEventLike[]): void {
     const fresh: DebugCall[] = [];
+    const lines: LineRecord[] = [];
     for (const e of events) {
       if (e.seq <= this.lastSeq) continue;
       this.lastSeq = e.seq;
+      if (e.type === "log" || e.type === "snapshot") {
+        this.records++;
+        const value = e.value ?? "";
+        lines.push({ seq: e.seq, atMs: msOf(e.timestamp), pid: e.pid, value, ...(e.type === "snapshot" ? { values: snapshotEntries(value) } : {}) });
+        continue;
+      }
       const key = `${e.pid}/${e.goroutine || e.tid}`;
       if (e.type === "entry") {
         this.entries++;
@@ -330,6 +364,7 @@ export class CallLog {
       fresh.push({ seq: e.seq, atMs: msOf(entry?.timestamp ?? e.timestamp), pid: e.pid, tid: e.tid, durationNs, args: entry?.args ?? [], returnValue: e.returnValue });
     }
     if (fresh.length) this.recent = [...fresh.slice(-this.keep).reverse(), ...this.recent].slice(0, this.keep);
+    if (lines.length) this.recentRecords = [...lines.slice(-this.keep).reverse(), ...this.recentRecords].slice(0, this.keep);
   }
 
   stats(slowThresholdMs: number): LatencyStats {

@@ -36,6 +36,8 @@ export function Debug({ name, admin }: ViewProps) {
 }
 
 const errorText = (err: unknown) => ConnectError.from(err).rawMessage;
+/** A Node logpoint or snapshot (functionName is then file:line). */
+const isLineKind = (kind: string | undefined) => kind === "logpoint" || kind === "snapshot";
 const when = (t: DebugSession["createdAt"]) => (t ? formatTime(timestampDate(t)) : "–");
 const count = (n: number | bigint) => Number(n).toLocaleString("en-US");
 
@@ -101,14 +103,15 @@ function SessionList({ state }: { state: string }) {
               <Link href={`/debug/${encodeURIComponent(s.sessionId)}`}>{s.sessionId}</Link>
             </td>
             <td data-field="service">{s.serviceName}</td>
-            <td data-field="function">
+            <td data-field="function" title={s.expression || s.condition ? [s.expression, s.condition && `if ${s.condition}`].filter(Boolean).join(" ") : undefined}>
+              {isLineKind(s.kind) && <span class="muted">{s.kind} </span>}
               <code>{s.functionName}</code>
             </td>
             <td data-field="state" data-state={s.state} title={s.reason}>
               <span class={`pill ${stateTone(s.state)}`}>{s.outcome || s.state}</span>
             </td>
             <td class="num" data-field="calls">
-              {s.summary ? count(s.summary.calls) : "–"}
+              {s.summary ? count(isLineKind(s.kind) ? s.summary.entries : s.summary.calls) : "–"}
             </td>
             <td class="num">{s.summary ? formatNs(s.summary.p50Ns) : "–"}</td>
             <td class="num">{s.summary ? formatNs(s.summary.p95Ns) : "–"}</td>
@@ -359,6 +362,7 @@ function SessionView({ id, admin }: { id: string; admin: boolean }) {
       );
     return <p class="muted">Loading…</p>;
   }
+  if (isLineKind(session.kind)) return <LineSessionView session={session} stream={stream} back={back} admin={admin} stopping={stopping} stop={stop} stopError={stopError} />;
   const over = isSessionOver(session.state);
   const summary = over ? session.summary : undefined;
   const seen = stream.log.stats(session.slowThresholdMs);
@@ -590,5 +594,136 @@ function LatencyChart({ histogram }: { histogram: LatencyHistogram }) {
       {empty ? <p class="muted">No calls yet.</p> : null}
       <div ref={box} title={histogram.labels.map((l, n) => `${l}: ${histogram.counts[n]}`).join("\n")} />
     </figure>
+  );
+}
+
+/**
+ * A logpoint's or snapshot's session: what it records, how many so far, and
+ * the latest values (a snapshot's names and values) as they stream.
+ */
+function LineSessionView(props: {
+  session: DebugSession;
+  stream: { log: CallLog; state: string; error: string | undefined };
+  back: JSX.Element;
+  admin: boolean;
+  stopping: boolean;
+  stop: () => void;
+  stopError: string | undefined;
+}) {
+  const { session, stream, back, admin, stopping, stop, stopError } = props;
+  const over = isSessionOver(session.state);
+  const records = over && session.summary ? Number(session.summary.entries) : stream.log.records;
+  const snapshot = session.kind === "snapshot";
+  return (
+    <div class="debug" data-testid="debug-session" data-session={session.sessionId} data-kind={session.kind}>
+      {back}
+      <div class="toolbar">
+        <h2>
+          {session.kind} <code>{session.functionName}</code> in <Link href={`/components/${encodeURIComponent(session.serviceName)}`}>{session.serviceName}</Link>
+        </h2>
+        <span class={`pill ${stateTone(session.state)}`} data-testid="debug-state" data-state={session.state}>
+          {session.outcome || session.state}
+        </span>
+        {!over && (
+          <button class="danger" data-testid="debug-stop" disabled={!admin || stopping} title={admin ? "stop the session now" : "needs an admin session"} onClick={stop}>
+            {stopping ? "Stopping…" : "Stop"}
+          </button>
+        )}
+      </div>
+      {stopError && <p class="error">{stopError}</p>}
+      {stream.error && <p class="error">{stream.error}</p>}
+      <dl class="debug-facts" data-testid="debug-facts">
+        <dt>session</dt>
+        <dd>{session.sessionId}</dd>
+        <dt>pid</dt>
+        <dd>{session.pid || "–"}</dd>
+        {!snapshot && (
+          <>
+            <dt>expression</dt>
+            <dd>
+              <code data-testid="debug-expression">{session.expression}</code>
+            </dd>
+          </>
+        )}
+        {session.condition && (
+          <>
+            <dt>condition</dt>
+            <dd>
+              <code>{session.condition}</code>
+            </dd>
+          </>
+        )}
+        <dt>requested by</dt>
+        <dd>{session.requestedBy}</dd>
+        <dt>{over ? "ended" : "expires at"}</dt>
+        <dd>{over ? when(session.endedAt) : when(session.expiresAt)}</dd>
+        {session.reason && (
+          <>
+            <dt>reason</dt>
+            <dd data-testid="debug-reason">{session.reason}</dd>
+          </>
+        )}
+      </dl>
+      <div class="cards">
+        <div class="card">
+          <div class="value" data-testid="debug-records" data-records={records}>
+            {count(records)}
+            {snapshot ? ` / ${session.snapshotCount}` : ""}
+          </div>
+          <div class="label">{snapshot ? "snapshots" : "values"}</div>
+        </div>
+        {session.summary && Number(session.summary.lostEvents) > 0 && (
+          <div class="card">
+            <div class="value">{count(session.summary.lostEvents)}</div>
+            <div class="label">lost (rate cap)</div>
+          </div>
+        )}
+      </div>
+      <section>
+        <h3>{snapshot ? "Snapshots" : "Latest values"}</h3>
+        {stream.log.recentRecords.length === 0 ? (
+          <p class="muted" data-testid="debug-no-records">
+            Nothing recorded yet: the line has not run{session.condition ? " with the condition true" : ""}.
+          </p>
+        ) : snapshot ? (
+          stream.log.recentRecords.map((r) => (
+            <table class="grid" data-testid="debug-snapshot" key={String(r.seq)}>
+              <caption class="muted">
+                {formatClock(r.atMs)} · pid {r.pid}
+              </caption>
+              <tbody>
+                {(r.values ?? []).map(([k, v]) => (
+                  <tr key={k}>
+                    <td>
+                      <code>{k}</code>
+                    </td>
+                    <td class="details">{v}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ))
+        ) : (
+          <table class="grid" data-testid="debug-values">
+            <thead>
+              <tr>
+                <th>time</th>
+                <th class="num">pid</th>
+                <th>value</th>
+              </tr>
+            </thead>
+            <tbody>
+              {stream.log.recentRecords.map((r) => (
+                <tr key={String(r.seq)} class={r.value.startsWith("!") ? "slow" : ""}>
+                  <td class="nowrap muted">{formatClock(r.atMs)}</td>
+                  <td class="num">{r.pid}</td>
+                  <td class="details">{r.value}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+    </div>
   );
 }

@@ -19,10 +19,17 @@
 // the app handles into an unhandled one of our derived promise). For the
 // same reason the value an async function resolves to is not captured.
 //
+// Logpoints and snapshots (line-session.ts): the condition calls l() with
+// closures over the paused frame's scope that evaluate the user's condition
+// and expression, or n() with one closure per name in scope (scope.ts); each
+// record takes the same buffer and per-second cap as a call.
+//
 // Records go into a bounded buffer with a per-second cap on new calls
 // (counted when dropped); the agent drains it every ~200 ms. A watchdog timer
 // (unref'd, so it never keeps the process alive) removes everything and
 // closes the inspector we opened if the agent is gone past the deadline.
+
+import { wrapExpression, type ScopeName } from "./scope.ts";
 
 export interface RecorderConfig {
   /** Record one call in this many. */
@@ -36,6 +43,12 @@ export interface RecorderConfig {
   /** Watchdog: after this many ms, remove the recorder (and close the inspector when `closeInspector`). */
   watchdogMs: number;
   closeInspector: boolean;
+  /** Instrumented sessions: the global the rewritten function reaches the recorder through (instrument.ts). */
+  key?: string;
+  /** Instrumented sessions: the original source the watchdog puts back through an in-process inspector session. */
+  restore?: { scriptId: string; source: string };
+  /** Snapshot sessions: how many snapshots are taken at most (0 otherwise). */
+  snapshots?: number;
 }
 
 /** The global the recorder lives in, in the target. */
@@ -87,15 +100,58 @@ export function installExpression(cfg: RecorderConfig): string {
     c.stops.push(hooks.onInit((p) => { c.last = p; }));
     c.stops.push(hooks.onSettled((p) => { const e = c.pending.get(p); if (e) { c.pending.delete(p); c.inflight--; exit(e, null); } }));
   }
+  // Logpoints and snapshots (line sessions): [2, wall ms, value] and [3, wall ms, {name: value}].
+  const errText = (e) => { let t; try { t = e && e.name ? e.name + ": " + e.message : String(e); } catch { t = "?"; } return t.length > 200 ? t.slice(0, 199) + "…" : t; };
+  const rec = (r) => {
+    const s = Math.floor(r[1] / 1000);
+    if (s !== c.sec) { c.sec = s; c.inSec = 0; }
+    if (c.inSec >= cfg.perSecond || c.ev.length >= cfg.buffer) { c.dropped++; return false; }
+    c.inSec++;
+    c.ev.push(r);
+    return true;
+  };
+  c.TDZ = { tdz: true };
+  c.NA = { na: true };
+  c.snaps = 0;
+  c.miss = (e) => (e instanceof ReferenceError && /before initiali[sz]ation/.test(e.message) ? c.TDZ : c.NA);
+  c.l = (cond, value) => {
+    const t = now();
+    try { if (cond && !cond()) return false; } catch (e) { rec([2, t, "!condition: " + errText(e)]); return false; }
+    let v;
+    try { v = fmt(value()); } catch (e) { v = "!" + errText(e); }
+    rec([2, t, v]);
+    return false;
+  };
+  c.n = (cond, names, values) => {
+    if (c.snaps >= (cfg.snapshots || 0)) return false;
+    const t = now();
+    try { if (cond && !cond()) return false; } catch { return false; }
+    const vals = values(), out = {};
+    names.forEach((n, i) => { const v = vals[i]; if (v !== c.NA) out[n] = v === c.TDZ ? "<uninitialized>" : fmt(v); });
+    if (rec([3, t, out])) c.snaps++;
+    return false;
+  };
+  // Instrumented functions (instrument.ts) call e/x through globalThis[cfg.key]: a token from entry to exit, no stack.
+  c.e = (args) => enter(args);
+  c.x = (e) => exit(e, null);
+  if (cfg.key) globalThis[cfg.key] = c;
   c.drain = () => { const out = { ev: c.ev, dropped: c.dropped }; c.ev = []; c.dropped = 0; return out; };
   c.remove = () => {
     for (const stop of c.stops) stop();
     c.stops = [];
     clearTimeout(c.watchdog);
+    if (cfg.key && globalThis[cfg.key] === c) delete globalThis[cfg.key];
     if (globalThis.${recorderGlobal} === c) delete globalThis.${recorderGlobal};
   };
   c.watchdog = setTimeout(() => {
     c.remove();
+    if (cfg.restore) {
+      try {
+        const s = new (req("inspector").Session)();
+        s.connect();
+        s.post("Debugger.enable", () => s.post("Debugger.setScriptSource", { scriptId: cfg.restore.scriptId, scriptSource: cfg.restore.source }, () => { s.post("Debugger.disable"); s.disconnect(); }));
+      } catch {}
+    }
     if (cfg.closeInspector) req("inspector").close();
   }, cfg.watchdogMs);
   c.watchdog.unref();
@@ -105,7 +161,8 @@ export function installExpression(cfg: RecorderConfig): string {
 }
 
 const g = `globalThis.${recorderGlobal}`;
-const argList = (params: readonly string[], n: number) => `[${params.slice(0, n).map((p) => (p ? `typeof ${p} === "undefined" ? undefined : ${p}` : "undefined")).join(", ")}]`;
+/** The first `n` parameters as an array expression (undefined for destructured ones and those not yet bound). */
+export const argList = (params: readonly string[], n: number) => `[${params.slice(0, n).map((p) => (p ? `typeof ${p} === "undefined" ? undefined : ${p}` : "undefined")).join(", ")}]`;
 
 /** The entry breakpoint's condition; `params` are the function's parameter names, the first `captureArgs` captured. */
 export function entryCondition(isAsync: boolean, params: readonly string[], captureArgs: number): string {
@@ -118,12 +175,33 @@ export function returnCondition(): string {
   return `(${g} ? ${g}.r() : false)`;
 }
 
+/** A logpoint's breakpoint condition: records `expression`'s value (or "!Error: …") each time `condition` (optional) holds. */
+export function logpointCondition(expression: string, condition: string | undefined): string {
+  return `(${g} ? ${g}.l(${condition ? `() => ${wrapExpression(condition)}` : "null"}, () => ${wrapExpression(expression)}) : false)`;
+}
+
+/**
+ * A snapshot's breakpoint condition: records the names' values the first N
+ * times `condition` (optional) holds. A name that cannot be read (optimised
+ * away, not defined) is left out; one in its temporal dead zone reads
+ * "<uninitialized>"; `this` is captured unless it is undefined or the global object.
+ */
+export function snapshotCondition(names: readonly ScopeName[], condition: string | undefined, captureThis = true): string {
+  const read = (n: ScopeName) => (n.tdz ? `${g}.TDZ` : `(() => { try { return ${n.name}; } catch (e) { return ${g}.miss(e); } })()`);
+  const all = [...names.map(read), ...(captureThis ? [`(this === undefined || this === globalThis ? ${g}.NA : this)`] : [])];
+  const labels = [...names.map((n) => n.name), ...(captureThis ? ["this"] : [])];
+  return `(${g} ? ${g}.n(${condition ? `() => ${wrapExpression(condition)}` : "null"}, ${JSON.stringify(labels)}, () => [${all.join(", ")}]) : false)`;
+}
+
 /** Evaluates to the records since the last drain, by value. */
 export const drainExpression = `(${g} ? ${g}.drain() : null)`;
 export const removeExpression = `(${g} ? ${g}.remove() : undefined, "removed")`;
 
-/** One record: [0, wall ms, args] for an entry, [1, wall ms, duration ms, ret] for a return. */
-export type RecorderRecord = [0, number, string[] | null] | [1, number, number, string | null];
+/**
+ * One record: [0, wall ms, args] for an entry, [1, wall ms, duration ms, ret]
+ * for a return, [2, wall ms, value] for a logpoint, [3, wall ms, {name: value}] for a snapshot.
+ */
+export type RecorderRecord = [0, number, string[] | null] | [1, number, number, string | null] | [2, number, string] | [3, number, Record<string, string>];
 export interface Drained {
   ev: RecorderRecord[];
   dropped: number;

@@ -49,7 +49,7 @@ export function isAppScript(url: string, includeNodeModules = false): boolean {
   return includeNodeModules || !/[\\/]node_modules[\\/]/.test(url);
 }
 
-const toPath = (url: string) => (url.startsWith("file://") ? fileURLToPath(url) : url);
+export const toPath = (url: string) => (url.startsWith("file://") ? fileURLToPath(url) : url);
 
 /** Debugger.enable, collecting the scriptParsed events it replays; the debugger stays enabled. */
 export async function enableAndCollect(cdp: Cdp): Promise<ScriptParsed[]> {
@@ -62,11 +62,30 @@ export async function enableAndCollect(cdp: Cdp): Promise<ScriptParsed[]> {
   } finally {
     off();
   }
-  return scripts;
+  return liveScripts(scripts);
+}
+
+/**
+ * One script per URL: after a live edit (instrument.ts) V8 keeps copies of
+ * the earlier versions under new ids, while the live script keeps its
+ * original id, the smallest of its URL's.
+ */
+export function liveScripts(scripts: readonly ScriptParsed[]): ScriptParsed[] {
+  const byUrl = new Map<string, ScriptParsed>();
+  const out: ScriptParsed[] = [];
+  for (const s of scripts) {
+    if (!s.url) {
+      out.push(s);
+      continue;
+    }
+    const seen = byUrl.get(s.url);
+    if (!seen || Number(s.scriptId) < Number(seen.scriptId)) byUrl.set(s.url, s);
+  }
+  return [...out, ...byUrl.values()];
 }
 
 /** Loads the source map a script names, or undefined (none, unreadable, or not a map). */
-async function loadSourceMap(scriptPath: string, sourceMapURL: string | undefined): Promise<{ map: SourceMap; dir: string } | undefined> {
+export async function loadSourceMap(scriptPath: string, sourceMapURL: string | undefined): Promise<{ map: SourceMap; dir: string } | undefined> {
   if (!sourceMapURL) return undefined;
   try {
     let text: string;
@@ -86,7 +105,7 @@ async function loadSourceMap(scriptPath: string, sourceMapURL: string | undefine
   }
 }
 
-function display(path: string, cwd: string | undefined): string {
+export function display(path: string, cwd: string | undefined): string {
   if (!cwd || !isAbsolute(path)) return path;
   const rel = relative(cwd, path);
   return rel.startsWith("..") ? path : rel;

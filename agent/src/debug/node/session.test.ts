@@ -13,6 +13,7 @@ import { hasDisableSigusr1 } from "../../profile/testing.ts";
 import { DebugError } from "../program.ts";
 import { SessionLimiter } from "../probe-session.ts";
 import { waitFor } from "../testing.ts";
+import { enableAndCollect } from "./scripts.ts";
 import { NodeFunctionSession, withNodeFunctions } from "./session.ts";
 
 const appJs = fileURLToPath(new URL("./testdata/app.mjs", import.meta.url));
@@ -51,6 +52,15 @@ async function expectClean(pid: number, before: Set<number>): Promise<void> {
   try {
     const r = await s.send<{ result: { value: string } }>("Runtime.evaluate", { expression: "typeof globalThis.__coral", returnByValue: true });
     expect(r.result.value).toBe("undefined");
+    const keys = await s.send<{ result: { value: string[] } }>("Runtime.evaluate", { expression: "Object.getOwnPropertyNames(globalThis).filter((k) => k.startsWith('__coral'))", returnByValue: true });
+    expect(keys.result.value).toEqual([]);
+    // A rewritten function's source is put back.
+    const app = (await enableAndCollect(s as never)).filter((x) => x.url.endsWith("app.mjs"));
+    for (const script of app) {
+      const { scriptSource } = await s.send<{ scriptSource: string }>("Debugger.getScriptSource", { scriptId: script.scriptId });
+      expect(scriptSource).not.toContain("__coral");
+    }
+    await s.send("Debugger.disable");
   } finally {
     expect(await s.close()).toBe("");
   }
@@ -86,6 +96,7 @@ describe("Node function sessions (V8 inspector)", () => {
   it("a sync function: N calls give exactly N entries and N returns, then the target is clean", async () => {
     const s = await start("add");
     expect(s.program.function.name).toBe(`add (${shown}:10)`);
+    expect(s.method).toBe("instrumented");
     expect((await get(app.port, "/add?n=40")).body).toBe(String(20 * 200 + [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38].reduce((a, b) => a + b + 1, 0)));
     const summary = await s.stop();
     expect(summary.entries).toBe(40);
@@ -111,12 +122,19 @@ describe("Node function sessions (V8 inspector)", () => {
     await expectClean(app.pid, before);
   });
 
-  it("by file:line; a call that throws has an entry and no return", async () => {
+  it("by file:line; a call that throws ends when it throws (rewritten function), or has no return (breakpoints)", async () => {
     const s = await start("app.mjs:20");
     expect(s.fn?.name).toBe("mayThrow");
+    expect(s.method).toBe("instrumented");
     expect((await get(app.port, "/throw")).body).toBe("caught");
     const summary = await s.stop();
-    expect([summary.entries, summary.calls]).toEqual([1, 0]);
+    expect([summary.entries, summary.calls]).toEqual([1, 1]);
+    await expectClean(app.pid, before);
+    const bp = await start("app.mjs:20", { mechanism: "breakpoints" });
+    expect(bp.method).toBe("breakpoints");
+    expect((await get(app.port, "/throw")).body).toBe("caught");
+    const bpSummary = await bp.stop();
+    expect([bpSummary.entries, bpSummary.calls]).toEqual([1, 0]);
     await expectClean(app.pid, before);
   });
 

@@ -7,13 +7,15 @@
 // target, the debugger disabled and the inspector closed if we opened it.
 // If the agent dies instead, CDP drops the breakpoints with the WebSocket and
 // the recorder's watchdog removes itself and closes the inspector.
+import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { readlinkSync } from "node:fs";
 import { openInspector, type InspectorSession } from "../../profile/inspector.ts";
 import { ProfileError } from "../../profile/errors.ts";
 import { DebugError, LIMITS } from "../program.ts";
 import { SessionLimiter, summarize, type SessionRequest, type SessionSummary, type StopReason, type UprobeEvent } from "../probe-session.ts";
-import { entryCondition, installExpression, drainExpression, removeExpression, returnCondition, type Drained } from "./recorder.ts";
+import { argList, entryCondition, installExpression, drainExpression, removeExpression, returnCondition, type Drained, type RecorderConfig } from "./recorder.ts";
+import { instrumentFunction, sameLines } from "./instrument.ts";
 import { enableAndCollect, loadFunctions, matchFunction, type Cdp, type NodeFunction, type ScriptOptions } from "./scripts.ts";
 
 export interface NodeSessionOptions extends SessionRequest {
@@ -28,6 +30,8 @@ export interface NodeSessionOptions extends SessionRequest {
   watchdogMarginMs?: number;
   /** Default 200. */
   drainEveryMs?: number;
+  /** "auto" (default): rewrite the function in place when V8 allows it, else breakpoints; "breakpoints" always (benchmarks compare the two). */
+  mechanism?: "auto" | "breakpoints";
 }
 
 type Session = InspectorSession & Cdp;
@@ -45,7 +49,7 @@ export function inspectorError(err: unknown): DebugError {
 }
 
 /** The working directory of a process (to show paths relative to it), or undefined. */
-function cwdOf(pid: number): string | undefined {
+export function cwdOf(pid: number): string | undefined {
   try {
     return readlinkSync(`/proc/${pid}/cwd`);
   } catch {
@@ -53,8 +57,27 @@ function cwdOf(pid: number): string | undefined {
   }
 }
 
+/** What the one-per-process registry knows of a session (function sessions here, line sessions in line-session.ts). */
+export interface ProcessSession {
+  readonly opts: { id: string };
+  readonly program: { function: { name: string } };
+  /** The app's functions when the session attached. */
+  functions: NodeFunction[];
+}
+
 /** The session running on each process: its inspector is ours while it runs (one per process). */
-const running = new Map<number, NodeFunctionSession>();
+export const running = new Map<number, ProcessSession>();
+
+/** Registers a session on its process, or says which one already runs there. */
+export function claimProcess(pid: number, s: ProcessSession): void {
+  const other = running.get(pid);
+  if (other) throw new DebugError("limit_reached", `session ${other.opts.id} already traces ${other.program.function.name} in process ${pid}: one session per Node process at a time`);
+  running.set(pid, s);
+}
+
+export function releaseProcess(pid: number, s: ProcessSession): void {
+  if (running.get(pid) === s) running.delete(pid);
+}
 
 /**
  * Opens the inspector, lists the app's functions, and calls `use` with them;
@@ -109,6 +132,10 @@ export class NodeFunctionSession extends EventEmitter {
   functions: NodeFunction[] = [];
   private session: Session | undefined;
   private breakpoints: string[] = [];
+  /** How calls are seen: the function rewritten in place (fast) or conditional breakpoints (when V8 refuses the rewrite). */
+  method: "instrumented" | "breakpoints" = "breakpoints";
+  /** The instrumented script and its original source, until it is put back. */
+  private rewritten: { scriptId: string; original: string } | undefined;
   private drainTimer: NodeJS.Timeout | undefined;
   private deadline: NodeJS.Timeout | undefined;
   /** Ended and cleaned up. */
@@ -133,16 +160,15 @@ export class NodeFunctionSession extends EventEmitter {
   /** Opens the inspector, finds the function, installs the recorder and breakpoints; resolves once calls are being recorded. */
   static async start(opts: NodeSessionOptions): Promise<NodeFunctionSession> {
     const s = new NodeFunctionSession(opts);
-    const other = running.get(opts.pid);
-    if (other) throw new DebugError("limit_reached", `session ${other.opts.id} already traces ${other.program.function.name} in process ${opts.pid}: one session per Node process at a time`);
+    if (running.has(opts.pid)) claimProcess(opts.pid, s); // throws, naming the other
     opts.limiter?.acquire(opts.id);
-    running.set(opts.pid, s);
+    claimProcess(opts.pid, s);
     try {
       await s.attach();
     } catch (err) {
       await s.cleanup();
       opts.limiter?.release(opts.id);
-      running.delete(opts.pid);
+      releaseProcess(opts.pid, s);
       throw inspectorError(err);
     }
     return s;
@@ -161,6 +187,63 @@ export class NodeFunctionSession extends EventEmitter {
     if (matches.length !== 1) throw matchError(this.opts.functionName, functions, matches);
     const fn = (this.fn = matches[0]!);
     this.program.function.name = fn.label;
+    const recorder = (extra: Partial<RecorderConfig> = {}) =>
+      this.installRecorder(cdp, {
+        sampleRate: this.program.sampleRate,
+        perSecond: this.opts.perSecond ?? 10_000,
+        buffer: Math.min(this.program.maxEvents + 1, 100_000),
+        async: fn.async,
+        captureArgs: this.program.argCount > 0,
+        watchdogMs: this.program.durationMs + (this.opts.watchdogMarginMs ?? 15_000),
+        closeInspector: cdp.openedByUs,
+        ...extra,
+      });
+    const rewritten = this.opts.mechanism === "breakpoints" ? undefined : await this.instrument(cdp, fn);
+    if (rewritten) {
+      await recorder({ key: rewritten.key, restore: { scriptId: fn.scriptId, source: rewritten.original } });
+      this.method = "instrumented";
+    } else await this.setBreakpoints(cdp, fn, recorder);
+    this.drainTimer = setInterval(() => void this.drain(), this.opts.drainEveryMs ?? 200);
+    this.deadline = setTimeout(() => void this.finish("duration"), this.program.durationMs);
+    // The connection dropping (the target exited) ends the session.
+    this.session.on("Inspector.detached", () => void this.finish("bpftrace_exit"));
+  }
+
+  /**
+   * Rewrites the function in the running process so it calls the recorder
+   * itself (instrument.ts); undefined when V8 refuses the edit (an async
+   * instance suspended in an await, the function on the stack) or the
+   * source cannot be parsed: breakpoints then.
+   */
+  private async instrument(cdp: Session, fn: NodeFunction): Promise<{ key: string; original: string } | undefined> {
+    const key = `__coral_fn_${randomBytes(6).toString("hex")}`;
+    let original: string;
+    try {
+      original = (await cdp.send<{ scriptSource: string }>("Debugger.getScriptSource", { scriptId: fn.scriptId })).scriptSource;
+    } catch {
+      return undefined;
+    }
+    const patched = instrumentFunction(original, fn.start, { key, async: fn.async, argsExpression: this.program.argCount > 0 ? argList(fn.params, this.program.argCount) : "null" });
+    if (!patched || !sameLines(original, patched)) return undefined;
+    const r = await cdp.send<{ status?: string; exceptionDetails?: unknown }>("Debugger.setScriptSource", { scriptId: fn.scriptId, scriptSource: patched }).catch(() => undefined);
+    // Older protocol versions answer without a status: success is no exception.
+    if (!r || r.exceptionDetails || (r.status !== undefined && r.status !== "Ok")) return undefined;
+    this.rewritten = { scriptId: fn.scriptId, original };
+    return { key, original };
+  }
+
+  private async installRecorder(cdp: Session, cfg: RecorderConfig): Promise<void> {
+    const installed = await cdp.send<{ result: { value?: unknown }; exceptionDetails?: { text?: string; exception?: { description?: string } } }>("Runtime.evaluate", {
+      expression: installExpression(cfg),
+      includeCommandLineAPI: true,
+      returnByValue: true,
+    });
+    if (installed.result.value !== "ok")
+      throw new DebugError("unsupported", `cannot install the recorder in process ${this.opts.pid}: ${installed.exceptionDetails?.exception?.description ?? installed.exceptionDetails?.text ?? "no result"}`);
+  }
+
+  /** The breakpoint path: one at the body's first statement, one at each return location of a sync function. */
+  private async setBreakpoints(cdp: Session, fn: NodeFunction, recorder: () => Promise<void>): Promise<void> {
     const { locations } = await cdp.send<{ locations: { lineNumber: number; columnNumber: number; type?: string }[] }>("Debugger.getPossibleBreakpoints", {
       // From the body: a default parameter's code runs only when its argument is missing.
       start: { scriptId: fn.scriptId, lineNumber: fn.body.line, columnNumber: fn.body.column },
@@ -171,21 +254,7 @@ export class NodeFunctionSession extends EventEmitter {
     if (!entry) throw new DebugError("unsupported", `${fn.label} has no code V8 can break on`);
     const returns = fn.async ? [] : locations.filter((l) => l.type === "return");
     if (!fn.async && returns.length === 0) throw new DebugError("unsupported", `${fn.label} has no return location (does it always throw?)`);
-    const installed = await cdp.send<{ result: { value?: unknown }; exceptionDetails?: { text?: string; exception?: { description?: string } } }>("Runtime.evaluate", {
-      expression: installExpression({
-        sampleRate: this.program.sampleRate,
-        perSecond: this.opts.perSecond ?? 10_000,
-        buffer: Math.min(this.program.maxEvents + 1, 100_000),
-        async: fn.async,
-        captureArgs: this.program.argCount > 0,
-        watchdogMs: this.program.durationMs + (this.opts.watchdogMarginMs ?? 15_000),
-        closeInspector: cdp.openedByUs,
-      }),
-      includeCommandLineAPI: true,
-      returnByValue: true,
-    });
-    if (installed.result.value !== "ok")
-      throw new DebugError("unsupported", `cannot install the recorder in process ${pid}: ${installed.exceptionDetails?.exception?.description ?? installed.exceptionDetails?.text ?? "no result"}`);
+    await recorder();
     const enter = entryCondition(fn.async, fn.params, this.program.argCount);
     const sameSpot = (l: { lineNumber: number; columnNumber: number }) => l.lineNumber === entry.lineNumber && l.columnNumber === entry.columnNumber;
     // An empty body: entry and return are one location, one breakpoint does both.
@@ -197,10 +266,6 @@ export class NodeFunctionSession extends EventEmitter {
       });
       this.breakpoints.push(breakpointId);
     }
-    this.drainTimer = setInterval(() => void this.drain(), this.opts.drainEveryMs ?? 200);
-    this.deadline = setTimeout(() => void this.finish("duration"), this.program.durationMs);
-    // The connection dropping (the target exited) ends the session.
-    this.session.on("Inspector.detached", () => void this.finish("bpftrace_exit"));
   }
 
   /** Reads the target's records into events (serialised: one drain at a time). */
@@ -221,6 +286,7 @@ export class NodeFunctionSession extends EventEmitter {
       const { pid } = this.opts;
       for (const rec of got.ev) {
         if (!this.accepting) break;
+        if (rec[0] !== 0 && rec[0] !== 1) continue; // line records: not this session's
         const ns = BigInt(Math.round(rec[1] * 1e6));
         const ev: UprobeEvent =
           rec[0] === 0
@@ -267,7 +333,7 @@ export class NodeFunctionSession extends EventEmitter {
       await this.cleanup();
       this.done = true;
       this.opts.limiter?.release(this.opts.id);
-      if (running.get(this.opts.pid) === this) running.delete(this.opts.pid);
+      releaseProcess(this.opts.pid, this);
       this.emit("end", this.stopReason);
     })();
     return this.ending;
@@ -296,8 +362,28 @@ export class NodeFunctionSession extends EventEmitter {
     this.session = undefined;
     await this.removeBreakpointsWith(cdp);
     await cdp.send("Runtime.evaluate", { expression: removeExpression }).catch(() => undefined);
+    await this.restoreSource(cdp);
     await cdp.send("Debugger.disable").catch(() => undefined);
     await cdp.close();
+  }
+
+  /**
+   * Puts the instrumented function's source back. The recorder is gone
+   * already, so the rewritten code is inert meanwhile; V8 refuses while an
+   * async instance is suspended, so it is tried for up to 2 s, and the inert
+   * rewrite stays when that never succeeds.
+   */
+  private async restoreSource(cdp: Session): Promise<void> {
+    const r = this.rewritten;
+    if (!r) return;
+    this.rewritten = undefined;
+    const until = Date.now() + 2000;
+    for (;;) {
+      const res = await cdp.send<{ status?: string; exceptionDetails?: unknown }>("Debugger.setScriptSource", { scriptId: r.scriptId, scriptSource: r.original }).catch(() => undefined);
+      if (!res || (!res.exceptionDetails && (res.status === undefined || res.status === "Ok"))) return;
+      if (Date.now() > until) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 
   private async removeBreakpointsWith(cdp: Session): Promise<void> {

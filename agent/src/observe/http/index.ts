@@ -4,9 +4,10 @@ export type { HttpTracerEvents, HttpTracerOptions, HttpTracerStatus } from "./tr
 export { RequestPairer } from "./pairing.ts";
 export type { PairingCounts, ServedRequest } from "./pairing.ts";
 export { normaliseRoute, RouteCap, DEFAULT_ROUTE_CAP, OTHER_ROUTE } from "./routes.ts";
-export { HTTP_DURATION_METRIC, HTTP_UNPARSED_METRIC, encodeRoute, decodeRoute, requestMetricName, parseRequestMetricName } from "@coral/common/http-metric-name";
+export { HTTP_DURATION_METRIC, HTTP_UNPARSED_METRIC, HTTP_SDK_SOURCE_METRIC, encodeRoute, decodeRoute, requestMetricName, parseRequestMetricName } from "@coral/common/http-metric-name";
 export type { RequestSeries } from "@coral/common/http-metric-name";
 export { requestMetricPoints } from "./metrics.ts";
+export { sdkRequestPoints, maxSdkPointsPerDrain, type SdkRequestPoints } from "./sdk-requests.ts";
 export { parseTraceLine, requestLines, statusLines } from "./parse.ts";
 export { httpRequestsProgram, DEFAULT_CAPTURE_BYTES } from "./program.ts";
 
@@ -22,3 +23,4 @@ export function httpTracingEnabled(option: boolean | undefined, connectionMode: 
   if (["1", "on", "true", "yes"].includes(env)) return true;
   return connectionMode !== "procfs";
 }
+export { kernelConnectionsUnavailable } from "../kernel-connections.ts";

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file coral/agent/v1/debug.proto.
  */
 export const file_coral_agent_v1_debug: GenFile = /*@__PURE__*/
-  fileDesc("Chpjb3JhbC9hZ2VudC92MS9kZWJ1Zy5wcm90bxIOY29yYWwuYWdlbnQudjEiygEKG1N0YXJ0VXByb2JlQ29sbGVjdG9yUmVxdWVzdBIVCg1mdW5jdGlvbl9uYW1lGAEgASgJEhMKC2R1cmF0aW9uX21zGAIgASgNEhQKDGNhcHR1cmVfYXJncxgDIAEoDRIWCg5jYXB0dXJlX3JldHVybhgEIAEoCBITCgtzYW1wbGVfcmF0ZRgFIAEoDRISCgptYXhfZXZlbnRzGAYgASgNEg0KBWxhYmVsGAcgASgJEhkKEXNsb3dfdGhyZXNob2xkX21zGAggASgNIsYBChxTdGFydFVwcm9iZUNvbGxlY3RvclJlc3BvbnNlEhQKDGNvbGxlY3Rvcl9pZBgBIAEoCRILCgNwaWQYAiABKAUSLgoKc3RhcnRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFaXNfZ28YBSABKAgSFAoMcmV0dXJuX3Byb2JlGAYgASgJIjIKGlN0b3BVcHJvYmVDb2xsZWN0b3JSZXF1ZXN0EhQKDGNvbGxlY3Rvcl9pZBgBIAEoCSKpAgoNVXByb2JlU3VtbWFyeRIVCg1mdW5jdGlvbl9uYW1lGAEgASgJEg8KB2VudHJpZXMYAiABKAQSDQoFY2FsbHMYAyABKAQSDgoGYXZnX25zGAQgASgEEg4KBnA1MF9ucxgFIAEoBBIOCgZwOTVfbnMYBiABKAQSDgoGcDk5X25zGAcgASgEEg4KBm1heF9ucxgIIAEoBBISCgpzbG93X2NhbGxzGAkgASgEEhkKEXNsb3dfdGhyZXNob2xkX25zGAogASgEEhMKC2xvc3RfZXZlbnRzGAsgASgEEhMKC3N0b3BfcmVhc29uGAwgASgJEhMKC3N0b3BfZGV0YWlsGA0gASgJEhUKDXByb2Nlc3NfY291bnQYDiABKA0SDAoEbm90ZRgPIAEoCSJNChtTdG9wVXByb2JlQ29sbGVjdG9yUmVzcG9uc2USLgoHc3VtbWFyeRgBIAEoCzIdLmNvcmFsLmFnZW50LnYxLlVwcm9iZVN1bW1hcnkiqAEKGFF1ZXJ5VXByb2JlRXZlbnRzUmVxdWVzdBIUCgxjb2xsZWN0b3JfaWQYASABKAkSKQoFc2luY2UYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglhZnRlcl9zZXEYBCABKAQSDQoFbGltaXQYBSABKA0ivQEKC1Vwcm9iZUV2ZW50EgsKA3NlcRgBIAEoBBItCgl0aW1lc3RhbXAYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHR5cGUYAyABKAkSCwoDcGlkGAQgASgFEgsKA3RpZBgFIAEoBRITCgtkdXJhdGlvbl9ucxgGIAEoBBIMCgRhcmdzGAcgAygJEhQKDHJldHVybl92YWx1ZRgIIAEoCRIRCglnb3JvdXRpbmUYCSABKAkiswEKGVF1ZXJ5VXByb2JlRXZlbnRzUmVzcG9uc2USKwoGZXZlbnRzGAEgAygLMhsuY29yYWwuYWdlbnQudjEuVXByb2JlRXZlbnQSEAoIaGFzX21vcmUYAiABKAgSFgoObmV4dF9hZnRlcl9zZXEYAyABKAQSDwoHcnVubmluZxgEIAEoCBIuCgdzdW1tYXJ5GAUgASgLMh0uY29yYWwuYWdlbnQudjEuVXByb2JlU3VtbWFyeSJDChRMaXN0RnVuY3Rpb25zUmVxdWVzdBIPCgdwYXR0ZXJuGAEgASgJEg0KBWxpbWl0GAIgASgNEgsKA2FsbBgDIAEoCCJ9Cg1GdW5jdGlvbkVudHJ5EgwKBG5hbWUYASABKAkSDwoHYWRkcmVzcxgCIAEoBBIMCgRzaXplGAMgASgEEhEKCWRlbWFuZ2xlZBgEIAEoCRIMCgRmaWxlGAUgASgJEgwKBGxpbmUYBiABKA0SEAoIaXNfYXN5bmMYByABKAgilQEKFUxpc3RGdW5jdGlvbnNSZXNwb25zZRIwCglmdW5jdGlvbnMYASADKAsyHS5jb3JhbC5hZ2VudC52MS5GdW5jdGlvbkVudHJ5Eg4KBmJpbmFyeRgCIAEoCRILCgNwaWQYAyABKAUSDQoFaXNfZ28YBCABKAgSDQoFdG90YWwYBSABKA0SDwoHcnVudGltZRgGIAEoCTK+AwoRQWdlbnREZWJ1Z1NlcnZpY2UScQoUU3RhcnRVcHJvYmVDb2xsZWN0b3ISKy5jb3JhbC5hZ2VudC52MS5TdGFydFVwcm9iZUNvbGxlY3RvclJlcXVlc3QaLC5jb3JhbC5hZ2VudC52MS5TdGFydFVwcm9iZUNvbGxlY3RvclJlc3BvbnNlEm4KE1N0b3BVcHJvYmVDb2xsZWN0b3ISKi5jb3JhbC5hZ2VudC52MS5TdG9wVXByb2JlQ29sbGVjdG9yUmVxdWVzdBorLmNvcmFsLmFnZW50LnYxLlN0b3BVcHJvYmVDb2xsZWN0b3JSZXNwb25zZRJoChFRdWVyeVVwcm9iZUV2ZW50cxIoLmNvcmFsLmFnZW50LnYxLlF1ZXJ5VXByb2JlRXZlbnRzUmVxdWVzdBopLmNvcmFsLmFnZW50LnYxLlF1ZXJ5VXByb2JlRXZlbnRzUmVzcG9uc2USXAoNTGlzdEZ1bmN0aW9ucxIkLmNvcmFsLmFnZW50LnYxLkxpc3RGdW5jdGlvbnNSZXF1ZXN0GiUuY29yYWwuYWdlbnQudjEuTGlzdEZ1bmN0aW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Chpjb3JhbC9hZ2VudC92MS9kZWJ1Zy5wcm90bxIOY29yYWwuYWdlbnQudjEilwIKG1N0YXJ0VXByb2JlQ29sbGVjdG9yUmVxdWVzdBIVCg1mdW5jdGlvbl9uYW1lGAEgASgJEhMKC2R1cmF0aW9uX21zGAIgASgNEhQKDGNhcHR1cmVfYXJncxgDIAEoDRIWCg5jYXB0dXJlX3JldHVybhgEIAEoCBITCgtzYW1wbGVfcmF0ZRgFIAEoDRISCgptYXhfZXZlbnRzGAYgASgNEg0KBWxhYmVsGAcgASgJEhkKEXNsb3dfdGhyZXNob2xkX21zGAggASgNEgwKBGtpbmQYCSABKAkSEgoKZXhwcmVzc2lvbhgKIAEoCRIRCgljb25kaXRpb24YCyABKAkSFgoOc25hcHNob3RfY291bnQYDCABKA0ixgEKHFN0YXJ0VXByb2JlQ29sbGVjdG9yUmVzcG9uc2USFAoMY29sbGVjdG9yX2lkGAEgASgJEgsKA3BpZBgCIAEoBRIuCgpzdGFydGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVpc19nbxgFIAEoCBIUCgxyZXR1cm5fcHJvYmUYBiABKAkiMgoaU3RvcFVwcm9iZUNvbGxlY3RvclJlcXVlc3QSFAoMY29sbGVjdG9yX2lkGAEgASgJIqkCCg1VcHJvYmVTdW1tYXJ5EhUKDWZ1bmN0aW9uX25hbWUYASABKAkSDwoHZW50cmllcxgCIAEoBBINCgVjYWxscxgDIAEoBBIOCgZhdmdfbnMYBCABKAQSDgoGcDUwX25zGAUgASgEEg4KBnA5NV9ucxgGIAEoBBIOCgZwOTlfbnMYByABKAQSDgoGbWF4X25zGAggASgEEhIKCnNsb3dfY2FsbHMYCSABKAQSGQoRc2xvd190aHJlc2hvbGRfbnMYCiABKAQSEwoLbG9zdF9ldmVudHMYCyABKAQSEwoLc3RvcF9yZWFzb24YDCABKAkSEwoLc3RvcF9kZXRhaWwYDSABKAkSFQoNcHJvY2Vzc19jb3VudBgOIAEoDRIMCgRub3RlGA8gASgJIk0KG1N0b3BVcHJvYmVDb2xsZWN0b3JSZXNwb25zZRIuCgdzdW1tYXJ5GAEgASgLMh0uY29yYWwuYWdlbnQudjEuVXByb2JlU3VtbWFyeSKoAQoYUXVlcnlVcHJvYmVFdmVudHNSZXF1ZXN0EhQKDGNvbGxlY3Rvcl9pZBgBIAEoCRIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWFmdGVyX3NlcRgEIAEoBBINCgVsaW1pdBgFIAEoDSLMAQoLVXByb2JlRXZlbnQSCwoDc2VxGAEgASgEEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEdHlwZRgDIAEoCRILCgNwaWQYBCABKAUSCwoDdGlkGAUgASgFEhMKC2R1cmF0aW9uX25zGAYgASgEEgwKBGFyZ3MYByADKAkSFAoMcmV0dXJuX3ZhbHVlGAggASgJEhEKCWdvcm91dGluZRgJIAEoCRINCgV2YWx1ZRgKIAEoCSKzAQoZUXVlcnlVcHJvYmVFdmVudHNSZXNwb25zZRIrCgZldmVudHMYASADKAsyGy5jb3JhbC5hZ2VudC52MS5VcHJvYmVFdmVudBIQCghoYXNfbW9yZRgCIAEoCBIWCg5uZXh0X2FmdGVyX3NlcRgDIAEoBBIPCgdydW5uaW5nGAQgASgIEi4KB3N1bW1hcnkYBSABKAsyHS5jb3JhbC5hZ2VudC52MS5VcHJvYmVTdW1tYXJ5IkMKFExpc3RGdW5jdGlvbnNSZXF1ZXN0Eg8KB3BhdHRlcm4YASABKAkSDQoFbGltaXQYAiABKA0SCwoDYWxsGAMgASgIIn0KDUZ1bmN0aW9uRW50cnkSDAoEbmFtZRgBIAEoCRIPCgdhZGRyZXNzGAIgASgEEgwKBHNpemUYAyABKAQSEQoJZGVtYW5nbGVkGAQgASgJEgwKBGZpbGUYBSABKAkSDAoEbGluZRgGIAEoDRIQCghpc19hc3luYxgHIAEoCCKVAQoVTGlzdEZ1bmN0aW9uc1Jlc3BvbnNlEjAKCWZ1bmN0aW9ucxgBIAMoCzIdLmNvcmFsLmFnZW50LnYxLkZ1bmN0aW9uRW50cnkSDgoGYmluYXJ5GAIgASgJEgsKA3BpZBgDIAEoBRINCgVpc19nbxgEIAEoCBINCgV0b3RhbBgFIAEoDRIPCgdydW50aW1lGAYgASgJMr4DChFBZ2VudERlYnVnU2VydmljZRJxChRTdGFydFVwcm9iZUNvbGxlY3RvchIrLmNvcmFsLmFnZW50LnYxLlN0YXJ0VXByb2JlQ29sbGVjdG9yUmVxdWVzdBosLmNvcmFsLmFnZW50LnYxLlN0YXJ0VXByb2JlQ29sbGVjdG9yUmVzcG9uc2USbgoTU3RvcFVwcm9iZUNvbGxlY3RvchIqLmNvcmFsLmFnZW50LnYxLlN0b3BVcHJvYmVDb2xsZWN0b3JSZXF1ZXN0GisuY29yYWwuYWdlbnQudjEuU3RvcFVwcm9iZUNvbGxlY3RvclJlc3BvbnNlEmgKEVF1ZXJ5VXByb2JlRXZlbnRzEiguY29yYWwuYWdlbnQudjEuUXVlcnlVcHJvYmVFdmVudHNSZXF1ZXN0GikuY29yYWwuYWdlbnQudjEuUXVlcnlVcHJvYmVFdmVudHNSZXNwb25zZRJcCg1MaXN0RnVuY3Rpb25zEiQuY29yYWwuYWdlbnQudjEuTGlzdEZ1bmN0aW9uc1JlcXVlc3QaJS5jb3JhbC5hZ2VudC52MS5MaXN0RnVuY3Rpb25zUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message coral.agent.v1.StartUprobeCollectorRequest
@@ -71,6 +71,38 @@ export type StartUprobeCollectorRequest = Message<"coral.agent.v1.StartUprobeCol
    * @generated from field: uint32 slow_threshold_ms = 8;
    */
   slowThresholdMs: number;
+
+  /**
+   * "function" (or empty): trace function_name. Node processes only:
+   * "logpoint" records expression each time the line function_name
+   * (file:line) runs; "snapshot" records the arguments and locals in scope
+   * there, the first snapshot_count times. On other processes: Unimplemented.
+   *
+   * @generated from field: string kind = 9;
+   */
+  kind: string;
+
+  /**
+   * Logpoints: a side-effect-free JavaScript expression.
+   *
+   * @generated from field: string expression = 10;
+   */
+  expression: string;
+
+  /**
+   * Logpoints and snapshots: only the hits where this JavaScript expression
+   * (side-effect-free) holds; empty = every hit.
+   *
+   * @generated from field: string condition = 11;
+   */
+  condition: string;
+
+  /**
+   * Snapshots: 1..50; 0 = 1.
+   *
+   * @generated from field: uint32 snapshot_count = 12;
+   */
+  snapshotCount: number;
 };
 
 /**
@@ -110,7 +142,9 @@ export type StartUprobeCollectorResponse = Message<"coral.agent.v1.StartUprobeCo
   isGo: boolean;
 
   /**
-   * "uretprobe" (C, C++, Rust) or "ret-instructions" (Go).
+   * "uretprobe" (C, C++, Rust), "ret-instructions" (Go), or for a Node
+   * process's JavaScript function "v8-rewrite" (the function rewritten in
+   * place) or "v8-breakpoints" (conditional breakpoints).
    *
    * @generated from field: string return_probe = 6;
    */
@@ -314,7 +348,7 @@ export type UprobeEvent = Message<"coral.agent.v1.UprobeEvent"> & {
   timestamp?: Timestamp | undefined;
 
   /**
-   * "entry" or "return".
+   * "entry" or "return"; "log" (a logpoint's value) or "snapshot".
    *
    * @generated from field: string type = 3;
    */
@@ -353,6 +387,15 @@ export type UprobeEvent = Message<"coral.agent.v1.UprobeEvent"> & {
    * @generated from field: string goroutine = 9;
    */
   goroutine: string;
+
+  /**
+   * log: the expression's value, formatted (depth- and size-limited), or
+   * "!Error: message" when it threw. snapshot: a JSON object, name →
+   * formatted value ("<uninitialized>" for a name in its temporal dead zone).
+   *
+   * @generated from field: string value = 10;
+   */
+  value: string;
 };
 
 /**

@@ -6,13 +6,15 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { RequestSeries, TrafficSample } from "./traffic_pb.js";
+import { file_coral_sdk_v1_traffic } from "./traffic_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file coral/sdk/v1/sdk.proto.
  */
 export const file_coral_sdk_v1_sdk: GenFile = /*@__PURE__*/
-  fileDesc("ChZjb3JhbC9zZGsvdjEvc2RrLnByb3RvEgxjb3JhbC5zZGsudjEiJQoQR2V0SGVhbHRoUmVxdWVzdBIRCgljb21wb25lbnQYASABKAkiqAIKEUdldEhlYWx0aFJlc3BvbnNlEj4KDm92ZXJhbGxfc3RhdHVzGAEgASgOMiYuY29yYWwuc2RrLnYxLkdldEhlYWx0aFJlc3BvbnNlLlN0YXR1cxIxCgpjb21wb25lbnRzGAIgAygLMh0uY29yYWwuc2RrLnYxLkNvbXBvbmVudEhlYWx0aBIPCgdtZXNzYWdlGAMgASgJEi4KCmNoZWNrZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KBlN0YXR1cxIWChJTVEFUVVNfVU5TUEVDSUZJRUQQABISCg5TVEFUVVNfSEVBTFRIWRABEhMKD1NUQVRVU19ERUdSQURFRBACEhQKEFNUQVRVU19VTkhFQUxUSFkQAyK8AgoPQ29tcG9uZW50SGVhbHRoEgwKBG5hbWUYASABKAkSNgoGc3RhdHVzGAIgASgOMiYuY29yYWwuc2RrLnYxLkdldEhlYWx0aFJlc3BvbnNlLlN0YXR1cxIPCgdtZXNzYWdlGAMgASgJEjAKDXJlc3BvbnNlX3RpbWUYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SPQoIbWV0YWRhdGEYBSADKAsyKy5jb3JhbC5zZGsudjEuQ29tcG9uZW50SGVhbHRoLk1ldGFkYXRhRW50cnkSMAoMbGFzdF9zdWNjZXNzGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiEAoOR2V0SW5mb1JlcXVlc3Qi1AQKD0dldEluZm9SZXNwb25zZRIUCgxzZXJ2aWNlX25hbWUYASABKAkSFwoPc2VydmljZV92ZXJzaW9uGAIgASgJEhkKEXNlcnZpY2VfbmFtZXNwYWNlGAMgASgJEhIKCmdpdF9jb21taXQYBCABKAkSEgoKZ2l0X2JyYW5jaBgFIAEoCRIRCglnaXRfZGlydHkYBiABKAgSDwoHZ2l0X3RhZxgHIAEoCRIuCgpidWlsZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdidWlsZGVyGAkgASgJEhcKD3J1bnRpbWVfdmVyc2lvbhgKIAEoCRIuCgpzdGFydF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgZ1cHRpbWUYDCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIaG9zdG5hbWUYDSABKAkSOQoGbGFiZWxzGA4gAygLMikuY29yYWwuc2RrLnYxLkdldEluZm9SZXNwb25zZS5MYWJlbHNFbnRyeRITCgtlbnZpcm9ubWVudBgPIAEoCRIOCgZyZWdpb24YECABKAkSGQoRYXZhaWxhYmlsaXR5X3pvbmUYESABKAkSEwoLc2RrX3ZlcnNpb24YEiABKAkSGAoQcm9sbGJhY2tfaGFuZGxlchgTIAEoCBILCgNwaWQYFCABKAUaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASISChBHZXRDb25maWdSZXF1ZXN0Iv8BChFHZXRDb25maWdSZXNwb25zZRIYChBtZXRyaWNzX2VuZHBvaW50GAEgASgJEhcKD3RyYWNlc19lbmRwb2ludBgCIAEoCRIWCg5wcHJvZl9lbmRwb2ludBgDIAEoCRIXCg9oZWFsdGhfZW5kcG9pbnQYBCABKAkSTgoQY3VzdG9tX2VuZHBvaW50cxgFIAMoCzI0LmNvcmFsLnNkay52MS5HZXRDb25maWdSZXNwb25zZS5DdXN0b21FbmRwb2ludHNFbnRyeRo2ChRDdXN0b21FbmRwb2ludHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBMvUBCg9Db3JhbEFwcFNlcnZpY2USTAoJR2V0SGVhbHRoEh4uY29yYWwuc2RrLnYxLkdldEhlYWx0aFJlcXVlc3QaHy5jb3JhbC5zZGsudjEuR2V0SGVhbHRoUmVzcG9uc2USRgoHR2V0SW5mbxIcLmNvcmFsLnNkay52MS5HZXRJbmZvUmVxdWVzdBodLmNvcmFsLnNkay52MS5HZXRJbmZvUmVzcG9uc2USTAoJR2V0Q29uZmlnEh4uY29yYWwuc2RrLnYxLkdldENvbmZpZ1JlcXVlc3QaHy5jb3JhbC5zZGsudjEuR2V0Q29uZmlnUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChZjb3JhbC9zZGsvdjEvc2RrLnByb3RvEgxjb3JhbC5zZGsudjEiJQoQR2V0SGVhbHRoUmVxdWVzdBIRCgljb21wb25lbnQYASABKAkiqAIKEUdldEhlYWx0aFJlc3BvbnNlEj4KDm92ZXJhbGxfc3RhdHVzGAEgASgOMiYuY29yYWwuc2RrLnYxLkdldEhlYWx0aFJlc3BvbnNlLlN0YXR1cxIxCgpjb21wb25lbnRzGAIgAygLMh0uY29yYWwuc2RrLnYxLkNvbXBvbmVudEhlYWx0aBIPCgdtZXNzYWdlGAMgASgJEi4KCmNoZWNrZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KBlN0YXR1cxIWChJTVEFUVVNfVU5TUEVDSUZJRUQQABISCg5TVEFUVVNfSEVBTFRIWRABEhMKD1NUQVRVU19ERUdSQURFRBACEhQKEFNUQVRVU19VTkhFQUxUSFkQAyK8AgoPQ29tcG9uZW50SGVhbHRoEgwKBG5hbWUYASABKAkSNgoGc3RhdHVzGAIgASgOMiYuY29yYWwuc2RrLnYxLkdldEhlYWx0aFJlc3BvbnNlLlN0YXR1cxIPCgdtZXNzYWdlGAMgASgJEjAKDXJlc3BvbnNlX3RpbWUYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SPQoIbWV0YWRhdGEYBSADKAsyKy5jb3JhbC5zZGsudjEuQ29tcG9uZW50SGVhbHRoLk1ldGFkYXRhRW50cnkSMAoMbGFzdF9zdWNjZXNzGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiEAoOR2V0SW5mb1JlcXVlc3Qi1AQKD0dldEluZm9SZXNwb25zZRIUCgxzZXJ2aWNlX25hbWUYASABKAkSFwoPc2VydmljZV92ZXJzaW9uGAIgASgJEhkKEXNlcnZpY2VfbmFtZXNwYWNlGAMgASgJEhIKCmdpdF9jb21taXQYBCABKAkSEgoKZ2l0X2JyYW5jaBgFIAEoCRIRCglnaXRfZGlydHkYBiABKAgSDwoHZ2l0X3RhZxgHIAEoCRIuCgpidWlsZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdidWlsZGVyGAkgASgJEhcKD3J1bnRpbWVfdmVyc2lvbhgKIAEoCRIuCgpzdGFydF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgZ1cHRpbWUYDCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIaG9zdG5hbWUYDSABKAkSOQoGbGFiZWxzGA4gAygLMikuY29yYWwuc2RrLnYxLkdldEluZm9SZXNwb25zZS5MYWJlbHNFbnRyeRITCgtlbnZpcm9ubWVudBgPIAEoCRIOCgZyZWdpb24YECABKAkSGQoRYXZhaWxhYmlsaXR5X3pvbmUYESABKAkSEwoLc2RrX3ZlcnNpb24YEiABKAkSGAoQcm9sbGJhY2tfaGFuZGxlchgTIAEoCBILCgNwaWQYFCABKAUaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASISChBHZXRDb25maWdSZXF1ZXN0Iv8BChFHZXRDb25maWdSZXNwb25zZRIYChBtZXRyaWNzX2VuZHBvaW50GAEgASgJEhcKD3RyYWNlc19lbmRwb2ludBgCIAEoCRIWCg5wcHJvZl9lbmRwb2ludBgDIAEoCRIXCg9oZWFsdGhfZW5kcG9pbnQYBCABKAkSTgoQY3VzdG9tX2VuZHBvaW50cxgFIAMoCzI0LmNvcmFsLnNkay52MS5HZXRDb25maWdSZXNwb25zZS5DdXN0b21FbmRwb2ludHNFbnRyeRo2ChRDdXN0b21FbmRwb2ludHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhYKFERyYWluUmVxdWVzdHNSZXF1ZXN0ImwKFURyYWluUmVxdWVzdHNSZXNwb25zZRIUCgxpbnN0cnVtZW50ZWQYASABKAgSKwoGc2VyaWVzGAIgAygLMhsuY29yYWwuc2RrLnYxLlJlcXVlc3RTZXJpZXMSEAoIb3ZlcmZsb3cYAyABKAQiKgoTRHJhaW5UcmFmZmljUmVxdWVzdBITCgttYXhfc2FtcGxlcxgBIAEoDSJ9ChREcmFpblRyYWZmaWNSZXNwb25zZRIsCgdzYW1wbGVzGAEgAygLMhsuY29yYWwuc2RrLnYxLlRyYWZmaWNTYW1wbGUSDwoHZHJvcHBlZBgCIAEoBBITCgtzYW1wbGVfcmF0ZRgDIAEoARIRCglyZW1haW5pbmcYBCABKA0iLgoXQ29uZmlndXJlVHJhZmZpY1JlcXVlc3QSEwoLc2FtcGxlX3JhdGUYASABKAEiLwoYQ29uZmlndXJlVHJhZmZpY1Jlc3BvbnNlEhMKC3NhbXBsZV9yYXRlGAEgASgBMokECg9Db3JhbEFwcFNlcnZpY2USTAoJR2V0SGVhbHRoEh4uY29yYWwuc2RrLnYxLkdldEhlYWx0aFJlcXVlc3QaHy5jb3JhbC5zZGsudjEuR2V0SGVhbHRoUmVzcG9uc2USRgoHR2V0SW5mbxIcLmNvcmFsLnNkay52MS5HZXRJbmZvUmVxdWVzdBodLmNvcmFsLnNkay52MS5HZXRJbmZvUmVzcG9uc2USTAoJR2V0Q29uZmlnEh4uY29yYWwuc2RrLnYxLkdldENvbmZpZ1JlcXVlc3QaHy5jb3JhbC5zZGsudjEuR2V0Q29uZmlnUmVzcG9uc2USWAoNRHJhaW5SZXF1ZXN0cxIiLmNvcmFsLnNkay52MS5EcmFpblJlcXVlc3RzUmVxdWVzdBojLmNvcmFsLnNkay52MS5EcmFpblJlcXVlc3RzUmVzcG9uc2USVQoMRHJhaW5UcmFmZmljEiEuY29yYWwuc2RrLnYxLkRyYWluVHJhZmZpY1JlcXVlc3QaIi5jb3JhbC5zZGsudjEuRHJhaW5UcmFmZmljUmVzcG9uc2USYQoQQ29uZmlndXJlVHJhZmZpYxIlLmNvcmFsLnNkay52MS5Db25maWd1cmVUcmFmZmljUmVxdWVzdBomLmNvcmFsLnNkay52MS5Db25maWd1cmVUcmFmZmljUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_coral_sdk_v1_traffic]);
 
 /**
  * @generated from message coral.sdk.v1.GetHealthRequest
@@ -326,6 +328,144 @@ export const GetConfigResponseSchema: GenMessage<GetConfigResponse> = /*@__PURE_
   messageDesc(file_coral_sdk_v1_sdk, 6);
 
 /**
+ * @generated from message coral.sdk.v1.DrainRequestsRequest
+ */
+export type DrainRequestsRequest = Message<"coral.sdk.v1.DrainRequestsRequest"> & {
+};
+
+/**
+ * Describes the message coral.sdk.v1.DrainRequestsRequest.
+ * Use `create(DrainRequestsRequestSchema)` to create a new message.
+ */
+export const DrainRequestsRequestSchema: GenMessage<DrainRequestsRequest> = /*@__PURE__*/
+  messageDesc(file_coral_sdk_v1_sdk, 7);
+
+/**
+ * @generated from message coral.sdk.v1.DrainRequestsResponse
+ */
+export type DrainRequestsResponse = Message<"coral.sdk.v1.DrainRequestsResponse"> & {
+  /**
+   * True once the app installed Coral's request middleware (then the agent
+   * prefers these figures to its eBPF ones for the service).
+   *
+   * @generated from field: bool instrumented = 1;
+   */
+  instrumented: boolean;
+
+  /**
+   * @generated from field: repeated coral.sdk.v1.RequestSeries series = 2;
+   */
+  series: RequestSeries[];
+
+  /**
+   * Requests counted as route "other" since the last drain (route cap).
+   *
+   * @generated from field: uint64 overflow = 3;
+   */
+  overflow: bigint;
+};
+
+/**
+ * Describes the message coral.sdk.v1.DrainRequestsResponse.
+ * Use `create(DrainRequestsResponseSchema)` to create a new message.
+ */
+export const DrainRequestsResponseSchema: GenMessage<DrainRequestsResponse> = /*@__PURE__*/
+  messageDesc(file_coral_sdk_v1_sdk, 8);
+
+/**
+ * @generated from message coral.sdk.v1.DrainTrafficRequest
+ */
+export type DrainTrafficRequest = Message<"coral.sdk.v1.DrainTrafficRequest"> & {
+  /**
+   * At most this many samples (1..1000; 0 = 100).
+   *
+   * @generated from field: uint32 max_samples = 1;
+   */
+  maxSamples: number;
+};
+
+/**
+ * Describes the message coral.sdk.v1.DrainTrafficRequest.
+ * Use `create(DrainTrafficRequestSchema)` to create a new message.
+ */
+export const DrainTrafficRequestSchema: GenMessage<DrainTrafficRequest> = /*@__PURE__*/
+  messageDesc(file_coral_sdk_v1_sdk, 9);
+
+/**
+ * @generated from message coral.sdk.v1.DrainTrafficResponse
+ */
+export type DrainTrafficResponse = Message<"coral.sdk.v1.DrainTrafficResponse"> & {
+  /**
+   * @generated from field: repeated coral.sdk.v1.TrafficSample samples = 1;
+   */
+  samples: TrafficSample[];
+
+  /**
+   * Samples the SDK dropped (queue full) since the last drain.
+   *
+   * @generated from field: uint64 dropped = 2;
+   */
+  dropped: bigint;
+
+  /**
+   * The share of requests sampled now.
+   *
+   * @generated from field: double sample_rate = 3;
+   */
+  sampleRate: number;
+
+  /**
+   * Samples still queued after this answer.
+   *
+   * @generated from field: uint32 remaining = 4;
+   */
+  remaining: number;
+};
+
+/**
+ * Describes the message coral.sdk.v1.DrainTrafficResponse.
+ * Use `create(DrainTrafficResponseSchema)` to create a new message.
+ */
+export const DrainTrafficResponseSchema: GenMessage<DrainTrafficResponse> = /*@__PURE__*/
+  messageDesc(file_coral_sdk_v1_sdk, 10);
+
+/**
+ * @generated from message coral.sdk.v1.ConfigureTrafficRequest
+ */
+export type ConfigureTrafficRequest = Message<"coral.sdk.v1.ConfigureTrafficRequest"> & {
+  /**
+   * 0..1.
+   *
+   * @generated from field: double sample_rate = 1;
+   */
+  sampleRate: number;
+};
+
+/**
+ * Describes the message coral.sdk.v1.ConfigureTrafficRequest.
+ * Use `create(ConfigureTrafficRequestSchema)` to create a new message.
+ */
+export const ConfigureTrafficRequestSchema: GenMessage<ConfigureTrafficRequest> = /*@__PURE__*/
+  messageDesc(file_coral_sdk_v1_sdk, 11);
+
+/**
+ * @generated from message coral.sdk.v1.ConfigureTrafficResponse
+ */
+export type ConfigureTrafficResponse = Message<"coral.sdk.v1.ConfigureTrafficResponse"> & {
+  /**
+   * @generated from field: double sample_rate = 1;
+   */
+  sampleRate: number;
+};
+
+/**
+ * Describes the message coral.sdk.v1.ConfigureTrafficResponse.
+ * Use `create(ConfigureTrafficResponseSchema)` to create a new message.
+ */
+export const ConfigureTrafficResponseSchema: GenMessage<ConfigureTrafficResponse> = /*@__PURE__*/
+  messageDesc(file_coral_sdk_v1_sdk, 12);
+
+/**
  * CoralAppService (the seed's CoralApp) is what an app using the Coral SDK serves on localhost for its
  * agent: health (overall and per component), build info and where its
  * standard endpoints are. Feature flags and rollbacks reach the SDK through
@@ -363,6 +503,37 @@ export const CoralAppService: GenService<{
     methodKind: "unary";
     input: typeof GetConfigRequestSchema;
     output: typeof GetConfigResponseSchema;
+  },
+  /**
+   * DrainRequests hands over the request middleware's RED aggregates since
+   * the last drain (and forgets them): the agent calls it on its metrics tick.
+   *
+   * @generated from rpc coral.sdk.v1.CoralAppService.DrainRequests
+   */
+  drainRequests: {
+    methodKind: "unary";
+    input: typeof DrainRequestsRequestSchema;
+    output: typeof DrainRequestsResponseSchema;
+  },
+  /**
+   * DrainTraffic hands over the oldest queued traffic samples (and forgets them).
+   *
+   * @generated from rpc coral.sdk.v1.CoralAppService.DrainTraffic
+   */
+  drainTraffic: {
+    methodKind: "unary";
+    input: typeof DrainTrafficRequestSchema;
+    output: typeof DrainTrafficResponseSchema;
+  },
+  /**
+   * ConfigureTraffic sets the share of requests sampled (5xx are always kept).
+   *
+   * @generated from rpc coral.sdk.v1.CoralAppService.ConfigureTraffic
+   */
+  configureTraffic: {
+    methodKind: "unary";
+    input: typeof ConfigureTrafficRequestSchema;
+    output: typeof ConfigureTrafficResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_coral_sdk_v1_sdk, 0);

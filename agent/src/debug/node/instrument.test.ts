@@ -1,0 +1,102 @@
+// The source rewrite of instrument.ts, run in a vm context: the function
+// keeps its lines and behaviour (return values, throws, `this`, `arguments`,
+// its "use strict"), and calls the recorder global once per call — entry and
+// exit for sync functions, entry for async ones. The recorder here is a
+// plain counting object standing in for recorder.ts's (the real one is
+// exercised against live processes in session.test.ts).
+import { runInNewContext } from "node:vm";
+import { describe, expect, it } from "vitest";
+import { instrumentFunction, sameLines } from "./instrument.ts";
+import { listJsFunctions } from "./functions.ts";
+
+const key = "__coral_fn_test";
+
+function run(source: string, name: string, async = false) {
+  const fn = listJsFunctions(source).find((f) => f.name === name);
+  expect(fn, name).toBeDefined();
+  const patched = instrumentFunction(source, fn!.start, { key, async, argsExpression: `[${fn!.params.join(", ")}]` });
+  expect(patched).toBeDefined();
+  expect(sameLines(source, patched!)).toBe(true);
+  const calls = { e: [] as unknown[], x: [] as unknown[], a: [] as unknown[] };
+  let next = 0;
+  const recorder = {
+    e: (args: unknown) => (calls.e.push(args), ++next),
+    x: (t: unknown) => void calls.x.push(t),
+    a: (args: unknown) => void calls.a.push(args),
+  };
+  const context: Record<string, unknown> = { exports: {} };
+  context.globalThis = context;
+  context[key] = recorder;
+  runInNewContext(patched!, context);
+  return { exports: context.exports as Record<string, (...a: unknown[]) => unknown>, calls, patched: patched!, context };
+}
+
+describe("instrumentFunction", () => {
+  it("wraps a sync function: entry with its arguments, exit on return and on throw, same results", () => {
+    const src = `function add(a, b) {\n  if (a > 100) return a;\n  if (a < 0) throw new Error("neg");\n  return a + b;\n}\nexports.add = add;\n`;
+    const { exports, calls } = run(src, "add");
+    expect(exports.add!(1, 2)).toBe(3);
+    expect(exports.add!(200, 2)).toBe(200);
+    expect(() => exports.add!(-1, 2)).toThrow("neg");
+    expect(calls.e).toEqual([[1, 2], [200, 2], [-1, 2]]);
+    expect(calls.x).toEqual([1, 2, 3]);
+  });
+
+  it("closes before a trailing comment, not inside it", () => {
+    const src = `function f(a) {\n  return a; // the end\n}\nexports.f = f;\n`;
+    const { exports, calls, patched } = run(src, "f");
+    expect(patched).toMatch(/return a;\}finally\{.*\}\s\/\/ the end/);
+    expect(exports.f!(4)).toBe(4);
+    expect(calls.x).toEqual([1]);
+  });
+
+  it("keeps a directive prologue first, and `this` and `arguments`", () => {
+    const src = `function f() {\n  "use strict";\n  return [this === undefined, arguments.length];\n}\nexports.f = f;\n`;
+    const { exports, patched, calls } = run(src, "f");
+    expect(patched).toMatch(/"use strict";const __coral_t/);
+    const f = exports.f!;
+    expect(f(1, 2, 3)).toEqual([true, 3]);
+    expect(calls.x).toHaveLength(1);
+  });
+
+  it("wraps an arrow with a block body; leaves expression bodies and bodies with no space before their brace to breakpoints", () => {
+    const src = `const mk = (id) => {\n  return { id, ok: true };\n};\nexports.mk = mk;\n`;
+    const { exports, calls } = run(src, "mk");
+    expect(exports.mk!(7)).toEqual({ id: 7, ok: true });
+    expect(calls.e).toEqual([[7]]);
+    expect(calls.x).toEqual([1]);
+    const opts = { key, async: false, argsExpression: "null" };
+    expect(instrumentFunction(`const twice = (x) => x * 2;\n`, { line: 0, column: 14 }, opts)).toBeUndefined();
+    expect(instrumentFunction(`function one(a) {return a}\n`, { line: 0, column: 0 }, opts)).toBeUndefined();
+  });
+
+  it("marks only the entry of an async function (its end is the promise's)", async () => {
+    const src = `async function load(id) {\n  await null;\n  return id * 2;\n}\nexports.load = load;\n`;
+    const { exports, calls, patched } = run(src, "load", true);
+    expect(await exports.load!(21)).toBe(42);
+    expect(calls.a).toEqual([[21]]);
+    expect(patched).not.toContain("finally");
+  });
+
+  it("is inert once the recorder global is gone", () => {
+    const src = `function add(a, b) {\n  return a + b;\n}\nexports.add = add;\n`;
+    const { exports, context } = run(src, "add");
+    delete context[key];
+    expect(exports.add!(2, 3)).toBe(5);
+  });
+
+  it("leaves class methods' and nested functions' own code alone", () => {
+    const src = `class Store {\n  run(x) {\n    const inner = () => x + 1;\n    return inner();\n  }\n}\nexports.run = (x) => new Store().run(x);\n`;
+    const { exports, calls, patched } = run(src, "Store.run");
+    expect(exports.run!(1)).toBe(2);
+    expect(calls.e).toEqual([[1]]);
+    expect(patched).toContain("const inner = () => x + 1;");
+  });
+
+  it("says no for a position where no function starts, and for generators", () => {
+    const src = `function* gen() {\n  yield 1;\n}\nconst x = 1;\n`;
+    const opts = { key, async: false, argsExpression: "null" };
+    expect(instrumentFunction(src, { line: 0, column: 0 }, opts)).toBeUndefined();
+    expect(instrumentFunction(src, { line: 3, column: 0 }, opts)).toBeUndefined();
+  });
+});

@@ -1,0 +1,118 @@
+// The fast way to trace a JavaScript function: rewrite its source in the
+// running process (V8 LiveEdit, CDP Debugger.setScriptSource) so that the
+// function itself calls the recorder, instead of a conditional breakpoint
+// that V8 evaluates through the debugger on every call (~100–250 µs a hit).
+// An instrumented call costs a few hundred nanoseconds.
+//
+// What is inserted never adds a line (breakpoints, stack traces and source
+// maps keep their lines) and calls the recorder through a global unique to
+// the session, `globalThis[key]?.…`: once the recorder is removed (session
+// end, or the in-target watchdog when the agent died) the inserted code does
+// nothing, even where the original source could not be put back.
+//
+//   sync:  function f(a) { BODY }  →  function f(a) {const K=globalThis[key]?.e([a]);try{ BODY}finally{globalThis[key]?.x(K)} }
+//   async: async function f(a) { BODY }  →  async function f(a) {globalThis[key]?.a([a]);BODY}
+//          (the end is when the function's own promise settles: the promise
+//          hooks of recorder.ts, as for the breakpoint path)
+//
+// `finally` also ends calls that throw. Directive prologues ("use strict")
+// stay first. V8 refuses the edit while an instance of an async function is
+// suspended in an await (BlockedByActiveGenerator), or when the function is
+// on the stack, and the rewrite is not tried where V8 would see the change
+// outside the function (an arrow's expression body, a body with no space
+// before its `}`); the session then uses breakpoints.
+import { parse, type Node } from "acorn";
+
+type AnyNode = Node & Record<string, unknown>;
+
+export interface InstrumentOptions {
+  /** The global property the recorder is reachable through, e.g. "__coral_fn_ab12". */
+  key: string;
+  async: boolean;
+  /** The entry arguments as an expression (e.g. `[a, b]`), or "null". */
+  argsExpression: string;
+}
+
+const isFunction = (n: AnyNode): boolean => n.type === "FunctionDeclaration" || n.type === "FunctionExpression" || n.type === "ArrowFunctionExpression";
+
+function parseAny(source: string): AnyNode | undefined {
+  for (const sourceType of ["module", "script"] as const) {
+    try {
+      return parse(source, { ecmaVersion: "latest", sourceType, allowHashBang: true, allowReturnOutsideFunction: sourceType === "script", preserveParens: true }) as unknown as AnyNode;
+    } catch {
+      // try the other source type
+    }
+  }
+  return undefined;
+}
+
+/** The function node that starts at `offset`, depth first. */
+function functionAt(root: AnyNode, offset: number): AnyNode | undefined {
+  const stack: AnyNode[] = [root];
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (n.start > offset || n.end <= offset) continue;
+    if (isFunction(n) && n.start === offset) return n;
+    for (const [k, v] of Object.entries(n)) {
+      if (k === "type" || k === "start" || k === "end") continue;
+      if (Array.isArray(v)) {
+        for (const c of v) if (c && typeof c === "object" && typeof (c as AnyNode).type === "string") stack.push(c as AnyNode);
+      } else if (v && typeof v === "object" && typeof (v as AnyNode).type === "string") stack.push(v as AnyNode);
+    }
+  }
+  return undefined;
+}
+
+/** Offset of a 0-based line and column. */
+function offsetOf(source: string, at: { line: number; column: number }): number {
+  let offset = 0;
+  for (let line = 0; line < at.line; line++) {
+    const nl = source.indexOf("\n", offset);
+    if (nl < 0) return -1;
+    offset = nl + 1;
+  }
+  return offset + at.column;
+}
+
+/**
+ * The script's source with the function that starts at `start` (0-based line
+ * and column, as listJsFunctions gives it) instrumented; undefined when no
+ * function starts there or it is a generator.
+ */
+export function instrumentFunction(source: string, start: { line: number; column: number }, options: InstrumentOptions): string | undefined {
+  const ast = parseAny(source);
+  const at = offsetOf(source, start);
+  const fn = ast && at >= 0 ? functionAt(ast, at) : undefined;
+  if (!fn || fn.generator) return undefined;
+  const body = fn.body as AnyNode;
+  const g = `globalThis[${JSON.stringify(options.key)}]`;
+  const token = `__coral_t_${options.key.replace(/\W/g, "")}`;
+  const enter = options.async ? `${g}?.a(${options.argsExpression});` : `const ${token}=${g}?.e(${options.argsExpression});try{`;
+  const exit = options.async ? "" : `}finally{${g}?.x(${token})}`;
+  // V8 maps a textual diff of the old and new source to functions; where the
+  // inserted text could align on either side of a closing brace, it may put
+  // the change at the module's top level and refuse the edit
+  // (BlockedByTopLevelEsModuleChange). So the closing part goes right after
+  // the last statement, when whitespace or a comment follows it (the next
+  // original character then cannot be confused with it). V8 refuses any change to an arrow's
+  // expression body the same way: those use breakpoints.
+  if (body.type !== "BlockStatement") return undefined;
+  // After the directive prologue ("use strict" must stay first to count).
+  let insertAt = body.start + 1;
+  for (const s of body.body as AnyNode[]) {
+    if (s.type === "ExpressionStatement" && typeof s.directive === "string") insertAt = s.end;
+    else break;
+  }
+  if (options.async) return source.slice(0, insertAt) + enter + source.slice(insertAt);
+  // Right after the last statement: what follows is whitespace or a comment (else give up).
+  const statements = body.body as AnyNode[];
+  const closeAt = statements.length ? statements[statements.length - 1]!.end : insertAt;
+  if (!/[\s/]/.test(source[closeAt] ?? "")) return undefined;
+  return source.slice(0, insertAt) + enter + source.slice(insertAt, closeAt) + exit + source.slice(closeAt);
+}
+
+/** Lines of `a` and `b` are the same (the edit added none). */
+export function sameLines(a: string, b: string): boolean {
+  const lines = (s: string) => s.split("\n").length;
+  return lines(a) === lines(b);
+}

@@ -1,0 +1,118 @@
+// From the OTLP endpoints to the agent's store: spans through the tail keep
+// rules, log records as they come, both written in batches every second
+// (one appender flush per table). Rows waiting for the store are bounded;
+// when the store cannot keep up or fails, the oldest are dropped and
+// counted, and the receiver never waits on the disk.
+import type { OtlpRequest } from "./decode.ts";
+import { logRecords, spanRecords, type LogRecordRow, type SpanRecord } from "./records.ts";
+import type { OtlpSink } from "./receiver.ts";
+import { TailSampler, type TailSamplerOptions, type TailSamplerStats } from "./tail-sampler.ts";
+
+export interface OtlpStore {
+  recordSpans(spans: readonly SpanRecord[]): Promise<number>;
+  recordLogs(logs: readonly LogRecordRow[]): Promise<number>;
+}
+
+export interface OtlpIngestOptions {
+  store: OtlpStore;
+  sampler?: TailSamplerOptions;
+  /** service.name for data whose resource has none (default the agent's service). */
+  defaultService: string;
+  /** How often kept spans and logs are written (default 1 s). */
+  flushEveryMs?: number;
+  /** Rows waiting for the store, per table, before the oldest are dropped (default 200,000). */
+  maxPendingRows?: number;
+  onError?: (err: unknown) => void;
+  now?: () => number;
+}
+
+export interface OtlpIngestStats {
+  sampler: TailSamplerStats;
+  spansStored: number;
+  logsReceived: number;
+  logsStored: number;
+  metricPointsReceived: number;
+  /** Rows dropped because the store did not keep up. */
+  droppedPending: number;
+}
+
+export class OtlpIngest implements OtlpSink {
+  readonly sampler: TailSampler;
+  readonly #opts: Required<Omit<OtlpIngestOptions, "sampler" | "onError">> & Pick<OtlpIngestOptions, "onError">;
+  #spans: SpanRecord[] = [];
+  #logs: LogRecordRow[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #writing: Promise<void> = Promise.resolve();
+  readonly #stats = { spansStored: 0, logsReceived: 0, logsStored: 0, metricPointsReceived: 0, droppedPending: 0 };
+
+  constructor(options: OtlpIngestOptions) {
+    this.sampler = new TailSampler(options.sampler);
+    this.#opts = { flushEveryMs: 1000, maxPendingRows: 200_000, now: Date.now, ...options };
+  }
+
+  stats(): OtlpIngestStats {
+    return { sampler: this.sampler.stats(), ...this.#stats };
+  }
+
+  traces(req: OtlpRequest<"traces">): void {
+    this.#keep("spans", this.sampler.add(spanRecords(req, this.#opts.defaultService), this.#opts.now()));
+  }
+
+  logs(req: OtlpRequest<"logs">): void {
+    const rows = logRecords(req, this.#opts.defaultService);
+    this.#stats.logsReceived += rows.length;
+    this.#keep("logs", rows);
+  }
+
+  metrics(req: OtlpRequest<"metrics">): void {
+    // Counted for now; merging them into the agent's metric series comes next.
+    for (const rm of req.resourceMetrics) for (const sm of rm.scopeMetrics) this.#stats.metricPointsReceived += sm.metrics.length;
+  }
+
+  #keep(kind: "spans" | "logs", rows: readonly (SpanRecord | LogRecordRow)[]): void {
+    if (rows.length === 0) return;
+    const list = kind === "spans" ? this.#spans : this.#logs;
+    for (const r of rows) (list as (SpanRecord | LogRecordRow)[]).push(r);
+    const over = list.length - this.#opts.maxPendingRows;
+    if (over > 0) {
+      list.splice(0, over);
+      this.#stats.droppedPending += over;
+    }
+  }
+
+  start(): void {
+    this.#timer ??= setInterval(() => void this.flush(), this.#opts.flushEveryMs);
+    this.#timer.unref();
+  }
+
+  /** Decides the traces whose wait is over (all with `all`) and writes what is pending. */
+  flush(all = false): Promise<void> {
+    this.#writing = this.#writing.then(async () => {
+      this.#keep("spans", this.sampler.flush(this.#opts.now(), all));
+      const spans = this.#spans;
+      const logs = this.#logs;
+      this.#spans = [];
+      this.#logs = [];
+      try {
+        if (spans.length) this.#stats.spansStored += await this.#opts.store.recordSpans(spans);
+      } catch (err) {
+        this.#keep("spans", spans); // again next time, within the bound
+        this.#opts.onError?.(err);
+      }
+      try {
+        if (logs.length) this.#stats.logsStored += await this.#opts.store.recordLogs(logs);
+      } catch (err) {
+        this.#keep("logs", logs);
+        this.#opts.onError?.(err);
+      }
+    });
+    return this.#writing;
+  }
+
+  /** Stops the timer and writes everything, undecided traces included. */
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.flush(true);
+  }
+}

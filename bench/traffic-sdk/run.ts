@@ -1,0 +1,233 @@
+// Requests benchmark (issue 22), the SDK side: the request middleware and
+// traffic samples. Prints its figures and writes bench/results/traffic-sdk-<date>.json.
+//
+//   node --conditions=coral-source --import tsx bench/traffic-sdk/run.ts [--requests 5000] [--rate 2000] [--seconds 5] [--rounds 3]
+//
+// 1. Capture on the request path: a node:http server in this process with
+//    instrumentServer at sample rate 1 (every request a sample), POSTs of
+//    8 KiB answered with 8 KiB (both cut at 4 KiB). Measured per request:
+//    the middleware's work when the request arrives (watch) plus its
+//    'finish' handler (RED, the sample's references queued), bracketed by
+//    listeners registered before and after the middleware's own; then the
+//    asynchronous part (serialising and redacting a sample, as DrainTraffic
+//    does) per sample.
+// 2. Added latency at 10 % sampling: --rate GETs/s open-loop for --seconds
+//    against a plain server and the same server with the middleware
+//    (bench/traffic-sdk/server.ts, each its own process), paired rounds
+//    (alternating): p50, p99 and the server's CPU.
+// 3. Query: an agent store holding 50 MB of samples (4 KiB bodies each way),
+//    filtered queries as AgentTrafficService runs them, and a prune.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import { Agent } from "node:http";
+import type { AddressInfo } from "node:net";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { openAgentStore } from "@coral/agent";
+import { pollUntil } from "@coral/common/async";
+import { RequestRecorder, resolveRequestOptions } from "@coral/sdk";
+import { positive } from "../args.ts";
+import { openLoop, quantile } from "../load.ts";
+
+const argv = process.argv.slice(2);
+const opt = (name: string, dflt: number) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? positive(name, argv[i + 1]) : dflt;
+};
+const requests = opt("requests", 5000);
+const rate = opt("rate", 2000);
+const seconds = opt("seconds", 5);
+const rounds = opt("rounds", 3);
+const median = (xs: number[]) => quantile(xs, 0.5);
+type TrafficSampleInput = Parameters<Awaited<ReturnType<typeof openAgentStore>>["recordTrafficSamples"]>[0][number];
+const results: Record<string, unknown> = { at: new Date().toISOString(), cpus: cpus().length, load: loadavg()[0], node: process.version };
+
+async function capture() {
+  const rec = new RequestRecorder(resolveRequestOptions({ sampleRate: 1 }));
+  const watchUs: number[] = [];
+  const finishUs: number[] = [];
+  const body = Buffer.alloc(8192, 120);
+  const server = http.createServer((req, res) => {
+    req.on("data", () => undefined);
+    req.on("end", () => res.writeHead(200, { "content-type": "application/octet-stream", "set-cookie": "s=1" }).end(body));
+  });
+  // What instrumentServer does, bracketed: a 'finish' listener before the
+  // middleware's and one after it time its 'finish' handler; the clock
+  // around watch() times the rest.
+  server.prependListener("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    let f0 = 0;
+    res.once("finish", () => (f0 = performance.now()));
+    const t0 = performance.now();
+    rec.watch(req, res);
+    watchUs.push((performance.now() - t0) * 1000);
+    res.once("finish", () => finishUs.push((performance.now() - f0) * 1000));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  for (let i = 0; i < requests; i++) {
+    await new Promise<void>((resolve, reject) => {
+      const req = http.request({ host: "127.0.0.1", port, path: `/upload/${i}?q=${i}`, method: "POST", agent, headers: { authorization: "Bearer secret", "content-type": "application/octet-stream" } }, (res) => {
+        res.resume();
+        res.on("end", resolve);
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+  }
+  agent.destroy();
+  await new Promise((r) => server.close(r));
+  await pollUntil(() => (rec.queue.length + rec.queue.dropped >= requests ? true : undefined), { timeoutMs: 10_000, what: "the samples queued" });
+  const queued = rec.queue.length;
+  const t = performance.now();
+  const samples = rec.takeSamples(queued);
+  const serialiseUs = ((performance.now() - t) * 1000) / samples.length;
+  const total = watchUs.map((w, i) => w + (finishUs[i] ?? 0));
+  const r = {
+    requests,
+    watchUs: { p50: median(watchUs), p99: quantile(watchUs, 0.99), max: Math.max(...watchUs) },
+    finishUs: { p50: median(finishUs), p99: quantile(finishUs, 0.99), max: Math.max(...finishUs) },
+    captureUs: { p50: median(total), p99: quantile(total, 0.99), max: Math.max(...total) },
+    serialiseUsPerSample: serialiseUs,
+    queued,
+    droppedByQueue: rec.queue.dropped,
+    sampleBytes: samples[0] ? samples[0].requestBody.byteLength + samples[0].responseBody.byteLength : 0,
+  };
+  console.log(
+    `capture (sample rate 1, 8 KiB each way cut at 4 KiB), ${requests} requests: on the request path p50 ${r.captureUs.p50.toFixed(1)} µs, p99 ${r.captureUs.p99.toFixed(1)} µs, max ${r.captureUs.max.toFixed(0)} µs ` +
+      `(watch p50 ${r.watchUs.p50.toFixed(1)} µs, finish p50 ${r.finishUs.p50.toFixed(1)} µs); serialising later ${serialiseUs.toFixed(1)} µs a sample; queue kept ${queued}, dropped ${r.droppedByQueue}`,
+  );
+  return r;
+}
+
+async function startServer(mode: "plain" | "sdk"): Promise<{ child: ChildProcess; port: number }> {
+  const script = fileURLToPath(new URL("./server.ts", import.meta.url));
+  const child = spawn(process.execPath, ["--conditions=coral-source", "--import", "tsx", script, mode], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  const port = await pollUntil(() => Number(/listening (\d+)/.exec(out)?.[1]) || undefined, { timeoutMs: 30_000, what: `the ${mode} server` });
+  return { child, port };
+}
+
+async function latency() {
+  const plain = await startServer("plain");
+  const sdk = await startServer("sdk");
+  const agent = new Agent({ keepAlive: true, maxSockets: 32 });
+  const pairs: { off: Awaited<ReturnType<typeof openLoop>>; on: Awaited<ReturnType<typeof openLoop>> }[] = [];
+  try {
+    for (const s of [plain, sdk]) await openLoop({ port: s.port, rate, seconds: 2, path: (i) => `/items/${i}`, agent });
+    for (let round = 0; round < rounds; round++) {
+      const off = await openLoop({ port: plain.port, rate, seconds, path: (i) => `/items/${i}`, agent, cpuPid: plain.child.pid });
+      const on = await openLoop({ port: sdk.port, rate, seconds, path: (i) => `/items/${i}`, agent, cpuPid: sdk.child.pid });
+      pairs.push({ off, on });
+      const line = (x: typeof off) => `${x.answered.toFixed(0)} answers/s, p50 ${x.p50.toFixed(3)} ms, p99 ${x.p99.toFixed(3)} ms, server CPU ${x.cpuPct.toFixed(1)} %`;
+      console.log(`${rate}/s round ${round + 1}: plain ${line(off)}; with the SDK middleware (10 %) ${line(on)}`);
+    }
+  } finally {
+    agent.destroy();
+    plain.child.kill();
+    sdk.child.kill();
+  }
+  const r = {
+    rate,
+    seconds,
+    rounds: pairs.map((p) => ({ off: { answered: p.off.answered, p50: p.off.p50, p99: p.off.p99, cpuPct: p.off.cpuPct }, on: { answered: p.on.answered, p50: p.on.p50, p99: p.on.p99, cpuPct: p.on.cpuPct } })),
+    p50AddedPct: median(pairs.map((p) => ((p.on.p50 - p.off.p50) / p.off.p50) * 100)),
+    p50AddedUs: median(pairs.map((p) => (p.on.p50 - p.off.p50) * 1000)),
+    cpuAddedPoints: median(pairs.map((p) => p.on.cpuPct - p.off.cpuPct)),
+  };
+  console.log(`${rate}/s at 10 % sampling: median p50 ${r.p50AddedUs >= 0 ? "+" : ""}${r.p50AddedUs.toFixed(0)} µs (${r.p50AddedPct.toFixed(1)} %), server CPU ${r.cpuAddedPoints >= 0 ? "+" : ""}${r.cpuAddedPoints.toFixed(1)} points`);
+  return r;
+}
+
+async function query() {
+  const dir = await mkdtemp(join(tmpdir(), "coral-traffic-bench-"));
+  const store = await openAgentStore(join(dir, "agent.duckdb"));
+  try {
+    const body = Buffer.alloc(4096, 97);
+    const methods = ["GET", "POST", "PUT", "DELETE"];
+    const prefixes = ["/checkout", "/users", "/items", "/search", "/cart"];
+    const statuses = [200, 200, 200, 201, 204, 301, 404, 400, 500, 503];
+    const t0 = Date.now() - 3_000_000;
+    const make = (i: number): TrafficSampleInput => ({
+      id: `shop.${i.toString(16).padStart(16, "0")}`,
+      method: methods[i % methods.length]!,
+      path: `${prefixes[i % prefixes.length]}/${i}?page=${i % 7}`,
+      route: `${prefixes[i % prefixes.length]}/{id}`,
+      status: statuses[i % statuses.length]!,
+      startTime: new Date(t0 + i * 400),
+      durationMs: (i % 100) / 3,
+      requestHeaders: [
+        { name: "host", value: "shop.example" },
+        { name: "authorization", value: "[redacted]" },
+        { name: "user-agent", value: "bench/1.0" },
+      ],
+      responseHeaders: [{ name: "content-type", value: "application/json" }],
+      requestBody: body,
+      requestBodyTruncated: true,
+      requestBodySize: 9000,
+      responseBody: body,
+      responseBodyTruncated: false,
+      responseBodySize: 4096,
+      reason: i % 10 === 0 ? "error" : "sampled",
+    });
+    const limit = 50 * 1024 * 1024;
+    let stored = 0;
+    let bytes = 0;
+    const tFill = performance.now();
+    while (bytes < limit) {
+      const batch = Array.from({ length: 200 }, (_, k) => make(stored + k));
+      await store.recordTrafficSamples(batch, new Date());
+      stored += batch.length;
+      bytes = (await store.trafficStats()).bytes;
+    }
+    const fillMs = performance.now() - tFill;
+    const cases: [string, Parameters<typeof store.queryTraffic>[0]][] = [
+      ["newest 50, no filter", { limit: 50 }],
+      ["--path /checkout --method POST --status 5xx", { limit: 50, pathPrefix: "/checkout", method: "POST", status: { kind: "class", value: 5 } }],
+      ["--status 404 --since 10m", { limit: 50, status: { kind: "exact", value: 404 }, since: new Date(Date.now() - 600_000) }],
+      ["--path /nothing (no match)", { limit: 50, pathPrefix: "/nothing" }],
+      ["--limit 1000", { limit: 1000 }],
+    ];
+    const timings: Record<string, { p50: number; max: number; rows: number }> = {};
+    for (const [label, q] of cases) {
+      const ms: number[] = [];
+      let rows = 0;
+      for (let i = 0; i < 20; i++) {
+        const t = performance.now();
+        rows = (await store.queryTraffic(q)).rows.length;
+        ms.push(performance.now() - t);
+      }
+      timings[label] = { p50: median(ms), max: Math.max(...ms), rows };
+      console.log(`query over ${stored} samples (${(bytes / 1048576).toFixed(1)} MiB): ${label}: p50 ${median(ms).toFixed(1)} ms, max ${Math.max(...ms).toFixed(1)} ms (${rows} rows)`);
+    }
+    const getMs: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const t = performance.now();
+      await store.getTrafficSample(make((i * 97) % stored).id);
+      getMs.push(performance.now() - t);
+    }
+    console.log(`get one sample in full: p50 ${median(getMs).toFixed(1)} ms, max ${Math.max(...getMs).toFixed(1)} ms`);
+    const tPrune = performance.now();
+    const pruned = await store.pruneTraffic({ maxBytes: 25 * 1024 * 1024, maxAgeMs: 3_600_000 });
+    const pruneMs = performance.now() - tPrune;
+    console.log(`prune to 25 MiB: ${pruned.byBytes} samples in ${pruneMs.toFixed(0)} ms; filling 50 MiB took ${(fillMs / 1000).toFixed(1)} s (${((fillMs * 1000) / stored).toFixed(0)} µs a sample)`);
+    return { stored, bytes, fillMs, timings, getMs: { p50: median(getMs), max: Math.max(...getMs) }, prune: { ...pruned, ms: pruneMs } };
+  } finally {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+console.log(`traffic bench (SDK): ${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(2)}, Node ${process.version}`);
+results.capture = await capture();
+results.latency = await latency();
+results.query = await query();
+const out = join(fileURLToPath(new URL("../results/", import.meta.url)));
+await mkdir(out, { recursive: true });
+const file = join(out, `traffic-sdk-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+await writeFile(file, JSON.stringify(results, null, 2));
+console.log(`figures in ${file}`);
