@@ -21,7 +21,8 @@ const shown = relative(process.cwd(), appJs);
 /** An executable that runs the Node app with the port the fixture passes (exec: the pid is node's). */
 function nodeAppBin(): string {
   const bin = join(mkdtempSync(join(tmpdir(), "coral-node-app-")), "node-app");
-  writeFileSync(bin, `#!/bin/sh\nexec "${process.execPath}" "${appJs}" "$@"\n`);
+  // --inspect-port=0: a free port when SIGUSR1 opens the inspector, not 9229, which another Node under test may hold.
+  writeFileSync(bin, `#!/bin/sh\nexec "${process.execPath}" --inspect-port=0 "${appJs}" "$@"\n`);
   chmodSync(bin, 0o755);
   return bin;
 }

@@ -23,7 +23,8 @@ const repo = fileURLToPath(new URL("../../../../", import.meta.url));
 const children: ChildProcess[] = [];
 
 async function startApp(script: string, options: { cwd?: string } = {}): Promise<{ pid: number; port: number; child: ChildProcess }> {
-  const child = spawn(process.execPath, [script, "0"], { cwd: options.cwd, stdio: ["ignore", "pipe", "inherit"] });
+  // --inspect-port=0: a free port when SIGUSR1 opens the inspector, not 9229, which another Node under test may hold.
+  const child = spawn(process.execPath, ["--inspect-port=0", script, "0"], { cwd: options.cwd, stdio: ["ignore", "pipe", "inherit"] });
   children.push(child);
   const port = await new Promise<number>((resolve, reject) => {
     let out = "";

@@ -26,7 +26,8 @@ const children: ChildProcess[] = [];
 
 /** Starts `node [flags] script` and resolves with its pid and port once it listens. */
 async function startApp(script: string, options: { flags?: string[]; cwd?: string } = {}): Promise<{ pid: number; port: number; child: ChildProcess }> {
-  const child = spawn(process.execPath, [...(options.flags ?? []), script, "0"], { cwd: options.cwd, stdio: ["ignore", "pipe", "inherit"] });
+  // --inspect-port=0: a free port when SIGUSR1 opens the inspector, not 9229, which another Node under test may hold.
+  const child = spawn(process.execPath, ["--inspect-port=0", ...(options.flags ?? []), script, "0"], { cwd: options.cwd, stdio: ["ignore", "pipe", "inherit"] });
   children.push(child);
   const port = await new Promise<number>((resolve, reject) => {
     let out = "";
