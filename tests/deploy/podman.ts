@@ -10,9 +10,10 @@ export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 /** Built once from Debian packages and kept between runs (infra/base-image/build.sh). */
 export const baseImage = "localhost/coral-i9-base:bookworm-node20";
 // runc + cgroupfs: what works as root here (no systemd as pid 1, so events go
-// to a file: exec needs them for its exit code); ulimits: raising them is refused here.
+// to a file: exec needs them for its exit code); ulimits: the runtime's defaults are refused here, these are not.
 const globalFlags = ["--runtime", "runc", "--cgroup-manager", "cgroupfs", "--events-backend", "file"];
-export const limits = ["--ulimit", "nofile=1000:1000", "--ulimit", "nproc=1000:1000"];
+// nofile 8192: npm install in the image opens more than 1000 files at once (EMFILE).
+export const limits = ["--ulimit", "nofile=8192:8192", "--ulimit", "nproc=1000:1000"];
 
 export interface RunResult {
   code: number;
