@@ -12,6 +12,7 @@ import { durationFlag, intOption } from "./options.ts";
 import { unaryClient } from "./read-client.ts";
 import { sinceOption, useColor } from "./read.ts";
 import { explainError, resolveTarget, withRemoteOptions, type RemoteOptions } from "./remote.ts";
+import { attributesOf, traceIdArgument } from "./traces.ts";
 
 export interface LogRow {
   time: string;
@@ -35,12 +36,7 @@ function severityName(n: number): string {
 }
 
 export function logRow(l: OtelLogRecord): LogRow {
-  let attributes: Record<string, unknown> = {};
-  try {
-    attributes = JSON.parse(l.attributesJson || "{}") as Record<string, unknown>;
-  } catch {
-    // left empty
-  }
+  const attributes = attributesOf(l.attributesJson);
   return {
     time: new Date(Number(l.timeUnixNano / 1_000_000n)).toISOString(),
     service: l.service,
@@ -66,18 +62,12 @@ export function severityOption(value: string): number {
   throw new InvalidArgumentError(`must be one of ${Object.keys(severityNumbers).filter((k) => k !== "warning").join(", ")}`);
 }
 
-function traceOption(value: string): string {
-  const id = value.trim().toLowerCase();
-  if (!/^[0-9a-f]{32}$/.test(id)) throw new InvalidArgumentError("must be a trace id: 32 hex digits");
-  return id;
-}
-
 export function logsCommand(): Command {
   return withRemoteOptions(new Command("logs").description("show OpenTelemetry log records the agents received"))
     .addOption(new Option("--service <name>", "the apps' service.name"))
     .addOption(new Option("--severity <level>", "at least this severe: trace, debug, info, warn, error, fatal").argParser(severityOption))
     .addOption(new Option("--grep <text>", "records whose body contains this text (case-insensitive)"))
-    .addOption(new Option("--trace <trace-id>", "the records of one trace").argParser(traceOption))
+    .addOption(new Option("--trace <trace-id>", "the records of one trace").argParser(traceIdArgument))
     .addOption(durationFlag("--since <duration>", "how far back", sinceOption, 3_600_000))
     .addOption(new Option("--limit <n>", "newest records shown").argParser(intOption(1, telemetryLimits.maxLimit)).default(100))
     .option("-f, --follow", "keep printing new records until Ctrl+C")

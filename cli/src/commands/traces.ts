@@ -28,13 +28,17 @@ export interface SpanRow {
   attributes: Record<string, unknown>;
 }
 
-export function spanRow(s: OtelSpan): SpanRow {
-  let attributes: Record<string, unknown> = {};
+/** An attributes_json field as an object ({} if it is not one: the agents store valid JSON). */
+export function attributesOf(json: string): Record<string, unknown> {
   try {
-    attributes = JSON.parse(s.attributesJson || "{}") as Record<string, unknown>;
+    return JSON.parse(json || "{}") as Record<string, unknown>;
   } catch {
-    // left empty: the agent stores valid JSON
+    return {};
   }
+}
+
+export function spanRow(s: OtelSpan): SpanRow {
+  const attributes = attributesOf(s.attributesJson);
   return {
     traceId: s.traceId,
     spanId: s.spanId,
@@ -107,7 +111,8 @@ export function minDurationOption(value: string): number {
   return Number(m[1]) * (m[2] === "s" ? 1000 : 1);
 }
 
-function traceIdArgument(value: string): string {
+/** A --trace / <trace-id> value: 32 hex digits, lower-cased. */
+export function traceIdArgument(value: string): string {
   const id = value.trim().toLowerCase();
   if (!/^[0-9a-f]{32}$/.test(id)) throw new InvalidArgumentError("must be a trace id: 32 hex digits");
   return id;
