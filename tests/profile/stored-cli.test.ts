@@ -78,8 +78,10 @@ describe("coral profile cpu --since (stored always-on profiles)", () => {
     expect(folded.code, folded.stderr).toBe(0);
     expect(folded.stdout.trim().split("\n")).toEqual(["api;main;handle;parse 48", "api;main;handle;render 16", "api;main;gc 12", "api;main;handle;tick_[k] 4"]);
 
-    // 10 to 4 minutes ago: only the minute 5 minutes ago.
-    const until = await coral(["api", "--since", "10m", "--until", "4m"]);
+    // Up to 3.5 minutes before \`now\`: only the minute 5 minutes before it. Measured from the
+    // real clock, so a slow start (beforeAll on a loaded machine) does not let the later minute in.
+    const untilSeconds = Math.round((Date.now() - now) / 1000) + 210;
+    const until = await coral(["api", "--since", "10m", "--until", `${untilSeconds}s`]);
     expect(until.code, until.stderr).toBe(0);
     expect(until.stdout.split("\n")[0]).toMatch(/: 46 samples over 1 minute \(/);
   }, 60_000);
