@@ -1,6 +1,6 @@
 // Builds the dashboard into dist/ (npm run build runs it through
 // scripts/build.mjs): one small entry for the overview, the topology
-// (Cytoscape.js) and charts (uPlot) in chunks loaded when their view opens.
+// (dagre, d3-force) and charts (uPlot) in chunks loaded when their view opens.
 import { defineConfig } from "vite";
 
 export default defineConfig({

@@ -8,6 +8,7 @@ import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
 import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
+import { TrafficService } from "@coral/proto/gen/coral/colony/v1/traffic_pb";
 
 const csrf: Interceptor = (next) => (req) => {
   req.header.set("x-coral-csrf", "1");
@@ -27,6 +28,8 @@ export const debug = createClient(DebugService, transport);
 export const control = createClient(ControlService, transport);
 /** Stored CPU profiles (the profile view): QueryCpuProfile is read data; the on-demand ProfileCpu/ProfileHeap need admin and are not used here. */
 export const profiles = createClient(ProfileService, transport);
+/** Sampled requests kept by the agents (the component view's Traffic panel): read data; ConfigureTraffic needs admin and is not used here. */
+export const traffic = createClient(TrafficService, transport);
 
 export interface SessionInfo {
   name: string;

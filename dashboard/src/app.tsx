@@ -35,9 +35,10 @@ export function App() {
   useEffect(() => {
     if (phase.kind !== "signed-in") return;
     startLive();
-    // Once the first view has painted, fetch the chunks of the heavier views (Cytoscape.js, uPlot) while the page is idle.
+    // The topology's chunk (25 KB gzipped) right away: people open it first. Once the page is idle, the charts' (uPlot).
+    setTimeout(() => void lazyViews.topology!().catch(() => undefined), 0);
     const idle = window.requestIdleCallback ?? ((f: () => void) => setTimeout(f, 500));
-    idle(() => void Promise.all([lazyViews.topology!(), lazyViews.component!()]).catch(() => undefined));
+    idle(() => void lazyViews.component!().catch(() => undefined));
     return stopLive;
   }, [phase.kind]);
 
@@ -72,9 +73,11 @@ const lazyViews: Record<string, () => Promise<ComponentType<ViewProps>>> = {
   debug: () => import("./views/debug.tsx").then((m) => m.Debug),
   control: () => import("./views/control.tsx").then((m) => m.Control),
   profile: () => import("./views/profile.tsx").then((m) => m.ProfileView),
+  traces: () => import("./views/traces.tsx").then((m) => m.Traces as ComponentType<ViewProps>),
+  logs: () => import("./views/logs.tsx").then((m) => m.Logs as ComponentType<ViewProps>),
 };
 
-/** A view in its own chunk (Cytoscape.js, uPlot), loaded when first opened. */
+/** A view in its own chunk (the topology's layouts, uPlot), loaded when first opened. */
 function Lazy({ view, name, admin }: { view: keyof typeof lazyViews } & ViewProps) {
   const [Loaded, setLoaded] = useState<ComponentType<ViewProps> | undefined>(undefined);
   useEffect(() => {
@@ -97,6 +100,8 @@ function Shell({ session, onSignOut }: { session: SessionInfo; onSignOut: () => 
     ["/", "Overview"],
     ["/topology", "Topology"],
     ["/events", "Events"],
+    ["/traces", "Traces"],
+    ["/logs", "Logs"],
     ["/insights", "Insights"],
     ["/debug", "Debug"],
     ["/control", "Flags & rollbacks"],
@@ -105,12 +110,15 @@ function Shell({ session, onSignOut }: { session: SessionInfo; onSignOut: () => 
   const component = /^\/components\/([^/]+)$/.exec(path);
   const profile = /^\/components\/([^/]+)\/profile$/.exec(path);
   const debugSession = /^\/debug(?:\/([^/]+))?$/.exec(path);
+  const trace = /^\/traces(?:\/([^/]+))?$/.exec(path);
   let view;
   if (path === "/") view = <Overview admin={admin} />;
   else if (path === "/topology") view = <Lazy view="topology" name="" admin={admin} />;
   else if (component) view = <Lazy view="component" name={decodeURIComponent(component[1]!)} admin={admin} />;
   else if (profile) view = <Lazy view="profile" name={decodeURIComponent(profile[1]!)} admin={admin} />;
   else if (debugSession) view = <Lazy view="debug" name={decodeURIComponent(debugSession[1] ?? "")} admin={admin} />;
+  else if (trace) view = <Lazy view="traces" name={decodeURIComponent(trace[1] ?? "")} admin={admin} />;
+  else if (path === "/logs") view = <Lazy view="logs" name="" admin={admin} />;
   else if (path === "/control") view = <Lazy view="control" name="" admin={admin} />;
   else if (path === "/events") view = <Events />;
   else if (path === "/insights") view = <Insights admin={session.scope === "admin"} />;

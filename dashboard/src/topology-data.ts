@@ -1,5 +1,5 @@
 // The topology's data, asked for as soon as its view is opened, while the
-// view's chunk (Cytoscape.js) is still loading: the two wait in parallel
+// view's chunk (dagre, d3-force) is still loading: the two wait in parallel
 // rather than one after the other.
 import type { GetTopologyResponse } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { colony } from "./api.ts";

@@ -9,8 +9,9 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 /**
  * Which package may import which: proto ← common ← {agent, sdk,
- * discovery-worker, colony} ← cli; the dashboard (a browser app) uses only
- * proto's generated types, and the colony serves its built files. The agent reads the SDK's announcements
+ * discovery-worker, colony} ← cli; the dashboard (a browser app) uses
+ * proto's generated types and common's browser-safe modules (its Vite build
+ * fails on anything Node-only), and the colony serves its built files. The agent reads the SDK's announcements
  * (and re-exports the SDK for one release as @coral/agent/sdk).
  */
 export const allowedImports = {
@@ -19,7 +20,7 @@ export const allowedImports = {
   sdk: ["proto"],
   "discovery-worker": ["proto", "common"],
   agent: ["proto", "common", "sdk"],
-  dashboard: ["proto"],
+  dashboard: ["proto", "common"],
   colony: ["proto", "common", "dashboard"],
   cli: ["proto", "common", "sdk", "agent", "colony", "discovery-worker"],
 };

@@ -1,7 +1,8 @@
 // The dashboard's view logic without a browser: formatting, the topology
 // graph and the chart data built from API answers.
 import { describe, expect, it } from "vitest";
-import { buildCharts, buildGraph, chooseLayout, eventDetails, formatAgo, formatBytes, formatDuration, formatMetric, formatPercent, rangePreset, toneOf } from "@coral/dashboard/logic";
+import { layoutGraph } from "@coral/dashboard/logic/layout";
+import { buildCharts, buildGraph, chooseLayout, eventDetails, formatAgo, formatBytes, formatDuration, formatMetric, formatPercent, intervalSeconds, isRequestSeries, parseMinDuration, rangePreset, redCharts, toneOf } from "@coral/dashboard/logic";
 
 const ts = (seconds: number) => ({ seconds: BigInt(seconds), nanos: 0 });
 
@@ -132,5 +133,117 @@ describe("chart data", () => {
     });
     // The later value of a repeated second wins, as with several agents.
     expect(charts).toEqual([{ metric: "memory_bytes", x: [1, 2, 3], lines: [{ label: "memory_bytes", values: [11, 23, 30] }], resolution: "raw" }]);
+  });
+});
+
+describe("requests and traces", () => {
+  const point = (seconds: number, count: number, p95: number) => ({ timestamp: ts(seconds), count: BigInt(count), p95 });
+  const red = {
+    series: [
+      { metricName: "http_request_duration_ms:GET:2xx:/users/:id", interval: "1m", points: [point(60, 120, 10), point(120, 60, 30)] },
+      { metricName: "http_request_duration_ms:GET:5xx:/boom", interval: "1m", points: [point(60, 6, 100)] },
+      { metricName: "http_requests_source_sdk", interval: "1m", points: [point(60, 126, 0)] },
+      { metricName: "cpu_percent", interval: "1m", points: [point(60, 60, 5)] },
+    ],
+  };
+
+  it("sums the routes per interval into requests/s, 5xx/s and a count-weighted p95", () => {
+    const charts = redCharts(red);
+    expect(charts.map((c) => [c.metric, c.x, c.lines[0]!.values])).toEqual([
+      ["requests_per_second", [60, 120], [2.1, 1]],
+      ["errors_5xx_per_second", [60, 120], [0.1, 0]],
+      ["latency_p95_ms", [60, 120], [(120 * 10 + 6 * 100) / 126, 30].map((v) => Math.round(v * 1000) / 1000)],
+    ]);
+    expect(redCharts({ series: [red.series[3]!] })).toEqual([]);
+    expect(intervalSeconds("10s")).toBe(10);
+    expect(intervalSeconds("1h")).toBe(3600);
+    expect(intervalSeconds("weird")).toBe(60);
+  });
+
+  it("leaves request series out of the metric charts", () => {
+    const charts = buildCharts({
+      series: red.series.map((s) => ({ ...s, points: s.points.map((p) => ({ timestamp: p.timestamp, mean: 1, p95: p.p95, max: 2 })) })),
+      rawPoints: [
+        { timestamp: ts(1), metricName: "http_request_duration_ms:GET:2xx:/x", value: 1, agentId: "a" },
+        { timestamp: ts(1), metricName: "http_unparsed_reads", value: 1, agentId: "a" },
+      ],
+    });
+    expect(charts.map((c) => c.metric)).toEqual(["cpu_percent"]);
+    expect(isRequestSeries("http_request_duration_ms:GET:2xx:/x")).toBe(true);
+    expect(isRequestSeries("http_request_duration_ms")).toBe(false);
+  });
+
+  it("reads the traces' minimum duration as ms, s or a bare number, and refuses the rest", () => {
+    expect(parseMinDuration("")).toBe(0);
+    expect(parseMinDuration("200ms")).toBe(200);
+    expect(parseMinDuration("1.5s")).toBe(1500);
+    expect(parseMinDuration(" 250 ")).toBe(250);
+    expect(parseMinDuration("fast")).toBeNaN();
+    expect(parseMinDuration("-5ms")).toBeNaN();
+  });
+});
+
+describe("topology layout", () => {
+  const graphOf = (services: string[], pairs: [string, string, number][]) =>
+    buildGraph({
+      services: services.map((name) => ({ name, status: "online", health: "healthy" })),
+      edges: pairs.map(([fromService, toService, n]) => ({ fromService, toService, protocol: "tcp", external: !services.includes(toService), connectionCount: n })),
+    });
+
+  it("places callers left of their callees in layers, arrows from border to border, the opposite direction curved apart", () => {
+    const { nodes, edges } = graphOf(["frontend", "api", "worker"], [
+      ["frontend", "api", 3],
+      ["api", "10.0.0.5:5432", 7],
+      ["worker", "api", 1],
+      ["api", "worker", 2],
+    ]);
+    const placed = layoutGraph(nodes, edges, "layered");
+    const x = (id: string) => placed.nodes.get(id)!.x;
+    expect(x("c:frontend")).toBeLessThan(x("c:api"));
+    expect(x("c:api")).toBeLessThan(x("x:10.0.0.5:5432"));
+    expect(placed.edges.map((e) => e.id).sort()).toEqual(edges.map((e) => e.data.id).sort());
+    const path = (id: string) => placed.edges.find((e) => e.id === id)!.path;
+    expect(path("c:frontend->c:api")).toMatch(/^M[\d.-]+,[\d.-]+ L[\d.-]+,[\d.-]+$/);
+    expect(path("c:api->c:worker")).toContain(" Q");
+    expect(path("c:worker->c:api")).toContain(" Q");
+    // The straight edge starts on frontend's border, on the side facing api, and ends on api's.
+    const f = placed.nodes.get("c:frontend")!;
+    const a = placed.nodes.get("c:api")!;
+    const [x1, y1, x2, y2] = /^M([\d.-]+),([\d.-]+) L([\d.-]+),([\d.-]+)$/.exec(path("c:frontend->c:api"))!.slice(1).map(Number) as [number, number, number, number];
+    const onBorder = (n: typeof f, px: number, py: number) =>
+      (Math.abs(Math.abs(px - n.x) - n.width / 2) < 0.2 && Math.abs(py - n.y) <= n.height / 2 + 0.2) || (Math.abs(Math.abs(py - n.y) - n.height / 2) < 0.2 && Math.abs(px - n.x) <= n.width / 2 + 0.2);
+    expect(onBorder(f, x1, y1)).toBe(true);
+    expect(onBorder(a, x2, y2)).toBe(true);
+    expect(x1).toBeGreaterThan(f.x);
+    expect(x2).toBeLessThan(a.x);
+    expect(placed.width).toBeGreaterThan(0);
+    expect(placed.minX).toBeLessThanOrEqual(f.x - f.width / 2);
+  });
+
+  it("spreads 50 components and 200 edges by force, the same way every time, with no two boxes on top of each other", () => {
+    const names = Array.from({ length: 50 }, (_, n) => `svc-${String(n).padStart(2, "0")}`);
+    const pairs = names.flatMap((from, n) => [1, 2, 3, 4].map((k) => [from, names[(n + k) % 50]!, k] as [string, string, number]));
+    const { nodes, edges } = graphOf(names, pairs);
+    const placed = layoutGraph(nodes, edges, "force");
+    expect(placed.nodes.size).toBe(50);
+    expect(placed.edges).toHaveLength(200);
+    const list = [...placed.nodes.values()];
+    for (const n of list) expect(Number.isFinite(n.x) && Number.isFinite(n.y)).toBe(true);
+    let overlaps = 0;
+    for (let i = 0; i < list.length; i++)
+      for (let j = i + 1; j < list.length; j++) {
+        const [a, b] = [list[i]!, list[j]!];
+        if (Math.abs(a.x - b.x) < (a.width + b.width) / 2 && Math.abs(a.y - b.y) < (a.height + b.height) / 2) overlaps++;
+      }
+    expect(overlaps).toBe(0);
+    expect(layoutGraph(nodes, edges, "force")).toEqual(placed);
+  });
+
+  it("draws a component calling itself as a loop over its box", () => {
+    const { nodes, edges } = graphOf(["api"], [["api", "api", 2]]);
+    const placed = layoutGraph(nodes, edges, "layered");
+    expect(placed.edges).toHaveLength(1);
+    expect(placed.edges[0]!.path).toContain(" C");
+    expect(placed.edges[0]!.labelY).toBeLessThan(placed.nodes.get("c:api")!.y);
   });
 });

@@ -62,6 +62,8 @@ describe.skipIf(!haveChromium)("the dashboard of coral up's sample app", () => {
       expect(await page.locator('[data-testid="events"] tr').count()).toBeGreaterThan(1);
       await view("/insights", (p) => p.locator('[data-testid="insights"], [data-testid="no-insights"]').first().waitFor({ timeout }));
       await view("/debug", (p) => p.getByTestId("debug-start").waitFor({ timeout }));
+      // The form's components come with the live status, which may arrive after the form has painted.
+      await page.locator('[data-testid="debug-service"] option[value="api"]').waitFor({ state: "attached", timeout });
       const services = await page.getByTestId("debug-service").locator("option").allTextContents();
       expect(services.join(" ")).toMatch(/api/);
       await view("/control", (p) => p.getByTestId("control").waitFor({ timeout }));

@@ -133,6 +133,15 @@ describe.skipIf(skip !== undefined)("CPU profiles through the agent API, with re
     return { profile, busyCpus };
   }
 
+  /**
+   * How far a 75/25 split may read from its truth, in points: 5, or 3.5 standard errors of
+   * `samples` independent samples when that is wider (a loaded machine gives fewer samples,
+   * and independent ones). A wrong attribution (0/100, 50/50) stays far outside either.
+   */
+  function shareTolerance(samples: number): number {
+    return Math.max(5, 3.5 * 100 * Math.sqrt((0.75 * 0.25) / Math.max(1, samples)));
+  }
+
   function checkFrameTable(p: CpuProfile): void {
     const keys = p.frames.map((f) => `${f.kernel}\0${f.module}\0${f.function}`);
     expect(new Set(keys).size).toBe(keys.length);
@@ -142,7 +151,9 @@ describe.skipIf(skip !== undefined)("CPU profiles through the agent API, with re
 
   it("attributes 75 % and 25 % of a C program's time to its two loops, with ≥ 90 % of the samples its busy CPU gives (hz 0 = 99)", async () => {
     const pid = await observe(bins.burn!, true);
-    const { profile, busyCpus } = await profileBusy(pid, { hz: 0, durationMs: 5_000 });
+    // 10 s: about 1,000 samples on an idle machine. When other work preempts the target, samples stop falling
+    // on the program's evenly spread phases and become independent, with binomial noise (see `shareTolerance`).
+    const { profile, busyCpus } = await profileBusy(pid, { hz: 0, durationMs: 10_000 });
     expect(profile.method).toBe("ebpf");
     expect(profile.hz).toBe(99);
     expect(profile.pids).toEqual([pid]);
@@ -157,10 +168,9 @@ describe.skipIf(skip !== undefined)("CPU profiles through the agent API, with re
       `C: ${total} samples in ${profile.durationMs} ms at ${profile.hz} Hz, target busy ${busyCpus.toFixed(2)} CPUs → ${percent(total, expected).toFixed(1)}% of the expected ${expected.toFixed(0)}` +
         ` (${percent(total, (profile.hz * profile.durationMs) / 1000).toFixed(1)}% of one full CPU); hot_loop ${hot.toFixed(1)}%, warm_loop ${warm.toFixed(1)}%; first sample ${profile.firstSampleAfterMs} ms after the request`,
     );
-    expect(hot).toBeGreaterThanOrEqual(70);
-    expect(hot).toBeLessThanOrEqual(80);
-    expect(warm).toBeGreaterThanOrEqual(20);
-    expect(warm).toBeLessThanOrEqual(30);
+    const tolerance = shareTolerance(total);
+    expect(Math.abs(hot - 75)).toBeLessThanOrEqual(tolerance);
+    expect(Math.abs(warm - 25)).toBeLessThanOrEqual(tolerance);
     expect(total).toBeGreaterThanOrEqual(0.9 * expected);
     // Root first: main calls hot_loop, both in the binary.
     const hotStack = profile.stacks.find((s) => profile.frames[s.frameIds.at(-1)!]!.function === "hot_loop")!;
@@ -187,10 +197,9 @@ describe.skipIf(skip !== undefined)("CPU profiles through the agent API, with re
     console.log(
       `Go: ${total} samples in ${profile.durationMs} ms, target busy ${busyCpus.toFixed(2)} CPUs → ${percent(total, expected).toFixed(1)}% of the expected ${expected.toFixed(0)}; main.hotLoop ${hot.toFixed(1)}%, main.warmLoop ${warm.toFixed(1)}%; first sample ${profile.firstSampleAfterMs} ms after the request`,
     );
-    expect(hot).toBeGreaterThanOrEqual(70);
-    expect(hot).toBeLessThanOrEqual(80);
-    expect(warm).toBeGreaterThanOrEqual(20);
-    expect(warm).toBeLessThanOrEqual(30);
+    const tolerance = shareTolerance(total);
+    expect(Math.abs(hot - 75)).toBeLessThanOrEqual(tolerance);
+    expect(Math.abs(warm - 25)).toBeLessThanOrEqual(tolerance);
     expect(total).toBeGreaterThanOrEqual(0.9 * expected);
     // Root first. A Go leaf without a frame of its own hides its caller (main.main) from a
     // frame-pointer walk; the frames above it are there.

@@ -26,16 +26,14 @@ const contentTypes: Record<string, string> = {
 /**
  * What the page may load and do: its own scripts, styles and API only;
  * never framed. Styles set from scripts (uPlot, Preact's style props) are
- * CSSOM writes, which style-src does not restrict. The one inline style
- * element is Cytoscape.js's own (its container rules), allowed by its hash:
- * after a Cytoscape upgrade the browser suite's console check names the new hash.
+ * CSSOM writes, which style-src does not restrict; no inline style element
+ * is allowed (the browser suite's console check would name one).
  */
-const cytoscapeStyleHash = "'sha256-pgvDUBa4IjFA2yuSJ2cqcyxmNYJMborsd0ORcRv9vw8='";
 
 export const contentSecurityPolicy = [
   "default-src 'none'",
   "script-src 'self'",
-  `style-src 'self' ${cytoscapeStyleHash}`,
+  "style-src 'self'",
   "img-src 'self' data:",
   "font-src 'self'",
   "connect-src 'self'",

@@ -1,6 +1,6 @@
 // The topology as a graph: one node per component, one per external
 // dependency (an address no component listens on), one edge per observed
-// connection with its count. Cytoscape.js draws what this returns.
+// connection with its count. ./layout.ts places it and the Topology view draws it as SVG.
 
 export interface TopologyInput {
   services: { name: string; status: string; health: string }[];
@@ -52,7 +52,7 @@ export type LayoutName = "layered" | "force";
 /**
  * Above this size the layered layout (dagre: network simplex ranking and
  * crossing minimisation) takes seconds on a busy machine; a force-directed
- * layout (Cytoscape's cose) takes a tenth of that. Measured in bench/dashboard.
+ * layout (d3-force) a small fraction of that. Measured in bench/dashboard.
  */
 export const layeredLimit = { nodes: 30, edges: 60 };
 

@@ -5,3 +5,5 @@ export * from "./series.ts";
 export * from "./control.ts";
 export * from "./debug.ts";
 export * from "./flame.ts";
+export * from "./requests.ts";
+export * from "./telemetry.ts";

@@ -1,5 +1,12 @@
 // Metric answers (QueryMetrics) as chart data: per metric, one x axis in
-// seconds and the lines to draw, the shape uPlot takes.
+// seconds and the lines to draw, the shape uPlot takes. Request series (one
+// per route and status class) go to the Requests panel instead (./requests.ts).
+import { HTTP_DURATION_METRIC, HTTP_SDK_SOURCE_METRIC, HTTP_UNPARSED_METRIC } from "@coral/common/http-metric-name";
+
+/** Series that belong to the Requests panel, not to the metric charts (a service with 100 routes would get hundreds of charts). */
+export function isRequestSeries(metricName: string): boolean {
+  return metricName.startsWith(`${HTTP_DURATION_METRIC}:`) || metricName === HTTP_SDK_SOURCE_METRIC || metricName === HTTP_UNPARSED_METRIC;
+}
 
 interface Ts {
   seconds: bigint;
@@ -30,6 +37,7 @@ export function buildCharts(input: MetricsInput): Chart[] {
     // Raw points: one line per agent, on the union of their timestamps.
     const byMetric = new Map<string, Map<string, Map<number, number>>>();
     for (const p of input.rawPoints) {
+      if (isRequestSeries(p.metricName)) continue;
       const t = seconds(p.timestamp);
       if (!Number.isFinite(t)) continue;
       const agents = byMetric.get(p.metricName) ?? new Map<string, Map<number, number>>();
@@ -53,6 +61,7 @@ export function buildCharts(input: MetricsInput): Chart[] {
     }
   }
   for (const s of input.series) {
+    if (isRequestSeries(s.metricName)) continue;
     const points = s.points.map((p) => ({ t: seconds(p.timestamp), p })).filter((p) => Number.isFinite(p.t)).sort((a, b) => a.t - b.t);
     const existing = charts.get(s.metricName);
     if (existing && existing.resolution === "raw") continue;

@@ -1,13 +1,16 @@
 // Component: one component's state, metric charts for a time range (raw 1 s
 // points from its agents for short ranges, the colony's rollups for long
-// ones), its SDK health, events and insights.
+// ones), requests per route (RED) and sampled requests, its SDK health,
+// events and insights, and links to its traces and logs.
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { useState } from "preact/hooks";
 import { colony } from "../api.ts";
 import { useLive } from "../live.ts";
 import { buildCharts, chartRangeToProfile, type Chart, formatBytes, formatDuration, formatPercent, profileHref, rangePreset, rangePresets, toneOf } from "../logic/index.ts";
 import { Link, setQuery, useLocation } from "../router.tsx";
 import { useAsync } from "../use-async.ts";
 import { MetricChart } from "./chart.tsx";
+import { RequestsPanel, TrafficPanel } from "./requests.tsx";
 import { ComponentFlags } from "./control.tsx";
 import { EventList } from "./events.tsx";
 import { InsightList } from "./insights.tsx";
@@ -50,6 +53,12 @@ export function ComponentView({ name, admin }: { name: string; admin: boolean })
         {status && agents.length === 0 && <span class="muted">no agent observes {name} now</span>}
         <Link href={profileHref(name, { window: preset.id })} class="profile-link" title="the always-on profiler's stored CPU profiles: a flame graph">
           CPU profile
+        </Link>
+        <Link href={`/traces?service=${encodeURIComponent(name)}`} class="side-link" title="the OpenTelemetry spans its agent kept">
+          traces
+        </Link>
+        <Link href={`/logs?service=${encodeURIComponent(name)}`} class="side-link" title="the OpenTelemetry log records its agent kept">
+          logs
         </Link>
       </div>
       {agents.some((a) => a.components.length > 0) && (
@@ -100,6 +109,11 @@ export function ComponentView({ name, admin }: { name: string; admin: boolean })
           ))}
         </div>
       </section>
+      <section>
+        <h3>Requests</h3>
+        <RequestsPanel service={name} seconds={preset.seconds} />
+      </section>
+      <SampledRequests service={name} seconds={Math.max(preset.seconds, 3600)} />
       <ComponentFlags service={name} admin={admin} />
       <section>
         <h3>Insights</h3>
@@ -110,6 +124,21 @@ export function ComponentView({ name, admin }: { name: string; admin: boolean })
         <EventList service={name} type="" sinceSeconds={Math.max(preset.seconds, 3600)} limit={50} showService={false} />
       </section>
     </div>
+  );
+}
+
+/** Asked of the component's agent (through the mesh) only once opened: most visits do not need it. */
+function SampledRequests({ service, seconds }: { service: string; seconds: number }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <section>
+      <details onToggle={(e) => setOpen((e.currentTarget as HTMLDetailsElement).open)} data-testid="sampled-requests">
+        <summary>
+          <h3>Sampled requests</h3> <span class="muted">kept by the Coral SDK's request middleware: method, path, status, headers and bodies</span>
+        </summary>
+        {open && <TrafficPanel service={service} seconds={seconds} />}
+      </details>
+    </section>
   );
 }
 

@@ -1,64 +1,29 @@
 // Topology: the observed graph (components, external dependencies, edges
-// with connection counts), laid out by Cytoscape.js: layered (dagre) for
-// small graphs, force-directed (cose) for large ones, or as `?layout=` asks;
-// a component opens on click. Live: redrawn when the colony stores new edges,
-// recoloured when a component's state changes.
-import { useEffect, useRef } from "preact/hooks";
-import cytoscape from "cytoscape";
-import dagre from "cytoscape-dagre";
+// with connection counts), placed by ../logic/layout.ts (layered for small
+// graphs, force-directed for large ones, or as `?layout=` asks) and drawn as
+// SVG: wheel to zoom, drag to pan, double-click to fit, a component opens on
+// click. Live: placed again when the colony stores new edges, recoloured
+// when a component's state changes. (SVG instead of a canvas graph library:
+// 50 components and 200 edges are drawn in a few milliseconds, with no
+// large chunk to parse first; bench/dashboard.)
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { topologyData } from "../topology-data.ts";
 import { useLive, useTopics } from "../live.ts";
-import { buildGraph, chooseLayout, layeredLimit, type LayoutName } from "../logic/graph.ts";
+import { buildGraph, chooseLayout, layeredLimit } from "../logic/index.ts";
+// Not through ../logic/index.ts: dagre and d3-force stay in this view's chunk.
+import { layoutGraph } from "../logic/layout.ts";
 import { navigate, setQuery, useLocation } from "../router.tsx";
 import { useAsync } from "../use-async.ts";
 
-cytoscape.use(dagre);
+const padding = 24;
+const maxZoom = 3;
 
-const style: cytoscape.StylesheetJson = [
-  {
-    selector: "node",
-    style: {
-      label: "data(label)",
-      "text-valign": "center",
-      "text-halign": "center",
-      "font-size": 12,
-      color: "#0f172a",
-      width: "label",
-      height: 28,
-      padding: "10px",
-      shape: "round-rectangle",
-      "background-color": "#e2e8f0",
-      "border-width": 2,
-      "border-color": "#94a3b8",
-    },
-  },
-  { selector: 'node[kind = "component"][status = "online"]', style: { "background-color": "#dcfce7", "border-color": "#16a34a" } },
-  { selector: 'node[kind = "component"][status = "degraded"]', style: { "background-color": "#fef9c3", "border-color": "#ca8a04" } },
-  { selector: 'node[kind = "component"][status = "offline"]', style: { "background-color": "#fee2e2", "border-color": "#dc2626" } },
-  { selector: 'node[kind = "external"]', style: { shape: "rectangle", "border-style": "dashed", "background-color": "#f8fafc" } },
-  {
-    selector: "edge",
-    style: {
-      label: "data(label)",
-      "font-size": 10,
-      "curve-style": "bezier",
-      "target-arrow-shape": "triangle",
-      width: 1.5,
-      "line-color": "#64748b",
-      "target-arrow-color": "#64748b",
-      "text-background-color": "#ffffff",
-      "text-background-opacity": 1,
-      "text-background-padding": "2px",
-      // Counts too small to read are not drawn (a large graph fitted to the box): the first draw of 200 edges costs a third less.
-      "min-zoomed-font-size": 7,
-    },
-  },
-];
-
-const layouts: Record<LayoutName, cytoscape.LayoutOptions> = {
-  layered: { name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 90 } as cytoscape.LayoutOptions,
-  force: { name: "cose", animate: false, randomize: false, nodeRepulsion: () => 400_000, idealEdgeLength: () => 90, padding: 20 } as cytoscape.LayoutOptions,
-};
+interface View {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
 
 export function Topology() {
   const topology = useAsync(topologyData, []);
@@ -66,58 +31,81 @@ export function Topology() {
   const asked = query.get("layout");
   useTopics(["topology"], topology.reload);
   const { status } = useLive();
-  const box = useRef<HTMLDivElement>(null);
-  const cy = useRef<cytoscape.Core | undefined>(undefined);
 
-  useEffect(() => {
-    if (!box.current || !topology.data) return;
-    // Marks for bench/dashboard: data in, graph laid out.
+  const drawn = useMemo(() => {
+    if (!topology.data) return undefined;
+    // Marks for bench/dashboard: data in, graph placed.
     performance.mark("coral:topology-data");
-    const { nodes, edges } = buildGraph(topology.data);
-    const layout = chooseLayout(asked, nodes.length, edges.length);
-    cy.current?.destroy();
-    const graph = cytoscape({
-      container: box.current,
-      elements: { nodes, edges },
-      style,
-      layout: layouts[layout],
-      wheelSensitivity: 0.3,
-      maxZoom: 3,
-    });
-    // A small graph fitted to the box would be drawn huge: no closer than 1.25×.
-    const notTooClose = () => {
-      if (graph.zoom() > 1.25) {
-        graph.zoom(1.25);
-        graph.center();
-      }
-    };
-    notTooClose(); // both layouts run synchronously, within cytoscape()
-    graph.one("layoutstop", notTooClose);
-    graph.on("tap", 'node[kind = "component"]', (e) => navigate(`/components/${encodeURIComponent(String(e.target.data("label")))}`));
-    cy.current = graph;
+    const graph = buildGraph(topology.data);
+    const layout = chooseLayout(asked, graph.nodes.length, graph.edges.length);
+    const placed = layoutGraph(graph.nodes, graph.edges, layout);
+    const labels = new Map(graph.edges.map((e) => [e.data.id, e.data.label]));
     performance.mark("coral:topology-drawn");
-    box.current.dataset.nodes = String(nodes.length);
-    box.current.dataset.edges = String(edges.length);
-    box.current.dataset.layout = layout;
-    return () => {
-      graph.destroy();
-      cy.current = undefined;
-    };
+    return { graph, layout, placed, labels };
   }, [topology.data, asked]);
 
-  // State colours follow the live status without a new layout.
-  useEffect(() => {
-    const graph = cy.current;
-    if (!graph || !status) return;
-    for (const s of status.services) graph.$id(`c:${s.name}`).data("status", s.status);
-  }, [status, topology.data]);
+  // The live state of each component, over the state the topology answer had.
+  const liveStatus = new Map(status?.services.map((s) => [s.name, s.status]) ?? []);
 
+  const fitted = useMemo<View | undefined>(() => {
+    if (!drawn || drawn.placed.width === 0) return undefined;
+    const { minX, minY, width, height } = drawn.placed;
+    return { x: minX - padding, y: minY - padding, width: width + 2 * padding, height: height + 2 * padding };
+  }, [drawn]);
+  const [view, setView] = useState<View | undefined>(undefined);
+  useEffect(() => setView(fitted), [fitted]);
+
+  const svg = useRef<SVGSVGElement>(null);
+  const drag = useRef<{ x: number; y: number; view: View; moved: boolean } | undefined>(undefined);
+  /** Screen pixels to graph units, for the current view. */
+  const unitsPerPixel = () => {
+    const el = svg.current;
+    if (!el || !view) return 1;
+    const box = el.getBoundingClientRect();
+    return Math.max(view.width / box.width, view.height / box.height);
+  };
+
+  const onWheel = (e: WheelEvent) => {
+    if (!view || !fitted || !svg.current) return;
+    e.preventDefault();
+    const box = svg.current.getBoundingClientRect();
+    const scale = Math.exp(e.deltaY * 0.0015);
+    // Not closer than maxZoom (graph units per pixel at 1:1), not further than the whole graph fitted twice.
+    const width = Math.min(fitted.width * 2, Math.max(box.width / maxZoom, view.width * scale));
+    const k = width / view.width;
+    const fx = (e.clientX - box.left) / box.width;
+    const fy = (e.clientY - box.top) / box.height;
+    setView({ x: view.x + fx * view.width * (1 - k), y: view.y + fy * view.height * (1 - k), width, height: view.height * k });
+  };
+  const onPointerDown = (e: PointerEvent) => {
+    if (!view) return;
+    drag.current = { x: e.clientX, y: e.clientY, view, moved: false };
+  };
+  const onPointerMove = (e: PointerEvent) => {
+    const d = drag.current;
+    if (!d) return;
+    const dx = e.clientX - d.x;
+    const dy = e.clientY - d.y;
+    if (!d.moved && Math.hypot(dx, dy) < 4) return;
+    d.moved = true;
+    const u = unitsPerPixel();
+    setView({ ...d.view, x: d.view.x - dx * u, y: d.view.y - dy * u });
+  };
+  const onPointerUp = () => {
+    // A drag that moved is a pan, not a click on what is under the pointer.
+    setTimeout(() => (drag.current = undefined), 0);
+  };
+  const open = (name: string) => {
+    if (!drag.current?.moved) navigate(`/components/${encodeURIComponent(name)}`);
+  };
+
+  const empty = topology.data && topology.data.services.length === 0 && topology.data.edges.length === 0;
   return (
     <div>
       <div class="toolbar">
         <h2>Topology</h2>
         <span class="muted">arrows point from caller to callee; numbers are connections seen; dashed boxes are dependencies outside the app</span>
-        <label class="layout-choice" title={`layered is the default up to ${layeredLimit.nodes} nodes and ${layeredLimit.edges} edges; it takes longer on large graphs`}>
+        <label class="layout-choice" title={`layered is the default up to ${layeredLimit.nodes} nodes and ${layeredLimit.edges} edges`}>
           Layout{" "}
           <select data-testid="topology-layout" value={asked ?? "auto"} onChange={(e) => setQuery("layout", e.currentTarget.value === "auto" ? null : e.currentTarget.value)}>
             <option value="auto">automatic</option>
@@ -127,8 +115,68 @@ export function Topology() {
         </label>
       </div>
       {topology.error && <p class="error">{topology.error}</p>}
-      {topology.data && topology.data.services.length === 0 && topology.data.edges.length === 0 && <p class="muted">Nothing observed yet.</p>}
-      <div class="topology" ref={box} data-testid="topology" />
+      {empty && <p class="muted">Nothing observed yet.</p>}
+      <div
+        class="topology"
+        data-testid="topology"
+        data-nodes={drawn ? String(drawn.graph.nodes.length) : undefined}
+        data-edges={drawn ? String(drawn.graph.edges.length) : undefined}
+        data-layout={drawn?.layout}
+      >
+        {drawn && view && (
+          <svg
+            ref={svg}
+            viewBox={`${view.x} ${view.y} ${view.width} ${view.height}`}
+            preserveAspectRatio="xMidYMid meet"
+            onWheel={onWheel}
+            onPointerDown={onPointerDown}
+            onPointerMove={onPointerMove}
+            onPointerUp={onPointerUp}
+            onPointerLeave={onPointerUp}
+            onDblClick={() => setView(fitted)}
+          >
+            <defs>
+              <marker id="topology-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+                <path d="M0,0 L10,5 L0,10 z" class="arrow" />
+              </marker>
+            </defs>
+            <g class="edges">
+              {drawn.placed.edges.map((e) => (
+                <path key={e.id} d={e.path} class="edge" marker-end="url(#topology-arrow)" data-edge={e.id} />
+              ))}
+            </g>
+            <g class="edge-labels">
+              {drawn.placed.edges.map((e) => (
+                <text key={e.id} x={e.labelX} y={e.labelY} class="edge-label">
+                  {drawn.labels.get(e.id)}
+                </text>
+              ))}
+            </g>
+            <g class="nodes">
+              {drawn.graph.nodes.map((n) => {
+                const p = drawn.placed.nodes.get(n.data.id)!;
+                const state = n.data.kind === "component" ? (liveStatus.get(n.data.label) ?? n.data.status) : "";
+                return (
+                  <g
+                    key={n.data.id}
+                    class={`node ${n.data.kind} ${state}`}
+                    data-node={n.data.id}
+                    data-status={state}
+                    transform={`translate(${p.x - p.width / 2},${p.y - p.height / 2})`}
+                    onClick={n.data.kind === "component" ? () => open(n.data.label) : undefined}
+                  >
+                    <title>{n.data.kind === "component" ? `${n.data.label}: ${state || "unknown"}` : `${n.data.label}: outside the app`}</title>
+                    <rect width={p.width} height={p.height} rx={6} />
+                    <text x={p.width / 2} y={p.height / 2}>
+                      {n.data.label}
+                    </text>
+                  </g>
+                );
+              })}
+            </g>
+          </svg>
+        )}
+      </div>
     </div>
   );
 }
