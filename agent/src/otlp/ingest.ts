@@ -1,9 +1,12 @@
 // From the OTLP endpoints to the agent's store: spans through the tail keep
-// rules, log records as they come, both written in batches every second
+// rules, log records as they come, metric data points as the agent's own
+// metric points (./metrics.ts), all written in batches every second
 // (one appender flush per table). Rows waiting for the store are bounded;
 // when the store cannot keep up or fails, the oldest are dropped and
 // counted, and the receiver never waits on the disk.
 import type { OtlpRequest } from "./decode.ts";
+import type { MetricPoint } from "../storage/types.ts";
+import { metricPoints } from "./metrics.ts";
 import { logRecords, spanRecords, type LogRecordRow, type SpanRecord } from "./records.ts";
 import type { OtlpSink } from "./receiver.ts";
 import { TailSampler, type TailSamplerOptions, type TailSamplerStats } from "./tail-sampler.ts";
@@ -11,6 +14,7 @@ import { TailSampler, type TailSamplerOptions, type TailSamplerStats } from "./t
 export interface OtlpStore {
   recordSpans(spans: readonly SpanRecord[]): Promise<number>;
   recordLogs(logs: readonly LogRecordRow[]): Promise<number>;
+  recordMetrics(points: readonly MetricPoint[]): Promise<number>;
 }
 
 export interface OtlpIngestOptions {
@@ -32,6 +36,10 @@ export interface OtlpIngestStats {
   logsReceived: number;
   logsStored: number;
   metricPointsReceived: number;
+  /** Metric points stored as the agent's own (they reach `coral metrics`). */
+  metricPointsStored: number;
+  /** Data points beyond the per-request cap (./metrics.ts maxPointsPerRequest), not kept. */
+  metricPointsOverCap: number;
   /** Rows dropped because the store did not keep up. */
   droppedPending: number;
 }
@@ -41,9 +49,10 @@ export class OtlpIngest implements OtlpSink {
   readonly #opts: Required<Omit<OtlpIngestOptions, "sampler" | "onError">> & Pick<OtlpIngestOptions, "onError">;
   #spans: SpanRecord[] = [];
   #logs: LogRecordRow[] = [];
+  #metrics: MetricPoint[] = [];
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> = Promise.resolve();
-  readonly #stats = { spansStored: 0, logsReceived: 0, logsStored: 0, metricPointsReceived: 0, droppedPending: 0 };
+  readonly #stats = { spansStored: 0, logsReceived: 0, logsStored: 0, metricPointsReceived: 0, metricPointsStored: 0, metricPointsOverCap: 0, droppedPending: 0 };
 
   constructor(options: OtlpIngestOptions) {
     this.sampler = new TailSampler(options.sampler);
@@ -65,14 +74,16 @@ export class OtlpIngest implements OtlpSink {
   }
 
   metrics(req: OtlpRequest<"metrics">): void {
-    // Counted for now; merging them into the agent's metric series comes next.
-    for (const rm of req.resourceMetrics) for (const sm of rm.scopeMetrics) this.#stats.metricPointsReceived += sm.metrics.length;
+    const { points, dropped } = metricPoints(req, this.#opts.defaultService, new Date(this.#opts.now()));
+    this.#stats.metricPointsReceived += points.length + dropped;
+    this.#stats.metricPointsOverCap += dropped;
+    this.#keep("metrics", points);
   }
 
-  #keep(kind: "spans" | "logs", rows: readonly (SpanRecord | LogRecordRow)[]): void {
+  #keep(kind: "spans" | "logs" | "metrics", rows: readonly (SpanRecord | LogRecordRow | MetricPoint)[]): void {
     if (rows.length === 0) return;
-    const list = kind === "spans" ? this.#spans : this.#logs;
-    for (const r of rows) (list as (SpanRecord | LogRecordRow)[]).push(r);
+    const list = kind === "spans" ? this.#spans : kind === "logs" ? this.#logs : this.#metrics;
+    for (const r of rows) (list as (SpanRecord | LogRecordRow | MetricPoint)[]).push(r);
     const over = list.length - this.#opts.maxPendingRows;
     if (over > 0) {
       list.splice(0, over);
@@ -91,8 +102,10 @@ export class OtlpIngest implements OtlpSink {
       this.#keep("spans", this.sampler.flush(this.#opts.now(), all));
       const spans = this.#spans;
       const logs = this.#logs;
+      const metrics = this.#metrics;
       this.#spans = [];
       this.#logs = [];
+      this.#metrics = [];
       try {
         if (spans.length) this.#stats.spansStored += await this.#opts.store.recordSpans(spans);
       } catch (err) {
@@ -103,6 +116,12 @@ export class OtlpIngest implements OtlpSink {
         if (logs.length) this.#stats.logsStored += await this.#opts.store.recordLogs(logs);
       } catch (err) {
         this.#keep("logs", logs);
+        this.#opts.onError?.(err);
+      }
+      try {
+        if (metrics.length) this.#stats.metricPointsStored += await this.#opts.store.recordMetrics(metrics);
+      } catch (err) {
+        this.#keep("metrics", metrics);
         this.#opts.onError?.(err);
       }
     });

@@ -69,7 +69,7 @@ function plain(v: AnyValue | undefined, depth = 0): unknown {
   }
 }
 
-function attributeObject(list: readonly KeyValue[], depth = 0): Record<string, unknown> {
+export function attributeObject(list: readonly KeyValue[], depth = 0): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const kv of list.slice(0, 128)) out[cut(kv.key, 256)] = plain(kv.value, depth);
   return out;
@@ -88,7 +88,7 @@ function bodyText(v: AnyValue | undefined): string {
   return p === null ? "" : cut(typeof p === "string" ? p : JSON.stringify(p), maxLogBodyChars);
 }
 
-function resourceOf(attrs: readonly KeyValue[] | undefined, fallbackService: string): { service: string; pid: number } {
+export function resourceOf(attrs: readonly KeyValue[] | undefined, fallbackService: string): { service: string; pid: number } {
   let service = "";
   let pid = 0;
   for (const kv of attrs ?? []) {
