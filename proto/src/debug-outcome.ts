@@ -21,6 +21,8 @@ export function debugSessionOutcome(s: DebugSessionLike): string {
     case "completed":
     case "stopped":
       if (s.summary?.stopReason === "max_events" || /\(max_events\)/.test(reason)) return "stopped (event limit)";
+      // Ended in error on the agent (colonies before this stored such sessions as completed).
+      if (s.summary?.stopReason === "error" || /^collector stopped on the agent \(error\)/.test(reason)) return "failed";
       if (/^detached by /.test(reason)) return "stopped by user";
       if (/^collector stopped on the agent/.test(reason)) return "stopped on the agent";
       return "stopped";

@@ -8,6 +8,10 @@
 // call guarded by a token, and announces port and token in a private
 // per-user folder (announce.ts). Nothing here pulls in DuckDB, NATS or the CLI.
 //
+// Live debugging (inspector.ts): OpenInspector opens the app's V8 inspector
+// in-process on a free loopback port for the agent, CloseInspector closes
+// it again, so the agent needs no SIGUSR1.
+//
 // Request middleware (requests/): coral.instrumentServer(server),
 // app.use(coral.express()), app.register(coral.fastify): RED aggregates and
 // traffic samples the agent drains (DrainRequests, DrainTraffic).
@@ -22,6 +26,7 @@ import { removeAnnouncement, writeAnnouncement } from "./announce.ts";
 import { checkFlagSet, sdkToken } from "./checks.ts";
 import { FlagCache, type FlagContext, type FlagDefinition } from "./flags.ts";
 import { HealthRegistry, type HealthCheck } from "./health.ts";
+import { InProcessInspector } from "./inspector.ts";
 import { startSdkServer, type SdkServer } from "./server.ts";
 import {
   RequestRecorder,
@@ -130,6 +135,7 @@ export class CoralSdk {
   private announcement: string | undefined;
   private readonly startedAt = new Date();
   private readonly rollbacks = new Map<string, Promise<ExecuteRollbackResponse>>();
+  private readonly inspector = new InProcessInspector();
   private cache = new FlagCache();
   private version = "";
   private recorder: RequestRecorder | undefined;
@@ -219,6 +225,14 @@ export class CoralSdk {
             this.currentRecorder().sampler.rate = req.sampleRate;
             return { sampleRate: this.currentRecorder().sampler.rate };
           },
+          openInspector: () => {
+            try {
+              return { ...this.inspector.open(), pid: process.pid };
+            } catch (err) {
+              throw new ConnectError(`cannot open the V8 inspector: ${(err as Error).message}`, Code.FailedPrecondition, undefined, undefined, err);
+            }
+          },
+          closeInspector: () => ({ closed: this.inspector.close() }),
         },
         flags: {
           syncFlags: (req) => {
@@ -262,6 +276,7 @@ export class CoralSdk {
   }
 
   async shutdown(): Promise<void> {
+    this.inspector.close();
     if (this.announcement) removeAnnouncement(this.announcement);
     this.announcement = undefined;
     await this.server?.close();

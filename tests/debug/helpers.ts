@@ -1,10 +1,10 @@
 // Live-debugging test helpers: compile real target programs, run them on a
 // free port, drive calls over TCP, and say why the bpftrace tests cannot run.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import type { AgentOptions, RunningAgent } from "@coral/agent";
@@ -131,6 +131,22 @@ export async function startObservedTarget(
     throw err;
   }
   return { ...(parts as Required<Omit<ObservedTarget, typeof Symbol.asyncDispose>>), [Symbol.asyncDispose]: close };
+}
+
+const nodeAppJs = fileURLToPath(new URL("../../agent/src/debug/node/testdata/app.mjs", import.meta.url));
+
+/** How the agent shows the Node test app's file: relative to its working directory (the target inherits the test's). */
+export function nodeAppShown(): string {
+  return relative(process.cwd(), nodeAppJs);
+}
+
+/** An executable that runs the Node test app (agent/src/debug/node/testdata/app.mjs) with the port the fixture passes (exec: the pid is node's). */
+export function nodeAppBin(): string {
+  const bin = join(mkdtempSync(join(tmpdir(), "coral-node-app-")), "node-app");
+  // --inspect-port=0: a free port when SIGUSR1 opens the inspector, not 9229, which another Node under test may hold.
+  writeFileSync(bin, `#!/bin/sh\nexec "${process.execPath}" --inspect-port=0 "${nodeAppJs}" "$@"\n`);
+  chmodSync(bin, 0o755);
+  return bin;
 }
 
 /** go build of tests/debug/testdata/go (Go register ABI, Go >= 1.17). */

@@ -1,10 +1,6 @@
 // coral debug functions / attach / logpoint / snapshot on a Node service, end to end: the real CLI
 // process, a real colony, a real agent, and an unmodified Node HTTP service
 // whose V8 inspector the agent opens on demand (no bpftrace, no restart).
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loopbackListeners } from "@coral/agent/debug";
 import type { RunningColony } from "@coral/colony";
@@ -12,20 +8,10 @@ import { runCoral } from "../helpers/cli.ts";
 import { debugTools } from "@coral/cli/tools";
 import { colonyApi, type TestProject } from "../helpers/colony.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { debugApi, startObservedTarget, type ObservedTarget } from "./helpers.ts";
+import { debugApi, nodeAppBin, nodeAppShown, startObservedTarget, type ObservedTarget } from "./helpers.ts";
 
-const appJs = fileURLToPath(new URL("../../agent/src/debug/node/testdata/app.mjs", import.meta.url));
 /** How the app's file is shown: relative to its working directory (the target inherits this test's). */
-const shown = relative(process.cwd(), appJs);
-
-/** An executable that runs the Node app with the port the fixture passes (exec: the pid is node's). */
-function nodeAppBin(): string {
-  const bin = join(mkdtempSync(join(tmpdir(), "coral-node-app-")), "node-app");
-  // --inspect-port=0: a free port when SIGUSR1 opens the inspector, not 9229, which another Node under test may hold.
-  writeFileSync(bin, `#!/bin/sh\nexec "${process.execPath}" --inspect-port=0 "${appJs}" "$@"\n`);
-  chmodSync(bin, 0o755);
-  return bin;
-}
+const shown = nodeAppShown();
 
 describe("coral debug on a Node service", () => {
   let fixture: ObservedTarget | undefined;

@@ -4,7 +4,11 @@
 // polls its health and info for the heartbeat, and hands it the service's
 // flag set: again whenever the SDK comes (back) up, so a restarted app or
 // agent never keeps a stale set. Every call carries the SDK's token.
-import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+//
+// It is also how live debugging opens a Node app's inspector without
+// SIGUSR1 (openInspector/closeInspector, the InProcessInspector of
+// profile/inspector.ts): the SDK opens it in-process on a free loopback port.
+import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { FeatureFlagControlService, type SyncFlagsRequest } from "@coral/proto/gen/coral/control/v1/flags_pb";
 import { RollbackControlService, type ExecuteRollbackRequest, type ExecuteRollbackResponse } from "@coral/proto/gen/coral/control/v1/rollback_pb";
@@ -113,6 +117,39 @@ export class SdkLink {
     const clients = this.clients;
     if (!clients || !this.report) return null;
     return (await clients.app.configureTraffic({ sampleRate }, { timeoutMs: 5000 })).sampleRate;
+  }
+
+  /**
+   * Has the SDK of `pid` open the app's inspector in-process: its URL and
+   * whether the SDK opened it for us (close it with closeInspector). Undefined
+   * when `pid` runs no SDK the agent reaches, or an SDK without the call; the
+   * caller then uses SIGUSR1. Throws when the SDK could not open it.
+   */
+  async openInspector(pid: number): Promise<{ url: string; openedForUs: boolean } | undefined> {
+    const clients = this.connect(pid);
+    if (!clients) return undefined;
+    let res;
+    try {
+      res = await clients.app.openInspector({}, { timeoutMs: 5000 });
+    } catch (err) {
+      const ce = ConnectError.from(err);
+      // Unreachable (no SDK listens there now) or an SDK from before the call: not this way.
+      if (ce.code === Code.Unimplemented || ce.code === Code.NotFound || ce.code === Code.Unavailable) return undefined;
+      throw new Error(ce.rawMessage, { cause: err });
+    }
+    // --sdk names a port, not a process: its SDK may be another process's.
+    if (res.pid !== pid) {
+      if (res.openedBySdk) await clients.app.closeInspector({}, { timeoutMs: 5000 }).catch(() => undefined);
+      return undefined;
+    }
+    return { url: res.websocketUrl, openedForUs: res.openedBySdk };
+  }
+
+  /** Has the SDK of `pid` close the inspector it opened for openInspector. */
+  async closeInspector(pid: number): Promise<void> {
+    const clients = this.connect(pid);
+    if (!clients) throw new Error(`the agent no longer reaches the Coral SDK of process ${pid}`);
+    await clients.app.closeInspector({}, { timeoutMs: 5000 });
   }
 
   private async deliver(clients: Clients, key: string): Promise<boolean> {

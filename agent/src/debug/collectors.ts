@@ -19,7 +19,7 @@ import { listFunctions, type FunctionList } from "./elf.ts";
 import { GoRetSession } from "./go-ret.ts";
 import { NodeFunctionSession } from "./node/session.ts";
 import { NodeLineSession } from "./node/line-session.ts";
-import { isNodeProcess } from "../profile/inspector.ts";
+import { isNodeProcess, type InProcessInspector } from "../profile/inspector.ts";
 import type { SessionRequest } from "./probe-session.ts";
 import { DebugError, generateProgram, LIMITS } from "./program.ts";
 import { hasBpfPermission, SessionLimiter, summarizeCalls, UprobeSession, type SessionSummary, type StopReason, type UprobeEvent } from "./session.ts";
@@ -79,6 +79,8 @@ export interface UprobeCollectorsOptions {
   bpftracePath?: string;
   /** How long an ended collector stays listed (default 1 h). */
   keepEndedMs?: number;
+  /** The app's Coral SDK (the agent's SdkLink): Node sessions open the inspector through it, without SIGUSR1, when the process runs it. */
+  inProcess?: InProcessInspector;
   onError?: (collectorId: string, err: unknown) => void;
 }
 
@@ -202,6 +204,11 @@ export class UprobeCollectors {
 
   constructor(private readonly options: UprobeCollectorsOptions) {
     this.limiter = new SessionLimiter(options.maxSessions ?? LIMITS.defaultMaxSessions);
+  }
+
+  /** How Node processes are reached in-process (the app's Coral SDK), for listing their functions too. */
+  get inProcess(): InProcessInspector | undefined {
+    return this.options.inProcess;
   }
 
   /** The pid under observation, or a clear error. */
@@ -337,12 +344,21 @@ export class UprobeCollectors {
         durationMs: req.durationMs || undefined,
         maxEvents: req.maxEvents || undefined,
         limiter: this.limiter,
+        inProcess: this.options.inProcess,
       });
       return { session, binary: v8Binary(session.line?.script ?? "") };
     }
     if (isNodeProcess(pid)) {
       if (expectGo) throw new DebugError("unsupported", `the observed process (pid ${pid}) is a Node process; the collector was started on a Go one`);
-      const session = await NodeFunctionSession.start({ ...common, functionName: req.functionName, id, slowThresholdMs, captureReturn: req.captureReturn ?? false, limiter: this.limiter });
+      const session = await NodeFunctionSession.start({
+        ...common,
+        functionName: req.functionName,
+        id,
+        slowThresholdMs,
+        captureReturn: req.captureReturn ?? false,
+        limiter: this.limiter,
+        inProcess: this.options.inProcess,
+      });
       return { session, binary: v8Binary(session.fn?.script ?? "") };
     }
     let functions: FunctionList;

@@ -4,6 +4,13 @@
 // the Chrome DevTools Protocol over a WebSocket. An inspector we opened is
 // closed again (and checked to stop listening); one that was open before is
 // someone else's, so it is left open.
+//
+// A process that runs the Coral SDK is asked instead (`inProcess`, the
+// agent's SdkLink): the SDK opens the inspector in-process (node:inspector)
+// on a free loopback port and answers its URL, so no signal is sent, an app
+// that handles SIGUSR1 itself or runs with --disable-sigusr1 still works, and
+// two Node services on a host never contend for 9229. The URL is used only
+// when it is a loopback port the process itself listens on.
 import { readFileSync, readlinkSync } from "node:fs";
 import { get } from "node:http";
 import { basename } from "node:path";
@@ -15,17 +22,35 @@ import { TCP_LISTEN, readTcpTables } from "../observe/procnet.ts";
 import { ProfileError } from "./errors.ts";
 import { inspectPortProblem } from "./inspect-port.ts";
 
+/** A way to have the process open its inspector itself (the app's Coral SDK), instead of SIGUSR1. */
+export interface InProcessInspector {
+  /**
+   * Opens the inspector of `pid` unless it is open: its WebSocket URL, and
+   * whether it was opened for us (then close() is owed); undefined when there
+   * is no such way to `pid` (no SDK there). Throws when there is and it failed.
+   */
+  open(pid: number): Promise<{ url: string; openedForUs: boolean } | undefined>;
+  /** Closes what open() opened for us. */
+  close(pid: number): Promise<void>;
+}
+
 export interface InspectorOptions {
   /** How long to wait for the inspector to listen after SIGUSR1 (default 3 s). */
   openTimeoutMs?: number;
+  /** Tried first: the process opens its inspector in-process (no SIGUSR1). */
+  inProcess?: InProcessInspector;
 }
+
+/** How the inspector was reached: SIGUSR1 (or found open), or opened in-process by the app's Coral SDK. */
+export type InspectorVia = "sigusr1" | "sdk-inspector";
 
 /** A CDP session with one Node process. close() must be called whatever happens. */
 export interface InspectorSession {
   readonly pid: number;
   readonly port: number;
-  /** True when SIGUSR1 opened it (and close() closes it again). */
+  /** True when SIGUSR1 or the SDK opened it for us (and close() closes it again). */
   readonly openedByUs: boolean;
+  readonly via: InspectorVia;
   send<T = unknown>(method: string, params?: object): Promise<T>;
   /** Calls `listener` with the params of each CDP event `method` (e.g. Debugger.scriptParsed); returns the function that stops it. */
   on(method: string, listener: (params: unknown) => void): () => void;
@@ -140,11 +165,60 @@ export async function openInspector(pid: number, options: InspectorOptions = {})
 async function connect(pid: number, options: InspectorOptions): Promise<InspectorSession> {
   try {
     if (readlinkSync(`/proc/${pid}/ns/net`) !== readlinkSync("/proc/self/ns/net")) throw failed(pid, "it runs in another network namespace, whose loopback the agent cannot reach");
-    if (!catchesSigusr1(pid)) throw failed(pid, "it does not handle SIGUSR1 (started with --disable-sigusr1?), and the signal would end it");
   } catch (err) {
-    if (isGone(err)) throw new ProfileError("process_exited", `process ${pid} exited`, { cause: err });
-    if (err instanceof ProfileError) throw err;
-    throw failed(pid, String(err), err);
+    throw checkError(pid, err);
+  }
+  let sdkProblem = "";
+  if (options.inProcess) {
+    try {
+      const session = await connectInProcess(pid, options.inProcess);
+      if (session) return session;
+    } catch (err) {
+      if (err instanceof ProfileError && err.code === "process_exited") throw err;
+      sdkProblem = `; the app's Coral SDK could not open it either: ${(err as Error).message}`;
+    }
+  }
+  try {
+    return await connectWithSignal(pid, options);
+  } catch (err) {
+    if (!sdkProblem || !(err instanceof ProfileError) || err.code !== "inspector_failed") throw err;
+    throw new ProfileError(err.code, err.message + sdkProblem, { cause: err });
+  }
+}
+
+function checkError(pid: number, err: unknown): ProfileError {
+  if (isGone(err)) return new ProfileError("process_exited", `process ${pid} exited`, { cause: err });
+  if (err instanceof ProfileError) return err;
+  return failed(pid, String(err), err);
+}
+
+/** The SDK path: the URL the app's SDK answers, when it is a loopback port of the process itself. Undefined when there is no SDK. */
+async function connectInProcess(pid: number, inProcess: InProcessInspector): Promise<InspectorSession | undefined> {
+  const opened = await inProcess.open(pid);
+  if (!opened) return undefined;
+  const closeIt = () => (opened.openedForUs ? inProcess.close(pid).catch(() => undefined) : Promise.resolve());
+  let url: URL;
+  try {
+    url = new URL(opened.url);
+  } catch {
+    await closeIt();
+    throw failed(pid, `the app's Coral SDK answered ${JSON.stringify(opened.url.slice(0, 200))}, not an inspector URL`);
+  }
+  const port = Number(url.port);
+  if (url.protocol !== "ws:" || !isLoopback(url.hostname.replace(/^\[|\]$/g, "")) || !(await loopbackListeners(pid)).has(port)) {
+    await closeIt();
+    throw failed(pid, `the app's Coral SDK answered ${url.origin}, which is not a loopback port process ${pid} listens on`);
+  }
+  return open(new Session(pid, port, opened.openedForUs, "sdk-inspector", new WebSocket(url.href, { handshakeTimeout: 3000, perMessageDeflate: false }), opened.openedForUs ? () => inProcess.close(pid) : undefined));
+}
+
+async function connectWithSignal(pid: number, options: InspectorOptions): Promise<InspectorSession> {
+  // Said only to callers that would have used the SDK (live debugging): it found none in this process.
+  const sdkHint = options.inProcess ? "; an app that runs the Coral SDK (coral.init) is debugged without the signal, its inspector opened in-process on a free port" : "";
+  try {
+    if (!catchesSigusr1(pid)) throw failed(pid, `it does not handle SIGUSR1 (started with --disable-sigusr1?), and the signal would end it${sdkHint}`);
+  } catch (err) {
+    throw checkError(pid, err);
   }
   const before = await loopbackListeners(pid);
   try {
@@ -158,20 +232,20 @@ async function connect(pid: number, options: InspectorOptions): Promise<Inspecto
     const held = await inspectPortProblem(pid);
     throw failed(
       pid,
-      held ?? `no inspector listened on loopback within ${(openTimeoutMs / 1000).toFixed(0)} s of SIGUSR1 (its --inspect-port taken by another program, SIGUSR1 handled by the app, or an inspector on another host)`,
+      (held ??
+        `no inspector listened on loopback within ${(openTimeoutMs / 1000).toFixed(0)} s of SIGUSR1: the app may handle SIGUSR1 itself (a process.on("SIGUSR1") listener stops Node from opening its inspector on the signal), or its inspect port is taken by another program`) + sdkHint,
     );
   }
-  const ws = new WebSocket(found.url, { handshakeTimeout: 3000, perMessageDeflate: false });
-  const session = new Session(pid, found.port, found.openedByUs, ws);
+  return open(new Session(pid, found.port, found.openedByUs, "sigusr1", new WebSocket(found.url, { handshakeTimeout: 3000, perMessageDeflate: false })));
+}
+
+/** Waits for the WebSocket to open; closes everything again when it does not. */
+async function open(session: Session): Promise<InspectorSession> {
   try {
-    await new Promise<void>((resolve, reject) => {
-      ws.once("open", () => resolve());
-      ws.once("error", reject);
-      ws.once("close", () => reject(new Error("closed before it opened")));
-    });
+    await session.opened();
   } catch (err) {
     const problem = await session.close();
-    throw failed(pid, `WebSocket to port ${found.port}: ${String(err)}${problem ? `; ${problem}` : ""}`, err);
+    throw failed(session.pid, `WebSocket to port ${session.port}: ${String(err)}${problem ? `; ${problem}` : ""}`, err);
   }
   return session;
 }
@@ -188,7 +262,10 @@ class Session implements InspectorSession {
     readonly pid: number,
     readonly port: number,
     readonly openedByUs: boolean,
+    readonly via: InspectorVia,
     private readonly ws: WebSocket,
+    /** Closes the inspector in-process (the SDK that opened it for us). */
+    private readonly closeInProcess?: () => Promise<void>,
   ) {
     ws.on("message", (data: WebSocket.RawData) => this.receive(String(data)));
     ws.on("error", () => undefined); // "close" follows and fails what is pending
@@ -199,6 +276,15 @@ class Session implements InspectorSession {
         resolve();
       }),
     );
+  }
+
+  opened(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.ws.readyState === WebSocket.OPEN) return resolve();
+      this.ws.once("open", () => resolve());
+      this.ws.once("error", reject);
+      this.ws.once("close", () => reject(new Error("closed before it opened")));
+    });
   }
 
   send<T = unknown>(method: string, params: object = {}): Promise<T> {
@@ -244,15 +330,17 @@ class Session implements InspectorSession {
   }
 
   private async closeAll(): Promise<string> {
-    if (this.openedByUs && this.ws.readyState === WebSocket.OPEN) {
+    // The SDK that opened it closes it (inspector.close() in the app, which drops our connection too).
+    const closedInProcess = this.openedByUs && this.closeInProcess !== undefined && (await this.closeInProcess().then(() => true, () => false));
+    if (this.openedByUs && !closedInProcess && this.ws.readyState === WebSocket.OPEN) {
       // inspector.close() drops our own connection and never answers; require is
       // the inspector console's, so it works in ES modules too.
       void this.send("Runtime.evaluate", {
         expression: "typeof require === 'function' ? require('inspector').close() : process._debugEnd()",
         includeCommandLineAPI: true,
       }).catch(() => undefined);
-      await Promise.race([this.closed, sleep(2000)]);
     }
+    if (this.openedByUs && this.ws.readyState === WebSocket.OPEN) await Promise.race([this.closed, sleep(2000)]);
     if (this.ws.readyState !== WebSocket.CLOSED) {
       this.ws.terminate();
       await this.closed;

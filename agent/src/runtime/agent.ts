@@ -187,11 +187,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     timers.push(t);
   };
 
-  // Uprobe collectors touch only the process under observation.
+  // Uprobe collectors touch only the process under observation; a Node one's inspector is opened through its SDK when it runs one.
   let observedPid: number | null = null;
+  const sdk = new SdkLink({ port: options.sdkPort, announceDir: options.sdkAnnounceDir, logger: log });
   const debug = new UprobeCollectors({
     store,
     observedPid: () => observedPid,
+    inProcess: { open: (pid) => sdk.openInspector(pid), close: (pid) => sdk.closeInspector(pid) },
     maxSessions: options.maxDebugSessions,
     onError: (id, err) => log.warn({ collector_id: id, err: String(err) }, "could not store uprobe events"),
   });
@@ -215,7 +217,6 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         });
   // Heap profiles ask the same process (Go: its net/http/pprof on the service's port, or one named per request).
   const heapProfiler = new HeapProfiler({ observedPid: () => observedPid, servicePort: () => options.port, logger: log });
-  const sdk = new SdkLink({ port: options.sdkPort, announceDir: options.sdkAnnounceDir, logger: log });
   const rollbacks = new RollbackExecutor({ serviceName: options.serviceName, config: options.rollback, sdk, log });
   // The SDK's request middleware: RED (preferred to eBPF's for the service while it reports) and traffic samples.
   const traffic = new TrafficPuller({ serviceName: options.serviceName, sdk, store, bounds: options.traffic, logger: log });

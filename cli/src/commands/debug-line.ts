@@ -3,17 +3,15 @@
 // prints an expression's value each time the line runs; a snapshot prints
 // the arguments and locals in scope the first N times. Same sessions as
 // coral debug attach (limits, audit, expiry, coral debug sessions/events).
-import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { toJson } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { UprobeEventSchema, type UprobeEvent } from "@coral/proto/gen/coral/agent/v1/debug_pb";
 import { DebugSessionSchema, type DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import type { Client } from "@connectrpc/connect";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { formatLineSummary, formatLogLine, formatSnapshot, sessionOutcome, snapshotValues } from "../format/index.ts";
 import { useColor } from "./read.ts";
 import { durationRangeOption, intOption } from "./options.ts";
+import { followSession } from "./debug-stream.ts";
 import { withRemoteOptions, type RemoteOptions } from "./remote.ts";
 
 type DebugClient = Client<typeof DebugService>;
@@ -47,7 +45,7 @@ const expression = (what: string) => (value: string): string => {
   return value;
 };
 
-async function runLine(kind: "logpoint" | "snapshot", service: string, location: string, opts: LineOptions, withDebug: WithDebug, sessionDir: (dir: string, id: string) => string): Promise<void> {
+async function runLine(kind: "logpoint" | "snapshot", service: string, location: string, opts: LineOptions, withDebug: WithDebug): Promise<void> {
   await withDebug(opts, async (client) => {
     const color = useColor() && !opts.json;
     const res = await client.attachUprobe({
@@ -60,48 +58,25 @@ async function runLine(kind: "logpoint" | "snapshot", service: string, location:
       durationMs: opts.duration,
       maxEvents: kind === "logpoint" ? (opts.maxEvents ?? 10_000) : 0,
     });
-    let session = res.session!;
-    let dir: string;
-    try {
-      dir = sessionDir(opts.outputDir, session.sessionId);
-    } catch (err) {
-      await client.detachUprobe({ sessionId: session.sessionId }).catch(() => undefined);
-      throw err;
-    }
-    if (!opts.json) {
-      console.log(`🔍 ${kind === "logpoint" ? "Logpoint" : "Snapshot"} set (session: ${session.sessionId})`);
-      console.log(`📍 Line: ${session.functionName} in ${session.serviceName} (pid ${session.pid})`);
-      if (kind === "logpoint") console.log(`🧮 Expression: ${session.expression}`);
-      else console.log(`📸 Capturing: arguments and locals, the first ${session.snapshotCount} time(s) the line runs`);
-      if (session.condition) console.log(`❓ Condition: ${session.condition}`);
-      console.log(`⏱️  Duration: ${Math.round(session.durationMs / 1000)}s`);
-      console.log(`\n${kind === "logpoint" ? "Values" : "Snapshots"} as the line runs... (Ctrl+C stops)\n`);
-    }
-    let detaching = false;
-    const onSigint = () => {
-      if (detaching) process.exit(130);
-      detaching = true;
-      void client.detachUprobe({ sessionId: session.sessionId }).catch(() => undefined);
-    };
-    process.on("SIGINT", onSigint);
-    const events: UprobeEvent[] = [];
-    try {
-      for await (const msg of client.streamUprobeEvents({ sessionId: session.sessionId })) {
-        if (msg.session) session = msg.session;
-        for (const e of msg.events) {
-          events.push(e);
-          if (opts.json) continue;
-          if (e.type === "snapshot") for (const line of formatSnapshot(e, { color, utc: opts.utc, index: events.length })) console.log(line);
-          else console.log(formatLogLine(e, { color, utc: opts.utc }));
-        }
-        if (msg.done) break;
-      }
-    } finally {
-      process.off("SIGINT", onSigint);
-    }
-    await mkdir(dir, { recursive: true });
-    const file = join(dir, "events.json");
-    await writeFile(file, JSON.stringify({ session: toJson(DebugSessionSchema, session), events: events.map((e) => toJson(UprobeEventSchema, e)) }, null, 2) + "\n");
+    const { session, events, file } = await followSession(client, res.session!, {
+      outputDir: opts.outputDir,
+      started: (session) => {
+        if (opts.json) return;
+        console.log(`🔍 ${kind === "logpoint" ? "Logpoint" : "Snapshot"} set (session: ${session.sessionId})`);
+        console.log(`📍 Line: ${session.functionName} in ${session.serviceName} (pid ${session.pid})`);
+        if (kind === "logpoint") console.log(`🧮 Expression: ${session.expression}`);
+        else console.log(`📸 Capturing: arguments and locals, the first ${session.snapshotCount} time(s) the line runs`);
+        if (session.condition) console.log(`❓ Condition: ${session.condition}`);
+        console.log(`⏱️  Duration: ${Math.round(session.durationMs / 1000)}s`);
+        console.log(`\n${kind === "logpoint" ? "Values" : "Snapshots"} as the line runs... (Ctrl+C stops)\n`);
+      },
+      print: (e, _session, index) => {
+        if (opts.json) return;
+        if (e.type === "snapshot") for (const line of formatSnapshot(e, { color, utc: opts.utc, index })) console.log(line);
+        else console.log(formatLogLine(e, { color, utc: opts.utc }));
+      },
+    });
+    // Refused on the agent (ended failed; "completed" with the reason prefixed by colonies before that).
     const failed = session.summary?.stopReason === "error" ? session.reason.replace(/^collector stopped on the agent \(error\): /, "") : "";
     if (opts.json) {
       const records = events.map((e) => ({
@@ -111,7 +86,7 @@ async function runLine(kind: "logpoint" | "snapshot", service: string, location:
       }));
       console.log(JSON.stringify({ session: toJson(DebugSessionSchema, session), [kind === "snapshot" ? "snapshots" : "values"]: records, eventsFile: file, ...(failed ? { error: failed } : {}) }, null, 2));
     } else {
-      console.log(`\n✓ Session ${sessionOutcome(session)}. ${events.length.toLocaleString("en-US")} ${kind === "snapshot" ? "snapshot(s)" : "value(s)"}.`);
+      console.log(`\n${failed ? "✗" : "✓"} Session ${sessionOutcome(session)}. ${events.length.toLocaleString("en-US")} ${kind === "snapshot" ? "snapshot(s)" : "value(s)"}.`);
       console.log(`📄 Events saved to: ${file}\n`);
       console.log(formatLineSummary(session, events.length, { color }));
     }
@@ -119,7 +94,7 @@ async function runLine(kind: "logpoint" | "snapshot", service: string, location:
   });
 }
 
-export function lineCommands(withDebug: WithDebug, sessionDir: (dir: string, id: string) => string): Command[] {
+export function lineCommands(withDebug: WithDebug): Command[] {
   const durationMs = durationRangeOption(600_000, "must be from 1s to 10m (the agent's hard limit)", "30s, 5m");
   const common = (c: Command) =>
     withRemoteOptions(c)
@@ -139,10 +114,10 @@ ends the session with the reason, the process untouched. Needs an admin token.`;
     .requiredOption("--expr <expression>", "the JavaScript expression to record, e.g. 'user.id' or '`${req.method} ${req.url}`' (values depth- and size-limited)", expression("expression"))
     .option("--max-events <n>", "stop after this many values", intOption(1, 1_000_000), 10_000)
     .addHelpText("after", `${after}\n\nExample:\n  coral debug logpoint users src/users.ts:12 --expr 'id' --condition 'id > 100'`)
-    .action((service: string, location: string, opts: LineOptions) => runLine("logpoint", service, location, opts, withDebug, sessionDir));
+    .action((service: string, location: string, opts: LineOptions) => runLine("logpoint", service, location, opts, withDebug));
   const snapshot = common(new Command("snapshot").description("capture the arguments and locals at a line of a Node service the first N times it runs (needs an admin token)"))
     .option("--count <n>", `how many snapshots, 1 to ${maxSnapshotCount}; the session ends once taken`, intOption(1, maxSnapshotCount), 1)
     .addHelpText("after", `${after}\nValues are depth- and size-limited (depth 2, 200 characters, 50 names); a name\nnot yet initialised there (let/const below the line) reads <uninitialized>.\n\nExample:\n  coral debug snapshot users src/users.ts:12 --count 3 --condition 'id === 7'`)
-    .action((service: string, location: string, opts: LineOptions) => runLine("snapshot", service, location, opts, withDebug, sessionDir));
+    .action((service: string, location: string, opts: LineOptions) => runLine("snapshot", service, location, opts, withDebug));
   return [logpoint, snapshot];
 }

@@ -2,12 +2,10 @@
 // live debugging with eBPF uprobes on a component's functions (V8 inspector
 // breakpoints on a Node service's), through the colony. logpoint and
 // snapshot (Node only) are in debug-line.ts.
-import { mkdir, writeFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
 import { create, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import { UprobeEventSchema, type UprobeEvent } from "@coral/proto/gen/coral/agent/v1/debug_pb";
+import type { UprobeEvent } from "@coral/proto/gen/coral/agent/v1/debug_pb";
 import {
   DebugService,
   DebugSessionSchema,
@@ -22,6 +20,7 @@ import { eventStats, formatEventLine, formatFunctions, formatLineSummary, format
 import { printJson, sinceOption, useColor } from "./read.ts";
 import { durationRangeOption, intOption } from "./options.ts";
 import { lineCommands, LineSessionFailed } from "./debug-line.ts";
+import { followSession, sessionIdPattern } from "./debug-stream.ts";
 import { explainError, resolveTarget, serviceClient, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
 
 type DebugClient = Client<typeof DebugService>;
@@ -51,24 +50,9 @@ async function withDebug<T>(options: RemoteOptions, run: (client: DebugClient, t
 
 const durationMsOption = durationRangeOption(600_000, "must be from 1s to 10m (the agent's hard limit)", "30s, 5m");
 
-const sessionIdPattern = /^[a-z0-9-]{1,80}$/;
-
 function sessionId(value: string): string {
   if (!sessionIdPattern.test(value)) throw new InvalidArgumentError("must be a session id as coral debug sessions shows it, e.g. dbg-1a2b3c4d5e");
   return value;
-}
-
-/**
- * The folder events.json goes to: <output-dir>/<session id>. The id comes
- * from the colony's answer, so it must be a plain name (no "/", "..") that
- * stays inside the output folder, or nothing is written.
- */
-export function sessionDir(outputDir: string, id: string): string {
-  const base = resolve(outputDir);
-  const dir = resolve(base, id);
-  if (!sessionIdPattern.test(id) || dirname(dir) !== base)
-    throw new Error(`the colony answered with a session id that is not a safe folder name (${JSON.stringify(id.slice(0, 80))}); nothing was written`);
-  return dir;
 }
 
 interface AttachOptions extends RemoteOptions {
@@ -103,49 +87,20 @@ async function attach(service: string, opts: AttachOptions): Promise<void> {
       maxEvents: opts.maxEvents,
       slowThresholdMs: opts.slow,
     });
-    let session = res.session!;
-    // Checked now, before tracing: the id names a folder on this machine.
-    let dir: string;
-    try {
-      dir = sessionDir(opts.outputDir, session.sessionId);
-    } catch (err) {
-      await client.detachUprobe({ sessionId: session.sessionId }).catch(() => undefined);
-      throw err;
-    }
-    if (!opts.json) {
-      console.log(`🔍 Debug session started (session: ${session.sessionId})`);
-      console.log(`📊 Function: ${session.functionName} in ${session.serviceName} (pid ${session.pid}${session.isGo ? ", Go" : ""})`);
-      console.log(`⏱️  Duration: ${Math.round(session.durationMs / 1000)}s`);
-      console.log(`🎯 Capturing: ${captureLine(opts)}${session.sampleRate > 1 ? `, every ${session.sampleRate}th call` : ""}`);
-      console.log("\nStreaming events... (Ctrl+C detaches)\n");
-    }
-    // Ctrl+C detaches; the stream then ends with the session.
-    let detaching = false;
-    const onSigint = () => {
-      if (detaching) process.exit(130);
-      detaching = true;
-      void client.detachUprobe({ sessionId: session.sessionId }).catch(() => undefined);
-    };
-    process.on("SIGINT", onSigint);
-    const events: UprobeEvent[] = [];
-    try {
-      for await (const msg of client.streamUprobeEvents({ sessionId: session.sessionId })) {
-        if (msg.session) session = msg.session;
-        for (const e of msg.events) {
-          events.push(e);
-          if (!opts.json) for (const line of formatEventLine(e, session, { color, utc: opts.utc })) console.log(line);
-        }
-        if (msg.done) break;
-      }
-    } finally {
-      process.off("SIGINT", onSigint);
-    }
-    await mkdir(dir, { recursive: true });
-    const file = join(dir, "events.json");
-    await writeFile(
-      file,
-      JSON.stringify({ session: toJson(DebugSessionSchema, session), events: events.map((e) => toJson(UprobeEventSchema, e)) }, null, 2) + "\n",
-    );
+    const { session, events, file } = await followSession(client, res.session!, {
+      outputDir: opts.outputDir,
+      started: (session) => {
+        if (opts.json) return;
+        console.log(`🔍 Debug session started (session: ${session.sessionId})`);
+        console.log(`📊 Function: ${session.functionName} in ${session.serviceName} (pid ${session.pid}${session.isGo ? ", Go" : ""})`);
+        console.log(`⏱️  Duration: ${Math.round(session.durationMs / 1000)}s`);
+        console.log(`🎯 Capturing: ${captureLine(opts)}${session.sampleRate > 1 ? `, every ${session.sampleRate}th call` : ""}`);
+        console.log("\nStreaming events... (Ctrl+C detaches)\n");
+      },
+      print: (e, session) => {
+        if (!opts.json) for (const line of formatEventLine(e, session, { color, utc: opts.utc })) console.log(line);
+      },
+    });
     const stats = eventStats(events, session.slowThresholdMs);
     if (opts.json) {
       console.log(JSON.stringify({ session: toJson(DebugSessionSchema, session), stats, eventsFile: file }, null, 2));
@@ -167,7 +122,7 @@ export function debugCommand(): Command {
       .requiredOption("-f, --function <symbol>", "the function's symbol, e.g. validate_card or main.ValidateCard (see coral debug functions)")
       .addOption(new Option("--duration <time>", "how long to trace, at most 10m").argParser(durationMsOption).default(60_000, "1m"))
       .addOption(new Option("--capture-args [n]", "capture the first n integer arguments (all 6 when no n)").argParser(intOption(0, 6)))
-      .option("--capture-return", "capture the return value (a negative value counts as an error)")
+      .option("--capture-return", "capture the return value (C, Go: a negative value counts as an error; Node: each return's value, an async function's settled one, depth- and size-limited)")
       .option("--sample-rate <n>", "record every nth call", intOption(1, 1_000_000), 1)
       .option("--max-events <n>", "stop after this many events", intOption(1, 1_000_000), 10_000)
       .addOption(new Option("--slow <time>", "calls slower than this are marked SLOW").argParser((v) => {
@@ -180,7 +135,7 @@ export function debugCommand(): Command {
       .action((service: string, opts: AttachOptions) => attach(service, opts)),
   );
 
-  for (const c of lineCommands(withDebug, sessionDir)) debug.addCommand(c);
+  for (const c of lineCommands(withDebug)) debug.addCommand(c);
 
   debug.addCommand(
     withRemoteOptions(new Command("sessions").description("list debug sessions, newest first"))

@@ -64,6 +64,25 @@ describe("debug session chart", () => {
     expect(a.getSnapshot().context.reason).toBe("detached by local");
   });
 
+  it("ends failed, with the agent's reason, when the agent ended the collector in error (a refused logpoint)", () => {
+    const summary = { entries: 0, calls: 0, avgNs: 0, p50Ns: 0, p95Ns: 0, p99Ns: 0, maxNs: 0, slowCalls: 0, slowThresholdNs: 0, lostEvents: 0, stopReason: "error" };
+    const reason = "the expression has side effects: seen.push(1) (EvalError: Possible side-effect in debug-evaluate); logpoints evaluate only side-effect-free expressions";
+    for (const detach of [reason, "detached by local"]) {
+      const a = started();
+      a.send({ type: "attached", atMs: 2_000, collectorId: "c1", pid: 7, isGo: false, expiresAtMs: 62_000 });
+      a.send({ type: "detach", atMs: 3_000, reason: detach, timeoutMs: 30_000 });
+      a.send({ type: "detached", atMs: 3_100, summary, reason });
+      expect(a.getSnapshot().value).toBe("failed");
+      expect(a.getSnapshot().context).toMatchObject({ reason, endedAtMs: 3_100, summary: { stopReason: "error" } });
+    }
+    // Any other stop reason completes as before.
+    const b = started();
+    b.send({ type: "attached", atMs: 2_000, collectorId: "c1", pid: 7, isGo: false, expiresAtMs: 62_000 });
+    b.send({ type: "detach", atMs: 3_000, reason: "detached by local", timeoutMs: 30_000 });
+    b.send({ type: "detached", atMs: 3_100, summary: { ...summary, stopReason: "stopped" } });
+    expect(b.getSnapshot().value).toBe("completed");
+  });
+
   it("fails when the attach fails or never answers", () => {
     const a = started();
     a.send({ type: "attach_failed", atMs: 1_500, reason: "function not found" });

@@ -11,6 +11,9 @@
 //   detaching: the agent must have confirmed the stop by then (else the
 //              session ends anyway: the agent stops the collector at its own
 //              deadline).
+// A collector the agent ended in error (a logpoint whose expression was
+// refused on its first hit: side effects, or it throws) ends the session
+// failed, with the agent's reason, however the detach began.
 import { and, assign, setup } from "xstate";
 
 export type DebugSessionState = "requested" | "attaching" | "active" | "detaching" | "completed" | "expired" | "failed";
@@ -151,6 +154,7 @@ export const debugSessionMachine = setup({
     deadlinePassed: ({ context, event }) => context.deadlineMs !== null && event.atMs >= context.deadlineMs,
     endsExpired: ({ context }) => context.endAs === "expired",
     stopOwed: ({ context }) => context.stopUnconfirmed === true,
+    failedOnAgent: ({ event }) => event.type === "detached" && event.summary?.stopReason === "error",
   },
 }).createMachine({
   id: "debugSession",
@@ -191,6 +195,7 @@ export const debugSessionMachine = setup({
     detaching: {
       on: {
         detached: [
+          { guard: "failedOnAgent", target: "failed", actions: "recordDetached" },
           { guard: "endsExpired", target: "expired", actions: "recordDetached" },
           { target: "completed", actions: "recordDetached" },
         ],

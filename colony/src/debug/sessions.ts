@@ -131,9 +131,10 @@ export function summaryFromProto(s: UprobeSummary | undefined): DebugSummary | n
   };
 }
 
-/** Why a collector ended on the agent, when the agent said more than the stop reason. */
+/** Why a collector ended on the agent, when the agent said more than the stop reason; a failure (stop reason "error") is its message alone. */
 export function endedOnAgent(s: UprobeSummary | undefined): string | undefined {
   if (!s?.stopDetail) return undefined;
+  if (s.stopReason === "error") return s.stopDetail;
   return `collector stopped on the agent (${s.stopReason || "ended"}): ${s.stopDetail}`;
 }
 

@@ -11,18 +11,20 @@ import { listJsFunctions } from "./functions.ts";
 
 const key = "__coral_fn_test";
 
-function run(source: string, name: string, async = false) {
+function run(source: string, name: string, async = false, captureReturn = false) {
   const fn = listJsFunctions(source).find((f) => f.name === name);
   expect(fn, name).toBeDefined();
-  const patched = instrumentFunction(source, fn!.start, { key, async, argsExpression: `[${fn!.params.join(", ")}]` });
+  const patched = instrumentFunction(source, fn!.start, { key, async, argsExpression: `[${fn!.params.join(", ")}]`, captureReturn });
   expect(patched).toBeDefined();
   expect(sameLines(source, patched!)).toBe(true);
-  const calls = { e: [] as unknown[], x: [] as unknown[], a: [] as unknown[] };
+  const calls = { e: [] as unknown[], x: [] as unknown[], a: [] as unknown[], b: [] as unknown[], v: [] as unknown[] };
   let next = 0;
   const recorder = {
     e: (args: unknown) => (calls.e.push(args), ++next),
     x: (t: unknown) => void calls.x.push(t),
     a: (args: unknown) => void calls.a.push(args),
+    b: (args: unknown) => (calls.b.push(args), ++next),
+    v: (t: unknown, value: unknown) => void calls.v.push([t, value]),
   };
   const context: Record<string, unknown> = { exports: {} };
   context.globalThis = context;
@@ -91,6 +93,47 @@ describe("instrumentFunction", () => {
     expect(exports.run!(1)).toBe(2);
     expect(calls.e).toEqual([[1]]);
     expect(patched).toContain("const inner = () => x + 1;");
+  });
+
+  it("with captureReturn, hands each own `return`'s value to v with the call's token, on the same lines, results unchanged", () => {
+    const src = [
+      "function pick(a, b) {",
+      "  const inner = () => { return 'inner'; };",
+      "  if (a < 0) throw new Error('neg');",
+      "  if (a === 0) return;",
+      "  if (a > 100) return a, { big: a, inner: inner() };",
+      "  return a +",
+      "    b",
+      "}",
+      "exports.pick = pick;",
+      "",
+    ].join("\n");
+    const { exports, calls, patched, context } = run(src, "pick", false, true);
+    expect(exports.pick!(1, 2)).toBe(3);
+    expect(exports.pick!(200, 2)).toEqual({ big: 200, inner: "inner" });
+    expect(exports.pick!(0, 2)).toBeUndefined();
+    expect(() => exports.pick!(-1, 2)).toThrow("neg");
+    // One v per `return EXPR` taken (none for the bare return, the throw, or the nested arrow's return), then x.
+    expect(calls.v).toEqual([[1, 3], [2, { big: 200, inner: "inner" }]]);
+    expect(calls.x).toEqual([1, 2, 3, 4]);
+    expect(patched).toContain("const inner = () => { return 'inner'; };");
+    // Inert without the recorder: the value is still computed once and returned.
+    delete context[key];
+    expect(exports.pick!(5, 1)).toBe(6);
+    expect(exports.pick!(300, 1)).toEqual({ big: 300, inner: "inner" });
+  });
+
+  it("with captureReturn, an async function takes a token at entry (b) and hands v what it returns, a promise included", async () => {
+    const src = `async function load(id) {\n  await null;\n  if (id < 0) return Promise.resolve(-id);\n  return id * 2;\n}\nexports.load = load;\n`;
+    const { exports, calls } = run(src, "load", true, true);
+    expect(await exports.load!(21)).toBe(42);
+    expect(await exports.load!(-4)).toBe(4);
+    expect(calls.b).toEqual([[21], [-4]]);
+    expect(calls.a).toEqual([]);
+    expect(calls.v[0]).toEqual([1, 42]);
+    expect((calls.v[1] as [number, unknown])[0]).toBe(2);
+    // The vm context's own Promise: a thenable here.
+    expect(typeof (calls.v[1] as [number, { then?: unknown }])[1].then).toBe("function");
   });
 
   it("says no for a position where no function starts, and for generators", () => {

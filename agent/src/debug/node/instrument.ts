@@ -15,6 +15,15 @@
 //          (the end is when the function's own promise settles: the promise
 //          hooks of recorder.ts, as for the breakpoint path)
 //
+// With captureReturn, the call also keeps its token (async: b() instead of
+// a()) and each `return EXPR` of the function itself (not of functions nested
+// in it) hands the value to the recorder on its way out, on the same line:
+//
+//   return EXPR;  →  return (R=(EXPR),globalThis[key]?.v(K,R),R);
+//
+// where `let R` is declared with K at the entry; with the recorder gone,
+// the value is still computed once and returned.
+//
 // `finally` also ends calls that throw. Directive prologues ("use strict")
 // stay first. V8 refuses the edit while an instance of an async function is
 // suspended in an await (BlockedByActiveGenerator), or when the function is
@@ -31,6 +40,8 @@ export interface InstrumentOptions {
   async: boolean;
   /** The entry arguments as an expression (e.g. `[a, b]`), or "null". */
   argsExpression: string;
+  /** Hand each `return`'s value to the recorder (v). */
+  captureReturn?: boolean;
 }
 
 const isFunction = (n: AnyNode): boolean => n.type === "FunctionDeclaration" || n.type === "FunctionExpression" || n.type === "ArrowFunctionExpression";
@@ -63,6 +74,21 @@ function functionAt(root: AnyNode, offset: number): AnyNode | undefined {
   return undefined;
 }
 
+/** The `return` statements of `fn` itself, not of the functions nested in it. */
+function ownReturns(fn: AnyNode): AnyNode[] {
+  const out: AnyNode[] = [];
+  const stack: AnyNode[] = [fn.body as AnyNode];
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (n.type === "ReturnStatement") out.push(n);
+    for (const [k, v] of Object.entries(n)) {
+      if (k === "type" || k === "start" || k === "end") continue;
+      for (const c of Array.isArray(v) ? v : [v]) if (c && typeof c === "object" && typeof (c as AnyNode).type === "string" && !isFunction(c as AnyNode)) stack.push(c as AnyNode);
+    }
+  }
+  return out;
+}
+
 /** Offset of a 0-based line and column. */
 function offsetOf(source: string, at: { line: number; column: number }): number {
   let offset = 0;
@@ -86,8 +112,15 @@ export function instrumentFunction(source: string, start: { line: number; column
   if (!fn || fn.generator) return undefined;
   const body = fn.body as AnyNode;
   const g = `globalThis[${JSON.stringify(options.key)}]`;
-  const token = `__coral_t_${options.key.replace(/\W/g, "")}`;
-  const enter = options.async ? `${g}?.a(${options.argsExpression});` : `const ${token}=${g}?.e(${options.argsExpression});try{`;
+  const id = options.key.replace(/\W/g, "");
+  const token = `__coral_t_${id}`;
+  const value = `__coral_r_${id}`;
+  const capture = options.captureReturn === true;
+  const enter = options.async
+    ? capture
+      ? `const ${token}=${g}?.b(${options.argsExpression});let ${value};`
+      : `${g}?.a(${options.argsExpression});`
+    : `const ${token}=${g}?.e(${options.argsExpression});${capture ? `let ${value};` : ""}try{`;
   const exit = options.async ? "" : `}finally{${g}?.x(${token})}`;
   // V8 maps a textual diff of the old and new source to functions; where the
   // inserted text could align on either side of a closing brace, it may put
@@ -103,12 +136,29 @@ export function instrumentFunction(source: string, start: { line: number; column
     if (s.type === "ExpressionStatement" && typeof s.directive === "string") insertAt = s.end;
     else break;
   }
-  if (options.async) return source.slice(0, insertAt) + enter + source.slice(insertAt);
-  // Right after the last statement: what follows is whitespace or a comment (else give up).
-  const statements = body.body as AnyNode[];
-  const closeAt = statements.length ? statements[statements.length - 1]!.end : insertAt;
-  if (!/[\s/]/.test(source[closeAt] ?? "")) return undefined;
-  return source.slice(0, insertAt) + enter + source.slice(insertAt, closeAt) + exit + source.slice(closeAt);
+  // Insertions by offset; at one offset, in the order added.
+  const edits: { at: number; text: string }[] = [{ at: insertAt, text: enter }];
+  if (capture)
+    for (const r of ownReturns(fn)) {
+      const arg = r.argument as AnyNode | null;
+      if (!arg) continue;
+      edits.push({ at: arg.start, text: `(${value}=(` }, { at: arg.end, text: `),${g}?.v(${token},${value}),${value})` });
+    }
+  if (!options.async) {
+    // Right after the last statement: what follows is whitespace or a comment (else give up).
+    const statements = body.body as AnyNode[];
+    const closeAt = statements.length ? statements[statements.length - 1]!.end : insertAt;
+    if (!/[\s/]/.test(source[closeAt] ?? "")) return undefined;
+    edits.push({ at: closeAt, text: exit });
+  }
+  const ordered = edits.map((e, i) => ({ ...e, i })).sort((a, b) => a.at - b.at || a.i - b.i);
+  let out = "";
+  let from = 0;
+  for (const e of ordered) {
+    out += source.slice(from, e.at) + e.text;
+    from = e.at;
+  }
+  return out + source.slice(from);
 }
 
 /** Lines of `a` and `b` are the same (the edit added none). */

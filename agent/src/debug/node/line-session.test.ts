@@ -3,54 +3,23 @@
 // with a TDZ one, expressions with side effects or that throw refused on the
 // first hit with the target running and not paused, a line without code, a
 // TypeScript file through its source map, and the target clean after the
-// agent's SIGKILL.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { cpSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+// agent's SIGKILL: mid-session, and while the target is paused on the first
+// hit waiting for the agent's check (it resumes when the agent's inspector
+// connection closes).
+import { readFileSync } from "node:fs";
+import { relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loopbackListeners, openInspector } from "../../profile/inspector.ts";
 import { DebugError } from "../program.ts";
 import { SessionLimiter } from "../probe-session.ts";
 import { waitFor } from "../testing.ts";
 import { NodeLineSession, type NodeLineOptions } from "./line-session.ts";
+import { agentProcess, compileTsApp, expectClean, killAll, request, startApp, testdata } from "./testdata/apps.ts";
 
-const linesJs = fileURLToPath(new URL("./testdata/lines.mjs", import.meta.url));
+const linesJs = testdata("lines.mjs");
 const shown = relative(process.cwd(), linesJs);
-const tsApp = fileURLToPath(new URL("./testdata/ts-app/", import.meta.url));
-const repo = fileURLToPath(new URL("../../../../", import.meta.url));
-const children: ChildProcess[] = [];
 
-async function startApp(script: string, options: { cwd?: string } = {}): Promise<{ pid: number; port: number; child: ChildProcess }> {
-  // --inspect-port=0: a free port when SIGUSR1 opens the inspector, not 9229, which another Node under test may hold.
-  const child = spawn(process.execPath, ["--inspect-port=0", script, "0"], { cwd: options.cwd, stdio: ["ignore", "pipe", "inherit"] });
-  children.push(child);
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = "";
-    child.stdout!.setEncoding("utf8").on("data", (d: string) => {
-      out += d;
-      const m = /\{"port":(\d+)\}/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    child.once("exit", (code) => reject(new Error(`${script} exited (${code}) before listening`)));
-  });
-  return { pid: child.pid!, port, child };
-}
-
-const get = async (port: number, path: string) => (await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000) })).text();
-
-/** No recorder left, no breakpoint (the line runs without a pause), and the inspector closed again. */
-async function expectClean(pid: number, before: Set<number>): Promise<void> {
-  await waitFor(async () => [...(await loopbackListeners(pid))].every((p) => before.has(p)), 10_000, "the inspector to close");
-  const s = await openInspector(pid);
-  try {
-    const r = await s.send<{ result: { value: string } }>("Runtime.evaluate", { expression: "typeof globalThis.__coral", returnByValue: true });
-    expect(r.result.value).toBe("undefined");
-  } finally {
-    expect(await s.close()).toBe("");
-  }
-}
+const get = async (port: number, path: string) => (await request(port, path)).body;
 
 const values = (s: NodeLineSession) => s.events.map((e) => e.value);
 
@@ -67,9 +36,7 @@ describe("Node logpoints and snapshots (V8 inspector)", () => {
     before = await loopbackListeners(app.pid);
   });
 
-  afterAll(() => {
-    for (const c of children) c.kill("SIGKILL");
-  });
+  afterAll(() => killAll());
 
   it("a logpoint records the expression's value each time the line runs, exactly, without pausing", async () => {
     const s = await start("logpoint", "lines.mjs:13", { expression: "i * 10 + doubled" });
@@ -193,9 +160,7 @@ describe("Node logpoints and snapshots (V8 inspector)", () => {
   });
 
   it("a TypeScript file:line through the source map (logpoint and snapshot)", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "coral-node-ts-"));
-    cpSync(join(tsApp, "src"), join(dir, "src"), { recursive: true });
-    execFileSync(process.execPath, [join(repo, "node_modules/typescript/bin/tsc"), "--target", "ES2022", "--module", "commonjs", "--strict", "--sourceMap", "--outDir", "dist", "--rootDir", "src", "--types", "node", "--typeRoots", join(repo, "node_modules/@types"), "src/users.ts"], { cwd: dir });
+    const dir = compileTsApp();
     const ts = await startApp("dist/users.js", { cwd: dir });
     const log = await NodeLineSession.start({ id: "line-test-ts", pid: ts.pid, kind: "logpoint", location: "users.ts:12", expression: "`user-${id}`", durationMs: 60_000 });
     expect(log.program.function.name).toBe("src/users.ts:12");
@@ -211,22 +176,31 @@ describe("Node logpoints and snapshots (V8 inspector)", () => {
     expect(noCode?.message).toBe("src/users.ts:6 has no code V8 can break on (the nearest lines with code: 3, 10)");
   });
 
+  it("the agent SIGKILLed while the target is paused on the first hit: the target resumes, the line runs unpaused, nothing of ours left", async () => {
+    const { child, said } = agentProcess("logpoint-and-wait.ts", [String(app.pid), "lines.mjs:13", "key"]);
+    await said("attached");
+    // The agent stops answering: the first hit pauses the target on the checking breakpoint and stays paused.
+    child.kill("SIGSTOP");
+    // Where the target's main thread waits: idle, in its event loop (epoll); paused, in the inspector's message loop (a futex).
+    const waitsIn = (kind: RegExp) => waitFor(() => kind.test(readFileSync(`/proc/${app.pid}/wchan`, "utf8")), 15_000, `the target to wait in ${kind.source}`);
+    await waitsIn(/epoll/);
+    let answered = false;
+    const pending = request(app.port, "/total?n=2", 30_000).then((r) => ((answered = true), r.body));
+    await waitsIn(/futex/);
+    expect(answered).toBe(false);
+    const killedAt = Date.now();
+    child.kill("SIGKILL");
+    // The WebSocket closed with the agent: V8 drops the session's breakpoints and resumes.
+    expect(await pending).toBe("4");
+    expect(Date.now() - killedAt).toBeLessThan(4000);
+    for (let i = 0; i < 3; i++) expect(await get(app.port, "/total?n=3")).toBe("9");
+    // The recorder's watchdog (2 s + 1 s margin, counted from the install) removes it and closes the inspector.
+    await expectClean(app.pid, before);
+    expect(await get(app.port, "/total?n=2")).toBe("4");
+  });
+
   it("the agent SIGKILLed mid-logpoint: the target keeps serving, no breakpoint and no recorder left, the inspector closed", async () => {
-    const child = spawn(process.execPath, ["--conditions=coral-source", "--import", "tsx", fileURLToPath(new URL("./testdata/logpoint-and-wait.ts", import.meta.url)), String(app.pid), "lines.mjs:13", "key"], {
-      cwd: repo,
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    children.push(child);
-    let out = "";
-    const said = (what: string) =>
-      new Promise<void>((resolve, reject) => {
-        if (out.includes(what)) return resolve();
-        child.stdout!.setEncoding("utf8").on("data", (d: string) => {
-          out += d;
-          if (out.includes(what)) resolve();
-        });
-        child.once("exit", (code) => reject(new Error(`the session process exited (${code}) before saying ${what}`)));
-      });
+    const { child, said } = agentProcess("logpoint-and-wait.ts", [String(app.pid), "lines.mjs:13", "key"]);
     await said("attached");
     // The first hit checked, the recording breakpoint set; then the agent dies.
     expect(await get(app.port, "/total?n=2")).toBe("4");

@@ -1,5 +1,6 @@
 // Logpoints and snapshots on one line of a running Node process, through its
-// V8 inspector, with the same lifecycle as a function session (session.ts):
+// V8 inspector, with the lifecycle function sessions have too
+// (inspector-session.ts):
 // the recorder installed in the target, a breakpoint whose condition records
 // and returns false, drained every ~200 ms into UprobeEvents ("log" with the
 // expression's formatted value, "snapshot" with the names in scope as JSON),
@@ -14,24 +15,20 @@
 // otherwise the hit is recorded and the pausing breakpoint replaced by the
 // recording one. The target is resumed in every case (finally), after about
 // a millisecond. Later hits whose expression throws record "!Error: …".
-import { EventEmitter } from "node:events";
-import { openInspector, type InspectorSession } from "../../profile/inspector.ts";
 import { DebugError, LIMITS } from "../program.ts";
-import { summarizeCalls, type SessionLimiter, type SessionSummary, type StopReason, type UprobeEvent } from "../probe-session.ts";
+import { summarizeCalls, type SessionSummary, type UprobeEvent } from "../probe-session.ts";
 import { resolveLine, type ResolvedLine } from "./lines.ts";
-import { drainExpression, installExpression, logpointCondition, removeExpression, snapshotCondition, type Drained } from "./recorder.ts";
+import { logpointCondition, snapshotCondition, type RecorderRecord } from "./recorder.ts";
 import { expressionProblem, namesInScope, offsetOf, parseProgram, wrapExpression, type ScopeName } from "./scope.ts";
-import { enableAndCollect, loadFunctions, type Cdp, type NodeFunction } from "./scripts.ts";
-import { claimProcess, cwdOf, inspectorError, releaseProcess, running, type ProcessSession } from "./session.ts";
+import { enableAndCollect, loadFunctions } from "./scripts.ts";
+import { cwdOf, exceptionLine, inRange, NodeInspectorSession, type NodeSessionCommon, type Session } from "./inspector-session.ts";
 
 export type LineKind = "logpoint" | "snapshot";
 
 /** Snapshots a session takes at most. */
 export const maxSnapshots = 50;
 
-export interface NodeLineOptions {
-  id: string;
-  pid: number;
+export interface NodeLineOptions extends NodeSessionCommon {
   kind: LineKind;
   /** file:line, the file as coral debug functions shows it (or a suffix), a TypeScript source through its source map. */
   location: string;
@@ -44,18 +41,9 @@ export interface NodeLineOptions {
   durationMs?: number;
   /** Logpoints: values recorded at most (default 10000). */
   maxEvents?: number;
-  limiter?: SessionLimiter;
-  /** New records per second at most (default 10000); more are counted as lost. */
-  perSecond?: number;
-  /** How long after the deadline the in-target watchdog cleans up if the agent is gone (default 15 s). */
-  watchdogMarginMs?: number;
-  /** Default 200. */
-  drainEveryMs?: number;
   /** How long the first-hit check may evaluate the condition or the expression (default 50 ms). */
   checkTimeoutMs?: number;
 }
-
-type Session = InspectorSession & Cdp;
 
 interface Paused {
   reason: string;
@@ -67,11 +55,6 @@ interface Evaluated {
   result: { type: string; value?: unknown; description?: string };
   exceptionDetails?: { text?: string; exception?: { description?: string; className?: string } };
 }
-
-const inRange = (name: string, v: number, min: number, max: number) => {
-  if (!Number.isInteger(v) || v < min || v > max) throw new DebugError("invalid_option", `${name} must be an integer in [${min}, ${max}], got ${v}`);
-  return v;
-};
 
 /** Checks a line request before anything touches the process: the kind, the counts, and that the expressions parse. */
 export function checkLineRequest(opts: Pick<NodeLineOptions, "kind" | "location" | "expression" | "condition" | "snapshotCount">): void {
@@ -88,37 +71,22 @@ export function checkLineRequest(opts: Pick<NodeLineOptions, "kind" | "location"
   else if (opts.snapshotCount) throw new DebugError("invalid_option", "a snapshot count is for snapshots only");
 }
 
-/** The first line of an exception's description ("TypeError: x is not a function"). */
-const firstLine = (e: Evaluated["exceptionDetails"]) => (e?.exception?.description ?? e?.text ?? "an exception").split("\n")[0]!.slice(0, 300);
-
-export class NodeLineSession extends EventEmitter implements ProcessSession {
-  readonly events: UprobeEvent[] = [];
-  stopReason: StopReason | undefined;
+export class NodeLineSession extends NodeInspectorSession {
   /** Why the session ended, in words, when the stop reason alone does not say it (a rejected expression). */
   stopDetail: string | undefined;
-  lostEvents = 0;
   readonly program: { durationMs: number; argCount: 0; sampleRate: 1; maxEvents: number; isGo: false; function: { name: string } };
   line: ResolvedLine | undefined;
   /** Snapshots: the names captured. */
   names: ScopeName[] = [];
-  functions: NodeFunction[] = [];
   /** The first hit was checked and recorded; the recording breakpoint is set. */
   checked = false;
-  private session: Session | undefined;
-  private breakpoints: string[] = [];
   private checkBreakpoint: string | undefined;
   private conditionChecked = false;
   private recording = "";
   private offPaused: (() => void) | undefined;
-  private drainTimer: NodeJS.Timeout | undefined;
-  private deadline: NodeJS.Timeout | undefined;
-  private done = false;
-  private accepting = true;
-  private ending: Promise<void> | undefined;
-  private draining: Promise<void> = Promise.resolve();
 
-  private constructor(readonly opts: NodeLineOptions) {
-    super();
+  private constructor(override readonly opts: NodeLineOptions) {
+    super(opts);
     const snapshots = opts.kind === "snapshot" ? inRange("snapshot count", opts.snapshotCount || 1, 1, maxSnapshots) : 0;
     this.program = {
       durationMs: inRange("durationMs", opts.durationMs || LIMITS.defaultDurationMs, 1, LIMITS.maxDurationMs),
@@ -134,17 +102,7 @@ export class NodeLineSession extends EventEmitter implements ProcessSession {
   static async start(opts: NodeLineOptions): Promise<NodeLineSession> {
     checkLineRequest(opts);
     const s = new NodeLineSession(opts);
-    if (running.has(opts.pid)) claimProcess(opts.pid, s); // throws, naming the other
-    opts.limiter?.acquire(opts.id);
-    claimProcess(opts.pid, s);
-    try {
-      await s.attach();
-    } catch (err) {
-      await s.cleanup();
-      opts.limiter?.release(opts.id);
-      releaseProcess(opts.pid, s);
-      throw inspectorError(err);
-    }
+    await s.launch();
     return s;
   }
 
@@ -152,15 +110,8 @@ export class NodeLineSession extends EventEmitter implements ProcessSession {
     return this.opts.kind === "snapshot" ? this.program.maxEvents : 0;
   }
 
-  private async attach(): Promise<void> {
-    const { pid } = this.opts;
-    try {
-      this.session = (await openInspector(pid)) as Session;
-    } catch (err) {
-      throw inspectorError(err);
-    }
-    const cdp = this.session;
-    const cwd = cwdOf(pid);
+  protected async attach(cdp: Session): Promise<void> {
+    const cwd = cwdOf(this.opts.pid);
     const scripts = await enableAndCollect(cdp);
     const line = (this.line = await resolveLine(cdp, scripts, this.opts.location, cwd));
     this.program.function.name = line.where;
@@ -172,27 +123,10 @@ export class NodeLineSession extends EventEmitter implements ProcessSession {
       this.names = namesInScope(ast, offsetOf(scriptSource, line.location.lineNumber, line.location.columnNumber));
       this.recording = snapshotCondition(this.names, this.opts.condition);
     } else this.recording = logpointCondition(this.opts.expression!, this.opts.condition);
-    const installed = await cdp.send<{ result: { value?: unknown }; exceptionDetails?: Evaluated["exceptionDetails"] }>("Runtime.evaluate", {
-      expression: installExpression({
-        sampleRate: 1,
-        perSecond: this.opts.perSecond ?? 10_000,
-        buffer: Math.min(this.program.maxEvents + 1, 100_000),
-        async: false,
-        captureArgs: false,
-        watchdogMs: this.program.durationMs + (this.opts.watchdogMarginMs ?? 15_000),
-        closeInspector: cdp.openedByUs,
-        snapshots: this.snapshotCount,
-      }),
-      includeCommandLineAPI: true,
-      returnByValue: true,
-    });
-    if (installed.result.value !== "ok") throw new DebugError("unsupported", `cannot install the recorder in process ${pid}: ${firstLine(installed.exceptionDetails)}`);
+    await this.installRecorder(cdp, { sampleRate: 1, async: false, captureArgs: false, snapshots: this.snapshotCount });
     this.offPaused = cdp.on("Debugger.paused", (p) => void this.onPaused(p as Paused));
     // The first breakpoint pauses (once), for the side-effect check; no condition yet: it is checked first too.
     this.checkBreakpoint = await this.setBreakpoint(undefined);
-    this.drainTimer = setInterval(() => void this.drain(), this.opts.drainEveryMs ?? 200);
-    this.deadline = setTimeout(() => void this.finish("duration"), this.program.durationMs);
-    cdp.on("Inspector.detached", () => void this.finish("bpftrace_exit"));
   }
 
   private async setBreakpoint(condition: string | undefined): Promise<string> {
@@ -221,7 +155,7 @@ export class NodeLineSession extends EventEmitter implements ProcessSession {
       silent: true,
     });
     if (!r.exceptionDetails) return { value: r.result };
-    const error = firstLine(r.exceptionDetails);
+    const error = exceptionLine(r.exceptionDetails);
     if (/side-effect/i.test(error)) return { problem: `side effects: ${text} (${error})` };
     if (/terminated/i.test(error)) return { problem: `took longer than ${this.opts.checkTimeoutMs ?? 50} ms: ${text}` };
     return { problem: `throws at ${this.line!.where}: ${error}` };
@@ -236,7 +170,7 @@ export class NodeLineSession extends EventEmitter implements ProcessSession {
     const cdp = this.session;
     let failure: string | undefined;
     try {
-      if (!cdp || this.checked || this.done || !this.checkBreakpoint || !p.hitBreakpoints?.includes(this.checkBreakpoint)) return;
+      if (!cdp || this.checked || !this.running || !this.checkBreakpoint || !p.hitBreakpoints?.includes(this.checkBreakpoint)) return;
       const frame = p.callFrames[0]?.callFrameId;
       if (!frame) return;
       const { condition, expression, kind } = this.opts;
@@ -291,81 +225,16 @@ export class NodeLineSession extends EventEmitter implements ProcessSession {
     return r.result.value === true;
   }
 
-  /** Reads the target's records into events (one drain at a time). */
-  private drain(): Promise<void> {
-    this.draining = this.draining.then(async () => {
-      const cdp = this.session;
-      if (!cdp) return;
-      let got: Drained | null | undefined;
-      try {
-        got = (await cdp.send<{ result: { value?: Drained | null } }>("Runtime.evaluate", { expression: drainExpression, returnByValue: true })).result.value;
-      } catch {
-        if (!this.done) void this.finish("bpftrace_exit");
-        return;
-      }
-      if (!got) return;
-      this.lostEvents += got.dropped;
-      const { pid } = this.opts;
-      for (const rec of got.ev) {
-        if (!this.accepting) break;
-        if (rec[0] !== 2 && rec[0] !== 3) continue;
-        const ev: UprobeEvent = {
-          type: rec[0] === 2 ? "log" : "snapshot",
-          ns: BigInt(Math.round(rec[1] * 1e6)),
-          timeMs: rec[1],
-          pid,
-          tid: pid,
-          value: rec[0] === 2 ? rec[2] : JSON.stringify(rec[2]),
-        };
-        this.events.push(ev);
-        this.emit("event", ev);
-        if (this.events.length >= this.program.maxEvents) {
-          this.accepting = false;
-          void this.finish("max_events");
-          break;
-        }
-      }
-    });
-    return this.draining;
+  protected toEvent(rec: RecorderRecord): UprobeEvent | undefined {
+    if (rec[0] !== 2 && rec[0] !== 3) return undefined; // function records: not this session's
+    const { pid } = this.opts;
+    return { type: rec[0] === 2 ? "log" : "snapshot", ns: BigInt(Math.round(rec[1] * 1e6)), timeMs: rec[1], pid, tid: pid, value: rec[0] === 2 ? rec[2] : JSON.stringify(rec[2]) };
   }
 
-  get running(): boolean {
-    return !this.done;
-  }
-
-  async stop(): Promise<SessionSummary> {
-    await this.finish("stopped");
-    return this.summary();
-  }
-
-  private finish(reason: StopReason): Promise<void> {
-    this.ending ??= (async () => {
-      this.stopReason ??= reason;
-      clearTimeout(this.deadline);
-      clearInterval(this.drainTimer);
-      if (this.session) await Promise.all(this.breakpoints.splice(0).map((breakpointId) => this.session!.send("Debugger.removeBreakpoint", { breakpointId }).catch(() => undefined)));
-      if (reason !== "max_events") await this.drain();
-      this.accepting = false;
-      await this.cleanup();
-      this.done = true;
-      this.opts.limiter?.release(this.opts.id);
-      releaseProcess(this.opts.pid, this);
-      this.emit("end", this.stopReason);
-    })();
-    return this.ending;
-  }
-
-  /** Everything out of the target, whatever state the session is in; a pause still held is resumed. */
-  private async cleanup(): Promise<void> {
-    const cdp = this.session;
-    if (!cdp) return;
-    this.session = undefined;
-    await Promise.all(this.breakpoints.splice(0).map((breakpointId) => cdp.send("Debugger.removeBreakpoint", { breakpointId }).catch(() => undefined)));
-    await cdp.send("Runtime.evaluate", { expression: removeExpression }).catch(() => undefined);
+  /** A pause still held is resumed. */
+  protected override async restoreTarget(cdp: Session): Promise<void> {
     await cdp.send("Debugger.resume").catch(() => undefined);
-    await cdp.send("Debugger.disable").catch(() => undefined);
     this.offPaused?.();
-    await cdp.close();
   }
 
   summary(): SessionSummary {

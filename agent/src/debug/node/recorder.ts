@@ -16,8 +16,17 @@
 // remembers; a settled hook records the end when that promise settles. No
 // handler is attached to the promise, so unhandled-rejection behaviour is
 // exactly the app's own (a .then() with a re-throw would turn a rejection
-// the app handles into an unhandled one of our derived promise). For the
-// same reason the value an async function resolves to is not captured.
+// the app handles into an unhandled one of our derived promise).
+//
+// Return values (--capture-return) are captured by rewritten functions only
+// (instrument.ts): each `return EXPR` hands its value to v() before it is
+// returned, formatted like the arguments (depth 2, 200 characters) and
+// recorded with the call's end. An async function's value is the settled
+// one: a value returned is the value the promise resolves to; a native
+// promise returned gets a handler of ours (on both outcomes, so nothing new
+// can go unhandled) that records what it fulfils with before the function's
+// own promise settles. Calls that throw or reject, and functions that end
+// without a `return` value, record none.
 //
 // Logpoints and snapshots (line-session.ts): the condition calls l() with
 // closures over the paused frame's scope that evaluate the user's condition
@@ -40,6 +49,8 @@ export interface RecorderConfig {
   buffer: number;
   async: boolean;
   captureArgs: boolean;
+  /** Rewritten functions: record the value each `return` hands to v(). */
+  captureReturn?: boolean;
   /** Watchdog: after this many ms, remove the recorder (and close the inspector when `closeInspector`). */
   watchdogMs: number;
   closeInspector: boolean;
@@ -90,7 +101,7 @@ export function installExpression(cfg: RecorderConfig): string {
     if (!e || !e.keep) return;
     const t = now();
     if (c.ev.length >= cfg.buffer * 2) { c.dropped++; return; }
-    c.ev.push([1, t, t - e.t, ret]);
+    c.ev.push([1, t, t - e.t, ret === undefined ? null : ret]);
   };
   c.s = (args) => { c.stack.push(enter(args)); if (c.stack.length > 10000) c.stack.shift(); return false; };
   c.r = () => { exit(c.stack.pop(), null); return false; };
@@ -98,7 +109,7 @@ export function installExpression(cfg: RecorderConfig): string {
   if (cfg.async) {
     const hooks = req("v8").promiseHooks;
     c.stops.push(hooks.onInit((p) => { c.last = p; }));
-    c.stops.push(hooks.onSettled((p) => { const e = c.pending.get(p); if (e) { c.pending.delete(p); c.inflight--; exit(e, null); } }));
+    c.stops.push(hooks.onSettled((p) => { const e = c.pending.get(p); if (e) { c.pending.delete(p); c.inflight--; exit(e, e.ret); } }));
   }
   // Logpoints and snapshots (line sessions): [2, wall ms, value] and [3, wall ms, {name: value}].
   const errText = (e) => { let t; try { t = e && e.name ? e.name + ": " + e.message : String(e); } catch { t = "?"; } return t.length > 200 ? t.slice(0, 199) + "…" : t; };
@@ -133,7 +144,15 @@ export function installExpression(cfg: RecorderConfig): string {
   };
   // Instrumented functions (instrument.ts) call e/x through globalThis[cfg.key]: a token from entry to exit, no stack.
   c.e = (args) => enter(args);
-  c.x = (e) => exit(e, null);
+  c.x = (e) => exit(e, e && e.ret);
+  // Async ones with --capture-return: b is a's twin that returns the token v needs.
+  c.b = (args) => { const p = c.last; c.last = null; const e = enter(args); if (p && e.keep) { c.pending.set(p, e); c.inflight++; } return e; };
+  const then = Promise.prototype.then;
+  c.v = (e, v) => {
+    if (!cfg.captureReturn || !e || !e.keep) return;
+    if (cfg.async && v instanceof Promise) then.call(v, (r) => { e.ret = fmt(r); }, () => undefined);
+    else e.ret = fmt(v);
+  };
   if (cfg.key) globalThis[cfg.key] = c;
   c.drain = () => { const out = { ev: c.ev, dropped: c.dropped }; c.ev = []; c.dropped = 0; return out; };
   c.remove = () => {

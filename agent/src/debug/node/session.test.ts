@@ -2,70 +2,21 @@
 // their V8 inspector (no mocks): exact counts for sync and async functions,
 // captured arguments, a TypeScript app through its source map, bad names,
 // and the target left clean after a session and after the agent's SIGKILL.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { cpSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loopbackListeners, openInspector } from "../../profile/inspector.ts";
+import { loopbackListeners } from "../../profile/inspector.ts";
 import { hasDisableSigusr1 } from "../../profile/testing.ts";
 import { DebugError } from "../program.ts";
 import { SessionLimiter } from "../probe-session.ts";
 import { waitFor } from "../testing.ts";
-import { enableAndCollect } from "./scripts.ts";
 import { NodeFunctionSession, withNodeFunctions } from "./session.ts";
+import { agentProcess, compileTsApp, expectClean as expectCleanOf, killAll, request as get, startApp, testdata } from "./testdata/apps.ts";
 
-const appJs = fileURLToPath(new URL("./testdata/app.mjs", import.meta.url));
+const appJs = testdata("app.mjs");
 /** How the app's file is shown: relative to its working directory (this test's). */
 const shown = relative(process.cwd(), appJs);
-const tsApp = fileURLToPath(new URL("./testdata/ts-app/", import.meta.url));
-const repo = fileURLToPath(new URL("../../../../", import.meta.url));
-const children: ChildProcess[] = [];
-
-
-/** Starts `node [flags] script` and resolves with its pid and port once it listens. */
-async function startApp(script: string, options: { flags?: string[]; cwd?: string } = {}): Promise<{ pid: number; port: number; child: ChildProcess }> {
-  // --inspect-port=0: a free port when SIGUSR1 opens the inspector, not 9229, which another Node under test may hold.
-  const child = spawn(process.execPath, ["--inspect-port=0", ...(options.flags ?? []), script, "0"], { cwd: options.cwd, stdio: ["ignore", "pipe", "inherit"] });
-  children.push(child);
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = "";
-    child.stdout!.setEncoding("utf8").on("data", (d: string) => {
-      out += d;
-      const m = /\{"port":(\d+)\}/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    child.once("exit", (code) => reject(new Error(`${script} exited (${code}) before listening`)));
-  });
-  return { pid: child.pid!, port, child };
-}
-
-const get = async (port: number, path: string) => {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`);
-  return { status: res.status, body: await res.text() };
-};
-
-/** The target has no recorder left and its inspector no longer listens (it listened on none before). */
-async function expectClean(pid: number, before: Set<number>): Promise<void> {
-  await waitFor(async () => [...(await loopbackListeners(pid))].every((p) => before.has(p)), 10_000, "the inspector to close");
-  const s = await openInspector(pid);
-  try {
-    const r = await s.send<{ result: { value: string } }>("Runtime.evaluate", { expression: "typeof globalThis.__coral", returnByValue: true });
-    expect(r.result.value).toBe("undefined");
-    const keys = await s.send<{ result: { value: string[] } }>("Runtime.evaluate", { expression: "Object.getOwnPropertyNames(globalThis).filter((k) => k.startsWith('__coral'))", returnByValue: true });
-    expect(keys.result.value).toEqual([]);
-    // A rewritten function's source is put back.
-    const app = (await enableAndCollect(s as never)).filter((x) => x.url.endsWith("app.mjs"));
-    for (const script of app) {
-      const { scriptSource } = await s.send<{ scriptSource: string }>("Debugger.getScriptSource", { scriptId: script.scriptId });
-      expect(scriptSource).not.toContain("__coral");
-    }
-    await s.send("Debugger.disable");
-  } finally {
-    expect(await s.close()).toBe("");
-  }
-}
+/** The target has no recorder left, app.mjs's source is back, and its inspector no longer listens. */
+const expectClean = (pid: number, before: Set<number>) => expectCleanOf(pid, before, { script: "app.mjs" });
 
 describe("Node function sessions (V8 inspector)", () => {
   let app: { pid: number; port: number };
@@ -79,9 +30,7 @@ describe("Node function sessions (V8 inspector)", () => {
     before = await loopbackListeners(app.pid);
   });
 
-  afterAll(() => {
-    for (const c of children) c.kill("SIGKILL");
-  });
+  afterAll(() => killAll());
 
   it("lists the app's own functions with file, line and async, and nothing of Node or node_modules", async () => {
     const fns = await withNodeFunctions(app.pid, {}, (f) => f);
@@ -120,6 +69,35 @@ describe("Node function sessions (V8 inspector)", () => {
     }
     const args = s.events.filter((e) => e.type === "entry").map((e) => e.args);
     expect(args).toEqual([0, 1, 2, 3, 4].map((i) => [String(i), "80"]));
+    await expectClean(app.pid, before);
+  });
+
+  it("--capture-return: a sync function's returned values, an async one's settled values (a promise returned included), none for a throw", async () => {
+    const sync = await start("add", { captureReturn: true });
+    expect(sync.capturesReturn).toBe(true);
+    expect((await get(app.port, "/add?n=4")).body).toBe(String(1 + 200 + 3 + 200));
+    await sync.stop();
+    expect(sync.events.filter((e) => e.type === "return").map((e) => e.ret)).toEqual(["1", "200", "3", "200"]);
+    await expectClean(app.pid, before);
+
+    const awaited = await start("lookupUser", { captureReturn: true });
+    expect((await get(app.port, "/lookup?n=3&ms=20")).body).toBe("user-0,user-1,user-2");
+    await awaited.stop();
+    expect(awaited.events.filter((e) => e.type === "return").map((e) => e.ret).sort()).toEqual([0, 1, 2].map((i) => `{id: ${i}, name: "user-${i}"}`));
+    await expectClean(app.pid, before);
+
+    // lookupLater returns lookupUser's promise: its value is what that promise resolves to.
+    const later = await start("lookupLater", { captureReturn: true });
+    expect((await get(app.port, "/later?n=2")).body).toBe("user-0,user-1");
+    const laterSummary = await later.stop();
+    expect([laterSummary.entries, laterSummary.calls]).toEqual([2, 2]);
+    expect(later.events.filter((e) => e.type === "return").map((e) => e.ret).sort()).toEqual([0, 1].map((i) => `{id: ${i}, name: "user-${i}"}`));
+    await expectClean(app.pid, before);
+
+    const throws = await start("mayThrow", { captureReturn: true });
+    expect((await get(app.port, "/throw")).body).toBe("caught");
+    await throws.stop();
+    expect(throws.events.map((e) => [e.type, e.ret])).toEqual([["entry", undefined], ["return", undefined]]);
     await expectClean(app.pid, before);
   });
 
@@ -183,9 +161,7 @@ describe("Node function sessions (V8 inspector)", () => {
   });
 
   it("a TypeScript app compiled with source maps: the function by its .ts name and line", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "coral-node-ts-"));
-    cpSync(join(tsApp, "src"), join(dir, "src"), { recursive: true });
-    execFileSync(process.execPath, [join(repo, "node_modules/typescript/bin/tsc"), "--target", "ES2022", "--module", "commonjs", "--strict", "--sourceMap", "--outDir", "dist", "--rootDir", "src", "--types", "node", "--typeRoots", join(repo, "node_modules/@types"), "src/users.ts"], { cwd: dir });
+    const dir = compileTsApp();
     const ts = await startApp("dist/users.js", { cwd: dir });
     const fns = await withNodeFunctions(ts.pid, {}, (f) => f);
     expect(fns.find((f) => f.name === "fetchUser")).toMatchObject({ file: "src/users.ts", line: 10, async: true, label: "fetchUser (src/users.ts:10)" });
@@ -208,22 +184,15 @@ describe("Node function sessions (V8 inspector)", () => {
   });
 
   it.skipIf(!hasDisableSigusr1)("a process started with --disable-sigusr1: a clear error, the process untouched", async () => {
-    const off = await startApp(appJs, { flags: ["--disable-sigusr1"] });
+    const off = await startApp(appJs, { flags: ["--inspect-port=0", "--disable-sigusr1"] });
     const err = await NodeFunctionSession.start({ id: "node-test-nosig", pid: off.pid, functionName: "add" }).catch((e: unknown) => e);
     expect((err as DebugError).message).toMatch(/does not handle SIGUSR1 \(started with --disable-sigusr1\?\)/);
     expect((await get(off.port, "/add?n=2")).status).toBe(200);
   });
 
   it("the agent SIGKILLed mid-session: the target keeps serving, the watchdog removes the recorder and closes the inspector", async () => {
-    const child = spawn(process.execPath, ["--conditions=coral-source", "--import", "tsx", fileURLToPath(new URL("./testdata/attach-and-wait.ts", import.meta.url)), String(app.pid)], {
-      cwd: repo,
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    children.push(child);
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.setEncoding("utf8").on("data", (d: string) => d.includes("attached") && resolve());
-      child.once("exit", (code) => reject(new Error(`the session process exited (${code}) before attaching`)));
-    });
+    const { child, said } = agentProcess("attach-and-wait.ts", [String(app.pid)]);
+    await said("attached");
     const attachedAt = Date.now();
     child.kill("SIGKILL");
     // Breakpoints went with the WebSocket; the recorder and the inspector with the watchdog (2 s + 1 s margin).

@@ -1,7 +1,7 @@
 // A plain Node HTTP service for the Node debug tests: `node app.mjs [port]`
 // prints {"port":N} once it listens.
 //   GET /add?n=N     calls add() N times (half of them take the early return)
-//   GET /lookup?n=N&ms=M  awaits N concurrent lookupUser(id, M) calls
+//   GET /lookup?n=N&ms=M  awaits N concurrent lookupUser(id, M) calls (/later?n=N: lookupLater(id))
 //   GET /throw       calls mayThrow(true) (throws, caught here)
 //   GET /greet       calls greet() twice, with and without its default parameter
 import http from "node:http";
@@ -46,6 +46,8 @@ async function handle(req, res) {
     const ms = Number(url.searchParams.get("ms") ?? 50);
     const users = await Promise.all(Array.from({ length: n }, (_, i) => lookupUser(i, ms)));
     body = users.map((u) => u.name).join(",");
+  } else if (url.pathname === "/later") {
+    body = (await Promise.all(Array.from({ length: n }, (_, i) => lookupLater(i)))).map((u) => u.name).join(",");
   } else if (url.pathname === "/greet") {
     body = greet("a") + " " + greet("b", "hello");
   } else if (url.pathname === "/throw") {
@@ -69,4 +71,9 @@ server.listen(Number(process.argv[2] ?? 0), "127.0.0.1", () => console.log(JSON.
 // A default parameter with code of its own, which runs only when the argument is missing.
 function greet(name, greeting = String("hi")) {
   return `${greeting} ${name}`;
+}
+
+// Returns another async function's promise, not awaited: it settles with what that one resolves to.
+async function lookupLater(id) {
+  return lookupUser(id, 5);
 }

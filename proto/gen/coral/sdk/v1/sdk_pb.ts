@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file coral/sdk/v1/sdk.proto.
  */
 export const file_coral_sdk_v1_sdk: GenFile = /*@__PURE__*/
-  fileDesc("ChZjb3JhbC9zZGsvdjEvc2RrLnByb3RvEgxjb3JhbC5zZGsudjEiJQoQR2V0SGVhbHRoUmVxdWVzdBIRCgljb21wb25lbnQYASABKAkiqAIKEUdldEhlYWx0aFJlc3BvbnNlEj4KDm92ZXJhbGxfc3RhdHVzGAEgASgOMiYuY29yYWwuc2RrLnYxLkdldEhlYWx0aFJlc3BvbnNlLlN0YXR1cxIxCgpjb21wb25lbnRzGAIgAygLMh0uY29yYWwuc2RrLnYxLkNvbXBvbmVudEhlYWx0aBIPCgdtZXNzYWdlGAMgASgJEi4KCmNoZWNrZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KBlN0YXR1cxIWChJTVEFUVVNfVU5TUEVDSUZJRUQQABISCg5TVEFUVVNfSEVBTFRIWRABEhMKD1NUQVRVU19ERUdSQURFRBACEhQKEFNUQVRVU19VTkhFQUxUSFkQAyK8AgoPQ29tcG9uZW50SGVhbHRoEgwKBG5hbWUYASABKAkSNgoGc3RhdHVzGAIgASgOMiYuY29yYWwuc2RrLnYxLkdldEhlYWx0aFJlc3BvbnNlLlN0YXR1cxIPCgdtZXNzYWdlGAMgASgJEjAKDXJlc3BvbnNlX3RpbWUYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SPQoIbWV0YWRhdGEYBSADKAsyKy5jb3JhbC5zZGsudjEuQ29tcG9uZW50SGVhbHRoLk1ldGFkYXRhRW50cnkSMAoMbGFzdF9zdWNjZXNzGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiEAoOR2V0SW5mb1JlcXVlc3Qi1AQKD0dldEluZm9SZXNwb25zZRIUCgxzZXJ2aWNlX25hbWUYASABKAkSFwoPc2VydmljZV92ZXJzaW9uGAIgASgJEhkKEXNlcnZpY2VfbmFtZXNwYWNlGAMgASgJEhIKCmdpdF9jb21taXQYBCABKAkSEgoKZ2l0X2JyYW5jaBgFIAEoCRIRCglnaXRfZGlydHkYBiABKAgSDwoHZ2l0X3RhZxgHIAEoCRIuCgpidWlsZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdidWlsZGVyGAkgASgJEhcKD3J1bnRpbWVfdmVyc2lvbhgKIAEoCRIuCgpzdGFydF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgZ1cHRpbWUYDCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIaG9zdG5hbWUYDSABKAkSOQoGbGFiZWxzGA4gAygLMikuY29yYWwuc2RrLnYxLkdldEluZm9SZXNwb25zZS5MYWJlbHNFbnRyeRITCgtlbnZpcm9ubWVudBgPIAEoCRIOCgZyZWdpb24YECABKAkSGQoRYXZhaWxhYmlsaXR5X3pvbmUYESABKAkSEwoLc2RrX3ZlcnNpb24YEiABKAkSGAoQcm9sbGJhY2tfaGFuZGxlchgTIAEoCBILCgNwaWQYFCABKAUaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASISChBHZXRDb25maWdSZXF1ZXN0Iv8BChFHZXRDb25maWdSZXNwb25zZRIYChBtZXRyaWNzX2VuZHBvaW50GAEgASgJEhcKD3RyYWNlc19lbmRwb2ludBgCIAEoCRIWCg5wcHJvZl9lbmRwb2ludBgDIAEoCRIXCg9oZWFsdGhfZW5kcG9pbnQYBCABKAkSTgoQY3VzdG9tX2VuZHBvaW50cxgFIAMoCzI0LmNvcmFsLnNkay52MS5HZXRDb25maWdSZXNwb25zZS5DdXN0b21FbmRwb2ludHNFbnRyeRo2ChRDdXN0b21FbmRwb2ludHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhYKFERyYWluUmVxdWVzdHNSZXF1ZXN0ImwKFURyYWluUmVxdWVzdHNSZXNwb25zZRIUCgxpbnN0cnVtZW50ZWQYASABKAgSKwoGc2VyaWVzGAIgAygLMhsuY29yYWwuc2RrLnYxLlJlcXVlc3RTZXJpZXMSEAoIb3ZlcmZsb3cYAyABKAQiKgoTRHJhaW5UcmFmZmljUmVxdWVzdBITCgttYXhfc2FtcGxlcxgBIAEoDSJ9ChREcmFpblRyYWZmaWNSZXNwb25zZRIsCgdzYW1wbGVzGAEgAygLMhsuY29yYWwuc2RrLnYxLlRyYWZmaWNTYW1wbGUSDwoHZHJvcHBlZBgCIAEoBBITCgtzYW1wbGVfcmF0ZRgDIAEoARIRCglyZW1haW5pbmcYBCABKA0iLgoXQ29uZmlndXJlVHJhZmZpY1JlcXVlc3QSEwoLc2FtcGxlX3JhdGUYASABKAEiLwoYQ29uZmlndXJlVHJhZmZpY1Jlc3BvbnNlEhMKC3NhbXBsZV9yYXRlGAEgASgBMokECg9Db3JhbEFwcFNlcnZpY2USTAoJR2V0SGVhbHRoEh4uY29yYWwuc2RrLnYxLkdldEhlYWx0aFJlcXVlc3QaHy5jb3JhbC5zZGsudjEuR2V0SGVhbHRoUmVzcG9uc2USRgoHR2V0SW5mbxIcLmNvcmFsLnNkay52MS5HZXRJbmZvUmVxdWVzdBodLmNvcmFsLnNkay52MS5HZXRJbmZvUmVzcG9uc2USTAoJR2V0Q29uZmlnEh4uY29yYWwuc2RrLnYxLkdldENvbmZpZ1JlcXVlc3QaHy5jb3JhbC5zZGsudjEuR2V0Q29uZmlnUmVzcG9uc2USWAoNRHJhaW5SZXF1ZXN0cxIiLmNvcmFsLnNkay52MS5EcmFpblJlcXVlc3RzUmVxdWVzdBojLmNvcmFsLnNkay52MS5EcmFpblJlcXVlc3RzUmVzcG9uc2USVQoMRHJhaW5UcmFmZmljEiEuY29yYWwuc2RrLnYxLkRyYWluVHJhZmZpY1JlcXVlc3QaIi5jb3JhbC5zZGsudjEuRHJhaW5UcmFmZmljUmVzcG9uc2USYQoQQ29uZmlndXJlVHJhZmZpYxIlLmNvcmFsLnNkay52MS5Db25maWd1cmVUcmFmZmljUmVxdWVzdBomLmNvcmFsLnNkay52MS5Db25maWd1cmVUcmFmZmljUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_coral_sdk_v1_traffic]);
+  fileDesc("ChZjb3JhbC9zZGsvdjEvc2RrLnByb3RvEgxjb3JhbC5zZGsudjEiJQoQR2V0SGVhbHRoUmVxdWVzdBIRCgljb21wb25lbnQYASABKAkiqAIKEUdldEhlYWx0aFJlc3BvbnNlEj4KDm92ZXJhbGxfc3RhdHVzGAEgASgOMiYuY29yYWwuc2RrLnYxLkdldEhlYWx0aFJlc3BvbnNlLlN0YXR1cxIxCgpjb21wb25lbnRzGAIgAygLMh0uY29yYWwuc2RrLnYxLkNvbXBvbmVudEhlYWx0aBIPCgdtZXNzYWdlGAMgASgJEi4KCmNoZWNrZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KBlN0YXR1cxIWChJTVEFUVVNfVU5TUEVDSUZJRUQQABISCg5TVEFUVVNfSEVBTFRIWRABEhMKD1NUQVRVU19ERUdSQURFRBACEhQKEFNUQVRVU19VTkhFQUxUSFkQAyK8AgoPQ29tcG9uZW50SGVhbHRoEgwKBG5hbWUYASABKAkSNgoGc3RhdHVzGAIgASgOMiYuY29yYWwuc2RrLnYxLkdldEhlYWx0aFJlc3BvbnNlLlN0YXR1cxIPCgdtZXNzYWdlGAMgASgJEjAKDXJlc3BvbnNlX3RpbWUYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SPQoIbWV0YWRhdGEYBSADKAsyKy5jb3JhbC5zZGsudjEuQ29tcG9uZW50SGVhbHRoLk1ldGFkYXRhRW50cnkSMAoMbGFzdF9zdWNjZXNzGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiEAoOR2V0SW5mb1JlcXVlc3Qi1AQKD0dldEluZm9SZXNwb25zZRIUCgxzZXJ2aWNlX25hbWUYASABKAkSFwoPc2VydmljZV92ZXJzaW9uGAIgASgJEhkKEXNlcnZpY2VfbmFtZXNwYWNlGAMgASgJEhIKCmdpdF9jb21taXQYBCABKAkSEgoKZ2l0X2JyYW5jaBgFIAEoCRIRCglnaXRfZGlydHkYBiABKAgSDwoHZ2l0X3RhZxgHIAEoCRIuCgpidWlsZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdidWlsZGVyGAkgASgJEhcKD3J1bnRpbWVfdmVyc2lvbhgKIAEoCRIuCgpzdGFydF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgZ1cHRpbWUYDCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIaG9zdG5hbWUYDSABKAkSOQoGbGFiZWxzGA4gAygLMikuY29yYWwuc2RrLnYxLkdldEluZm9SZXNwb25zZS5MYWJlbHNFbnRyeRITCgtlbnZpcm9ubWVudBgPIAEoCRIOCgZyZWdpb24YECABKAkSGQoRYXZhaWxhYmlsaXR5X3pvbmUYESABKAkSEwoLc2RrX3ZlcnNpb24YEiABKAkSGAoQcm9sbGJhY2tfaGFuZGxlchgTIAEoCBILCgNwaWQYFCABKAUaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASISChBHZXRDb25maWdSZXF1ZXN0Iv8BChFHZXRDb25maWdSZXNwb25zZRIYChBtZXRyaWNzX2VuZHBvaW50GAEgASgJEhcKD3RyYWNlc19lbmRwb2ludBgCIAEoCRIWCg5wcHJvZl9lbmRwb2ludBgDIAEoCRIXCg9oZWFsdGhfZW5kcG9pbnQYBCABKAkSTgoQY3VzdG9tX2VuZHBvaW50cxgFIAMoCzI0LmNvcmFsLnNkay52MS5HZXRDb25maWdSZXNwb25zZS5DdXN0b21FbmRwb2ludHNFbnRyeRo2ChRDdXN0b21FbmRwb2ludHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhYKFERyYWluUmVxdWVzdHNSZXF1ZXN0ImwKFURyYWluUmVxdWVzdHNSZXNwb25zZRIUCgxpbnN0cnVtZW50ZWQYASABKAgSKwoGc2VyaWVzGAIgAygLMhsuY29yYWwuc2RrLnYxLlJlcXVlc3RTZXJpZXMSEAoIb3ZlcmZsb3cYAyABKAQiKgoTRHJhaW5UcmFmZmljUmVxdWVzdBITCgttYXhfc2FtcGxlcxgBIAEoDSJ9ChREcmFpblRyYWZmaWNSZXNwb25zZRIsCgdzYW1wbGVzGAEgAygLMhsuY29yYWwuc2RrLnYxLlRyYWZmaWNTYW1wbGUSDwoHZHJvcHBlZBgCIAEoBBITCgtzYW1wbGVfcmF0ZRgDIAEoARIRCglyZW1haW5pbmcYBCABKA0iLgoXQ29uZmlndXJlVHJhZmZpY1JlcXVlc3QSEwoLc2FtcGxlX3JhdGUYASABKAEiLwoYQ29uZmlndXJlVHJhZmZpY1Jlc3BvbnNlEhMKC3NhbXBsZV9yYXRlGAEgASgBIhYKFE9wZW5JbnNwZWN0b3JSZXF1ZXN0IlIKFU9wZW5JbnNwZWN0b3JSZXNwb25zZRIVCg13ZWJzb2NrZXRfdXJsGAEgASgJEhUKDW9wZW5lZF9ieV9zZGsYAiABKAgSCwoDcGlkGAMgASgFIhcKFUNsb3NlSW5zcGVjdG9yUmVxdWVzdCIoChZDbG9zZUluc3BlY3RvclJlc3BvbnNlEg4KBmNsb3NlZBgBIAEoCDLABQoPQ29yYWxBcHBTZXJ2aWNlEkwKCUdldEhlYWx0aBIeLmNvcmFsLnNkay52MS5HZXRIZWFsdGhSZXF1ZXN0Gh8uY29yYWwuc2RrLnYxLkdldEhlYWx0aFJlc3BvbnNlEkYKB0dldEluZm8SHC5jb3JhbC5zZGsudjEuR2V0SW5mb1JlcXVlc3QaHS5jb3JhbC5zZGsudjEuR2V0SW5mb1Jlc3BvbnNlEkwKCUdldENvbmZpZxIeLmNvcmFsLnNkay52MS5HZXRDb25maWdSZXF1ZXN0Gh8uY29yYWwuc2RrLnYxLkdldENvbmZpZ1Jlc3BvbnNlElgKDURyYWluUmVxdWVzdHMSIi5jb3JhbC5zZGsudjEuRHJhaW5SZXF1ZXN0c1JlcXVlc3QaIy5jb3JhbC5zZGsudjEuRHJhaW5SZXF1ZXN0c1Jlc3BvbnNlElUKDERyYWluVHJhZmZpYxIhLmNvcmFsLnNkay52MS5EcmFpblRyYWZmaWNSZXF1ZXN0GiIuY29yYWwuc2RrLnYxLkRyYWluVHJhZmZpY1Jlc3BvbnNlEmEKEENvbmZpZ3VyZVRyYWZmaWMSJS5jb3JhbC5zZGsudjEuQ29uZmlndXJlVHJhZmZpY1JlcXVlc3QaJi5jb3JhbC5zZGsudjEuQ29uZmlndXJlVHJhZmZpY1Jlc3BvbnNlElgKDU9wZW5JbnNwZWN0b3ISIi5jb3JhbC5zZGsudjEuT3Blbkluc3BlY3RvclJlcXVlc3QaIy5jb3JhbC5zZGsudjEuT3Blbkluc3BlY3RvclJlc3BvbnNlElsKDkNsb3NlSW5zcGVjdG9yEiMuY29yYWwuc2RrLnYxLkNsb3NlSW5zcGVjdG9yUmVxdWVzdBokLmNvcmFsLnNkay52MS5DbG9zZUluc3BlY3RvclJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_coral_sdk_v1_traffic]);
 
 /**
  * @generated from message coral.sdk.v1.GetHealthRequest
@@ -466,6 +466,86 @@ export const ConfigureTrafficResponseSchema: GenMessage<ConfigureTrafficResponse
   messageDesc(file_coral_sdk_v1_sdk, 12);
 
 /**
+ * @generated from message coral.sdk.v1.OpenInspectorRequest
+ */
+export type OpenInspectorRequest = Message<"coral.sdk.v1.OpenInspectorRequest"> & {
+};
+
+/**
+ * Describes the message coral.sdk.v1.OpenInspectorRequest.
+ * Use `create(OpenInspectorRequestSchema)` to create a new message.
+ */
+export const OpenInspectorRequestSchema: GenMessage<OpenInspectorRequest> = /*@__PURE__*/
+  messageDesc(file_coral_sdk_v1_sdk, 13);
+
+/**
+ * @generated from message coral.sdk.v1.OpenInspectorResponse
+ */
+export type OpenInspectorResponse = Message<"coral.sdk.v1.OpenInspectorResponse"> & {
+  /**
+   * The inspector's WebSocket URL, e.g. ws://127.0.0.1:40123/<uuid>.
+   *
+   * @generated from field: string websocket_url = 1;
+   */
+  websocketUrl: string;
+
+  /**
+   * True when the SDK opened it (now or for an earlier call not yet closed):
+   * the caller closes it with CloseInspector when done. False when the app
+   * had it open already (--inspect, its own inspector.open()).
+   *
+   * @generated from field: bool opened_by_sdk = 2;
+   */
+  openedBySdk: boolean;
+
+  /**
+   * Process id of the app, so the agent checks it asked the process it debugs.
+   *
+   * @generated from field: int32 pid = 3;
+   */
+  pid: number;
+};
+
+/**
+ * Describes the message coral.sdk.v1.OpenInspectorResponse.
+ * Use `create(OpenInspectorResponseSchema)` to create a new message.
+ */
+export const OpenInspectorResponseSchema: GenMessage<OpenInspectorResponse> = /*@__PURE__*/
+  messageDesc(file_coral_sdk_v1_sdk, 14);
+
+/**
+ * @generated from message coral.sdk.v1.CloseInspectorRequest
+ */
+export type CloseInspectorRequest = Message<"coral.sdk.v1.CloseInspectorRequest"> & {
+};
+
+/**
+ * Describes the message coral.sdk.v1.CloseInspectorRequest.
+ * Use `create(CloseInspectorRequestSchema)` to create a new message.
+ */
+export const CloseInspectorRequestSchema: GenMessage<CloseInspectorRequest> = /*@__PURE__*/
+  messageDesc(file_coral_sdk_v1_sdk, 15);
+
+/**
+ * @generated from message coral.sdk.v1.CloseInspectorResponse
+ */
+export type CloseInspectorResponse = Message<"coral.sdk.v1.CloseInspectorResponse"> & {
+  /**
+   * True when this call closed an inspector the SDK had opened.
+   *
+   * @generated from field: bool closed = 1;
+   */
+  closed: boolean;
+};
+
+/**
+ * Describes the message coral.sdk.v1.CloseInspectorResponse.
+ * Use `create(CloseInspectorResponseSchema)` to create a new message.
+ */
+export const CloseInspectorResponseSchema: GenMessage<CloseInspectorResponse> = /*@__PURE__*/
+  messageDesc(file_coral_sdk_v1_sdk, 16);
+
+/**
  * CoralAppService (the seed's CoralApp) is what an app using the Coral SDK serves on localhost for its
  * agent: health (overall and per component), build info and where its
  * standard endpoints are. Feature flags and rollbacks reach the SDK through
@@ -534,6 +614,31 @@ export const CoralAppService: GenService<{
     methodKind: "unary";
     input: typeof ConfigureTrafficRequestSchema;
     output: typeof ConfigureTrafficResponseSchema;
+  },
+  /**
+   * OpenInspector opens the app's V8 inspector in-process (node:inspector) on
+   * 127.0.0.1 and a free port, unless it is open already, and says where it
+   * listens: the agent's live-debugging sessions use it instead of SIGUSR1,
+   * so two Node services on a host never contend for one inspect port and an
+   * app that handles SIGUSR1 itself can still be debugged.
+   *
+   * @generated from rpc coral.sdk.v1.CoralAppService.OpenInspector
+   */
+  openInspector: {
+    methodKind: "unary";
+    input: typeof OpenInspectorRequestSchema;
+    output: typeof OpenInspectorResponseSchema;
+  },
+  /**
+   * CloseInspector closes the inspector again if OpenInspector opened it (an
+   * inspector the app opened itself stays open).
+   *
+   * @generated from rpc coral.sdk.v1.CoralAppService.CloseInspector
+   */
+  closeInspector: {
+    methodKind: "unary";
+    input: typeof CloseInspectorRequestSchema;
+    output: typeof CloseInspectorResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_coral_sdk_v1_sdk, 0);
