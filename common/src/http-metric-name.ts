@@ -21,6 +21,9 @@ export const HTTP_UNPARSED_METRIC = "http_unparsed_reads";
 export const HTTP_SDK_SOURCE_METRIC = "http_requests_source_sdk";
 
 const plain = /[A-Za-z0-9_./-]/;
+// TextEncoder/TextDecoder rather than Buffer: the dashboard runs this in the browser too.
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder();
 
 export function encodeRoute(route: string): string {
   let out = "";
@@ -34,7 +37,7 @@ export function encodeRoute(route: string): string {
     }
     const ch = route[i]!;
     if (plain.test(ch)) out += ch;
-    else for (const b of Buffer.from(ch, "utf8")) out += `::${b.toString(16).padStart(2, "0")}`;
+    else for (const b of utf8Encoder.encode(ch)) out += `::${b.toString(16).padStart(2, "0")}`;
     i++;
   }
   return out;
@@ -44,7 +47,7 @@ export function decodeRoute(encoded: string): string {
   const bytes: number[] = [];
   let out = "";
   const flush = () => {
-    if (bytes.length) out += Buffer.from(bytes).toString("utf8");
+    if (bytes.length) out += utf8Decoder.decode(new Uint8Array(bytes));
     bytes.length = 0;
   };
   let i = 0;

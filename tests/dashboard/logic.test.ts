@@ -247,3 +247,17 @@ describe("topology layout", () => {
     expect(placed.edges[0]!.labelY).toBeLessThan(placed.nodes.get("c:api")!.y);
   });
 });
+
+describe("what the dashboard imports from @coral/common", () => {
+  it("uses nothing the browser lacks (no Buffer, no node: modules, no process)", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { fileURLToPath } = await import("node:url");
+    for (const module of ["request-rows", "otel-rows", "http-metric-name"]) {
+      const code = readFileSync(fileURLToPath(new URL(`../../common/src/${module}.ts`, import.meta.url)), "utf8")
+        .split("\n")
+        .filter((line) => !line.trim().startsWith("//") && !line.trim().startsWith("*"))
+        .join("\n");
+      expect(code, module).not.toMatch(/\bBuffer\b|from "node:|\bprocess\./);
+    }
+  });
+});
