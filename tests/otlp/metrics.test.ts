@@ -1,10 +1,20 @@
-// OTLP metrics end to end: OpenTelemetry's own JavaScript metrics SDK and its
+// OTLP metrics, and the series the agent derives from spans and logs, end to
+// end. OpenTelemetry's own JavaScript metrics SDK and its
 // OTLP/HTTP protobuf exporter (a real third-party client) send a counter, a
 // gauge and a histogram to a real agent's OTLP endpoint; the agent stores
 // them as its own metric points, its summaries reach a real colony, and
 // `coral metrics` (the built CLI) and QueryMetrics show them with the values
 // sent. A second service.name sending to the same agent keeps its name as a
-// label.
+// label. Spans and log records sent through OpenTelemetry's trace and logs
+// SDKs become per-operation latency summaries of every span (kept or not)
+// and per-interval error counts in the colony.
+import { SpanStatusCode } from "@opentelemetry/api";
+import { SeverityNumber } from "@opentelemetry/api-logs";
+import { OTLPLogExporter } from "@opentelemetry/exporter-logs-otlp-http";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import { LoggerProvider, SimpleLogRecordProcessor } from "@opentelemetry/sdk-logs";
+import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { LOG_ERRORS_METRIC, SPAN_ERRORS_METRIC, spanMetricName } from "@coral/common/span-metric-name";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
@@ -80,5 +90,47 @@ describe("OTLP metrics into coral metrics", () => {
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toContain("checkout_duration_sum");
     expect(res.stdout).toMatch(/\b60\b/);
+  });
+
+  it("summarises every span per operation (kept or not) and counts the interval's errors", async () => {
+    const port = agent!.otlp()!.httpPort;
+    const tracer = new BasicTracerProvider({
+      resource: resourceFromAttributes({ "service.name": "shop" }),
+      spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `http://127.0.0.1:${port}/v1/traces` }), { maxExportBatchSize: 512 })],
+    });
+    const t0 = Date.now() - 10_000;
+    // 200 fast spans of one operation, 1–200 ms (none slow enough to keep, keep share 10 %), 4 of them failed.
+    for (let i = 1; i <= 200; i++) {
+      const span = tracer.getTracer("shop").startSpan("GET /users/{id}", { startTime: t0 + i });
+      if (i % 50 === 0) span.setStatus({ code: SpanStatusCode.ERROR, message: "boom" });
+      span.end(t0 + i + i * 0.999);
+    }
+    await tracer.forceFlush();
+    await tracer.shutdown();
+    const logs = new LoggerProvider({ resource: resourceFromAttributes({ "service.name": "shop" }), processors: [new SimpleLogRecordProcessor({ exporter: new OTLPLogExporter({ url: `http://127.0.0.1:${port}/v1/logs` }) })] });
+    for (let i = 0; i < 5; i++) logs.getLogger("shop").emit({ severityNumber: i < 3 ? SeverityNumber.ERROR : SeverityNumber.INFO, body: `line ${i}` });
+    await logs.forceFlush();
+    await logs.shutdown();
+
+    const api = colonyApi(colony.url, project!.localToken);
+    const sums = async (metricName: string) => {
+      const points = (await api.queryMetrics({ service: "shop", metricName })).series.flatMap((s) => s.points);
+      return { count: points.reduce((n, p) => n + Number(p.count), 0), meanSum: points.reduce((n, p) => n + p.mean * Number(p.count), 0), max: Math.max(0, ...points.map((p) => p.max)) };
+    };
+    const latency = spanMetricName("GET /users/{id}");
+    const got = await waitFor(
+      "the span and log series in the colony",
+      async () => {
+        const v = { latency: await sums(latency), spanErrors: await sums(SPAN_ERRORS_METRIC), logErrors: await sums(LOG_ERRORS_METRIC) };
+        return v.latency.count >= 200 && v.spanErrors.meanSum >= 4 && v.logErrors.meanSum >= 3 ? v : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    expect(got.latency.count).toBe(200);
+    expect(got.latency.max).toBeCloseTo(199.8, 0);
+    expect(got.spanErrors.meanSum).toBe(4);
+    expect(got.logErrors.meanSum).toBe(3);
+    // Fewer spans were kept than summarised: the summaries do not depend on the keep rules.
+    expect(agent!.otlp()!.ingest.sampler.kept).toBeLessThan(200);
   });
 });

@@ -7,6 +7,7 @@
 import type { OtlpRequest } from "./decode.ts";
 import type { MetricPoint } from "../storage/types.ts";
 import { metricPoints } from "./metrics.ts";
+import { OperationStats } from "./operations.ts";
 import { logRecords, spanRecords, type LogRecordRow, type SpanRecord } from "./records.ts";
 import type { OtlpSink } from "./receiver.ts";
 import { TailSampler, type TailSamplerOptions, type TailSamplerStats } from "./tail-sampler.ts";
@@ -46,6 +47,8 @@ export interface OtlpIngestStats {
 
 export class OtlpIngest implements OtlpSink {
   readonly sampler: TailSampler;
+  /** Per-operation latency and the interval's error counts, over everything received (./operations.ts). */
+  readonly operations = new OperationStats();
   readonly #opts: Required<Omit<OtlpIngestOptions, "sampler" | "onError">> & Pick<OtlpIngestOptions, "onError">;
   #spans: SpanRecord[] = [];
   #logs: LogRecordRow[] = [];
@@ -64,11 +67,14 @@ export class OtlpIngest implements OtlpSink {
   }
 
   traces(req: OtlpRequest<"traces">): void {
-    this.#keep("spans", this.sampler.add(spanRecords(req, this.#opts.defaultService), this.#opts.now()));
+    const spans = spanRecords(req, this.#opts.defaultService);
+    for (const s of spans) this.operations.span(this.#opts.defaultService, s.service, s.name, s.durationMs, s.error);
+    this.#keep("spans", this.sampler.add(spans, this.#opts.now()));
   }
 
   logs(req: OtlpRequest<"logs">): void {
     const rows = logRecords(req, this.#opts.defaultService);
+    for (const r of rows) this.operations.log(r.severityNumber);
     this.#stats.logsReceived += rows.length;
     this.#keep("logs", rows);
   }

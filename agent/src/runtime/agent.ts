@@ -524,7 +524,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     const until = new Date();
     const since = windowStart;
     windowStart = until;
-    const summaries = await store.summarize(since, until);
+    // The OpenTelemetry series (per-operation latency, error counts) come from memory, not the raw table.
+    const summaries = [...(await store.summarize(since, until)), ...(otlp?.summaries() ?? [])];
     const observed = connectionObservations(connections, until, takeOpened());
     if (summaries.length === 0 && observed.length === 0) return;
     await enqueueBatch({ metrics: summaryRows(summaries, since), connections: observed });

@@ -5,6 +5,7 @@
 import { OtlpIngest, type OtlpIngestStats } from "../otlp/ingest.ts";
 import { OtlpReceiver, type OtlpReceiverStats } from "../otlp/receiver.ts";
 import type { AgentStore } from "../storage/index.ts";
+import type { MetricSummary } from "../storage/types.ts";
 
 export interface OtlpOptions {
   /** Default 127.0.0.1. */
@@ -39,7 +40,7 @@ export async function startOtlp(
   store: AgentStore,
   serviceName: string,
   log: { info(o: object, m: string): void; warn(o: object, m: string): void },
-): Promise<{ status(): OtlpStatus; stop(): Promise<void> }> {
+): Promise<{ status(): OtlpStatus; summaries(): MetricSummary[]; stop(): Promise<void> }> {
   const ingest = new OtlpIngest({
     store,
     defaultService: serviceName,
@@ -80,6 +81,7 @@ export async function startOtlp(
       },
       ingest: ingest.stats(),
     }),
+    summaries: () => ingest.operations.drain(),
     async stop() {
       await Promise.all(receivers.map((r) => r.stop()));
       await ingest.stop();

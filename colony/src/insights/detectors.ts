@@ -1,6 +1,7 @@
 // The detectors: pure functions of a snapshot of the store. Each returns the
 // findings of one kind; versionDegradation combines the others' findings with
 // the version changes.
+import { LOG_ERRORS_METRIC, SPAN_ERRORS_METRIC } from "@coral/common/span-metric-name";
 import type { ConnectionEdgeRow } from "../store/index.ts";
 import { formatValue, isCumulative, metricLabel, metricUnit, minShiftDelta, round } from "./units.ts";
 import type { Baseline, Finding, InsightsConfig, RecentStat, Snapshot, SnapshotEvent, VersionChange } from "./types.ts";
@@ -57,7 +58,7 @@ export function metricShift(snap: Snapshot, config: InsightsConfig): Finding[] {
   for (const b of snap.baselines) byKey.set(`${b.service}\u0000${b.metric}\u0000${b.window}`, b);
   const findings: Finding[] = [];
   for (const r of snap.recent) {
-    if (config.ignoreMetrics.includes(r.metric) || isCumulative(r.metric) || r.samples < config.minRecentSamples) continue;
+    if (config.ignoreMetrics.includes(r.metric) || isCumulative(r.metric) || errorSeries.has(r.metric) || r.samples < config.minRecentSamples) continue;
     const baselines = config.shiftWindows.flatMap((w) => {
       const b = byKey.get(`${r.service}\u0000${r.metric}\u0000${w}`);
       return b ? [b] : [];
@@ -111,6 +112,64 @@ export function metricShift(snap: Snapshot, config: InsightsConfig): Finding[] {
       recommendations,
       affectedServices: [r.service, ...callers],
       confidence: round(Math.min(0.95, 0.5 + 0.15 * Math.log2(ratio) + 0.03 * Math.min(sigmas, 10)), 2),
+    });
+  }
+  return findings;
+}
+
+// ---------------------------------------------------------------- error burst
+
+/** The agents' per-interval OpenTelemetry error counts (@coral/common/span-metric-name): judged by errorBurst, not metricShift. */
+const errorSeries = new Map<string, { what: string; read: (service: string) => string }>([
+  [LOG_ERRORS_METRIC, { what: "log records at ERROR or worse", read: (s) => `coral logs --service ${s} --severity error --since 15m` }],
+  [SPAN_ERRORS_METRIC, { what: "failed spans", read: (s) => `coral traces --service ${s} --errors --since 15m` }],
+]);
+
+/**
+ * A burst of errors: at least errorBurstMin failed spans (or error log
+ * records) in the recent window, and at least shiftRatio× the per-minute
+ * rate of the 1h (else 1d) baseline. Unlike a metric shift, a quiet
+ * baseline (no errors at all) counts: errors from nothing are the news.
+ */
+export function errorBurst(snap: Snapshot, config: InsightsConfig): Finding[] {
+  const findings: Finding[] = [];
+  for (const r of snap.recent) {
+    const series = errorSeries.get(r.metric);
+    if (!series) continue;
+    const total = Math.round(r.mean * r.samples);
+    if (total < config.errorBurstMin) continue;
+    const b = config.shiftWindows.map((w) => snap.baselines.find((x) => x.service === r.service && x.metric === r.metric && x.window === w)).find((x) => x && x.sampleCount >= config.minBaselineSamples);
+    const usual = b?.mean ?? 0;
+    if (r.mean < config.shiftRatio * usual) continue;
+    const recentWindow = minutes(config.recentWindowMs);
+    const ratio = usual > 0 ? r.mean / usual : null;
+    const usualText = !b ? "none recorded before" : usual > 0 ? `${formatValue(r.metric, usual)} a minute over the last ${b.window}` : `none in the last ${b.window}`;
+    findings.push({
+      detector: "error_burst",
+      service: r.service,
+      key: r.metric,
+      type: "anomaly",
+      priority: ratio === null || ratio >= 5 ? "high" : "medium",
+      title: `${r.service}: ${total} ${series.what} in ${recentWindow} min (usually ${usualText})`,
+      summary: `${r.service} reported ${total} ${series.what} over the last ${recentWindow} minutes, ${formatValue(r.metric, r.mean)} a minute against ${usualText}.`,
+      evidence: {
+        metric: r.metric,
+        recent_total: total,
+        recent_per_minute: round(r.mean, 6),
+        recent_peak_minute: round(r.max, 6),
+        recent_window_minutes: recentWindow,
+        recent_from: iso(r.from),
+        baseline_window: b?.window ?? null,
+        baseline_per_minute: b ? round(b.mean, 6) : null,
+        ratio: ratio === null ? null : round(ratio, 3),
+      },
+      evidenceLines: [
+        `${total} ${series.what} in the last ${recentWindow} min (peak ${formatValue(r.metric, r.max)} in one minute)`,
+        b ? `usual (${b.window} baseline): ${formatValue(r.metric, usual)} a minute (${b.sampleCount} minutes)` : "no errors of this kind in the baseline",
+      ],
+      recommendations: [series.read(r.service), `coral events --service ${r.service} --since 1h`],
+      affectedServices: [r.service, ...dependents(snap.edges, r.service)],
+      confidence: round(Math.min(0.95, 0.6 + 0.05 * Math.log2(total)), 2),
     });
   }
   return findings;
@@ -364,6 +423,6 @@ export function versionDegradation(snap: Snapshot, config: InsightsConfig, other
 
 /** Every detector over one snapshot. */
 export function detectAll(snap: Snapshot, config: InsightsConfig): Finding[] {
-  const base = [...metricShift(snap, config), ...restartLoop(snap, config), ...healthFlapping(snap, config), ...connectionChange(snap, config)];
+  const base = [...metricShift(snap, config), ...errorBurst(snap, config), ...restartLoop(snap, config), ...healthFlapping(snap, config), ...connectionChange(snap, config)];
   return [...base, ...versionDegradation(snap, config, base)];
 }

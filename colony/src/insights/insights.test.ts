@@ -343,3 +343,42 @@ describe("the loop", () => {
     expect(runs.length).toBe(after);
   });
 });
+
+describe("OpenTelemetry: error bursts and slow operations", () => {
+  const checkout = "otel_span_latency_ms:POST::20/checkout";
+
+  it("raises an error burst from a quiet baseline and a shift of one operation's latency, with their numbers", async () => {
+    const api = new SimAgent(store, "api-1", "api", 3001);
+    await api.register(at(0), "1.0.0");
+    const jitter = noise(7);
+    // Two quiet hours: no error logs, checkout at ~20 ms. Then 5 minutes of 8 error records a minute and checkout at ~120 ms.
+    for (let m = 0; m < 125; m++) {
+      const burst = m >= 120;
+      api.minute(at(m), { otel_log_errors: burst ? 8 : 0, otel_span_errors: 0, [checkout]: burst ? 120 + jitter() : 20 + jitter() });
+    }
+    await api.flush();
+    await runInsights(store, at(125));
+    const list = await listInsights(store, {}, at(125));
+    const [burst] = byDetector(list, "error_burst", "otel_log_errors");
+    expect(burst).toBeDefined();
+    expect(burst!.title).toBe("api: 40 log records at ERROR or worse in 5 min (usually none in the last 1h)");
+    expect(burst!.priority).toBe("high");
+    expect(burst!.evidence).toMatchObject({ recent_total: 40, recent_per_minute: 8, baseline_window: "1h", baseline_per_minute: 0, ratio: null });
+    expect(burst!.recommendations[0]).toBe("coral logs --service api --severity error --since 15m");
+    expect(byDetector(list, "error_burst", "otel_span_errors")).toEqual([]); // no failed spans
+    expect(byDetector(list, "metric_shift", "otel_log_errors")).toEqual([]); // judged by error_burst only
+    const [slow] = byDetector(list, "metric_shift", checkout);
+    expect(slow).toBeDefined();
+    expect(slow!.evidence).toMatchObject({ metric: checkout });
+    expect(Number(slow!.evidence.ratio)).toBeGreaterThan(5);
+  });
+
+  it("stays quiet when the errors are as usual, or too few", async () => {
+    const api = new SimAgent(store, "api-1", "api", 3001);
+    await api.register(at(0), "1.0.0");
+    for (let m = 0; m < 125; m++) api.minute(at(m), { otel_log_errors: m >= 120 ? 12 : 10, otel_span_errors: m >= 120 ? 1 : 0 });
+    await api.flush();
+    const run = await runInsights(store, at(125));
+    expect(run.findings.filter((f) => f.detector === "error_burst")).toEqual([]);
+  });
+});

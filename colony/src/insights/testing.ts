@@ -39,7 +39,7 @@ export function noise(seed: number): () => number {
 }
 
 /** Samples per minute behind a summary, as the agent's observers take them. */
-const samplesPerMinute: Record<string, number> = { health_up: 6, health_latency_ms: 6 };
+const samplesPerMinute: Record<string, number> = { health_up: 6, health_latency_ms: 6, otel_log_errors: 1, otel_span_errors: 1 };
 
 export class SimAgent {
   #seq = 0;

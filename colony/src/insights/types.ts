@@ -6,7 +6,7 @@ export type InsightType = "anomaly" | "pattern" | "recommendation";
 export type InsightPriority = "high" | "medium" | "low";
 /** `expired`: no detector run has found the condition since expires_at. */
 export type InsightStatus = "active" | "dismissed" | "expired";
-export type DetectorName = "metric_shift" | "restart_loop" | "health_flapping" | "connection_change" | "version_degradation";
+export type DetectorName = "metric_shift" | "error_burst" | "restart_loop" | "health_flapping" | "connection_change" | "version_degradation";
 
 export type BaselineWindow = "1h" | "1d" | "7d";
 export const baselineWindows: readonly BaselineWindow[] = ["1h", "1d", "7d"];
@@ -146,6 +146,8 @@ export interface InsightsConfig {
   ignoreMetrics: string[];
   /** Smallest increase worth reporting, by metric name; defaults by unit (see minShiftDelta). */
   minDelta?: (metric: string) => number;
+  /** Error burst: at least this many failed spans, or log records at ERROR or worse, in the recent window… Default 10. */
+  errorBurstMin: number;
   /** Restart loop: this many restarts (or exits) within restartWindowMs. Default 3 in 15 min. */
   restartThreshold: number;
   restartWindowMs: number;
@@ -170,6 +172,7 @@ export const defaultInsightsConfig: Readonly<InsightsConfig> = Object.freeze<Ins
   shiftSigmas: 3,
   shiftWindows: ["1h", "1d"],
   ignoreMetrics: ["health_up"],
+  errorBurstMin: 10,
   restartThreshold: 3,
   restartWindowMs: 15 * 60_000,
   flapThreshold: 4,
