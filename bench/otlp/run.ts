@@ -174,7 +174,7 @@ async function openLoop(port: number, path: string, bodies: Uint8Array[], rate: 
   return { requests: latencies.length, failed, latencies };
 }
 
-const child = fork(join(here, "agent-side.ts"), [], { execArgv: ["--conditions=coral-source", "--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+const child = fork(join(here, "agent-side.ts"), [], { execArgv: ["--conditions=coral-source", "--import", "tsx", ...(process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [])], stdio: ["ignore", "inherit", "inherit", "ipc"] });
 const port = await new Promise<number>((resolve, reject) => {
   child.once("message", (m: { kind: string; port: number }) => (m.kind === "ready" ? resolve(m.port) : reject(new Error(String(m)))));
   child.once("exit", (code) => reject(new Error(`the agent side exited with ${code}`)));

@@ -2,5 +2,5 @@
 export { insightsCommand } from "./commands/insights.ts";
 export { formatStatus } from "./format/index.ts";
 export { unaryClient } from "./commands/read-client.ts";
-export { sessionDir } from "./commands/debug.ts";
+export { sessionDir } from "./commands/debug-stream.ts";
 export { secretWeakness } from "./commands/doctor-checks.ts";

@@ -81,10 +81,18 @@ describe("coral ask against a real colony (Anthropic API stand-in)", () => {
       "coral_query_metrics",
       "coral_analyze_correlation",
       "coral_get_insights",
+      "coral_query_requests",
+      "coral_query_traffic",
+      "coral_get_traffic_sample",
+      "coral_query_traces",
+      "coral_get_trace",
+      "coral_query_logs",
       "coral_debug_list_functions",
       "coral_debug_attach",
       "coral_debug_events",
       "coral_debug_detach",
+      "coral_debug_logpoint",
+      "coral_debug_snapshot",
       "coral_profile_cpu",
     ]);
     const second = standIn.requests[1]!.body.messages;

@@ -94,6 +94,12 @@ export async function httpClient(url: string, token: string): Promise<Client> {
   return client;
 }
 
+/** Calls a tool: its text, and whether it is an error result. */
+export async function callTool(client: Client, name: string, args: Record<string, unknown>): Promise<{ text: string; isError: boolean }> {
+  const result = await client.callTool({ name, arguments: args });
+  return { text: textOf(result), isError: result.isError === true };
+}
+
 /** The text of a tool result (all text parts). */
 export function textOf(result: unknown): string {
   return ((result as CallToolResult).content ?? [])

@@ -14,7 +14,7 @@ import { colonyApi, createTestProject, type TestProject } from "../helpers/colon
 import { freePort } from "../helpers/ports.ts";
 import { SyntheticAgent } from "../helpers/synthetic-agent.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { coralMcpArgs, httpClient, startHttpServer, stdioClient, textOf, type McpEnv } from "./helpers.ts";
+import { callTool, coralMcpArgs, httpClient, startHttpServer, stdioClient, type McpEnv } from "./helpers.ts";
 
 const minute = 60_000;
 /** The incident: five whole minutes ago. */
@@ -28,12 +28,20 @@ const toolNames = [
   "coral_debug_detach",
   "coral_debug_events",
   "coral_debug_list_functions",
+  "coral_debug_logpoint",
+  "coral_debug_snapshot",
   "coral_get_insights",
   "coral_get_status",
   "coral_get_topology",
+  "coral_get_trace",
+  "coral_get_traffic_sample",
   "coral_profile_cpu",
   "coral_query_events",
+  "coral_query_logs",
   "coral_query_metrics",
+  "coral_query_requests",
+  "coral_query_traces",
+  "coral_query_traffic",
 ];
 
 let project: TestProject;
@@ -131,10 +139,7 @@ afterAll(async () => {
   await project?.[Symbol.asyncDispose]();
 });
 
-async function call(client: Client, name: string, args: Record<string, unknown>) {
-  const result = await client.callTool({ name, arguments: args });
-  return { text: textOf(result), isError: result.isError === true };
-}
+const call = callTool;
 
 /** Calls every read tool and checks the answers against the data published above. */
 async function checkReadTools(client: Client) {

@@ -3,7 +3,9 @@
 // OTLP endpoints; the agents keep them by their tail rules; `coral traces`,
 // `coral traces show` and `coral logs` (the built CLI) read them through a
 // real colony, the filters running at the agents. Bad flags are refused
-// with exit code 2 before anything is asked.
+// with exit code 2 before anything is asked. The same data through
+// `coral mcp server` (the MCP SDK's client over stdio): coral_query_traces,
+// coral_get_trace and coral_query_logs.
 import { context, trace, SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { SeverityNumber } from "@opentelemetry/api-logs";
 import { OTLPLogExporter } from "@opentelemetry/exporter-logs-otlp-http";
@@ -19,6 +21,7 @@ import { runCoral } from "../helpers/cli.ts";
 import { createTestProject, type TestProject } from "../helpers/colony.ts";
 import { freePort } from "../helpers/ports.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { callTool, stdioClient, type McpEnv } from "../mcp/helpers.ts";
 
 interface SpanJson {
   traceId: string;
@@ -35,12 +38,14 @@ describe("coral traces and coral logs: OTLP into agents, read through the colony
   let project: TestProject | undefined;
   const agents: RunningAgent[] = [];
   let remote: string[] = [];
+  let where: McpEnv;
   const ids = { slow: "", error: "", plain: "" };
 
   beforeAll(async () => {
     project = await createTestProject();
     const colony = await project.start();
     remote = ["--colony-url", colony.url, "--token", project.localToken];
+    where = { cwd: project.dir, env: { CORAL_HOME: project.home, CORAL_API_PORT: String(new URL(colony.url).port) } };
     // Two agents, as on a host with two services: the web tier's spans reach one, the api's the other.
     for (const name of ["web", "api"]) agents.push(await testAgent(project, colony.url, name, await freePort(), { healthUrl: undefined, otlp: { httpPort: 0, grpcPort: 0, keepShare: 0, slowMs: 100 } }));
     const [web, api] = agents.map((a) => a.otlp()!);
@@ -126,6 +131,63 @@ describe("coral traces and coral logs: OTLP into agents, read through the colony
     const grep = JSON.parse((await runCoral(["logs", "--json", "--grep", "SLOW", ...remote])).stdout) as { records: { body: string }[] };
     expect(grep.records.map((l) => l.body)).toEqual(["charge slow"]);
   });
+
+  it("answers the MCP tools with the same spans, trace tree and log records, and refuses bad arguments with what is allowed", async () => {
+    const { client } = await stdioClient(where);
+    const call = (name: string, args: Record<string, unknown>) => callTool(client, name, args);
+    const spanLines = (text: string) => text.split("\n").filter((l) => l.startsWith("- ")).map((l) => l.replace(/^- \S+Z /, ""));
+    try {
+      const all = await call("coral_query_traces", {});
+      expect(all.isError, all.text).toBe(false);
+      expect(all.text).toMatch(/^Spans \S+Z → \S+Z: 3 found, newest first\.\n2 trace\(s\), 1 error span\(s\), slowest 250 ms\.\n/);
+      expect(spanLines(all.text).sort()).toEqual(
+        [`api "charge card" 10.0 ms error: card declined trace=${ids.error}`, `api "charge card" 238 ms ok trace=${ids.slow}`, `web "GET /checkout slow" 250 ms ok trace=${ids.slow}`].sort(),
+      );
+      expect(spanLines((await call("coral_query_traces", { errors_only: true })).text)).toEqual([`api "charge card" 10.0 ms error: card declined trace=${ids.error}`]);
+      expect(spanLines((await call("coral_query_traces", { min_duration_ms: 200 })).text).sort()).toEqual([`api "charge card" 238 ms ok trace=${ids.slow}`, `web "GET /checkout slow" 250 ms ok trace=${ids.slow}`]);
+      expect(spanLines((await call("coral_query_traces", { service: "web", operation: "CHECKOUT" })).text)).toEqual([`web "GET /checkout slow" 250 ms ok trace=${ids.slow}`]);
+      expect((await call("coral_query_traces", { operation: "nothing-like-this" })).text).toMatch(/: 0 found, newest first\.\nNone kept that match\./);
+
+      // Upper case is read as the same id; the tree puts api's span under web's, 2 ms into the trace.
+      const tree = await call("coral_get_trace", { trace_id: ids.slow.toUpperCase() });
+      expect(tree.isError, tree.text).toBe(false);
+      expect(tree.text.split("\n")).toEqual([
+        expect.stringMatching(new RegExp(`^Trace ${ids.slow}: 2 span\\(s\\), 2 service\\(s\\), 250 ms from \\S+Z\\. Tree`)),
+        "- GET /checkout slow [web] +0.00 ms, 250 ms",
+        "  - charge card [api] +2.00 ms, 238 ms",
+      ]);
+      const failed = await call("coral_get_trace", { trace_id: ids.error });
+      // Only api's span of the error trace is kept (web's was neither slow nor an error): it is the tree's top.
+      expect(failed.text).toMatch(/: 1 span\(s\), 1 service\(s\), 10\.0 ms from \S+Z, 1 error span\(s\)\./);
+      expect(failed.text).toContain("\n- charge card [api] +0.00 ms, 10.0 ms, error: card declined");
+      expect((await call("coral_get_trace", { trace_id: "0".repeat(32) })).text).toMatch(/^Trace 0{32}: no spans kept/);
+
+      const logs = await call("coral_query_logs", {});
+      expect(logs.isError, logs.text).toBe(false);
+      expect(logs.text).toMatch(/^Log records \S+Z → \S+Z: 3 found, newest first\.\nBy severity: INFO 2, ERROR 1\.\n/);
+      expect(spanLines(logs.text)).toEqual([`INFO api charge plain trace=${ids.plain}`, `ERROR api charge error trace=${ids.error}`, `INFO api charge slow trace=${ids.slow}`]);
+      expect(spanLines((await call("coral_query_logs", { severity: "error" })).text)).toEqual([`ERROR api charge error trace=${ids.error}`]);
+      expect(spanLines((await call("coral_query_logs", { trace_id: ids.plain, service: "api" })).text)).toEqual([`INFO api charge plain trace=${ids.plain}`]);
+      expect(spanLines((await call("coral_query_logs", { grep: "SLOW" })).text)).toEqual([`INFO api charge slow trace=${ids.slow}`]);
+
+      const refused: [string, Record<string, unknown>, RegExp][] = [
+        ["coral_query_logs", { severity: "loud" }, /Must be one of trace, debug, info, warn, error, fatal/],
+        ["coral_query_logs", { trace_id: "xyz" }, /must be 32 hex digits, got "xyz"/],
+        ["coral_query_logs", { level: "error" }, /unknown argument "level" \(accepted: service, severity, grep, trace_id, since, until, limit\)/],
+        ["coral_get_trace", { trace_id: "xyz" }, /Must be a trace id: 32 hex digits/],
+        ["coral_query_traces", { min_duration_ms: 90_000_000 }, /must be from 0 to 86400000 ms \(a day\), got 90000000/],
+        ["coral_query_traces", { since: "1h", until: "2h" }, /must be before until/],
+        ["coral_query_logs", { since: "0001-01-01T00:00:00Z" }, /must be a time from 1970 to 9999/],
+      ];
+      for (const [name, args, message] of refused) {
+        const r = await call(name, args);
+        expect(r.isError, `${name} ${JSON.stringify(args)}: ${r.text}`).toBe(true);
+        expect(r.text).toMatch(message);
+      }
+    } finally {
+      await client.close();
+    }
+  }, 120_000);
 
   it("refuses bad flags with exit code 2 and says what is allowed", async () => {
     const dur = await runCoral(["traces", "--min-duration", "fast", ...remote]);

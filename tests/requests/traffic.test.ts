@@ -6,7 +6,9 @@
 // `coral requests`, exactly the share (10 %, every tenth request) plus every
 // 5xx become samples, `coral traffic` lists and filters them, `coral traffic
 // show` prints one with its secrets redacted, and a sample rate out of range
-// is refused with a clear error.
+// is refused with a clear error. The MCP tools (coral_query_requests,
+// coral_query_traffic, coral_get_traffic_sample) answer the same, through
+// `coral mcp server` over stdio and Streamable HTTP.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
@@ -26,7 +28,9 @@ import { runCoral } from "../helpers/cli.ts";
 import { colonyApi, createTestProject, serviceApi, type TestProject } from "../helpers/colony.ts";
 import { rejection } from "../helpers/errors.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { freePort } from "../helpers/ports.ts";
 import { bpfSkipReason } from "../debug/helpers.ts";
+import { callTool, httpClient, startHttpServer, stdioClient, type McpEnv } from "../mcp/helpers.ts";
 
 const appScript = fileURLToPath(new URL("./traffic-app.ts", import.meta.url));
 const testsDir = fileURLToPath(new URL("..", import.meta.url));
@@ -282,4 +286,94 @@ describe("coral traffic: SDK middleware → agent → colony → CLI", () => {
       ["local", "traffic.configure.done", "shop-api"],
     ]);
   }, 120_000);
+
+  // What the first test left: its 65 requests and the POST with secrets (66), the 9 samples of 10 % and the POST's (rate 1 since).
+  it("answers the MCP tools over stdio and HTTP: RED per route, sampled requests with filters, one sample in full; bad arguments refused with what is allowed", async () => {
+    const where: McpEnv = { cwd: project!.dir, env: { CORAL_HOME: project!.home, CORAL_API_PORT: String(new URL(colony.url).port) } };
+    const { client } = await stdioClient(where);
+    const call = callTool;
+    const rows = (text: string) => text.split("\n").filter((l) => l.startsWith("- "));
+    try {
+      // The POST the first test made last reaches the colony's summaries within seconds.
+      let last = "";
+      const red = await waitFor(
+        "the 66th request in the colony's RED series",
+        async () => {
+          const r = await call(client, "coral_query_requests", { service: "shop-api", since: "1h" });
+          last = r.text;
+          if (r.isError) throw new Error(r.text);
+          return /: 66 requests on /.test(r.text) ? r : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 1000 },
+      ).catch((err: unknown) => {
+        throw new Error(`${String(err)}; the last answer:\n${last}`);
+      });
+      expect(red.text).toMatch(/^shop-api: requests \S+Z → \S+Z: 66 requests on 6 route\(s\), 0 4xx, 3 5xx \(4\.545% errors\), busiest first\./);
+      const routes = rows(red.text).map((l) => /^- (\S+ \S+): (\d+) requests, 0 4xx, (\d+) 5xx \(\d+(?:\.\d+)?% errors\), [\d.]+\/s, p50 [\d.]+ ms, p95 [\d.]+ ms, p99 [\d.]+ ms \((\w+)\)$/.exec(l)?.slice(1));
+      expect(routes).toEqual([
+        ["GET /users/{id}", "40", "0", "sdk"],
+        ["GET /orders/{orderid}", "7", "0", "sdk"],
+        ["POST /checkout", "6", "0", "sdk"],
+        ["GET /items/{id}", "6", "0", "sdk"],
+        ["GET /secure/{id}", "4", "0", "sdk"],
+        ["GET /boom", "3", "3", "sdk"],
+      ]);
+      expect(rows((await call(client, "coral_query_requests", { service: "shop-api", since: "1h", route: "boom" })).text)).toEqual([expect.stringMatching(/^- GET \/boom: 3 requests, 0 4xx, 3 5xx \(100% errors\), /)]);
+      const unknown = await call(client, "coral_query_requests", { service: "nope" });
+      expect(unknown.isError).toBe(true);
+      expect(unknown.text).toMatch(/no component named "nope": the colony knows shop-api/);
+
+      const errors = await call(client, "coral_query_traffic", { service: "shop-api", status: "5xx", since: "1h" });
+      expect(errors.isError, errors.text).toBe(false);
+      expect(errors.text).toMatch(/^shop-api: 3 sampled request\(s\) since \S+Z \(status=5xx\), newest first; the SDK keeps 100 % of requests and every 5xx\.\n/);
+      expect(rows(errors.text)).toEqual(Array.from({ length: 3 }, () => expect.stringMatching(/^- \S+Z GET \/boom → 500 in [\d.]+ ms \(error\) id=shop-api\.[0-9a-f]+$/)));
+      const users = await call(client, "coral_query_traffic", { service: "shop-api", path: "/users", limit: 2, since: "1h" });
+      expect(users.text).toMatch(/^shop-api: 2\+ sampled request\(s\) since \S+ \(path=\/users\)/);
+      expect(rows(users.text).map((l) => / GET (\S+) → 200 /.exec(l)?.[1])).toEqual(["/users/40", "/users/30"]);
+      expect(users.text).toContain("More samples match: narrow path/method/status or since, or lower limit.");
+
+      const posts = await call(client, "coral_query_traffic", { service: "shop-api", method: "post", path: "/checkout", since: "1h" });
+      expect(posts.text).toContain("(path=/checkout, method=POST)");
+      const id = / POST \/checkout\?coupon=SPRING → 201 in [\d.]+ ms \(sampled\) id=(\S+)$/m.exec(posts.text)?.[1];
+      expect(id, posts.text).toBeDefined();
+      const shown = await call(client, "coral_get_traffic_sample", { id });
+      expect(shown.isError, shown.text).toBe(false);
+      expect(shown.text).toMatch(new RegExp(`^POST /checkout\\?coupon=SPRING \\(route /checkout\\) → 201 in [\\d.]+ ms at \\S+Z, service shop-api, kept because it was sampled; id ${id}\\.\\nRequest headers:\\n`));
+      for (const header of ["authorization", "cookie", "x-api-key", "set-cookie"]) expect(shown.text).toMatch(new RegExp(`^ {2}${header}: \\[redacted\\]$`, "im"));
+      expect(shown.text).toContain('Request body (20 bytes):\n{"sku":"B2","qty":3}\nResponse headers:');
+      expect(shown.text).toMatch(/\nResponse body \(\d+ bytes\):\n\{"order":7,"received":20\}$/);
+      for (const secret of ["live-secret-token", "s3cr3t", "key-123", "cart=1"]) expect(shown.text).not.toContain(secret);
+      const missing = await call(client, "coral_get_traffic_sample", { id: "shop-api.00000000deadbeef" });
+      expect(missing.isError).toBe(true);
+      expect(missing.text).toContain("no traffic sample shop-api.00000000deadbeef");
+
+      const refused: [string, Record<string, unknown>, RegExp][] = [
+        ["coral_query_traffic", { service: "shop-api", status: "7xx" }, /must be a status code from 100 to 599 \("404"\) or a class \("5xx"\), got "7xx"/],
+        ["coral_query_traffic", { service: "shop-api", path: "checkout" }, /must start with "\/" and be at most 2048 characters, got "checkout"/],
+        ["coral_query_traffic", { service: "shop-api", method: "GET /" }, /must be an HTTP method such as GET or POST/],
+        ["coral_query_traffic", { service: "shop-api", limit: 5000 }, /limit/],
+        ["coral_query_traffic", { service: "shop-api", path_prefix: "/x" }, /unknown argument "path_prefix" \(accepted: service, path, method, status, since, limit\)/],
+        ["coral_get_traffic_sample", { id: "no-dot" }, /Must be a sample id "<service>\.<hex>", as coral_query_traffic lists it/],
+        ["coral_query_requests", { service: "shop-api", since: "soon" }, /Must be an ISO time like/],
+      ];
+      for (const [name, args, message] of refused) {
+        const r = await call(client, name, args);
+        expect(r.isError, `${name} ${JSON.stringify(args)}: ${r.text}`).toBe(true);
+        expect(r.text).toMatch(message);
+      }
+    } finally {
+      await client.close();
+    }
+
+    // Over Streamable HTTP, with a read token the server forwards to the colony's TrafficService and ColonyService.
+    const { token } = await colonyApi(colony.url, project!.localToken).createToken({ name: "assistant", scope: TokenScope.READ });
+    await using server = await startHttpServer(where, await freePort());
+    const remote = await httpClient(server.url, token);
+    try {
+      expect(rows((await call(remote, "coral_query_traffic", { service: "shop-api", status: "500", since: "1h" })).text)).toHaveLength(3);
+      expect((await call(remote, "coral_query_requests", { service: "shop-api", since: "1h" })).text).toMatch(/: 66 requests on 6 route\(s\)/);
+    } finally {
+      await remote.close();
+    }
+  }, 240_000);
 });

@@ -58,7 +58,7 @@ export interface AskResult {
 export function defaultSystemPrompt(now: Date, tools: readonly AskTool[]): string {
   return [
     "You are Coral's assistant. You answer questions about a running application that a Coral colony observes",
-    "(its components, their health, versions, restarts, events and metrics).",
+    "(its components, their health, versions, restarts, events, metrics, HTTP requests, traces and logs).",
     `The current time is ${now.toISOString()}.`,
     "",
     "How to work:",

@@ -40,6 +40,19 @@ describe("suggested commands", () => {
     expect(shellWord("it's")).toBe("'it'\\''s'");
   });
 
+  it.each([
+    ["coral_query_requests", { service: "shop-api", since: "2026-11-23T14:30:00Z", route: "/users" }, "coral requests shop-api --since 30m"],
+    ["coral_query_requests", {}, undefined],
+    ["coral_query_traffic", { service: "shop-api", path: "/checkout", method: "POST", status: "5xx", since: "1h", limit: 20 }, "coral traffic shop-api --path /checkout --method POST --status 5xx --since 1h --limit 20"],
+    ["coral_get_traffic_sample", { id: "shop-api.c6a4ce2cd3aa0000000a" }, "coral traffic show shop-api.c6a4ce2cd3aa0000000a"],
+    ["coral_query_traces", { service: "api", operation: "charge card", min_duration_ms: 200, errors_only: true, since: "15m" }, "coral traces --service api --operation 'charge card' --min-duration 200ms --errors --since 15m"],
+    ["coral_get_trace", { trace_id: "4bf92f3577b34da6a3ce929d0e0e4736" }, "coral traces show 4bf92f3577b34da6a3ce929d0e0e4736"],
+    ["coral_get_trace", {}, undefined],
+    ["coral_query_logs", { service: "api", severity: "error", grep: "card declined", trace_id: "4bf92f3577b34da6a3ce929d0e0e4736", limit: 20 }, "coral logs --service api --severity error --grep 'card declined' --trace 4bf92f3577b34da6a3ce929d0e0e4736 --limit 20"],
+  ])("maps %s %j to the command that shows the same", (tool, args, command) => {
+    expect(suggestCommand(tool, args, now)).toBe(command);
+  });
+
   it("lists each command once, preferring the tool's own cliCommand", () => {
     const custom: AskTool = { name: "x", description: "", inputSchema: { type: "object" }, run: async () => ({ text: "" }), cliCommand: () => "coral insights --all" };
     const e = (tool: string, args: unknown): EvidenceItem => ({ tool, args, digest: "", chars: 0, truncated: false, durationMs: 0, round: 1 });

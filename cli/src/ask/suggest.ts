@@ -68,6 +68,50 @@ export function suggestCommand(toolName: string, rawArgs: unknown, now = new Dat
     case "get_insights":
       parts.push("insights");
       break;
+    case "query_requests": {
+      const service = str(args, "service");
+      if (!service) return undefined;
+      parts.push("requests", shellWord(service));
+      flag("--since", sinceFlag(str(args, "since"), now));
+      break;
+    }
+    case "query_traffic": {
+      const service = str(args, "service");
+      if (!service) return undefined;
+      parts.push("traffic", shellWord(service));
+      flag("--path", str(args, "path"));
+      flag("--method", str(args, "method"));
+      flag("--status", str(args, "status"));
+      flag("--since", sinceFlag(str(args, "since"), now));
+      flag("--limit", str(args, "limit"));
+      break;
+    }
+    case "get_traffic_sample":
+      if (!str(args, "id")) return undefined;
+      parts.push("traffic", "show", shellWord(str(args, "id")!));
+      break;
+    case "query_traces":
+      parts.push("traces");
+      flag("--service", str(args, "service"));
+      flag("--operation", str(args, "operation"));
+      flag("--min-duration", str(args, "min_duration_ms") && `${str(args, "min_duration_ms")}ms`);
+      if (args.errors_only === true) parts.push("--errors");
+      flag("--since", sinceFlag(str(args, "since"), now));
+      flag("--limit", str(args, "limit"));
+      break;
+    case "get_trace":
+      if (!str(args, "trace_id")) return undefined;
+      parts.push("traces", "show", shellWord(str(args, "trace_id")!));
+      break;
+    case "query_logs":
+      parts.push("logs");
+      flag("--service", str(args, "service"));
+      flag("--severity", str(args, "severity"));
+      flag("--grep", str(args, "grep"));
+      flag("--trace", str(args, "trace_id"));
+      flag("--since", sinceFlag(str(args, "since"), now));
+      flag("--limit", str(args, "limit"));
+      break;
     default:
       return undefined;
   }

@@ -53,6 +53,7 @@ import { UsageError } from "./options.ts";
 import { useColor } from "./read.ts";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
+import { TrafficService } from "@coral/proto/gen/coral/colony/v1/traffic_pb";
 import { colonyClient, localColonyDir, resolveTarget, serviceClient, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
 
 export interface AskCommandOptions {
@@ -151,7 +152,8 @@ async function askAction(question: string, opts: AskOptions, commandOptions: Ask
   const maxRetries = opts.maxRetries ?? config.max_retries;
   const target = await resolveTarget(opts);
   const colony = colonyClient(target);
-  const coralTools = commandOptions.tools ? await commandOptions.tools({ target, client: colony }) : registryAskTools({ colony, debug: serviceClient(DebugService, target), profile: serviceClient(ProfileService, target) }, { explain: (err) => unreachable(err, target) });
+  const clients = { colony, debug: serviceClient(DebugService, target), profile: serviceClient(ProfileService, target), traffic: serviceClient(TrafficService, target) };
+  const coralTools = commandOptions.tools ? await commandOptions.tools({ target, client: colony }) : registryAskTools(clients, { explain: (err) => unreachable(err, target) });
   const client = new Anthropic({ apiKey: resolved.key, baseURL, maxRetries });
   const mcpServers = opts.mcp ? await externalServers(opts) : undefined;
   await using external = mcpServers

@@ -3,58 +3,16 @@
 // (every second) and prints what is new.
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
-import type { OtelLogRecord } from "@coral/proto/gen/coral/agent/v1/telemetry_pb";
 import { severityNumbers, telemetryLimits } from "@coral/common/telemetry-filters";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { setTimeout as sleep } from "node:timers/promises";
-import { colors } from "../format/text.ts";
+import { logRow, type LogRow } from "@coral/common/otel-rows";
+import { formatLogLine } from "../format/telemetry.ts";
 import { durationFlag, intOption } from "./options.ts";
 import { unaryClient } from "./read-client.ts";
 import { sinceOption, useColor } from "./read.ts";
 import { explainError, resolveTarget, withRemoteOptions, type RemoteOptions } from "./remote.ts";
-import { attributesOf, traceIdArgument } from "./traces.ts";
-
-export interface LogRow {
-  time: string;
-  service: string;
-  severity: string;
-  severityNumber: number;
-  body: string;
-  traceId: string;
-  spanId: string;
-  attributes: Record<string, unknown>;
-}
-
-/** OpenTelemetry's severity number as a word, when the sender gave no text. */
-function severityName(n: number): string {
-  if (n >= 21) return "FATAL";
-  if (n >= 17) return "ERROR";
-  if (n >= 13) return "WARN";
-  if (n >= 9) return "INFO";
-  if (n >= 5) return "DEBUG";
-  return n >= 1 ? "TRACE" : "";
-}
-
-export function logRow(l: OtelLogRecord): LogRow {
-  const attributes = attributesOf(l.attributesJson);
-  return {
-    time: new Date(Number(l.timeUnixNano / 1_000_000n)).toISOString(),
-    service: l.service,
-    severity: l.severityText || severityName(l.severityNumber),
-    severityNumber: l.severityNumber,
-    body: l.body,
-    traceId: l.traceId,
-    spanId: l.spanId,
-    attributes,
-  };
-}
-
-export function formatLogLine(r: LogRow, color: boolean): string {
-  const c = colors(color);
-  const sev = r.severity.padEnd(5);
-  const painted = r.severityNumber >= 17 ? c.red(sev) : r.severityNumber >= 13 ? c.yellow(sev) : sev;
-  return `${r.time.slice(11, 23)}  ${painted}  ${r.service}  ${r.body}${r.traceId ? c.dim(`  trace=${r.traceId}`) : ""}`;
-}
+import { traceIdArgument } from "./traces.ts";
 
 export function severityOption(value: string): number {
   const v = value.trim().toLowerCase();

@@ -7,6 +7,7 @@ import { Command, Option } from "commander";
 import { coralHome, loadColonyConfig } from "@coral/colony";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
+import { TrafficService } from "@coral/proto/gen/coral/colony/v1/traffic_pb";
 import { ExternalMcpServers, keepStdoutForFrames, lazyClient, lazyColonyClient, serveStdio, startMcpHttpServer } from "../mcp/index.ts";
 import { planMcpServers, terminalPrompt } from "../ask/mcp-trust.ts";
 import { parsePortOption } from "./options.ts";
@@ -44,8 +45,9 @@ function serverCommand(): Command {
           const colony = lazyColonyClient(async () => colonyClient(await resolveTarget(opts)));
           const debug = lazyClient(DebugService, async () => serviceClient(DebugService, await resolveTarget(opts)));
           const profile = lazyClient(ProfileService, async () => serviceClient(ProfileService, await resolveTarget(opts)));
+          const traffic = lazyClient(TrafficService, async () => serviceClient(TrafficService, await resolveTarget(opts)));
           process.stderr.write(`coral mcp server: serving over stdio${opts.colonyUrl ? ` for ${opts.colonyUrl}` : ""}\n`);
-          await serveStdio({ colony, debug, profile });
+          await serveStdio({ colony, debug, profile, traffic });
         } finally {
           restore();
         }

@@ -3,7 +3,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { QueryMetricsResponseSchema } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { describe, expect, it } from "vitest";
 import { HTTP_SDK_SOURCE_METRIC, parseRequestMetricName } from "@coral/common/http-metric-name";
-import { formatRequestRows, requestRows } from "./requests.ts";
+import { requestRows } from "@coral/common/request-rows";
+import { formatRequestRows } from "../format/requests.ts";
 
 describe("coral requests", () => {
   it("decodes the agent's metric names (agent/src/observe/http/metric-name.ts encodes them)", () => {

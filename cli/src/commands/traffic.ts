@@ -13,7 +13,7 @@ import { UsageError, durationFlag, intOption } from "./options.ts";
 import { unaryClient } from "./read-client.ts";
 import { sinceOption, useColor } from "./read.ts";
 import { explainError, resolveTarget, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
-import { formatTrafficList, formatTrafficSample, trafficRow, trafficSampleJson } from "./traffic-format.ts";
+import { formatTrafficList, formatTrafficSample, trafficRow, trafficSampleJson } from "../format/traffic.ts";
 
 interface ListOptions extends RemoteOptions {
   path?: string;

@@ -31,7 +31,7 @@ describe("createCoralMcpServer", () => {
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name)).toEqual(coralTools.map((t) => t.name));
     const writes = tools.filter((t) => t.annotations?.readOnlyHint === false).map((t) => t.name);
-    expect(writes.sort()).toEqual(["coral_debug_attach", "coral_debug_detach", "coral_profile_cpu"]);
+    expect(writes.sort()).toEqual(["coral_debug_attach", "coral_debug_detach", "coral_debug_logpoint", "coral_debug_snapshot", "coral_profile_cpu"]);
     for (const t of tools) expect(t.annotations?.destructiveHint).toBe(t.annotations?.readOnlyHint === false);
     expect(client.getInstructions()).toMatch(/Start with coral_get_status/);
     await client.close();

@@ -14,7 +14,9 @@ export interface CoralMcpServerOptions {
 export const coralMcpInstructions =
   "Coral watches a running application (its components, their agents, events, metrics and connections). " +
   "Start with coral_get_status; for 'why did X happen around T' use coral_analyze_correlation, then coral_query_events " +
-  "and coral_query_metrics for the details. Times accept ISO (2026-05-01T14:05:00Z) or durations ago (15m, 2h).";
+  "and coral_query_metrics for the details. For failing or slow HTTP endpoints use coral_query_requests (per route), then coral_query_traffic " +
+  "(sampled requests); for OpenTelemetry data coral_query_traces, coral_get_trace and coral_query_logs. " +
+  "Times accept ISO (2026-05-01T14:05:00Z) or durations ago (15m, 2h).";
 
 /** Turns a tool's answer or failure into an MCP tool result. */
 export async function callTool(tool: CoralTool, ctx: ToolContext, args: unknown): Promise<CallToolResult> {

@@ -59,6 +59,8 @@ export function explainToolError(err: unknown): Error {
     case Code.DeadlineExceeded:
       return new ToolError(`the colony did not answer in time: ${err.rawMessage}`, "unavailable");
     case Code.Unavailable:
+      // An agent the colony could not reach (offline, unreachable) is not the colony's own absence.
+      if (/\bagent\b/.test(err.rawMessage)) return new ToolError(err.rawMessage, "unavailable");
       return new ToolError(`colony not reachable (${err.rawMessage}): is it running? Start it with: coral colony start`, "unavailable");
     default:
       if (/ECONNREFUSED|fetch failed|socket hang up|ENOTFOUND/i.test(err.message))
@@ -85,9 +87,35 @@ export function toolArgs<T extends z.core.$ZodLooseShape>(shape: T) {
   });
 }
 
+/**
+ * A refinement running one of the checks the colony and the agents share
+ * (@coral/common/telemetry-filters, traffic-filters), which throw
+ * RangeError("<field>: <problem>"): the problem is reported at the tool's
+ * own argument (`names` maps the check's field names to the tool's), so a
+ * model hears the same rule the colony would answer with, before any call.
+ */
+export function sharedCheck<T>(check: (args: T) => unknown, names: Readonly<Record<string, string>> = {}) {
+  return (args: T, ctx: z.RefinementCtx<T>) => {
+    // An argument the schema already refused (a limit out of range, ...) is said once, by the schema.
+    if (ctx.issues.length > 0) return;
+    try {
+      check(args);
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+      const m = /^([a-z_]+): ([\s\S]*)$/.exec(err.message);
+      ctx.addIssue({ code: "custom", message: m ? m[2]! : err.message, path: m ? [names[m[1]!] ?? m[1]!] : [] });
+    }
+  };
+}
+
 /** "Required: <what>" when missing, "Must be <what>" when of the wrong type. */
 export function need(what: string) {
   return { error: (issue: { input?: unknown }) => (issue.input === undefined ? `Required: ${what}` : `Must be ${what}`) };
+}
+
+/** The component a tool is about (required). */
+export function serviceArg() {
+  return z.string(need("the component name, e.g. api (see coral_get_status)")).min(1, "Required: the component name, e.g. api").describe("The component, e.g. api");
 }
 
 // ---- time ----------------------------------------------------------------

@@ -15,9 +15,12 @@ import { debugTools } from "./debug.ts";
 import { queryEventsTool } from "./events.ts";
 import { getInsightsTool } from "./insights.ts";
 import { queryMetricsTool } from "./metrics.ts";
+import { queryRequestsTool } from "./requests.ts";
 import { getStatusTool } from "./status.ts";
 import { profileCpuTool } from "./profile.ts";
+import { getTraceTool, queryLogsTool, queryTracesTool } from "./telemetry.ts";
 import { getTopologyTool } from "./topology.ts";
+import { getTrafficSampleTool, queryTrafficTool } from "./traffic.ts";
 import { ToolArgumentError, ToolError, type CoralTool, type ToolContext, type ToolResult } from "./types.ts";
 
 export { ToolArgumentError, ToolError, type CoralTool, type ToolContext, type ToolResult, type ToolInputSchema } from "./types.ts";
@@ -33,8 +36,16 @@ export const coralTools: readonly CoralTool[] = [
   queryMetricsTool,
   analyzeCorrelationTool,
   getInsightsTool,
-  // Live debugging (ToolContext.debug): list functions, attach, events, detach.
-  // Attach and detach are readOnly: false: the colony wants an admin token and audits them.
+  // HTTP requests: RED per route (from metric summaries), then sampled requests (ToolContext.traffic).
+  queryRequestsTool,
+  queryTrafficTool,
+  getTrafficSampleTool,
+  // OpenTelemetry the agents received: spans, one trace, log records.
+  queryTracesTool,
+  getTraceTool,
+  queryLogsTool,
+  // Live debugging (ToolContext.debug): list functions, attach, events, detach, Node logpoints and snapshots.
+  // Attach, detach, logpoint and snapshot are readOnly: false: the colony wants an admin token and audits them.
   ...debugTools,
   // CPU profiles (ToolContext.profile): readOnly: false, admin token, audited.
   profileCpuTool,

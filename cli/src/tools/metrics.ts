@@ -4,7 +4,7 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MetricSeries, QueryMetricsResponse, RawMetricPoint } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { z } from "zod";
-import { defineTool, need, toolArgs, fitLines, iso, num, textBudgetChars, timeArg, timeRange, tsDate } from "./common.ts";
+import { defineTool, toolArgs, fitLines, iso, num, textBudgetChars, timeArg, timeRange, tsDate, serviceArg } from "./common.ts";
 
 export const metricIntervals = ["1m", "5m", "15m", "1h", "1d"] as const;
 const maxTableRows = 40;
@@ -158,7 +158,7 @@ export const queryMetricsTool = defineTool({
     "(per interval p50/p95/p99/mean/min/max/count) condensed to one line per metric; name one metric to also get its points. " +
     "raw=true fetches the raw samples from the component's agents (about the last hour) through the colony.",
   inputSchema: toolArgs({
-    service: z.string(need("the component name, e.g. api (see coral_get_status)")).min(1, "Required: the component name, e.g. api").describe("The component, e.g. api"),
+    service: serviceArg(),
     metric: z.string().min(1).optional().describe("Metric name, e.g. cpu_percent; omit to get every metric of the component"),
     since: timeArg('Start of the range: ISO time or a duration ago like "1h" (default 1h)').optional(),
     until: timeArg("End of the range: ISO time or a duration ago (default now)").optional(),

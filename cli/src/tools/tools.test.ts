@@ -31,15 +31,23 @@ describe("the tool registry", () => {
       "coral_query_metrics",
       "coral_analyze_correlation",
       "coral_get_insights",
+      "coral_query_requests",
+      "coral_query_traffic",
+      "coral_get_traffic_sample",
+      "coral_query_traces",
+      "coral_get_trace",
+      "coral_query_logs",
       "coral_debug_list_functions",
       "coral_debug_attach",
       "coral_debug_events",
       "coral_debug_detach",
+      "coral_debug_logpoint",
+      "coral_debug_snapshot",
       "coral_profile_cpu",
     ]);
     for (const tool of coralTools) {
       expect(tool.name).toMatch(/^coral_[a-z_]+$/);
-      expect(tool.readOnly).toBe(!["coral_debug_attach", "coral_debug_detach", "coral_profile_cpu"].includes(tool.name));
+      expect(tool.readOnly).toBe(!["coral_debug_attach", "coral_debug_detach", "coral_debug_logpoint", "coral_debug_snapshot", "coral_profile_cpu"].includes(tool.name));
       expect(tool.description.length).toBeGreaterThan(80);
       const schema = toolJsonSchema(tool);
       expect(schema).toMatchObject({ type: "object", additionalProperties: false });

@@ -6,6 +6,7 @@ import type { Client } from "@connectrpc/connect";
 import type { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import type { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import type { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
+import type { TrafficService } from "@coral/proto/gen/coral/colony/v1/traffic_pb";
 import type { z } from "zod";
 
 export interface ToolContext {
@@ -15,6 +16,8 @@ export interface ToolContext {
   debug?: Client<typeof DebugService>;
   /** CPU profiles (ProfileService), authenticated the same way; the profile tool needs it. */
   profile?: Client<typeof ProfileService>;
+  /** Sampled requests (TrafficService), authenticated the same way; the traffic tools need it. */
+  traffic?: Client<typeof TrafficService>;
   /** The clock in ms since the epoch; tests pin it. Default: Date.now. */
   now?: () => number;
 }

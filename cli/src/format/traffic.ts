@@ -1,10 +1,11 @@
 // What `coral traffic` prints: the sample list (TIME METHOD PATH STATUS
 // DURATION ID), one sample in full (request and response: headers and
-// bodies), and the JSON forms of both.
+// bodies), and the JSON forms of both (also what coral_query_traffic and
+// coral_get_traffic_sample answer with).
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { TrafficSampleSummary } from "@coral/proto/gen/coral/agent/v1/traffic_pb";
 import type { TrafficSample } from "@coral/proto/gen/coral/sdk/v1/traffic_pb";
-import { clip, colors, columns, formatTime, timeHeader } from "../format/text.ts";
+import { clip, colors, columns, formatTime, timeHeader } from "./text.ts";
 
 export interface TrafficRow {
   id: string;
