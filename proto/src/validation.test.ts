@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ValidationError, checkAgentId, checkMeshId, checkMetadata, parseEndpoint } from "./validation.ts";
+import { ValidationError, checkAgentId, checkKeptTraceIds, checkMeshId, checkMetadata, maxKeptTraceIds, parseEndpoint } from "./validation.ts";
 
 describe("parseEndpoint", () => {
   it.each([
@@ -63,5 +63,25 @@ describe("checkMetadata", () => {
     [Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, "é".repeat(120)])), /at most 4096 bytes/],
   ])("rejects %#", (metadata, message) => {
     expect(() => checkMetadata(metadata)).toThrow(message);
+  });
+});
+
+describe("checkKeptTraceIds", () => {
+  const id = "0af7651916cd43dd8448eb211c80319c";
+  it("accepts up to the cap of 32-hex-digit ids", () => {
+    expect(checkKeptTraceIds([])).toEqual([]);
+    expect(checkKeptTraceIds([id, "f".repeat(32)])).toEqual([id, "f".repeat(32)]);
+    expect(checkKeptTraceIds(Array(maxKeptTraceIds).fill(id))).toHaveLength(1000);
+  });
+
+  it.each([
+    [[id, "xyz"], /^trace_ids\[1\]: "xyz" must be a trace id: 32 lowercase hex digits$/],
+    [[id.toUpperCase()], /trace_ids\[0\]: .* 32 lowercase hex digits/],
+    [[id + "0"], /trace_ids\[0\]/],
+    [[""], /trace_ids\[0\]: "" must be/],
+    [Array(maxKeptTraceIds + 1).fill(id), /^trace_ids: at most 1000 per call \(got 1001\)$/],
+  ])("refuses %#", (ids, message) => {
+    expect(() => checkKeptTraceIds(ids)).toThrow(ValidationError);
+    expect(() => checkKeptTraceIds(ids)).toThrow(message);
   });
 });

@@ -47,6 +47,18 @@ export function checkMeshId(value: string, field = "mesh_id"): string {
   return value;
 }
 
+/** Trace ids one keep report (MeshService.ReportKeptTraces, AgentService.KeepTraces) may carry. */
+export const maxKeptTraceIds = 1000;
+const traceIdPattern = /^[0-9a-f]{32}$/;
+
+/** Trace ids of a keep report: at most maxKeptTraceIds, each 32 lowercase hex digits. */
+export function checkKeptTraceIds(ids: readonly string[], field = "trace_ids"): readonly string[] {
+  if (ids.length > maxKeptTraceIds) throw new ValidationError(field, `at most ${maxKeptTraceIds} per call (got ${ids.length})`);
+  const bad = ids.findIndex((id) => !traceIdPattern.test(id));
+  if (bad >= 0) throw new ValidationError(`${field}[${bad}]`, `"${clip(ids[bad]!)}" must be a trace id: 32 lowercase hex digits`);
+  return ids;
+}
+
 export function checkAgentId(value: string, field = "agent_id"): string {
   if (!value) throw new ValidationError(field, "is required");
   if (value.length > limits.agentIdMaxLength)

@@ -77,6 +77,8 @@ export async function startAgentApi(options: {
   heapProfile?: HeapProfiler;
   /** Traffic samples from the app's SDK (AgentTrafficService); absent = not served. */
   traffic?: TrafficPuller;
+  /** Other agents keep these traces (AgentService.KeepTraces): keep this agent's spans of them; returns the waiting spans kept now. */
+  keepTraces?: (traceIds: readonly string[]) => number;
 }): Promise<AgentApiServer> {
   const { store } = options;
   const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes;
@@ -92,7 +94,7 @@ export async function startAgentApi(options: {
       if (options.profile) router.service(AgentProfileService, agentProfileService(options.profile, options.heapProfile));
       if (options.traffic) router.service(AgentTrafficService, agentTrafficService(store, options.traffic));
       router.service(AgentService, {
-        ...telemetryHandlers(store),
+        ...telemetryHandlers(store, options.keepTraces),
         async queryMetrics(req) {
           const page = await store.queryMetrics({ metricName: req.metricName || undefined, ...range(req.since, req.until, req.limit) });
           return {

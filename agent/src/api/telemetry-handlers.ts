@@ -1,10 +1,12 @@
 // AgentService.QuerySpans and QueryLogs: the OpenTelemetry data this agent
-// received (agent/src/otlp), filtered here so only matches cross the mesh.
+// received (agent/src/otlp), filtered here so only matches cross the mesh;
+// KeepTraces: traces other agents keep, for this agent's keep rules.
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { checkLogFilter, checkSpanFilter } from "@coral/common/telemetry-filters";
-import { LogFilterSchema, SpanFilterSchema, type QueryLogsRequest, type QueryLogsResponseSchema, type QuerySpansRequest, type QuerySpansResponseSchema } from "@coral/proto/gen/coral/agent/v1/telemetry_pb";
+import { checkKeptTraceIds } from "@coral/proto";
+import { LogFilterSchema, SpanFilterSchema, type KeepTracesRequest, type KeepTracesResponseSchema, type QueryLogsRequest, type QueryLogsResponseSchema, type QuerySpansRequest, type QuerySpansResponseSchema } from "@coral/proto/gen/coral/agent/v1/telemetry_pb";
 import type { AgentStore } from "../storage/index.ts";
 
 function invalid<T>(check: () => T): T {
@@ -15,8 +17,12 @@ function invalid<T>(check: () => T): T {
   }
 }
 
-export function telemetryHandlers(store: Pick<AgentStore, "querySpans" | "queryLogs">) {
+export function telemetryHandlers(store: Pick<AgentStore, "querySpans" | "queryLogs">, keepTraces?: (traceIds: readonly string[]) => number) {
   return {
+    keepTraces(req: KeepTracesRequest): MessageInitShape<typeof KeepTracesResponseSchema> {
+      const ids = invalid(() => checkKeptTraceIds(req.traceIds));
+      return { spansKept: keepTraces?.(ids) ?? 0 };
+    },
     async querySpans(req: QuerySpansRequest): Promise<MessageInitShape<typeof QuerySpansResponseSchema>> {
       const f = req.filter ?? create(SpanFilterSchema);
       const q = invalid(() => checkSpanFilter({ ...f, since: f.since && timestampDate(f.since), until: f.until && timestampDate(f.until) }));

@@ -72,6 +72,13 @@ export class OtlpIngest implements OtlpSink {
     this.#keep("spans", this.sampler.add(spans, this.#opts.now()));
   }
 
+  /** Other agents keep these traces: this agent's spans of them are kept too (./tail-sampler.ts keepTold). Returns the waiting spans kept now. */
+  keepTold(traceIds: readonly string[]): number {
+    const spans = this.sampler.keepTold(traceIds, this.#opts.now());
+    this.#keep("spans", spans);
+    return spans.length;
+  }
+
   logs(req: OtlpRequest<"logs">): void {
     const rows = logRecords(req, this.#opts.defaultService);
     for (const r of rows) this.operations.log(r.severityNumber);

@@ -220,9 +220,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const rollbacks = new RollbackExecutor({ serviceName: options.serviceName, config: options.rollback, sdk, log });
   // The SDK's request middleware: RED (preferred to eBPF's for the service while it reports) and traffic samples.
   const traffic = new TrafficPuller({ serviceName: options.serviceName, sdk, store, bounds: options.traffic, logger: log });
+  // What other agents keep (AgentService.KeepTraces), for the OTLP keep rules once they run.
+  const traceKeeps: { keep?: (traceIds: readonly string[]) => number } = {};
   const api: AgentApiServer = await startAgentApi({
     store,
     agentId,
+    keepTraces: (traceIds) => traceKeeps.keep?.(traceIds) ?? 0,
     // Read on every call: the pinned key can arrive later (enrollment).
     colonyPublicKey: () => identity.colonyPubkey || undefined,
     maxBodyBytes: options.apiMaxBodyBytes,
@@ -456,7 +459,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   else void kernel.start();
   void httpTracer?.start();
   const otlpOptions = options.otlp ?? otlpFromEnv();
-  const otlp = otlpOptions ? await startOtlp(otlpOptions, store, options.serviceName, log) : undefined;
+  const otlp = otlpOptions ? await startOtlp(otlpOptions, store, options.serviceName, log, (traceIds) => link.reportKeptTraces(traceIds)) : undefined;
+  traceKeeps.keep = otlp?.keepTraces;
   // A restarted agent resumes its collectors once it knows which process it
   // observes now, or that none listens (then they end, saying so).
   const firstLook = new Promise<void>((resolve) => {

@@ -1,5 +1,6 @@
 // The agent's Connect link to its colony: Register (signed with the agent's
-// own key; the first time with its invitation), Heartbeat, Deregister.
+// own key; the first time with its invitation), Heartbeat, Deregister, and
+// ReportKeptTraces (traces kept here for an error or slow span).
 // Register is retried with backoff until the colony answers; a heartbeat the
 // colony refuses (unknown or expired agent) leads to a new registration. The
 // colony's identity key is pinned: from the join token, or vouched for by the
@@ -164,6 +165,12 @@ export class ColonyLink {
       { timeoutMs: 10_000 },
     );
     return res.state;
+  }
+
+  /** Tells the colony this agent keeps these traces (at most 1000 ids); throws before registration and on failure. */
+  async reportKeptTraces(traceIds: string[]): Promise<void> {
+    if (!this.token) throw new ConnectError("not registered with the colony yet", Code.FailedPrecondition);
+    await this.client.reportKeptTraces({ agentId: this.options.agentId, traceIds }, { timeoutMs: 5000 });
   }
 
   async deregister(reason: string): Promise<void> {

@@ -1,8 +1,12 @@
 // OpenTelemetry in, for a running agent: the OTLP endpoints (loopback by
 // default) feeding the store through the tail keep rules. A port another
 // program (or another agent on the host) already holds turns that endpoint
-// off for this agent, said once, without stopping the agent.
+// off for this agent, said once, without stopping the agent. Traces kept
+// here for an error or slow span are reported to the colony at once, which
+// tells the other agents (keepTraces is what they were told), so every agent
+// keeps its spans of such a trace.
 import { OtlpIngest, type OtlpIngestStats } from "../otlp/ingest.ts";
+import { KeepReporter, type KeepReportStats } from "../otlp/keep-reports.ts";
 import { OtlpReceiver, type OtlpReceiverStats } from "../otlp/receiver.ts";
 import type { AgentStore } from "../storage/index.ts";
 import type { MetricSummary } from "../storage/types.ts";
@@ -27,6 +31,16 @@ export interface OtlpStatus {
   grpcPort?: number;
   receiver: OtlpReceiverStats;
   ingest: OtlpIngestStats;
+  /** Kept traces reported to the colony (ingest.sampler has what other agents told this one). */
+  keepReports: KeepReportStats;
+}
+
+export interface RunningOtlp {
+  status(): OtlpStatus;
+  summaries(): MetricSummary[];
+  /** Other agents keep these traces (AgentService.KeepTraces): keep this agent's spans of them. Returns the waiting spans kept now. */
+  keepTraces(traceIds: readonly string[]): number;
+  stop(): Promise<void>;
 }
 
 /** From CORAL_OTLP: "0" or "off" turns it off; else the options (default endpoints). */
@@ -39,12 +53,18 @@ export async function startOtlp(
   options: OtlpOptions,
   store: AgentStore,
   serviceName: string,
-  log: { info(o: object, m: string): void; warn(o: object, m: string): void },
-): Promise<{ status(): OtlpStatus; summaries(): MetricSummary[]; stop(): Promise<void> }> {
+  log: { info(o: object, m: string): void; warn(o: object, m: string): void; debug?(o: object, m: string): void },
+  /** Sends a batch of kept trace ids to the colony (MeshService.ReportKeptTraces); without it nothing is reported. */
+  reportKeptTraces: (traceIds: string[]) => Promise<void> = async () => undefined,
+): Promise<RunningOtlp> {
+  const reports = new KeepReporter({
+    send: reportKeptTraces,
+    onError: (err) => log.debug?.({ err: String(err) }, "could not report kept traces to the colony"),
+  });
   const ingest = new OtlpIngest({
     store,
     defaultService: serviceName,
-    sampler: { keepShare: options.keepShare, slowMs: options.slowMs },
+    sampler: { keepShare: options.keepShare, slowMs: options.slowMs, onKeep: (traceId) => reports.report(traceId) },
     onError: (err) => log.warn({ err: String(err) }, "could not store OpenTelemetry data"),
   });
   const problems: string[] = [];
@@ -80,10 +100,13 @@ export async function startOtlp(
         lastRejection: receivers.map((r) => r.stats().lastRejection).find(Boolean),
       },
       ingest: ingest.stats(),
+      keepReports: reports.stats(),
     }),
     summaries: () => ingest.operations.drain(),
+    keepTraces: (traceIds) => ingest.keepTold(traceIds),
     async stop() {
       await Promise.all(receivers.map((r) => r.stop()));
+      reports.stop();
       await ingest.stop();
     },
   };

@@ -1,9 +1,10 @@
-// MeshService: agents join, heartbeat and leave.
+// MeshService: agents join, heartbeat and leave, and report the traces they
+// keep for an error or slow span (passed on to the other agents, ./trace-keeps.ts).
 import { randomBytes } from "node:crypto";
 import { clone, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { ValidationError, bearerToken, checkAgentId, sha256Hex } from "@coral/proto";
+import { ValidationError, bearerToken, checkAgentId, checkKeptTraceIds, sha256Hex } from "@coral/proto";
 import {
   HealthStatus,
   MeshService,
@@ -11,7 +12,9 @@ import {
   type DeregisterRequest,
   type HeartbeatRequest,
   type RegisterRequest,
+  type ReportKeptTracesRequest,
 } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
+import { TraceKeepRelay } from "./trace-keeps.ts";
 import type { AgentHealth } from "./machine.ts";
 import { IdentityError } from "../identity/identities.ts";
 import { hashToken, peerAddressKey } from "../auth/index.ts";
@@ -33,7 +36,7 @@ function invalid(message: string): ConnectError {
   return new ConnectError(message, Code.InvalidArgument);
 }
 
-export function meshService(deps: ApiDeps) {
+export function meshService(deps: ApiDeps, traceKeeps = new TraceKeepRelay(deps)) {
   function validateRegister(req: RegisterRequest): void {
     try {
       checkAgentId(req.agentId);
@@ -173,6 +176,18 @@ export function meshService(deps: ApiDeps) {
       }
       const next = await deps.agents.send(req.agentId, { type: "heartbeat", atMs: now.getTime(), health: healthNames[req.health] ?? "unknown" });
       return { ok: true, state: next.state };
+    },
+
+    async reportKeptTraces(req: ReportKeptTracesRequest, ctx) {
+      const view = await authenticateAgent(req.agentId, ctx);
+      if (view.state === "expired") throw new ConnectError(`agent ${req.agentId} expired; register again`, Code.FailedPrecondition);
+      try {
+        checkKeptTraceIds(req.traceIds);
+      } catch (err) {
+        if (err instanceof ValidationError) throw invalid(err.message);
+        throw err;
+      }
+      return { agents: await traceKeeps.report(req.agentId, req.traceIds) };
     },
 
     async deregister(req: DeregisterRequest, ctx) {
