@@ -59,7 +59,7 @@ describe("OTLP metrics into coral metrics", () => {
     await project?.[Symbol.asyncDispose]();
   });
 
-  it("stores every data point as the agent's own metric, as Prometheus would name it", async () => {
+  it("stores every data point as the agent's own metric, as Prometheus would name it", { timeout: 120_000 }, async () => {
     const stats = agent!.otlp()!;
     expect(stats.state).toBe("running");
     const api = colonyApi(colony.url, project!.localToken);
@@ -74,7 +74,7 @@ describe("OTLP metrics into coral metrics", () => {
         const v = { orders: await maxOf("orders_placed"), queue: await maxOf("queue_depth"), count: await maxOf("checkout_duration_count"), sum: await maxOf("checkout_duration_sum"), invoices: await maxOf("invoices_sent") };
         return Object.values(v).every((x) => x !== undefined) ? v : undefined;
       },
-      { timeoutMs: 60_000, intervalMs: 500 },
+      { timeoutMs: 90_000, intervalMs: 500 },
     );
     expect(values).toEqual({ orders: 5, queue: 7, count: 3, sum: 60, invoices: 2 });
 
@@ -92,7 +92,7 @@ describe("OTLP metrics into coral metrics", () => {
     expect(res.stdout).toMatch(/\b60\b/);
   });
 
-  it("summarises every span per operation (kept or not) and counts the interval's errors", async () => {
+  it("summarises every span per operation (kept or not) and counts the interval's errors", { timeout: 120_000 }, async () => {
     const port = agent!.otlp()!.httpPort;
     const tracer = new BasicTracerProvider({
       resource: resourceFromAttributes({ "service.name": "shop" }),

@@ -132,7 +132,13 @@ export class OtlpIngest implements OtlpSink {
         this.#opts.onError?.(err);
       }
       try {
-        if (metrics.length) this.#stats.metricPointsStored += await this.#opts.store.recordMetrics(metrics);
+        if (metrics.length) {
+          // Stamped as they are stored, not as they arrived: a point written after its arrival second
+          // had been summarised would never reach the colony (the agent summarises the raw table by time).
+          const at = new Date(this.#opts.now());
+          for (const p of metrics) p.timestamp = at;
+          this.#stats.metricPointsStored += await this.#opts.store.recordMetrics(metrics);
+        }
       } catch (err) {
         this.#keep("metrics", metrics);
         this.#opts.onError?.(err);

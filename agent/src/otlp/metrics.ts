@@ -3,9 +3,10 @@
 // data point, named as Prometheus would name it (characters outside
 // [A-Za-z0-9_:] as "_"), its attributes as labels. Histograms (explicit and
 // exponential) and summaries come flattened as a scrape exposes them:
-// `x_count`, `x_sum`, and for summaries `x{quantile="0.99"}`. Points are
-// stamped with the time they arrived, as scraped samples are: a sender's
-// clock cannot put a point outside the window being summarised.
+// `x_count`, `x_sum`, and for summaries `x{quantile="0.99"}`. Points carry
+// the agent's time, not the sender's (ingest.ts restamps them as they are
+// stored): a sender's clock, or a slow write, cannot put a point in a window
+// already summarised.
 import type { KeyValue } from "@coral/proto/gen/opentelemetry/proto/common/v1/common_pb";
 import type { NumberDataPoint } from "@coral/proto/gen/opentelemetry/proto/metrics/v1/metrics_pb";
 import type { MetricPoint } from "../storage/types.ts";
