@@ -108,7 +108,13 @@ describe.skipIf(skip !== undefined)("the always-on profiler with real bpftrace",
     for (const [i, w] of windows.slice(0, -1).entries()) {
       expect(w.durationMs).toBeGreaterThan(1500);
       expect(w.durationMs).toBeLessThan(4000);
-      if (i > 0) expect(w.start.getTime()).toBe(windows[i - 1]!.start.getTime() + windows[i - 1]!.durationMs);
+      // Back to back; a window with no sample at all is not handed over (a starved target under heavy load,
+      // seen once in CI), which leaves a gap of whole windows, never an overlap.
+      if (i > 0) {
+        const gap = w.start.getTime() - (windows[i - 1]!.start.getTime() + windows[i - 1]!.durationMs);
+        expect(gap).toBeGreaterThanOrEqual(0);
+        expect(gap % 2000).toBe(0);
+      }
       // One busy thread: about hz samples a second (a loaded machine takes some of its time).
       expect(w.totalSamples).toBeGreaterThan(0.3 * 99 * (w.durationMs / 1000));
       expect(w.totalSamples).toBeLessThan(1.2 * 99 * (w.durationMs / 1000));
