@@ -113,7 +113,7 @@ describe.skipIf(skip !== undefined)("the always-on profiler with real bpftrace",
       if (i > 0) {
         const gap = w.start.getTime() - (windows[i - 1]!.start.getTime() + windows[i - 1]!.durationMs);
         expect(gap).toBeGreaterThanOrEqual(0);
-        expect(gap % 2000).toBe(0);
+        expect(Math.min(gap % 2000, 2000 - (gap % 2000)) % 2000).toBeLessThanOrEqual(50);
       }
       // One busy thread: about hz samples a second (a loaded machine takes some of its time).
       expect(w.totalSamples).toBeGreaterThan(0.3 * 99 * (w.durationMs / 1000));
