@@ -197,9 +197,13 @@ describe.skipIf(skip !== undefined)("CPU profiles through the agent API, with re
     console.log(
       `Go: ${total} samples in ${profile.durationMs} ms, target busy ${busyCpus.toFixed(2)} CPUs → ${percent(total, expected).toFixed(1)}% of the expected ${expected.toFixed(0)}; main.hotLoop ${hot.toFixed(1)}%, main.warmLoop ${warm.toFixed(1)}%; first sample ${profile.firstSampleAfterMs} ms after the request`,
     );
-    const tolerance = shareTolerance(total);
-    expect(Math.abs(hot - 75)).toBeLessThanOrEqual(tolerance);
-    expect(Math.abs(warm - 25)).toBeLessThanOrEqual(tolerance);
+    // The split between the program's two loops; Go's runtime (GC, scheduler) takes its own few
+    // percent besides, more on a loaded machine (6 % in one CI run), so it is judged apart.
+    const loops = (self.get("main.hotLoop") ?? 0) + (self.get("main.warmLoop") ?? 0);
+    expect(percent(loops, total)).toBeGreaterThanOrEqual(85);
+    const tolerance = shareTolerance(loops);
+    expect(Math.abs(percent(self.get("main.hotLoop") ?? 0, loops) - 75)).toBeLessThanOrEqual(tolerance);
+    expect(Math.abs(percent(self.get("main.warmLoop") ?? 0, loops) - 25)).toBeLessThanOrEqual(tolerance);
     expect(total).toBeGreaterThanOrEqual(0.9 * expected);
     // Root first. A Go leaf without a frame of its own hides its caller (main.main) from a
     // frame-pointer walk; the frames above it are there.
