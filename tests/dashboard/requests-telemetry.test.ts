@@ -6,12 +6,11 @@
 // colony. Each view must show the values the API returns: RED per route with
 // exact counts, a sample with its secrets redacted, the error trace as a
 // waterfall across its spans, and the trace's log record.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import http from "node:http";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { context, trace, SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { SeverityNumber } from "@opentelemetry/api-logs";
 import { OTLPLogExporter } from "@opentelemetry/exporter-logs-otlp-http";
@@ -26,10 +25,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testAgent } from "../helpers/agents.ts";
 import { colonyApi, createTestProject, type TestProject } from "../helpers/colony.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { startTrafficApp } from "../requests/start-traffic-app.ts";
 import { chromiumPath, haveChromium, signInLink } from "./helpers.ts";
 
-const appScript = fileURLToPath(new URL("../requests/traffic-app.ts", import.meta.url));
-const testsDir = fileURLToPath(new URL("..", import.meta.url));
 const timeout = 30_000;
 const service = "shop-api";
 
@@ -57,28 +55,10 @@ describe.skipIf(!haveChromium)("dashboard: requests, sampled requests, traces an
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "coral-dash-requests-"));
-    const announce = join(dir, "sdk");
-    // The app serves HTTPS too (not used here): a throwaway certificate.
-    const cert = join(dir, "app.crt");
-    const key = join(dir, "app.key");
-    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", key, "-out", cert], { stdio: "ignore" });
-    app = spawn(process.execPath, ["--conditions=coral-source", "--import", "tsx", appScript, service, cert, key], {
-      cwd: testsDir,
-      env: { ...process.env, CORAL_SDK_DIR: announce, CORAL_SDK_TOKEN: "", CORAL_SDK_PORT: "" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    app.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-    app.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-    const ready = await waitFor(
-      "the app to start",
-      () => {
-        if (app!.exitCode !== null) throw new Error(`the app exited with ${app!.exitCode}:\n${out}`);
-        const line = out.split("\n").find((l) => l.includes('"event":"ready"'));
-        return line ? (JSON.parse(line) as { ports: { http: number } }) : undefined;
-      },
-      { timeoutMs: 60_000 },
-    );
+    const started = await startTrafficApp(service, dir);
+    app = started.app;
+    const { announce } = started;
+    const ready = { ports: started.ports };
     project = await createTestProject();
     colony = await project.start();
     agent = await testAgent(project, colony.url, service, ready.ports.http, {

@@ -9,13 +9,12 @@
 // is refused with a clear error. The MCP tools (coral_query_requests,
 // coral_query_traffic, coral_get_traffic_sample) answer the same, through
 // `coral mcp server` over stdio and Streamable HTTP.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import type { RunningAgent } from "@coral/agent";
@@ -30,19 +29,11 @@ import { rejection } from "../helpers/errors.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { freePort } from "../helpers/ports.ts";
 import { bpfSkipReason } from "../debug/helpers.ts";
+import { startTrafficApp, type TrafficAppPorts } from "./start-traffic-app.ts";
 import { callTool, httpClient, startHttpServer, stdioClient, type McpEnv } from "../mcp/helpers.ts";
 
-const appScript = fileURLToPath(new URL("./traffic-app.ts", import.meta.url));
-const testsDir = fileURLToPath(new URL("..", import.meta.url));
 // Where eBPF runs (root, bpftrace), the agent traces the same plaintext requests too: the SDK's figures must stand alone, not doubled.
 const ebpf = bpfSkipReason([]) === undefined;
-
-interface Ports {
-  http: number;
-  express: number;
-  fastify: number;
-  https: number;
-}
 
 interface ListedSample {
   id: string;
@@ -71,34 +62,17 @@ describe("coral traffic: SDK middleware → agent → colony → CLI", () => {
   let agent: RunningAgent | undefined;
   let app: ChildProcess | undefined;
   let dir = "";
-  let ports: Ports;
+  let ports: TrafficAppPorts;
   let remote: string[] = [];
   let env: Record<string, string> = {};
   const coral = async (args: string[]) => runCoral([...args, ...remote], { env });
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "coral-traffic-"));
-    const cert = join(dir, "app.crt");
-    const key = join(dir, "app.key");
-    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", key, "-out", cert], { stdio: "ignore" });
-    const announce = join(dir, "sdk");
-    app = spawn(process.execPath, ["--conditions=coral-source", "--import", "tsx", appScript, "shop-api", cert, key], {
-      cwd: testsDir,
-      env: { ...process.env, CORAL_SDK_DIR: announce, CORAL_SDK_TOKEN: "", CORAL_SDK_PORT: "" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    app.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-    app.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-    const ready = await waitFor(
-      "the app to start",
-      () => {
-        if (app!.exitCode !== null) throw new Error(`the app exited with ${app!.exitCode}:\n${out}`);
-        const line = out.split("\n").find((l) => l.includes('"event":"ready"'));
-        return line ? (JSON.parse(line) as { ports: Ports; announcement: string | null }) : undefined;
-      },
-      { timeoutMs: 60_000 },
-    );
+    const started = await startTrafficApp("shop-api", dir);
+    app = started.app;
+    const { announce } = started;
+    const ready = { ports: started.ports, announcement: started.announcement };
     expect(ready.announcement).not.toBeNull();
     ports = ready.ports;
     project = await createTestProject();

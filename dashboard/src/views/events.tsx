@@ -2,10 +2,11 @@
 // changed, …), newest first, filtered by component, type and time; live.
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { colony } from "../api.ts";
-import { useLive, useTopics } from "../live.ts";
+import { useTopics } from "../live.ts";
 import { eventDetails, formatTime } from "../logic/format.ts";
 import { Link, setQuery, useLocation } from "../router.tsx";
 import { useAsync } from "../use-async.ts";
+import { ComponentFilter, RangeButtons } from "./filters.tsx";
 
 export const eventRanges = [
   { id: "15m", seconds: 900 },
@@ -59,24 +60,14 @@ export function EventList(props: { service: string; type: string; sinceSeconds: 
 
 export function Events() {
   const { query } = useLocation();
-  const { status } = useLive();
   const service = query.get("service") ?? "";
   const type = query.get("type") ?? "";
   const range = eventRanges.find((r) => r.id === query.get("since")) ?? eventRanges[1];
-  const names = [...new Set(status?.services.map((s) => s.name) ?? [])].sort();
   return (
     <div>
       <div class="toolbar">
         <h2>Events</h2>
-        <label>
-          component{" "}
-          <select value={service} onChange={(e) => setQuery("service", (e.target as HTMLSelectElement).value)}>
-            <option value="">all</option>
-            {names.map((n) => (
-              <option value={n}>{n}</option>
-            ))}
-          </select>
-        </label>
+        <ComponentFilter value={service} />
         <label>
           type{" "}
           <input
@@ -85,13 +76,7 @@ export function Events() {
             onChange={(e) => setQuery("type", (e.target as HTMLInputElement).value.trim())}
           />
         </label>
-        <span class="presets">
-          {eventRanges.map((r) => (
-            <button class={r.id === range.id ? "active" : ""} onClick={() => setQuery("since", r.id)}>
-              {r.id}
-            </button>
-          ))}
-        </span>
+        <RangeButtons ranges={eventRanges} current={range.id} />
       </div>
       <EventList service={service} type={type} sinceSeconds={range.seconds} />
     </div>

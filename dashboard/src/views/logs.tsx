@@ -6,10 +6,10 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { logRow } from "@coral/common/otel-rows";
 import { useEffect } from "preact/hooks";
 import { colony } from "../api.ts";
-import { useLive } from "../live.ts";
 import { formatTime } from "../logic/index.ts";
 import { Link, setQuery, useLocation } from "../router.tsx";
 import { useAsync } from "../use-async.ts";
+import { ComponentFilter, RangeButtons } from "./filters.tsx";
 
 export const telemetryRanges = [
   { id: "15m", seconds: 900 },
@@ -44,7 +44,6 @@ export function TelemetryNotes({ truncated, unavailable, what }: { truncated: bo
 
 export function Logs() {
   const { query } = useLocation();
-  const { status } = useLive();
   const service = query.get("service") ?? "";
   const severity = severities.find((s) => s.id === query.get("severity")) ?? severities[0];
   const grep = query.get("grep") ?? "";
@@ -63,22 +62,13 @@ export function Logs() {
     const timer = setInterval(records.reload, followEveryMs);
     return () => clearInterval(timer);
   }, [follow, records.reload]);
-  const names = [...new Set(status?.services.map((s) => s.name) ?? [])].sort();
   // The colony answers newest first; a log reads oldest first.
   const rows = (records.data?.records.map(logRow) ?? []).reverse();
   return (
     <div>
       <div class="toolbar">
         <h2>Logs</h2>
-        <label>
-          component{" "}
-          <select value={service} onChange={(e) => setQuery("service", (e.target as HTMLSelectElement).value)}>
-            <option value="">all</option>
-            {names.map((n) => (
-              <option value={n}>{n}</option>
-            ))}
-          </select>
-        </label>
+        <ComponentFilter value={service} />
         <select value={severity.id} data-filter="severity" onChange={(e) => setQuery("severity", (e.target as HTMLSelectElement).value || null)}>
           {severities.map((s) => (
             <option value={s.id}>{s.label}</option>
@@ -86,13 +76,7 @@ export function Logs() {
         </select>
         <input value={grep} placeholder="text" data-filter="grep" onChange={(e) => setQuery("grep", (e.target as HTMLInputElement).value || null)} />
         <input value={trace} placeholder="trace id" data-filter="trace" onChange={(e) => setQuery("trace", (e.target as HTMLInputElement).value.trim() || null)} />
-        <span class="presets">
-          {telemetryRanges.map((r) => (
-            <button class={r.id === range.id ? "active" : ""} onClick={() => setQuery("since", r.id)}>
-              {r.id}
-            </button>
-          ))}
-        </span>
+        <RangeButtons ranges={telemetryRanges} current={range.id} />
         <label>
           <input type="checkbox" checked={follow} data-filter="follow" onChange={(e) => setQuery("follow", (e.target as HTMLInputElement).checked ? "1" : null)} /> follow
         </label>

@@ -5,10 +5,10 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { spanMs, spanRow, traceTree, type SpanRow } from "@coral/common/otel-rows";
 import { colony } from "../api.ts";
-import { useLive } from "../live.ts";
 import { formatTime, parseMinDuration } from "../logic/index.ts";
 import { Link, setQuery, useLocation } from "../router.tsx";
 import { useAsync } from "../use-async.ts";
+import { ComponentFilter, RangeButtons } from "./filters.tsx";
 import { TelemetryNotes, telemetryRanges } from "./logs.tsx";
 
 export function Traces({ name }: { name: string }) {
@@ -17,7 +17,6 @@ export function Traces({ name }: { name: string }) {
 
 function TraceList() {
   const { query } = useLocation();
-  const { status } = useLive();
   const service = query.get("service") ?? "";
   const operation = query.get("operation") ?? "";
   const minText = query.get("min") ?? "";
@@ -30,33 +29,18 @@ function TraceList() {
       filter: { service, operation, minDurationMs, errorsOnly, since: timestampFromDate(new Date(Date.now() - range.seconds * 1000)), limit: 200 },
     });
   }, [service, operation, minText, errorsOnly, range.id]);
-  const names = [...new Set(status?.services.map((s) => s.name) ?? [])].sort();
   const rows = spans.data?.spans.map(spanRow) ?? [];
   return (
     <div>
       <div class="toolbar">
         <h2>Traces</h2>
-        <label>
-          component{" "}
-          <select value={service} onChange={(e) => setQuery("service", (e.target as HTMLSelectElement).value)}>
-            <option value="">all</option>
-            {names.map((n) => (
-              <option value={n}>{n}</option>
-            ))}
-          </select>
-        </label>
+        <ComponentFilter value={service} />
         <input value={operation} placeholder="operation" data-filter="operation" onChange={(e) => setQuery("operation", (e.target as HTMLInputElement).value.trim())} />
         <input value={minText} placeholder="slower than, e.g. 200ms" data-filter="min" onChange={(e) => setQuery("min", (e.target as HTMLInputElement).value.trim())} />
         <label>
           <input type="checkbox" checked={errorsOnly} data-filter="errors" onChange={(e) => setQuery("errors", (e.target as HTMLInputElement).checked ? "1" : null)} /> errors only
         </label>
-        <span class="presets">
-          {telemetryRanges.map((r) => (
-            <button class={r.id === range.id ? "active" : ""} onClick={() => setQuery("since", r.id)}>
-              {r.id}
-            </button>
-          ))}
-        </span>
+        <RangeButtons ranges={telemetryRanges} current={range.id} />
         <button class="link" onClick={spans.reload}>
           refresh
         </button>
