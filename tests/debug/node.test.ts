@@ -63,6 +63,26 @@ describe("coral debug on a Node service", () => {
     await waitFor("the inspector closed", async () => [...(await loopbackListeners(pid))].every((p) => before.has(p)), { timeoutMs: 15_000 });
   });
 
+  it("attach counts a call as an error when it threw or rejected, not when it returned a negative value", async () => {
+    const running = runCoral(["debug", "attach", "users", "--function", "reserve", "--duration", "8s", "--capture-return", ...remote], { env, timeoutMs: 60_000 });
+    const api = debugApi(colony.url, project.localToken);
+    const active = await waitFor("session active", async () => (await api.listDebugSessions({ state: "active" })).sessions[0]);
+    expect(active.runtime).toBe("node");
+    for (const [n, body] of [[3, "-3"], [12, "too many: 12"], [5, "-5"]] as const) expect(await (await fetch(`http://127.0.0.1:${port}/reserve?n=${n}`)).text()).toBe(body);
+    const res = await running;
+    if (res.code !== 0) console.log(res.stdout, res.stderr);
+    expect(res.code).toBe(0);
+    expect(res.stdout.match(/RETURN {2}pid=\d+ tid=\d+ duration=\S+( ret=\S+)?/g)?.map((l) => l.replace(/duration=\S+ ?/, ""))).toEqual([
+      `RETURN  pid=${pid} tid=${pid} ret=-3`,
+      `RETURN  pid=${pid} tid=${pid} `,
+      `RETURN  pid=${pid} tid=${pid} ret=-5`,
+    ]);
+    expect(res.stdout).toContain("  └─ error: threw RangeError: too many: 12\n");
+    expect(res.stdout).not.toContain("error: returned");
+    expect(res.stdout).toMatch(/Total calls: 3\n/);
+    expect(res.stdout).toContain("  Errors (threw or rejected): 1 (33.3%)\n");
+  });
+
   it("logpoint prints the expression's value each time the line runs; sessions shows it; the target left clean", async () => {
     const before = await loopbackListeners(pid);
     const running = runCoral(["debug", "logpoint", "users", "app.mjs:11", "--expr", "a + b", "--max-events", "4", "--duration", "30s", ...remote], { env, timeoutMs: 60_000 });

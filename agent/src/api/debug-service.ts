@@ -147,7 +147,7 @@ export function agentDebugService(collectors: UprobeCollectors): ServiceImpl<typ
       if (isNodeProcess(pid)) {
         // JavaScript functions of the app's scripts, through the V8 inspector (opened and closed again).
         const needle = req.pattern.toLowerCase();
-        const all = await withNodeFunctions(pid, { includeNodeModules: req.all, inProcess: collectors.inProcess }, (fns) => fns.filter((f) => !needle || f.label.toLowerCase().includes(needle)));
+        const all = await withNodeFunctions(pid, { includeDependencies: req.all, inProcess: collectors.inProcess }, (fns) => fns.filter((f) => !needle || f.label.toLowerCase().includes(needle)));
         return {
           functions: all.slice(0, limit).map((f) => ({ name: f.name, address: 0n, size: 0n, demangled: "", file: f.file, line: f.line, isAsync: f.async })),
           binary: `/proc/${pid}/exe`,

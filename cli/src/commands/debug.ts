@@ -101,7 +101,7 @@ async function attach(service: string, opts: AttachOptions): Promise<void> {
         if (!opts.json) for (const line of formatEventLine(e, session, { color, utc: opts.utc })) console.log(line);
       },
     });
-    const stats = eventStats(events, session.slowThresholdMs);
+    const stats = eventStats(events, session.slowThresholdMs, session.runtime);
     if (opts.json) {
       console.log(JSON.stringify({ session: toJson(DebugSessionSchema, session), stats, eventsFile: file }, null, 2));
       return;
@@ -178,7 +178,7 @@ export function debugCommand(): Command {
           console.log(`Showing ${events.length.toLocaleString("en-US")} events of ${id} (${session ? sessionTarget(session) : ""} in ${session?.serviceName})${opts.since ? " from the given window" : ""}...`);
           for (const e of events) for (const line of formatEventLine(e, session!, { color, utc: opts.utc })) console.log(line);
           if (session?.kind === "logpoint" || session?.kind === "snapshot") console.log("\n" + formatLineSummary(session, events.length, { color }));
-          else if (session) console.log("\n" + formatSummary(session, eventStats(events, session.slowThresholdMs), { color }));
+          else if (session) console.log("\n" + formatSummary(session, eventStats(events, session.slowThresholdMs, session.runtime), { color }));
         });
       }),
   );
@@ -201,7 +201,7 @@ export function debugCommand(): Command {
       .argument("<service>", "the component, as coral status names it")
       .option("--pattern <text>", "only names containing this (case-insensitive)")
       .option("--limit <n>", "at most this many", intOption(1, 10_000), 200)
-      .option("--all", "Node: also the functions under node_modules")
+      .option("--all", "Node: also the functions of other packages (dependencies, node_modules)")
       .action(async (service: string, opts: RemoteOptions & { pattern?: string; limit: number; all?: boolean }) => {
         await withDebug(opts, async (client) => {
           const res = await client.listFunctions({ serviceName: service, pattern: opts.pattern ?? "", limit: opts.limit, all: opts.all ?? false });

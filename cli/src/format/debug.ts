@@ -24,14 +24,18 @@ export function formatNs(ns: number): string {
 }
 
 /**
- * A call failed when it returned a negative integer (the C convention:
- * -1 or -errno). Only known with --capture-return.
+ * A call failed: in a Node session (runtime "node") when it threw or its
+ * promise rejected (the agent records "!Name: message" in place of its
+ * value; returned values never start with "!"), a negative return value
+ * being a value like any other; elsewhere when it returned a negative
+ * integer (the C convention: -1 or -errno), only known with --capture-return.
  */
-export function isErrorReturn(e: UprobeEvent): boolean {
-  return e.type === "return" && /^-\d+$/.test(e.returnValue);
+export function isErrorReturn(e: UprobeEvent, runtime = ""): boolean {
+  if (e.type !== "return") return false;
+  return runtime === "node" ? e.returnValue.startsWith("!") : /^-\d+$/.test(e.returnValue);
 }
 
-export function formatEventLine(e: UprobeEvent, session: Pick<DebugSession, "slowThresholdMs">, options: FormatOptions): string[] {
+export function formatEventLine(e: UprobeEvent, session: Pick<DebugSession, "slowThresholdMs" | "runtime">, options: FormatOptions): string[] {
   if (e.type === "log") return [formatLogLine(e, options)];
   if (e.type === "snapshot") return formatSnapshot(e, options);
   const c = colors(options.color);
@@ -41,9 +45,11 @@ export function formatEventLine(e: UprobeEvent, session: Pick<DebugSession, "slo
   if (e.type === "entry") return [`${c.dim(at)} ${c.cyan("ENTRY ")}  ${who}${args}`];
   const ns = Number(e.durationNs);
   const slow = ns > session.slowThresholdMs * 1e6;
-  const ret = e.returnValue ? ` ret=${e.returnValue}` : "";
+  const threw = session.runtime === "node" && isErrorReturn(e, session.runtime);
+  const ret = e.returnValue && !threw ? ` ret=${e.returnValue}` : "";
   const lines = [`${c.dim(at)} ${c.green("RETURN")}  ${who} duration=${formatNs(ns)}${ret}${slow ? c.yellow(" ⚠️  SLOW") : ""}`];
-  if (isErrorReturn(e)) lines.push(c.red(`  └─ error: returned ${e.returnValue}`));
+  if (threw) lines.push(c.red(`  └─ error: threw ${e.returnValue.slice(1)}`));
+  else if (isErrorReturn(e, session.runtime)) lines.push(c.red(`  └─ error: returned ${e.returnValue}`));
   return lines;
 }
 
@@ -103,14 +109,15 @@ export interface EventStats {
   p99Ns: number;
 }
 
-export function eventStats(events: readonly UprobeEvent[], slowThresholdMs: number): EventStats {
+/** The calls' figures; `runtime` (the session's) says what an error is (isErrorReturn). */
+export function eventStats(events: readonly UprobeEvent[], slowThresholdMs: number, runtime = ""): EventStats {
   const d = events.filter((e) => e.type === "return").map((e) => Number(e.durationNs));
   d.sort((a, b) => a - b);
   const pct = (p: number) => (d.length ? d[Math.min(d.length - 1, Math.ceil((p / 100) * d.length) - 1)]! : 0);
   return {
     entries: events.filter((e) => e.type === "entry").length,
     calls: d.length,
-    errors: events.filter(isErrorReturn).length,
+    errors: events.filter((e) => isErrorReturn(e, runtime)).length,
     slow: d.filter((x) => x > slowThresholdMs * 1e6).length,
     avgNs: d.length ? d.reduce((a, b) => a + b, 0) / d.length : 0,
     p95Ns: pct(95),
@@ -131,7 +138,11 @@ export function formatSummary(session: DebugSession, stats: EventStats, options:
   lines.push(`  P95 duration: ${formatNs(stats.p95Ns)}`);
   lines.push(`  P99 duration: ${formatNs(stats.p99Ns)}`);
   lines.push(
-    session.captureReturn ? `  Errors: ${formatNumber(stats.errors)}${pct(stats.errors, stats.calls)}` : "  Errors: not known (add --capture-return; a negative return value counts as an error)",
+    session.runtime === "node"
+      ? `  Errors (threw or rejected): ${formatNumber(stats.errors)}${pct(stats.errors, stats.calls)}`
+      : session.captureReturn
+        ? `  Errors: ${formatNumber(stats.errors)}${pct(stats.errors, stats.calls)}`
+        : "  Errors: not known (add --capture-return; a negative return value counts as an error)",
   );
   lines.push(`  Slow calls (>${session.slowThresholdMs}ms): ${formatNumber(stats.slow)}${pct(stats.slow, stats.calls)}`);
   const s = session.summary;

@@ -196,7 +196,7 @@ export const debugEventsTool = defineTool({
     const res = await debugClient(ctx).queryUprobeEvents({ sessionId: args.session, limit: args.limit ?? 2000 });
     const s = res.session!;
     if (s.kind === "logpoint" || s.kind === "snapshot") return lineEvents(s, res.events, res.hasMore);
-    const st = eventStats(res.events, s.slowThresholdMs);
+    const st = eventStats(res.events, s.slowThresholdMs, s.runtime);
     const slowest = res.events
       .filter((e) => e.type === "return")
       .sort((a, b) => Number(b.durationNs - a.durationNs))
@@ -205,7 +205,7 @@ export const debugEventsTool = defineTool({
     const text = [
       `Session ${s.sessionId} (${s.functionName} in ${s.serviceName}) is ${sessionOutcome(s)}${s.reason ? `: ${s.reason}` : ""}.`,
       `${st.calls} call(s) read${res.hasMore ? " (more: raise limit)" : ""}: avg ${formatNs(st.avgNs)}, P95 ${formatNs(st.p95Ns)}, P99 ${formatNs(st.p99Ns)}, ` +
-        `${st.slow} slower than ${s.slowThresholdMs}ms, ${st.errors} negative return(s).`,
+        `${st.slow} slower than ${s.slowThresholdMs}ms, ${st.errors} ${s.runtime === "node" ? "threw or rejected" : "negative return(s)"}.`,
       ...(slowest.length ? ["Slowest:", ...slowest] : []),
     ].join("\n");
     return { text, data: { state: s.state, outcome: sessionOutcome(s), ...st, hasMore: res.hasMore } };

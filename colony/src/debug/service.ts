@@ -40,6 +40,7 @@ export function sessionToProto(v: DebugSessionView): DebugSession {
     reason: v.reason,
     pid: v.pid,
     isGo: v.isGo,
+    runtime: v.runtime ?? "",
     outcome: debugSessionOutcome(v),
     kind: v.options.kind ?? "function",
     expression: v.options.expression ?? "",

@@ -56,6 +56,13 @@ export interface DebugSummary {
   note?: string;
 }
 
+export type DebugRuntime = "node" | "go" | "native";
+
+/** The runtime of a collector, from how the agent sees its calls end (StartUprobeCollectorResponse.return_probe). */
+export function runtimeOf(returnProbe: string, isGo: boolean): DebugRuntime {
+  return returnProbe.startsWith("v8-") ? "node" : isGo ? "go" : "native";
+}
+
 export interface DebugSessionContext {
   sessionId: string;
   serviceName: string;
@@ -68,6 +75,12 @@ export interface DebugSessionContext {
   collectorId: string;
   pid: number;
   isGo: boolean;
+  /**
+   * What runs the traced code, as the agent said when it attached: "node"
+   * (a Node process's JavaScript), "go", or "native" (C, C++, Rust). Absent
+   * before that, and in snapshots from before this field.
+   */
+  runtime?: DebugRuntime;
   startedAtMs: number | null;
   expiresAtMs: number | null;
   endedAtMs: number | null;
@@ -86,7 +99,7 @@ export interface DebugSessionContext {
 
 export type DebugSessionEvent =
   | { type: "attach"; atMs: number; timeoutMs: number }
-  | { type: "attached"; atMs: number; collectorId: string; pid: number; isGo: boolean; expiresAtMs: number }
+  | { type: "attached"; atMs: number; collectorId: string; pid: number; isGo: boolean; runtime?: DebugRuntime; expiresAtMs: number }
   | { type: "attach_failed"; atMs: number; reason: string }
   | { type: "detach"; atMs: number; reason: string; timeoutMs: number }
   | { type: "detached"; atMs: number; summary: DebugSummary | null; reason?: string }
@@ -120,6 +133,7 @@ export const debugSessionMachine = setup({
             collectorId: event.collectorId,
             pid: event.pid,
             isGo: event.isGo,
+            ...(event.runtime ? { runtime: event.runtime } : {}),
             startedAtMs: event.atMs,
             expiresAtMs: event.expiresAtMs,
             deadlineMs: event.expiresAtMs,

@@ -14,6 +14,7 @@ import {
   debugSessionMachine,
   detachTimeoutMs,
   finalSessionStates,
+  runtimeOf,
   type DebugSessionContext,
   type DebugSessionOptions,
   type DebugSessionState,
@@ -338,7 +339,7 @@ export class DebugSessions {
         { timeoutMs: agentCallTimeoutMs },
       );
       const expiresAtMs = res.expiresAt ? timestampMs(res.expiresAt) : this.now() + options.durationMs;
-      await this.host.send(sessionId, { type: "attached", atMs: this.now(), collectorId: res.collectorId, pid: res.pid, isGo: res.isGo, expiresAtMs });
+      await this.host.send(sessionId, { type: "attached", atMs: this.now(), collectorId: res.collectorId, pid: res.pid, isGo: res.isGo, runtime: runtimeOf(res.returnProbe, res.isGo), expiresAtMs });
     } catch (err) {
       const ce = agentError(err, agent);
       await this.host.send(sessionId, { type: "attach_failed", atMs: this.now(), reason: ce.rawMessage });

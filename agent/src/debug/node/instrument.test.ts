@@ -1,7 +1,8 @@
 // The source rewrite of instrument.ts, run in a vm context: the function
 // keeps its lines and behaviour (return values, throws, `this`, `arguments`,
 // its "use strict"), and calls the recorder global once per call — entry and
-// exit for sync functions, entry for async ones. The recorder here is a
+// exit for sync functions, entry for async ones — and hands it what a call
+// throws (an async one: what it rejects with). The recorder here is a
 // plain counting object standing in for recorder.ts's (the real one is
 // exercised against live processes in session.test.ts).
 import { runInNewContext } from "node:vm";
@@ -17,7 +18,7 @@ function run(source: string, name: string, async = false, captureReturn = false)
   const patched = instrumentFunction(source, fn!.start, { key, async, argsExpression: `[${fn!.params.join(", ")}]`, captureReturn });
   expect(patched).toBeDefined();
   expect(sameLines(source, patched!)).toBe(true);
-  const calls = { e: [] as unknown[], x: [] as unknown[], a: [] as unknown[], b: [] as unknown[], v: [] as unknown[] };
+  const calls = { e: [] as unknown[], x: [] as unknown[], a: [] as unknown[], b: [] as unknown[], v: [] as unknown[], t: [] as unknown[] };
   let next = 0;
   const recorder = {
     e: (args: unknown) => (calls.e.push(args), ++next),
@@ -25,6 +26,7 @@ function run(source: string, name: string, async = false, captureReturn = false)
     a: (args: unknown) => void calls.a.push(args),
     b: (args: unknown) => (calls.b.push(args), ++next),
     v: (t: unknown, value: unknown) => void calls.v.push([t, value]),
+    t: (t: unknown, err: unknown) => void calls.t.push([t, (err as Error).message]),
   };
   const context: Record<string, unknown> = { exports: {} };
   context.globalThis = context;
@@ -72,12 +74,19 @@ describe("instrumentFunction", () => {
     expect(instrumentFunction(`function one(a) {return a}\n`, { line: 0, column: 0 }, opts)).toBeUndefined();
   });
 
-  it("marks only the entry of an async function (its end is the promise's)", async () => {
-    const src = `async function load(id) {\n  await null;\n  return id * 2;\n}\nexports.load = load;\n`;
+  it("marks the entry of an async function (its end is the promise's) and hands over what it rejects with", async () => {
+    const src = `async function load(id) {\n  await null;\n  if (id < 0) await Promise.reject(new Error("bad id " + id));\n  return id * 2;\n}\nexports.load = load;\n`;
     const { exports, calls, patched } = run(src, "load", true);
     expect(await exports.load!(21)).toBe(42);
-    expect(calls.a).toEqual([[21]]);
+    await expect(exports.load!(-3)).rejects.toThrow("bad id -3");
+    expect(calls.b).toEqual([[21], [-3]]);
+    expect(calls.t).toEqual([[2, "bad id -3"]]);
     expect(patched).not.toContain("finally");
+    // No room for the closing part: the entry only (timed, a rejection not seen).
+    const tight = `async function f(a) {await a}\nexports.f = f;\n`;
+    const entryOnly = instrumentFunction(tight, { line: 0, column: 0 }, { key, async: true, argsExpression: "[a]" });
+    expect(entryOnly).toBeDefined();
+    expect(entryOnly).not.toContain("catch");
   });
 
   it("is inert once the recorder global is gone", () => {
@@ -129,7 +138,6 @@ describe("instrumentFunction", () => {
     expect(await exports.load!(21)).toBe(42);
     expect(await exports.load!(-4)).toBe(4);
     expect(calls.b).toEqual([[21], [-4]]);
-    expect(calls.a).toEqual([]);
     expect(calls.v[0]).toEqual([1, 42]);
     expect((calls.v[1] as [number, unknown])[0]).toBe(2);
     // The vm context's own Promise: a thenable here.

@@ -10,14 +10,21 @@
 // end, or the in-target watchdog when the agent died) the inserted code does
 // nothing, even where the original source could not be put back.
 //
-//   sync:  function f(a) { BODY }  →  function f(a) {const K=globalThis[key]?.e([a]);try{ BODY}finally{globalThis[key]?.x(K)} }
-//   async: async function f(a) { BODY }  →  async function f(a) {globalThis[key]?.a([a]);BODY}
+//   sync:  function f(a) { BODY }  →  function f(a) {const K=G?.e([a]);try{ BODY}finally{G?.x(K)} }
+//   async: async function f(a) { BODY }  →  async function f(a) {const K=G?.b([a]);try{ BODY}catch(C){G?.t(K,C);throw C} }
 //          (the end is when the function's own promise settles: the promise
 //          hooks of recorder.ts, as for the breakpoint path)
 //
-// With captureReturn, the call also keeps its token (async: b() instead of
-// a()) and each `return EXPR` of the function itself (not of functions nested
-// in it) hands the value to the recorder on its way out, on the same line:
+// where G is globalThis[key]. The async catch hands what the body threw or
+// an await rejected with to the recorder (a sync call that throws ends
+// without its error: V8 refused that rewrite with a catch in our tests),
+// which records it as the call's error, and throws it on unchanged. An
+// async function whose closing part has no room (see below) is marked at
+// its entry only: its calls are timed, a rejection is not seen.
+//
+// With captureReturn, each `return EXPR` of the function itself (not of
+// functions nested in it) also hands the value to the recorder on its way
+// out, on the same line:
 //
 //   return EXPR;  →  return (R=(EXPR),globalThis[key]?.v(K,R),R);
 //
@@ -116,12 +123,6 @@ export function instrumentFunction(source: string, start: { line: number; column
   const token = `__coral_t_${id}`;
   const value = `__coral_r_${id}`;
   const capture = options.captureReturn === true;
-  const enter = options.async
-    ? capture
-      ? `const ${token}=${g}?.b(${options.argsExpression});let ${value};`
-      : `${g}?.a(${options.argsExpression});`
-    : `const ${token}=${g}?.e(${options.argsExpression});${capture ? `let ${value};` : ""}try{`;
-  const exit = options.async ? "" : `}finally{${g}?.x(${token})}`;
   // V8 maps a textual diff of the old and new source to functions; where the
   // inserted text could align on either side of a closing brace, it may put
   // the change at the module's top level and refuse the edit
@@ -136,6 +137,15 @@ export function instrumentFunction(source: string, start: { line: number; column
     if (s.type === "ExpressionStatement" && typeof s.directive === "string") insertAt = s.end;
     else break;
   }
+  // Right after the last statement: what follows is whitespace or a comment (else a sync function gives up, an async one is marked at entry only).
+  const statements = body.body as AnyNode[];
+  const closeAt = statements.length ? statements[statements.length - 1]!.end : insertAt;
+  const wrap = /[\s/]/.test(source[closeAt] ?? "");
+  if (!options.async && !wrap) return undefined;
+  const caught = `__coral_c_${id}`;
+  const enter = `const ${token}=${g}?.${options.async ? "b" : "e"}(${options.argsExpression});${capture ? `let ${value};` : ""}${wrap ? "try{" : ""}`;
+  // Sync: finally only (V8's LiveEdit refuses the sync rewrite with a catch as well; throws there are not marked).
+  const exit = options.async ? `}catch(${caught}){${g}?.t(${token},${caught});throw ${caught}}` : `}finally{${g}?.x(${token})}`;
   // Insertions by offset; at one offset, in the order added.
   const edits: { at: number; text: string }[] = [{ at: insertAt, text: enter }];
   if (capture)
@@ -144,13 +154,7 @@ export function instrumentFunction(source: string, start: { line: number; column
       if (!arg) continue;
       edits.push({ at: arg.start, text: `(${value}=(` }, { at: arg.end, text: `),${g}?.v(${token},${value}),${value})` });
     }
-  if (!options.async) {
-    // Right after the last statement: what follows is whitespace or a comment (else give up).
-    const statements = body.body as AnyNode[];
-    const closeAt = statements.length ? statements[statements.length - 1]!.end : insertAt;
-    if (!/[\s/]/.test(source[closeAt] ?? "")) return undefined;
-    edits.push({ at: closeAt, text: exit });
-  }
+  if (wrap) edits.push({ at: closeAt, text: exit });
   const ordered = edits.map((e, i) => ({ ...e, i })).sort((a, b) => a.at - b.at || a.i - b.i);
   let out = "";
   let from = 0;

@@ -7,7 +7,7 @@
 import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
 import { DebugError } from "../program.ts";
-import { display, isAppScript, loadSourceMap, toPath, type Cdp, type ScriptParsed } from "./scripts.ts";
+import { appScripts, display, loadSourceMap, toPath, type Cdp, type ScriptFilter, type ScriptParsed } from "./scripts.ts";
 
 export interface ResolvedLine {
   scriptId: string;
@@ -115,12 +115,12 @@ export function parseFileLine(spec: string): { file: string; line: number } {
 }
 
 /** The files of the app's scripts (and of their source maps) that `file` names. */
-async function candidates(scripts: readonly ScriptParsed[], file: string, cwd: string | undefined): Promise<{ found: Candidate[]; all: string[] }> {
+async function candidates(scripts: readonly ScriptParsed[], isOwn: ScriptFilter, file: string, cwd: string | undefined): Promise<{ found: Candidate[]; all: string[] }> {
   const found: Candidate[] = [];
   const all = new Set<string>();
   const seen = new Set<string>();
   for (const s of scripts) {
-    if (seen.has(s.scriptId) || !isAppScript(s.url)) continue;
+    if (seen.has(s.scriptId) || !isOwn(s.url)) continue;
     seen.add(s.scriptId);
     const script = toPath(s.url);
     const own: Candidate = { scriptId: s.scriptId, script, path: script, shown: display(script, cwd) };
@@ -145,7 +145,7 @@ async function candidates(scripts: readonly ScriptParsed[], file: string, cwd: s
 /** Where `spec` ("file:line") breaks in the process; Debugger must be enabled and `scripts` its scriptParsed events. */
 export async function resolveLine(cdp: Cdp, scripts: readonly ScriptParsed[], spec: string, cwd: string | undefined): Promise<ResolvedLine> {
   const { file, line } = parseFileLine(spec);
-  const { found, all } = await candidates(scripts, file, cwd);
+  const { found, all } = await candidates(scripts, await appScripts(cdp), file, cwd);
   const files = [...new Set(found.map((c) => c.path))];
   if (files.length === 0)
     throw new DebugError(

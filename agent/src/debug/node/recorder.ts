@@ -25,8 +25,15 @@
 // one: a value returned is the value the promise resolves to; a native
 // promise returned gets a handler of ours (on both outcomes, so nothing new
 // can go unhandled) that records what it fulfils with before the function's
-// own promise settles. Calls that throw or reject, and functions that end
-// without a `return` value, record none.
+// own promise settles. Functions that end without a `return` value record
+// none.
+//
+// Errors: a rewritten async function hands what its body throws or an await
+// rejects with to t(), and the call's end records "!Name: message" in place
+// of a value, with or without --capture-return. Not seen: a rewritten sync
+// function's throw (it ends, without its error), and on the breakpoint path
+// (a sync call that throws has no return event; an async one's rejection
+// settles like a fulfilment).
 //
 // Logpoints and snapshots (line-session.ts): the condition calls l() with
 // closures over the paused frame's scope that evaluate the user's condition
@@ -101,7 +108,8 @@ export function installExpression(cfg: RecorderConfig): string {
     if (!e || !e.keep) return;
     const t = now();
     if (c.ev.length >= cfg.buffer * 2) { c.dropped++; return; }
-    c.ev.push([1, t, t - e.t, ret === undefined ? null : ret]);
+    // A call that threw (or rejected) records "!" and the error instead of a value (values never start with "!").
+    c.ev.push([1, t, t - e.t, e.err !== undefined ? "!" + e.err : ret === undefined ? null : ret]);
   };
   c.s = (args) => { c.stack.push(enter(args)); if (c.stack.length > 10000) c.stack.shift(); return false; };
   c.r = () => { exit(c.stack.pop(), null); return false; };
@@ -145,6 +153,8 @@ export function installExpression(cfg: RecorderConfig): string {
   // Instrumented functions (instrument.ts) call e/x through globalThis[cfg.key]: a token from entry to exit, no stack.
   c.e = (args) => enter(args);
   c.x = (e) => exit(e, e && e.ret);
+  // What a rewritten call threw (its catch hands it over and throws it on): the call's error.
+  c.t = (e, err) => { if (e && e.keep) e.err = errText(err); };
   // Async ones with --capture-return: b is a's twin that returns the token v needs.
   c.b = (args) => { const p = c.last; c.last = null; const e = enter(args); if (p && e.keep) { c.pending.set(p, e); c.inflight++; } return e; };
   const then = Promise.prototype.then;

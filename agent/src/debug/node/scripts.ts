@@ -2,9 +2,19 @@
 // (Debugger.scriptParsed on Debugger.enable), with their functions and, when
 // a script names a source map (inline data: URL or a file next to it), the
 // TypeScript (or other) source position of each function.
-import { readFile } from "node:fs/promises";
+//
+// The app's own scripts are those of the package its main script belongs to
+// (the folder of the nearest package.json above process.argv[1], resolved
+// through symlinks as Node resolves it; the workspace root above it for a
+// monorepo), not under a node_modules folder. That holds for an npm layout
+// (dependencies in node_modules) and for a distribution's, where each
+// dependency is a package of its own beside the app's (Debian installs them
+// all under /usr/share/nodejs). When the main script has no package.json
+// above it (node -e, a lone script), every file script not under
+// node_modules is the app's.
+import { access, readFile, realpath } from "node:fs/promises";
 import { SourceMap, type SourceMapPayload } from "node:module";
-import { dirname, isAbsolute, relative, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { listJsFunctions, type JsFunction } from "./functions.ts";
 
@@ -34,8 +44,8 @@ export interface NodeFunction extends JsFunction {
 }
 
 export interface ScriptOptions {
-  /** Also scripts under node_modules (default false). */
-  includeNodeModules?: boolean;
+  /** Also the scripts of other packages: dependencies, node_modules (default false). */
+  includeDependencies?: boolean;
   /** The target's working directory, to show paths relative to it. */
   cwd?: string;
 }
@@ -43,13 +53,70 @@ export interface ScriptOptions {
 const maxScripts = 2000;
 const maxSourceBytes = 5 * 1024 * 1024;
 
-/** The app's scripts: file:// (or absolute path) URLs, not Node's internals, not node_modules unless asked. */
-export function isAppScript(url: string, includeNodeModules = false): boolean {
-  if (!(url.startsWith("file://") || url.startsWith("/"))) return false;
-  return includeNodeModules || !/[\\/]node_modules[\\/]/.test(url);
+export const toPath = (url: string) => (url.startsWith("file://") ? fileURLToPath(url) : url);
+
+/** A script of a file (file:// URL or absolute path), not one of Node's internals (node:…) or an eval's. */
+const isFileScript = (url: string): boolean => url.startsWith("file://") || url.startsWith("/");
+const inNodeModules = (path: string): boolean => /(^|[\\/])node_modules([\\/]|$)/.test(path);
+const exists = (path: string) => access(path).then(() => true, () => false);
+
+/** Says whether a script (by its URL) is one of the app's own. */
+export type ScriptFilter = (url: string) => boolean;
+
+async function isWorkspaceRoot(dir: string): Promise<boolean> {
+  if (await exists(join(dir, "pnpm-workspace.yaml"))) return true;
+  try {
+    return (JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as { workspaces?: unknown }).workspaces !== undefined;
+  } catch {
+    return false;
+  }
 }
 
-export const toPath = (url: string) => (url.startsWith("file://") ? fileURLToPath(url) : url);
+/**
+ * The folder of the app's own code, given its main script: its package (the
+ * nearest folder with a package.json), or the workspace root above that
+ * package (npm and yarn "workspaces", pnpm-workspace.yaml; never beyond a
+ * node_modules folder); undefined when no package.json is above it.
+ */
+export async function appRoot(mainScript: string): Promise<string | undefined> {
+  const main = await realpath(mainScript).catch(() => mainScript);
+  let root: string | undefined;
+  for (let dir = dirname(main); ; dir = dirname(dir)) {
+    if (!root) {
+      if (await exists(join(dir, "package.json"))) root = dir;
+    } else if (basename(dir) === "node_modules") break;
+    else if (await isWorkspaceRoot(dir)) return dir;
+    if (dirname(dir) === dir) return root;
+  }
+  return root;
+}
+
+/** The target's main script (process.argv[1]), or undefined (node -e, a REPL, or it cannot be read). */
+async function mainScriptOf(cdp: Cdp): Promise<string | undefined> {
+  try {
+    const r = await cdp.send<{ result: { value?: unknown } }>("Runtime.evaluate", {
+      expression: `(typeof process === "object" && process.argv ? process.argv[1] : undefined)`,
+      returnByValue: true,
+      throwOnSideEffect: true,
+    });
+    return typeof r.result.value === "string" && isAbsolute(r.result.value) ? r.result.value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Which scripts of the process are the app's own (see the top of this file); every file script with `includeDependencies`. */
+export async function appScripts(cdp: Cdp, includeDependencies = false): Promise<ScriptFilter> {
+  if (includeDependencies) return isFileScript;
+  const main = await mainScriptOf(cdp);
+  const root = main === undefined ? undefined : await appRoot(main);
+  if (root === undefined) return (url) => isFileScript(url) && !inNodeModules(toPath(url));
+  return (url) => {
+    if (!isFileScript(url)) return false;
+    const rel = relative(root, toPath(url));
+    return rel !== "" && !/^\.\.([\\/]|$)/.test(rel) && !isAbsolute(rel) && !inNodeModules(rel);
+  };
+}
 
 /** Debugger.enable, collecting the scriptParsed events it replays; the debugger stays enabled. */
 export async function enableAndCollect(cdp: Cdp): Promise<ScriptParsed[]> {
@@ -115,7 +182,8 @@ export function display(path: string, cwd: string | undefined): string {
 export async function loadFunctions(cdp: Cdp, scripts: readonly ScriptParsed[], options: ScriptOptions = {}): Promise<NodeFunction[]> {
   const out: NodeFunction[] = [];
   const seen = new Set<string>();
-  for (const s of scripts.filter((x) => isAppScript(x.url, options.includeNodeModules)).slice(0, maxScripts)) {
+  const own = await appScripts(cdp, options.includeDependencies);
+  for (const s of scripts.filter((x) => own(x.url)).slice(0, maxScripts)) {
     if (seen.has(s.scriptId)) continue;
     seen.add(s.scriptId);
     let source: string;

@@ -101,6 +101,22 @@ describe("Node function sessions (V8 inspector)", () => {
     await expectClean(app.pid, before);
   });
 
+  it("records what a call threw or rejected with as its error, with or without --capture-return; a negative value returned is a value", async () => {
+    const s = await start("reserve");
+    expect(s.method).toBe("instrumented");
+    expect((await get(app.port, "/reserve?n=3")).body).toBe("-3");
+    expect((await get(app.port, "/reserve?n=12")).body).toBe("too many: 12");
+    await s.stop();
+    expect(s.events.filter((e) => e.type === "return").map((e) => e.ret)).toEqual([undefined, "!RangeError: too many: 12"]);
+    await expectClean(app.pid, before);
+    const values = await start("reserve", { captureReturn: true });
+    expect((await get(app.port, "/reserve?n=12")).body).toBe("too many: 12");
+    expect((await get(app.port, "/reserve?n=4")).body).toBe("-4");
+    await values.stop();
+    expect(values.events.filter((e) => e.type === "return").map((e) => e.ret)).toEqual(["!RangeError: too many: 12", "-4"]);
+    await expectClean(app.pid, before);
+  });
+
   it("by file:line; a call that throws ends when it throws (rewritten function), or has no return (breakpoints)", async () => {
     const s = await start("app.mjs:20");
     expect(s.fn?.name).toBe("mayThrow");

@@ -33,7 +33,7 @@ export interface NodeSessionOptions extends SessionRequest, NodeSessionCommon {
  */
 export async function withNodeFunctions<T>(pid: number, options: ScriptOptions & Pick<InspectorOptions, "inProcess">, use: (functions: NodeFunction[]) => T | Promise<T>): Promise<T> {
   const current = running.get(pid);
-  if (current && !options.includeNodeModules) return use(current.functions);
+  if (current && !options.includeDependencies) return use(current.functions);
   const { inProcess, ...scriptOptions } = options;
   let session: Session;
   try {

@@ -56,6 +56,8 @@ async function handle(req, res) {
     } catch {
       body = "caught";
     }
+  } else if (url.pathname === "/reserve") {
+    body = await reserve(n).then(String, (err) => err.message);
   } else body = String(new Store().run() + new Queue().run());
   res.end(body);
 }
@@ -76,4 +78,11 @@ function greet(name, greeting = String("hi")) {
 // Returns another async function's promise, not awaited: it settles with what that one resolves to.
 async function lookupLater(id) {
   return lookupUser(id, 5);
+}
+
+// GET /reserve?n=N awaits reserve(N): the stock change, negative (a value, not an error), or a rejection for too many.
+async function reserve(qty) {
+  await sleep(1);
+  if (qty > 10) throw new RangeError(`too many: ${qty}`);
+  return -qty;
 }

@@ -463,7 +463,8 @@ export type ListFunctionsRequest = Message<"coral.agent.v1.ListFunctionsRequest"
   limit: number;
 
   /**
-   * Node: also the scripts under node_modules.
+   * Node: also the scripts of other packages (dependencies: node_modules, or
+   * the packages beside the app's, as distributions install them).
    *
    * @generated from field: bool all = 3;
    */
