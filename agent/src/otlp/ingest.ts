@@ -3,12 +3,14 @@
 // metric points (./metrics.ts), all written in batches every second
 // (one appender flush per table). Rows waiting for the store are bounded;
 // when the store cannot keep up or fails, the oldest are dropped and
-// counted, and the receiver never waits on the disk.
+// counted, and the receiver never waits on the disk. Each resource's data
+// is attributed by its service.name and by the process that sent it
+// (./records.ts attribute; the receiver finds the sender's pid).
 import type { OtlpRequest } from "./decode.ts";
 import type { MetricPoint } from "../storage/types.ts";
 import { metricPoints } from "./metrics.ts";
 import { OperationStats } from "./operations.ts";
-import { logRecords, spanRecords, type LogRecordRow, type SpanRecord } from "./records.ts";
+import { attribute, logRecords, spanRecords, type Attribution, type LogRecordRow, type SpanRecord } from "./records.ts";
 import type { OtlpSink } from "./receiver.ts";
 import { TailSampler, type TailSamplerOptions, type TailSamplerStats } from "./tail-sampler.ts";
 
@@ -23,6 +25,8 @@ export interface OtlpIngestOptions {
   sampler?: TailSamplerOptions;
   /** service.name for data whose resource has none (default the agent's service). */
   defaultService: string;
+  /** The observed service a process belongs to (its process set), if any: data its processes send without a name of their own is that service's. */
+  serviceOfPid?: (pid: number) => string | undefined;
   /** How often kept spans and logs are written (default 1 s). */
   flushEveryMs?: number;
   /** Rows waiting for the store, per table, before the oldest are dropped (default 200,000). */
@@ -43,19 +47,23 @@ export interface OtlpIngestStats {
   metricPointsOverCap: number;
   /** Rows dropped because the store did not keep up. */
   droppedPending: number;
+  /** Resources (of spans, logs or metrics) without a service.name of their own, attributed to the observed service of the process that sent them. */
+  attributedByProcess: number;
+  /** Resources whose service.name differs from the observed service of the process that sent them (the name was kept). */
+  serviceNameDisagreements: number;
 }
 
 export class OtlpIngest implements OtlpSink {
   readonly sampler: TailSampler;
   /** Per-operation latency and the interval's error counts, over everything received (./operations.ts). */
   readonly operations = new OperationStats();
-  readonly #opts: Required<Omit<OtlpIngestOptions, "sampler" | "onError">> & Pick<OtlpIngestOptions, "onError">;
+  readonly #opts: Required<Omit<OtlpIngestOptions, "sampler" | "onError" | "serviceOfPid">> & Pick<OtlpIngestOptions, "onError" | "serviceOfPid">;
   #spans: SpanRecord[] = [];
   #logs: LogRecordRow[] = [];
   #metrics: MetricPoint[] = [];
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> = Promise.resolve();
-  readonly #stats = { spansStored: 0, logsReceived: 0, logsStored: 0, metricPointsReceived: 0, metricPointsStored: 0, metricPointsOverCap: 0, droppedPending: 0 };
+  readonly #stats = { spansStored: 0, logsReceived: 0, logsStored: 0, metricPointsReceived: 0, metricPointsStored: 0, metricPointsOverCap: 0, droppedPending: 0, attributedByProcess: 0, serviceNameDisagreements: 0 };
 
   constructor(options: OtlpIngestOptions) {
     this.sampler = new TailSampler(options.sampler);
@@ -66,8 +74,19 @@ export class OtlpIngest implements OtlpSink {
     return { sampler: this.sampler.stats(), ...this.#stats };
   }
 
-  traces(req: OtlpRequest<"traces">): void {
-    const spans = spanRecords(req, this.#opts.defaultService);
+  /** How this request's resources are attributed, `senderPid` being the process that sent it (when known); counted. */
+  #attribution(senderPid: number | undefined): Attribution {
+    const sender = senderPid ? { pid: senderPid, service: this.#opts.serviceOfPid?.(senderPid) } : undefined;
+    return (attrs) => {
+      const a = attribute(attrs, this.#opts.defaultService, sender);
+      if (a.byProcess) this.#stats.attributedByProcess++;
+      if (a.disagrees) this.#stats.serviceNameDisagreements++;
+      return a;
+    };
+  }
+
+  traces(req: OtlpRequest<"traces">, _via?: "http" | "grpc", senderPid?: number): void {
+    const spans = spanRecords(req, this.#attribution(senderPid));
     for (const s of spans) this.operations.span(this.#opts.defaultService, s.service, s.name, s.durationMs, s.error);
     this.#keep("spans", this.sampler.add(spans, this.#opts.now()));
   }
@@ -79,15 +98,15 @@ export class OtlpIngest implements OtlpSink {
     return spans.length;
   }
 
-  logs(req: OtlpRequest<"logs">): void {
-    const rows = logRecords(req, this.#opts.defaultService);
+  logs(req: OtlpRequest<"logs">, _via?: "http" | "grpc", senderPid?: number): void {
+    const rows = logRecords(req, this.#attribution(senderPid));
     for (const r of rows) this.operations.log(r.severityNumber);
     this.#stats.logsReceived += rows.length;
     this.#keep("logs", rows);
   }
 
-  metrics(req: OtlpRequest<"metrics">): void {
-    const { points, dropped } = metricPoints(req, this.#opts.defaultService, new Date(this.#opts.now()));
+  metrics(req: OtlpRequest<"metrics">, _via?: "http" | "grpc", senderPid?: number): void {
+    const { points, dropped } = metricPoints(req, this.#opts.defaultService, new Date(this.#opts.now()), this.#attribution(senderPid));
     this.#stats.metricPointsReceived += points.length + dropped;
     this.#stats.metricPointsOverCap += dropped;
     this.#keep("metrics", points);

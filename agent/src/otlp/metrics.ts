@@ -11,7 +11,7 @@ import type { KeyValue } from "@coral/proto/gen/opentelemetry/proto/common/v1/co
 import type { NumberDataPoint } from "@coral/proto/gen/opentelemetry/proto/metrics/v1/metrics_pb";
 import type { MetricPoint } from "../storage/types.ts";
 import type { OtlpRequest } from "./decode.ts";
-import { attributeObject, resourceOf } from "./records.ts";
+import { attributeObject, resourceOf, type Attribution } from "./records.ts";
 
 /** Points taken from one request; the rest are counted as dropped (a sender with runaway cardinality). */
 export const maxPointsPerRequest = 20_000;
@@ -50,9 +50,10 @@ export interface OtlpMetricPoints {
 
 /**
  * `agentService`: data from another service.name (a second app sending to
- * this agent) keeps that name as a `service.name` label.
+ * this agent) keeps that name as a `service.name` label. `attributeTo`: how
+ * each resource is attributed (default by its service.name, else the agent's).
  */
-export function metricPoints(req: OtlpRequest<"metrics">, agentService: string, now: Date): OtlpMetricPoints {
+export function metricPoints(req: OtlpRequest<"metrics">, agentService: string, now: Date, attributeTo: Attribution = (attrs) => resourceOf(attrs, agentService)): OtlpMetricPoints {
   const points: MetricPoint[] = [];
   let dropped = 0;
   const push = (name: string, value: number, labels: Record<string, string>) => {
@@ -61,7 +62,7 @@ export function metricPoints(req: OtlpRequest<"metrics">, agentService: string, 
     points.push({ timestamp: now, name, value, labels });
   };
   for (const rm of req.resourceMetrics) {
-    const { service } = resourceOf(rm.resource?.attributes, agentService);
+    const { service } = attributeTo(rm.resource?.attributes);
     const extra: Record<string, string> = service === agentService ? {} : { "service.name": service };
     for (const sm of rm.scopeMetrics)
       for (const m of sm.metrics) {

@@ -3,26 +3,30 @@
 // OTLP/gRPC on 4317 (the collector services, gzip accepted). Sizes are
 // capped before and after decompression; a body that does not decode is
 // answered 400 (HTTP) or invalid_argument (gRPC) with what was wrong,
-// counted, and nothing else happens. Decoded requests go to `sink`.
+// counted, and nothing else happens. Decoded requests go to `sink`, with
+// the pid of the process that sent them when `senderPid` finds it (looked
+// up once per connection: exporters keep theirs open).
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { createServer as createHttp2Server, type Http2Server } from "node:http2";
+import { createServer as createHttp2Server, type Http2Server, type Http2ServerRequest } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { gunzip } from "node:zlib";
 import { promisify } from "node:util";
 import { create, toBinary, toJsonString, type DescMessage } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
+import { createContextKey, createContextValues, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { ExportLogsServiceResponseSchema, LogsService } from "@coral/proto/gen/opentelemetry/proto/collector/logs/v1/logs_service_pb";
 import { ExportMetricsServiceResponseSchema, MetricsService } from "@coral/proto/gen/opentelemetry/proto/collector/metrics/v1/metrics_service_pb";
 import { ExportTraceServiceResponseSchema, TraceService } from "@coral/proto/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb";
 import { OtlpDecodeError, decodeOtlp, type OtlpRequest, type OtlpSignal } from "./decode.ts";
+import type { OtlpPeer } from "./sender.ts";
 
 const gunzipAsync = promisify(gunzip);
 
+/** `senderPid`: the process that sent the request, when the receiver found it (loopback only). */
 export interface OtlpSink {
-  traces(req: OtlpRequest<"traces">, via: "http" | "grpc"): void | Promise<void>;
-  metrics(req: OtlpRequest<"metrics">, via: "http" | "grpc"): void | Promise<void>;
-  logs(req: OtlpRequest<"logs">, via: "http" | "grpc"): void | Promise<void>;
+  traces(req: OtlpRequest<"traces">, via: "http" | "grpc", senderPid?: number): void | Promise<void>;
+  metrics(req: OtlpRequest<"metrics">, via: "http" | "grpc", senderPid?: number): void | Promise<void>;
+  logs(req: OtlpRequest<"logs">, via: "http" | "grpc", senderPid?: number): void | Promise<void>;
 }
 
 export interface OtlpReceiverOptions {
@@ -35,6 +39,8 @@ export interface OtlpReceiverOptions {
   /** Largest request body, compressed or not (default 16 MiB). */
   maxBodyBytes?: number;
   sink: OtlpSink;
+  /** The pid of the process at the other end of a connection (./sender.ts SenderPids.pidOf); without it none is looked for. */
+  senderPid?: (peer: OtlpPeer) => Promise<number | undefined>;
 }
 
 export interface OtlpReceiverStats {
@@ -49,6 +55,7 @@ const responseSchemas: Record<OtlpSignal, DescMessage> = {
   metrics: ExportMetricsServiceResponseSchema,
   logs: ExportLogsServiceResponseSchema,
 };
+const senderKey = createContextKey<Promise<number | undefined> | undefined>(undefined);
 const paths: Record<string, OtlpSignal> = { "/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs" };
 
 class HttpError extends Error {
@@ -61,7 +68,9 @@ class HttpError extends Error {
 }
 
 export class OtlpReceiver {
-  readonly #opts: Required<Omit<OtlpReceiverOptions, "httpPort" | "grpcPort">> & { httpPort: number | null; grpcPort: number | null };
+  readonly #opts: Required<Omit<OtlpReceiverOptions, "httpPort" | "grpcPort" | "senderPid">> & Pick<OtlpReceiverOptions, "senderPid"> & { httpPort: number | null; grpcPort: number | null };
+  /** Per connection (HTTP/1 socket, HTTP/2 session): its sender's pid, looked up once. */
+  readonly #senders = new WeakMap<object, Promise<number | undefined>>();
   #http: Server | undefined;
   #grpc: Http2Server | undefined;
   readonly #stats: OtlpReceiverStats = { requests: { traces: 0, metrics: 0, logs: 0 }, rejected: 0 };
@@ -73,6 +82,7 @@ export class OtlpReceiver {
       grpcPort: options.grpcPort === undefined ? 4317 : options.grpcPort,
       maxBodyBytes: options.maxBodyBytes ?? 16 * 1024 * 1024,
       sink: options.sink,
+      senderPid: options.senderPid,
     };
   }
 
@@ -96,7 +106,17 @@ export class OtlpReceiver {
       this.#http = server;
     }
     if (grpcPort !== null) {
-      const server = createHttp2Server(connectNodeAdapter({ routes: (r) => this.#routes(r), grpc: true, connect: false, grpcWeb: false, acceptCompression: [compressionGzip], readMaxBytes: this.#opts.maxBodyBytes }));
+      const server = createHttp2Server(
+        connectNodeAdapter({
+          routes: (r) => this.#routes(r),
+          contextValues: (req) => createContextValues().set(senderKey, this.#senderOf(req)),
+          grpc: true,
+          connect: false,
+          grpcWeb: false,
+          acceptCompression: [compressionGzip],
+          readMaxBytes: this.#opts.maxBodyBytes,
+        }),
+      );
       try {
         await listen(server, grpcPort, host);
       } catch (err) {
@@ -119,20 +139,38 @@ export class OtlpReceiver {
     this.#stats.lastRejection = why;
   }
 
+  /** The sender's pid of the request's connection: looked up at its first request, then the same promise. */
+  #senderOf(req: IncomingMessage | Http2ServerRequest): Promise<number | undefined> | undefined {
+    const lookup = this.#opts.senderPid;
+    if (!lookup) return undefined;
+    const socket = req.socket;
+    const key: object = ("stream" in req ? req.stream.session : undefined) ?? socket;
+    let pid = this.#senders.get(key);
+    if (!pid) {
+      // Never rejects: a request refused before its handler runs never awaits it.
+      pid = lookup({ remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, localAddress: socket.localAddress, localPort: socket.localPort }).catch(() => undefined);
+      this.#senders.set(key, pid);
+    }
+    return pid;
+  }
+
   #routes(router: ConnectRouter): void {
-    const handle = async <S extends OtlpSignal>(signal: S, req: OtlpRequest<S>) => {
+    const handle = async <S extends OtlpSignal>(signal: S, req: OtlpRequest<S>, ctx: HandlerContext) => {
       this.#stats.requests[signal]++;
-      await (this.#opts.sink[signal] as (r: OtlpRequest<S>, via: "grpc") => void | Promise<void>)(req, "grpc");
+      const pid = await ctx.values.get(senderKey);
+      await (this.#opts.sink[signal] as (r: OtlpRequest<S>, via: "grpc", pid?: number) => void | Promise<void>)(req, "grpc", pid);
       return {};
     };
-    router.service(TraceService, { export: (req) => handle("traces", req) });
-    router.service(MetricsService, { export: (req) => handle("metrics", req) });
-    router.service(LogsService, { export: (req) => handle("logs", req) });
+    router.service(TraceService, { export: (req, ctx) => handle("traces", req, ctx) });
+    router.service(MetricsService, { export: (req, ctx) => handle("metrics", req, ctx) });
+    router.service(LogsService, { export: (req, ctx) => handle("logs", req, ctx) });
   }
 
   async #serveHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const signal = paths[(req.url ?? "").split("?", 1)[0]!];
     const json = /^application\/json\b/i.test(req.headers["content-type"] ?? "");
+    // Looked up while the body is read (the sender waits for the answer, its socket still open).
+    const sender = this.#senderOf(req);
     try {
       if (!signal) throw new HttpError(404, `no OTLP endpoint at ${String(req.url).slice(0, 100)}: POST /v1/traces, /v1/metrics or /v1/logs`);
       if (req.method !== "POST") throw new HttpError(405, `OTLP/HTTP takes POST, not ${req.method}`);
@@ -151,7 +189,7 @@ export class OtlpReceiver {
       }
       const decoded = decodeOtlp(signal, body, json);
       this.#stats.requests[signal]++;
-      await (this.#opts.sink[signal] as (r: typeof decoded, via: "http") => void | Promise<void>)(decoded, "http");
+      await (this.#opts.sink[signal] as (r: typeof decoded, via: "http", pid?: number) => void | Promise<void>)(decoded, "http", await sender);
       const schema = responseSchemas[signal];
       const empty = create(schema);
       res.writeHead(200, { "content-type": json ? "application/json" : "application/x-protobuf" });

@@ -1,6 +1,7 @@
 // OTLP requests flattened into the rows the agent keeps: one per span and
-// one per log record, with the resource's service.name (and process.pid,
-// when the SDK sets it) on each. Attribute sets are JSON, values as text
+// one per log record, with the service and pid they are attributed to
+// (attribute below: the resource's service.name and process.pid, or the
+// sending process's) on each. Attribute sets are JSON, values as text
 // where they are not plain scalars, and capped so one huge attribute cannot
 // blow a row up.
 import type { AnyValue, KeyValue } from "@coral/proto/gen/opentelemetry/proto/common/v1/common_pb";
@@ -16,7 +17,7 @@ export interface SpanRecord {
   spanId: string;
   parentSpanId: string;
   service: string;
-  /** process.pid of the resource, 0 when not given. */
+  /** process.pid of the resource, else the sending process's (found from a loopback connection), 0 when neither. */
   pid: number;
   name: string;
   /** SPAN_KIND_… without the prefix, lower case: server, client, internal, producer, consumer, unspecified. */
@@ -99,12 +100,52 @@ export function resourceOf(attrs: readonly KeyValue[] | undefined, fallbackServi
   return { service: cut(service || fallbackService, 200), pid: Number.isSafeInteger(pid) && pid > 0 ? pid : 0 };
 }
 
+/** Where a resource's data goes: a service and a pid (0 = none). */
+export type Attribution = (attrs: readonly KeyValue[] | undefined) => { service: string; pid: number };
+
+/** The process that sent a request (found from its loopback connection) and the observed service it belongs to, if any. */
+export interface OtlpSender {
+  pid: number;
+  service?: string;
+}
+
+export interface Attributed {
+  service: string;
+  pid: number;
+  /** The resource named no service, or the SDK's default (unknown_service[:<process>]): the sender's service stands in. */
+  byProcess: boolean;
+  /** The resource names a service, and the sender belongs to another observed one (the name stands: users name things on purpose). */
+  disagrees: boolean;
+}
+
+/** service.name as the OTel SDKs set it when they were given none: "unknown_service", or "unknown_service:<process>". */
+export const isDefaultServiceName = (name: string) => name === "" || name === "unknown_service" || name.startsWith("unknown_service:");
+
+/**
+ * By service.name and by the sending process: a resource without a name of
+ * its own (none, or the SDK's default) from a process of an observed
+ * service is that service's; one without any name from elsewhere is
+ * `fallbackService`'s. process.pid, when the resource has none, is the
+ * sender's.
+ */
+export function attribute(attrs: readonly KeyValue[] | undefined, fallbackService: string, sender: OtlpSender | undefined): Attributed {
+  const named = resourceOf(attrs, "");
+  const pid = named.pid || sender?.pid || 0;
+  const byProcess = isDefaultServiceName(named.service) && sender?.service !== undefined;
+  const service = byProcess ? sender!.service! : named.service || fallbackService;
+  return { service: cut(service, 200), pid, byProcess, disagrees: !byProcess && sender?.service !== undefined && sender.service !== named.service };
+}
+
+const byResource = (fallbackService: string): Attribution => (attrs) => resourceOf(attrs, fallbackService);
+
 const kindNames = ["unspecified", "internal", "server", "client", "producer", "consumer"];
 
-export function spanRecords(req: OtlpRequest<"traces">, fallbackService = "unknown_service"): SpanRecord[] {
+/** `to`: a service for resources without service.name, or how to attribute each resource. */
+export function spanRecords(req: OtlpRequest<"traces">, to: string | Attribution = "unknown_service"): SpanRecord[] {
+  const attributeTo = typeof to === "string" ? byResource(to) : to;
   const out: SpanRecord[] = [];
   for (const rs of req.resourceSpans) {
-    const { service, pid } = resourceOf(rs.resource?.attributes, fallbackService);
+    const { service, pid } = attributeTo(rs.resource?.attributes);
     for (const ss of rs.scopeSpans) {
       for (const s of ss.spans) {
         const durationNs = s.endTimeUnixNano > s.startTimeUnixNano ? s.endTimeUnixNano - s.startTimeUnixNano : 0n;
@@ -129,10 +170,11 @@ export function spanRecords(req: OtlpRequest<"traces">, fallbackService = "unkno
   return out;
 }
 
-export function logRecords(req: OtlpRequest<"logs">, fallbackService = "unknown_service"): LogRecordRow[] {
+export function logRecords(req: OtlpRequest<"logs">, to: string | Attribution = "unknown_service"): LogRecordRow[] {
+  const attributeTo = typeof to === "string" ? byResource(to) : to;
   const out: LogRecordRow[] = [];
   for (const rl of req.resourceLogs) {
-    const { service, pid } = resourceOf(rl.resource?.attributes, fallbackService);
+    const { service, pid } = attributeTo(rl.resource?.attributes);
     for (const sl of rl.scopeLogs) {
       for (const r of sl.logRecords) {
         out.push({

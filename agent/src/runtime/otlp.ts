@@ -4,10 +4,14 @@
 // off for this agent, said once, without stopping the agent. Traces kept
 // here for an error or slow span are reported to the colony at once, which
 // tells the other agents (keepTraces is what they were told), so every agent
-// keeps its spans of such a trace.
+// keeps its spans of such a trace. Data is attributed by service.name and
+// by the sending process: for loopback connections the receiver finds the
+// sender's pid (./otlp/sender.ts), and a process of an observed service
+// that sends without a name of its own sends for that service.
 import { OtlpIngest, type OtlpIngestStats } from "../otlp/ingest.ts";
 import { KeepReporter, type KeepReportStats } from "../otlp/keep-reports.ts";
 import { OtlpReceiver, type OtlpReceiverStats } from "../otlp/receiver.ts";
+import { SenderPids, type OtlpPeer, type SenderPidStats } from "../otlp/sender.ts";
 import type { AgentStore } from "../storage/index.ts";
 import type { MetricSummary } from "../storage/types.ts";
 
@@ -22,6 +26,16 @@ export interface OtlpOptions {
   keepShare?: number;
   /** Spans at least this slow keep their trace (default 500 ms). */
   slowMs?: number;
+  /** The observed services' processes: without them senders are not looked up. */
+  observed?: ObservedProcesses;
+}
+
+/** What the agent observes, for attribution by the sending process. */
+export interface ObservedProcesses {
+  /** The pids of every observed service's process set (looked at first for a sender). */
+  pids(): Iterable<number>;
+  /** The observed service whose process set has `pid`. */
+  serviceOfPid(pid: number): string | undefined;
 }
 
 export interface OtlpStatus {
@@ -33,6 +47,8 @@ export interface OtlpStatus {
   ingest: OtlpIngestStats;
   /** Kept traces reported to the colony (ingest.sampler has what other agents told this one). */
   keepReports: KeepReportStats;
+  /** Sending processes looked up (when the agent gave its observed processes). */
+  senders?: SenderPidStats;
 }
 
 export interface RunningOtlp {
@@ -61,19 +77,23 @@ export async function startOtlp(
     send: reportKeptTraces,
     onError: (err) => log.debug?.({ err: String(err) }, "could not report kept traces to the colony"),
   });
+  const observed = options.observed;
   const ingest = new OtlpIngest({
     store,
     defaultService: serviceName,
+    serviceOfPid: observed && ((pid) => observed.serviceOfPid(pid)),
     sampler: { keepShare: options.keepShare, slowMs: options.slowMs, onKeep: (traceId) => reports.report(traceId) },
     onError: (err) => log.warn({ err: String(err) }, "could not store OpenTelemetry data"),
   });
+  const senders = observed && new SenderPids({ candidates: () => observed.pids() });
+  const senderPid = senders && ((peer: OtlpPeer) => senders.pidOf(peer));
   const problems: string[] = [];
   const receivers: OtlpReceiver[] = [];
   // Each endpoint on its own, so one port held does not take the other down.
   for (const which of ["http", "grpc"] as const) {
     const port = which === "http" ? (options.httpPort === undefined ? 4318 : options.httpPort) : options.grpcPort === undefined ? 4317 : options.grpcPort;
     if (port === null) continue;
-    const r = new OtlpReceiver({ host: options.host, httpPort: which === "http" ? port : null, grpcPort: which === "grpc" ? port : null, sink: ingest });
+    const r = new OtlpReceiver({ host: options.host, httpPort: which === "http" ? port : null, grpcPort: which === "grpc" ? port : null, sink: ingest, senderPid });
     try {
       await r.start();
       receivers.push(r);
@@ -101,6 +121,7 @@ export async function startOtlp(
       },
       ingest: ingest.stats(),
       keepReports: reports.stats(),
+      senders: senders?.stats(),
     }),
     summaries: () => ingest.operations.drain(),
     keepTraces: (traceIds) => ingest.keepTold(traceIds),
