@@ -6,8 +6,8 @@
 // 1. Baselines: idle processes sampled like the agent, to split its RSS:
 //    bare `node -e "setInterval(()=>{},1000)"`, `node --import tsx` of a
 //    one-line file (bench/agent-footprint/idle.ts), that plus the coral CLI's
-//    modules loaded, and that plus an empty agent DuckDB store opened with the
-//    agent's settings (and with threads 1 / memory_limit 64MB).
+//    modules loaded, and that plus an empty agent store (SQLite) opened with the
+//    agent's settings.
 // 2. A real colony (temp project after `coral init`; the colony runtime in this
 //    process with its own nats-server), one sample component
 //    (`node component.mjs store <port>`), and ONE agent started as a user
@@ -21,7 +21,7 @@
 //    and to the colony API port from `ss -tinp` every second, each socket's
 //    bytes_acked (bytes the colony's side acknowledged) summed over every
 //    socket seen, so connections opened and closed during the run count too.
-//    At the end, the size of the agent's DuckDB files, then the agent is
+//    At the end, the size of the agent's store files, then the agent is
 //    stopped (SIGTERM) and the sizes read again.
 // 4. Experiments (--lean-minutes each, 0 skips them), run one after the other
 //    once the agent above has stopped, against the same colony and component,
@@ -187,8 +187,7 @@ async function measureBaselines(scratch: string): Promise<Baseline[]> {
     { name: "node (bare)", argv: ["-e", "console.log('ready');setInterval(()=>{},1000)"] },
     { name: "node + tsx", argv: ["--import", "tsx", relative(repoRoot, join(here, "idle.ts"))] },
     { name: "node + tsx + coral modules", argv: ["--import", "tsx", baselineScript, "modules"] },
-    { name: "node + tsx + DuckDB store (agent defaults: 2 threads, 256MB)", argv: ["--import", "tsx", baselineScript, "duckdb", join(scratch, "duck-default")] },
-    { name: "node + tsx + DuckDB store (1 thread, 64MB)", argv: ["--import", "tsx", baselineScript, "duckdb", join(scratch, "duck-small"), "1", "64MB"] },
+    { name: "node + tsx + agent store (SQLite, agent defaults)", argv: ["--import", "tsx", baselineScript, "store", join(scratch, "store")] },
   ];
   const running = specs.map((s) => ({ ...s, ...spawnCaptured(node, s.argv) }));
   try {
@@ -448,9 +447,9 @@ async function main() {
     const exitCode = await stopProcess(agent.child);
     const filesAfterStop = await filesIn(dataDir);
     const loadAfter = loadAverage();
-    const duckdbSize = (files: Record<string, number>) => Object.entries(files).filter(([n]) => n.startsWith("agent.duckdb")).reduce((a, [, size]) => a + size, 0);
-    const duckdbBytes = duckdbSize(filesRunning);
-    const duckdbBytesAfterStop = duckdbSize(filesAfterStop);
+    const storeSize = (files: Record<string, number>) => Object.entries(files).filter(([n]) => n.startsWith("agent.sqlite")).reduce((a, [, size]) => a + size, 0);
+    const storeBytes = storeSize(filesRunning);
+    const storeBytesAfterStop = storeSize(filesAfterStop);
 
     // ---- experiments: the same startAgent call from a lean entry point
     const lean: Array<{ name: string; command: string; measurement: Measurement }> = [];
@@ -523,15 +522,15 @@ async function main() {
           ["  of which Connect API (B/s)", round(m.perPort.api.ackedBytes / m.seconds, 1), "", "", "", ""],
           ["  with TCP/IP headers, estimate (B/s)", m.wireBytesPerSecondEstimate, "", "", "", ""],
           ["from colony, bytes received (B/s)", round((m.perPort.nats.receivedBytes + m.perPort.api.receivedBytes) / m.seconds, 1), "", "", "", ""],
-          ["DuckDB files while running (KB)", round(duckdbBytes / 1024), "", "", "", ""],
-          ["DuckDB file after stop (KB)", round(duckdbBytesAfterStop / 1024), "", "", "", ""],
+          ["store files while running (KB)", round(storeBytes / 1024), "", "", "", ""],
+          ["store file after stop (KB)", round(storeBytesAfterStop / 1024), "", "", "", ""],
           ["threads", m.finalStatus.threads, "", "", "", ""],
           ["startup: spawn → connected (s)", m.connectSeconds, "", "", "", ""],
           ["startup CPU (s)", m.startupCpuSeconds, "", "", "", ""],
         ],
       ),
     );
-    console.log(`\nDuckDB files while running: ${JSON.stringify(filesRunning)}; after stop: ${JSON.stringify(filesAfterStop)}`);
+    console.log(`\nStore files while running: ${JSON.stringify(filesRunning)}; after stop: ${JSON.stringify(filesAfterStop)}`);
     console.log(`RSS at the end by kind: anon ${round(mb(m.finalStatus.rssAnonKb))} MB, file ${round(mb(m.finalStatus.rssFileKb))} MB, shmem ${round(mb(m.finalStatus.rssShmemKb))} MB; PSS ${round(mb(m.pssAtEndKb.pssKb))} MB (file pages shared with other node processes counted in part)`);
     console.log(`Sockets to the colony seen: ${m.socketsSeen}; child processes of the agent: ${m.children.length}${m.children.length ? ` (${m.children.map((c) => c.command).join("; ")}; RSS at the end ${round(mb(m.childRssKb))} MB)` : ""}`);
     console.log(`Colony received: ${colonyRows.batches} batches, ${colonyRows.summaryRows1m} 1-minute summary rows, ${colonyRows.events} events; store is ${service?.status ?? "?"} with pid ${service?.pid ?? "?"} (app pid ${app.pid}); agent exit code after SIGTERM: ${exitCode}`);
@@ -561,7 +560,7 @@ async function main() {
       met,
       agent: {
         ...m,
-        duckdb: { filesWhileRunning: filesRunning, filesAfterStop, bytesWhileRunning: duckdbBytes, bytesAfterStop: duckdbBytesAfterStop },
+        store: { filesWhileRunning: filesRunning, filesAfterStop, bytesWhileRunning: storeBytes, bytesAfterStop: storeBytesAfterStop },
         exitCode,
       },
       colonyReceived: { ...colonyRows, serviceStatus: service?.status, servicePid: service?.pid, appPid: app.pid },

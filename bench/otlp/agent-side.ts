@@ -1,7 +1,7 @@
 // The agent's side of bench/otlp, in its own process (so its CPU is its own
 // and the load generator cannot slow its event loop): the agent's OTLP
 // endpoint, keep rules and ingest (agent/src/runtime/otlp.ts) on a real
-// agent store (DuckDB file), exactly as `coral connect` wires them.
+// agent store (SQLite file), exactly as `coral connect` wires them.
 // Talks to the bench over IPC: "stats" → its OTLP status and CPU time.
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,7 +10,7 @@ import { openAgentStore } from "@coral/agent";
 import { startOtlp } from "@coral/agent/otlp";
 
 const dir = mkdtempSync(join(tmpdir(), "coral-bench-otlp-"));
-const store = await openAgentStore(join(dir, "agent.duckdb"));
+const store = await openAgentStore(join(dir, "agent.sqlite"));
 const log = { info: () => undefined, warn: (o: object, m: string) => process.stderr.write(`${m} ${JSON.stringify(o)}\n`) };
 const otlp = await startOtlp({ httpPort: 0, grpcPort: null }, store, "bench-api", log);
 const status = otlp.status();

@@ -37,6 +37,11 @@ mkdir -p "$rootfs/usr/local/lib/node_modules"
 cp -a "$npm_dir" "$rootfs/usr/local/lib/node_modules/npm"
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
 ln -s ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
+# Node's headers, for native addons built in the image's build stage (better-sqlite3).
+headers="$(dirname "$(dirname "$node_bin")")/include/node"
+[ -f "$headers/node.h" ] || { echo "build.sh: Node's headers not found next to $node_bin (looked in $headers)" >&2; exit 1; }
+mkdir -p "$rootfs/usr/local/include"
+cp -a "$headers" "$rootfs/usr/local/include/node"
 # Trim what a runtime image never reads.
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*
 chroot "$rootfs" /usr/local/bin/node --version >/dev/null

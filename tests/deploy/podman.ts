@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 
 export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 /** Built once from Debian packages and kept between runs (infra/base-image/build.sh). */
-export const baseImage = "localhost/coral-i9-base:bookworm-node20";
+export const baseImage = "localhost/coral-i24-base:bookworm-node20";
 // runc + cgroupfs: what works as root here (no systemd as pid 1, so events go
 // to a file: exec needs them for its exit code); ulimits: the runtime's defaults are refused here, these are not.
 const globalFlags = ["--runtime", "runc", "--cgroup-manager", "cgroupfs", "--events-backend", "file"];

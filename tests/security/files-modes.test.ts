@@ -1,7 +1,7 @@
 // Issue 17, Low: ".coral/ is 0755 and the DuckDB files 0644", as the attack:
 // another local user reads the colony's telemetry, audit log and token
-// hashes. Now .coral/ is 0700 and the colony's and agents' DuckDB files (and
-// their WAL) 0600: after `coral init`, after start, and for an existing
+// hashes. Now .coral/ is 0700 and the colony's DuckDB and agents' SQLite
+// files (and their WAL) 0600: after `coral init`, after start, and for an existing
 // install whose folder and files were left open.
 import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
@@ -67,7 +67,7 @@ describe("file modes", () => {
     const dir = await mkdtemp(join(tmpdir(), "coral-agent-modes-"));
     try {
       const data = join(dir, ".coral", "agents", "api");
-      const file = join(data, "agent.duckdb");
+      const file = join(data, "agent.sqlite");
       const first = await openAgentStore(file);
       await first.close();
       await chmod(file, 0o644);
@@ -76,8 +76,10 @@ describe("file modes", () => {
         await store.recordEvent({ timestamp: new Date(), eventType: "start" });
         await store.flush();
         expect(await mode(file)).toBe("0600");
-        expect(existsSync(`${file}.wal`)).toBe(true);
-        expect(await mode(`${file}.wal`)).toBe("0600");
+        expect(existsSync(`${file}-wal`)).toBe(true);
+        expect(await mode(`${file}-wal`)).toBe("0600");
+        // The lock note naming the holder's pid.
+        expect(await mode(`${file}-lock`)).toBe("0600");
       } finally {
         await store.close();
       }

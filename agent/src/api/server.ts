@@ -1,5 +1,5 @@
 // The agent's Connect server: the colony's detail queries against the local
-// DuckDB, its control calls, live debugging and CPU profiles. Only the colony
+// store, its control calls, live debugging and CPU profiles. Only the colony
 // gets an answer: every call carries a signature by the colony's identity key over
 // this agent, the method, the body and the time (colony-guard.ts checks it
 // before reading the body; colony-handler.ts checks the body against it).

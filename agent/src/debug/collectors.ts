@@ -2,11 +2,11 @@
 // Rust; RET-instruction uprobes for Go; V8 inspector breakpoints for the
 // JavaScript functions of a Node process, see node/session.ts), against the process set the agent
 // observes (the listener and its descendants, never a pid from the caller), with events flushed to the local
-// DuckDB in small batches. Each session stops at its own deadline (the
+// store in small batches. Each session stops at its own deadline (the
 // session's timer and the tracer's own), whether or not anyone calls stop();
 // ended collectors stay queryable for a while.
 //
-// The agent's DuckDB is the one source of truth for its collectors: each
+// The agent's local store is the one source of truth for its collectors: each
 // request is stored when it starts and its end when it ends, so a restarted
 // agent resumes every collector whose deadline has not passed (same id, seq
 // continuing after the last stored event) or says why it could not. Closing

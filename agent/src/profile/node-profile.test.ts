@@ -98,7 +98,7 @@ describe.skipIf(skip !== undefined)("CPU profiles of Node processes through thei
 
   beforeAll(async () => {
     const key = await generateIdentityKey();
-    store = await openAgentStore(join(mkdtempSync(join(tmpdir(), "coral-node-profile-store-")), "agent.duckdb"));
+    store = await openAgentStore(join(mkdtempSync(join(tmpdir(), "coral-node-profile-store-")), "agent.sqlite"));
     profiler = new CpuProfiler({
       observedPid: () => observed,
       logger: { info: (o, m) => console.log(`${m} ${JSON.stringify(o)}`), warn: (o, m) => console.warn(`${m} ${JSON.stringify(o)}`) },

@@ -66,7 +66,7 @@ describe.skipIf(skip !== undefined)("CPU profiles through the agent API, with re
     if (hasGo) bins.go = buildGoBurn(true);
     ticks = await clockTicksPerSecond();
     const key = await generateIdentityKey();
-    store = await openAgentStore(join(mkdtempSync(join(tmpdir(), "coral-profile-store-")), "agent.duckdb"));
+    store = await openAgentStore(join(mkdtempSync(join(tmpdir(), "coral-profile-store-")), "agent.sqlite"));
     profiler = new CpuProfiler({
       observedPid: () => observed,
       logger: { info: (o, m) => console.log(`${m} ${JSON.stringify(o)}`), warn: (o, m) => console.warn(`${m} ${JSON.stringify(o)}`) },

@@ -1,5 +1,5 @@
 // One agent beside one app component: observes the process listening on a
-// port, keeps raw data in its local DuckDB, publishes summaries and events to
+// port, keeps raw data in its local store (SQLite), publishes summaries and events to
 // the colony over NATS JetStream through a durable outbox, heartbeats, and
 // answers the colony's detail queries.
 import { createHash, randomUUID } from "node:crypto";
@@ -163,13 +163,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       );
     identity.colonyPubkey = options.colonyPubkey;
   }
-  const store = await openAgentStore(join(dataDir, "agent.duckdb"), {
+  const store = await openAgentStore(join(dataDir, "agent.sqlite"), {
+    // An earlier agent's DuckDB store: its outbox and collectors are imported once, then it is renamed aside.
+    upgradeFrom: join(dataDir, "agent.duckdb"),
     retentionMs: options.retentionMs,
     logger: (level, msg, fields) => log[level](fields ?? {}, msg),
     // Raw samples are written every 10 s in one transaction (queries flush first).
     writeBufferMs: 10_000,
   }).catch(async (err: unknown) => {
-    // A second agent of the same name (same data folder): say so, not DuckDB's lock error.
+    // A second agent of the same name (same data folder): say so, not the store's lock error.
     const holder = lockHolder(err, await readFile(join(dataDir, "agent.pid"), "utf8").catch(() => undefined));
     throw holder.locked ? new AgentAlreadyRunningError(options.serviceName, holder.pid, dataDir) : err;
   });
@@ -268,6 +270,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
 
   // What we know about the process, for heartbeats and batches.
   let lastSnapshot: ProcessSetSnapshot | null = null;
+  // The service's processes: the set when the watcher reports one, else the listener.
+  const servicePids = (): number[] => (observedPid === null ? [] : (lastSnapshot?.pids ?? [observedPid]));
   let lastHealth: HealthResult | null = null;
   let restartCount = 0;
   let connections: TcpConnection[] = [];
@@ -280,8 +284,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       ? null
       : new KernelConnections({
           bpftracePath: options.bpftracePath,
-          // The service's processes: the set when the watcher reports one, else the listener.
-          pids: () => (observedPid === null ? [] : (lastSnapshot?.pids ?? [observedPid])),
+          pids: servicePids,
         });
   const connectionSource = (): KernelConnectionsStatus =>
     kernel?.status() ?? {
@@ -297,7 +300,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     };
   // Requests served (eBPF): one metric point per request, summarised with the others.
   const httpTracer = httpTracingEnabled(options.httpTracing, connectionMode)
-    ? new HttpTracer({ bpftracePath: options.bpftracePath, pids: () => (observedPid === null ? [] : (lastSnapshot?.pids ?? [observedPid])) })
+    ? new HttpTracer({ bpftracePath: options.bpftracePath, pids: servicePids })
     : null;
   httpTracer?.on("requests", (list) => {
     // The SDK sees the same requests (and HTTPS too): its figures stand, these would count them twice.
@@ -459,7 +462,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   else void kernel.start();
   void httpTracer?.start();
   const otlpOptions = options.otlp ?? otlpFromEnv();
-  const otlp = otlpOptions ? await startOtlp(otlpOptions, store, options.serviceName, log, (traceIds) => link.reportKeptTraces(traceIds)) : undefined;
+  // OTLP sent without a service.name of its own by one of the service's processes is the service's.
+  const observed = { pids: servicePids, serviceOfPid: (pid: number) => (servicePids().includes(pid) ? options.serviceName : undefined) };
+  const otlp = otlpOptions ? await startOtlp({ observed, ...otlpOptions }, store, options.serviceName, log, (traceIds) => link.reportKeptTraces(traceIds)) : undefined;
   traceKeeps.keep = otlp?.keepTraces;
   // A restarted agent resumes its collectors once it knows which process it
   // observes now, or that none listens (then they end, saying so).

@@ -1,6 +1,6 @@
 // Start-up failures a person can act on: what is wrong, and what to do.
 
-/** Another agent already holds this data folder (its local DuckDB is locked). */
+/** Another agent already holds this data folder (its local store is locked). */
 export class AgentAlreadyRunningError extends Error {
   override name = "AgentAlreadyRunningError";
   /** A conflict with what runs here: the CLI exits with its usage/conflict code. */
@@ -17,7 +17,9 @@ export class AgentAlreadyRunningError extends Error {
 }
 
 /**
- * DuckDB refuses a second writer of a file: 'IO Error: Could not set lock on
+ * The agent's SQLite store refuses a second opener: 'cannot open the agent
+ * store …: could not set lock: another agent holds it (PID 1234)'; an earlier
+ * agent's DuckDB file, met while importing it, says 'Could not set lock on
  * file "…": Conflicting lock is held in /usr/bin/node (PID 1234)'. The pid
  * from the message, or from the agent.pid file a daemon leaves, or null.
  */

@@ -29,7 +29,7 @@ function pct(sorted: number[], q: number): number {
 }
 
 const dir = await mkdtemp(join(tmpdir(), "agent-bench-"));
-const file = join(dir, "agent.duckdb");
+const file = join(dir, "agent.sqlite");
 const store = await openAgentStore(file, { retentionMs: 6 * 3_600_000 });
 try {
   let second = 0;

@@ -1,8 +1,7 @@
-// Raw metric samples: appending (the agent samples every second, so one
-// appender flush per call, no SQL parsing per row), detail queries and the
-// per-interval summaries the agent publishes to the colony.
-import { withAppender } from "@coral/common/duckdb";
-import { all, checkDate, checkLimit, date, jsonOrNull, newestPage, num, str, ts, Where, type Conn } from "./sql.ts";
+// Raw metric samples: inserting (the agent samples every second, so one
+// prepared statement run per point inside one transaction per call), detail
+// queries and the per-interval summaries the agent publishes to the colony.
+import { checkDate, checkLimit, date, jsonOrNull, newestPage, num, str, ts, Where, type Conn } from "./sql.ts";
 import type { MetricPoint, MetricQuery, MetricSummary, QueryPage, StoredMetricPoint } from "./types.ts";
 
 function hasKeys(o: Record<string, string> | undefined): o is Record<string, string> {
@@ -11,8 +10,7 @@ function hasKeys(o: Record<string, string> | undefined): o is Record<string, str
   return false;
 }
 
-/** Throws before anything is written if a point is malformed (bad Date or empty name). */
-/** Throws a TypeError naming the first bad point. */
+/** Throws a TypeError naming the first bad point (bad Date, empty name, not a number); nothing is written then. */
 export function checkPoints(points: readonly MetricPoint[]): void {
   for (const [i, p] of points.entries()) {
     checkDate(p.timestamp, `metric point ${i} timestamp`);
@@ -21,36 +19,29 @@ export function checkPoints(points: readonly MetricPoint[]): void {
   }
 }
 
-
 /** Writer side. Non-finite values (NaN, ±Infinity, e.g. empty Prometheus summaries) are skipped. */
-export async function recordMetrics(conn: Conn, points: readonly MetricPoint[]): Promise<number> {
+export function recordMetrics(conn: Conn, points: readonly MetricPoint[]): number {
   checkPoints(points);
   if (points.length === 0) return 0;
-  return withAppender(conn, "metrics", (a) => {
+  const insert = conn.stmt("INSERT INTO metrics (timestamp, metric_name, value, labels) VALUES (?, ?, ?, ?)");
+  return conn.tx(() => {
     let n = 0;
     for (const p of points) {
       if (!Number.isFinite(p.value)) continue;
-      a.appendTimestamp(ts(p.timestamp));
-      a.appendVarchar(p.name);
-      a.appendDouble(p.value);
-      if (hasKeys(p.labels)) a.appendVarchar(JSON.stringify(p.labels));
-      else a.appendNull();
-      a.endRow();
+      insert.run(p.timestamp.getTime(), p.name, p.value, hasKeys(p.labels) ? JSON.stringify(p.labels) : null);
       n++;
     }
     return n;
   });
 }
 
-export async function queryMetrics(conn: Conn, q: MetricQuery): Promise<QueryPage<StoredMetricPoint>> {
+export function queryMetrics(conn: Conn, q: MetricQuery): QueryPage<StoredMetricPoint> {
   const limit = checkLimit(q.limit);
   const where = new Where().eq("metric_name", q.metricName).range("timestamp", q.since, q.until);
-  const rows = await all(
-    conn,
-    `SELECT timestamp, metric_name, value, labels FROM metrics ${where}
-     ORDER BY timestamp DESC, rowid DESC LIMIT ${limit + 1}`,
-    where.params,
-  );
+  const rows = conn.all(`SELECT timestamp, metric_name, value, labels FROM metrics ${where} ORDER BY timestamp DESC, rowid DESC LIMIT ?`, [
+    ...where.params,
+    limit + 1,
+  ]);
   return newestPage(
     rows.map((r) => ({
       timestamp: date(r.timestamp),
@@ -62,33 +53,61 @@ export async function queryMetrics(conn: Conn, q: MetricQuery): Promise<QueryPag
   );
 }
 
-/** Exact (interpolated) quantiles over the raw points in [since, until), per metric name. */
-export async function summarize(conn: Conn, since: Date, until: Date): Promise<MetricSummary[]> {
+/**
+ * The value at quantile q of ascending values, interpolated between the two
+ * nearest order statistics exactly as DuckDB's quantile_cont (which the store
+ * used before): position h = (n - 1) q, x[⌊h⌋] + (h - ⌊h⌋)(x[⌈h⌉] - x[⌊h⌋]).
+ */
+export function quantileCont(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const h = (sorted.length - 1) * q;
+  const lo = Math.floor(h);
+  const hi = Math.ceil(h);
+  const a = sorted[lo]!;
+  return lo === hi ? a : a + (h - lo) * (sorted[hi]! - a);
+}
+
+function summaryOf(metricName: string, sorted: number[]): MetricSummary {
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  return {
+    metricName,
+    p50: quantileCont(sorted, 0.5),
+    p95: quantileCont(sorted, 0.95),
+    p99: quantileCont(sorted, 0.99),
+    mean: sum / sorted.length,
+    max: sorted[sorted.length - 1]!,
+    min: sorted[0]!,
+    count: sorted.length,
+  };
+}
+
+/**
+ * Exact (interpolated) quantiles over the raw points in [since, until), per
+ * metric name. SQLite has no quantile aggregate: it hands back the window's
+ * values sorted by name and value (through the time index), and the
+ * statistics are computed here, one metric at a time, so only the largest
+ * metric's values are held at once.
+ */
+export function summarize(conn: Conn, since: Date, until: Date): MetricSummary[] {
   checkDate(since, "since");
   checkDate(until, "until");
   if (until.getTime() <= since.getTime()) return [];
-  const rows = await all(
-    conn,
-    `SELECT metric_name,
-            quantile_cont(value, [0.5, 0.95, 0.99]) AS q,
-            avg(value) AS mean, max(value) AS max, min(value) AS min, count(*) AS count
-     FROM metrics
-     WHERE timestamp >= $1 AND timestamp < $2
-     GROUP BY metric_name
-     ORDER BY metric_name`,
-    [ts(since), ts(until)],
-  );
-  return rows.map((r) => {
-    const q = r.q as number[];
-    return {
-      metricName: str(r.metric_name),
-      p50: num(q[0]),
-      p95: num(q[1]),
-      p99: num(q[2]),
-      mean: num(r.mean),
-      max: num(r.max),
-      min: num(r.min),
-      count: num(r.count),
-    };
-  });
+  const rows = conn
+    .stmt("SELECT metric_name, value FROM metrics WHERE timestamp >= ? AND timestamp < ? ORDER BY metric_name, value")
+    .raw(true)
+    .iterate(ts(since), ts(until)) as IterableIterator<[string, number]>;
+  const out: MetricSummary[] = [];
+  let name: string | undefined;
+  let values: number[] = [];
+  for (const [metric, value] of rows) {
+    if (metric !== name) {
+      if (name !== undefined) out.push(summaryOf(name, values));
+      name = metric;
+      values = [];
+    }
+    values.push(value);
+  }
+  if (name !== undefined) out.push(summaryOf(name, values));
+  return out;
 }

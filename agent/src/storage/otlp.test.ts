@@ -1,4 +1,4 @@
-// Spans and log records in a real DuckDB file: what the filters of
+// Spans and log records in a real SQLite file: what the filters of
 // `coral traces` and `coral logs` select, newest `limit` returned oldest first.
 import { describe, expect, it } from "vitest";
 import type { LogRecordRow, SpanRecord } from "../otlp/records.ts";
@@ -38,7 +38,7 @@ const log = (i: number, extra: Partial<LogRecordRow> = {}): LogRecordRow => ({
 describe("OTLP storage", () => {
   it("filters spans by service, operation (literally), duration, errors, trace and time", async () => {
     await using t = await tempStores();
-    const store = await t.open("agent.duckdb");
+    const store = await t.open("agent.sqlite");
     await store.recordSpans([
       span(1),
       span(2, { service: "web" }),
@@ -64,7 +64,7 @@ describe("OTLP storage", () => {
 
   it("filters log records by severity, text (literally), trace and service", async () => {
     await using t = await tempStores();
-    const store = await t.open("agent.duckdb");
+    const store = await t.open("agent.sqlite");
     await store.recordLogs([log(1), log(2, { severityNumber: 17, severityText: "ERROR", body: "payment_failed for 50%", traceId: "ab".repeat(16) }), log(3, { service: "web" })]);
     const bodies = async (q: Parameters<typeof store.queryLogs>[0]) => (await store.queryLogs(q)).rows.map((l) => l.body);
     expect(await bodies({ limit: 10 })).toEqual(["request 1 done", "payment_failed for 50%", "request 3 done"]);

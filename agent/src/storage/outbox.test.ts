@@ -125,7 +125,7 @@ describe("outbox", () => {
     await expect(
       store.enqueue({ batchId: "b", subject, payload: "text" as unknown as Uint8Array }),
     ).rejects.toThrow(/Uint8Array/);
-    await expect(t.open("bad.duckdb", { backoff: { baseMs: 0 } })).rejects.toThrow(/backoff.baseMs/);
+    await expect(t.open("bad.sqlite", { backoff: { baseMs: 0 } })).rejects.toThrow(/backoff.baseMs/);
   });
 });
 

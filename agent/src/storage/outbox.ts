@@ -4,9 +4,12 @@
 // restart, loses nothing, up to the outbox's bounds: trim() drops the oldest
 // rows beyond a total size or age (defaults 64 MiB, 24 h) and says what it
 // dropped, so the caller can count and report it. Nothing else deletes a row.
-import { blobValue } from "@duckdb/node-api";
+// Durability: the store runs WAL with synchronous=NORMAL, which a process kill
+// cannot undo (a commit is in the WAL file once it returns); enqueue commits
+// with synchronous=FULL on top, so an accepted batch survives a power loss
+// too. An ack or a retry lost that way only means one more (deduped) delivery.
 import { backoffMs } from "@coral/common/async";
-import { all, checkDate, checkLimit, date, exec, num, str, strOrNull, ts, type Conn, type Row } from "./sql.ts";
+import { blob, checkDate, checkLimit, date, marks, num, str, strOrNull, ts, type Conn, type Row } from "./sql.ts";
 import type { BackoffPolicy, OutboxBounds, OutboxEntry, OutboxInput, OutboxRetry, OutboxTrim } from "./types.ts";
 
 export const defaultBackoff: Readonly<BackoffPolicy> = Object.freeze({ baseMs: 1_000, capMs: 60_000 });
@@ -40,7 +43,7 @@ function toEntry(r: Row): OutboxEntry {
     seq: num(r.seq),
     batchId: str(r.batch_id),
     subject: str(r.subject),
-    // DuckDB hands BLOBs back as Buffers; callers get a plain Uint8Array copy.
+    // SQLite hands BLOBs back as Buffers; callers get a plain Uint8Array copy.
     payload: new Uint8Array(r.payload as Uint8Array),
     createdAt: date(r.created_at),
     attempts: num(r.attempts),
@@ -54,37 +57,38 @@ function checkBatchId(batchId: unknown): string {
   return batchId;
 }
 
-/** Writer side. Idempotent on batchId while the batch is pending: returns false and keeps the first. */
-export async function enqueue(conn: Conn, input: OutboxInput): Promise<boolean> {
-  const batchId = checkBatchId(input.batchId);
+/** Throws a TypeError naming what is wrong with `input`; nothing is written then. */
+export function checkOutboxInput(input: OutboxInput): void {
+  checkBatchId(input.batchId);
   if (typeof input.subject !== "string" || input.subject === "") throw new TypeError("subject must be a non-empty string");
   if (!(input.payload instanceof Uint8Array)) throw new TypeError("payload must be a Uint8Array");
-  const at = ts(checkDate(input.at ?? new Date(), "enqueue time"));
-  const added = await exec(
-    conn,
-    `INSERT INTO outbox (batch_id, subject, payload, created_at, attempts, next_attempt_at)
-     VALUES ($1, $2, $3, $4, 0, $4) ON CONFLICT DO NOTHING`,
-    [batchId, input.subject, blobValue(input.payload), at],
-  );
-  return added > 0;
+  checkDate(input.at ?? new Date(), "enqueue time");
 }
 
-export async function due(conn: Conn, now: Date, limit: number): Promise<OutboxEntry[]> {
-  const rows = await all(
-    conn,
-    `SELECT ${columns} FROM outbox WHERE next_attempt_at <= $1 ORDER BY seq LIMIT ${checkLimit(limit)}`,
-    [ts(checkDate(now, "now"))],
+/** Writer side. Idempotent on batchId while the batch is pending: returns false and keeps the first. Fsynced (see above). */
+export function enqueue(conn: Conn, input: OutboxInput): boolean {
+  checkOutboxInput(input);
+  const at = ts(input.at ?? new Date());
+  return conn.durable(
+    () =>
+      conn.run(
+        `INSERT OR IGNORE INTO outbox (batch_id, subject, payload, created_at, attempts, next_attempt_at) VALUES (?, ?, ?, ?, 0, ?)`,
+        [input.batchId, input.subject, blob(input.payload), at, at],
+      ) > 0,
   );
+}
+
+export function due(conn: Conn, now: Date, limit: number): OutboxEntry[] {
+  const rows = conn.all(`SELECT ${columns} FROM outbox WHERE next_attempt_at <= ? ORDER BY seq LIMIT ?`, [ts(checkDate(now, "now")), checkLimit(limit)]);
   return rows.map(toEntry);
 }
 
-export async function peek(conn: Conn, limit: number): Promise<OutboxEntry[]> {
-  const rows = await all(conn, `SELECT ${columns} FROM outbox ORDER BY seq LIMIT ${checkLimit(limit)}`);
-  return rows.map(toEntry);
+export function peek(conn: Conn, limit: number): OutboxEntry[] {
+  return conn.all(`SELECT ${columns} FROM outbox ORDER BY seq LIMIT ?`, [checkLimit(limit)]).map(toEntry);
 }
 
-export async function ack(conn: Conn, batchId: string): Promise<boolean> {
-  return (await exec(conn, "DELETE FROM outbox WHERE batch_id = $1", [checkBatchId(batchId)])) > 0;
+export function ack(conn: Conn, batchId: string): boolean {
+  return conn.run("DELETE FROM outbox WHERE batch_id = ?", [checkBatchId(batchId)]) > 0;
 }
 
 function errorText(error: unknown): string {
@@ -92,31 +96,22 @@ function errorText(error: unknown): string {
   return text.length > 2_000 ? `${text.slice(0, 2_000)}…` : text;
 }
 
-/** Writer side (the read and the update run back to back in the writer queue). */
-export async function fail(
-  conn: Conn,
-  batchId: string,
-  error: unknown,
-  now: Date,
-  policy: BackoffPolicy,
-): Promise<OutboxRetry | null> {
+/** Writer side: the read and the update in one transaction. */
+export function fail(conn: Conn, batchId: string, error: unknown, now: Date, policy: BackoffPolicy): OutboxRetry | null {
   checkDate(now, "now");
-  const rows = await all(conn, "SELECT attempts FROM outbox WHERE batch_id = $1", [checkBatchId(batchId)]);
-  if (!rows[0]) return null;
-  const attempts = num(rows[0].attempts) + 1;
-  const nextAttemptAt = new Date(now.getTime() + backoffDelay(attempts, policy));
-  await exec(conn, "UPDATE outbox SET attempts = $1, next_attempt_at = $2, last_error = $3 WHERE batch_id = $4", [
-    attempts,
-    ts(nextAttemptAt),
-    errorText(error),
-    batchId,
-  ]);
-  return { attempts, nextAttemptAt };
+  checkBatchId(batchId);
+  return conn.tx(() => {
+    const row = conn.get("SELECT attempts FROM outbox WHERE batch_id = ?", [batchId]);
+    if (!row) return null;
+    const attempts = num(row.attempts) + 1;
+    const nextAttemptAt = new Date(now.getTime() + backoffDelay(attempts, policy));
+    conn.run("UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE batch_id = ?", [attempts, ts(nextAttemptAt), errorText(error), batchId]);
+    return { attempts, nextAttemptAt };
+  });
 }
 
-export async function pendingCount(conn: Conn): Promise<number> {
-  const rows = await all(conn, "SELECT count(*) AS n FROM outbox");
-  return num(rows[0]?.n);
+export function pendingCount(conn: Conn): number {
+  return num(conn.get("SELECT count(*) AS n FROM outbox")?.n);
 }
 
 export const defaultOutboxBounds: Readonly<OutboxBounds> = Object.freeze({ maxBytes: 64 * 1024 * 1024, maxAgeMs: 24 * 60 * 60_000 });
@@ -134,26 +129,27 @@ export function resolveOutboxBounds(partial: Partial<OutboxBounds> = {}): Outbox
  * Writer side. Drops the oldest rows while the outbox holds more than
  * maxBytes of payload, and every row created before now - maxAgeMs.
  */
-export async function trim(conn: Conn, bounds: OutboxBounds, now: Date): Promise<OutboxTrim> {
+export function trim(conn: Conn, bounds: OutboxBounds, now: Date): OutboxTrim {
   const cutoff = ts(new Date(checkDate(now, "now").getTime() - bounds.maxAgeMs));
   // newer_bytes: this row and every newer one; beyond maxBytes, this row is among the oldest to go.
-  const rows = await all(
-    conn,
+  const rows = conn.all(
     `SELECT seq, batch_id, created_at, bytes, newer_bytes FROM (
-       SELECT seq, batch_id, created_at, octet_length(payload) AS bytes,
-              sum(octet_length(payload)) OVER (ORDER BY seq DESC ROWS UNBOUNDED PRECEDING) AS newer_bytes
+       SELECT seq, batch_id, created_at, length(payload) AS bytes,
+              sum(length(payload)) OVER (ORDER BY seq DESC ROWS UNBOUNDED PRECEDING) AS newer_bytes
        FROM outbox)
-     WHERE newer_bytes > $1 OR created_at < $2
+     WHERE newer_bytes > ? OR created_at < ?
      ORDER BY seq`,
     [bounds.maxBytes, cutoff],
   );
   const result: OutboxTrim = { rows: 0, bytes: 0, byAge: 0, bySize: 0, oldest: null, batchIds: [] };
   if (rows.length === 0) return result;
   const seqs = rows.map((r) => num(r.seq));
-  for (let i = 0; i < seqs.length; i += 1000) {
-    const chunk = seqs.slice(i, i + 1000);
-    await exec(conn, `DELETE FROM outbox WHERE seq IN (${chunk.map((_, j) => `$${j + 1}`).join(", ")})`, chunk);
-  }
+  conn.tx(() => {
+    for (let i = 0; i < seqs.length; i += 500) {
+      const chunk = seqs.slice(i, i + 500);
+      conn.run(`DELETE FROM outbox WHERE seq IN (${marks(chunk.length)})`, chunk);
+    }
+  });
   for (const r of rows) {
     result.rows++;
     result.bytes += num(r.bytes);
@@ -165,7 +161,6 @@ export async function trim(conn: Conn, bounds: OutboxBounds, now: Date): Promise
   return result;
 }
 
-export async function pendingBytes(conn: Conn): Promise<number> {
-  const rows = await all(conn, "SELECT coalesce(sum(octet_length(payload)), 0) AS n FROM outbox");
-  return num(rows[0]?.n);
+export function pendingBytes(conn: Conn): number {
+  return num(conn.get("SELECT coalesce(sum(length(payload)), 0) AS n FROM outbox")?.n);
 }

@@ -1,6 +1,5 @@
 // Process snapshots (CPU, memory, fds, threads) and the process's TCP connections.
-import { withAppender } from "@coral/common/duckdb";
-import { all, checkDate, checkLimit, date, newestPage, num, str, ts, Where, type Conn } from "./sql.ts";
+import { checkDate, checkLimit, date, newestPage, num, str, ts, Where, type Conn } from "./sql.ts";
 import type { ConnectionInput, ConnectionQuery, ConnectionRow, ProcessSnapshot, QueryPage, SnapshotQuery } from "./types.ts";
 
 function finite(v: unknown, what: string): number {
@@ -18,36 +17,28 @@ export function checkSnapshot(s: ProcessSnapshot): void {
   finite(s.threadCount, "threadCount");
 }
 
-export async function recordSnapshot(conn: Conn, s: ProcessSnapshot): Promise<void> {
-  await recordSnapshots(conn, [s]);
+export function recordSnapshot(conn: Conn, s: ProcessSnapshot): void {
+  recordSnapshots(conn, [s]);
 }
 
-/** Writer side: many snapshots through one appender. */
-export async function recordSnapshots(conn: Conn, list: readonly ProcessSnapshot[]): Promise<number> {
+/** Writer side: many snapshots in one transaction. */
+export function recordSnapshots(conn: Conn, list: readonly ProcessSnapshot[]): number {
   list.forEach(checkSnapshot);
   if (list.length === 0) return 0;
-  return withAppender(conn, "process_snapshots", (a) => {
-    for (const s of list) {
-      a.appendTimestamp(ts(s.timestamp));
-      a.appendInteger(s.pid);
-      a.appendDouble(s.cpuPercent);
-      a.appendBigInt(BigInt(Math.round(s.memoryBytes)));
-      a.appendInteger(Math.round(s.fdCount));
-      a.appendInteger(Math.round(s.threadCount));
-      a.endRow();
-    }
+  const insert = conn.stmt("INSERT INTO process_snapshots (timestamp, pid, cpu_percent, memory_bytes, fd_count, thread_count) VALUES (?, ?, ?, ?, ?, ?)");
+  return conn.tx(() => {
+    for (const s of list) insert.run(ts(s.timestamp), s.pid, s.cpuPercent, Math.round(s.memoryBytes), Math.round(s.fdCount), Math.round(s.threadCount));
     return list.length;
   });
 }
 
-export async function querySnapshots(conn: Conn, q: SnapshotQuery): Promise<QueryPage<ProcessSnapshot>> {
+export function querySnapshots(conn: Conn, q: SnapshotQuery): QueryPage<ProcessSnapshot> {
   const limit = checkLimit(q.limit);
   const where = new Where().eq("pid", q.pid).range("timestamp", q.since, q.until);
-  const rows = await all(
-    conn,
+  const rows = conn.all(
     `SELECT timestamp, pid, cpu_percent, memory_bytes, fd_count, thread_count FROM process_snapshots ${where}
-     ORDER BY timestamp DESC, rowid DESC LIMIT ${limit + 1}`,
-    where.params,
+     ORDER BY timestamp DESC, rowid DESC LIMIT ?`,
+    [...where.params, limit + 1],
   );
   return newestPage(
     rows.map((r) => ({
@@ -72,31 +63,24 @@ export function checkConnections(list: readonly ConnectionInput[], at: Date): vo
   }
 }
 
-export async function recordConnections(conn: Conn, list: readonly ConnectionInput[], at: Date): Promise<number> {
+export function recordConnections(conn: Conn, list: readonly ConnectionInput[], at: Date): number {
   checkConnections(list, at);
-  const observedAt = ts(at);
   if (list.length === 0) return 0;
-  return withAppender(conn, "connections", (a) => {
-    for (const c of list) {
-      a.appendVarchar(c.localAddr);
-      a.appendVarchar(c.remoteAddr);
-      if (c.state) a.appendVarchar(c.state);
-      else a.appendNull();
-      a.appendTimestamp(observedAt);
-      a.endRow();
-    }
+  const observedAt = ts(at);
+  const insert = conn.stmt("INSERT INTO connections (local_addr, remote_addr, state, observed_at) VALUES (?, ?, ?, ?)");
+  return conn.tx(() => {
+    for (const c of list) insert.run(c.localAddr, c.remoteAddr, c.state || null, observedAt);
     return list.length;
   });
 }
 
-export async function queryConnections(conn: Conn, q: ConnectionQuery): Promise<QueryPage<ConnectionRow>> {
+export function queryConnections(conn: Conn, q: ConnectionQuery): QueryPage<ConnectionRow> {
   const limit = checkLimit(q.limit);
   const where = new Where().range("observed_at", q.since, q.until);
-  const rows = await all(
-    conn,
+  const rows = conn.all(
     `SELECT local_addr, remote_addr, state, observed_at FROM connections ${where}
-     ORDER BY observed_at DESC, rowid DESC LIMIT ${limit + 1}`,
-    where.params,
+     ORDER BY observed_at DESC, rowid DESC LIMIT ?`,
+    [...where.params, limit + 1],
   );
   return newestPage(
     rows.map((r) => ({

@@ -2,7 +2,7 @@
 // service's process set over one interval, kept for the raw-retention window
 // like the other raw data (the colony keeps its per-minute rollups longer).
 // Frames and stacks are one JSON document per window: written once, read whole.
-import { all, checkDate, checkLimit, date, exec, num, str, ts, Where, newestPage, type Conn, type Row } from "./sql.ts";
+import { checkDate, checkLimit, date, marks, num, str, ts, Where, newestPage, type Conn, type Row } from "./sql.ts";
 import type { ProfileWindowInput, ProfileWindowQuery, QueryPage, StoredProfileWindow } from "./types.ts";
 
 const columns = "window_start, duration_ms, hz, total_samples, other_samples, stacks";
@@ -29,9 +29,9 @@ export function checkProfileWindow(w: ProfileWindowInput): void {
     for (const id of s.frameIds) if (!Number.isInteger(id) || id < 0 || id >= w.frames.length) throw new TypeError(`profile window stack refers to frame ${id} of ${w.frames.length}`);
 }
 
-export async function recordProfileWindow(conn: Conn, w: ProfileWindowInput): Promise<void> {
+export function recordProfileWindow(conn: Conn, w: ProfileWindowInput): void {
   checkProfileWindow(w);
-  await exec(conn, `INSERT INTO profile_windows (${columns}) VALUES ($1, $2, $3, $4, $5, $6)`, [
+  conn.run(`INSERT INTO profile_windows (${columns}) VALUES (${marks(6)})`, [
     ts(w.start),
     w.durationMs,
     w.hz,
@@ -42,9 +42,9 @@ export async function recordProfileWindow(conn: Conn, w: ProfileWindowInput): Pr
 }
 
 /** Windows starting in [since, until), oldest first; the newest `limit` when there are more. */
-export async function queryProfileWindows(conn: Conn, q: ProfileWindowQuery): Promise<QueryPage<StoredProfileWindow>> {
+export function queryProfileWindows(conn: Conn, q: ProfileWindowQuery): QueryPage<StoredProfileWindow> {
   const limit = checkLimit(q.limit);
   const where = new Where().range("window_start", q.since, q.until);
-  const rows = await all(conn, `SELECT ${columns} FROM profile_windows ${where} ORDER BY window_start DESC LIMIT ${limit + 1}`, where.params);
+  const rows = conn.all(`SELECT ${columns} FROM profile_windows ${where} ORDER BY window_start DESC LIMIT ?`, [...where.params, limit + 1]);
   return newestPage(rows.map(toWindow), limit);
 }

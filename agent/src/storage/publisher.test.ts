@@ -77,7 +77,7 @@ describe("Publisher", () => {
 
   it("retries a publish that fails three times, recording attempts, then delivers each row exactly once in order", async () => {
     await using t = await tempStores();
-    const store = await t.open("agent.duckdb", { backoff: fastBackoff });
+    const store = await t.open("agent.sqlite", { backoff: fastBackoff });
     await enqueueAll(store, ["b1", "b2", "b3"]);
     const warnings: Record<string, unknown>[] = [];
     const logger: StorageLogger = (level, _msg, fields) => {
@@ -140,7 +140,7 @@ describe("Publisher", () => {
 
   it("resumes after an agent restart with the outbox it left behind", async () => {
     await using t = await tempStores();
-    const before = await t.open("agent.duckdb", { backoff: fastBackoff });
+    const before = await t.open("agent.sqlite", { backoff: fastBackoff });
     await enqueueAll(before, ["b1", "b2", "b3"]);
     let failures = 0;
     const down = new Publisher({
@@ -155,7 +155,7 @@ describe("Publisher", () => {
     await down.stop();
     await before.close();
 
-    const after = await t.open("agent.duckdb", { backoff: fastBackoff });
+    const after = await t.open("agent.sqlite", { backoff: fastBackoff });
     const [head] = await after.peek(1);
     expect(head).toMatchObject({ batchId: "b1", attempts: failures, lastError: "colony unreachable" });
     const { deliveries, publish } = recorder();
@@ -223,7 +223,7 @@ describe("Publisher", () => {
 
   it("keeps the outbox within its bounds while the colony is unreachable, dropping the oldest with a report", async () => {
     await using t = await tempStores();
-    const store = await t.open("agent.duckdb", { backoff: fastBackoff });
+    const store = await t.open("agent.sqlite", { backoff: fastBackoff });
     const drops: OutboxDrop[] = [];
     const warnings: string[] = [];
     const down = new Publisher({

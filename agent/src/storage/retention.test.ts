@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { startLoop } from "./cleanup.ts";
+import { RETENTION_CHUNK } from "./retention.ts";
 import type { StorageLogger } from "./index.ts";
 import { at, tempStores, waitFor } from "./testing.ts";
 
@@ -8,7 +9,7 @@ const hour = 3_600_000;
 describe("retention", () => {
   it("deletes only raw rows older than the retention and never the outbox", async () => {
     await using t = await tempStores();
-    const store = await t.open("agent.duckdb", { retentionMs: hour });
+    const store = await t.open("agent.sqlite", { retentionMs: hour });
     const now = at(2 * 3600);
     const old = new Date(now.getTime() - hour - 1);
     const edge = new Date(now.getTime() - hour);
@@ -47,10 +48,20 @@ describe("retention", () => {
     expect(await store.pendingCount()).toBe(1);
   });
 
+  it("deletes more rows than one chunk, chunk by chunk, and keeps the rest", async () => {
+    await using t = await tempStores();
+    const store = await t.open("agent.sqlite", { retentionMs: hour });
+    const now = at(3 * 3600);
+    const old = Array.from({ length: RETENTION_CHUNK * 2 + 17 }, (_, i) => ({ timestamp: new Date(now.getTime() - 2 * hour + i), name: "m", value: i }));
+    await store.recordMetrics([...old, { timestamp: now, name: "m", value: -1 }]);
+    expect((await store.applyRetention(now)).metrics).toBe(old.length);
+    expect((await store.queryMetrics({ limit: 10 })).rows.map((p) => p.value)).toEqual([-1]);
+  });
+
   it("runs retention periodically until stopped", async () => {
     await using t = await tempStores();
     const logged: { level: string; msg: string }[] = [];
-    const store = await t.open("agent.duckdb", { retentionMs: hour, logger: (level, msg) => logged.push({ level, msg }) });
+    const store = await t.open("agent.sqlite", { retentionMs: hour, logger: (level, msg) => logged.push({ level, msg }) });
     const twoHoursAgo = new Date(Date.now() - 2 * hour);
     await store.recordMetrics([
       { timestamp: twoHoursAgo, name: "m", value: 1 },

@@ -2,7 +2,8 @@
 // colony keeps the long history (as summaries); the agent only answers detail
 // queries about the recent past. The outbox is not raw data and is never
 // trimmed here: its rows leave only when JetStream acknowledges them.
-import { exec, transaction, ts, type Conn } from "./sql.ts";
+import { dateNs } from "./otlp.ts";
+import { ts, type Conn, type Param } from "./sql.ts";
 import type { RetentionResult } from "./types.ts";
 
 export const DEFAULT_RETENTION_MS = 3_600_000;
@@ -24,26 +25,43 @@ export function checkRetention(retentionMs: number | undefined): number {
   return retentionMs;
 }
 
-const targets = [
-  { key: "metrics", sql: "DELETE FROM metrics WHERE timestamp < $1" },
-  { key: "events", sql: "DELETE FROM events WHERE timestamp < $1" },
-  { key: "connections", sql: "DELETE FROM connections WHERE observed_at < $1" },
-  { key: "snapshots", sql: "DELETE FROM process_snapshots WHERE timestamp < $1" },
-  { key: "uprobeEvents", sql: "DELETE FROM uprobe_events WHERE timestamp < $1" },
-  { key: "profileWindows", sql: "DELETE FROM profile_windows WHERE window_start < $1" },
-  // A collector still running (ended_at NULL) is never trimmed.
-  { key: "uprobeCollectors", sql: "DELETE FROM uprobe_collectors WHERE ended_at < $1" },
-  { key: "otlpSpans", sql: "DELETE FROM otlp_spans WHERE start_time < $1" },
-  { key: "otlpLogs", sql: "DELETE FROM otlp_logs WHERE timestamp < $1" },
-] as const;
+type Key = Exclude<keyof RetentionResult, "cutoff">;
 
-/** Writer side: deletes raw rows with a timestamp before now - retentionMs, in one transaction. */
-export async function applyRetention(conn: Conn, retentionMs: number, now: Date): Promise<RetentionResult> {
+/** Each raw table, its time column and how the cutoff is written there (ms, or ns for OTLP). */
+const targets: readonly { key: Key; table: string; column: string; ns?: true }[] = [
+  { key: "metrics", table: "metrics", column: "timestamp" },
+  { key: "events", table: "events", column: "timestamp" },
+  { key: "connections", table: "connections", column: "observed_at" },
+  { key: "snapshots", table: "process_snapshots", column: "timestamp" },
+  { key: "uprobeEvents", table: "uprobe_events", column: "timestamp" },
+  { key: "profileWindows", table: "profile_windows", column: "window_start" },
+  // A collector still running (ended_at NULL) is never trimmed.
+  { key: "uprobeCollectors", table: "uprobe_collectors", column: "ended_at" },
+  { key: "otlpSpans", table: "otlp_spans", column: "start_ns", ns: true },
+  { key: "otlpLogs", table: "otlp_logs", column: "time_ns", ns: true },
+];
+
+/** Rows one DELETE removes at most: a chunk takes a few ms, so the event loop is never held for long. */
+export const RETENTION_CHUNK = 5_000;
+
+/**
+ * Writer side: deletes raw rows with a time before now - retentionMs, in
+ * chunks of RETENTION_CHUNK rows, each its own transaction; `between` runs
+ * after each chunk (the store yields to the event loop there). Rows are only
+ * ever older than the cutoff, so a run cut short leaves nothing inconsistent.
+ */
+export async function applyRetention(conn: () => Conn, retentionMs: number, now: Date, between: () => Promise<void>): Promise<RetentionResult> {
   const cutoff = new Date(now.getTime() - retentionMs);
-  const cut = ts(cutoff);
-  return transaction(conn, async () => {
-    const result: RetentionResult = { cutoff, metrics: 0, events: 0, connections: 0, snapshots: 0, uprobeEvents: 0, profileWindows: 0, uprobeCollectors: 0, otlpSpans: 0, otlpLogs: 0 };
-    for (const t of targets) result[t.key] = await exec(conn, t.sql, [cut]);
-    return result;
-  });
+  const result: RetentionResult = { cutoff, metrics: 0, events: 0, connections: 0, snapshots: 0, uprobeEvents: 0, profileWindows: 0, uprobeCollectors: 0, otlpSpans: 0, otlpLogs: 0 };
+  for (const t of targets) {
+    const cut: Param = t.ns ? dateNs(cutoff) : ts(cutoff);
+    const sql = `DELETE FROM ${t.table} WHERE rowid IN (SELECT rowid FROM ${t.table} WHERE ${t.column} < ? LIMIT ${RETENTION_CHUNK})`;
+    for (;;) {
+      const deleted = conn().run(sql, [cut]);
+      result[t.key] += deleted;
+      if (deleted < RETENTION_CHUNK) break;
+      await between();
+    }
+  }
+  return result;
 }

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { DuckDBInstance } from "@duckdb/node-api";
+import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { AgentStoreClosedError, MAX_RETENTION_MS, migrations, openAgentStore, type MetricPoint } from "./index.ts";
 import { at, tempStores } from "./testing.ts";
@@ -25,27 +25,25 @@ describe("opening the agent store", () => {
 
   it("defaults to 1 h retention, accepts 6 h and refuses more with a clear error", async () => {
     await using t = await tempStores();
-    expect((await t.open("a.duckdb")).retentionMs).toBe(3_600_000);
-    expect((await t.open("b.duckdb", { retentionMs: MAX_RETENTION_MS })).retentionMs).toBe(6 * 3_600_000);
-    await expect(t.open("c.duckdb", { retentionMs: MAX_RETENTION_MS + 1 })).rejects.toThrow(/exceeds the maximum of 6 h/);
-    await expect(t.open("d.duckdb", { retentionMs: 0 })).rejects.toThrow(/positive number of milliseconds/);
+    expect((await t.open("a.sqlite")).retentionMs).toBe(3_600_000);
+    expect((await t.open("b.sqlite", { retentionMs: MAX_RETENTION_MS })).retentionMs).toBe(6 * 3_600_000);
+    await expect(t.open("c.sqlite", { retentionMs: MAX_RETENTION_MS + 1 })).rejects.toThrow(/exceeds the maximum of 6 h/);
+    await expect(t.open("d.sqlite", { retentionMs: 0 })).rejects.toThrow(/positive number of milliseconds/);
   });
 
   it("refuses a file migrated by a newer agent", async () => {
     await using t = await tempStores();
-    const file = join(t.dir, "newer.duckdb");
+    const file = join(t.dir, "newer.sqlite");
     await (await openAgentStore(file)).close();
-    const instance = await DuckDBInstance.create(file);
-    const conn = await instance.connect();
-    await conn.run("INSERT INTO schema_migrations VALUES (99, 'from the future', now()::TIMESTAMP)");
-    conn.closeSync();
-    instance.closeSync();
+    const db = new Database(file);
+    db.prepare("INSERT INTO schema_migrations VALUES (99, 'from the future', ?)").run(Date.now());
+    db.close();
     await expect(openAgentStore(file)).rejects.toThrow(/schema version is 99.*upgrade the agent/);
   });
 
   it("closes idempotently and rejects calls after close", async () => {
     await using t = await tempStores();
-    const store = await openAgentStore(join(t.dir, "closing.duckdb"));
+    const store = await openAgentStore(join(t.dir, "closing.sqlite"));
     await store.recordSnapshot({ timestamp: at(0), pid: 1, cpuPercent: 1, memoryBytes: 1, fdCount: 1, threadCount: 1 });
     await Promise.all([store.close(), store.close()]);
     await store[Symbol.asyncDispose]();

@@ -1,11 +1,16 @@
-// openAgentStore: opens (or creates) the agent's DuckDB file, migrates it and
-// wires the writer, the reader and the per-table modules.
-import { chmod, mkdir } from "node:fs/promises";
+// openAgentStore: opens (or creates) the agent's SQLite file, takes its lock,
+// migrates it, imports what an earlier agent's DuckDB file still held, and
+// wires the per-table modules. better-sqlite3 is synchronous and there is one
+// connection: every call runs to completion on the event loop (bounded by its
+// LIMIT or time window), so reads always see committed data and a failed call
+// leaves no transaction open. The interface stays async.
+import { chmod, mkdir, unlink, writeFile, readFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
-import { DuckDBInstance } from "@duckdb/node-api";
+import Database from "better-sqlite3";
 import { startLoop, type Loop } from "./cleanup.ts";
-import { QueuedConnection } from "@coral/common/duckdb";
 import * as events from "./events.ts";
+import { importLegacyDuckdb } from "./legacy.ts";
 import * as metrics from "./metrics.ts";
 import { migrate, schemaVersion } from "./migrations.ts";
 import * as outbox from "./outbox.ts";
@@ -17,7 +22,7 @@ import type { LogRecordRow, SpanRecord } from "../otlp/records.ts";
 import * as profiles from "./profiles.ts";
 import * as traffic from "./traffic.ts";
 import { applyRetention, checkRetention, DEFAULT_CLEANUP_INTERVAL_MS } from "./retention.ts";
-import { transaction, type Conn } from "./sql.ts";
+import { Conn } from "./sql.ts";
 import { WriteBuffer, type BufferedRows } from "./write-buffer.ts";
 import type {
   StoredTrafficSample,
@@ -68,53 +73,90 @@ export class AgentStoreClosedError extends Error {
   }
 }
 
+/**
+ * SQLite's page cache per connection, in KiB. The agent's queries are appends
+ * and scans of a recent time range through an index; the kernel's page cache
+ * holds the file anyway, so a bigger cache would mostly count the same pages
+ * twice in the agent's RSS. 2 MiB keeps the indexes' hot pages.
+ */
+export const CACHE_KIB = 2_048;
+
+/**
+ * Opens the store. Another process (or another open in this one) that holds
+ * the file gets an error saying "could not set lock … (PID n)", the holder's
+ * pid from the `<file>-lock` note it left.
+ */
 export async function openAgentStore(path: string, options: OpenAgentStoreOptions = {}): Promise<AgentStore> {
   if (!path) throw new TypeError("openAgentStore: a file path is required");
   const retentionMs = checkRetention(options.retentionMs);
   const backoff = outbox.resolveBackoff(options.backoff);
-  const threads = options.threads ?? 2;
-  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
   const file = resolve(path);
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   await makePrivate(file);
 
-  let instance: DuckDBInstance;
+  let db: Database.Database;
   try {
-    instance = await DuckDBInstance.create(file, {
-      threads: String(threads),
-      memory_limit: options.memoryLimit ?? "256MB",
-    });
+    // timeout 0: a second opener fails at once instead of waiting for a lock that is held for the holder's lifetime.
+    db = new Database(file, { timeout: 0 });
   } catch (err) {
     throw new Error(`cannot open the agent store ${file}: ${(err as Error).message}`, { cause: err });
   }
-  let writer: QueuedConnection | undefined;
-  let reader: QueuedConnection | undefined;
   try {
-    writer = await QueuedConnection.open(instance, "writer");
-    const report = await writer.run((c) => migrate(c));
-    reader = await QueuedConnection.open(instance, "reader");
+    await lock(db, file);
+    const conn = new Conn(db);
+    const report = migrate(conn);
+    if (options.upgradeFrom && existsSync(options.upgradeFrom)) {
+      const imported = await importLegacyDuckdb(conn, options.upgradeFrom);
+      options.logger?.("info", "agent storage: imported the earlier agent's DuckDB store", { ...imported });
+    }
     await makePrivate(file);
-    return new DuckAgentStore(file, retentionMs, report.applied, {
-      instance,
-      writer,
-      reader,
-      backoff,
-      logger: options.logger,
-      writeBufferMs: options.writeBufferMs ?? 0,
-    });
+    return new SqliteAgentStore(file, retentionMs, report.applied, { conn, backoff, logger: options.logger, writeBufferMs: options.writeBufferMs ?? 0 });
   } catch (err) {
-    reader?.closeSync();
-    writer?.closeSync();
-    instance.closeSync();
+    db.close();
     throw err;
   }
 }
 
 /**
+ * Takes the file for this connection alone, for as long as it is open:
+ * locking_mode=EXCLUSIVE (set before WAL, so the WAL index lives in this
+ * process's memory, no -shm file) and a write transaction at once, which
+ * takes the lock; the kernel drops it when the process dies, so a crashed
+ * agent leaves nothing stale. The holder's pid goes into `<file>-lock` for
+ * the next opener's message.
+ */
+async function lock(db: Database.Database, file: string): Promise<void> {
+  const note = `${file}-lock`;
+  try {
+    db.pragma("locking_mode = EXCLUSIVE");
+    db.pragma("journal_mode = WAL");
+    db.exec("BEGIN IMMEDIATE; COMMIT");
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? "";
+    if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
+      const pid = Number((await readFile(note, "utf8").catch(() => "")).trim());
+      const holder = Number.isInteger(pid) && pid > 1 ? ` (PID ${pid})` : "";
+      throw new Error(`cannot open the agent store ${file}: could not set lock: another agent holds it${holder}`, { cause: err });
+    }
+    if (code === "SQLITE_NOTADB") {
+      throw new Error(`cannot open the agent store ${file}: it is not an SQLite file (an earlier agent's DuckDB file is named agent.duckdb)`, { cause: err });
+    }
+    throw new Error(`cannot open the agent store ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  db.pragma("synchronous = NORMAL");
+  db.pragma(`cache_size = -${CACHE_KIB}`);
+  // Sorts and temporary indexes spill to disk, not to memory.
+  db.pragma("temp_store = FILE");
+  // The WAL file is cut back to this size after each checkpoint.
+  db.pragma(`journal_size_limit = ${8 * 1024 * 1024}`);
+  await writeFile(note, `${process.pid}\n`, { mode: 0o600 });
+}
+
+/**
  * The store holds what the agent observed: owner-only, for new and existing
- * installs alike (the file and its WAL 0600, a `.coral` folder 0700). DuckDB
- * recreates the WAL at every checkpoint with the process umask, so the umask
- * is narrowed to owner-only, as PostgreSQL does.
+ * installs alike (the file and its WAL 0600, a `.coral` folder 0700). SQLite
+ * gives its WAL and journal the database file's mode; the umask is narrowed to
+ * owner-only as well, as PostgreSQL does, for every other file the agent makes.
  */
 async function makePrivate(file: string): Promise<void> {
   try {
@@ -123,7 +165,7 @@ async function makePrivate(file: string): Promise<void> {
     // Worker threads cannot change it; the chmods below still apply.
   }
   const dir = dirname(file);
-  const targets: Array<[string, number]> = [[file, 0o600], [`${file}.wal`, 0o600]];
+  const targets: Array<[string, number]> = [[file, 0o600], [`${file}-wal`, 0o600], [`${file}-journal`, 0o600], [`${file}-lock`, 0o600]];
   if (basename(dir) === ".coral") targets.push([dir, 0o700]);
   for (const [path, mode] of targets) {
     try {
@@ -135,10 +177,21 @@ async function makePrivate(file: string): Promise<void> {
   }
 }
 
-class DuckAgentStore implements AgentStore {
-  readonly #instance: DuckDBInstance;
-  readonly #writer: QueuedConnection;
-  readonly #reader: QueuedConnection;
+/** A synchronous call's result or error as a settled promise. */
+function settle<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
+}
+
+const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
+
+class SqliteAgentStore implements AgentStore {
+  readonly #conn: Conn;
+  /** Retention runs in progress (they yield between chunks); close() waits for them. */
+  readonly #running = new Set<Promise<unknown>>();
   readonly #backoff: BackoffPolicy;
   readonly #logger: StorageLogger | undefined;
   readonly #loops = new Set<Loop>();
@@ -150,17 +203,13 @@ class DuckAgentStore implements AgentStore {
     readonly retentionMs: number,
     readonly migrationsApplied: readonly number[],
     parts: {
-      instance: DuckDBInstance;
-      writer: QueuedConnection;
-      reader: QueuedConnection;
+      conn: Conn;
       backoff: BackoffPolicy;
       logger: StorageLogger | undefined;
       writeBufferMs: number;
     },
   ) {
-    this.#instance = parts.instance;
-    this.#writer = parts.writer;
-    this.#reader = parts.reader;
+    this.#conn = parts.conn;
     this.#backoff = parts.backoff;
     this.#logger = parts.logger;
     if (parts.writeBufferMs > 0) this.#buffer = new WriteBuffer(parts.writeBufferMs, (rows) => this.#writeBuffered(rows), parts.logger);
@@ -168,31 +217,31 @@ class DuckAgentStore implements AgentStore {
 
   /** One transaction for everything buffered since the last flush. */
   #writeBuffered(rows: BufferedRows): Promise<void> {
-    return this.#writer.run((c) =>
-      transaction(c, async () => {
-        await metrics.recordMetrics(c, rows.metrics);
-        await proc.recordSnapshots(c, rows.snapshots);
-        for (const { list, at } of rows.connections) await proc.recordConnections(c, list, at);
-      }),
-    );
+    return settle(() => {
+      const c = this.#conn;
+      c.tx(() => {
+        metrics.recordMetrics(c, rows.metrics);
+        proc.recordSnapshots(c, rows.snapshots);
+        for (const { list, at } of rows.connections) proc.recordConnections(c, list, at);
+      });
+    });
   }
 
   /** Buffers a validated write when buffering is on; otherwise writes it now. */
-  #record<T>(validate: () => void, buffer: (b: WriteBuffer) => T, writeNow: (conn: Conn) => Promise<T>): Promise<T> {
+  #record<T>(validate: () => void, buffer: (b: WriteBuffer) => T, writeNow: (conn: Conn) => T): Promise<T> {
     if (this.#closing) return Promise.reject(new AgentStoreClosedError(this.path));
-    if (!this.#buffer) return this.#write(writeNow);
-    try {
+    if (!this.#buffer) return this.#run(writeNow);
+    return settle(() => {
       validate();
-      return Promise.resolve(buffer(this.#buffer));
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+      return buffer(this.#buffer!);
+    });
   }
 
   /** Readers see every accepted sample: buffered rows are written first. */
-  async #readFlushed<T>(fn: (conn: Conn) => Promise<T>): Promise<T> {
+  async #readFlushed<T>(fn: (conn: Conn) => T): Promise<T> {
+    if (this.#closing) throw new AgentStoreClosedError(this.path);
     await this.#buffer?.flush();
-    return this.#read(fn);
+    return this.#run(fn);
   }
 
   /** Writes buffered samples now (no-op without a write buffer). */
@@ -200,18 +249,14 @@ class DuckAgentStore implements AgentStore {
     return this.#buffer?.flush() ?? Promise.resolve();
   }
 
-  #write<T>(fn: (conn: Conn) => Promise<T>): Promise<T> {
-    if (this.#closing) return Promise.reject(new AgentStoreClosedError(this.path));
-    return this.#writer.run(fn);
-  }
-
-  #read<T>(fn: (conn: Conn) => Promise<T>): Promise<T> {
-    if (this.#closing) return Promise.reject(new AgentStoreClosedError(this.path));
-    return this.#reader.run(fn);
+  /** Runs one bounded synchronous call on the connection. */
+  #run<T>(fn: (conn: Conn) => T): Promise<T> {
+    if (this.#closing || !this.#conn.db.open) return Promise.reject(new AgentStoreClosedError(this.path));
+    return settle(() => fn(this.#conn));
   }
 
   schemaVersion(): Promise<number> {
-    return this.#read((c) => schemaVersion(c));
+    return this.#run((c) => schemaVersion(c));
   }
 
   recordMetrics(points: readonly MetricPoint[]): Promise<number> {
@@ -227,7 +272,7 @@ class DuckAgentStore implements AgentStore {
   }
 
   recordEvent(event: EventInput): Promise<StoredEvent> {
-    return this.#write((c) => events.recordEvent(c, event));
+    return this.#run((c) => events.recordEvent(c, event));
   }
 
   recordConnections(list: readonly ConnectionInput[], at: Date): Promise<number> {
@@ -254,7 +299,7 @@ class DuckAgentStore implements AgentStore {
   }
 
   queryEvents(q: EventQuery): Promise<QueryPage<StoredEvent>> {
-    return this.#read((c) => events.queryEvents(c, q));
+    return this.#run((c) => events.queryEvents(c, q));
   }
 
   querySnapshots(q: SnapshotQuery): Promise<QueryPage<ProcessSnapshot>> {
@@ -266,71 +311,71 @@ class DuckAgentStore implements AgentStore {
   }
 
   recordUprobeEvents(collectorId: string, rows: readonly UprobeEventRow[]): Promise<number> {
-    return this.#write((c) => uprobe.recordUprobeEvents(c, collectorId, rows));
+    return this.#run((c) => uprobe.recordUprobeEvents(c, collectorId, rows));
   }
 
   recordSpans(spans: readonly SpanRecord[]): Promise<number> {
-    return this.#write((c) => otlp.recordSpans(c, spans));
+    return this.#run((c) => otlp.recordSpans(c, spans));
   }
 
   recordLogs(logs: readonly LogRecordRow[]): Promise<number> {
-    return this.#write((c) => otlp.recordLogs(c, logs));
+    return this.#run((c) => otlp.recordLogs(c, logs));
   }
 
   querySpans(q: SpanQuery): Promise<{ rows: SpanRecord[]; truncated: boolean }> {
-    return this.#read((c) => otlp.querySpans(c, q));
+    return this.#run((c) => otlp.querySpans(c, q));
   }
 
   queryLogs(q: LogQuery): Promise<{ rows: (LogRecordRow & { timestamp: Date })[]; truncated: boolean }> {
-    return this.#read((c) => otlp.queryLogs(c, q));
+    return this.#run((c) => otlp.queryLogs(c, q));
   }
 
   queryUprobeEvents(q: UprobeEventQuery): Promise<{ rows: StoredUprobeEvent[]; hasMore: boolean }> {
-    return this.#read((c) => uprobe.queryUprobeEvents(c, q));
+    return this.#run((c) => uprobe.queryUprobeEvents(c, q));
   }
 
   saveUprobeCollector(c: UprobeCollectorRecord): Promise<void> {
-    return this.#write((conn) => uprobe.saveUprobeCollector(conn, c));
+    return this.#run((conn) => uprobe.saveUprobeCollector(conn, c));
   }
 
   endUprobeCollector(collectorId: string, end: UprobeCollectorEnd): Promise<void> {
-    return this.#write((c) => uprobe.endUprobeCollector(c, collectorId, end));
+    return this.#run((c) => uprobe.endUprobeCollector(c, collectorId, end));
   }
 
   listUprobeCollectors(endedSince: Date): Promise<UprobeCollectorRecord[]> {
-    return this.#read((c) => uprobe.listUprobeCollectors(c, endedSince));
+    return this.#run((c) => uprobe.listUprobeCollectors(c, endedSince));
   }
 
   uprobeHistory(collectorId: string): Promise<UprobeHistory> {
-    return this.#read((c) => uprobe.uprobeHistory(c, collectorId));
+    return this.#run((c) => uprobe.uprobeHistory(c, collectorId));
   }
 
   recordProfileWindow(window: ProfileWindowInput): Promise<void> {
-    return this.#write((c) => profiles.recordProfileWindow(c, window));
+    return this.#run((c) => profiles.recordProfileWindow(c, window));
   }
 
   queryProfileWindows(q: ProfileWindowQuery): Promise<QueryPage<StoredProfileWindow>> {
-    return this.#read((c) => profiles.queryProfileWindows(c, q));
+    return this.#run((c) => profiles.queryProfileWindows(c, q));
   }
 
   recordTrafficSamples(list: readonly TrafficSampleInput[], receivedAt: Date): Promise<number> {
-    return this.#write((c) => transaction(c, () => traffic.recordTrafficSamples(c, list, receivedAt)));
+    return this.#run((c) => traffic.recordTrafficSamples(c, list, receivedAt));
   }
 
   queryTraffic(q: TrafficQuery): Promise<QueryPage<TrafficSummary>> {
-    return this.#read((c) => traffic.queryTraffic(c, q));
+    return this.#run((c) => traffic.queryTraffic(c, q));
   }
 
   getTrafficSample(id: string): Promise<StoredTrafficSample | null> {
-    return this.#read((c) => traffic.getTrafficSample(c, id));
+    return this.#run((c) => traffic.getTrafficSample(c, id));
   }
 
   trafficStats(): Promise<TrafficStats> {
-    return this.#read((c) => traffic.trafficStats(c));
+    return this.#run((c) => traffic.trafficStats(c));
   }
 
   pruneTraffic(bounds: { maxBytes: number; maxAgeMs: number }, now: Date = new Date()): Promise<TrafficPrune> {
-    return this.#write((c) => traffic.pruneTraffic(c, bounds, now));
+    return this.#run((c) => traffic.pruneTraffic(c, bounds, now));
   }
 
   summarize(since: Date, until: Date): Promise<MetricSummary[]> {
@@ -338,8 +383,23 @@ class DuckAgentStore implements AgentStore {
   }
 
   async applyRetention(now: Date = new Date()): Promise<RetentionResult> {
+    if (this.#closing) throw new AgentStoreClosedError(this.path);
     await this.#buffer?.flush();
-    return this.#write((c) => applyRetention(c, this.retentionMs, now));
+    const run = applyRetention(
+      () => {
+        if (!this.#conn.db.open) throw new AgentStoreClosedError(this.path);
+        return this.#conn;
+      },
+      this.retentionMs,
+      now,
+      yieldToEventLoop,
+    );
+    this.#running.add(run);
+    try {
+      return await run;
+    } finally {
+      this.#running.delete(run);
+    }
   }
 
   startCleanup(intervalMs: number = DEFAULT_CLEANUP_INTERVAL_MS): () => Promise<void> {
@@ -362,36 +422,36 @@ class DuckAgentStore implements AgentStore {
   }
 
   enqueue(input: OutboxInput): Promise<boolean> {
-    return this.#write((c) => outbox.enqueue(c, input));
+    return this.#run((c) => outbox.enqueue(c, input));
   }
 
   due(now: Date, limit: number): Promise<OutboxEntry[]> {
-    return this.#read((c) => outbox.due(c, now, limit));
+    return this.#run((c) => outbox.due(c, now, limit));
   }
 
   peek(limit: number): Promise<OutboxEntry[]> {
-    return this.#read((c) => outbox.peek(c, limit));
+    return this.#run((c) => outbox.peek(c, limit));
   }
 
   ack(batchId: string): Promise<boolean> {
-    return this.#write((c) => outbox.ack(c, batchId));
+    return this.#run((c) => outbox.ack(c, batchId));
   }
 
   fail(batchId: string, error: unknown, now: Date): Promise<OutboxRetry | null> {
-    return this.#write((c) => outbox.fail(c, batchId, error, now, this.#backoff));
+    return this.#run((c) => outbox.fail(c, batchId, error, now, this.#backoff));
   }
 
   pendingCount(): Promise<number> {
-    return this.#read((c) => outbox.pendingCount(c));
+    return this.#run((c) => outbox.pendingCount(c));
   }
 
   pendingBytes(): Promise<number> {
-    return this.#read((c) => outbox.pendingBytes(c));
+    return this.#run((c) => outbox.pendingBytes(c));
   }
 
   async trimOutbox(now: Date, bounds?: Partial<OutboxBounds>): Promise<OutboxTrim> {
     const resolved = outbox.resolveOutboxBounds(bounds);
-    return this.#write((c) => outbox.trim(c, resolved, now));
+    return this.#run((c) => outbox.trim(c, resolved, now));
   }
 
   close(): Promise<void> {
@@ -403,17 +463,16 @@ class DuckAgentStore implements AgentStore {
     await Promise.all([...this.#loops].map((l) => l.stop()));
     this.#loops.clear();
     this.#buffer?.stop();
+    // Flush without the closed check (#closing is set): the buffer's rows are accepted data.
     await this.#buffer?.flush();
-    await this.#writer.drain();
-    await this.#reader.drain();
+    await Promise.allSettled([...this.#running]);
     try {
-      await this.#writer.run((c) => c.run("CHECKPOINT"));
+      // Closing the last connection checkpoints the WAL into the file and removes it.
+      this.#conn.db.close();
     } catch (err) {
-      this.#logger?.("warn", "checkpoint on close failed", { err: (err as Error).message });
+      this.#logger?.("warn", "closing the agent store failed", { err: (err as Error).message });
     }
-    this.#reader.closeSync();
-    this.#writer.closeSync();
-    this.#instance.closeSync();
+    await unlink(`${this.path}-lock`).catch(() => undefined);
   }
 
   [Symbol.asyncDispose](): Promise<void> {

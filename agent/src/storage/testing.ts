@@ -16,7 +16,7 @@ export async function tempStores(): Promise<{
   const stores: AgentStore[] = [];
   return {
     dir,
-    async open(name = "agent.duckdb", options = {}) {
+    async open(name = "agent.sqlite", options = {}) {
       const s = await openAgentStore(join(dir, name), options);
       stores.push(s);
       return s;

@@ -1,5 +1,5 @@
-// The agent store's contract. One DuckDB file (./agent.duckdb by default in
-// the config) holding the last 1-6 h of raw observations, plus the outbox of
+// The agent store's contract. One SQLite file (agent.sqlite in the agent's
+// data folder) holding the last 1-6 h of raw observations, plus the outbox of
 // telemetry batches not yet acknowledged by the colony's JetStream.
 
 import type { LogRecordRow, SpanRecord } from "../otlp/records.ts";
@@ -21,10 +21,12 @@ export interface OpenAgentStoreOptions {
   logger?: StorageLogger;
   /** Outbox retry backoff; default base 1 s, cap 60 s. */
   backoff?: Partial<BackoffPolicy>;
-  /** DuckDB worker threads (default 2: the agent is a sidecar and should stay small). */
-  threads?: number;
-  /** DuckDB memory limit (default "256MB"). */
-  memoryLimit?: string;
+  /**
+   * An earlier agent's DuckDB store (agent.duckdb). When that file exists, its
+   * pending outbox rows and live-debugging collectors (with their events) are
+   * imported at open and it is renamed to `<file>.imported`.
+   */
+  upgradeFrom?: string;
   /**
    * Buffer raw samples (metrics, snapshots, connections) and write them in one
    * transaction at most this often (ms). 0 (the default) writes each at once.
@@ -117,7 +119,7 @@ export interface QueryPage<T> {
   truncated: boolean;
 }
 
-/** Statistics of one metric's raw points over [since, until). Quantiles are interpolated (quantile_cont). */
+/** Statistics of one metric's raw points over [since, until). Quantiles are interpolated as DuckDB's quantile_cont. */
 export interface MetricSummary {
   metricName: string;
   p50: number;
@@ -215,11 +217,6 @@ export interface OutboxRetry {
   nextAttemptAt: Date;
 }
 
-/**
- * The agent's local store. Writes go through one queued writer connection;
- * reads use their own connection and see committed data only. Every method
- * rejects with AgentStoreClosedError once close() has been called.
- */
 /** One uprobe event as a collector stores it. */
 export interface UprobeEventRow {
   seq: number;
@@ -354,6 +351,11 @@ export interface TrafficPrune {
   byBytes: number;
 }
 
+/**
+ * The agent's local store: one SQLite connection whose calls each run to
+ * completion, so reads see committed data only. Every method rejects with
+ * AgentStoreClosedError once close() has been called.
+ */
 export interface AgentStore extends AsyncDisposable {
   readonly path: string;
   readonly retentionMs: number;
@@ -361,7 +363,7 @@ export interface AgentStore extends AsyncDisposable {
   readonly migrationsApplied: readonly number[];
   schemaVersion(): Promise<number>;
 
-  /** Appends samples in one appender flush; non-finite values are skipped. Returns rows stored. */
+  /** Appends samples in one transaction; non-finite values are skipped. Returns rows stored. */
   recordMetrics(points: readonly MetricPoint[]): Promise<number>;
   /** Stores an event (idempotent on eventId) and returns it as stored. */
   recordEvent(event: EventInput): Promise<StoredEvent>;
@@ -378,7 +380,7 @@ export interface AgentStore extends AsyncDisposable {
 
   /** Live debugging: appends a collector's events (idempotent on seq). */
   recordUprobeEvents(collectorId: string, rows: readonly UprobeEventRow[]): Promise<number>;
-  /** OpenTelemetry spans (kept by the tail rules) and log records, appended in one flush each. */
+  /** OpenTelemetry spans (kept by the tail rules) and log records, appended in one transaction each. */
   recordSpans(spans: readonly SpanRecord[]): Promise<number>;
   recordLogs(logs: readonly LogRecordRow[]): Promise<number>;
   querySpans(q: SpanQuery): Promise<{ rows: SpanRecord[]; truncated: boolean }>;
@@ -430,6 +432,6 @@ export interface AgentStore extends AsyncDisposable {
   /** Drops the oldest rows beyond the bounds (default 64 MiB, 24 h); returns what went. */
   trimOutbox(now: Date, bounds?: Partial<OutboxBounds>): Promise<OutboxTrim>;
 
-  /** Stops cleanup loops, waits for queued work, checkpoints and closes. Idempotent. */
+  /** Stops cleanup loops, writes buffered samples, checkpoints, closes and releases the lock. Idempotent. */
   close(): Promise<void>;
 }

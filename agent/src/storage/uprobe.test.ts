@@ -29,7 +29,7 @@ const collector = (id: string, startedAt: Date): UprobeCollectorRecord => ({
 describe("uprobe collector records", () => {
   it("keeps a collector's request across a reopen, ends it once, and lists the running and recently ended ones", async () => {
     await using t = await tempStores();
-    let store = await t.open("agent.duckdb");
+    let store = await t.open("agent.sqlite");
     await store.saveUprobeCollector(collector("c-running", at(0)));
     await store.saveUprobeCollector(collector("c-old", at(1)));
     await store.saveUprobeCollector(collector("c-recent", at(2)));
@@ -39,7 +39,7 @@ describe("uprobe collector records", () => {
     await store.endUprobeCollector("c-recent", { at: at(200), stopReason: "stopped", detail: null });
     await store.close();
 
-    store = await t.open("agent.duckdb");
+    store = await t.open("agent.sqlite");
     const listed = await store.listUprobeCollectors(at(50));
     expect(listed.map((c) => c.collectorId)).toEqual(["c-running", "c-recent"]);
     expect(listed[0]).toEqual(collector("c-running", at(0)));
@@ -48,7 +48,7 @@ describe("uprobe collector records", () => {
 
   it("keeps a logpoint's expression and condition, a snapshot's count, and the records' values (migration 6)", async () => {
     await using t = await tempStores();
-    let store = await t.open("agent.duckdb");
+    let store = await t.open("agent.sqlite");
     const logpoint: UprobeCollectorRecord = { ...collector("c-log", at(0)), functionName: "app.mjs:12", kind: "logpoint", expression: "a + b", condition: "a > 1" };
     await store.saveUprobeCollector(logpoint);
     await store.saveUprobeCollector({ ...collector("c-snap", at(1)), functionName: "app.mjs:12", kind: "snapshot", snapshotCount: 3 });
@@ -58,7 +58,7 @@ describe("uprobe collector records", () => {
     ]);
     await store.recordUprobeEvents("c-snap", [{ seq: 1, timestamp: at(4), type: "snapshot", pid: 42, tid: 42, value: '{"a":"1"}' }]);
     await store.close();
-    store = await t.open("agent.duckdb");
+    store = await t.open("agent.sqlite");
     const listed = await store.listUprobeCollectors(at(0));
     expect(listed[0]).toEqual(logpoint);
     expect(listed[1]).toMatchObject({ kind: "snapshot", snapshotCount: 3, expression: "" });
@@ -72,7 +72,7 @@ describe("uprobe collector records", () => {
 
   it("says where a collector's seq stands and the durations of its calls", async () => {
     await using t = await tempStores();
-    const store = await t.open("agent.duckdb");
+    const store = await t.open("agent.sqlite");
     expect(await store.uprobeHistory("c")).toEqual({ lastSeq: 0, count: 0, entries: 0, durationsNs: [] });
     const ev = { pid: 1, tid: 1, timestamp: at(1) };
     await store.recordUprobeEvents("c", [
@@ -86,7 +86,7 @@ describe("uprobe collector records", () => {
 
   it("retention removes ended collectors before the cutoff, never a running one", async () => {
     await using t = await tempStores();
-    const store = await t.open("agent.duckdb", { retentionMs: 3_600_000 });
+    const store = await t.open("agent.sqlite", { retentionMs: 3_600_000 });
     await store.saveUprobeCollector(collector("running", at(0)));
     await store.saveUprobeCollector(collector("ended", at(0)));
     await store.endUprobeCollector("ended", { at: at(60), stopReason: "duration", detail: null });

@@ -44,7 +44,7 @@ describe("the raw-sample write buffer", () => {
 describe("an agent store with a write buffer", () => {
   it("answers queries with every accepted sample and keeps them across close", async () => {
     await using t = await tempStores();
-    const store = await t.open("buffered.duckdb", { writeBufferMs: 3_600_000 });
+    const store = await t.open("buffered.sqlite", { writeBufferMs: 3_600_000 });
     expect(await store.recordMetrics([{ timestamp: at(0), name: "cpu", value: 1 }, { timestamp: at(1), name: "cpu", value: Number.NaN }])).toBe(1);
     await store.recordSnapshot({ timestamp: at(0), pid: 9, cpuPercent: 1, memoryBytes: 2, fdCount: 3, threadCount: 4 });
     await store.recordConnections([{ localAddr: "a:1", remoteAddr: "b:2", state: "ESTABLISHED" }], at(0));
@@ -58,7 +58,7 @@ describe("an agent store with a write buffer", () => {
 
     await store.recordMetrics([{ timestamp: at(3), name: "mem", value: 5 }]);
     await store.close();
-    const reopened = await t.open("buffered.duckdb");
+    const reopened = await t.open("buffered.sqlite");
     expect((await reopened.queryMetrics({ limit: 10 })).rows.map((r) => r.name).sort()).toEqual(["cpu", "mem"]);
   });
 });

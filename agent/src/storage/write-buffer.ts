@@ -1,7 +1,8 @@
 // Buffers the agent's per-second raw samples and writes them in one
-// transaction every few seconds. Each DuckDB commit (and appender flush) runs
-// synchronously on the event loop; one per second per table was 43 % of the
-// agent's main-thread time (bench/agent-footprint). Readers flush first, so a
+// transaction every few seconds. Each commit runs synchronously on the event
+// loop; with DuckDB one per second per table was 43 % of the agent's
+// main-thread time (bench/agent-footprint), and one SQLite commit in WAL mode
+// still costs a write() of the WAL each. Readers flush first, so a
 // query always sees every accepted sample; a crash loses at most one interval
 // of raw local samples (summaries and events go to the outbox unbuffered).
 import type { ConnectionInput, MetricPoint, ProcessSnapshot, StorageLogger } from "./types.ts";

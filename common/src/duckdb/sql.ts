@@ -2,18 +2,13 @@
 // conversion between JS and DuckDB, row reading, transactions, migrations.
 import { DuckDBTimestampValue } from "@duckdb/node-api";
 import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
+import { checkDate } from "../values.ts";
+
+export { checkDate, jsonOrNull, num, str, strOrNull } from "../values.ts";
 
 export type Conn = DuckDBConnection;
 export type Params = DuckDBValue[];
 export type Row = Record<string, unknown>;
-
-/** Throws a TypeError unless value is a valid Date; returns it. */
-export function checkDate(value: unknown, what: string): Date {
-  if (!(value instanceof Date) || !Number.isFinite(value.getTime())) {
-    throw new TypeError(`${what} must be a valid Date, got ${value instanceof Date ? "Invalid Date" : typeof value}`);
-  }
-  return value;
-}
 
 /** A JS Date as a DuckDB TIMESTAMP (UTC, microseconds). */
 export function ts(date: Date): DuckDBTimestampValue {
@@ -33,21 +28,6 @@ export async function all(conn: Conn, sql: string, params: Params = []): Promise
 export async function exec(conn: Conn, sql: string, params: Params = []): Promise<number> {
   const result = await conn.run(sql, params);
   return result.rowsChanged;
-}
-
-export function num(v: unknown): number {
-  if (typeof v === "number") return v;
-  if (typeof v === "bigint") return Number(v);
-  if (v === null || v === undefined) return 0;
-  return Number(v);
-}
-
-export function str(v: unknown): string {
-  return v === null || v === undefined ? "" : String(v);
-}
-
-export function strOrNull(v: unknown): string | null {
-  return v === null || v === undefined ? null : String(v);
 }
 
 export function date(v: unknown): Date {
@@ -74,12 +54,6 @@ export function jsonObject(v: unknown): Record<string, unknown> {
 export function clampLimit(limit: number, max = 10_000): number {
   if (!Number.isFinite(limit) || limit < 1) return 1;
   return Math.min(Math.floor(limit), max);
-}
-
-/** A JSON column's text as an object (null for SQL NULL). */
-export function jsonOrNull<T>(v: unknown): T | null {
-  if (v === null || v === undefined) return null;
-  return JSON.parse(String(v)) as T;
 }
 
 /**
