@@ -1,20 +1,24 @@
 // Requests benchmark (issue 22), the SDK side: the request middleware and
 // traffic samples. Prints its figures and writes bench/results/traffic-sdk-<date>.json.
 //
-//   node --conditions=coral-source --import tsx bench/traffic-sdk/run.ts [--requests 5000] [--rate 2000] [--seconds 5] [--rounds 3]
+//   node --conditions=coral-source --import tsx bench/traffic-sdk/run.ts [options]   (--help lists them)
 //
 // 1. Capture on the request path: a node:http server in this process with
-//    instrumentServer at sample rate 1 (every request a sample), POSTs of
-//    8 KiB answered with 8 KiB (both cut at 4 KiB). Measured per request:
-//    the middleware's work when the request arrives (watch) plus its
-//    'finish' handler (RED, the sample's references queued), bracketed by
-//    listeners registered before and after the middleware's own; then the
-//    asynchronous part (serialising and redacting a sample, as DrainTraffic
-//    does) per sample.
+//    instrumentServer, POSTs of 8 KiB answered with 8 KiB (both cut at
+//    4 KiB), at sample rate 1 (every request a sample) and at the shipped
+//    0.1. Measured per request: the middleware's work when the request
+//    arrives (watch) plus its 'finish' handler (RED, the sample's references
+//    queued), bracketed by listeners registered before and after the
+//    middleware's own; then the asynchronous part (serialising and
+//    redacting a sample, as DrainTraffic does) per sample.
 // 2. Added latency at 10 % sampling: --rate GETs/s open-loop for --seconds
 //    against a plain server and the same server with the middleware
-//    (bench/traffic-sdk/server.ts, each its own process), paired rounds
-//    (alternating): p50, p99 and the server's CPU.
+//    (bench/traffic-sdk/server.ts, each its own process), for each handler
+//    (tiny: a ready answer, ~0.3 ms on loopback; io: 3 ms of simulated I/O
+//    then a JSON render), --rounds paired rounds in alternating order
+//    (plain first, then the SDK first, ...): p50 and p99, added latency
+//    (median over the pairs, and the p50 of all rounds pooled), and the
+//    server's CPU per request.
 // 3. Query: an agent store holding 50 MB of samples (4 KiB bodies each way),
 //    filtered queries as AgentTrafficService runs them, and a prune.
 import { spawn, type ChildProcess } from "node:child_process";
@@ -33,20 +37,41 @@ import { positive } from "../args.ts";
 import { openLoop, quantile } from "../load.ts";
 
 const argv = process.argv.slice(2);
+const usage = `usage: npm run bench:traffic-sdk -- [options]
+  --requests N    capture: requests per sample rate (default 3000)
+  --rate N        latency: requests a second, open-loop (default 1000)
+  --seconds N     latency: seconds per run (default 10)
+  --rounds N      latency: paired rounds per handler, alternating which server goes first (default 6)
+  --handlers L    latency: tiny, io or tiny,io (default tiny,io)
+  --parts L       any of capture,latency,query (default all three)`;
+if (argv.includes("--help") || argv.includes("-h")) {
+  console.log(usage);
+  process.exit(0);
+}
 const opt = (name: string, dflt: number) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? positive(name, argv[i + 1]) : dflt;
 };
-const requests = opt("requests", 5000);
-const rate = opt("rate", 2000);
-const seconds = opt("seconds", 5);
-const rounds = opt("rounds", 3);
+const list = <T extends string>(name: string, allowed: readonly T[]): T[] => {
+  const i = argv.indexOf(`--${name}`);
+  if (i < 0) return [...allowed];
+  const got = (argv[i + 1] ?? "").split(",").filter(Boolean);
+  const bad = got.filter((g) => !allowed.includes(g as T));
+  if (got.length === 0 || bad.length > 0) throw new Error(`--${name}: one or more of ${allowed.join(",")} (got ${argv[i + 1]})`);
+  return got as T[];
+};
+const requests = opt("requests", 3000);
+const rate = opt("rate", 1000);
+const seconds = opt("seconds", 10);
+const rounds = opt("rounds", 6);
+const handlers = list("handlers", ["tiny", "io"] as const);
+const parts = list("parts", ["capture", "latency", "query"] as const);
 const median = (xs: number[]) => quantile(xs, 0.5);
 type TrafficSampleInput = Parameters<Awaited<ReturnType<typeof openAgentStore>>["recordTrafficSamples"]>[0][number];
 const results: Record<string, unknown> = { at: new Date().toISOString(), cpus: cpus().length, load: loadavg()[0], node: process.version };
 
-async function capture() {
-  const rec = new RequestRecorder(resolveRequestOptions({ sampleRate: 1 }));
+async function capture(sampleRate: number) {
+  const rec = new RequestRecorder(resolveRequestOptions({ sampleRate }));
   const watchUs: number[] = [];
   const finishUs: number[] = [];
   const body = Buffer.alloc(8192, 120);
@@ -80,13 +105,14 @@ async function capture() {
   }
   agent.destroy();
   await new Promise((r) => server.close(r));
-  await pollUntil(() => (rec.queue.length + rec.queue.dropped >= requests ? true : undefined), { timeoutMs: 10_000, what: "the samples queued" });
+  await pollUntil(() => (watchUs.length >= requests && finishUs.length >= requests ? true : undefined), { timeoutMs: 10_000, what: "every response finished" });
   const queued = rec.queue.length;
   const t = performance.now();
   const samples = rec.takeSamples(queued);
   const serialiseUs = ((performance.now() - t) * 1000) / samples.length;
   const total = watchUs.map((w, i) => w + (finishUs[i] ?? 0));
   const r = {
+    sampleRate,
     requests,
     watchUs: { p50: median(watchUs), p99: quantile(watchUs, 0.99), max: Math.max(...watchUs) },
     finishUs: { p50: median(finishUs), p99: quantile(finishUs, 0.99), max: Math.max(...finishUs) },
@@ -97,49 +123,87 @@ async function capture() {
     sampleBytes: samples[0] ? samples[0].requestBody.byteLength + samples[0].responseBody.byteLength : 0,
   };
   console.log(
-    `capture (sample rate 1, 8 KiB each way cut at 4 KiB), ${requests} requests: on the request path p50 ${r.captureUs.p50.toFixed(1)} µs, p99 ${r.captureUs.p99.toFixed(1)} µs, max ${r.captureUs.max.toFixed(0)} µs ` +
-      `(watch p50 ${r.watchUs.p50.toFixed(1)} µs, finish p50 ${r.finishUs.p50.toFixed(1)} µs); serialising later ${serialiseUs.toFixed(1)} µs a sample; queue kept ${queued}, dropped ${r.droppedByQueue}`,
+    `capture (sample rate ${sampleRate}, 8 KiB each way cut at 4 KiB), ${requests} requests: on the request path p50 ${r.captureUs.p50.toFixed(1)} µs, p99 ${r.captureUs.p99.toFixed(1)} µs, max ${r.captureUs.max.toFixed(0)} µs ` +
+      `(watch p50 ${r.watchUs.p50.toFixed(1)} µs, finish p50 ${r.finishUs.p50.toFixed(1)} µs); serialising later ${samples.length ? `${serialiseUs.toFixed(1)} µs a sample` : "nothing"}; queue kept ${queued}, dropped ${r.droppedByQueue}`,
   );
   return r;
 }
 
-async function startServer(mode: "plain" | "sdk"): Promise<{ child: ChildProcess; port: number }> {
+async function startServer(mode: "plain" | "sdk", handler: string): Promise<{ child: ChildProcess; port: number }> {
   const script = fileURLToPath(new URL("./server.ts", import.meta.url));
-  const child = spawn(process.execPath, ["--conditions=coral-source", "--import", "tsx", script, mode], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--conditions=coral-source", "--import", "tsx", script, mode, handler], { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   const port = await pollUntil(() => Number(/listening (\d+)/.exec(out)?.[1]) || undefined, { timeoutMs: 30_000, what: `the ${mode} server` });
   return { child, port };
 }
 
-async function latency() {
-  const plain = await startServer("plain");
-  const sdk = await startServer("sdk");
+type Run = Awaited<ReturnType<typeof openLoop>>;
+/** The server's CPU per answered request, µs. */
+const cpuPerRequestUs = (x: Run) => (x.cpuPct * 1e4) / x.answered;
+const signed = (x: number, digits = 0) => `${x >= 0 ? "+" : ""}${x.toFixed(digits)}`;
+
+async function latency(handler: "tiny" | "io") {
+  const plain = await startServer("plain", handler);
+  const sdk = await startServer("sdk", handler);
   const agent = new Agent({ keepAlive: true, maxSockets: 32 });
-  const pairs: { off: Awaited<ReturnType<typeof openLoop>>; on: Awaited<ReturnType<typeof openLoop>> }[] = [];
+  const path = (i: number) => `/items/${i}`;
+  const pairs: { first: "plain" | "sdk"; off: Run; on: Run }[] = [];
   try {
-    for (const s of [plain, sdk]) await openLoop({ port: s.port, rate, seconds: 2, path: (i) => `/items/${i}`, agent });
+    for (const s of [plain, sdk]) await openLoop({ port: s.port, rate, seconds: 2, path, agent });
     for (let round = 0; round < rounds; round++) {
-      const off = await openLoop({ port: plain.port, rate, seconds, path: (i) => `/items/${i}`, agent, cpuPid: plain.child.pid });
-      const on = await openLoop({ port: sdk.port, rate, seconds, path: (i) => `/items/${i}`, agent, cpuPid: sdk.child.pid });
-      pairs.push({ off, on });
-      const line = (x: typeof off) => `${x.answered.toFixed(0)} answers/s, p50 ${x.p50.toFixed(3)} ms, p99 ${x.p99.toFixed(3)} ms, server CPU ${x.cpuPct.toFixed(1)} %`;
-      console.log(`${rate}/s round ${round + 1}: plain ${line(off)}; with the SDK middleware (10 %) ${line(on)}`);
+      // Alternating order, so that a drift of the machine's load over a pair does not always favour the same side.
+      const first = round % 2 === 0 ? "plain" : "sdk";
+      const runOf = (s: typeof plain) => openLoop({ port: s.port, rate, seconds, path, agent, cpuPid: s.child.pid });
+      let off: Run;
+      let on: Run;
+      if (first === "plain") {
+        off = await runOf(plain);
+        on = await runOf(sdk);
+      } else {
+        on = await runOf(sdk);
+        off = await runOf(plain);
+      }
+      pairs.push({ first, off, on });
+      const line = (x: Run) =>
+        `${x.answered.toFixed(0)} answers/s, p50 ${x.p50.toFixed(3)} ms, p99 ${x.p99.toFixed(3)} ms, server CPU ${x.cpuPct.toFixed(1)} % (${cpuPerRequestUs(x).toFixed(0)} µs a request)`;
+      console.log(`${handler} ${rate}/s round ${round + 1} (${first} first): plain ${line(off)}; with the SDK middleware (10 %) ${line(on)}; p50 ${signed((on.p50 - off.p50) * 1000)} µs`);
     }
   } finally {
     agent.destroy();
     plain.child.kill();
     sdk.child.kill();
   }
+  const pooled = (side: "off" | "on") => median(pairs.flatMap((p) => p[side].latencies));
+  const pooledOff = pooled("off");
+  const pooledOn = pooled("on");
   const r = {
+    handler,
     rate,
     seconds,
-    rounds: pairs.map((p) => ({ off: { answered: p.off.answered, p50: p.off.p50, p99: p.off.p99, cpuPct: p.off.cpuPct }, on: { answered: p.on.answered, p50: p.on.p50, p99: p.on.p99, cpuPct: p.on.cpuPct } })),
-    p50AddedPct: median(pairs.map((p) => ((p.on.p50 - p.off.p50) / p.off.p50) * 100)),
+    rounds: pairs.map((p) => ({
+      first: p.first,
+      off: { answered: p.off.answered, p50: p.off.p50, p99: p.off.p99, cpuPct: p.off.cpuPct, cpuUsPerRequest: cpuPerRequestUs(p.off) },
+      on: { answered: p.on.answered, p50: p.on.p50, p99: p.on.p99, cpuPct: p.on.cpuPct, cpuUsPerRequest: cpuPerRequestUs(p.on) },
+    })),
+    p50PlainMs: median(pairs.map((p) => p.off.p50)),
+    p50SdkMs: median(pairs.map((p) => p.on.p50)),
     p50AddedUs: median(pairs.map((p) => (p.on.p50 - p.off.p50) * 1000)),
+    p50AddedPct: median(pairs.map((p) => ((p.on.p50 - p.off.p50) / p.off.p50) * 100)),
+    pooledP50PlainMs: pooledOff,
+    pooledP50SdkMs: pooledOn,
+    pooledP50AddedUs: (pooledOn - pooledOff) * 1000,
+    pooledP50AddedPct: ((pooledOn - pooledOff) / pooledOff) * 100,
     cpuAddedPoints: median(pairs.map((p) => p.on.cpuPct - p.off.cpuPct)),
+    cpuUsPerRequestPlain: median(pairs.map((p) => cpuPerRequestUs(p.off))),
+    cpuUsPerRequestSdk: median(pairs.map((p) => cpuPerRequestUs(p.on))),
+    cpuUsPerRequestAdded: median(pairs.map((p) => cpuPerRequestUs(p.on) - cpuPerRequestUs(p.off))),
   };
-  console.log(`${rate}/s at 10 % sampling: median p50 ${r.p50AddedUs >= 0 ? "+" : ""}${r.p50AddedUs.toFixed(0)} µs (${r.p50AddedPct.toFixed(1)} %), server CPU ${r.cpuAddedPoints >= 0 ? "+" : ""}${r.cpuAddedPoints.toFixed(1)} points`);
+  console.log(
+    `${handler} handler, ${rate}/s at 10 % sampling, ${pairs.length} pairs of ${seconds} s: p50 ${r.p50PlainMs.toFixed(3)} → ${r.p50SdkMs.toFixed(3)} ms, ` +
+      `median added ${signed(r.p50AddedUs)} µs (${signed(r.p50AddedPct, 2)} %); pooled p50 ${pooledOff.toFixed(3)} → ${pooledOn.toFixed(3)} ms (${signed(r.pooledP50AddedUs)} µs, ${signed(r.pooledP50AddedPct, 2)} %); ` +
+      `server CPU ${signed(r.cpuAddedPoints, 1)} points, ${r.cpuUsPerRequestPlain.toFixed(0)} → ${r.cpuUsPerRequestSdk.toFixed(0)} µs a request (median added ${signed(r.cpuUsPerRequestAdded, 1)} µs)`,
+  );
   return r;
 }
 
@@ -223,9 +287,14 @@ async function query() {
 }
 
 console.log(`traffic bench (SDK): ${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(2)}, Node ${process.version}`);
-results.capture = await capture();
-results.latency = await latency();
-results.query = await query();
+if (parts.includes("capture")) results.capture = [await capture(1), await capture(0.1)];
+if (parts.includes("latency")) {
+  const latencies: Record<string, unknown> = {};
+  for (const h of handlers) latencies[h] = await latency(h);
+  results.latency = latencies;
+}
+if (parts.includes("query")) results.query = await query();
+results.loadAfter = loadavg()[0];
 const out = join(fileURLToPath(new URL("../results/", import.meta.url)));
 await mkdir(out, { recursive: true });
 const file = join(out, `traffic-sdk-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);

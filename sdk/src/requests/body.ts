@@ -30,7 +30,7 @@ export class BodyCapture {
       this.#kept += Math.min(room, length);
       return;
     }
-    const view = Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(room, length));
+    const view = length <= room && !copy && Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(room, length));
     this.#chunks.push(copy ? Buffer.from(view) : view);
     this.#encodings.push(undefined);
     this.#kept += view.byteLength;
@@ -39,7 +39,7 @@ export class BodyCapture {
   /** The kept bytes, at most the limit. */
   bytes(): Buffer {
     const parts = this.#chunks.map((c, i) => (typeof c === "string" ? Buffer.from(c, this.#encodings[i]) : c));
-    const all = Buffer.concat(parts);
+    const all = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     return all.byteLength > this.limit ? all.subarray(0, this.limit) : all;
   }
 }

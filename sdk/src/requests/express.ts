@@ -23,7 +23,7 @@ export function expressRoute(req: ExpressRequest): string | undefined {
 
 export function expressMiddleware(recorder: () => RequestRecorder): ExpressMiddleware {
   return (req, res, next) => {
-    recorder().watch(req, res, () => expressRoute(req as ExpressRequest));
+    recorder().watch(req, res, expressRoute);
     next();
   };
 }

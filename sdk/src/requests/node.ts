@@ -21,8 +21,9 @@ export function wrapListener<Req extends IncomingMessage, Res extends ServerResp
   listener: (req: Req, res: Res) => void,
   routeOf?: (req: Req) => string | undefined,
 ): (req: Req, res: Res) => void {
+  // The request the recorder hands back is the one given here.
+  const route = routeOf as RouteOf | undefined;
   return (req, res) => {
-    const route: RouteOf | undefined = routeOf ? () => routeOf(req) : undefined;
     recorder().watch(req, res, route);
     listener(req, res);
   };

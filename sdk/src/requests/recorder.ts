@@ -9,7 +9,7 @@
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
-import { normaliseRoute } from "@coral/proto/http-routes";
+import { MAX_ROUTE_LENGTH, normaliseRoute, OTHER_ROUTE } from "@coral/proto/http-routes";
 import { BodyCapture } from "./body.ts";
 import type { ResolvedRequestOptions } from "./options.ts";
 import { BoundedQueue } from "./queue.ts";
@@ -54,18 +54,35 @@ export interface TrafficSampleData {
   reason: "sampled" | "error";
 }
 
-/** Where a framework says which route pattern served the request (called once, when the response ends). */
-export type RouteOf = () => string | undefined;
+/**
+ * Where a framework says which route pattern served the request (called
+ * once, when the response ends, with the request it watches).
+ */
+export type RouteOf = (req: IncomingMessage) => string | undefined;
 
+/** On a watched request: its Watch (a second middleware only adds its route lookup). */
 const watched = Symbol.for("coral.sdk.request");
+/** On its response: the same Watch, for the shared 'finish' listener and write/end wrappers. */
+const watchedResponse = Symbol("coral.sdk.response");
 
-interface Watch {
-  routeOf: RouteOf | undefined;
-}
+type Marked<T> = T & { [watched]?: Watch; [watchedResponse]?: Watch };
+type AnyFunction = (this: unknown, ...args: unknown[]) => unknown;
 
 /** Express `/users/:id` and Fastify `/users/:id` patterns in the agent's form (`/users/{id}`). */
 export function frameworkRoute(pattern: string): string {
   return pattern.replace(/[:*]([A-Za-z_][A-Za-z0-9_]*)(\([^)]*\))?\??/g, (_m, name: string) => `{${name.toLowerCase().replace(/[^a-z]/g, "") || "param"}}`);
+}
+
+/** Framework patterns are few (an app's routes): each is rewritten once. */
+const patternRoutes = new Map<string, string>();
+const maxPatternRoutes = 1000;
+function cachedFrameworkRoute(pattern: string): string {
+  let route = patternRoutes.get(pattern);
+  if (route === undefined) {
+    route = frameworkRoute(pattern);
+    if (patternRoutes.size < maxPatternRoutes) patternRoutes.set(pattern, route);
+  }
+  return route;
 }
 
 let idCounter = 0;
@@ -73,6 +90,109 @@ const idPrefix = randomBytes(6).toString("hex");
 function nextId(): string {
   idCounter = (idCounter + 1) % 0x1_0000_0000;
   return idPrefix + idCounter.toString(16).padStart(8, "0");
+}
+
+/**
+ * One request, from the 'request' event to its response's 'finish': one
+ * object, and shared functions (no closures) for the listener and the body
+ * wrappers. Whether it is in the sampled share is decided when it starts;
+ * a request outside the share keeps only references (its head is on the
+ * request anyway; request body chunks as the parser made them) and copies
+ * a response body only once the status says 5xx, so it can still be kept
+ * as an error sample.
+ */
+class Watch {
+  readonly start = performance.now();
+  /** Now, before a router rewrites it (Express strips mount paths from req.url). */
+  readonly path: string;
+  requestBody: BodyCapture | undefined = undefined;
+  responseBody: BodyCapture | undefined = undefined;
+  push: AnyFunction | undefined = undefined;
+  write: AnyFunction | undefined = undefined;
+  end: AnyFunction | undefined = undefined;
+
+  constructor(
+    readonly recorder: RequestRecorder,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    public routeOf: RouteOf | undefined,
+    readonly sampled: boolean,
+  ) {
+    this.path = req.url ?? "/";
+  }
+
+  requestChunk(chunk: unknown, encoding: unknown): void {
+    (this.requestBody ??= new BodyCapture(this.recorder.options.maxBodyBytes)).add(chunk, encoding);
+  }
+
+  /** A response chunk: copied if the request is in the share or its status (fixed once a chunk is written) is 5xx. */
+  responseChunk(chunk: unknown, encoding: unknown): void {
+    if (!this.sampled && !alwaysKept(this.res.statusCode)) return;
+    (this.responseBody ??= new BodyCapture(this.recorder.options.maxBodyBytes)).add(chunk, encoding, true);
+  }
+
+  route(): string {
+    let pattern: string | undefined;
+    if (this.routeOf) {
+      try {
+        pattern = this.routeOf(this.req);
+      } catch {
+        pattern = undefined;
+      }
+    }
+    return pattern ? cachedFrameworkRoute(pattern) : normaliseRoute(this.path);
+  }
+
+  finish(): void {
+    const durationMs = performance.now() - this.start;
+    const { recorder, req, res } = this;
+    const status = res.statusCode;
+    const method = req.method ?? "GET";
+    const route = this.route();
+    recorder.red.record(method, route.length > MAX_ROUTE_LENGTH ? OTHER_ROUTE : route, status, durationMs);
+    if (!recorder.options.samples || !(this.sampled || alwaysKept(status))) return;
+    const head = (res as unknown as { _header?: unknown })._header;
+    const captured: CapturedRequest = {
+      id: nextId(),
+      method,
+      path: this.path,
+      route,
+      status,
+      startMs: Date.now() - durationMs,
+      durationMs,
+      requestRaw: req.rawHeaders.slice(),
+      responseHead: typeof head === "string" ? head : undefined,
+      responseHeaders: typeof head === "string" ? undefined : objectPairs(res.getHeaders()),
+      requestBody: this.requestBody,
+      responseBody: this.responseBody,
+      reason: this.sampled ? "sampled" : "error",
+    };
+    recorder.queue.push(captured, estimateBytes(captured, recorder.options.maxBodyBytes));
+  }
+}
+
+function onFinish(this: Marked<ServerResponse>): void {
+  this[watchedResponse]?.finish();
+}
+
+// The HTTP parser pushes body chunks: seen however the app reads them (events, pipes, iterators), or if it never does.
+function capturePush(this: Marked<IncomingMessage>, ...args: unknown[]): unknown {
+  const w = this[watched]!;
+  if (args[0] !== null) w.requestChunk(args[0], args[1]);
+  return w.push!.apply(this, args);
+}
+
+function captureWrite(this: Marked<ServerResponse>, ...args: unknown[]): unknown {
+  const w = this[watchedResponse]!;
+  w.responseChunk(args[0], typeof args[1] === "string" ? args[1] : undefined);
+  return w.write!.apply(this, args);
+}
+
+function captureEnd(this: Marked<ServerResponse>, ...args: unknown[]): unknown {
+  const w = this[watchedResponse]!;
+  const chunk = args[0];
+  if (chunk !== undefined && typeof chunk !== "function") w.responseChunk(chunk, typeof args[1] === "string" ? args[1] : undefined);
+  return w.end!.apply(this, args);
 }
 
 export class RequestRecorder {
@@ -95,76 +215,27 @@ export class RequestRecorder {
    * route lookup). Call it before the app reads the body.
    */
   watch(req: IncomingMessage, res: ServerResponse, routeOf?: RouteOf): void {
-    const existing = (req as unknown as Record<symbol, Watch | undefined>)[watched];
+    const mreq = req as Marked<IncomingMessage>;
+    const existing = mreq[watched];
     if (existing) {
       if (routeOf) existing.routeOf = routeOf;
       return;
     }
-    const w: Watch = { routeOf };
-    (req as unknown as Record<symbol, Watch>)[watched] = w;
     this.instrumented = true;
-    const start = performance.now();
-    const startMs = Date.now();
-    // Now, before a router rewrites it (Express strips mount paths from req.url).
-    const path = req.url ?? "/";
     const samples = this.options.samples;
-    const sampled = samples && this.sampler.next();
-    const limit = this.options.maxBodyBytes;
-    let reqBody: BodyCapture | undefined;
-    let resBody: BodyCapture | undefined;
-    if (samples && limit > 0) {
-      reqBody = new BodyCapture(limit);
-      resBody = new BodyCapture(limit);
-      const rb = reqBody;
-      const sb = resBody;
-      // The HTTP parser pushes body chunks: seen however the app reads them (events, pipes, iterators), or if it never does.
-      const push = req.push;
-      req.push = function (this: IncomingMessage, chunk: unknown, encoding?: BufferEncoding) {
-        if (chunk !== null) rb.add(chunk, encoding);
-        return push.call(this, chunk, encoding);
-      } as typeof req.push;
-      const write = res.write;
-      res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
-        sb.add(chunk, typeof rest[0] === "string" ? rest[0] : undefined, true);
-        return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-      } as typeof res.write;
-      const end = res.end;
-      res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
-        if (chunk !== undefined && typeof chunk !== "function") sb.add(chunk, typeof rest[0] === "string" ? rest[0] : undefined, true);
-        return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
-      } as typeof res.end;
+    const w = new Watch(this, req, res, routeOf, samples && this.sampler.next());
+    mreq[watched] = w;
+    const mres = res as Marked<ServerResponse>;
+    mres[watchedResponse] = w;
+    if (samples && this.options.maxBodyBytes > 0) {
+      w.push = req.push as AnyFunction;
+      req.push = capturePush as typeof req.push;
+      w.write = res.write as AnyFunction;
+      res.write = captureWrite as typeof res.write;
+      w.end = res.end as AnyFunction;
+      res.end = captureEnd as typeof res.end;
     }
-    res.once("finish", () => {
-      const durationMs = performance.now() - start;
-      const status = res.statusCode;
-      const method = req.method ?? "GET";
-      let pattern: string | undefined;
-      try {
-        pattern = w.routeOf?.();
-      } catch {
-        pattern = undefined;
-      }
-      const route = pattern ? frameworkRoute(pattern) : normaliseRoute(path);
-      this.red.record(method, route.length > 200 ? "other" : route, status, durationMs);
-      if (!samples || !(sampled || alwaysKept(status))) return;
-      const head = (res as unknown as { _header?: unknown })._header;
-      const captured: CapturedRequest = {
-        id: nextId(),
-        method,
-        path,
-        route,
-        status,
-        startMs,
-        durationMs,
-        requestRaw: req.rawHeaders.slice(),
-        responseHead: typeof head === "string" ? head : undefined,
-        responseHeaders: typeof head === "string" ? undefined : objectPairs(res.getHeaders()),
-        requestBody: reqBody,
-        responseBody: resBody,
-        reason: sampled ? "sampled" : "error",
-      };
-      this.queue.push(captured, estimateBytes(captured, limit));
-    });
+    res.on("finish", onFinish);
   }
 
   /** Up to `max` queued samples, oldest first, serialised and redacted. */

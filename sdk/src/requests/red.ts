@@ -7,7 +7,12 @@
 import { RouteCap, OTHER_ROUTE } from "@coral/proto/http-routes";
 import { LatencyHistogram } from "./histogram.ts";
 
-const knownMethods = new Set(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"]);
+// Methods and status classes by index: a series is found per request by
+// one Map lookup (the route) and an array slot, with no key strings built.
+const methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "OTHER"] as const;
+const methodIndex = new Map<string, number>(methods.slice(0, -1).map((m, i) => [m, i]));
+const otherMethod = methods.length - 1;
+const statusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const;
 
 export interface DrainedSeries {
   method: string;
@@ -18,12 +23,36 @@ export interface DrainedSeries {
   buckets: { ms: number; count: number }[];
 }
 
+function statusClassIndex(status: number): number {
+  return status >= 100 && status <= 599 ? Math.floor(status / 100) - 1 : statusClasses.length - 1;
+}
+
 export function statusClassOf(status: number): string {
-  return status >= 100 && status <= 599 ? `${Math.floor(status / 100)}xx` : "5xx";
+  return statusClasses[statusClassIndex(status)]!;
+}
+
+interface Series {
+  method: string;
+  route: string;
+  statusClass: string;
+  histogram: LatencyHistogram;
+  /** Where it is kept until drained. */
+  slots: (Series | undefined)[];
+  slot: number;
+}
+
+/** A route the cap admitted (for the methods in `admitted`, one bit each), with its series since the last drain. */
+interface RouteEntry {
+  route: string;
+  admitted: number;
+  series: (Series | undefined)[];
 }
 
 export class RedAggregator {
-  #series = new Map<string, { method: string; route: string; statusClass: string; histogram: LatencyHistogram }>();
+  /** Admitted routes (at most the cap's worth); kept across drains, as the cap remembers them. */
+  readonly #routes = new Map<string, RouteEntry>();
+  readonly #other: RouteEntry = { route: OTHER_ROUTE, admitted: 0, series: [] };
+  #active: Series[] = [];
   readonly #cap: RouteCap;
   #overflow = 0;
 
@@ -32,31 +61,47 @@ export class RedAggregator {
   }
 
   record(method: string, route: string, status: number, durationMs: number): void {
-    const m = knownMethods.has(method) ? method : "OTHER";
-    const r = this.#cap.route(m, route);
-    if (r === OTHER_ROUTE) this.#overflow++;
-    const statusClass = statusClassOf(status);
-    const key = `${m} ${statusClass} ${r}`;
-    let s = this.#series.get(key);
-    if (!s) {
-      s = { method: m, route: r, statusClass, histogram: new LatencyHistogram() };
-      this.#series.set(key, s);
+    const mi = methodIndex.get(method) ?? otherMethod;
+    let entry = this.#routes.get(route);
+    if (entry === undefined || (entry.admitted & (1 << mi)) === 0) {
+      if (this.#cap.route(methods[mi]!, route) === OTHER_ROUTE) {
+        this.#overflow++;
+        entry = this.#other;
+      } else {
+        if (entry === undefined) {
+          entry = { route, admitted: 0, series: [] };
+          this.#routes.set(route, entry);
+        }
+        entry.admitted |= 1 << mi;
+      }
+    }
+    const ci = statusClassIndex(status);
+    const slot = mi * statusClasses.length + ci;
+    let s = entry.series[slot];
+    if (s === undefined) {
+      s = { method: methods[mi]!, route: entry.route, statusClass: statusClasses[ci]!, histogram: new LatencyHistogram(), slots: entry.series, slot };
+      entry.series[slot] = s;
+      this.#active.push(s);
     }
     s.histogram.add(durationMs);
   }
 
   /** The series since the last drain; they are forgotten (the known routes stay). */
   drain(): { series: DrainedSeries[]; overflow: number } {
-    const series = [...this.#series.values()].map((s) => ({
-      method: s.method,
-      route: s.route,
-      statusClass: s.statusClass,
-      count: s.histogram.count,
-      sumMs: s.histogram.sumMs,
-      buckets: s.histogram.buckets(),
-    }));
+    const active = this.#active;
+    this.#active = [];
+    const series = active.map((s) => {
+      s.slots[s.slot] = undefined;
+      return {
+        method: s.method,
+        route: s.route,
+        statusClass: s.statusClass,
+        count: s.histogram.count,
+        sumMs: s.histogram.sumMs,
+        buckets: s.histogram.buckets(),
+      };
+    });
     const overflow = this.#overflow;
-    this.#series = new Map();
     this.#overflow = 0;
     return { series, overflow };
   }
