@@ -3,3 +3,6 @@ export { openAgentStore } from "./storage/index.ts";
 export { type Invitation, UntrustedColonyError } from "./runtime/colony-link.ts";
 export { loadAgentIdentity, identityFileName, type AgentIdentity } from "./runtime/identity.ts";
 export { rollbackConfigProblems, type AgentRollbackConfig } from "./control/index.ts";
+export { startHostAgent, UnknownServiceError, type HostAgent, type HostAgentOptions, type HostedService, type SharedAgentOptions } from "./runtime/host.ts";
+export { checkServiceName, checkServiceSet, diffServices, parseServiceSpec, ServiceSpecError, type ServiceSpec } from "./runtime/services.ts";
+export { controlRequest, startControlSocket, type ControlAnswer, type ControlRequest } from "./runtime/control-socket.ts";

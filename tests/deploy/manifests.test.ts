@@ -252,11 +252,11 @@ describe.skipIf(noSystemdAnalyze)("systemd units", () => {
 
   it("systemd-analyze verify accepts the colony (with its WireGuard drop-in), agent and discovery units without a warning", async () => {
     const dir = await unitDir();
-    const units = ["coral-colony.service", "coral-agent@api.service", "coral-discovery.service"].map((u) => join(dir, u));
+    const units = ["coral-colony.service", "coral-agent@api.service", "coral-agent.service", "coral-discovery.service"].map((u) => join(dir, u));
     const res = await systemdAnalyze(["verify", "--man=no", ...units], { SYSTEMD_UNIT_PATH: `${dir}:` });
     expect(res.stderr).toBe("");
     expect(res.code).toBe(0);
-    for (const unit of ["coral-colony.service", "coral-agent@.service", "coral-discovery.service"]) {
+    for (const unit of ["coral-colony.service", "coral-agent@.service", "coral-agent.service", "coral-discovery.service"]) {
       const text = await readFile(join(repoRoot, "infra/systemd", unit), "utf8");
       expect(text, unit).toMatch(/^Restart=(on-failure|always)$/m);
       expect(text, unit).toMatch(/^NoNewPrivileges=yes$/m);

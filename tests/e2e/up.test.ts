@@ -1,5 +1,5 @@
 // The README's run command: `coral up` brings up discovery, a colony with its
-// own NATS, the sample app and an agent on each part, prints status and
+// own NATS, the sample app and one agent observing its three parts, prints status and
 // topology, and stops everything on Ctrl+C.
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { coralBin } from "../helpers/cli.ts";
+import { coralBin, runCoral } from "../helpers/cli.ts";
 import { killLeftoverNats } from "../helpers/colony.ts";
 import { freePort } from "../helpers/ports.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -32,6 +32,11 @@ describe("coral up", () => {
       expect(existsSync(join(dir, ".coral", "colony.duckdb"))).toBe(true);
       const pid = JSON.parse(readFileSync(join(dir, ".coral", "colony.pid"), "utf8")) as { pid: number };
       expect(pid.pid).toBe(up.pid);
+      // One agent observes the three parts: its control socket lists them.
+      const listed = await runCoral(["connect", "--list", "--json"], { cwd: dir, env: { CORAL_HOME: join(dir, "home") } });
+      expect(listed.code, listed.stderr).toBe(0);
+      const services = (JSON.parse(listed.stdout) as { services: { spec: { name: string }; state: string }[] }).services;
+      expect(services.map((x) => `${x.spec.name}:${x.state}`).sort()).toEqual(["api:running", "frontend:running", "store:running"]);
     } finally {
       const exited = new Promise((r) => up.once("exit", r));
       up.kill("SIGINT");

@@ -1,10 +1,29 @@
-// coral connect <service> --port N: run an agent beside one app component.
+// coral connect frontend:3000 api:3001 …: one agent observing app components
+// (or coral connect <service> --port N for one); --add/--remove/--list/--reload
+// talk to a running agent over its control socket.
 import { spawn } from "node:child_process";
 import { existsSync, fstatSync, openSync, readFileSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { loadAgentIdentity, startAgent, type AgentNotice, type Invitation } from "@coral/agent";
+import {
+  checkServiceName,
+  checkServiceSet,
+  controlRequest,
+  loadAgentIdentity,
+  parseServiceSpec,
+  ServiceSpecError,
+  startControlSocket,
+  startHostAgent,
+  type AgentLogger,
+  type AgentNotice,
+  type ControlAnswer,
+  type ControlRequest,
+  type HostAgent,
+  type HostedService,
+  type Invitation,
+  type ServiceSpec,
+} from "@coral/agent";
 import { sleep } from "@coral/common/async";
 import { createLogger } from "@coral/common/log";
 import { DiscoveryClient, decodeJoinToken, invitationSecretPattern, resolveEndpoints, type JoinToken } from "@coral/proto";
@@ -17,6 +36,8 @@ import { explainError, resolveTarget, serviceClient } from "./remote.ts";
 import { decodeMeshToken, joinMesh, type MeshTarget } from "./mesh-join.ts";
 import { UsageError, durationFlag, intOption, parsePortOption } from "./options.ts";
 import { waitUntil } from "./wait.ts";
+import { AgentConfigError, loadAgentConfig } from "./agent-config.ts";
+import { colors, columns, plural } from "../format/text.ts";
 
 export interface AgentTarget {
   colonyId: string;
@@ -197,36 +218,42 @@ export function describeNotice(service: string, n: AgentNotice): string | undefi
 
 /**
  * Re-runs this command without --daemon as a detached process, and waits
- * until it connects. The join token goes through the environment, never argv.
+ * until each service has connected (or failed). The join token goes through
+ * the environment, never argv.
  */
-async function runDetached(service: string, dataDir: string, joinToken: string | undefined): Promise<void> {
-  await mkdir(dataDir, { recursive: true });
-  const logPath = join(dataDir, "agent.log");
+async function runDetached(services: readonly string[], agentDir: string, joinToken: string | undefined): Promise<void> {
+  await mkdir(agentDir, { recursive: true, mode: 0o700 });
+  const logPath = join(agentDir, "agent.log");
   const out = openSync(logPath, "a", 0o600);
   // Only what this run writes counts (the log is appended to across runs).
   const logStart = fstatSync(out).size;
   const args = withoutJoinArgs(process.argv.slice(2).filter((a) => a !== "--daemon"));
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args, "--data-dir", dataDir], {
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
     detached: true,
     stdio: ["ignore", out, out],
     env: joinToken ? { ...withoutKey(process.env, "CORAL_JOIN_TOKEN_FILE"), CORAL_JOIN_TOKEN: joinToken } : process.env,
   });
   child.unref();
-  await waitUntil(`the agent to connect (see ${logPath})`, 60_000, async () => {
+  const thisRun = async () => (await readFile(logPath, "utf8").catch(() => "")).slice(logStart);
+  const text = await waitUntil(`the agent to connect (see ${logPath})`, 60_000 + 15_000 * services.length, async () => {
     if (child.exitCode !== null) {
       // The agent's own words (e.g. "an agent named api is already running here"), and its code.
-      const said = (await readFile(logPath, "utf8").catch(() => "")).slice(logStart).split("\n").filter((l) => l.startsWith("Error: ")).at(-1);
+      const said = (await thisRun()).split("\n").filter((l) => l.startsWith("Error: ")).at(-1);
       throw Object.assign(new Error(said ? `${said.slice("Error: ".length)} (see ${logPath})` : `the agent exited with code ${child.exitCode}; see ${logPath}`), {
         exitCode: child.exitCode,
       });
     }
-    const text = await readFile(logPath, "utf8").catch(() => "");
-    return text.includes(`✓ Connected: ${service}`) ? true : undefined;
+    const t = await thisRun();
+    return services.every((s) => t.includes(`✓ Connected: ${s} `) || t.includes(`✗ ${s}: `)) ? t : undefined;
   });
-  await writeFile(join(dataDir, "agent.pid"), `${child.pid}\n`);
-  console.log(`✓ Connected: ${service} (agent running in the background, pid ${child.pid})`);
+  await writeFile(join(agentDir, "agent.pid"), `${child.pid}\n`);
+  const failed = services.filter((s) => !text.includes(`✓ Connected: ${s} `));
+  for (const s of services)
+    if (!failed.includes(s)) console.log(`✓ Connected: ${s} (agent running in the background, pid ${child.pid})`);
+  for (const line of text.split("\n").filter((l) => failed.some((s) => l.startsWith(`✗ ${s}: `)))) console.error(line);
   console.log(`  Logs: ${logPath}`);
   console.log(`  Stop it with: kill ${child.pid}`);
+  if (failed.length) process.exitCode = 1;
 }
 
 function withoutKey(env: NodeJS.ProcessEnv, key: string): NodeJS.ProcessEnv {
@@ -246,18 +273,160 @@ export function withoutJoinArgs(args: string[]): string[] {
   return out;
 }
 
+interface ServiceFlags {
+  port?: number;
+  health?: string;
+  metrics?: string;
+  tags?: Record<string, string>;
+  sdk?: number;
+}
+
+/**
+ * The services named on the command line: `api --port 3001` (one, the first
+ * form) or `frontend:3000 api:3001 store:3002/health`; else CORAL_SERVICES,
+ * else CORAL_COMPONENT with CORAL_PORT. `single` is the first form.
+ */
+export function servicesFromArgs(args: readonly string[], flags: ServiceFlags, env: NodeJS.ProcessEnv = process.env): { specs: ServiceSpec[]; single: boolean } {
+  const words = args.length ? args : (env.CORAL_SERVICES ?? "").split(/[\s,]+/).filter(Boolean);
+  try {
+    if (words.length === 0 || (words.length === 1 && !words[0]!.includes(":"))) {
+      const name = words[0] ?? env.CORAL_COMPONENT;
+      if (!name) throw new UsageError("name what to observe: coral connect api:3001 [store:3002/health …], or coral connect <service> --port <port>");
+      if (!flags.port) throw new UsageError(`--port is required (or CORAL_PORT): the port ${name} listens on; or write ${name}:<port>`);
+      return { specs: [withFlags({ name: checkServiceName(name), port: flags.port }, flags)], single: true };
+    }
+    const plain = words.find((w) => !w.includes(":"));
+    if (plain) throw new UsageError(`"${plain}" has no port: write each service as name:port[/health-path], e.g. ${plain}:3000`);
+    if (flags.port) throw new UsageError("--port is for one service named alone (coral connect api --port 3001); name:port gives each its own");
+    const specs = words.map((w) => parseServiceSpec(w));
+    if (specs.length > 1 && (flags.health || flags.metrics || flags.sdk))
+      throw new UsageError("--health, --metrics and --sdk name one service's endpoints: with several services use name:port/health-path, or --config");
+    return { specs: checkServiceSet(specs.map((s) => withFlags(s, flags))), single: false };
+  } catch (err) {
+    if (err instanceof ServiceSpecError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+function withFlags(spec: ServiceSpec, flags: ServiceFlags): ServiceSpec {
+  return {
+    ...spec,
+    healthUrl: flags.health ?? spec.healthUrl,
+    metricsUrl: flags.metrics ?? spec.metricsUrl,
+    tags: flags.tags ? { ...spec.tags, ...flags.tags } : spec.tags,
+    sdkPort: flags.sdk ?? spec.sdkPort,
+  };
+}
+
+/** The folder of the agent a control request (--add, --remove, --list, --reload) goes to. */
+async function controlDir(dataDir: string | undefined, projectDir = process.cwd()): Promise<string> {
+  if (dataDir) return resolve(dataDir);
+  const direct = directTarget(process.env);
+  if (direct) return dirname(direct.dataDirFor("x"));
+  const dir = existsSync(join(projectDir, ".coral", "config.yaml")) ? projectDir : (await currentColony())?.project_dir;
+  if (dir) return join(dir, ".coral", "agents");
+  throw new UsageError("which agent? pass --data-dir <its folder> (an agent that joined with a token keeps it in ~/.coral/agents/<colony-id>)");
+}
+
+const socketName = "agent.sock";
+
+/** The agent's socket in `dir`, or the one agent's among its service folders (an agent started for one service keeps it in that service's folder). */
+async function controlSocketIn(dir: string, explicit: boolean): Promise<string> {
+  const direct = join(dir, socketName);
+  if (explicit || existsSync(direct)) return direct;
+  const found = (await readdir(dir, { withFileTypes: true }).catch(() => []))
+    .filter((e) => e.isDirectory() && existsSync(join(dir, e.name, socketName)))
+    .map((e) => join(dir, e.name));
+  if (found.length > 1) throw new UsageError(`several agents run in ${dir}: pass --data-dir <one of ${found.join(", ")}>`);
+  return found.length === 1 ? join(found[0]!, socketName) : direct;
+}
+
+async function sendControl(dir: string, explicit: boolean, req: ControlRequest): Promise<ControlAnswer> {
+  const path = await controlSocketIn(dir, explicit);
+  try {
+    return await controlRequest(path, req);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ECONNREFUSED")
+      throw new Error(`no agent is running in ${dir}: start one with coral connect <name:port …> (or pass --data-dir <its folder>)`);
+    throw err;
+  }
+}
+
+function formatHosted(services: readonly HostedService[], color: boolean): string {
+  if (services.length === 0) return "The agent observes no service.";
+  const c = colors(color);
+  const state = (s: HostedService) => (s.state === "running" ? c.green(s.state) : s.state === "failed" ? c.red(s.state) : c.yellow(s.state));
+  const rows = services.map((s) => [s.spec.name, String(s.spec.port), state(s), s.agentId ?? "", s.spec.healthUrl ?? "(port listening)", s.error ?? ""]);
+  const [head, ...lines] = columns(["SERVICE", "PORT", "STATE", "AGENT ID", "HEALTH", "ERROR"], rows);
+  return [c.bold(head!), ...lines].join("\n");
+}
+
+/** --add, --remove, --list, --reload: ask the running agent. Exit 2 for a request it refuses as wrong, 1 when it failed. */
+async function controlCommand(opts: ServiceFlags & { add?: string; remove?: string; list?: boolean; reload?: boolean; json?: boolean; dataDir?: string }): Promise<void> {
+  const ops = [opts.add, opts.remove, opts.list, opts.reload].filter((o) => o !== undefined && o !== false);
+  if (ops.length > 1) throw new UsageError("one of --add, --remove, --list, --reload at a time");
+  let req: ControlRequest;
+  try {
+    req = opts.add
+      ? { op: "add", spec: withFlags(parseServiceSpec(opts.add), opts) }
+      : opts.remove
+        ? { op: "remove", name: checkServiceName(opts.remove) }
+        : opts.reload
+          ? { op: "reload" }
+          : { op: "list" };
+  } catch (err) {
+    if (err instanceof ServiceSpecError) throw new UsageError(err.message);
+    throw err;
+  }
+  const answer = await sendControl(await controlDir(opts.dataDir), opts.dataDir !== undefined, req);
+  if (opts.json) console.log(JSON.stringify(answer, null, 2));
+  if (!answer.ok) {
+    if (!opts.json) console.error(`✗ ${answer.error}`);
+    process.exitCode = answer.code === "invalid" ? 2 : 1;
+    return;
+  }
+  if (opts.json) return;
+  if (req.op === "add") console.log(`✓ Added ${req.spec.name} (port ${req.spec.port}) to the running agent`);
+  if (req.op === "remove") console.log(`✓ Removed ${req.name} from the running agent`);
+  if (req.op === "reload") console.log(`✓ Reloaded: ${answer.note}`);
+  console.log(formatHosted(answer.services, Boolean(process.stdout.isTTY) && !process.env.NO_COLOR));
+}
+
+/** A control socket for this agent, unless another live agent already answers on it (then this one runs without). */
+export async function openControl(dir: string, handler: Parameters<typeof startControlSocket>[1], log: AgentLogger): Promise<{ close(): Promise<void> } | undefined> {
+  const path = join(dir, socketName);
+  const live = await controlRequest(path, { op: "list" }, 2_000).catch(() => undefined);
+  if (live?.ok) {
+    console.log(`  Control: another agent in ${dir} answers coral connect --add/--remove; this one runs without`);
+    return undefined;
+  }
+  try {
+    return await startControlSocket(path, handler, (err) => log.warn({ err: String(err) }, "control request failed"));
+  } catch (err) {
+    console.log(`  Control: no control socket (${(err as Error).message}); --add/--remove cannot reach this agent`);
+    return undefined;
+  }
+}
+
 export function connectCommand(): Command {
   return withRollbackOptions(withJoinOptions(new Command("connect")))
-    .description("observe one app component: its process, connections, health and metrics (the agent)")
-    .argument("[service]", "component name, e.g. api (or CORAL_COMPONENT)")
-    .addOption(new Option("--port <port>", "port the component listens on").env("CORAL_PORT").argParser(parsePortOption))
+    .description("observe app components, one or several in one agent: their processes, connections, health and metrics")
+    .argument("[services...]", "name:port[/health-path] for each service (frontend:3000 api:3001 store:3002/health), or one name with --port (or CORAL_SERVICES, CORAL_COMPONENT)")
+    .addOption(new Option("--port <port>", "port the component listens on (one service named alone)").env("CORAL_PORT").argParser(parsePortOption))
     .addOption(new Option("--health <url>", "health check: an http(s):// URL to GET, or tcp://host:port to connect to (default: is the port still listening, read from /proc; opens no connection)").env("CORAL_HEALTH_URL").argParser(healthOption))
     .addOption(new Option("--metrics <url>", "Prometheus endpoint to scrape").env("CORAL_METRICS_URL").argParser(urlOption))
-    .addOption(new Option("--tags <k=v,...>", "labels, e.g. version=2.1.0").env("CORAL_TAGS").argParser(tagsOption))
+    .addOption(new Option("--tags <k=v,...>", "labels, e.g. version=2.1.0 (for every service)").env("CORAL_TAGS").argParser(tagsOption))
     .addOption(new Option("--sdk <port>", "port of the app's Coral SDK (default: found from the SDK's announcement)").env("CORAL_SDK_PORT").argParser(parsePortOption))
-    .addOption(new Option("--data-dir <dir>", "where the agent keeps its local data").env("CORAL_AGENT_DATA_DIR"))
+    .addOption(new Option("--config <file>", "YAML file listing the services (services: [{name, port, health, metrics, tags, sdk}]); read again on SIGHUP or --reload").env("CORAL_AGENT_CONFIG"))
+    .option("--add <name:port>", "add a service to the running agent (with --health, --metrics, --tags, --sdk for it)")
+    .option("--remove <name>", "stop observing a service in the running agent")
+    .option("--list", "list the running agent's services")
+    .option("--reload", "make the running agent read its --config file again")
+    .option("--json", "with --add, --remove, --list, --reload: print the answer as JSON")
+    .addOption(new Option("--data-dir <dir>", "the agent's folder (one folder per service inside; for one service named alone with --port, that service's folder)").env("CORAL_AGENT_DATA_DIR"))
     .addOption(new Option("--mesh <mode>", "loopback (same machine) or wireguard (join the colony's WireGuard mesh; needs root)").choices(["loopback", "wireguard"]).env("CORAL_MESH_MODE").default("loopback"))
-    .option("--daemon", "run in the background; logs go to agent.log in the data folder")
+    .option("--daemon", "run in the background; logs go to agent.log in the agent's folder")
     .addOption(
       new Option("--profile-hz <n>", "rate of the always-on CPU profiler (eBPF, as root; kept per minute, read with coral profile cpu --since); 0 turns it off")
         .env("CORAL_PROFILE_HZ")
@@ -271,14 +440,15 @@ export function connectCommand(): Command {
     .addOption(durationFlag("--sample-interval <duration>", "how often to sample the process", durationOption, 1000))
     .addOption(durationFlag("--summary-interval <duration>", "how often to send summaries to the colony", durationOption, 60_000))
     .addOption(new Option("--log-level <level>").choices(["debug", "info", "warn", "error"]).default("warn"))
-    .action(async (serviceArg: string | undefined, opts: {
-      port?: number;
-      health?: string;
-      metrics?: string;
-      tags?: Record<string, string>;
-      sdk?: number;
+    .action(async (args: string[], opts: ServiceFlags & {
       join?: string;
       joinFile?: string;
+      config?: string;
+      add?: string;
+      remove?: string;
+      list?: boolean;
+      reload?: boolean;
+      json?: boolean;
       dataDir?: string;
       mesh: "loopback" | "wireguard";
       daemon?: boolean;
@@ -291,84 +461,125 @@ export function connectCommand(): Command {
       summaryInterval: number;
       logLevel: "debug" | "info" | "warn" | "error";
     } & RollbackFlags) => {
-      const service = serviceArg ?? process.env.CORAL_COMPONENT;
-      if (!service) throw new UsageError("name the component: coral connect <service> --port <port> (or set CORAL_COMPONENT)");
-      if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(service))
-        throw new UsageError(`"${service}" must be lowercase letters, digits and inner hyphens, e.g. api`);
-      if (!opts.port) throw new UsageError("--port is required (or CORAL_PORT): the port the component listens on");
+      if (opts.add !== undefined || opts.remove !== undefined || opts.list || opts.reload) {
+        if (args.length) throw new UsageError("--add, --remove, --list and --reload talk to a running agent: name no services beside them");
+        return controlCommand(opts);
+      }
+      if (opts.config && args.length) throw new UsageError("name the services either on the command line or in --config, not both");
+      const { specs, single } = opts.config ? { specs: await loadAgentConfig(opts.config).catch(usageOnConfig), single: false } : servicesFromArgs(args, opts);
       const rollback = rollbackConfigFrom(opts);
       const continuousProfile = opts.continuousProfile && opts.profileHz > 0;
       const joinToken = readJoinToken(opts);
+      if (opts.mesh === "wireguard" && specs.length > 1)
+        throw new UsageError("--mesh wireguard observes one service per agent for now: run one coral connect per service");
       const meshToken = opts.mesh === "wireguard" ? decodeMeshToken(joinToken) : undefined;
       const target = meshToken ? tokenTarget(meshToken, "") : await resolveAgentTarget(joinToken);
-      const dataDir = resolve(opts.dataDir ?? target.dataDirFor(service));
+      // A service named alone keeps the layout it always had: its own folder holds its store, log, pid and
+      // control socket. Several services: one folder per service inside the agent's.
+      const agentDir = resolve(opts.dataDir ?? (single ? target.dataDirFor(specs[0]!.name) : dirname(target.dataDirFor(specs[0]!.name))));
+      const dataDirFor = (service: string) => (single ? agentDir : join(agentDir, service));
       if (opts.daemon) {
-        await runDetached(service, dataDir, joinToken?.token);
+        await runDetached(
+          specs.map((s) => s.name),
+          agentDir,
+          joinToken?.token,
+        );
         return;
       }
-      const enrollment = await enrollmentFor(target, service, dataDir);
       const log = createLogger({ level: opts.logLevel });
       // Listen for Ctrl+C before starting, so a stop during start-up is graceful too.
       const stopped = new Promise<void>((done) => {
         process.once("SIGINT", () => done());
         process.once("SIGTERM", () => done());
       });
+      // A SIGHUP during start-up must not end the agent (its default): the reload waits until the services run.
+      let hupBeforeReady = false;
+      let onHup = () => void (hupBeforeReady = true);
+      const hupListener = () => onHup();
+      if (opts.config) process.on("SIGHUP", hupListener);
       let mesh: MeshTarget | undefined;
       if (meshToken) {
-        mesh = await joinMesh({ token: meshToken, serviceName: service, dataDir, log });
+        mesh = await joinMesh({ token: meshToken, serviceName: specs[0]!.name, dataDir: dataDirFor(specs[0]!.name), log });
         target.colonyUrl = mesh.colonyUrl;
         console.log(`✓ Joined the mesh: ${mesh.enrollment.meshIpv4} on ${mesh.iface.name} (colony ${mesh.enrollment.colonyMeshIpv4} via ${mesh.enrollment.colonyEndpoint})`);
       }
-      let agent;
+      let host: HostAgent | undefined;
+      const specOf = (name: string) => host?.services().find((s) => s.spec.name === name)?.spec ?? specs.find((s) => s.name === name);
+      const onNotice = (service: string, n: AgentNotice) => {
+        const spec = specOf(service);
+        if (n.kind === "connected" && spec) {
+          console.log(`✓ Connected: ${service} (localhost:${spec.port})`);
+          console.log(`  Colony: ${n.colonyId} (${target.colonyUrl})`);
+          console.log(`  Watching: process on port ${spec.port}, connections, health ${spec.healthUrl ?? `(port ${spec.port} listening)`}${spec.metricsUrl ? `, metrics ${spec.metricsUrl}` : ""}`);
+          if (continuousProfile)
+            console.log(
+              process.getuid?.() === 0
+                ? `  Profiling: CPU at ${opts.profileHz} Hz, always on (coral profile cpu ${service} --since 1h; --profile-hz 0 turns it off)`
+                : "  Profiling: the always-on CPU profiler needs root (eBPF); not running",
+            );
+          return;
+        }
+        const line = describeNotice(service, n);
+        if (line) console.log(specs.length > 1 || !single ? line.replace(/^ {2}/, `  [${service}] `) : line);
+      };
       try {
-        agent = await startAgent({
-          serviceName: service,
-          port: opts.port,
-          colonyUrl: target.colonyUrl,
-          ...enrollment,
-          healthUrl: opts.health,
-          metricsUrl: opts.metrics,
-          tags: opts.tags,
-          version: opts.tags?.version,
-          sdkPort: opts.sdk,
-          dataDir,
-          sampleIntervalMs: opts.sampleInterval,
-          summaryIntervalMs: opts.summaryInterval,
-          logger: log,
-          meshAddress: mesh?.enrollment.meshIpv4,
-          rollback,
-          continuousProfile: continuousProfile ? { hz: opts.profileHz } : false,
-          otlp: opts.otlp && !["0", "off", "false"].includes((process.env.CORAL_OTLP ?? "").trim().toLowerCase()) ? { httpPort: opts.otlpHttp, grpcPort: opts.otlpGrpc } : false,
-          onNotice: (n) => {
-            if (n.kind === "connected") {
-              console.log(`✓ Connected: ${service} (localhost:${opts.port})`);
-              console.log(`  Colony: ${n.colonyId} (${target.colonyUrl})`);
-              console.log(`  Watching: process on port ${opts.port}, connections, health ${opts.health ?? `(port ${opts.port} listening)`}${opts.metrics ? `, metrics ${opts.metrics}` : ""}`);
-              if (continuousProfile)
-                console.log(
-                  process.getuid?.() === 0
-                    ? `  Profiling: CPU at ${opts.profileHz} Hz, always on (coral profile cpu ${service} --since 1h; --profile-hz 0 turns it off)`
-                    : "  Profiling: the always-on CPU profiler needs root (eBPF); not running",
-                );
-              return;
-            }
-            const line = describeNotice(service, n);
-            if (line) console.log(line);
+        host = await startHostAgent({
+          services: specs,
+          dataDirFor,
+          enrollmentFor: (service, dir) => enrollmentFor(target, service, dir),
+          onNotice,
+          shared: {
+            colonyUrl: target.colonyUrl,
+            sampleIntervalMs: opts.sampleInterval,
+            summaryIntervalMs: opts.summaryInterval,
+            logger: log,
+            meshAddress: mesh?.enrollment.meshIpv4,
+            rollback,
+            continuousProfile: continuousProfile ? { hz: opts.profileHz } : false,
+            otlp: opts.otlp && !["0", "off", "false"].includes((process.env.CORAL_OTLP ?? "").trim().toLowerCase()) ? { httpPort: opts.otlpHttp, grpcPort: opts.otlpGrpc } : false,
           },
         });
       } catch (err) {
         await mesh?.close();
         throw err;
       }
-      const otlp = agent.otlp();
+      const running = host;
+      for (const s of running.services()) if (s.state === "failed") console.error(`✗ ${s.spec.name}: ${s.error}`);
+      const otlp = running
+        .services()
+        .map((s) => running.agent(s.spec.name)?.otlp())
+        .find((o) => o !== undefined);
       if (otlp?.httpPort !== undefined || otlp?.grpcPort !== undefined)
         console.log(`  OpenTelemetry: OTLP on 127.0.0.1${otlp.grpcPort !== undefined ? ` :${otlp.grpcPort} (gRPC)` : ""}${otlp.httpPort !== undefined ? ` :${otlp.httpPort} (HTTP)` : ""} (coral traces, coral logs)`);
       if (otlp?.reason) console.log(`  OpenTelemetry: ${otlp.reason}`);
+      const configPath = opts.config;
+      const reload = configPath
+        ? async () => {
+            const r = await running.reconcile(await loadAgentConfig(configPath));
+            const parts = [`${plural(r.added.length, "service")} added`, `${r.removed.length} removed`, `${r.changed.length} restarted with new settings`];
+            for (const f of r.failed) console.error(`✗ ${f.name}: ${f.error}`);
+            return parts.join(", ") + (r.failed.length ? `; ${r.failed.map((f) => `${f.name} failed: ${f.error}`).join("; ")}` : "");
+          }
+        : undefined;
+      const control = await openControl(agentDir, { list: () => running.services(), add: (s) => running.add(s), remove: (n) => running.remove(n), reload }, log);
+      onHup = () =>
+        void reload?.().then(
+          (note) => console.log(`✓ Reloaded ${configPath}: ${note}`),
+          (err: unknown) => console.error(`✗ Reload of ${configPath} refused: ${err instanceof Error ? err.message : String(err)}; the services run on as they were`),
+        );
+      if (hupBeforeReady) onHup();
       console.log("Press Ctrl+C to stop");
       await stopped;
+      process.off("SIGHUP", hupListener);
+      await control?.close();
       // Over a tunnel that is gone (revoked, colony away) the goodbye can hang:
       // the interface comes down regardless.
-      await (mesh ? Promise.race([agent.close("stopped by the user"), sleep(8000, undefined, { unref: true })]) : agent.close("stopped by the user"));
+      await (mesh ? Promise.race([running.close("stopped by the user"), sleep(8000, undefined, { unref: true })]) : running.close("stopped by the user"));
       await mesh?.close();
     });
+}
+
+function usageOnConfig(err: unknown): never {
+  if (err instanceof AgentConfigError) throw new UsageError(err.message);
+  throw err;
 }

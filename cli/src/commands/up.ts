@@ -1,6 +1,6 @@
 // `coral up`: the whole local system on embedded defaults, until Ctrl+C:
 // discovery, a colony (initialised on first run) with its own NATS, and, as
-// the agent lands, a sample app with an agent on each component.
+// the agent lands, a sample app with one agent observing its three components.
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { DiscoveryServer } from "@coral/discovery-worker";
@@ -8,9 +8,9 @@ import { createLogger } from "@coral/common/log";
 import { Command, Option } from "commander";
 import { formatStatus, formatTopology } from "../format/index.ts";
 import { startColony } from "@coral/colony";
-import { startAgent } from "@coral/agent";
+import { startHostAgent } from "@coral/agent";
 import { startSampleApp, type SampleAppPorts } from "../sample-app/index.ts";
-import { enrollmentFor, resolveAgentTarget } from "./connect.ts";
+import { enrollmentFor, openControl, resolveAgentTarget } from "./connect.ts";
 import { runInit } from "./init.ts";
 import { waitUntil } from "./wait.ts";
 import { parsePortOption } from "./options.ts";
@@ -67,23 +67,32 @@ export function upCommand(): Command {
         const app = startSampleApp(ports);
         stops.splice(1, 0, () => app.stop());
         const target = await resolveAgentTarget(undefined, projectDir);
-        for (const [service, port] of Object.entries(ports)) {
-          const dataDir = target.dataDirFor(service);
-          const agent = await startAgent({
-            serviceName: service,
+        // One agent for the whole app (each service still its own identity in the colony):
+        // `coral connect --add name:port` / `--remove name` reach it through its control socket.
+        const agentDir = join(projectDir, ".coral", "agents");
+        const host = await startHostAgent({
+          services: Object.entries(ports).map(([name, port]) => ({
+            name,
             port,
-            colonyUrl: colony.url,
-            // Each agent its own key, enrolled with a one-use invitation from this colony.
-            ...(await enrollmentFor(target, service, dataDir)),
             healthUrl: `http://127.0.0.1:${port}/health`,
             metricsUrl: `http://127.0.0.1:${port}/metrics`,
             tags: { app: "sample" },
-            dataDir,
-            logger: log.child({ agent: service }),
-          });
-          stops.unshift(() => agent.close("coral up stopping"));
-          log.info({ service, port, agent_id: agent.agentId }, "Agent connected");
-        }
+          })),
+          // Each service its own key, enrolled with a one-use invitation from this colony.
+          dataDirFor: (service) => target.dataDirFor(service),
+          enrollmentFor: (service, dataDir) => enrollmentFor(target, service, dataDir),
+          shared: { colonyUrl: colony.url, logger: log.child({ agent: "sample" }) },
+        });
+        stops.unshift(() => host.close("coral up stopping"));
+        for (const s of host.services())
+          if (s.state === "running") log.info({ service: s.spec.name, port: s.spec.port, agent_id: s.agentId }, "Agent connected");
+          else log.error({ service: s.spec.name, err: s.error }, "Agent could not start");
+        const control = await openControl(
+          agentDir,
+          { list: () => host.services(), add: (spec) => host.add(spec), remove: (name) => host.remove(name) },
+          log,
+        );
+        if (control) stops.unshift(() => control.close());
 
         const client = colonyClient({ url: colony.url, token: await localToken(projectDir), source: "coral up" });
         await waitUntil("the sample app's topology", 60_000, async () => {
