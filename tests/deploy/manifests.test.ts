@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
+import { checkServiceSet } from "@coral/agent";
 import { weakSecretProblem } from "@coral/colony";
 import { repoRoot } from "./podman.ts";
 
@@ -43,7 +44,14 @@ async function manifests(): Promise<Array<{ file: string; obj: K8sObject }>> {
 }
 
 type EnvVar = { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } };
-type Container = { name: string; image: string; env?: EnvVar[]; securityContext?: { capabilities?: { add?: string[] } }; volumeMounts?: Array<{ mountPath: string }> };
+type Container = {
+  name: string;
+  image: string;
+  args?: string[];
+  env?: EnvVar[];
+  securityContext?: { allowPrivilegeEscalation?: boolean; capabilities?: { add?: string[]; drop?: string[] } };
+  volumeMounts?: Array<{ mountPath: string }>;
+};
 function podSpec(obj: K8sObject): { containers: Container[]; shareProcessNamespace?: boolean; volumes?: Array<{ hostPath?: { path: string } }> } {
   return (obj.spec as { template: { spec: ReturnType<typeof podSpec> } }).template.spec;
 }
@@ -52,6 +60,8 @@ describe("Kubernetes manifests", () => {
   it("every object in infra/kubernetes validates against the Kubernetes schema", async () => {
     const all = await manifests();
     expect(all.map(({ file, obj }) => `${file}:${obj.kind}/${obj.metadata?.name}`)).toEqual([
+      "agent-daemonset.yaml:ConfigMap/coral-agent",
+      "agent-daemonset.yaml:DaemonSet/coral-agent",
       "agent-sidecar.yaml:Deployment/api",
       "colony-wireguard.yaml:Service/coral-colony",
       "colony-wireguard.yaml:Service/coral-colony-wireguard",
@@ -99,11 +109,28 @@ describe("Kubernetes manifests", () => {
     expect(podSpec(sidecar).containers.flatMap((c) => c.securityContext?.capabilities?.add ?? [])).toEqual([]);
   });
 
+  it("the per-node agent observes the ConfigMap's services, each a valid service list, with only the /proc-reading capabilities", async () => {
+    const all = await manifests();
+    const map = all.find(({ obj }) => obj.kind === "ConfigMap")!.obj as unknown as { data: Record<string, string> };
+    const listed = (YAML.parse(map.data["agent.yaml"]!) as { services: { name: string; port: number; health?: string }[] }).services;
+    // As the agent checks a service list: names and ports valid, each once.
+    const specs = checkServiceSet(listed.map(({ name, port }) => ({ name, port })));
+    expect(specs.map((s) => `${s.name}:${s.port}`)).toEqual(["ingress:443", "node-exporter:9100"]);
+    for (const s of listed) expect(s.health, s.name).toMatch(/^(\/|tcp:\/\/|https?:\/\/)/);
+    const ds = all.find(({ obj }) => obj.kind === "DaemonSet")!.obj;
+    const pod = podSpec(ds) as ReturnType<typeof podSpec> & { hostNetwork?: boolean; hostPID?: boolean };
+    expect([pod.hostNetwork, pod.hostPID]).toEqual([true, true]);
+    const agent = pod.containers[0]!;
+    expect(agent.args).toEqual(["--config", "/etc/coral/agent.yaml", "--data-dir", "/data"]);
+    expect(agent.securityContext?.capabilities).toEqual({ drop: ["ALL"], add: ["SYS_PTRACE", "DAC_READ_SEARCH"] });
+    expect(agent.securityContext?.allowPrivilegeEscalation).toBe(false);
+  });
+
   it("the colony and the agent sidecar take the standing invitation from the Secret's enroll-secret, never the old name", async () => {
     const all = await manifests();
     const secret = all.find(({ obj }) => obj.kind === "Secret")!.obj as unknown as { metadata: { name: string }; stringData: Record<string, string> };
-    const users = all.filter(({ obj }) => obj.kind === "StatefulSet" || obj.kind === "Deployment");
-    expect(users.map(({ file }) => file).sort()).toEqual(["agent-sidecar.yaml", "colony-wireguard.yaml", "colony.yaml"]);
+    const users = all.filter(({ obj }) => obj.kind === "StatefulSet" || obj.kind === "Deployment" || obj.kind === "DaemonSet");
+    expect(users.map(({ file }) => file).sort()).toEqual(["agent-daemonset.yaml", "agent-sidecar.yaml", "colony-wireguard.yaml", "colony.yaml"]);
     for (const { file, obj } of users) {
       const env = podSpec(obj).containers.flatMap((c) => c.env ?? []);
       const enroll = env.find((e) => e.name === "CORAL_ENROLL_SECRET");
