@@ -3,7 +3,7 @@
 // waits at a steady 10,000 spans/s.
 //
 // The agent's side (./agent-side.ts) runs in its own process: the agent's
-// OTLP receiver, keep rules and ingest on a real agent store (DuckDB file),
+// OTLP receiver, keep rules and ingest on a real agent store (SQLite file),
 // as `coral connect` wires them. This process is the apps' exporters: it
 // POSTs pre-encoded ExportTraceServiceRequest / ExportLogsServiceRequest
 // protobuf bodies of 512 spans or records (the OpenTelemetry SDKs' default
