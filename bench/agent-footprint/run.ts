@@ -33,6 +33,9 @@
 //    flags (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof). The bundle is built in
 //    bench/agent-footprint/.lean-build-<pid>/ (so its npm imports resolve) and
 //    removed at the end.
+// --services N (default 1): N sample components and one agent observing them
+//    all (`coral connect store:<p>/health store2:<p2>/health …`); the figures
+//    are that one process's; the colony rows and store files are store's.
 // Exits non-zero only when something breaks, never because a target is missed.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
@@ -64,6 +67,7 @@ const { values: args } = parseArgs({
     "rss-interval": { type: "string", default: "5" },
     "lean-minutes": { type: "string", default: "3" },
     "lean-node-flags": { type: "string", default: "" },
+    services: { type: "string", default: "1" },
   },
 });
 
@@ -78,6 +82,9 @@ const baselineSeconds = positive("baseline-seconds", args["baseline-seconds"]);
 const rssIntervalMs = positive("rss-interval", args["rss-interval"]) * 1000;
 const netIntervalMs = 1000;
 const leanMinutes = args["lean-minutes"] === "0" ? 0 : positive("lean-minutes", args["lean-minutes"]);
+// --services N (> 1): N sample components and ONE agent for all of them
+// (`coral connect store:<p>/health store2:<p2>/health …`, issue 24).
+const serviceCount = Math.round(positive("services", args.services));
 
 const log = (msg: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
 const mb = (kb: number) => kb / 1024;
@@ -405,8 +412,11 @@ async function main() {
   const ports = { api: Number(new URL(colony.url).port), nats: Number(new URL(colony.natsUrl).port) };
   log(`colony ${project.colonyId}: API ${colony.url}, NATS ${colony.natsUrl} (in this process)`);
 
-  const appPort = await freePort();
-  const app = spawn(process.execPath, [sampleComponentScript, "store", String(appPort)], { stdio: "ignore" });
+  const appPorts: number[] = [];
+  for (let i = 0; i < serviceCount; i++) appPorts.push(await freePort());
+  const appPort = appPorts[0]!;
+  const apps = appPorts.map((p) => spawn(process.execPath, [sampleComponentScript, "store", String(p)], { stdio: "ignore" }));
+  const app = apps[0]!;
   const running: Captured[] = [];
   try {
     await pollUntil(() => fetch(`http://127.0.0.1:${appPort}/health`).then((r) => (r.ok ? true : undefined), () => undefined), {
@@ -420,7 +430,10 @@ async function main() {
     const loadBefore = loadAverage();
 
     // ---- the agent as users run it
-    const agentArgs = ["connect", "store", "--port", String(appPort), "--health", `${base}/health`, "--metrics", `${base}/metrics`];
+    const agentArgs =
+      serviceCount === 1
+        ? ["connect", "store", "--port", String(appPort), "--health", `${base}/health`, "--metrics", `${base}/metrics`]
+        : ["connect", ...appPorts.map((p, i) => `store${i === 0 ? "" : i + 1}:${p}/health`)];
     const command = `node cli/bin/coral.js ${agentArgs.join(" ")}`;
     log(`agent: ${command} (cwd ${project.dir}, CORAL_HOME=${project.home}, CORAL_API_PORT=${ports.api})`);
     const spawnedAt = Date.now();
@@ -574,7 +587,7 @@ async function main() {
     log(`wrote ${relative(repoRoot, out)}`);
   } finally {
     for (const r of running) await stopProcess(r.child);
-    await stopProcess(app, "SIGKILL");
+    for (const a of apps) await stopProcess(a, "SIGKILL");
     await rm(scratch, { recursive: true, force: true });
     await rm(buildDir, { recursive: true, force: true });
   }
