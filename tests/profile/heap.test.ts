@@ -113,7 +113,7 @@ describe.skipIf(skip !== undefined)("coral profile heap", () => {
     expect(held).toBeGreaterThanOrEqual(15 * MB);
 
     const top = execFileSync("go", ["tool", "pprof", "-top", "-sample_index=inuse_space", file], { encoding: "utf8", env: { ...process.env, HOME: dir } });
-    expect(top.split("\n").find((l) => /^\s+[\d.]+\w?B\s+[\d.]+%/.test(l)), top).toMatch(/\bmain\.retainBig$/);
+    expect(top.split("\n").find((l) => /^\s*[\d.]+\w?B\s+[\d.]+%/.test(l)), top).toMatch(/\bmain\.retainBig$/);
   }, 120_000);
 
   it("says what to do when nothing serves pprof on --pprof-port, with exit code 1", async () => {
