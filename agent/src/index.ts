@@ -4,5 +4,5 @@ export { type Invitation, UntrustedColonyError } from "./runtime/colony-link.ts"
 export { loadAgentIdentity, identityFileName, type AgentIdentity } from "./runtime/identity.ts";
 export { rollbackConfigProblems, type AgentRollbackConfig } from "./control/index.ts";
 export { startHostAgent, UnknownServiceError, type HostAgent, type HostAgentOptions, type HostedService, type SharedAgentOptions } from "./runtime/host.ts";
-export { checkServiceName, checkServiceSet, diffServices, parseServiceSpec, ServiceSpecError, type ServiceSpec } from "./runtime/services.ts";
+export { checkServiceName, checkServiceSet, diffServices, healthUrlFor, parseServiceSpec, ServiceSpecError, type ServiceSpec } from "./runtime/services.ts";
 export { controlRequest, startControlSocket, type ControlAnswer, type ControlRequest } from "./runtime/control-socket.ts";

@@ -6,7 +6,7 @@
 import { chmod, mkdir, rm } from "node:fs/promises";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
-import { checkServiceName, checkServicePort, ServiceSpecError, type ServiceSpec } from "./services.ts";
+import { checkServiceName, checkServicePort, isEndpointUrl, ServiceSpecError, type ServiceSpec } from "./services.ts";
 import type { HostedService } from "./host.ts";
 
 export type ControlRequest = { op: "list" } | { op: "add"; spec: ServiceSpec } | { op: "remove"; name: string } | { op: "reload" };
@@ -62,7 +62,7 @@ function specFrom(v: unknown): ServiceSpec {
   for (const key of ["healthUrl", "metricsUrl"] as const) {
     const u = s[key];
     if (u === undefined) continue;
-    if (typeof u !== "string" || !/^(https?|tcp):\/\/[^\s]+$/.test(u)) throw new ServiceSpecError(`add: ${key} must be an http(s):// or tcp:// URL`);
+    if (typeof u !== "string" || !isEndpointUrl(u)) throw new ServiceSpecError(`add: ${key} must be an http(s):// or tcp:// URL`);
     spec[key] = u;
   }
   if (s.sdkPort !== undefined) spec.sdkPort = checkServicePort(s.sdkPort, `${s.name}: the SDK port`);

@@ -29,6 +29,20 @@ export function checkServicePort(port: unknown, what = "port"): number {
   return port;
 }
 
+const endpointPattern = /^(https?|tcp):\/\/\S+$/;
+
+/** An endpoint the agent may be given: an http(s):// URL to GET, or tcp://host:port. */
+export function isEndpointUrl(url: string): boolean {
+  return endpointPattern.test(url);
+}
+
+/** A health check given as a path on the service's port (`/health`) or as an endpoint URL. */
+export function healthUrlFor(health: string, port: number): string {
+  if (health.startsWith("/")) return `http://127.0.0.1:${port}${health}`;
+  if (isEndpointUrl(health)) return health;
+  throw new ServiceSpecError(`health "${health}" must be a path (/health) or an http(s):// or tcp:// URL`);
+}
+
 /** `api:3001` or `store:3002/health` (the health check becomes http://127.0.0.1:3002/health). */
 export function parseServiceSpec(text: string): ServiceSpec {
   const m = /^([^:/\s]+):(\d{1,5})(\/\S*)?$/.exec(text.trim());
@@ -36,7 +50,7 @@ export function parseServiceSpec(text: string): ServiceSpec {
   const name = checkServiceName(m[1]!);
   const port = checkServicePort(Number(m[2]), `"${text}": the port`);
   const spec: ServiceSpec = { name, port };
-  if (m[3]) spec.healthUrl = `http://127.0.0.1:${port}${m[3]}`;
+  if (m[3]) spec.healthUrl = healthUrlFor(m[3], port);
   return spec;
 }
 

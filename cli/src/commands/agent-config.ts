@@ -9,7 +9,7 @@
 //       tags: { version: "2.1.0" }
 //       sdk: 4001                  # the app's Coral SDK port (default: found)
 import { readFile } from "node:fs/promises";
-import { checkServiceSet, ServiceSpecError, type ServiceSpec } from "@coral/agent";
+import { checkServiceSet, healthUrlFor, ServiceSpecError, type ServiceSpec } from "@coral/agent";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
@@ -65,13 +65,7 @@ export function agentConfigFrom(text: string, path: string): ServiceSpec[] {
       })),
     );
   } catch (err) {
-    if (err instanceof ServiceSpecError || err instanceof AgentConfigError) throw new AgentConfigError(`${path}: ${err.message}`);
+    if (err instanceof ServiceSpecError) throw new AgentConfigError(`${path}: ${err.message}`);
     throw err;
   }
-}
-
-function healthUrlFor(health: string, port: number): string {
-  if (health.startsWith("/")) return `http://127.0.0.1:${port}${health}`;
-  if (/^(https?|tcp):\/\/\S+$/.test(health)) return health;
-  throw new AgentConfigError(`health "${health}" must be a path (/health) or an http(s):// or tcp:// URL`);
 }
