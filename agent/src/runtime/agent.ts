@@ -653,12 +653,24 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   every(options.traffic?.pruneIntervalMs ?? 30_000, () => traffic.prune());
   every(options.scrapeIntervalMs ?? 10_000, scrape);
   every(options.summaryIntervalMs ?? 60_000, summarize);
+  // Heartbeats in flight: the goodbye waits for them, or one that lands after
+  // it brings the agent back online until the colony's offline deadline.
+  const beatsInFlight = new Set<Promise<void>>();
   const beat = async () => {
+    if (abort.signal.aborted) return;
+    const sending = (async () => {
+      try {
+        await link.heartbeat(heartbeatInfo());
+      } catch (err) {
+        if (needsReRegistration(err) && !abort.signal.aborted) await register();
+        else throw err;
+      }
+    })();
+    beatsInFlight.add(sending);
     try {
-      await link.heartbeat(heartbeatInfo());
-    } catch (err) {
-      if (needsReRegistration(err)) await register();
-      else throw err;
+      await sending;
+    } finally {
+      beatsInFlight.delete(sending);
     }
   };
   every(heartbeatMs, beat);
@@ -693,6 +705,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       // The goodbyes need the colony and NATS; when they are gone (colony
       // stopped, tunnel down) each gets a bounded wait, so the local store is
       // still closed cleanly and the process ends.
+      await bounded(Promise.allSettled([...beatsInFlight]), 6_000);
       await bounded(link.deregister(reason), 6_000);
       await bounded(publisher.stop(), 6_000);
       await stopCleanup();
