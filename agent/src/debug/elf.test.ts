@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { closeMatches, functionsOf, isGoBinary, listFunctions, parseElf } from "./elf.ts";
+import { closeMatches, functionsOf, isGoBinary, listFunctions, parseElf, pclntabFunctionsOf, readElfTables } from "./elf.ts";
 import { compileTarget, onPath } from "./testing.ts";
 
 const hasGcc = onPath("gcc");
@@ -52,5 +52,31 @@ describe.skipIf(!hasGcc)("ELF symbol parser on the compiled C target", () => {
   it("suggests close matches", () => {
     expect(closeMatches("validate_crd", ["main", "validate_card", "unused_helper"])).toEqual(["validate_card"]);
     expect(closeMatches("ValidateCard", ["validate_card", "main"])).toContain("validate_card");
+  });
+});
+
+describe("reading only the tables", () => {
+  // Node's own binary: ~99 MB, most of it code (.text) and constants (.rodata).
+  it("finds the same functions in Node's binary as a whole read, without reading its code", async () => {
+    const whole = readFileSync(process.execPath);
+    const sparse = await readElfTables(process.execPath);
+    expect(sparse.length).toBe(whole.length);
+    const [a, b] = [parseElf(sparse), parseElf(whole)];
+    expect(functionsOf(a)).toEqual(functionsOf(b));
+    expect(functionsOf(a).length).toBeGreaterThan(1000);
+    const text = a.sections.find((s) => s.name === ".text")!;
+    expect(whole.subarray(text.offset, text.offset + 4096).some((x) => x !== 0)).toBe(true);
+    expect(sparse.subarray(text.offset, text.offset + text.size).every((x) => x === 0)).toBe(true);
+  });
+
+  const goBinary = ["/usr/bin/webhook", "/usr/sbin/nats-server", "/usr/bin/nats-server"].find((p) => existsSync(p));
+  if (!goBinary) console.log("elf.test: skipping the Go binary case: neither Debian's webhook nor nats-server is installed");
+  it.skipIf(!goBinary)("finds the same functions in a stripped Go binary from Debian (its function table is data)", async () => {
+    const whole = readFileSync(goBinary!);
+    const sparse = await readElfTables(goBinary!);
+    const [a, b] = [parseElf(sparse), parseElf(whole)];
+    const fromSparse = pclntabFunctionsOf(a, sparse) ?? functionsOf(a);
+    expect(fromSparse.length).toBeGreaterThan(1000);
+    expect(fromSparse).toEqual(pclntabFunctionsOf(b, whole) ?? functionsOf(b));
   });
 });

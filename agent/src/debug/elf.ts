@@ -2,7 +2,7 @@
 // their string tables. Enough to list the functions of an observed process so
 // a uprobe can be attached by validated address, without an SDK or DWARF.
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { goVersionOf } from "./go-buildinfo.ts";
 import { PclntabError, readGoFunctionTable } from "./gopclntab.ts";
 
@@ -79,7 +79,8 @@ const SHT_DYNSYM = 11;
 const STT_FUNC = 2;
 const SHN_UNDEF = 0;
 
-export function parseElf(buf: Buffer): ElfFile {
+/** `symbols: false` reads only the headers (sections, segments): forEachFunctionSymbol then walks the tables without an object per symbol. */
+export function parseElf(buf: Buffer, options: { symbols?: boolean } = {}): ElfFile {
   if (buf.length < 64 || buf.readUInt32BE(0) !== 0x7f454c46) throw new ElfError("not an ELF file");
   if (buf[4] !== 2) throw new ElfError("only ELF64 is supported");
   if (buf[5] !== 1) throw new ElfError("only little-endian ELF is supported");
@@ -117,6 +118,7 @@ export function parseElf(buf: Buffer): ElfFile {
   }));
 
   const symbols: ElfSymbol[] = [];
+  if (options.symbols === false) return { type, machine, sections, symbols, segments };
   for (const s of sections) {
     if (s.type !== SHT_SYMTAB && s.type !== SHT_DYNSYM) continue;
     const strtab = sections[s.link];
@@ -164,6 +166,37 @@ function loadSegments(buf: Buffer): ElfSegment[] {
   return out;
 }
 
+/**
+ * Every defined function symbol with a size in .symtab and .dynsym, as raw
+ * fields: its name is the bytes [nameStart, nameEnd) of `buf`. For callers
+ * that keep hundreds of thousands of them compactly (no string, bigint or
+ * object per symbol). `elf` from parseElf(buf, { symbols: false }) or parseElf(buf).
+ */
+export function forEachFunctionSymbol(
+  buf: Buffer,
+  elf: ElfFile,
+  visit: (address: number, size: number, nameStart: number, nameEnd: number, table: ".symtab" | ".dynsym") => void,
+): void {
+  for (const s of elf.sections) {
+    if (s.type !== SHT_SYMTAB && s.type !== SHT_DYNSYM) continue;
+    const strtab = elf.sections[s.link];
+    if (!strtab) continue;
+    const entsize = s.entsize || 24;
+    if (s.offset + s.size > buf.length) throw new ElfError(`${s.name} past end of file`);
+    const limit = Math.min(buf.length, strtab.offset + strtab.size);
+    for (let o = s.offset + entsize; o + 24 <= s.offset + s.size; o += entsize) {
+      if (((buf[o + 4] ?? 0) & 0xf) !== STT_FUNC || buf.readUInt16LE(o + 6) === SHN_UNDEF) continue;
+      const size = Number(buf.readBigUInt64LE(o + 16));
+      const nameOff = buf.readUInt32LE(o);
+      if (size <= 0 || nameOff >= strtab.size) continue;
+      const start = strtab.offset + nameOff;
+      const end = buf.indexOf(0, start);
+      if (end === start) continue;
+      visit(Number(buf.readBigUInt64LE(o + 8)), size, start, end < 0 || end > limit ? limit : end, s.type === SHT_SYMTAB ? ".symtab" : ".dynsym");
+    }
+  }
+}
+
 /** Defined functions with a size, deduplicated across .symtab and .dynsym, sorted by address. */
 export function functionsOf(elf: ElfFile): FunctionInfo[] {
   const seen = new Map<string, FunctionInfo>();
@@ -209,6 +242,80 @@ export interface ListFunctionsOptions {
   demangle?: boolean;
 }
 
+const SHT_NOBITS = 8;
+const SHF_EXECINSTR = 0x4;
+const GO_SECTIONS = new Set([".go.buildinfo", ".gopclntab", ".note.go.buildid"]);
+
+/** Sections only the Go toolchain writes: a Go binary, stripped or not. */
+export function hasGoSections(sections: readonly { name: string }[]): boolean {
+  return sections.some((s) => GO_SECTIONS.has(s.name));
+}
+
+/**
+ * An ELF file as parseElf and the function tables need it: a buffer as long
+ * as the file with the headers and every section that is neither code nor
+ * debug information (symbol and string tables, and Go's function table and
+ * build info) read in at their offsets; the rest stays zero. A zero-filled
+ * buffer is not resident until written, so listing the symbols of
+ * /usr/bin/node (99 MB, most of it code) costs what its tables weigh, not the
+ * file. A file without section headers is read whole.
+ */
+export async function readElfTables(path: string): Promise<Buffer> {
+  const fh = await open(path, "r");
+  try {
+    const size = (await fh.stat()).size;
+    const buf = Buffer.alloc(size);
+    const readAt = async (offset: number, length: number) => {
+      if (offset < 0 || length <= 0 || offset >= size) return;
+      const n = Math.min(length, size - offset);
+      for (let done = 0; done < n; ) {
+        const { bytesRead } = await fh.read(buf, offset + done, n - done, offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+    };
+    await readAt(0, 64);
+    if (size < 64 || buf.readUInt32BE(0) !== 0x7f454c46 || buf[4] !== 2 || buf[5] !== 1) return buf; // parseElf says what is wrong
+    const phoff = num(buf.readBigUInt64LE(0x20));
+    await readAt(phoff, buf.readUInt16LE(0x36) * buf.readUInt16LE(0x38));
+    const shoff = num(buf.readBigUInt64LE(0x28));
+    const shentsize = buf.readUInt16LE(0x3a);
+    let shnum = buf.readUInt16LE(0x3c);
+    let shstrndx = buf.readUInt16LE(0x3e);
+    if (shoff === 0 || shentsize < 64) {
+      await readAt(0, size);
+      return buf;
+    }
+    await readAt(shoff, 64);
+    if (shnum === 0) shnum = num(buf.readBigUInt64LE(shoff + 32));
+    if (shstrndx === 0xffff) shstrndx = buf.readUInt32LE(shoff + 40);
+    await readAt(shoff, shnum * shentsize);
+    if (shoff + shnum * shentsize > size) return buf;
+    const header = (i: number) => {
+      const o = shoff + i * shentsize;
+      return { nameOff: buf.readUInt32LE(o), type: buf.readUInt32LE(o + 4), flags: num(buf.readBigUInt64LE(o + 8)), offset: num(buf.readBigUInt64LE(o + 24)), size: num(buf.readBigUInt64LE(o + 32)) };
+    };
+    const names = shstrndx < shnum ? header(shstrndx) : undefined;
+    if (names) await readAt(names.offset, names.size);
+    const sections = Array.from({ length: shnum }, (_, i) => {
+      const h = header(i);
+      return { ...h, name: names ? cstr(buf, names.offset, names.size, h.nameOff) : "" };
+    });
+    // Go keeps its function table in a data section (.gopclntab, or inside
+    // .data.rel.ro when built as PIE); other files need only their symbol tables.
+    const isGo = hasGoSections(sections);
+    const wanted = new Set<number>();
+    sections.forEach((h, i) => {
+      if (h.type === SHT_SYMTAB || h.type === SHT_DYNSYM) wanted.add(i).add(buf.readUInt32LE(shoff + i * shentsize + 40));
+      else if (isGo && h.type !== SHT_NOBITS && (h.flags & SHF_EXECINSTR) === 0 && !/^\.z?debug/.test(h.name)) wanted.add(i);
+    });
+    for (const i of wanted) if (sections[i]) await readAt(sections[i].offset, sections[i].size);
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Functions of a process (by pid: /proc/<pid>/exe) or of a binary on disk. */
 export async function listFunctions(
   target: number | string,
@@ -221,7 +328,7 @@ export async function listFunctions(
   const binary = typeof target === "number" ? `/proc/${validPid(target)}/exe` : target;
   let buf: Buffer;
   try {
-    buf = await readFile(binary);
+    buf = await readElfTables(binary);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new ElfError(`cannot read ${binary}: ${code ?? String(err)}`);

@@ -7,7 +7,8 @@
 // cached per file (device, inode, modification time, size).
 import { open, readFile, stat } from "node:fs/promises";
 import { release } from "node:os";
-import { ElfError, functionsOf, parseElf, pclntabFunctionsOf, type ElfSegment, type FunctionInfo } from "../debug/index.ts";
+import { ElfError, hasGoSections, parseElf, pclntabFunctionsOf, readElfTables, type ElfSegment, type FunctionInfo } from "../debug/elf.ts";
+import { FunctionTable } from "./function-table.ts";
 import { InlineResolver } from "./inline.ts";
 import { isFileMapping, isVdso, parseMaps, type Mapping } from "./maps.ts";
 
@@ -15,7 +16,7 @@ export type SymbolSource = "symtab" | "dynsym" | "gopclntab" | "none";
 
 export interface ModuleSymbols {
   /** Sorted by address, with sizes. */
-  functions: FunctionInfo[];
+  functions: FunctionTable;
   segments: ElfSegment[];
   source: SymbolSource;
   /** Why there are no symbols (unreadable file, not an ELF, …). */
@@ -39,37 +40,24 @@ export function fileOffsetOf(m: Pick<Mapping, "start" | "offset">, address: bigi
 }
 
 /** The function whose [address, address + size) holds `vaddr`, if any. */
-export function functionAt(functions: readonly FunctionInfo[], vaddr: bigint): FunctionInfo | undefined {
-  let lo = 0;
-  let hi = functions.length - 1;
-  let best = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (functions[mid]!.address <= vaddr) {
-      best = mid;
-      lo = mid + 1;
-    } else hi = mid - 1;
-  }
-  // Symbols may nest or overlap (aliases): look back a little for one that covers it.
-  for (let i = best; i >= 0 && i > best - 8; i--) {
-    const f = functions[i]!;
-    if (vaddr < f.address + BigInt(f.size)) return f;
-  }
-  return undefined;
+export function functionAt(functions: FunctionTable, vaddr: bigint): FunctionInfo | undefined {
+  return functions.at(vaddr);
 }
 
-/** The symbols of an ELF file's bytes. */
 export function moduleSymbolsOf(buf: Buffer): ModuleSymbols {
-  const elf = parseElf(buf);
+  let elf = parseElf(buf, { symbols: false });
   let source: SymbolSource = "none";
-  let functions: FunctionInfo[];
-  const fromPclntab = pclntabFunctionsOf(elf, buf);
+  let functions: FunctionTable;
+  // Go binaries (a few thousand functions) take the general path: their
+  // function table is .gopclntab when the symbol tables are stripped.
+  const fromPclntab = hasGoSections(elf.sections) ? pclntabFunctionsOf((elf = parseElf(buf)), buf) : undefined;
   if (fromPclntab) {
-    functions = fromPclntab;
+    functions = FunctionTable.fromFunctions(fromPclntab);
     source = "gopclntab";
   } else {
-    functions = functionsOf(elf);
-    if (functions.length > 0) source = elf.symbols.some((s) => s.table === ".symtab" && s.type === 2) ? "symtab" : "dynsym";
+    const { table, fromSymtab } = FunctionTable.fromSymbols(buf, elf);
+    functions = table;
+    if (table.length > 0) source = fromSymtab ? "symtab" : "dynsym";
   }
   // Go before 1.12 named its compressed sections .zdebug_*.
   const has = (name: string) => elf.sections.some((s) => s.name === `.${name}` || s.name === `.z${name}`);
@@ -97,7 +85,7 @@ export class SymbolCache {
   async forMapping(pid: number, m: Mapping): Promise<ModuleSymbols> {
     // The kernel's vDSO (clock_gettime and friends): the same image in every process of this kernel.
     if (isVdso(m)) return this.load(`[vdso]:${release()}:${m.end - m.start}`, () => readVdso(pid, m), "[vdso]");
-    if (!isFileMapping(m)) return { functions: [], segments: [], source: "none", error: `${m.path || "anonymous memory"} is not a file` };
+    if (!isFileMapping(m)) return { functions: FunctionTable.empty, segments: [], source: "none", error: `${m.path || "anonymous memory"} is not a file` };
     const reasons: string[] = [];
     for (const path of candidatePaths(pid, m)) {
       let key: string;
@@ -109,9 +97,9 @@ export class SymbolCache {
         reasons.push(`${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
         continue;
       }
-      return this.load(key, () => readFile(path), path);
+      return this.load(key, () => readElfTables(path), path);
     }
-    return { functions: [], segments: [], source: "none", error: `cannot read ${m.path} (${reasons.join("; ")})` };
+    return { functions: FunctionTable.empty, segments: [], source: "none", error: `cannot read ${m.path} (${reasons.join("; ")})` };
   }
 
   get size(): number {
@@ -134,14 +122,14 @@ export class SymbolCache {
           if (symbols.dwarfPath !== undefined) symbols.dwarfPath = path;
           return symbols;
         } catch (err) {
-          if (err instanceof ElfError) return { functions: [], segments: [], source: "none" as const, error: `${path}: ${err.message}` };
+          if (err instanceof ElfError) return { functions: FunctionTable.empty, segments: [], source: "none" as const, error: `${path}: ${err.message}` };
           throw err;
         }
       },
       (err: unknown) => {
         // Not cached: the next profile tries again.
         this.files.delete(key);
-        return { functions: [], segments: [], source: "none" as const, error: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
+        return { functions: FunctionTable.empty, segments: [], source: "none" as const, error: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
       },
     );
     this.files.set(key, loading);
