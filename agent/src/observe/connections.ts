@@ -3,7 +3,7 @@
  * the tcp/tcp6 tables of its network namespace (/proc/<pid>/net/tcp{,6}).
  */
 import { isGone, socketInodes } from "./procfs.ts";
-import { formatEndpoint, readTcpTables, TCP_LISTEN, type ProcNetTcpEntry, type TcpStateName } from "./procnet.ts";
+import { formatEndpoint, recentTcpTables, TCP_LISTEN, type ProcNetTcpEntry, type TcpStateName } from "./procnet.ts";
 
 export type ConnectionDirection = "inbound" | "outbound";
 
@@ -73,7 +73,7 @@ export function classifySockets(
  */
 export async function processSockets(pid: number, extraListenPorts: readonly number[] = []): Promise<ProcessSockets | null> {
   // A reader that keeps nothing: it reads the tables every time.
-  return new ProcessSocketsReader(0).read(pid, extraListenPorts);
+  return new ProcessSocketsReader(0, undefined, 0).read(pid, extraListenPorts);
 }
 
 /**
@@ -99,9 +99,15 @@ export class ProcessSocketsReader {
   #result: ProcessSockets | null = null;
   #readAt = 0;
 
+  /**
+   * `shareMs`: a table another reader of this process (another service's
+   * sampler, on the same tick) read at most this long ago is used instead of
+   * reading again; 0 always reads.
+   */
   constructor(
     private readonly maxAgeMs = 10_000,
     private readonly now: () => number = () => performance.now(),
+    private readonly shareMs = 250,
   ) {}
 
   /**
@@ -113,6 +119,7 @@ export class ProcessSocketsReader {
     const set = typeof pids === "number" ? [pids] : pids;
     const pid = set[0];
     if (pid === undefined) return null;
+    const inodesAt = performance.now();
     const inodes = await socketInodes(pid);
     if (inodes === null) return null;
     for (const member of set.slice(1)) {
@@ -125,14 +132,19 @@ export class ProcessSocketsReader {
     const key = `${set.join(",")}|${extraListenPorts.join(",")}|${[...inodes].sort((a, b) => a - b).join(",")}`;
     if (this.#result && key === this.#key && this.now() - this.#readAt < this.maxAgeMs) return this.#result;
     let entries: ProcNetTcpEntry[];
+    let fresh: boolean;
     try {
-      entries = await readTcpTables(`/proc/${pid}/net`);
+      const tables = await recentTcpTables(pid, this.shareMs);
+      entries = tables.entries;
+      // A table read a moment before our look at the sockets may miss one
+      // opened since: use it now, and read again next time.
+      fresh = tables.readAt >= inodesAt;
     } catch (err) {
       if (isGone(err)) return null;
       throw err;
     }
     this.#result = classifySockets(entries, inodes, extraListenPorts);
-    this.#key = key;
+    this.#key = fresh ? key : "";
     this.#readAt = this.now();
     return this.#result;
   }

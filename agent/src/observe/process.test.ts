@@ -167,7 +167,7 @@ describe("ProcessSocketsReader", () => {
   it("re-reads the TCP tables when the socket set changes or the last read is too old, and not otherwise", async () => {
     const server = await spawnNode(HTTP_SERVER_SCRIPT);
     let clock = 0;
-    const reader = new ProcessSocketsReader(10_000, () => clock);
+    const reader = new ProcessSocketsReader(10_000, () => clock, 0);
     const idle = await reader.read(server.pid, [server.port]);
     expect(idle!.connections).toEqual([]);
     expect(idle!.listening.map((l) => l.port)).toContain(server.port);

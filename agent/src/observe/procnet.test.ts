@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { decodeHexIp, formatEndpoint, formatIpv6, parseProcNetTcp, parseProcNetTcpLine } from "./procnet.ts";
+import { createServer } from "node:net";
+import { decodeHexIp, formatEndpoint, formatIpv6, parseProcNetTcp, parseProcNetTcpLine, recentTcpTables } from "./procnet.ts";
 
 const TAIL = "00000000:00000000 00:00000000 00000000  1000        0 12345 1 0000000000000000 100 0 0 10 0";
 const line = (local: string, remote: string, st: string, inode = "12345", uid = "1000"): string =>
@@ -130,5 +131,26 @@ describe("parseProcNetTcp", () => {
       [1, "LISTEN", "127.0.0.1:8080"],
       [2, "ESTABLISHED", "127.0.0.1:50000"],
     ]);
+  });
+});
+
+describe("recentTcpTables", () => {
+  it("reads a namespace's tables once per window for every caller, then again", async () => {
+    const server = createServer().listen(0, "127.0.0.1");
+    await new Promise((r) => server.once("listening", r));
+    const { port } = server.address() as { port: number };
+    const t0 = 1_000_000;
+    // This process and its parent share a network namespace: one read serves both.
+    const first = (await recentTcpTables(process.pid, 500, t0)).entries;
+    expect(await recentTcpTables(process.ppid, 500, t0 + 499)).toEqual({ entries: first, readAt: t0 });
+    expect(first.some((e) => e.localPort === port && e.state === "LISTEN")).toBe(true);
+    server.close();
+    const later = (await recentTcpTables(process.pid, 500, t0 + 500)).entries;
+    expect(later).not.toBe(first);
+    expect(later.some((e) => e.localPort === port && e.state === "LISTEN")).toBe(false);
+  });
+
+  it("throws ENOENT for a process that is gone, like readTcpTables", async () => {
+    await expect(recentTcpTables(2 ** 22 + 7)).rejects.toMatchObject({ code: "ENOENT" });
   });
 });

@@ -13,7 +13,7 @@
  * decimal and matches the `socket:[inode]` link in /proc/<pid>/fd.
  */
 // procfs reads never block on disk: sync calls save the thread-pool round trip of each open/read/close.
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { endianness } from "node:os";
 
 export type TcpStateName =
@@ -190,4 +190,40 @@ export async function readTcpTables(root = "/proc/net"): Promise<ProcNetTcpEntry
   const v4 = readFileSync(`${root}/tcp`, "utf8");
   const v6 = await readOptional(`${root}/tcp6`);
   return [...parseProcNetTcp(v4), ...parseProcNetTcp(v6)];
+}
+
+export interface RecentTables {
+  entries: ProcNetTcpEntry[];
+  /** When they were read (performance.now() unless told). */
+  readAt: number;
+}
+
+/** Tables read lately, per network namespace ("net:[4026531840]"). */
+const recentTables = new Map<string, { readAt: number; entries: Promise<ProcNetTcpEntry[]> }>();
+
+/**
+ * The TCP tables of `pid`'s network namespace, read at most once per
+ * `maxAgeMs` (0: always read) for every caller of this process: an agent that observes several
+ * services on one host (they share a namespace) samples them on the same tick,
+ * and the kernel walks its whole socket hash for each read. Throws like
+ * readTcpTables when the process is gone.
+ */
+export async function recentTcpTables(pid: number, maxAgeMs = 250, now = performance.now()): Promise<RecentTables> {
+  let ns: string;
+  try {
+    ns = readlinkSync(`/proc/${pid}/ns/net`);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EACCES" || code === "EPERM") return { entries: await readTcpTables(`/proc/${pid}/net`), readAt: now }; // not ours to name: read it alone
+    throw err;
+  }
+  const hit = recentTables.get(ns);
+  if (hit && now - hit.readAt < maxAgeMs) return { entries: await hit.entries, readAt: hit.readAt };
+  const entries = readTcpTables(`/proc/${pid}/net`);
+  const entry = { readAt: now, entries };
+  recentTables.set(ns, entry);
+  // A failed read (the process went away mid-read) is not kept for the others.
+  entries.catch(() => recentTables.get(ns) === entry && recentTables.delete(ns));
+  for (const [key, e] of recentTables) if (now - e.readAt > 60_000) recentTables.delete(key);
+  return { entries: await entries, readAt: now };
 }

@@ -129,12 +129,13 @@ export class ProcessWatcher extends EventEmitter<ProcessWatcherEvents> {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.timer = null;
-      const startedAt = Date.now();
       this.running = this.tick()
         .catch((err: unknown) => this.fail(err))
         .finally(() => {
           this.running = null;
-          this.schedule(Math.max(0, this.intervalMs - (Date.now() - startedAt)));
+          // On the wall clock's beat (…:01.000, …:02.000 at 1 s): every service of
+          // the agent samples on the same tick and shares one read of the TCP tables.
+          this.schedule(this.intervalMs - (Date.now() % this.intervalMs));
         });
     }, delayMs);
   }

@@ -28,6 +28,11 @@ import { ColonyLink, needsReRegistration, type HeartbeatInfo, type Invitation } 
 import { loadAgentIdentity } from "./identity.ts";
 import { AgentAlreadyRunningError, lockHolder } from "./startup-errors.ts";
 
+// One symbol cache for every service this process observes: files are keyed
+// by device, inode, modification time and size, and services on one host run
+// the same binaries (node's own table is 85,000 functions).
+const processSymbols = new SymbolCache();
+
 export interface AgentLogger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
@@ -188,6 +193,21 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     }, ms);
     timers.push(t);
   };
+  // Between the sampler's beats (…:00.500 at 1 s): a health probe's short-lived
+  // connection then never shows among the service's sockets, which would
+  // make the sampler read the TCP tables again on every tick.
+  const offBeat = (ms: number, fn: () => Promise<void>) => {
+    const next = () => {
+      if (abort.signal.aborted) return;
+      setTimeout(() => {
+        if (abort.signal.aborted) return;
+        fn()
+          .catch((err: unknown) => log.warn({ err: String(err) }, "agent task failed"))
+          .finally(next);
+      }, ms - ((Date.now() + ms / 2) % ms)).unref();
+    };
+    next();
+  };
 
   // Uprobe collectors touch only the process under observation; a Node one's inspector is opened through its SDK when it runs one.
   let observedPid: number | null = null;
@@ -201,7 +221,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   });
   // CPU profiles sample the same process set, on demand and always (at a low rate); symbol tables are parsed once for both.
   const bpftracePath = options.bpftracePath ?? (process.env.CORAL_BPFTRACE || undefined);
-  const symbols = new SymbolCache();
+  const symbols = processSymbols;
   const profiler = new CpuProfiler({ observedPid: () => observedPid, bpftracePath, symbols, logger: log });
   const continuous =
     continuousOptions === false
@@ -647,7 +667,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   publisher.start();
   continuous?.start();
 
-  every(options.sampleIntervalMs ?? 1000, probe);
+  offBeat(options.sampleIntervalMs ?? 1000, probe);
   every(options.sampleIntervalMs ?? 1000, pollSdk);
   every(options.sampleIntervalMs ?? 1000, () => traffic.pull());
   every(options.traffic?.pruneIntervalMs ?? 30_000, () => traffic.prune());
