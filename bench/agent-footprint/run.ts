@@ -33,6 +33,8 @@
 //    flags (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof). The bundle is built in
 //    bench/agent-footprint/.lean-build-<pid>/ (so its npm imports resolve) and
 //    removed at the end.
+// --agent-node-flags="<flags>" runs the agent (`coral connect`) with those node
+//    flags, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof, or --heapsnapshot-signal=SIGUSR2.
 // --services N (default 1): N sample components and one agent observing them
 //    all (`coral connect store:<p>/health store2:<p2>/health …`); the figures
 //    are that one process's; the colony rows and store files are store's.
@@ -67,6 +69,7 @@ const { values: args } = parseArgs({
     "rss-interval": { type: "string", default: "5" },
     "lean-minutes": { type: "string", default: "3" },
     "lean-node-flags": { type: "string", default: "" },
+    "agent-node-flags": { type: "string", default: "" },
     services: { type: "string", default: "1" },
   },
 });
@@ -434,10 +437,11 @@ async function main() {
       serviceCount === 1
         ? ["connect", "store", "--port", String(appPort), "--health", `${base}/health`, "--metrics", `${base}/metrics`]
         : ["connect", ...appPorts.map((p, i) => `store${i === 0 ? "" : i + 1}:${p}/health`)];
-    const command = `node cli/bin/coral.js ${agentArgs.join(" ")}`;
+    const command = `node ${args["agent-node-flags"] ? args["agent-node-flags"] + " " : ""}cli/bin/coral.js ${agentArgs.join(" ")}`;
     log(`agent: ${command} (cwd ${project.dir}, CORAL_HOME=${project.home}, CORAL_API_PORT=${ports.api})`);
     const spawnedAt = Date.now();
-    const agent = spawnCaptured(process.execPath, [coralBin, ...agentArgs], {
+    const agentNodeFlags = (args["agent-node-flags"] ?? "").split(/\s+/).filter(Boolean);
+    const agent = spawnCaptured(process.execPath, [...agentNodeFlags, coralBin, ...agentArgs], {
       cwd: project.dir,
       env: { ...process.env, CORAL_HOME: project.home, CORAL_API_PORT: String(ports.api), NO_COLOR: "1" },
     });
