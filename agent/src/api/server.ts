@@ -12,7 +12,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { AgentService } from "@coral/proto/gen/coral/agent/v1/agent_pb";
 import { FeatureFlagControlService } from "@coral/proto/gen/coral/control/v1/flags_pb";
 import { RollbackControlService, RollbackPlanService } from "@coral/proto/gen/coral/control/v1/rollback_pb";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
 import { AgentDebugService } from "@coral/proto/gen/coral/agent/v1/debug_pb";
 import { AgentProfileService } from "@coral/proto/gen/coral/agent/v1/profile_pb";
 import { AgentTrafficService } from "@coral/proto/gen/coral/agent/v1/traffic_pb";
@@ -23,8 +24,6 @@ import type { CpuProfiler, HeapProfiler } from "../profile/index.ts";
 import type { AgentStore } from "../storage/index.ts";
 import { colonyGuard } from "./colony-guard.ts";
 import { colonyCallHandler } from "./colony-handler.ts";
-import { agentDebugService } from "./debug-service.ts";
-import { agentProfileService } from "./profile-service.ts";
 
 const maxLimit = 100_000;
 /** Requests are small (queries, flags, intents); the largest flag set fits well under this. */
@@ -69,12 +68,12 @@ export async function startAgentApi(options: {
   host?: string;
   port?: number;
   control?: AgentControlHandlers;
-  /** Live debugging (AgentDebugService); absent = not served. */
-  debug?: UprobeCollectors;
-  /** CPU profiles on demand (AgentProfileService); absent = not served. */
-  profile?: CpuProfiler;
-  /** Heap profiles on demand (AgentProfileService.ProfileHeap, with profile); absent = unimplemented. */
-  heapProfile?: HeapProfiler;
+  /** Live debugging (AgentDebugService), loaded on its first call; absent = not served. */
+  debug?: () => Promise<UprobeCollectors>;
+  /** CPU profiles on demand (AgentProfileService), loaded on its first call; absent = not served. */
+  profile?: () => Promise<CpuProfiler>;
+  /** Heap profiles on demand (AgentProfileService.ProfileHeap, with profile), loaded with it; absent = unimplemented. */
+  heapProfile?: () => Promise<HeapProfiler>;
   /** Traffic samples from the app's SDK (AgentTrafficService); absent = not served. */
   traffic?: TrafficPuller;
   /** Other agents keep these traces (AgentService.KeepTraces): keep this agent's spans of them; returns the waiting spans kept now. */
@@ -90,8 +89,14 @@ export async function startAgentApi(options: {
         router.service(RollbackControlService, options.control.rollback);
         router.service(RollbackPlanService, options.control.rollbackPlan);
       }
-      if (options.debug) router.service(AgentDebugService, agentDebugService(options.debug));
-      if (options.profile) router.service(AgentProfileService, agentProfileService(options.profile, options.heapProfile));
+      const { debug } = options;
+      if (debug) router.service(AgentDebugService, onFirstCall(AgentDebugService, async () => (await import("./debug-service.ts")).agentDebugService(await debug())));
+      const { profile, heapProfile } = options;
+      if (profile)
+        router.service(
+          AgentProfileService,
+          onFirstCall(AgentProfileService, async () => (await import("./profile-service.ts")).agentProfileService(await profile(), await heapProfile?.())),
+        );
       if (options.traffic) router.service(AgentTrafficService, agentTrafficService(store, options.traffic));
       router.service(AgentService, {
         ...telemetryHandlers(store, options.keepTraces),
@@ -143,4 +148,22 @@ export async function startAgentApi(options: {
       server.closeAllConnections();
     }));
   return { url: `http://${options.host ?? "127.0.0.1"}:${port}`, close, [Symbol.asyncDispose]: close };
+}
+
+/**
+ * A service whose implementation (and the code behind it) is loaded on its
+ * first call: live debugging is for the rare moment someone debugs, and the
+ * agent's resident memory is for observing. Unary methods only.
+ */
+function onFirstCall<S extends DescService>(service: S, load: () => Promise<ServiceImpl<S>>): ServiceImpl<S> {
+  let loaded: Promise<ServiceImpl<S>> | undefined;
+  const impl: Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>> = {};
+  for (const method of service.methods) {
+    if (method.methodKind !== "unary") throw new Error(`${service.typeName}.${method.name} is not unary: it cannot be loaded on first call`);
+    impl[method.localName] = async (req, ctx) => {
+      const target = (await (loaded ??= load())) as unknown as typeof impl;
+      return target[method.localName]!(req, ctx);
+    };
+  }
+  return impl as unknown as ServiceImpl<S>;
 }

@@ -103,7 +103,7 @@ describe.skipIf(skip !== undefined)("CPU profiles of Node processes through thei
       observedPid: () => observed,
       logger: { info: (o, m) => console.log(`${m} ${JSON.stringify(o)}`), warn: (o, m) => console.warn(`${m} ${JSON.stringify(o)}`) },
     });
-    api = await startAgentApi({ store, agentId: "node-profile-test", colonyPublicKey: () => key.publicKey, profile: profiler });
+    api = await startAgentApi({ store, agentId: "node-profile-test", colonyPublicKey: () => key.publicKey, profile: async () => profiler });
     client = colonyClient(AgentProfileService, api.url, "node-profile-test", key);
   });
 

@@ -71,7 +71,7 @@ describe.skipIf(skip !== undefined)("CPU profiles through the agent API, with re
       observedPid: () => observed,
       logger: { info: (o, m) => console.log(`${m} ${JSON.stringify(o)}`), warn: (o, m) => console.warn(`${m} ${JSON.stringify(o)}`) },
     });
-    api = await startAgentApi({ store, agentId: "profile-test", colonyPublicKey: () => key.publicKey, profile: profiler });
+    api = await startAgentApi({ store, agentId: "profile-test", colonyPublicKey: () => key.publicKey, profile: async () => profiler });
     client = colonyClient(AgentProfileService, api.url, "profile-test", key);
   });
 

@@ -2,7 +2,7 @@
 // and the bpftrace program (bpf/cpu-profile.bt.tmpl) filled in with integers
 // only: the rate, the duration and the pids of the process set.
 import { readFileSync } from "node:fs";
-import { BPF_DIR } from "../debug/index.ts";
+import { BPF_DIR } from "../debug/program.ts";
 
 export const PROFILE_LIMITS = {
   minHz: 1,

@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
-import { findBpftrace, hasBpfPermission } from "../debug/index.ts";
+import { findBpftrace, hasBpfPermission } from "../debug/session.ts";
 import { StackDumpReader, type StackDump } from "./dump.ts";
 import { ProfileError } from "./errors.ts";
 import type { ProfileProgram } from "./program.ts";

@@ -15,8 +15,10 @@ import { backoffMs, sleep } from "@coral/common/async";
 import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
 import { startAgentApi, type AgentApiServer } from "../api/server.ts";
 import { RollbackExecutor, SdkLink, type AgentRollbackConfig } from "../control/index.ts";
-import { UprobeCollectors } from "../debug/collectors.ts";
-import { ContinuousProfiler, CpuProfiler, HeapProfiler, SymbolCache, type ContinuousStatus } from "../profile/index.ts";
+import type { UprobeCollectors } from "../debug/collectors.ts";
+import { ContinuousProfiler, type ContinuousStatus } from "../profile/continuous.ts";
+import type { CpuProfiler } from "../profile/index.ts";
+import { SymbolCache } from "../profile/symbols.ts";
 import { continuousProfileFromEnv, profileWindowToProto } from "./continuous-profile.ts";
 import { otlpFromEnv, startOtlp, type OtlpOptions, type OtlpStatus } from "./otlp.ts";
 import { ProcessWatcher, healthTargetFor, probeHealth, scrapePrometheus, type HealthResult, type ProcessSetSnapshot, type TcpConnection } from "../observe/index.ts";
@@ -212,17 +214,26 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   // Uprobe collectors touch only the process under observation; a Node one's inspector is opened through its SDK when it runs one.
   let observedPid: number | null = null;
   const sdk = new SdkLink({ port: options.sdkPort, announceDir: options.sdkAnnounceDir, logger: log });
-  const debug = new UprobeCollectors({
-    store,
-    observedPid: () => observedPid,
-    inProcess: { open: (pid) => sdk.openInspector(pid), close: (pid) => sdk.closeInspector(pid) },
-    maxSessions: options.maxDebugSessions,
-    onError: (id, err) => log.warn({ collector_id: id, err: String(err) }, "could not store uprobe events"),
-  });
+  // Loaded on first use (a debug call, or collectors of the previous run to pick up): most agents never debug.
+  let debugLoaded: Promise<UprobeCollectors> | undefined;
+  const debug = () =>
+    (debugLoaded ??= import("../debug/collectors.ts").then(
+      ({ UprobeCollectors }) =>
+        new UprobeCollectors({
+          store,
+          observedPid: () => observedPid,
+          inProcess: { open: (pid) => sdk.openInspector(pid), close: (pid) => sdk.closeInspector(pid) },
+          maxSessions: options.maxDebugSessions,
+          onError: (id, err) => log.warn({ collector_id: id, err: String(err) }, "could not store uprobe events"),
+        }),
+    ));
   // CPU profiles sample the same process set, on demand and always (at a low rate); symbol tables are parsed once for both.
   const bpftracePath = options.bpftracePath ?? (process.env.CORAL_BPFTRACE || undefined);
   const symbols = processSymbols;
-  const profiler = new CpuProfiler({ observedPid: () => observedPid, bpftracePath, symbols, logger: log });
+  // On-demand CPU and heap profiles load on the first request (the inspector client, pprof encoding).
+  let profilerLoaded: Promise<CpuProfiler> | undefined;
+  const profiler = () =>
+    (profilerLoaded ??= import("../profile/profiler.ts").then(({ CpuProfiler }) => new CpuProfiler({ observedPid: () => observedPid, bpftracePath, symbols, logger: log })));
   const continuous =
     continuousOptions === false
       ? undefined
@@ -238,7 +249,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           },
         });
   // Heap profiles ask the same process (Go: its net/http/pprof on the service's port, or one named per request).
-  const heapProfiler = new HeapProfiler({ observedPid: () => observedPid, servicePort: () => options.port, logger: log });
+  const heapProfiler = async () =>
+    new (await import("../profile/heap.ts")).HeapProfiler({ observedPid: () => observedPid, servicePort: () => options.port, logger: log });
   const rollbacks = new RollbackExecutor({ serviceName: options.serviceName, config: options.rollback, sdk, log });
   // The SDK's request middleware: RED (preferred to eBPF's for the service while it reports) and traffic samples.
   const traffic = new TrafficPuller({ serviceName: options.serviceName, sdk, store, bounds: options.traffic, logger: log });
@@ -495,7 +507,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     });
   });
   void firstLook
-    .then(() => debug.resume())
+    .then(async () => ((await store.listUprobeCollectors(new Date(Date.now() - 3_600_000))).length ? (await debug()).resume() : { resumed: [], ended: [] }))
     .then(
       (r) => {
         if (r.resumed.length || r.ended.length) log.info({ resumed: r.resumed, ended: r.ended }, "Debug collectors of the previous run picked up");
@@ -657,8 +669,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     await kernel?.stop().catch(() => undefined);
     await httpTracer?.stop().catch(() => undefined);
     await otlp?.stop().catch(() => undefined);
-    await debug.close().catch(() => undefined);
-    await profiler.close().catch(() => undefined);
+    await debugLoaded?.then((d) => d.close()).catch(() => undefined);
+    await profilerLoaded?.then((p) => p.close()).catch(() => undefined);
     await api.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw err;
@@ -733,8 +745,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         await bounded(nc.drain(), 3_000);
         if (!nc.isClosed()) await bounded(nc.close(), 1_000);
       }
-      await debug.close();
-      await profiler.close();
+      await debugLoaded?.then((d) => d.close());
+      await profilerLoaded?.then((p) => p.close());
       await api.close();
       await store.close();
     })());

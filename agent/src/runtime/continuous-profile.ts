@@ -4,7 +4,8 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ProfileWindowSchema, type ProfileWindow } from "@coral/proto/gen/coral/mesh/v1/telemetry_pb";
-import { PROFILE_LIMITS, type ProfileWindowData } from "../profile/index.ts";
+import type { ProfileWindowData } from "../profile/continuous.ts";
+import { PROFILE_LIMITS } from "../profile/program.ts";
 
 /**
  * CORAL_PROFILE_HZ: unset = on at the default rate, 0 = off, 1..1000 = that

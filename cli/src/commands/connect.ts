@@ -33,7 +33,7 @@ import { coralHome, currentColony, loadColonyConfig, parseDuration } from "@cora
 import { readJoinToken, withJoinOptions, type JoinTokenSource } from "./join-input.ts";
 import { rollbackConfigFrom, withRollbackOptions, type RollbackFlags } from "./rollback-flags.ts";
 import { explainError, resolveTarget, serviceClient } from "./remote.ts";
-import { decodeMeshToken, joinMesh, type MeshTarget } from "./mesh-join.ts";
+import type { MeshTarget } from "./mesh-join.ts";
 import { UsageError, durationFlag, intOption, parsePortOption } from "./options.ts";
 import { waitUntil } from "./wait.ts";
 import { AgentConfigError, loadAgentConfig } from "./agent-config.ts";
@@ -472,7 +472,9 @@ export function connectCommand(): Command {
       const joinToken = readJoinToken(opts);
       if (opts.mesh === "wireguard" && specs.length > 1)
         throw new UsageError("--mesh wireguard observes one service per agent for now: run one coral connect per service");
-      const meshToken = opts.mesh === "wireguard" ? decodeMeshToken(joinToken) : undefined;
+      // The WireGuard code loads only for a mesh agent: most agents never need it.
+      const meshJoin = opts.mesh === "wireguard" ? await import("./mesh-join.ts") : undefined;
+      const meshToken = meshJoin?.decodeMeshToken(joinToken);
       const target = meshToken ? tokenTarget(meshToken, "") : await resolveAgentTarget(joinToken);
       // A service named alone keeps the layout it always had: its own folder holds its store, log, pid and
       // control socket. Several services: one folder per service inside the agent's.
@@ -499,7 +501,7 @@ export function connectCommand(): Command {
       if (opts.config) process.on("SIGHUP", hupListener);
       let mesh: MeshTarget | undefined;
       if (meshToken) {
-        mesh = await joinMesh({ token: meshToken, serviceName: specs[0]!.name, dataDir: dataDirFor(specs[0]!.name), log });
+        mesh = await meshJoin!.joinMesh({ token: meshToken, serviceName: specs[0]!.name, dataDir: dataDirFor(specs[0]!.name), log });
         target.colonyUrl = mesh.colonyUrl;
         console.log(`✓ Joined the mesh: ${mesh.enrollment.meshIpv4} on ${mesh.iface.name} (colony ${mesh.enrollment.colonyMeshIpv4} via ${mesh.enrollment.colonyEndpoint})`);
       }
