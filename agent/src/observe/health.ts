@@ -9,6 +9,7 @@ import { connect } from "node:net";
 import { performance } from "node:perf_hooks";
 import { listenersOnPort } from "./listener.ts";
 import { readTcpTables } from "./procnet.ts";
+import { describeGetError, httpGet } from "./http-get.ts";
 
 export interface HealthTarget {
   /** HTTP(S) URL to GET. Takes precedence over `tcp` when both are given. */
@@ -41,35 +42,17 @@ export interface HealthResult {
   error?: string;
 }
 
-/** "ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:1", "timeout after 500 ms", ... */
-export function describeFetchError(err: unknown, timeoutMs: number): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } } | null;
-  if (e?.name === "TimeoutError" || e?.name === "AbortError") return `timeout after ${timeoutMs} ms`;
-  const cause = e?.cause;
-  if (cause?.code) return `${cause.code}: ${cause.message ?? ""}`.trim();
-  if (cause?.message) return cause.message;
-  return e?.message ?? String(err);
-}
-
 async function probeHttp(url: string, timeoutMs: number): Promise<HealthResult> {
   const t0 = performance.now();
   try {
-    const res = await fetch(url, {
-      method: "GET",
-      redirect: "manual",
-      signal: AbortSignal.timeout(timeoutMs),
-      // No pooled keep-alive socket: an idle connection from the agent would
-      // otherwise show up in the app's own connection list.
-      headers: { connection: "close", "user-agent": "coral-agent/health" },
-    });
+    const res = await httpGet(url, { timeoutMs, headers: { "user-agent": "coral-agent/health" } });
     const latencyMs = performance.now() - t0;
-    await res.body?.cancel().catch(() => undefined);
     const healthy = res.status >= 200 && res.status < 400;
     const result: HealthResult = { healthy, kind: "http", status: res.status, latencyMs };
     if (!healthy) result.error = `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ""}`;
     return result;
   } catch (err) {
-    return { healthy: false, kind: "http", latencyMs: performance.now() - t0, error: describeFetchError(err, timeoutMs) };
+    return { healthy: false, kind: "http", latencyMs: performance.now() - t0, error: describeGetError(err, timeoutMs) };
   }
 }
 

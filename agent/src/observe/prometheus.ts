@@ -11,7 +11,7 @@
  */
 import { createRequire } from "node:module";
 import { performance } from "node:perf_hooks";
-import { describeFetchError } from "./health.ts";
+import { describeGetError, httpGet } from "./http-get.ts";
 
 /** The shape of parse-prometheus-text-format 1.1.x output that we rely on (it ships no types). */
 interface LibFamily {
@@ -200,29 +200,6 @@ export function parsePrometheusText(text: string): PromParseResult {
   return result;
 }
 
-async function readBodyCapped(res: Response, maxBytes: number): Promise<{ text: string; bytes: number } | { tooLarge: number }> {
-  const declared = Number(res.headers.get("content-length") ?? NaN);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    await res.body?.cancel().catch(() => undefined);
-    return { tooLarge: declared };
-  }
-  if (!res.body) return { text: "", bytes: 0 };
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let bytes = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    bytes += value.byteLength;
-    if (bytes > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      return { tooLarge: bytes };
-    }
-    chunks.push(value);
-  }
-  return { text: Buffer.concat(chunks).toString("utf8"), bytes };
-}
-
 /**
  * GETs `url` and parses the exposition text. Never throws: connection
  * failures, timeouts, non-2xx answers, oversized bodies and unparseable text
@@ -247,22 +224,15 @@ export async function scrapePrometheus(url: string, timeoutMs = 5000, options: S
     return failed(`invalid URL: ${url}`);
   }
   try {
-    const res = await fetch(url, {
-      signal: AbortSignal.timeout(timeoutMs),
-      headers: {
-        accept: "text/plain;version=0.0.4;q=1,*/*;q=0.1",
-        connection: "close",
-        "user-agent": "coral-agent/metrics",
-      },
+    const res = await httpGet(url, {
+      timeoutMs,
+      maxBodyBytes: maxBytes,
+      followRedirects: 5,
+      headers: { accept: "text/plain;version=0.0.4;q=1,*/*;q=0.1", "user-agent": "coral-agent/metrics" },
     });
-    if (res.status < 200 || res.status > 299) {
-      await res.body?.cancel().catch(() => undefined);
-      return failed(`HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ""}`, { status: res.status });
-    }
-    const body = await readBodyCapped(res, maxBytes);
-    if ("tooLarge" in body) {
-      return failed(`response larger than ${maxBytes} bytes`, { status: res.status, bytes: body.tooLarge });
-    }
+    if (res.status < 200 || res.status > 299) return failed(`HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ""}`, { status: res.status });
+    if (res.tooLarge !== undefined) return failed(`response larger than ${maxBytes} bytes`, { status: res.status, bytes: res.tooLarge });
+    const body = { text: (res.body ?? Buffer.alloc(0)).toString("utf8"), bytes: res.body?.length ?? 0 };
     const parsed = parsePrometheusText(body.text);
     const result: ScrapeResult = {
       ...parsed,
@@ -273,6 +243,6 @@ export async function scrapePrometheus(url: string, timeoutMs = 5000, options: S
     };
     return result;
   } catch (err) {
-    return failed(describeFetchError(err, timeoutMs));
+    return failed(describeGetError(err, timeoutMs));
   }
 }
