@@ -357,6 +357,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   let subjectPrefix = "";
   let nc: NatsConnection | undefined;
   let js: JetStreamClient | undefined;
+  const natsWaiters: (() => void)[] = [];
+  const releaseNatsWaiters = () => natsWaiters.splice(0).forEach((ready) => ready());
+  abort.signal.addEventListener("abort", releaseNatsWaiters);
 
   const publisher = new Publisher({
     store,
@@ -364,6 +367,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     // Outbox rows hold the subject's last token; the prefix is this agent's
     // own, known once the colony has registered us.
     publish: async (subject, payload, msgId) => {
+      // Right after start the first batch is usually ready before NATS is: wait for it a little instead of failing.
+      if (!js || !subjectPrefix) await new Promise<void>((ready) => (natsWaiters.push(ready), setTimeout(ready, 5_000).unref()));
       if (!js || !subjectPrefix) throw new Error("not registered with the colony yet");
       const h = headers();
       h.set("Nats-Msg-Id", msgId);
@@ -616,6 +621,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           inboxPrefix: creds.inboxPrefix || undefined,
         });
         js = jetstream(nc);
+        releaseNatsWaiters();
         publisher.notify();
         log.info({ url: creds.url }, "Connected to NATS");
       } catch (err) {

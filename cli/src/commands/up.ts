@@ -95,10 +95,15 @@ export function upCommand(): Command {
         if (control) stops.unshift(() => control.close());
 
         const client = colonyClient({ url: colony.url, token: await localToken(projectDir), source: "coral up" });
-        await waitUntil("the sample app's topology", 60_000, async () => {
+        // The first status shows every part observed (a part's process may start listening after its
+        // agent's first look) and the app's two edges.
+        await waitUntil("the sample app observed", 60_000, async () => {
+          const status = await client.getStatus({});
+          const observed = Object.keys(ports).every((name) => status.services.some((s) => s.name === name && s.pid > 0 && s.health !== "waiting"));
+          if (!observed) return undefined;
           const topology = await client.getTopology({});
           return topology.edges.filter((e) => !e.external).length >= 2 ? true : undefined;
-        }).catch((err: unknown) => log.warn({ err: String(err) }, "Topology is not complete yet"));
+        }).catch((err: unknown) => log.warn({ err: String(err) }, "The sample app is not fully observed yet"));
         const color = useColor();
         console.log();
         console.log(formatStatus(await client.getStatus({}), { color, location: "running locally" }));
