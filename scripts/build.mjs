@@ -23,6 +23,7 @@ for (const [from, to] of assets) {
 const { buildWorkerBundle } = await import(join(root, "discovery-worker/dist/self-hosted/bundle.js"));
 writeFileSync(join(root, "discovery-worker/dist/worker.js"), await buildWorkerBundle(join(root, "discovery-worker/src/worker/index.ts")));
 await bundleReadCommands();
+await bundleConnect();
 await buildDashboard();
 console.log("build: packages compiled to dist/, discovery worker and the CLI's read commands bundled, dashboard built");
 
@@ -61,16 +62,30 @@ async function buildDashboard() {
  * Connect or commander in one process.
  */
 async function bundleReadCommands() {
-  // esbuild is the discovery worker's dependency (it bundles the worker above).
-  const esbuild = await import(pathToFileURL(createRequire(join(root, "discovery-worker", "package.json")).resolve("esbuild")).href);
   // Exactly what the read path uses. connect-node is inlined so that, unused
   // by the read commands, it is left out; everything else stays an import
   // that tests/cli/lazy-load.test.ts can see.
   const inline = /^(?:(?:commander|picocolors|@bufbuild\/protobuf|@connectrpc\/connect|@connectrpc\/connect-node)(?:\/.*)?|@coral\/proto\/gen\/.+|@coral\/common\/(?:duration|units|version)|@coral\/colony\/pid-file)$/;
-  const outdir = join(root, "cli", "dist", "bundle");
+  await bundleCliEntry("read", "read-main.ts", "bundle", {
+    plugins: [
+      {
+        name: "inline-only-read-path",
+        setup(build) {
+          build.onResolve({ filter: /^[^./]/ }, (args) => (args.path.startsWith("node:") || inline.test(args.path) ? undefined : { path: args.path, external: true }));
+        },
+      },
+    ],
+  });
+}
+
+/** cli/src/<source> bundled by esbuild into cli/dist/<folder>/<name>.js, with a chunk per dynamic import. */
+async function bundleCliEntry(name, source, folder, options) {
+  // esbuild is the discovery worker's dependency (it bundles the worker above).
+  const esbuild = await import(pathToFileURL(createRequire(join(root, "discovery-worker", "package.json")).resolve("esbuild")).href);
+  const outdir = join(root, "cli", "dist", folder);
   rmSync(outdir, { recursive: true, force: true });
   await esbuild.build({
-    entryPoints: { read: join(root, "cli", "src", "read-main.ts") },
+    entryPoints: { [name]: join(root, "cli", "src", source) },
     outdir,
     bundle: true,
     splitting: true,
@@ -85,13 +100,20 @@ async function bundleReadCommands() {
     // commander is CommonJS: its require() calls of Node's modules need a require.
     banner: { js: 'import { createRequire as __coralCreateRequire } from "node:module"; const require = __coralCreateRequire(import.meta.url);' },
     logLevel: "warning",
-    plugins: [
-      {
-        name: "inline-only-read-path",
-        setup(build) {
-          build.onResolve({ filter: /^[^./]/ }, (args) => (args.path.startsWith("node:") || inline.test(args.path) ? undefined : { path: args.path, external: true }));
-        },
-      },
-    ],
+    ...options,
   });
+}
+
+/**
+ * `coral connect` (the agent) runs cli/dist/bundle-connect/connect.js: the entry and
+ * everything it imports, minified, with a chunk per dynamic import so the
+ * debug, profiling and WireGuard code still loads only on first use. Native
+ * modules (better-sqlite3; DuckDB, reached only by importing an old agent
+ * store) stay imports of the installed packages. The agent is one process:
+ * no unbundled copy of protobuf or Connect meets the bundle's. Paths made from
+ * import.meta.url (the bpftrace programs in bpf/) are three levels below the
+ * checkout in agent/src, agent/dist and cli/dist/bundle-connect alike.
+ */
+async function bundleConnect() {
+  await bundleCliEntry("connect", "connect-main.ts", "bundle-connect", { minify: true, external: ["better-sqlite3", "@duckdb/*"] });
 }

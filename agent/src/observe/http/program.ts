@@ -1,8 +1,7 @@
 /** bpf/http-requests.bt.tmpl filled in with integers only. */
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { BPF_DIR } from "../../debug/program.ts";
 
-const BPF_DIR = fileURLToPath(new URL("../../../../bpf/", import.meta.url));
 let template: string | undefined;
 
 /** Bytes captured per read or write (bpftrace 0.17 allows up to 200: BPFTRACE_STRLEN). */
