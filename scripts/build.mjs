@@ -25,7 +25,7 @@ writeFileSync(join(root, "discovery-worker/dist/worker.js"), await buildWorkerBu
 await bundleReadCommands();
 await bundleConnect();
 await buildDashboard();
-console.log("build: packages compiled to dist/, discovery worker and the CLI's read commands bundled, dashboard built");
+console.log("build: packages compiled to dist/, discovery worker, the CLI's read commands and coral connect bundled, dashboard built");
 
 /**
  * The dashboard: a static bundle (dashboard/dist) built with Vite, the
