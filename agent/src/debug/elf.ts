@@ -9,6 +9,8 @@ import { PclntabError, readGoFunctionTable } from "./gopclntab.ts";
 export interface ElfSection {
   name: string;
   type: number;
+  /** SHF_* (SHF_EXECINSTR = 0x4: code). */
+  flags: number;
   addr: bigint;
   offset: number;
   size: number;
@@ -104,6 +106,7 @@ export function parseElf(buf: Buffer, options: { symbols?: boolean } = {}): ElfF
     raw.push({
       nameOff: buf.readUInt32LE(o),
       type: buf.readUInt32LE(o + 4),
+      flags: num(buf.readBigUInt64LE(o + 8)),
       addr: buf.readBigUInt64LE(o + 16),
       offset: num(buf.readBigUInt64LE(o + 24)),
       size: num(buf.readBigUInt64LE(o + 32)),
@@ -276,37 +279,33 @@ export async function readElfTables(path: string): Promise<Buffer> {
     };
     await readAt(0, 64);
     if (size < 64 || buf.readUInt32BE(0) !== 0x7f454c46 || buf[4] !== 2 || buf[5] !== 1) return buf; // parseElf says what is wrong
-    const phoff = num(buf.readBigUInt64LE(0x20));
-    await readAt(phoff, buf.readUInt16LE(0x36) * buf.readUInt16LE(0x38));
+    await readAt(num(buf.readBigUInt64LE(0x20)), buf.readUInt16LE(0x36) * buf.readUInt16LE(0x38));
     const shoff = num(buf.readBigUInt64LE(0x28));
     const shentsize = buf.readUInt16LE(0x3a);
-    let shnum = buf.readUInt16LE(0x3c);
-    let shstrndx = buf.readUInt16LE(0x3e);
     if (shoff === 0 || shentsize < 64) {
       await readAt(0, size);
       return buf;
     }
+    // Section headers (header 0 first: it holds the counts of extended numbering), then their names.
     await readAt(shoff, 64);
-    if (shnum === 0) shnum = num(buf.readBigUInt64LE(shoff + 32));
-    if (shstrndx === 0xffff) shstrndx = buf.readUInt32LE(shoff + 40);
+    const shnum = buf.readUInt16LE(0x3c) || num(buf.readBigUInt64LE(shoff + 32));
     await readAt(shoff, shnum * shentsize);
+    const shstrndx = buf.readUInt16LE(0x3e) === 0xffff ? buf.readUInt32LE(shoff + 40) : buf.readUInt16LE(0x3e);
     if (shoff + shnum * shentsize > size) return buf;
-    const header = (i: number) => {
-      const o = shoff + i * shentsize;
-      return { nameOff: buf.readUInt32LE(o), type: buf.readUInt32LE(o + 4), flags: num(buf.readBigUInt64LE(o + 8)), offset: num(buf.readBigUInt64LE(o + 24)), size: num(buf.readBigUInt64LE(o + 32)) };
-    };
-    const names = shstrndx < shnum ? header(shstrndx) : undefined;
-    if (names) await readAt(names.offset, names.size);
-    const sections = Array.from({ length: shnum }, (_, i) => {
-      const h = header(i);
-      return { ...h, name: names ? cstr(buf, names.offset, names.size, h.nameOff) : "" };
-    });
+    if (shstrndx < shnum) await readAt(num(buf.readBigUInt64LE(shoff + shstrndx * shentsize + 24)), num(buf.readBigUInt64LE(shoff + shstrndx * shentsize + 32)));
+    let sections: ElfSection[];
+    try {
+      ({ sections } = parseElf(buf, { symbols: false }));
+    } catch (err) {
+      if (err instanceof ElfError) return buf; // parseElf says it again to the caller
+      throw err;
+    }
     // Go keeps its function table in a data section (.gopclntab, or inside
     // .data.rel.ro when built as PIE); other files need only their symbol tables.
     const isGo = hasGoSections(sections);
     const wanted = new Set<number>();
     sections.forEach((h, i) => {
-      if (h.type === SHT_SYMTAB || h.type === SHT_DYNSYM) wanted.add(i).add(buf.readUInt32LE(shoff + i * shentsize + 40));
+      if (h.type === SHT_SYMTAB || h.type === SHT_DYNSYM) wanted.add(i).add(h.link);
       else if (isGo && h.type !== SHT_NOBITS && (h.flags & SHF_EXECINSTR) === 0 && !/^\.z?debug/.test(h.name)) wanted.add(i);
     });
     for (const i of wanted) if (sections[i]) await readAt(sections[i].offset, sections[i].size);

@@ -89,7 +89,9 @@ export class FunctionTable {
     let group = 0;
     for (const i of order) {
       if (kept.length && addr[kept[kept.length - 1]!] !== addr[i]) group = kept.length;
-      if (!kept.slice(group).some((j) => name(j).equals(name(i)))) kept.push(i);
+      let seen = false;
+      for (let k = group; k < kept.length && !seen; k++) seen = name(kept[k]!).equals(name(i));
+      if (!seen) kept.push(i);
     }
     const nameEnds = new Uint32Array(kept.length + 1);
     kept.forEach((i, k) => (nameEnds[k + 1] = nameEnds[k]! + end[i]! - start[i]!));

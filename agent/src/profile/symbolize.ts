@@ -7,7 +7,7 @@
 // (inline.ts).
 import type { RawStack } from "./dump.ts";
 import { isFileMapping, isVdso, type Mapping, type MappingHistory } from "./maps.ts";
-import { fileOffsetOf, fileOffsetToVaddr, functionAt, type ModuleSymbols, type SymbolCache } from "./symbols.ts";
+import { fileOffsetOf, fileOffsetToVaddr, type ModuleSymbols, type SymbolCache } from "./symbols.ts";
 
 export interface ProfileFrameData {
   /** Symbolized name, or "0x<address>" (the ELF's own address when the file is known, else the runtime one). */
@@ -94,7 +94,7 @@ export async function symbolizeStacks(raw: readonly RawStack[], mappings: Mappin
       if (mod?.error) unreadable.set(m.path, mod.error);
       return { function: hex(fileOffsetOf(m, address)), module: m.path, kernel: false };
     }
-    const fn = functionAt(mod.functions, fileOffsetToVaddr(mod.segments, fileOffsetOf(m, at)));
+    const fn = mod.functions.at(fileOffsetToVaddr(mod.segments, fileOffsetOf(m, at)));
     return { function: fn?.name ?? hex(fileOffsetToVaddr(mod.segments, fileOffsetOf(m, address))), module: m.path, kernel: false };
   };
 

@@ -7,7 +7,7 @@
 // cached per file (device, inode, modification time, size).
 import { open, readFile, stat } from "node:fs/promises";
 import { release } from "node:os";
-import { ElfError, hasGoSections, parseElf, pclntabFunctionsOf, readElfTables, type ElfSegment, type FunctionInfo } from "../debug/elf.ts";
+import { ElfError, hasGoSections, parseElf, pclntabFunctionsOf, readElfTables, type ElfSegment } from "../debug/elf.ts";
 import { FunctionTable } from "./function-table.ts";
 import { InlineResolver } from "./inline.ts";
 import { isFileMapping, isVdso, parseMaps, type Mapping } from "./maps.ts";
@@ -37,11 +37,6 @@ export function fileOffsetToVaddr(segments: readonly ElfSegment[], fileOffset: b
 /** The offset in the mapped file of the byte at runtime `address` of mapping `m`. */
 export function fileOffsetOf(m: Pick<Mapping, "start" | "offset">, address: bigint): bigint {
   return address - m.start + m.offset;
-}
-
-/** The function whose [address, address + size) holds `vaddr`, if any. */
-export function functionAt(functions: FunctionTable, vaddr: bigint): FunctionInfo | undefined {
-  return functions.at(vaddr);
 }
 
 export function moduleSymbolsOf(buf: Buffer): ModuleSymbols {

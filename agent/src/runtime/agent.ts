@@ -216,6 +216,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const sdk = new SdkLink({ port: options.sdkPort, announceDir: options.sdkAnnounceDir, logger: log });
   // Loaded on first use (a debug call, or collectors of the previous run to pick up): most agents never debug.
   let debugLoaded: Promise<UprobeCollectors> | undefined;
+  // Ended collectors stay listed this long; a start picks up the ones of the previous run within it.
+  const debugKeepEndedMs = 3_600_000;
   const debug = () =>
     (debugLoaded ??= import("../debug/collectors.ts").then(
       ({ UprobeCollectors }) =>
@@ -224,6 +226,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           observedPid: () => observedPid,
           inProcess: { open: (pid) => sdk.openInspector(pid), close: (pid) => sdk.closeInspector(pid) },
           maxSessions: options.maxDebugSessions,
+          keepEndedMs: debugKeepEndedMs,
           onError: (id, err) => log.warn({ collector_id: id, err: String(err) }, "could not store uprobe events"),
         }),
     ));
@@ -512,7 +515,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     });
   });
   void firstLook
-    .then(async () => ((await store.listUprobeCollectors(new Date(Date.now() - 3_600_000))).length ? (await debug()).resume() : { resumed: [], ended: [] }))
+    .then(async () => ((await store.listUprobeCollectors(new Date(Date.now() - debugKeepEndedMs))).length ? (await debug()).resume() : { resumed: [], ended: [] }))
     .then(
       (r) => {
         if (r.resumed.length || r.ended.length) log.info({ resumed: r.resumed, ended: r.ended }, "Debug collectors of the previous run picked up");
