@@ -1,5 +1,6 @@
 // The store's ingest as it was before the 2026-12-05 ingest work (seen-check query,
-// TEMP staging, INSERT … SELECT, default checkpoint threshold), kept only so
+// TEMP staging, INSERT … SELECT, default checkpoint threshold, metric_summaries
+// keyed by its row as before schema 11), kept only so
 // bench/colony-ingest/profile-store.ts and drain.ts ("store-before") can pair it
 // with today's in one run. Not used by the colony. Metric rows only: its
 // connection rows predate later columns of connection_observations.
@@ -51,8 +52,24 @@ CREATE TEMP TABLE IF NOT EXISTS stage_events (
 );
 `;
 
-/** Creates the writer connection's staging tables (TEMP tables live per connection). */
+/**
+ * metric_summaries as it was before schema 11: keyed by (timestamp, service,
+ * metric, interval). Replaces the table of a fresh, empty store.
+ */
+const keyedMetricSummaries = `
+DROP TABLE metric_summaries;
+CREATE TABLE metric_summaries (
+  timestamp TIMESTAMP NOT NULL, service_id TEXT NOT NULL, metric_name TEXT NOT NULL,
+  interval TEXT NOT NULL CHECK (interval IN ('1m', '5m', '15m', '1h', '1d')),
+  p50 DOUBLE, p95 DOUBLE, p99 DOUBLE, mean DOUBLE, max DOUBLE, min DOUBLE,
+  count BIGINT NOT NULL, agent_id TEXT, labels JSON, gen BIGINT NOT NULL,
+  PRIMARY KEY (timestamp, service_id, metric_name, interval)
+);
+`;
+
+/** Gives a fresh store the keyed table and the writer connection its staging tables (TEMP tables live per connection). */
 export async function prepareIngest(writer: Conn): Promise<void> {
+  await writer.run(keyedMetricSummaries);
   await writer.run(stagingDdl);
 }
 

@@ -1,6 +1,6 @@
 // Colony ingest benchmark. Prints tables and writes bench/results/colony-ingest-<date>T<time>Z.json.
 //
-//   node --conditions=coral-source --import tsx bench/colony-ingest/run.ts [--agents 10] [--messages 300]
+//   node --conditions=coral-source --import tsx bench/colony-ingest/run.ts [--agents 10] [--messages 1000]
 //     [--rows 100] [--window 50] [--query-agents 50] [--query-metrics 5] [--calls 200] [--repeat 3]
 //     [--poison-every 100] [--ingest-only]
 //
@@ -74,7 +74,7 @@ const publisherScript = join(repoRoot, "bench/colony-ingest/publisher.ts");
 const { values: args } = parseArgs({
   options: {
     agents: { type: "string", default: "10" },
-    messages: { type: "string", default: "300" },
+    messages: { type: "string", default: "1000" },
     rows: { type: "string", default: "100" },
     window: { type: "string", default: "50" },
     "query-agents": { type: "string", default: "50" },

@@ -27,20 +27,29 @@ const batch = (id: string, minute: number, mean: number, agentId = "a1"): Teleme
     metrics: [{ metricName: "cpu", interval: "1m", timestamp: timestampFromDate(new Date(t0 + minute * 60_000)), mean, count: 1n }],
   });
 
-async function means(): Promise<number[]> {
-  const reader = await store.read((c) => c.runAndReadAll("SELECT mean FROM metric_summaries ORDER BY timestamp"));
-  return reader.getRowObjectsJS().map((r) => Number(r.mean));
+async function rows(interval = "1m"): Promise<Array<{ mean: number; count: number }>> {
+  const reader = await store.read((c) =>
+    c.runAndReadAll(`SELECT mean, count FROM metric_summaries WHERE interval = '${interval}' ORDER BY timestamp, mean`),
+  );
+  return reader.getRowObjectsJS().map((r) => ({ mean: Number(r.mean), count: Number(r.count) }));
 }
 
-describe("ingest of metric rows whose key is already stored", () => {
-  it("keeps the stored row and stores the rest of the call (replicas of one service repeat keys)", async () => {
+describe("ingest of metric rows whose key is already stored (no row key: exactly once is per batch)", () => {
+  it("stores every replica's row for the same minute, skips redelivered batches, and the rollup weighs them together", async () => {
     await store.ingest([batch("b1", 0, 1)]);
     // A second replica of "api" reports the same minute, beside a new minute.
-    const r = await store.ingest([batch("b2", 0, 99, "a2"), batch("b3", 1, 2, "a2")]);
-    expect(r).toMatchObject({ stored: 2, metricRows: 1 });
-    expect(await means()).toEqual([1, 2]);
-    // And again while conflicts are expected, and after.
-    for (let i = 0; i < 3; i++) expect(await store.ingest([batch(`c${i}`, 0, 50 + i, "a3"), batch(`d${i}`, 2 + i, 3 + i)])).toMatchObject({ stored: 2, metricRows: 1 });
-    expect(await means()).toEqual([1, 2, 3, 4, 5]);
+    expect(await store.ingest([batch("b2", 0, 99, "a2"), batch("b3", 1, 2, "a2")])).toMatchObject({ stored: 2, metricRows: 2 });
+    expect((await rows()).map((r) => r.mean)).toEqual([1, 99, 2]);
+    // A redelivered batch beside a new one: only the new one is stored.
+    expect(await store.ingest([batch("b2", 0, 99, "a2"), batch("b4", 2, 3)])).toMatchObject({ stored: 1, duplicates: 1, metricRows: 1 });
+    expect((await rows()).map((r) => r.mean)).toEqual([1, 99, 2, 3]);
+    // The 5-minute window holds all four rows, each counted once: mean (1 + 99 + 2 + 3) / 4.
+    const rolled = await store.rollup(new Date(t0 + 5 * 60_000));
+    expect(rolled["5m"]).toBe(1);
+    expect(await rows("5m")).toEqual([{ mean: 26.25, count: 4 }]);
+    // A late row for that window replaces the rollup's row, not adds one.
+    await store.ingest([batch("b5", 4, 5)]);
+    expect((await store.rollup(new Date(t0 + 5 * 60_000)))["5m"]).toBe(1);
+    expect(await rows("5m")).toEqual([{ mean: 22, count: 5 }]);
   });
 });

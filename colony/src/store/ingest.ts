@@ -2,24 +2,22 @@
 //
 // One call = one transaction; if anything fails it rolls back and nothing,
 // not even the batch ids, is stored, so a redelivered message is stored
-// exactly once later. Two ways through, the fast one first:
-//  - fast (the steady state: every batch new, every metric key new): the batch
-//    ids go straight into ingested_batches with an appender, without looking
-//    them up first; the metric rows are appended to a connection-local TEMP
-//    staging table and moved with a plain INSERT … SELECT. Both tables'
-//    primary keys refuse a repeat, which fails the call (nothing is stored),
-//    and it is redone the careful way.
+// exactly once later. Exactly once is by batch id: metric_summaries has no
+// row key (since schema 11; its primary-key index was the largest single
+// cost of a call), so a metric row is stored once because its batch is.
+// Two ways through, the fast one first:
+//  - fast (the steady state: every batch new): the batch ids go straight into
+//    ingested_batches with an appender, without looking them up first; its
+//    primary key refuses a redelivered batch, which fails the call (nothing
+//    is stored), and it is redone the careful way.
 //  - careful: the batch ids already stored (or repeated within the call) are
-//    looked up and skipped, and the metric rows go in with ON CONFLICT DO
-//    NOTHING (the first row of a key stays). A redelivered batch makes that
-//    one call careful; a repeated metric key the next calls too, for a while
-//    (replicas sharing a service name repeat keys every minute).
-// Events always go through staging and ON CONFLICT (their ids may repeat);
-// connection observations have no key and are appended.
-// The metric rows are staged rather than appended to metric_summaries
-// directly: an appender flushes on the main thread (the primary key's index
-// work included), while the INSERT runs on DuckDB's threads and lets the
-// consumer decode the next fetch meanwhile. Profile and figures:
+//    looked up and skipped. A redelivered batch makes only that call careful.
+// The metric rows are appended to a connection-local TEMP staging table and
+// moved with a plain INSERT … SELECT rather than appended to metric_summaries
+// directly: an appender flushes on the main thread, while the INSERT runs on
+// DuckDB's threads and lets the consumer decode the next fetch meanwhile.
+// Events go through staging and ON CONFLICT (their ids may repeat);
+// connection observations have no key and are appended. Profile and figures:
 // bench/colony-ingest/profile-store.ts and the "Colony ingest" section of
 // bench/BENCHMARKS.md.
 import { DuckDBTimestampValue, type DuckDBAppender } from "@duckdb/node-api";
@@ -61,8 +59,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage_events (
 `;
 
 /**
- * From the staging table into metric_summaries; the caller adds ON CONFLICT
- * or not; $1 is the write generation. (Staging the per-batch strings as a
+ * From the staging table into metric_summaries; $1 is the write generation. (Staging the per-batch strings as a
  * batch index, joined or looked up in a list parameter here, made filling the
  * staging table a quarter cheaper on the main thread but this statement about
  * a third dearer: not kept.)
@@ -250,10 +247,6 @@ async function serviceNames(conn: Conn, batches: TelemetryBatch[]): Promise<Map<
   return names;
 }
 
-/** Per writer connection: calls left that take the careful way at once (metric keys were repeated lately). */
-const skipRepeats = new WeakMap<Conn, number>();
-const skipRepeatsCalls = 100;
-
 function isConstraintError(err: unknown): boolean {
   for (let e: unknown = err; e instanceof Error; e = e.cause) if (/Constraint Error|duplicate key|constraint violation/i.test(e.message)) return true;
   return false;
@@ -265,7 +258,6 @@ export type WithinIngest = (conn: Conn) => Promise<unknown>;
 /** What made a fast call fail, when it was a repeat. */
 interface FastOutcome {
   repeatedBatch: boolean;
-  repeatedKey: boolean;
 }
 
 /**
@@ -273,18 +265,11 @@ interface FastOutcome {
  * same transaction: one commit for the batches and what rides along.
  */
 export async function ingestBatches(conn: Conn, batches: readonly TelemetryBatch[], now = new Date(), within?: WithinIngest): Promise<IngestResult> {
-  const left = skipRepeats.get(conn) ?? 0;
-  if (left > 0) {
-    skipRepeats.set(conn, left - 1);
-    return ingestOnce(conn, batches, now, null, within);
-  }
-  const outcome: FastOutcome = { repeatedBatch: false, repeatedKey: false };
+  const outcome: FastOutcome = { repeatedBatch: false };
   try {
     return await ingestOnce(conn, batches, now, outcome, within);
   } catch (err) {
-    if (!(outcome.repeatedBatch || outcome.repeatedKey) || !isConstraintError(err)) throw err;
-    // A redelivered batch concerns this call only; repeated metric keys tend to come back.
-    if (outcome.repeatedKey) skipRepeats.set(conn, skipRepeatsCalls);
+    if (!outcome.repeatedBatch || !isConstraintError(err)) throw err;
     return ingestOnce(conn, batches, now, null, within);
   }
 }
@@ -371,13 +356,7 @@ async function ingestOnce(conn: Conn, batches: readonly TelemetryBatch[], now: D
             for (const m of b.metrics) appendMetric(a, m, s, b);
           }
         });
-        try {
-          // The fast way: a plain INSERT (cheaper), which a repeated key fails.
-          result.metricRows = await exec(conn, fast ? insertStagedMetrics : `${insertStagedMetrics} ON CONFLICT DO NOTHING`, [gen]);
-        } catch (err) {
-          if (fast) fast.repeatedKey = true;
-          throw err;
-        }
+        result.metricRows = await exec(conn, insertStagedMetrics, [gen]);
         await exec(conn, "DELETE FROM stage_metrics");
       }
 

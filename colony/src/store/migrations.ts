@@ -375,6 +375,37 @@ CREATE TABLE IF NOT EXISTS profile_minutes (
 );
 `;
 
+// Metric summaries without a row key (issue 17): exactly once is by batch id
+// (ingested_batches), and the primary key's index was the largest single cost
+// of an ingest call (bench/BENCHMARKS.md, "Colony ingest"). Agents stamp each
+// summary with the start of its own window, so two agents' rows for one
+// service and metric rarely share a timestamp; when they do, both are kept
+// (they used to lose the second). Rollups replace their windows themselves
+// (rollup.ts). DuckDB cannot drop a constraint: the table is copied.
+const metricSummariesWithoutKey = `
+CREATE TABLE metric_summaries_unkeyed (
+  timestamp TIMESTAMP NOT NULL,
+  service_id TEXT NOT NULL,
+  metric_name TEXT NOT NULL,
+  interval TEXT NOT NULL CHECK (interval IN ('1m', '5m', '15m', '1h', '1d')),
+  p50 DOUBLE,
+  p95 DOUBLE,
+  p99 DOUBLE,
+  mean DOUBLE,
+  max DOUBLE,
+  min DOUBLE,
+  count BIGINT NOT NULL,
+  agent_id TEXT,
+  labels JSON,
+  gen BIGINT NOT NULL
+);
+INSERT INTO metric_summaries_unkeyed
+  SELECT timestamp, service_id, metric_name, interval, p50, p95, p99, mean, max, min, count, agent_id, labels, gen
+  FROM metric_summaries ORDER BY interval, timestamp;
+DROP TABLE metric_summaries;
+ALTER TABLE metric_summaries_unkeyed RENAME TO metric_summaries;
+`;
+
 export const migrations: readonly Migration[] = [
   { version: 1, name: "initial schema", up: initial },
   { version: 2, name: "mesh peers", up: meshPeers },
@@ -386,6 +417,7 @@ export const migrations: readonly Migration[] = [
   { version: 8, name: "agent process count", up: agentProcessCount },
   { version: 9, name: "connections opened per interval", up: connectionsOpened },
   { version: 10, name: "always-on CPU profiles per minute", up: profiles },
+  { version: 11, name: "metric summaries without a row key", up: metricSummariesWithoutKey },
 ];
 
 /** Applies every migration newer than the file's schema version, in order. */

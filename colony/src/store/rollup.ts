@@ -21,7 +21,9 @@
 // recomputes a window when it is complete (end <= now) and either it completed
 // since the last run (end > last_now) or one of its source rows is newer than
 // the last run (gen > last_gen: late data, or a finer rollup just rewritten).
-// Rows are written with ON CONFLICT DO UPDATE, so re-running never duplicates.
+// A recomputed window replaces its row (deleted, then inserted in the same
+// transaction: metric_summaries has no row key since schema 11), so
+// re-running never duplicates.
 import { all, exec, transaction, ts, type Conn } from "./sql.ts";
 import type { Interval, RollupResult } from "./types.ts";
 
@@ -41,14 +43,15 @@ const levels: readonly Level[] = [
 const weighted = (col: string): string =>
   `CASE WHEN sum(s.count) > 0 THEN sum(s.${col} * s.count) / sum(s.count) ELSE avg(s.${col}) END`;
 
+/** The windows of one level that need (re)computing, into the TEMP table rollup_level. */
 function levelSql(l: Level): string {
   // $1 now, $2 last_gen, $3 last_now, $4 this run's gen
   return `
-    INSERT INTO metric_summaries
-      (timestamp, service_id, metric_name, interval, p50, p95, p99, mean, max, min, count, agent_id, labels, gen)
-    SELECT s.w, s.service_id, s.metric_name, '${l.target}',
-           ${weighted("p50")}, ${weighted("p95")}, ${weighted("p99")}, ${weighted("mean")},
-           max(s.max), min(s.min), sum(s.count), any_value(s.agent_id), NULL, $4
+    CREATE OR REPLACE TEMP TABLE rollup_level AS
+    SELECT s.w AS timestamp, s.service_id, s.metric_name, '${l.target}' AS interval,
+           ${weighted("p50")} AS p50, ${weighted("p95")} AS p95, ${weighted("p99")} AS p99, ${weighted("mean")} AS mean,
+           max(s.max) AS max, min(s.min) AS min, sum(s.count)::BIGINT AS count, any_value(s.agent_id) AS agent_id,
+           NULL::JSON AS labels, $4::BIGINT AS gen
     FROM (
       SELECT time_bucket(INTERVAL '${l.width}', timestamp) AS w, service_id, metric_name,
              p50, p95, p99, mean, max, min, count, agent_id, gen
@@ -62,12 +65,18 @@ function levelSql(l: Level): string {
         AND time_bucket(INTERVAL '${l.width}', timestamp) + INTERVAL '${l.width}' <= $1
         AND (gen > $2 OR time_bucket(INTERVAL '${l.width}', timestamp) + INTERVAL '${l.width}' > $3)
     ) d ON s.w = d.w AND s.service_id = d.service_id AND s.metric_name = d.metric_name
-    GROUP BY s.w, s.service_id, s.metric_name
-    ON CONFLICT (timestamp, service_id, metric_name, interval) DO UPDATE SET
-      p50 = excluded.p50, p95 = excluded.p95, p99 = excluded.p99, mean = excluded.mean,
-      max = excluded.max, min = excluded.min, count = excluded.count,
-      agent_id = excluded.agent_id, gen = excluded.gen`;
+    GROUP BY s.w, s.service_id, s.metric_name`;
 }
+
+/** The rows rollup_level replaces. */
+const deleteReplacedSql = (l: Level) => `DELETE FROM metric_summaries m USING rollup_level r
+  WHERE m.interval = '${l.target}' AND m.timestamp = r.timestamp
+    AND m.service_id = r.service_id AND m.metric_name = r.metric_name`;
+
+const insertLevelSql = `INSERT INTO metric_summaries
+  (timestamp, service_id, metric_name, interval, p50, p95, p99, mean, max, min, count, agent_id, labels, gen)
+SELECT timestamp, service_id, metric_name, interval, p50, p95, p99, mean, max, min, count, agent_id, labels, gen
+FROM rollup_level`;
 
 /** Writer side. Returns the rows written (inserted or replaced) per level. */
 export async function rollup(conn: Conn, now: Date): Promise<RollupResult> {
@@ -79,8 +88,11 @@ export async function rollup(conn: Conn, now: Date): Promise<RollupResult> {
     const gen = BigInt(genRow?.gen as bigint);
     const result: RollupResult = { "5m": 0, "15m": 0, "1h": 0, "1d": 0 };
     for (const l of levels) {
-      result[l.target] = await exec(conn, levelSql(l), [ts(now), lastGen, ts(lastNow), gen]);
+      await exec(conn, levelSql(l), [ts(now), lastGen, ts(lastNow), gen]);
+      await exec(conn, deleteReplacedSql(l));
+      result[l.target] = await exec(conn, insertLevelSql);
     }
+    await exec(conn, "DROP TABLE IF EXISTS rollup_level");
     await exec(
       conn,
       `INSERT INTO rollup_state (id, last_now, last_gen) VALUES (1, $1, $2)

@@ -25,6 +25,8 @@ import {
   type ColonyStore,
 } from "./index.ts";
 import { startLoop } from "./maintenance.ts";
+import { migrate } from "./migrations.ts";
+import { DuckDBInstance } from "@duckdb/node-api";
 
 let dir: string;
 let stores: ColonyStore[] = [];
@@ -154,6 +156,27 @@ describe("migrations", () => {
     expect(got).toMatchObject({ serviceName: "api", port: 8080, tags: { env: "dev" }, memoryBytes: 123_456_789 });
     expect(got?.lastSeen.toISOString()).toBe(min(1).toISOString());
   });
+
+  it("11 keeps a schema-10 store's metric summaries and drops their row key", async () => {
+    const path = join(dir, "v10.duckdb");
+    const db = await DuckDBInstance.create(path);
+    const c = await db.connect();
+    await migrate(c, migrations.filter((m) => m.version <= 10));
+    const insert = `INSERT INTO metric_summaries (timestamp, service_id, metric_name, interval, mean, count, gen)
+      VALUES (TIMESTAMP '2026-06-01 12:00:00', 'api', 'cpu', '1m', 1, 60, 1), (TIMESTAMP '2026-06-01 12:00:00', 'api', 'cpu', '5m', 2, 300, 2)`;
+    await c.run(insert);
+    await expect(c.run(insert)).rejects.toThrow(/duplicate key|constraint/i);
+    c.closeSync();
+    db.closeSync();
+
+    const s = await openStore(path);
+    stores.push(s);
+    expect(await s.schemaVersion()).toBe(migrations.length);
+    expect(await count(s, "SELECT count(*) FROM metric_summaries WHERE interval = '5m' AND mean = 2 AND count = 300 AND gen = 2")).toBe(1);
+    // the same key from another batch is stored now
+    expect(await s.ingest([batch("b", { metrics: [{ at: new Date("2026-06-01T12:00:00Z"), mean: 3 }] })])).toMatchObject({ metricRows: 1 });
+    expect(await count(s, "SELECT count(*) FROM metric_summaries WHERE interval = '1m'")).toBe(2);
+  });
 });
 
 describe("ingest", () => {
@@ -181,15 +204,18 @@ describe("ingest", () => {
     expect(await count(s2, "SELECT count(*) FROM ingested_batches")).toBe(2);
   });
 
-  it("keeps the first row for a repeated metric key and event id", async () => {
+  it("stores the rows of two batches that share a metric key (exactly once is per batch), and the first of a repeated event id", async () => {
     const s = await open();
     const r = await s.ingest([
       batch("b-1", { metrics: [{ at: min(0), mean: 1 }], events: [{ id: "e-1", at: min(0) }] }),
       batch("b-2", { metrics: [{ at: min(0), mean: 99 }], events: [{ id: "e-1", at: min(1) }] }),
     ]);
-    expect(r).toMatchObject({ stored: 2, metricRows: 1, eventRows: 1 });
+    expect(r).toMatchObject({ stored: 2, metricRows: 2, eventRows: 1 });
     const [series] = await s.queryMetrics({ service: "api", since: min(-1), until: min(5), interval: "1m" });
-    expect(series?.points.map((p) => p.mean)).toEqual([1]);
+    expect(series?.points.map((p) => p.mean).sort((a, b) => a - b)).toEqual([1, 99]);
+    // a redelivery of either adds nothing, in a later call or in the same one
+    expect(await s.ingest([batch("b-2", { metrics: [{ at: min(0), mean: 99 }] }), batch("b-3", { metrics: [{ at: min(0), mean: 5 }] })])).toMatchObject({ stored: 1, duplicates: 1, metricRows: 1 });
+    expect(await count(s, "SELECT count(*) FROM metric_summaries")).toBe(3);
   });
 
   it("a failing batch leaves nothing behind, and the good batch can be stored later", async () => {
