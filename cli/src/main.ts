@@ -33,6 +33,7 @@ const commands: Record<string, Loader> = {
   logs: async () => (await import("./commands/logs.ts")).logsCommand(),
   traffic: async () => (await import("./commands/traffic.ts")).trafficCommand(),
   history: async () => (await import("./commands/read.ts")).historyCommand(),
+  query: async () => (await import("./commands/query.ts")).queryCommand(),
   token: async () => (await import("./commands/token.ts")).tokenCommand(),
   insights: async () => (await import("./commands/insights.ts")).insightsCommand(),
   mcp: async () => (await import("./commands/mcp.ts")).mcpCommand(),

@@ -86,6 +86,16 @@ export function suggestCommand(toolName: string, rawArgs: unknown, now = new Dat
       flag("--limit", str(args, "limit"));
       break;
     }
+    case "query_sql":
+      if (!str(args, "sql")) return undefined;
+      parts.push("query", shellWord(str(args, "sql")!));
+      flag("--agent", str(args, "service"));
+      flag("--max-rows", str(args, "max_rows"));
+      break;
+    case "get_sql_schema":
+      parts.push("query", "--schema");
+      flag("--agent", str(args, "service"));
+      break;
     case "get_traffic_sample":
       if (!str(args, "id")) return undefined;
       parts.push("traffic", "show", shellWord(str(args, "id")!));

@@ -54,6 +54,7 @@ import { useColor } from "./read.ts";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
 import { TrafficService } from "@coral/proto/gen/coral/colony/v1/traffic_pb";
+import { QueryService } from "@coral/proto/gen/coral/colony/v1/query_pb";
 import { colonyClient, localColonyDir, resolveTarget, serviceClient, withRemoteOptions, type ColonyTarget, type RemoteOptions } from "./remote.ts";
 
 export interface AskCommandOptions {
@@ -152,7 +153,7 @@ async function askAction(question: string, opts: AskOptions, commandOptions: Ask
   const maxRetries = opts.maxRetries ?? config.max_retries;
   const target = await resolveTarget(opts);
   const colony = colonyClient(target);
-  const clients = { colony, debug: serviceClient(DebugService, target), profile: serviceClient(ProfileService, target), traffic: serviceClient(TrafficService, target) };
+  const clients = { colony, debug: serviceClient(DebugService, target), profile: serviceClient(ProfileService, target), traffic: serviceClient(TrafficService, target), query: serviceClient(QueryService, target) };
   const coralTools = commandOptions.tools ? await commandOptions.tools({ target, client: colony }) : registryAskTools(clients, { explain: (err) => unreachable(err, target) });
   const client = new Anthropic({ apiKey: resolved.key, baseURL, maxRetries });
   const mcpServers = opts.mcp ? await externalServers(opts) : undefined;

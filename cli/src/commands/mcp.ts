@@ -8,6 +8,7 @@ import { coralHome, loadColonyConfig } from "@coral/colony";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
 import { TrafficService } from "@coral/proto/gen/coral/colony/v1/traffic_pb";
+import { QueryService } from "@coral/proto/gen/coral/colony/v1/query_pb";
 import { ExternalMcpServers, keepStdoutForFrames, lazyClient, lazyColonyClient, serveStdio, startMcpHttpServer } from "../mcp/index.ts";
 import { planMcpServers, terminalPrompt } from "../ask/mcp-trust.ts";
 import { parsePortOption } from "./options.ts";
@@ -46,8 +47,9 @@ function serverCommand(): Command {
           const debug = lazyClient(DebugService, async () => serviceClient(DebugService, await resolveTarget(opts)));
           const profile = lazyClient(ProfileService, async () => serviceClient(ProfileService, await resolveTarget(opts)));
           const traffic = lazyClient(TrafficService, async () => serviceClient(TrafficService, await resolveTarget(opts)));
+          const query = lazyClient(QueryService, async () => serviceClient(QueryService, await resolveTarget(opts)));
           process.stderr.write(`coral mcp server: serving over stdio${opts.colonyUrl ? ` for ${opts.colonyUrl}` : ""}\n`);
-          await serveStdio({ colony, debug, profile, traffic });
+          await serveStdio({ colony, debug, profile, traffic, query });
         } finally {
           restore();
         }

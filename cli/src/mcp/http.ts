@@ -19,6 +19,7 @@ import { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
 import { TrafficService } from "@coral/proto/gen/coral/colony/v1/traffic_pb";
+import { QueryService } from "@coral/proto/gen/coral/colony/v1/query_pb";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { bearerToken, relayedForHeader } from "@coral/proto";
 import { createCoralMcpServer } from "./server.ts";
@@ -105,7 +106,7 @@ export async function startMcpHttpServer(options: McpHttpOptions): Promise<Runni
   const maxBody = options.maxBodyBytes ?? 1024 * 1024;
   const localTokenHash = options.localToken ? createHash("sha256").update(options.localToken).digest() : undefined;
   const isLocalToken = (token: string) => localTokenHash !== undefined && timingSafeEqual(createHash("sha256").update(token).digest(), localTokenHash);
-  const clients = new Map<string, { colony: ColonyClient; debug: Client<typeof DebugService>; profile: Client<typeof ProfileService>; traffic: Client<typeof TrafficService> }>();
+  const clients = new Map<string, { colony: ColonyClient; debug: Client<typeof DebugService>; profile: Client<typeof ProfileService>; traffic: Client<typeof TrafficService>; query: Client<typeof QueryService> }>();
   /** sha256(token) → until when the colony's last yes counts. */
   const verified = new Map<string, number>();
   const keyOf = (token: string) => createHash("sha256").update(token).digest("hex");
@@ -134,6 +135,7 @@ export async function startMcpHttpServer(options: McpHttpOptions): Promise<Runni
         debug: createClient(DebugService, transport),
         profile: createClient(ProfileService, transport),
         traffic: createClient(TrafficService, transport),
+        query: createClient(QueryService, transport),
       };
       clients.set(clientKey, client);
     }

@@ -21,6 +21,7 @@ import { profileCpuTool } from "./profile.ts";
 import { getTraceTool, queryLogsTool, queryTracesTool } from "./telemetry.ts";
 import { getTopologyTool } from "./topology.ts";
 import { getTrafficSampleTool, queryTrafficTool } from "./traffic.ts";
+import { getSqlSchemaTool, querySqlTool } from "./sql.ts";
 import { ToolArgumentError, ToolError, type CoralTool, type ToolContext, type ToolResult } from "./types.ts";
 
 export { ToolArgumentError, ToolError, type CoralTool, type ToolContext, type ToolResult, type ToolInputSchema } from "./types.ts";
@@ -49,6 +50,9 @@ export const coralTools: readonly CoralTool[] = [
   ...debugTools,
   // CPU profiles (ToolContext.profile): readOnly: false, admin token, audited.
   profileCpuTool,
+  // Read-only SQL (ToolContext.query) for what no tool above answers; the colony audits every statement.
+  getSqlSchemaTool,
+  querySqlTool,
 ];
 
 export function findTool(name: string): CoralTool | undefined {

@@ -44,6 +44,8 @@ describe("the tool registry", () => {
       "coral_debug_logpoint",
       "coral_debug_snapshot",
       "coral_profile_cpu",
+      "coral_get_sql_schema",
+      "coral_query_sql",
     ]);
     for (const tool of coralTools) {
       expect(tool.name).toMatch(/^coral_[a-z_]+$/);

@@ -7,6 +7,7 @@ import type { ColonyService } from "@coral/proto/gen/coral/colony/v1/colony_pb";
 import type { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import type { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
 import type { TrafficService } from "@coral/proto/gen/coral/colony/v1/traffic_pb";
+import type { QueryService } from "@coral/proto/gen/coral/colony/v1/query_pb";
 import type { z } from "zod";
 
 export interface ToolContext {
@@ -18,6 +19,8 @@ export interface ToolContext {
   profile?: Client<typeof ProfileService>;
   /** Sampled requests (TrafficService), authenticated the same way; the traffic tools need it. */
   traffic?: Client<typeof TrafficService>;
+  /** Read-only SQL (QueryService), authenticated the same way; the SQL tools need it. */
+  query?: Client<typeof QueryService>;
   /** The clock in ms since the epoch; tests pin it. Default: Date.now. */
   now?: () => number;
 }

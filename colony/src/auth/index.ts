@@ -20,6 +20,7 @@ import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
 import { TrafficService } from "@coral/proto/gen/coral/colony/v1/traffic_pb";
 import { IdentityService } from "@coral/proto/gen/coral/colony/v1/identity_pb";
+import { QueryService } from "@coral/proto/gen/coral/colony/v1/query_pb";
 import { bearerToken, relayedForHeader } from "@coral/proto";
 
 export type Scope = "read" | "admin";
@@ -73,7 +74,7 @@ const adminMethods = new Set([
   "RevokeAgent",
 ]);
 // Services behind colony tokens (MeshService authenticates agents itself).
-const tokenServices = new Set([ColonyService.typeName, MeshAdminService.typeName, ControlService.typeName, DebugService.typeName, ProfileService.typeName, TrafficService.typeName, IdentityService.typeName]);
+const tokenServices = new Set([ColonyService.typeName, MeshAdminService.typeName, ControlService.typeName, DebugService.typeName, ProfileService.typeName, TrafficService.typeName, IdentityService.typeName, QueryService.typeName]);
 
 export const missingTokenMessage =
   "this colony needs a token for remote calls: pass --token or set CORAL_TOKEN " +

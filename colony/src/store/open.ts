@@ -23,12 +23,15 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
 
   let instance: DuckDBInstance;
   try {
-    instance = await DuckDBInstance.create(file);
+    // No file system access from SQL (read_csv, COPY, ATTACH, …): the colony
+    // reads and writes only its own database, and coral query runs people's SQL.
+    instance = await DuckDBInstance.create(file, { enable_external_access: "false" });
   } catch (err) {
     throw new Error(`cannot open the colony store ${file}: ${(err as Error).message}`, { cause: err });
   }
   let writer: QueuedConnection | undefined;
   let readers: ReaderPool | undefined;
+  let adHoc: ReaderPool | undefined;
   try {
     writer = await QueuedConnection.open(instance, "writer");
     await writer.run(async (conn) => {
@@ -36,14 +39,16 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
       await prepareIngest(conn);
     });
     readers = await ReaderPool.open(instance, options.readers ?? 2);
+    adHoc = await ReaderPool.open(instance, 1);
   } catch (err) {
+    adHoc?.closeSync();
     readers?.closeSync();
     writer?.closeSync();
     instance.closeSync();
     throw err;
   }
   await makePrivate(file);
-  return new DuckColonyStore(file, retention, { instance, writer, readers, logger: options.logger });
+  return new DuckColonyStore(file, retention, { instance, writer, readers, adHoc, logger: options.logger });
 }
 
 /**

@@ -49,6 +49,7 @@ export class DuckColonyStore implements ColonyStore {
   readonly #instance: DuckDBInstance;
   readonly #writer: QueuedConnection;
   readonly #readers: ReaderPool;
+  readonly #adHoc: ReaderPool;
   readonly #logger: StoreLogger | undefined;
   readonly #loops = new Set<MaintenanceLoop>();
   #closing: Promise<void> | undefined;
@@ -56,11 +57,12 @@ export class DuckColonyStore implements ColonyStore {
   constructor(
     readonly path: string,
     readonly retention: Readonly<RetentionPolicy>,
-    parts: { instance: DuckDBInstance; writer: QueuedConnection; readers: ReaderPool; logger?: StoreLogger },
+    parts: { instance: DuckDBInstance; writer: QueuedConnection; readers: ReaderPool; adHoc: ReaderPool; logger?: StoreLogger },
   ) {
     this.#instance = parts.instance;
     this.#writer = parts.writer;
     this.#readers = parts.readers;
+    this.#adHoc = parts.adHoc;
     this.#logger = parts.logger;
   }
 
@@ -72,6 +74,11 @@ export class DuckColonyStore implements ColonyStore {
   read<T>(fn: (conn: Conn) => Promise<T>): Promise<T> {
     if (this.#closing) return Promise.reject(new StoreClosedError(this.path));
     return this.#readers.read(fn);
+  }
+
+  adHocRead<T>(fn: (conn: Conn) => Promise<T>): Promise<T> {
+    if (this.#closing) return Promise.reject(new StoreClosedError(this.path));
+    return this.#adHoc.read(fn);
   }
 
   schemaVersion(): Promise<number> {
@@ -191,12 +198,14 @@ export class DuckColonyStore implements ColonyStore {
     this.#loops.clear();
     await this.#writer.drain();
     await this.#readers.drain();
+    await this.#adHoc.drain();
     try {
       await this.#writer.run((c) => c.run("CHECKPOINT"));
     } catch (err) {
       this.#logger?.("warn", "checkpoint on close failed", { err: (err as Error).message });
     }
     this.#readers.closeSync();
+    this.#adHoc.closeSync();
     this.#writer.closeSync();
     this.#instance.closeSync();
   }

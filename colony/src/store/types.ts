@@ -199,6 +199,11 @@ export interface ColonyStore extends AsyncDisposable {
   /** Runs fn on the writer connection, after every write queued before it. */
   write<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T>;
   /** Runs fn on a reader connection. */
+  /**
+   * A connection of its own for people's ad-hoc SQL (coral query): their
+   * queries never wait behind, or hold up, the colony's own reads.
+   */
+  adHocRead<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T>;
   read<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T>;
 
   ingest(batches: TelemetryBatch[]): Promise<IngestResult>;
