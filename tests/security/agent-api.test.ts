@@ -5,6 +5,8 @@
 import http from "node:http";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { AgentService, QueryMetricsRequestSchema } from "@coral/proto/gen/coral/agent/v1/agent_pb";
+import { AgentExecService, ExecRequestSchema } from "@coral/proto/gen/coral/agent/v1/exec_pb";
+import { existsSync } from "node:fs";
 import { generateIdentityKey } from "@coral/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { colonyApi, createTestProject, type TestProject } from "../helpers/colony.ts";
@@ -156,5 +158,29 @@ describe("the agent API against attackers", () => {
     const badJson = "{not json";
     const jsonAnswer = await rawPost(agent.apiUrl + queryMetrics, { ...json, [colonyCallHeader]: await colonySigned(project.colonyKey, agent.agentId, queryMetrics, new Uint8Array()) }, badJson);
     expect([jsonAnswer.status, (JSON.parse(jsonAnswer.body) as { code: string }).code]).toEqual([400, "invalid_argument"]);
+  });
+
+  it("an exec the colony signed for one command cannot be made to run another, nor be replayed", async () => {
+    const execPath = `/${AgentExecService.typeName}/Exec`;
+    const marker = `/tmp/coral-exec-attack-${process.pid}`;
+    const signedFor = toBinary(ExecRequestSchema, create(ExecRequestSchema, { argv: ["true"], host: true }));
+    const swappedIn = toBinary(ExecRequestSchema, create(ExecRequestSchema, { argv: ["sh", "-c", `touch ${marker}`], host: true }));
+    // Connect's streaming framing: one envelope (flags 0, big-endian length, the message).
+    const envelope = (message: Uint8Array) => Buffer.concat([Buffer.from([0, ...new Uint8Array(new Uint32Array([message.length]).buffer).reverse()]), message]);
+    const post = async (signature: string, body: Uint8Array) => {
+      const answer = await rawPost(agent.apiUrl + execPath, { "content-type": "application/connect+proto", [colonyCallHeader]: signature }, envelope(body));
+      return { status: answer.status, text: answer.body };
+    };
+    const swapped = await post(await colonySigned(project.colonyKey, agent.agentId, execPath, signedFor), swappedIn);
+    expect(swapped.text).toContain("the request body does not match the colony's signature");
+    expect(existsSync(marker)).toBe(false);
+
+    const signature = await colonySigned(project.colonyKey, agent.agentId, execPath, signedFor);
+    const first = await post(signature, signedFor);
+    expect(first.status).toBe(200);
+    expect(first.text).not.toContain("unauthenticated");
+    const replayed = await post(signature, signedFor);
+    expect(replayed.text).toContain("this signature was already used");
+    await colonyStillServed();
   });
 });

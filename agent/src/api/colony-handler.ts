@@ -15,14 +15,29 @@ import { refuse } from "./colony-guard.ts";
 /** SHA-256 (hex) of the request message the colony signed, set by the guard. */
 const signedBodyKey = createContextKey("", { description: "signed body sha256" });
 
-/** Refuses a request whose parsed message is not the one the colony signed. */
+/**
+ * Refuses a request whose parsed message is not the one the colony signed.
+ * Unary and server-streaming calls (one request message each); a client
+ * stream is refused.
+ */
 function signedBody(): Interceptor {
   return (next) => async (req) => {
-    if (req.stream) throw new ConnectError("this agent serves unary calls only", Code.Unimplemented);
-    const signed = req.contextValues.get(signedBodyKey);
-    const actual = createHash("sha256").update(toBinary(req.method.input, req.message)).digest("hex");
-    if (!signed || signed !== actual) throw new ConnectError("the request body does not match the colony's signature", Code.Unauthenticated);
-    return next(req);
+    const check = (message: Parameters<typeof toBinary>[1]) => {
+      const signed = req.contextValues.get(signedBodyKey);
+      const actual = createHash("sha256").update(toBinary(req.method.input, message)).digest("hex");
+      if (!signed || signed !== actual) throw new ConnectError("the request body does not match the colony's signature", Code.Unauthenticated);
+    };
+    if (!req.stream) {
+      check(req.message);
+      return next(req);
+    }
+    if (req.method.methodKind !== "server_streaming") throw new ConnectError("this agent serves unary and server-streaming calls only", Code.Unimplemented);
+    const messages = [];
+    for await (const m of req.message) messages.push(m);
+    if (messages.length !== 1) throw new ConnectError(`one request message expected, got ${messages.length}`, Code.InvalidArgument);
+    const [message] = messages;
+    check(message!);
+    return next({ ...req, message: (async function* () { yield message!; })() });
   };
 }
 

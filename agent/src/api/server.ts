@@ -1,8 +1,9 @@
 // The agent's Connect server: the colony's detail queries against the local
-// store, its control calls, live debugging and CPU profiles. Only the colony
-// gets an answer: every call carries a signature by the colony's identity key over
-// this agent, the method, the body and the time (colony-guard.ts checks it
-// before reading the body; colony-handler.ts checks the body against it).
+// store, read-only SQL over it (coral query --agent), its control calls, live
+// debugging and CPU profiles. Only the colony gets an answer: every call
+// carries a signature by the colony's identity key over this agent, the
+// method, the body and the time (colony-guard.ts checks it before reading the
+// body; colony-handler.ts checks the body against it).
 import { telemetryHandlers } from "./telemetry-handlers.ts";
 import { once } from "node:events";
 import http from "node:http";
@@ -17,8 +18,11 @@ import type { DescService } from "@bufbuild/protobuf";
 import { AgentDebugService } from "@coral/proto/gen/coral/agent/v1/debug_pb";
 import { AgentProfileService } from "@coral/proto/gen/coral/agent/v1/profile_pb";
 import { AgentTrafficService } from "@coral/proto/gen/coral/agent/v1/traffic_pb";
+import { AgentQueryService } from "@coral/proto/gen/coral/agent/v1/query_pb";
 import type { TrafficPuller } from "../traffic/puller.ts";
 import { agentTrafficService } from "./traffic-service.ts";
+import { AgentExecService } from "@coral/proto/gen/coral/agent/v1/exec_pb";
+import type { AgentExecOptions } from "./exec-service.ts";
 import type { UprobeCollectors } from "../debug/collectors.ts";
 import type { CpuProfiler, HeapProfiler } from "../profile/index.ts";
 import type { AgentStore } from "../storage/index.ts";
@@ -76,11 +80,17 @@ export async function startAgentApi(options: {
   heapProfile?: () => Promise<HeapProfiler>;
   /** Traffic samples from the app's SDK (AgentTrafficService); absent = not served. */
   traffic?: TrafficPuller;
+  /** coral exec (AgentExecService), loaded on its first call; absent = not served. */
+  exec?: AgentExecOptions;
   /** Other agents keep these traces (AgentService.KeepTraces): keep this agent's spans of them; returns the waiting spans kept now. */
   keepTraces?: (traceIds: readonly string[]) => number;
+  /** Read-only SQL over the store's file (AgentQueryService) for the service it observes, loaded on its first call; absent = not served. */
+  query?: { serviceName: string };
 }): Promise<AgentApiServer> {
   const { store } = options;
   const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes;
+  // Loaded on the first query; its reader process ends with the server.
+  let queries: Promise<AsyncDisposable> | undefined;
   const handler = colonyCallHandler({
     maxBodyBytes,
     routes: (router) => {
@@ -98,6 +108,18 @@ export async function startAgentApi(options: {
           onFirstCall(AgentProfileService, async () => (await import("./profile-service.ts")).agentProfileService(await profile(), await heapProfile?.())),
         );
       if (options.traffic) router.service(AgentTrafficService, agentTrafficService(store, options.traffic));
+      const { query } = options;
+      if (query)
+        router.service(
+          AgentQueryService,
+          onFirstCall(AgentQueryService, () => {
+            const loaded = import("./query-service.ts").then((m) => m.agentQueryService({ ...query, storePath: store.path, flush: () => store.flush() }));
+            queries = loaded;
+            return loaded;
+          }),
+        );
+      const { exec } = options;
+      if (exec) router.service(AgentExecService, onFirstCall(AgentExecService, async () => (await import("./exec-service.ts")).agentExecService(exec)));
       router.service(AgentService, {
         ...telemetryHandlers(store, options.keepTraces),
         async queryMetrics(req) {
@@ -146,6 +168,8 @@ export async function startAgentApi(options: {
     (closing ??= new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
+    }).then(async () => {
+      await (await queries?.catch(() => undefined))?.[Symbol.asyncDispose]();
     }));
   return { url: `http://${options.host ?? "127.0.0.1"}:${port}`, close, [Symbol.asyncDispose]: close };
 }
@@ -157,13 +181,15 @@ export async function startAgentApi(options: {
  */
 function onFirstCall<S extends DescService>(service: S, load: () => Promise<ServiceImpl<S>>): ServiceImpl<S> {
   let loaded: Promise<ServiceImpl<S>> | undefined;
-  const impl: Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>> = {};
+  const impl: Record<string, (req: unknown, ctx: HandlerContext) => unknown> = {};
+  const target = async () => (await (loaded ??= load())) as unknown as Record<string, (req: unknown, ctx: HandlerContext) => unknown>;
   for (const method of service.methods) {
-    if (method.methodKind !== "unary") throw new Error(`${service.typeName}.${method.name} is not unary: it cannot be loaded on first call`);
-    impl[method.localName] = async (req, ctx) => {
-      const target = (await (loaded ??= load())) as unknown as typeof impl;
-      return target[method.localName]!(req, ctx);
-    };
+    if (method.methodKind === "unary") impl[method.localName] = async (req, ctx) => (await target())[method.localName]!(req, ctx);
+    else if (method.methodKind === "server_streaming")
+      impl[method.localName] = async function* (req, ctx) {
+        yield* (await target())[method.localName]!(req, ctx) as AsyncIterable<unknown>;
+      };
+    else throw new Error(`${service.typeName}.${method.name} streams requests: it cannot be loaded on first call`);
   }
   return impl as unknown as ServiceImpl<S>;
 }

@@ -108,6 +108,8 @@ export interface AgentOptions {
    * false for none. Default: on, unless CORAL_OTLP=0.
    */
   otlp?: OtlpOptions | false;
+  /** coral exec beside this service (default true); false refuses every exec (config exec: false, --no-exec). */
+  exec?: boolean;
   /** The traffic sample buffer's bounds (default 50 MiB and 1 h), pruned every traffic.pruneIntervalMs (default 30 s). */
   traffic?: Partial<TrafficBufferBounds> & { pruneIntervalMs?: number };
 }
@@ -271,6 +273,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     profile: profiler,
     heapProfile: heapProfiler,
     traffic,
+    query: { serviceName: options.serviceName },
+    exec: {
+      enabled: options.exec !== false,
+      targetPid: () => observedPid ?? undefined,
+      onExec: (e) => log.info({ exec_id: e.execId, argv: e.argv, host: e.host, exit_code: e.exitCode, duration_ms: e.durationMs }, e.exitCode === undefined ? "coral exec started" : "coral exec ended"),
+    },
     control: {
       flags: {
         syncFlags: async (req) => {

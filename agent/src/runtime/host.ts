@@ -97,6 +97,7 @@ export async function startHostAgent(options: HostAgentOptions): Promise<HostAge
           tags: spec.tags,
           version: spec.tags?.version,
           sdkPort: spec.sdkPort,
+          exec: options.shared.exec !== false && spec.exec !== false,
           dataDir,
           otlp: ownsOtlp ? options.shared.otlp : false,
           logger: childLogger(options.shared.logger, spec.name),

@@ -11,6 +11,8 @@ export interface ServiceSpec {
   tags?: Record<string, string>;
   /** The app's Coral SDK port; default: found from the SDK's announcement. */
   sdkPort?: number;
+  /** false: coral exec is refused for this service (default allowed, unless the agent's --no-exec). */
+  exec?: boolean;
 }
 
 export class ServiceSpecError extends Error {

@@ -8,6 +8,7 @@
 //       metrics: http://127.0.0.1:3001/metrics
 //       tags: { version: "2.1.0" }
 //       sdk: 4001                  # the app's Coral SDK port (default: found)
+//       exec: false                # refuse coral exec beside this service (default: allowed)
 import { readFile } from "node:fs/promises";
 import { checkServiceSet, healthUrlFor, ServiceSpecError, type ServiceSpec } from "@coral/agent";
 import { parse as parseYaml } from "yaml";
@@ -21,6 +22,7 @@ const serviceSchema = z
     metrics: z.url({ protocol: /^https?$/ }).optional(),
     tags: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).optional(),
     sdk: z.number().int().min(1).max(65535).optional(),
+    exec: z.boolean().optional(),
   })
   .strict();
 
@@ -62,6 +64,7 @@ export function agentConfigFrom(text: string, path: string): ServiceSpec[] {
         metricsUrl: s.metrics,
         tags: s.tags,
         sdkPort: s.sdk,
+        exec: s.exec,
       })),
     );
   } catch (err) {

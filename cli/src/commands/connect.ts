@@ -437,6 +437,7 @@ export function connectCommand(): Command {
     .addOption(new Option("--otlp-http <port>", "OTLP/HTTP port on loopback for the apps' OpenTelemetry traces and logs (read with coral traces, coral logs)").env("CORAL_OTLP_HTTP_PORT").argParser(intOption(0, 65535)).default(4318))
     .addOption(new Option("--otlp-grpc <port>", "OTLP/gRPC port on loopback").env("CORAL_OTLP_GRPC_PORT").argParser(intOption(0, 65535)).default(4317))
     .option("--no-otlp", "no OpenTelemetry endpoints (also CORAL_OTLP=0)")
+    .option("--no-exec", "refuse coral exec beside every service of this agent (per service: exec: false in --config)")
     .addOption(durationFlag("--sample-interval <duration>", "how often to sample the process", durationOption, 1000))
     .addOption(durationFlag("--summary-interval <duration>", "how often to send summaries to the colony", durationOption, 60_000))
     .addOption(new Option("--log-level <level>").choices(["debug", "info", "warn", "error"]).default("warn"))
@@ -457,6 +458,7 @@ export function connectCommand(): Command {
       otlpHttp: number;
       otlpGrpc: number;
       otlp: boolean;
+      exec: boolean;
       sampleInterval: number;
       summaryInterval: number;
       logLevel: "debug" | "info" | "warn" | "error";
@@ -539,6 +541,7 @@ export function connectCommand(): Command {
             rollback,
             continuousProfile: continuousProfile ? { hz: opts.profileHz } : false,
             otlp: opts.otlp && !["0", "off", "false"].includes((process.env.CORAL_OTLP ?? "").trim().toLowerCase()) ? { httpPort: opts.otlpHttp, grpcPort: opts.otlpGrpc } : false,
+            exec: opts.exec,
           },
         });
       } catch (err) {

@@ -24,7 +24,7 @@ export function parseTtl(value: string): TokenTtl {
 
 interface CreateOptions extends RemoteOptions {
   name: string;
-  scope: "read" | "admin";
+  scope: "read" | "admin" | "exec";
   ttl: TokenTtl;
 }
 
@@ -33,13 +33,13 @@ export function tokenCommand(): Command {
   token.addCommand(
     withRemoteOptions(new Command("create").description("create a token (shown once)"))
       .requiredOption("--name <name>", "a name to recognise it by, e.g. laptop")
-      .addOption(new Option("--scope <scope>", "what it may do").choices(["read", "admin"]).default("read"))
+      .addOption(new Option("--scope <scope>", "what it may do: read; admin (tokens, flags, rollbacks, debugging); exec (read, plus coral exec: commands beside services)").choices(["read", "admin", "exec"]).default("read"))
       .addOption(new Option("--ttl <duration>", "how long it works, e.g. 30d, 12h, or never").argParser(parseTtl).default({ seconds: 90 * 86_400 }, "90d"))
       .action(async (opts: CreateOptions) => {
         await withColony(opts, async (client) => {
           const res = await client.createToken({
             name: opts.name,
-            scope: opts.scope === "admin" ? TokenScope.ADMIN : TokenScope.READ,
+            scope: opts.scope === "admin" ? TokenScope.ADMIN : opts.scope === "exec" ? TokenScope.EXEC : TokenScope.READ,
             ...("never" in opts.ttl ? { neverExpires: true } : { ttlSeconds: BigInt(opts.ttl.seconds) }),
           });
           const expiresAt = res.expiresAt ? timestampDate(res.expiresAt) : null;

@@ -5,7 +5,7 @@ import { colors, columns, formatTime, type FormatOptions } from "./text.ts";
 export const noTokensHint = "No tokens yet. Create one with: coral token create --name <name> --scope read";
 
 export function scopeName(scope: TokenScope): string {
-  return scope === TokenScope.ADMIN ? "admin" : scope === TokenScope.READ ? "read" : "unspecified";
+  return scope === TokenScope.ADMIN ? "admin" : scope === TokenScope.READ ? "read" : scope === TokenScope.EXEC ? "exec" : "unspecified";
 }
 
 export function formatTokens(res: ListTokensResponse, options: FormatOptions): string {

@@ -8,16 +8,29 @@ import { Code, ConnectError, createClient, type Client, type Interceptor, type T
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { colonyCallHeader, signColonyCall, type IdentityKey } from "@coral/proto";
 
-/** Signs each call for `agentId`; the agent checks the body it parsed against the signed hash. */
+/**
+ * Signs each call for `agentId`; the agent checks the body it parsed against
+ * the signed hash. Unary and server-streaming calls: both send one request
+ * message, known before the call (a client stream's is not).
+ */
 export function colonySignature(agentId: string, identity: IdentityKey): Interceptor {
   return (next) => async (req) => {
-    // Agents serve unary methods only; a stream's body is not known up front.
-    if (req.stream) throw new ConnectError(`${req.method.name}: the colony signs unary calls only`, Code.Unimplemented);
-    const body = toBinary(req.method.input, req.message);
-    const bodySha256 = createHash("sha256").update(body).digest("hex");
     const procedure = `/${req.service.typeName}/${req.method.name}`;
-    req.header.set(colonyCallHeader, await signColonyCall(identity, { agentId, procedure, bodySha256 }));
-    return next(req);
+    const sign = async (message: Parameters<typeof toBinary>[1]) => {
+      const bodySha256 = createHash("sha256").update(toBinary(req.method.input, message)).digest("hex");
+      req.header.set(colonyCallHeader, await signColonyCall(identity, { agentId, procedure, bodySha256 }));
+    };
+    if (!req.stream) {
+      await sign(req.message);
+      return next(req);
+    }
+    if (req.method.methodKind !== "server_streaming") throw new ConnectError(`${req.method.name}: the colony signs unary and server-streaming calls only`, Code.Unimplemented);
+    const messages = [];
+    for await (const m of req.message) messages.push(m);
+    if (messages.length !== 1) throw new ConnectError(`${req.method.name}: one request message expected, got ${messages.length}`, Code.Internal);
+    const [message] = messages;
+    await sign(message!);
+    return next({ ...req, message: (async function* () { yield message!; })() });
   };
 }
 

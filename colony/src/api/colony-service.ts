@@ -254,13 +254,13 @@ export function colonyService(deps: ApiDeps) {
     async createToken(req, ctx) {
       if (!tokenNamePattern.test(req.name))
         throw invalid(`name: "${req.name.slice(0, 40)}" must be 1-63 lowercase letters, digits, ".", "_" or "-"`);
-      if (req.scope !== TokenScope.READ && req.scope !== TokenScope.ADMIN) throw invalid("scope: must be read or admin");
+      if (req.scope !== TokenScope.READ && req.scope !== TokenScope.ADMIN && req.scope !== TokenScope.EXEC) throw invalid("scope: must be read, admin or exec");
       const existing = (await deps.store.listTokens()).find((t) => t.name === req.name && !t.revokedAt);
       if (existing) throw new ConnectError(`a token named "${req.name}" exists; revoke it first or pick another name`, Code.AlreadyExists);
       const createdAt = new Date();
       const expiresAt = tokenExpiry(req.ttlSeconds, req.neverExpires, createdAt);
       const token = `coral_${randomBytes(32).toString("base64url")}`;
-      const scope = req.scope === TokenScope.ADMIN ? "admin" : "read";
+      const scope = req.scope === TokenScope.ADMIN ? "admin" : req.scope === TokenScope.EXEC ? "exec" : "read";
       await deps.store.createToken({ name: req.name, scope, tokenHash: hashToken(token), createdAt, lastUsedAt: null, revokedAt: null, expiresAt });
       await deps.store.appendAudit({
         at: new Date(),
@@ -286,7 +286,7 @@ export function colonyService(deps: ApiDeps) {
       return {
         tokens: tokens.map((t) => ({
           name: t.name,
-          scope: t.scope === "admin" ? TokenScope.ADMIN : TokenScope.READ,
+          scope: t.scope === "admin" ? TokenScope.ADMIN : t.scope === "exec" ? TokenScope.EXEC : TokenScope.READ,
           createdAt: timestampFromDate(t.createdAt),
           lastUsedAt: t.lastUsedAt ? timestampFromDate(t.lastUsedAt) : undefined,
           revoked: t.revokedAt !== null,

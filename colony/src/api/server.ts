@@ -17,6 +17,8 @@ import { TrafficService } from "@coral/proto/gen/coral/colony/v1/traffic_pb";
 import { trafficService } from "../traffic/service.ts";
 import { QueryService } from "@coral/proto/gen/coral/colony/v1/query_pb";
 import { queryService } from "../query/service.ts";
+import { ExecService } from "@coral/proto/gen/coral/colony/v1/exec_pb";
+import { execService } from "../exec/service.ts";
 import { MeshService } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
 import { controlService } from "../control/index.ts";
@@ -76,6 +78,7 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
       router.service(TrafficService, trafficService({ debug: deps.debug, identity: deps.identity, audit: (actor, action, target, details) => deps.store.appendAudit({ at: new Date(), actor, action, target, details }) }));
     }
     router.service(IdentityService, identityService(deps));
+    router.service(ExecService, execService({ store: deps.store, debug: deps.debug, identity: deps.identity }));
     router.service(QueryService, queryService({ store: deps.store, debug: deps.debug, identity: deps.identity, audit: (actor, action, target, details) => deps.store.appendAudit({ at: new Date(), actor, action, target, details }) }));
   };
   const auth = { localToken: options.localToken, tokens, localAddresses: options.localAddresses };

@@ -21,9 +21,11 @@ import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
 import { TrafficService } from "@coral/proto/gen/coral/colony/v1/traffic_pb";
 import { IdentityService } from "@coral/proto/gen/coral/colony/v1/identity_pb";
 import { QueryService } from "@coral/proto/gen/coral/colony/v1/query_pb";
+import { ExecService } from "@coral/proto/gen/coral/colony/v1/exec_pb";
 import { bearerToken, relayedForHeader } from "@coral/proto";
 
-export type Scope = "read" | "admin";
+/** exec: read, plus coral exec (commands beside services); admin does not include exec, exec no admin. */
+export type Scope = "read" | "admin" | "exec";
 
 export interface Caller {
   /** Token name, "local" for the local token, or "agent:<id>". */
@@ -73,8 +75,12 @@ const adminMethods = new Set([
   "ListAgentIdentities",
   "RevokeAgent",
 ]);
+// Methods that run commands on the agents' hosts need the exec scope; admin is not enough.
+const execMethods = new Set(["Exec"]);
+// Who ran what: admin or exec.
+const execAuditMethods = new Set(["ListExecs"]);
 // Services behind colony tokens (MeshService authenticates agents itself).
-const tokenServices = new Set([ColonyService.typeName, MeshAdminService.typeName, ControlService.typeName, DebugService.typeName, ProfileService.typeName, TrafficService.typeName, IdentityService.typeName, QueryService.typeName]);
+const tokenServices = new Set([ColonyService.typeName, MeshAdminService.typeName, ControlService.typeName, DebugService.typeName, ProfileService.typeName, TrafficService.typeName, IdentityService.typeName, QueryService.typeName, ExecService.typeName]);
 
 export const missingTokenMessage =
   "this colony needs a token for remote calls: pass --token or set CORAL_TOKEN " +
@@ -158,6 +164,13 @@ export function colonyAuthenticator(options: AuthOptions): (call: CallHead) => P
 export function authorize(method: string, caller: Caller): void {
   if (adminMethods.has(method) && caller.scope !== "admin")
     throw new ConnectError(`${method} needs an admin token; "${caller.name}" has scope ${caller.scope}`, Code.PermissionDenied);
+  if (execMethods.has(method) && caller.scope !== "exec")
+    throw new ConnectError(
+      `${method} needs a token with the exec scope (admin does not include it); "${caller.name}" has scope ${caller.scope}. An admin creates one with: coral token create --name <name> --scope exec`,
+      Code.PermissionDenied,
+    );
+  if (execAuditMethods.has(method) && caller.scope !== "exec" && caller.scope !== "admin")
+    throw new ConnectError(`${method} needs an admin or exec token; "${caller.name}" has scope ${caller.scope}`, Code.PermissionDenied);
 }
 
 /**

@@ -406,6 +406,40 @@ DROP TABLE metric_summaries;
 ALTER TABLE metric_summaries_unkeyed RENAME TO metric_summaries;
 `;
 
+// coral exec (issue 25): tokens may have the exec scope (read, plus running
+// commands beside services; admin does not include it), and every exec is
+// recorded. DuckDB cannot change a CHECK constraint: api_tokens is copied.
+const execScopeAndRecords = `
+CREATE TABLE api_tokens_v12 (
+  name TEXT PRIMARY KEY,
+  scope TEXT NOT NULL CHECK (scope IN ('read', 'admin', 'exec')),
+  token_hash TEXT NOT NULL UNIQUE,
+  created_at TIMESTAMP NOT NULL,
+  last_used_at TIMESTAMP,
+  revoked_at TIMESTAMP,
+  expires_at TIMESTAMP
+);
+INSERT INTO api_tokens_v12 SELECT name, scope, token_hash, created_at, last_used_at, revoked_at, expires_at FROM api_tokens;
+DROP TABLE api_tokens;
+ALTER TABLE api_tokens_v12 RENAME TO api_tokens;
+CREATE TABLE exec_sessions (
+  exec_id TEXT PRIMARY KEY,
+  started_at TIMESTAMP NOT NULL,
+  ended_at TIMESTAMP,
+  actor TEXT NOT NULL,
+  service_name TEXT NOT NULL,
+  agent_id TEXT,
+  argv JSON NOT NULL,
+  host BOOLEAN NOT NULL,
+  outcome TEXT NOT NULL,
+  exit_code INTEGER,
+  signal TEXT,
+  duration_ms INTEGER,
+  output_bytes BIGINT,
+  error TEXT
+);
+`;
+
 export const migrations: readonly Migration[] = [
   { version: 1, name: "initial schema", up: initial },
   { version: 2, name: "mesh peers", up: meshPeers },
@@ -418,6 +452,7 @@ export const migrations: readonly Migration[] = [
   { version: 9, name: "connections opened per interval", up: connectionsOpened },
   { version: 10, name: "always-on CPU profiles per minute", up: profiles },
   { version: 11, name: "metric summaries without a row key", up: metricSummariesWithoutKey },
+  { version: 12, name: "exec scope and exec records", up: execScopeAndRecords },
 ];
 
 /** Applies every migration newer than the file's schema version, in order. */

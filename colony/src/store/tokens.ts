@@ -17,8 +17,8 @@ export function toToken(r: Row): TokenRow {
 /** Fails with a clear error when the name or the hash is taken. */
 export async function createToken(conn: Conn, row: TokenRow): Promise<void> {
   if (!row.name) throw new Error("createToken: name is required");
-  if (row.scope !== "read" && row.scope !== "admin") {
-    throw new Error(`createToken ${row.name}: scope must be "read" or "admin", not "${String(row.scope)}"`);
+  if (!["read", "admin", "exec"].includes(row.scope)) {
+    throw new Error(`createToken ${row.name}: scope must be "read", "admin" or "exec", not "${String(row.scope)}"`);
   }
   if (row.expiresAt && !(row.expiresAt.getTime() > row.createdAt.getTime())) {
     throw new Error(`createToken ${row.name}: expiresAt must be after createdAt`);

@@ -69,7 +69,8 @@ export interface TransitionRow {
 
 export interface TokenRow {
   name: string;
-  scope: "read" | "admin";
+  /** exec: read, plus running commands beside services (coral exec); admin does not include it. */
+  scope: "read" | "admin" | "exec";
   /** sha256 hex of the token. */
   tokenHash: string;
   createdAt: Date;
