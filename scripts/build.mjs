@@ -115,5 +115,5 @@ async function bundleCliEntry(name, source, folder, options) {
  * checkout in agent/src, agent/dist and cli/dist/bundle-connect alike.
  */
 async function bundleConnect() {
-  await bundleCliEntry("connect", "connect-main.ts", "bundle-connect", { minify: true, external: ["better-sqlite3", "@duckdb/*"] });
+  await bundleCliEntry("connect", "connect-main.ts", "bundle-connect", { minify: true, external: ["better-sqlite3", "@duckdb/*", "@lydell/node-pty"] });
 }

@@ -35,6 +35,7 @@ const commands: Record<string, Loader> = {
   history: async () => (await import("./commands/read.ts")).historyCommand(),
   query: async () => (await import("./commands/query.ts")).queryCommand(),
   exec: async () => (await import("./commands/exec.ts")).execCommand(),
+  shell: async () => (await import("./commands/shell.ts")).shellCommand(),
   audit: async () => (await import("./commands/audit.ts")).auditCommand(),
   token: async () => (await import("./commands/token.ts")).tokenCommand(),
   insights: async () => (await import("./commands/insights.ts")).insightsCommand(),

@@ -30,3 +30,35 @@ export function checkExecRequest(req: { argv: readonly string[]; timeoutMs: numb
   if (output > execLimits.maxOutputBytes) throw new Error(`max_output_bytes: at most ${execLimits.maxOutputBytes} (16 MiB), got ${output}`);
   return { timeoutMs: req.timeoutMs || execLimits.defaultTimeoutMs, maxOutputBytes: output || execLimits.defaultOutputBytes };
 }
+
+/** Bounds of one `coral shell`. */
+export const shellLimits = {
+  defaultIdleMs: 15 * 60_000,
+  defaultMaxDurationMs: 60 * 60_000,
+  maxDurationMs: 24 * 60 * 60_000,
+  maxInputBytes: 64 * 1024,
+  maxCols: 1000,
+  maxRows: 1000,
+  /** Recorded terminal stream per session at most; the session ends when it is full (what is not recorded is not run). */
+  maxRecordingBytes: 64 * 1024 * 1024,
+} as const;
+
+export interface ShellBounds {
+  cols: number;
+  rows: number;
+  idleMs: number;
+  maxDurationMs: number;
+}
+
+/** The size of a terminal; 0 means the default 80×24. */
+export function checkTerminalSize(cols: number, rows: number): { cols: number; rows: number } {
+  if (cols > shellLimits.maxCols || rows > shellLimits.maxRows) throw new Error(`terminal size: at most ${shellLimits.maxCols}×${shellLimits.maxRows}, got ${cols}×${rows}`);
+  return { cols: cols || 80, rows: rows || 24 };
+}
+
+export function checkShellRequest(req: { cols: number; rows: number; idleTimeoutMs: number; maxDurationMs: number }): ShellBounds {
+  const size = checkTerminalSize(req.cols, req.rows);
+  for (const [name, v] of [["idle_timeout_ms", req.idleTimeoutMs], ["max_duration_ms", req.maxDurationMs]] as const)
+    if (v > shellLimits.maxDurationMs) throw new Error(`${name}: at most ${shellLimits.maxDurationMs} (24 h), got ${v}`);
+  return { ...size, idleMs: req.idleTimeoutMs || shellLimits.defaultIdleMs, maxDurationMs: req.maxDurationMs || shellLimits.defaultMaxDurationMs };
+}

@@ -129,3 +129,25 @@ describe("coral exec", () => {
     expect(table.stdout.split("\n")[0]).toMatch(/^TIME\s+WHO\s+SERVICE\s+WHERE\s+OUTCOME\s+EXIT\s+DURATION\s+COMMAND$/);
   });
 });
+
+describe("coral query --agent (the service's raw store on its agent, through the colony)", () => {
+  it("reads the agent's per-second samples with a read token, refuses writes, lists the tables", async () => {
+    const r = await coral(tokens.read, "query", "--agent", "store", "SELECT metric_name, count(*) AS n FROM metrics WHERE metric_name = 'cpu_percent' GROUP BY metric_name", "--json");
+    expect(r.stderr).toBe("");
+    const rows = JSON.parse(r.stdout) as Array<{ metric_name: string; n: number }>;
+    expect(rows).toEqual([{ metric_name: "cpu_percent", n: expect.any(Number) }]);
+    expect(rows[0]!.n).toBeGreaterThan(0);
+
+    const write = await coral(tokens.read, "query", "--agent", "store", "DELETE FROM metrics");
+    expect(write.code).toBe(1);
+    expect(write.stderr).toMatch(/read-only/);
+    const still = JSON.parse((await coral(tokens.read, "query", "--agent", "store", "SELECT count(*) AS n FROM metrics", "--json")).stdout) as Array<{ n: number }>;
+    expect(still[0]!.n).toBeGreaterThan(0);
+
+    const schema = JSON.parse((await coral(tokens.read, "query", "--agent", "store", "--schema", "--json")).stdout) as { source: string; engine: string; tables: Array<{ name: string }> };
+    expect(schema).toMatchObject({ source: "store", engine: "sqlite" });
+    expect(schema.tables.map((t) => t.name)).toEqual(expect.arrayContaining(["metrics", "events", "process_snapshots"]));
+    const audit = await colony.store.listAudit(500);
+    expect(audit.find((a) => a.action === "query" && a.target === "store" && a.details.sql === "DELETE FROM metrics")).toMatchObject({ actor: "t-read", details: { outcome: "refused" } });
+  });
+});

@@ -22,6 +22,7 @@ import { AgentQueryService } from "@coral/proto/gen/coral/agent/v1/query_pb";
 import type { TrafficPuller } from "../traffic/puller.ts";
 import { agentTrafficService } from "./traffic-service.ts";
 import { AgentExecService } from "@coral/proto/gen/coral/agent/v1/exec_pb";
+import { AgentShellService } from "@coral/proto/gen/coral/agent/v1/shell_pb";
 import type { AgentExecOptions } from "./exec-service.ts";
 import type { UprobeCollectors } from "../debug/collectors.ts";
 import type { CpuProfiler, HeapProfiler } from "../profile/index.ts";
@@ -119,7 +120,11 @@ export async function startAgentApi(options: {
           }),
         );
       const { exec } = options;
-      if (exec) router.service(AgentExecService, onFirstCall(AgentExecService, async () => (await import("./exec-service.ts")).agentExecService(exec)));
+      if (exec) {
+        router.service(AgentExecService, onFirstCall(AgentExecService, async () => (await import("./exec-service.ts")).agentExecService(exec)));
+        // One service instance (it holds the open sessions), loaded at the first call of any of its methods.
+        router.service(AgentShellService, onFirstCall(AgentShellService, async () => (await import("./shell-service.ts")).agentShellService(exec)));
+      }
       router.service(AgentService, {
         ...telemetryHandlers(store, options.keepTraces),
         async queryMetrics(req) {

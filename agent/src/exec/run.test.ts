@@ -116,3 +116,14 @@ describe.skipIf(!root)("coral exec in the namespaces of the service's process (n
     expect(links).toEqual(["lo"]);
   });
 });
+
+describe("what a command leaves behind", () => {
+  it("ends when the command does: a background job holding the output open is stopped with it", async () => {
+    const t = Date.now();
+    const r = await run({ argv: ["sh", "-c", "sleep 120 & echo bg=$!"], timeoutMs: 60_000, maxOutputBytes: 1 << 20 });
+    expect(Date.now() - t).toBeLessThan(20_000);
+    expect(r.exit).toMatchObject({ exitCode: 0, timedOut: false });
+    const pid = Number(/bg=(\d+)/.exec(r.stdout)?.[1]);
+    await pollUntil(() => (alive(pid) ? undefined : true), { what: "the background job to be gone", timeoutMs: 10_000, intervalMs: 50 });
+  });
+});

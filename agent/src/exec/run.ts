@@ -6,6 +6,7 @@
 // token and secrets, never reaches the command).
 import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
+import { killSession } from "./kill-session.ts";
 
 const osSignals = constants.signals as Record<string, number>;
 
@@ -41,6 +42,8 @@ export function nsenterArgs(pid: number, argv: readonly string[]): string[] {
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.pid === undefined) return;
+  // SIGKILL: all of its session, background jobs in other process groups too.
+  if (signal === "SIGKILL") return killSession(child.pid);
   try {
     process.kill(-child.pid, signal);
   } catch {
@@ -98,7 +101,10 @@ export async function* runExec(cmd: ExecCommand): AsyncGenerator<ExecEvent> {
       spawnError = err;
       resolve({ code: null, signal: null });
     });
-    // "close": the process exited and its output streams are drained.
+    // "close": the process exited and its output streams are drained. Once the
+    // command itself exits, what it left running in its session is ended too
+    // (it would hold the output open, and nothing outlives a coral exec).
+    child.once("exit", () => killGroup(child, "SIGKILL"));
     child.once("close", (code, signal) => resolve({ code, signal }));
   });
   void exited.then(() => {

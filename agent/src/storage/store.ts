@@ -1,9 +1,10 @@
 // openAgentStore: opens (or creates) the agent's SQLite file, takes its lock,
 // migrates it, imports what an earlier agent's DuckDB file still held, and
-// wires the per-table modules. better-sqlite3 is synchronous and there is one
-// connection: every call runs to completion on the event loop (bounded by its
-// LIMIT or time window), so reads always see committed data and a failed call
-// leaves no transaction open. The interface stays async.
+// wires the per-table modules. better-sqlite3 is synchronous and the agent
+// has one connection: every call runs to completion on the event loop (bounded
+// by its LIMIT or time window), so reads always see committed data and a failed
+// call leaves no transaction open. The interface stays async. (`coral query`
+// reads the file through read-only connections of its own, see ../query.)
 import { chmod, mkdir, unlink, writeFile, readFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
@@ -94,15 +95,10 @@ export async function openAgentStore(path: string, options: OpenAgentStoreOption
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   await makePrivate(file);
 
-  let db: Database.Database;
+  const owner = await lock(file);
+  let db: Database.Database | undefined;
   try {
-    // timeout 0: a second opener fails at once instead of waiting for a lock that is held for the holder's lifetime.
-    db = new Database(file, { timeout: 0 });
-  } catch (err) {
-    throw new Error(`cannot open the agent store ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    await lock(db, file);
+    db = openWal(file);
     const conn = new Conn(db);
     const report = migrate(conn);
     if (options.upgradeFrom && existsSync(options.upgradeFrom)) {
@@ -110,37 +106,59 @@ export async function openAgentStore(path: string, options: OpenAgentStoreOption
       options.logger?.("info", "agent storage: imported the earlier agent's DuckDB store", { ...imported });
     }
     await makePrivate(file);
-    return new SqliteAgentStore(file, retentionMs, report.applied, { conn, backoff, logger: options.logger, writeBufferMs: options.writeBufferMs ?? 0 });
+    return new SqliteAgentStore(file, retentionMs, report.applied, { conn, owner, backoff, logger: options.logger, writeBufferMs: options.writeBufferMs ?? 0 });
   } catch (err) {
-    db.close();
+    db?.close();
+    owner.close();
+    await unlink(`${file}-lock`).catch(() => undefined);
     throw err;
   }
 }
 
 /**
- * Takes the file for this connection alone, for as long as it is open:
- * locking_mode=EXCLUSIVE (set before WAL, so the WAL index lives in this
- * process's memory, no -shm file) and a write transaction at once, which
- * takes the lock; the kernel drops it when the process dies, so a crashed
- * agent leaves nothing stale. The holder's pid goes into `<file>-lock` for
- * the next opener's message.
+ * Takes the store for this process alone, for as long as it is open, on a
+ * file of its own, `<file>-owner`: a connection there in locking_mode
+ * EXCLUSIVE (set before WAL) with a write transaction at once holds that
+ * file's lock until it closes; the kernel drops it when the process dies, so
+ * a crashed agent leaves nothing stale. The store itself stays in normal
+ * locking mode, so read-only connections of `coral query` (../query) read it
+ * while the agent writes. The holder's pid goes into `<file>-lock` for the
+ * next opener's message.
  */
-async function lock(db: Database.Database, file: string): Promise<void> {
+async function lock(file: string): Promise<Database.Database> {
   const note = `${file}-lock`;
+  let owner: Database.Database | undefined;
   try {
-    db.pragma("locking_mode = EXCLUSIVE");
-    db.pragma("journal_mode = WAL");
-    db.exec("BEGIN IMMEDIATE; COMMIT");
+    // timeout 0: a second opener fails at once instead of waiting for a lock that is held for the holder's lifetime.
+    owner = new Database(`${file}-owner`, { timeout: 0 });
+    owner.pragma("locking_mode = EXCLUSIVE");
+    owner.pragma("journal_mode = WAL");
+    owner.exec("BEGIN IMMEDIATE; COMMIT");
   } catch (err) {
+    owner?.close();
     const code = (err as { code?: string }).code ?? "";
     if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
       const pid = Number((await readFile(note, "utf8").catch(() => "")).trim());
       const holder = Number.isInteger(pid) && pid > 1 ? ` (PID ${pid})` : "";
       throw new Error(`cannot open the agent store ${file}: could not set lock: another agent holds it${holder}`, { cause: err });
     }
-    if (code === "SQLITE_NOTADB") {
+    throw new Error(`cannot open the agent store ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  await writeFile(note, `${process.pid}\n`, { mode: 0o600 });
+  return owner;
+}
+
+/** The store's own connection: WAL (readers do not wait for the writer), with its caches bounded. */
+function openWal(file: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    // Only this process writes (the owner lock); readers wait at most this long for the WAL index.
+    db = new Database(file, { timeout: 1_000 });
+    db.pragma("journal_mode = WAL");
+  } catch (err) {
+    db?.close();
+    if ((err as { code?: string }).code === "SQLITE_NOTADB")
       throw new Error(`cannot open the agent store ${file}: it is not an SQLite file (an earlier agent's DuckDB file is named agent.duckdb)`, { cause: err });
-    }
     throw new Error(`cannot open the agent store ${file}: ${(err as Error).message}`, { cause: err });
   }
   db.pragma("synchronous = NORMAL");
@@ -149,7 +167,7 @@ async function lock(db: Database.Database, file: string): Promise<void> {
   db.pragma("temp_store = FILE");
   // The WAL file is cut back to this size after each checkpoint.
   db.pragma(`journal_size_limit = ${8 * 1024 * 1024}`);
-  await writeFile(note, `${process.pid}\n`, { mode: 0o600 });
+  return db;
 }
 
 /**
@@ -165,7 +183,7 @@ async function makePrivate(file: string): Promise<void> {
     // Worker threads cannot change it; the chmods below still apply.
   }
   const dir = dirname(file);
-  const targets: Array<[string, number]> = [[file, 0o600], [`${file}-wal`, 0o600], [`${file}-journal`, 0o600], [`${file}-lock`, 0o600]];
+  const targets: Array<[string, number]> = [file, `${file}-wal`, `${file}-shm`, `${file}-journal`, `${file}-lock`, `${file}-owner`].map((f) => [f, 0o600]);
   if (basename(dir) === ".coral") targets.push([dir, 0o700]);
   for (const [path, mode] of targets) {
     try {
@@ -190,6 +208,8 @@ const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
 class SqliteAgentStore implements AgentStore {
   readonly #conn: Conn;
+  /** Holds the store's lock (see lock()) until close. */
+  readonly #owner: Database.Database;
   /** Retention runs in progress (they yield between chunks); close() waits for them. */
   readonly #running = new Set<Promise<unknown>>();
   readonly #backoff: BackoffPolicy;
@@ -204,12 +224,14 @@ class SqliteAgentStore implements AgentStore {
     readonly migrationsApplied: readonly number[],
     parts: {
       conn: Conn;
+      owner: Database.Database;
       backoff: BackoffPolicy;
       logger: StorageLogger | undefined;
       writeBufferMs: number;
     },
   ) {
     this.#conn = parts.conn;
+    this.#owner = parts.owner;
     this.#backoff = parts.backoff;
     this.#logger = parts.logger;
     if (parts.writeBufferMs > 0) this.#buffer = new WriteBuffer(parts.writeBufferMs, (rows) => this.#writeBuffered(rows), parts.logger);
@@ -472,6 +494,7 @@ class SqliteAgentStore implements AgentStore {
     } catch (err) {
       this.#logger?.("warn", "closing the agent store failed", { err: (err as Error).message });
     }
+    this.#owner.close();
     await unlink(`${this.path}-lock`).catch(() => undefined);
   }
 

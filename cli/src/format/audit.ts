@@ -22,7 +22,7 @@ export function formatExecRecords(records: readonly ExecRecord[], options: Forma
     outcome(r),
     ["exited", "timed_out", "truncated"].includes(r.outcome) ? String(r.exitCode) : "-",
     r.durationMs ? `${(r.durationMs / 1000).toFixed(1)}s` : "-",
-    clip(shellLine(r.argv), 80) + (r.error ? `  (${clip(r.error, 80)})` : ""),
+    (r.kind === "shell" ? `shell (replay: coral audit replay ${r.execId})` : clip(shellLine(r.argv), 80)) + (r.error ? `  (${clip(r.error, 80)})` : ""),
   ]);
   return columns(["TIME", "WHO", "SERVICE", "WHERE", "OUTCOME", "EXIT", "DURATION", "COMMAND"].map((h) => c.bold(h)), rows).join("\n");
 }

@@ -19,6 +19,9 @@ import { QueryService } from "@coral/proto/gen/coral/colony/v1/query_pb";
 import { queryService } from "../query/service.ts";
 import { ExecService } from "@coral/proto/gen/coral/colony/v1/exec_pb";
 import { execService } from "../exec/service.ts";
+import { ShellService } from "@coral/proto/gen/coral/colony/v1/shell_pb";
+import { shellService } from "../exec/shell-service.ts";
+import { dirname, join } from "node:path";
 import { MeshService } from "@coral/proto/gen/coral/mesh/v1/mesh_pb";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
 import { controlService } from "../control/index.ts";
@@ -79,6 +82,7 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
     }
     router.service(IdentityService, identityService(deps));
     router.service(ExecService, execService({ store: deps.store, debug: deps.debug, identity: deps.identity }));
+    router.service(ShellService, shellService({ store: deps.store, debug: deps.debug, identity: deps.identity, recordingsDir: join(dirname(deps.store.path), "recordings") }));
     router.service(QueryService, queryService({ store: deps.store, debug: deps.debug, identity: deps.identity, audit: (actor, action, target, details) => deps.store.appendAudit({ at: new Date(), actor, action, target, details }) }));
   };
   const auth = { localToken: options.localToken, tokens, localAddresses: options.localAddresses };

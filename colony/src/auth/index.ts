@@ -22,6 +22,7 @@ import { TrafficService } from "@coral/proto/gen/coral/colony/v1/traffic_pb";
 import { IdentityService } from "@coral/proto/gen/coral/colony/v1/identity_pb";
 import { QueryService } from "@coral/proto/gen/coral/colony/v1/query_pb";
 import { ExecService } from "@coral/proto/gen/coral/colony/v1/exec_pb";
+import { ShellService } from "@coral/proto/gen/coral/colony/v1/shell_pb";
 import { bearerToken, relayedForHeader } from "@coral/proto";
 
 /** exec: read, plus coral exec (commands beside services); admin does not include exec, exec no admin. */
@@ -76,11 +77,11 @@ const adminMethods = new Set([
   "RevokeAgent",
 ]);
 // Methods that run commands on the agents' hosts need the exec scope; admin is not enough.
-const execMethods = new Set(["Exec"]);
-// Who ran what: admin or exec.
-const execAuditMethods = new Set(["ListExecs"]);
+const execMethods = new Set(["Exec", "OpenShell", "SendShellInput", "ResizeShell"]);
+// Who ran what, and what a shell showed: admin or exec.
+const execAuditMethods = new Set(["ListExecs", "GetShellRecording"]);
 // Services behind colony tokens (MeshService authenticates agents itself).
-const tokenServices = new Set([ColonyService.typeName, MeshAdminService.typeName, ControlService.typeName, DebugService.typeName, ProfileService.typeName, TrafficService.typeName, IdentityService.typeName, QueryService.typeName, ExecService.typeName]);
+const tokenServices = new Set([ColonyService.typeName, MeshAdminService.typeName, ControlService.typeName, DebugService.typeName, ProfileService.typeName, TrafficService.typeName, IdentityService.typeName, QueryService.typeName, ExecService.typeName, ShellService.typeName]);
 
 export const missingTokenMessage =
   "this colony needs a token for remote calls: pass --token or set CORAL_TOKEN " +

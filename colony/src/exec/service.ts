@@ -15,6 +15,7 @@ import { checkExecRequest } from "@coral/common/exec-limits";
 import { callerKey } from "../auth/index.ts";
 import { agentServiceClient } from "../agents/transport.ts";
 import { agentError, type DebugSessions } from "../debug/sessions.ts";
+import { admitExec } from "./admit.ts";
 import { finishExec, insertExec, listExecs, type ColonyStore, type ExecEnd, type ExecRecordRow } from "../store/index.ts";
 
 export interface ExecDeps {
@@ -30,7 +31,7 @@ function outcomeOf(exit: ExecExit): ExecEnd["outcome"] {
   return exit.timedOut ? "timed_out" : exit.outputTruncated ? "truncated" : "exited";
 }
 
-function recordMessage(r: ExecRecordRow) {
+export function recordMessage(r: ExecRecordRow) {
   return {
     execId: r.execId,
     startedAt: timestampFromDate(r.startedAt),
@@ -46,6 +47,7 @@ function recordMessage(r: ExecRecordRow) {
     durationMs: r.durationMs ?? 0,
     outputBytes: BigInt(r.outputBytes ?? 0),
     error: r.error ?? "",
+    kind: r.kind,
   };
 }
 
@@ -57,28 +59,8 @@ export function execService(deps: ExecDeps): ServiceImpl<typeof ExecService> {
     async *exec(req, ctx): AsyncGenerator<MessageInitShape<typeof ExecResponseSchema>> {
       const execId = `x${randomBytes(8).toString("hex")}`;
       const startedAt = new Date();
-      const base = { execId, startedAt, actor: who(ctx), serviceName: req.serviceName.slice(0, 128), argv: req.argv.slice(0, 256).map((a) => a.slice(0, 8192)), host: req.host };
-      const refuse = async (message: string, code: Code, outcome: "refused" | "failed" = "refused", agentId: string | null = null): Promise<never> => {
-        await deps.store.write((c) => insertExec(c, { ...base, agentId, outcome, error: message.slice(0, 500) }));
-        await finish(execId, { endedAt: new Date(), outcome, exitCode: null, signal: null, durationMs: null, outputBytes: null, error: message.slice(0, 500) });
-        throw new ConnectError(message, code);
-      };
-      if (!req.serviceName) return await refuse("service_name: required (a component name from coral status)", Code.InvalidArgument);
-      if (req.serviceName.length > 128) return await refuse("service_name: at most 128 characters", Code.InvalidArgument);
-      let bounds: ReturnType<typeof checkExecRequest>;
-      try {
-        bounds = checkExecRequest(req);
-      } catch (err) {
-        return await refuse((err as Error).message, Code.InvalidArgument);
-      }
-      if (!deps.debug) return await refuse("this colony does not reach agents", Code.Unavailable, "failed");
-      let agent: Awaited<ReturnType<DebugSessions["agentFor"]>>;
-      try {
-        agent = await deps.debug.agentFor(req.serviceName);
-      } catch (err) {
-        const ce = ConnectError.from(err);
-        return await refuse(ce.rawMessage, ce.code, "failed");
-      }
+      const base = { execId, startedAt, actor: who(ctx), serviceName: req.serviceName.slice(0, 129), argv: req.argv.slice(0, 256).map((a) => a.slice(0, 8192)), host: req.host };
+      const { bounds, agent } = await admitExec(deps, base, () => checkExecRequest(req));
       await deps.store.write((c) => insertExec(c, { ...base, agentId: agent.agentId, outcome: "running", error: null }));
       const client = agentServiceClient(AgentExecService, agent.agentUrl, agent.agentId, deps.identity);
       let exit: ExecExit | undefined;

@@ -7,6 +7,9 @@ export type ExecOutcome = "running" | "exited" | "timed_out" | "truncated" | "re
 
 export interface ExecRecordRow {
   execId: string;
+  kind: "exec" | "shell";
+  /** A shell's asciicast v2 file. */
+  recording: string | null;
   startedAt: Date;
   endedAt: Date | null;
   actor: string;
@@ -29,6 +32,8 @@ function toRecord(r: Row): ExecRecordRow {
   const nullableStr = (v: unknown) => (v === null || v === undefined ? null : str(v));
   return {
     execId: str(r.exec_id),
+    kind: str(r.kind) === "shell" ? "shell" : "exec",
+    recording: nullableStr(r.recording),
     startedAt: date(r.started_at),
     endedAt: dateOrNull(r.ended_at),
     actor: str(r.actor),
@@ -45,13 +50,21 @@ function toRecord(r: Row): ExecRecordRow {
   };
 }
 
-export async function insertExec(conn: Conn, row: Pick<ExecRecordRow, "execId" | "startedAt" | "actor" | "serviceName" | "agentId" | "argv" | "host" | "outcome" | "error">): Promise<void> {
+export async function insertExec(
+  conn: Conn,
+  row: Pick<ExecRecordRow, "execId" | "startedAt" | "actor" | "serviceName" | "agentId" | "argv" | "host" | "outcome" | "error"> & Partial<Pick<ExecRecordRow, "kind" | "recording">>,
+): Promise<void> {
   await exec(
     conn,
-    `INSERT INTO exec_sessions (exec_id, started_at, actor, service_name, agent_id, argv, host, outcome, error)
-     VALUES ($1, $2, $3, $4, $5, $6::JSON, $7, $8, $9)`,
-    [row.execId, ts(row.startedAt), row.actor, row.serviceName, row.agentId, JSON.stringify(row.argv), row.host, row.outcome, row.error],
+    `INSERT INTO exec_sessions (exec_id, kind, recording, started_at, actor, service_name, agent_id, argv, host, outcome, error)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::JSON, $9, $10, $11)`,
+    [row.execId, row.kind ?? "exec", row.recording ?? null, ts(row.startedAt), row.actor, row.serviceName, row.agentId, JSON.stringify(row.argv), row.host, row.outcome, row.error],
   );
+}
+
+export async function getExec(conn: Conn, execId: string): Promise<ExecRecordRow | null> {
+  const rows = await all(conn, `${selectExecs} WHERE exec_id = $1`, [execId]);
+  return rows[0] ? toRecord(rows[0]) : null;
 }
 
 export async function finishExec(conn: Conn, execId: string, end: ExecEnd): Promise<void> {
@@ -64,11 +77,13 @@ export async function finishExec(conn: Conn, execId: string, end: ExecEnd): Prom
   );
 }
 
+const selectExecs = `SELECT exec_id, kind, recording, started_at, ended_at, actor, service_name, agent_id, CAST(argv AS VARCHAR) AS argv, host, outcome,
+  exit_code, signal, duration_ms, output_bytes, error FROM exec_sessions`;
+
 export async function listExecs(conn: Conn, limit: number, serviceName?: string): Promise<ExecRecordRow[]> {
   const rows = await all(
     conn,
-    `SELECT exec_id, started_at, ended_at, actor, service_name, agent_id, CAST(argv AS VARCHAR) AS argv, host, outcome, exit_code, signal, duration_ms, output_bytes, error
-     FROM exec_sessions ${serviceName ? "WHERE service_name = $2" : ""} ORDER BY started_at DESC, exec_id LIMIT $1`,
+    `${selectExecs} ${serviceName ? "WHERE service_name = $2" : ""} ORDER BY started_at DESC, exec_id LIMIT $1`,
     serviceName ? [limit, serviceName] : [limit],
   );
   return rows.map(toRecord);

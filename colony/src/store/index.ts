@@ -11,4 +11,4 @@ export { defaultRetention, resolveRetention } from "./retention.ts";
 export { migrations, type Migration } from "./migrations.ts";
 export { isLoopback, parseHostPort } from "./addresses.ts";
 export * from "./types.ts";
-export { finishExec, insertExec, listExecs, type ExecEnd, type ExecOutcome, type ExecRecordRow } from "./execs.ts";
+export { finishExec, getExec, insertExec, listExecs, type ExecEnd, type ExecOutcome, type ExecRecordRow } from "./execs.ts";

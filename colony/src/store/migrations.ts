@@ -424,6 +424,9 @@ DROP TABLE api_tokens;
 ALTER TABLE api_tokens_v12 RENAME TO api_tokens;
 CREATE TABLE exec_sessions (
   exec_id TEXT PRIMARY KEY,
+  -- exec (one command) or shell (a terminal, recorded as asciicast v2 in recording)
+  kind TEXT NOT NULL DEFAULT 'exec',
+  recording TEXT,
   started_at TIMESTAMP NOT NULL,
   ended_at TIMESTAMP,
   actor TEXT NOT NULL,
