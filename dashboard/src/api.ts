@@ -9,6 +9,8 @@ import { DebugService } from "@coral/proto/gen/coral/colony/v1/debug_pb";
 import { ControlService } from "@coral/proto/gen/coral/control/v1/control_pb";
 import { ProfileService } from "@coral/proto/gen/coral/colony/v1/profile_pb";
 import { TrafficService } from "@coral/proto/gen/coral/colony/v1/traffic_pb";
+import { QueryService } from "@coral/proto/gen/coral/colony/v1/query_pb";
+import { ShellService } from "@coral/proto/gen/coral/colony/v1/shell_pb";
 
 const csrf: Interceptor = (next) => (req) => {
   req.header.set("x-coral-csrf", "1");
@@ -30,10 +32,14 @@ export const control = createClient(ControlService, transport);
 export const profiles = createClient(ProfileService, transport);
 /** Sampled requests kept by the agents (the component view's Traffic panel): read data; ConfigureTraffic needs admin and is not used here. */
 export const traffic = createClient(TrafficService, transport);
+/** Read-only SQL (the Query view): the colony checks and audits every statement; a read session is enough. */
+export const query = createClient(QueryService, transport);
+/** Terminals beside components (the Terminal view): an exec session only; the colony records them. */
+export const shell = createClient(ShellService, transport);
 
 export interface SessionInfo {
   name: string;
-  scope: "read" | "admin";
+  scope: "read" | "admin" | "exec";
   expiresAt: string;
 }
 

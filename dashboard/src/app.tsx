@@ -61,10 +61,11 @@ function SignedOut({ message }: { message?: string }) {
   );
 }
 
-/** What a view gets: the name in its path (a component, a debug session), and whether the session may change things. */
+/** What a view gets: the name in its path (a component, a debug session), whether the session may change things, and run commands (exec). */
 export interface ViewProps {
   name: string;
   admin: boolean;
+  exec?: boolean;
 }
 
 const lazyViews: Record<string, () => Promise<ComponentType<ViewProps>>> = {
@@ -75,10 +76,12 @@ const lazyViews: Record<string, () => Promise<ComponentType<ViewProps>>> = {
   profile: () => import("./views/profile.tsx").then((m) => m.ProfileView),
   traces: () => import("./views/traces.tsx").then((m) => m.Traces as ComponentType<ViewProps>),
   logs: () => import("./views/logs.tsx").then((m) => m.Logs as ComponentType<ViewProps>),
+  query: () => import("./views/query.tsx").then((m) => m.QueryView as ComponentType<ViewProps>),
+  terminal: () => import("./views/terminal.tsx").then((m) => m.TerminalView as ComponentType<ViewProps>),
 };
 
 /** A view in its own chunk (the topology's layouts, uPlot), loaded when first opened. */
-function Lazy({ view, name, admin }: { view: keyof typeof lazyViews } & ViewProps) {
+function Lazy({ view, name, admin, exec }: { view: keyof typeof lazyViews } & ViewProps) {
   const [Loaded, setLoaded] = useState<ComponentType<ViewProps> | undefined>(undefined);
   useEffect(() => {
     let live = true;
@@ -89,7 +92,7 @@ function Lazy({ view, name, admin }: { view: keyof typeof lazyViews } & ViewProp
     });
     return () => void (live = false);
   }, [view]);
-  return Loaded ? <Loaded name={name} admin={admin} /> : <div class="muted">Loading…</div>;
+  return Loaded ? <Loaded name={name} admin={admin} exec={exec} /> : <div class="muted">Loading…</div>;
 }
 
 function Shell({ session, onSignOut }: { session: SessionInfo; onSignOut: () => void }) {
@@ -105,10 +108,12 @@ function Shell({ session, onSignOut }: { session: SessionInfo; onSignOut: () => 
     ["/insights", "Insights"],
     ["/debug", "Debug"],
     ["/control", "Flags & rollbacks"],
+    ["/query", "Query"],
   ] as const;
   const admin = session.scope === "admin";
   const component = /^\/components\/([^/]+)$/.exec(path);
   const profile = /^\/components\/([^/]+)\/profile$/.exec(path);
+  const terminal = /^\/components\/([^/]+)\/terminal$/.exec(path);
   const debugSession = /^\/debug(?:\/([^/]+))?$/.exec(path);
   const trace = /^\/traces(?:\/([^/]+))?$/.exec(path);
   let view;
@@ -116,10 +121,12 @@ function Shell({ session, onSignOut }: { session: SessionInfo; onSignOut: () => 
   else if (path === "/topology") view = <Lazy view="topology" name="" admin={admin} />;
   else if (component) view = <Lazy view="component" name={decodeURIComponent(component[1]!)} admin={admin} />;
   else if (profile) view = <Lazy view="profile" name={decodeURIComponent(profile[1]!)} admin={admin} />;
+  else if (terminal) view = <Lazy view="terminal" name={decodeURIComponent(terminal[1]!)} admin={admin} exec={session.scope === "exec"} />;
   else if (debugSession) view = <Lazy view="debug" name={decodeURIComponent(debugSession[1] ?? "")} admin={admin} />;
   else if (trace) view = <Lazy view="traces" name={decodeURIComponent(trace[1] ?? "")} admin={admin} />;
   else if (path === "/logs") view = <Lazy view="logs" name="" admin={admin} />;
   else if (path === "/control") view = <Lazy view="control" name="" admin={admin} />;
+  else if (path === "/query") view = <Lazy view="query" name="" admin={admin} />;
   else if (path === "/events") view = <Events />;
   else if (path === "/insights") view = <Insights admin={session.scope === "admin"} />;
   else view = <p>No such view. <Link href="/">Overview</Link></p>;

@@ -94,6 +94,8 @@ describe("coral ask against a real colony (Anthropic API stand-in)", () => {
       "coral_debug_logpoint",
       "coral_debug_snapshot",
       "coral_profile_cpu",
+      "coral_get_sql_schema",
+      "coral_query_sql",
     ]);
     const second = standIn.requests[1]!.body.messages;
     expect(second[1]!.content[0]).toEqual({ type: "thinking", thinking: "Restarts: look at frontend's restart events and its status.", signature: "sig-standin-1" });

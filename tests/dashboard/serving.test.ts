@@ -46,8 +46,13 @@ describe("dashboard static files", () => {
     expect(csp).toContain("default-src 'none'");
     expect(csp).toContain("script-src 'self'");
     expect(csp).toContain("frame-ancestors 'none'");
+    // A fresh style nonce per response, in the CSP and in the page (for its own <style> elements only).
+    const nonce = /style-src 'self' 'nonce-([A-Za-z0-9_-]{22})'/.exec(csp)?.[1];
+    expect(nonce).toBeDefined();
     expect(index.headers.get("x-content-type-options")).toBe("nosniff");
     const html = await index.text();
+    expect(html).toContain(`<meta name="coral-style-nonce" content="${nonce}" />`);
+    const withoutNonce = (page: string) => page.replace(/content="[A-Za-z0-9_-]{22}"/, 'content=""');
     const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
     expect(script).toBeDefined();
     const js = await fetch(`${colony.url}${script}`);
@@ -60,7 +65,9 @@ describe("dashboard static files", () => {
     for (const view of ["/topology", "/components/api", "/events?service=api", "/insights"]) {
       const res = await fetch(`${colony.url}${view}`);
       expect(res.status).toBe(200);
-      expect(await res.text()).toBe(html);
+      const page = await res.text();
+      expect(withoutNonce(page)).toBe(withoutNonce(html));
+      expect(page).not.toBe(html);
     }
     expect((await fetch(`${colony.url}/assets/missing.js`)).status).toBe(404);
     expect((await fetch(`${colony.url}/`, { method: "DELETE" })).status).toBe(405);

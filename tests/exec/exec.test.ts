@@ -101,6 +101,9 @@ describe("coral exec", () => {
     expect(r.code).toBe(125);
     expect(r.stderr).toMatch(message);
     expect(r.stdout).toBe("");
+    // The attempt is on record: who, which method, why refused.
+    const denied = await waitFor("the denial on record", async () => (await colony.store.listAudit(500)).find((x) => x.action === "denied" && x.actor === `t-${scope}` && x.target === "Exec"));
+    expect(denied).toMatchObject({ details: { scope, message: expect.stringContaining("needs a token with the exec scope") } });
   });
 
   it("refuses where the agent's configuration disables exec, and for an unknown service (125)", async () => {

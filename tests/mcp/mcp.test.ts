@@ -31,6 +31,7 @@ const toolNames = [
   "coral_debug_logpoint",
   "coral_debug_snapshot",
   "coral_get_insights",
+  "coral_get_sql_schema",
   "coral_get_status",
   "coral_get_topology",
   "coral_get_trace",
@@ -40,6 +41,7 @@ const toolNames = [
   "coral_query_logs",
   "coral_query_metrics",
   "coral_query_requests",
+  "coral_query_sql",
   "coral_query_traces",
   "coral_query_traffic",
 ];

@@ -85,7 +85,10 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
     router.service(ShellService, shellService({ store: deps.store, debug: deps.debug, identity: deps.identity, recordingsDir: join(dirname(deps.store.path), "recordings") }));
     router.service(QueryService, queryService({ store: deps.store, debug: deps.debug, identity: deps.identity, audit: (actor, action, target, details) => deps.store.appendAudit({ at: new Date(), actor, action, target, details }) }));
   };
-  const auth = { localToken: options.localToken, tokens, localAddresses: options.localAddresses };
+  // A refusal by scope is on record (who tried what), as the actions themselves are.
+  const onDenied = (caller: { name: string; scope: string }, method: string, message: string) =>
+    void deps.store.appendAudit({ at: new Date(), actor: caller.name, action: "denied", target: method, details: { scope: caller.scope, message } }).catch(() => undefined);
+  const auth = { localToken: options.localToken, tokens, localAddresses: options.localAddresses, onDenied };
   const compressions = [compressionGzip, compressionBrotli];
   const router = createConnectRouter({
     interceptors: [colonyAuthInterceptor(auth)],

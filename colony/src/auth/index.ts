@@ -92,6 +92,18 @@ export interface AuthOptions {
   tokens: TokenLookup;
   /** Addresses besides loopback that are this machine (the local token works from them). */
   localAddresses?: string[];
+  /** A known caller was refused a method its scope does not allow (the colony audits it). */
+  onDenied?: (caller: Caller, method: string, message: string) => void;
+}
+
+/** authorize, telling `onDenied` about a refusal before it is thrown. */
+function authorizeReported(method: string, caller: Caller, onDenied: AuthOptions["onDenied"]): void {
+  try {
+    authorize(method, caller);
+  } catch (err) {
+    onDenied?.(caller, method, (err as ConnectError).rawMessage);
+    throw err;
+  }
 }
 
 /** Whether calls to this service need a colony token (MeshService authenticates agents itself). */
@@ -156,7 +168,7 @@ export function colonyAuthenticator(options: AuthOptions): (call: CallHead) => P
         await options.tokens.touchToken(row.name, new Date(now));
       }
     }
-    authorize(call.method, caller);
+    authorizeReported(call.method, caller, options.onDenied);
     return caller;
   };
 }
@@ -184,7 +196,7 @@ export function colonyAuthInterceptor(options: AuthOptions): Interceptor {
   return (next) => async (req) => {
     if (!tokenServices.has(req.service.typeName)) return next(req);
     const checked = req.contextValues.get(callerKey);
-    if (checked) authorize(req.method.name, checked);
+    if (checked) authorizeReported(req.method.name, checked, options.onDenied);
     const caller =
       checked ??
       (await authenticate({

@@ -101,7 +101,12 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     const found = await sessionOf(head.cookie, head.peer);
     if (!found) return undefined;
     const caller = callerOf(found.session.grant);
-    authorize(head.method, caller);
+    try {
+      authorize(head.method, caller);
+    } catch (err) {
+      await options.audit(caller.name, "denied", head.method, { scope: caller.scope, message: (err as ConnectError).rawMessage });
+      throw err;
+    }
     return caller;
   }
 

@@ -4,6 +4,7 @@
 // encoded slashes or backslashes cannot reach anything else. A path that is
 // no file and looks like a view (no extension) gets index.html: each view
 // has its own URL.
+import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join, relative, sep } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -26,9 +27,26 @@ const contentTypes: Record<string, string> = {
 /**
  * What the page may load and do: its own scripts, styles and API only;
  * never framed. Styles set from scripts (uPlot, Preact's style props) are
- * CSSOM writes, which style-src does not restrict; no inline style element
- * is allowed (the browser suite's console check would name one).
+ * CSSOM writes, which style-src does not restrict; a <style> element is
+ * allowed only with the response's nonce, which only the page's own script
+ * stamps (contentSecurityPolicyWithNonce; the browser suite's console check
+ * would name any other).
  */
+
+/**
+ * The page's own <style> elements (xterm.js's terminal creates two, which
+ * cannot take a nonce themselves) carry this response's nonce: the page's
+ * script stamps it on every <style> it creates (dashboard/src/main.tsx), so
+ * styles injected into the HTML by anyone else stay blocked.
+ */
+export function contentSecurityPolicyWithNonce(nonce: string): string {
+  return contentSecurityPolicy.replace("style-src 'self'", `style-src 'self' 'nonce-${nonce}'`);
+}
+
+/** index.html with a fresh style nonce in a meta tag the page's script reads. */
+function withStyleNonce(html: Buffer, nonce: string): Buffer {
+  return Buffer.from(html.toString("utf8").replace("<head>", `<head>\n    <meta name="coral-style-nonce" content="${nonce}" />`));
+}
 
 export const contentSecurityPolicy = [
   "default-src 'none'",
@@ -126,6 +144,19 @@ export function staticFiles(dir: string): StaticFiles {
         const body = "not found\n";
         res.writeHead(404, { ...securityHeaders, "content-type": "text/plain; charset=utf-8", "content-length": body.length, "cache-control": "no-store" });
         res.end(req.method === "HEAD" ? undefined : body);
+        return;
+      }
+      if (file === all.get("/index.html")) {
+        const nonce = randomBytes(16).toString("base64url");
+        const html = withStyleNonce(file.body, nonce);
+        res.writeHead(200, {
+          ...securityHeaders,
+          "content-security-policy": contentSecurityPolicyWithNonce(nonce),
+          "content-type": file.type,
+          "content-length": html.byteLength,
+          "cache-control": "no-cache",
+        });
+        res.end(req.method === "HEAD" ? undefined : html);
         return;
       }
       const gzip = file.gzip && /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? "")) ? file.gzip : undefined;

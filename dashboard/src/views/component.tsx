@@ -54,6 +54,9 @@ export function ComponentView({ name, admin }: { name: string; admin: boolean })
         <Link href={profileHref(name, { window: preset.id })} class="profile-link" title="the always-on profiler's stored CPU profiles: a flame graph">
           CPU profile
         </Link>
+        <Link href={`/components/${encodeURIComponent(name)}/terminal`} class="side-link" title="a shell beside it, in its process's namespaces (an exec session; recorded)">
+          terminal
+        </Link>
         <Link href={`/traces?service=${encodeURIComponent(name)}`} class="side-link" title="the OpenTelemetry spans its agent kept">
           traces
         </Link>
