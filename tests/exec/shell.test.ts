@@ -135,4 +135,24 @@ describe("coral shell", () => {
       }
     }, { timeoutMs: 30_000 });
   });
+
+  // Last: it stops the agent.
+  it("an agent that goes away ends the session: the CLI says so and exits 125, the terminal given back", async () => {
+    const t = openTerminal(tokens.exec);
+    await t.expectOnScreen(/[#$] $/m, "the remote prompt");
+    t.term.write("sleep 300 & echo job=$!\r");
+    const pid = Number(await waitFor("the background pid", () => /job=(\d+)/.exec(t.screen())?.[1]));
+    await agent.close();
+    expect(await t.exited).toBe(125);
+    // The agent ended the terminal's whole session as it stopped.
+    await waitFor("the shell's background job to be gone", () => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, { timeoutMs: 30_000 });
+    expect(t.screen()).toMatch(/Error: agent \S+ went away during the session \(.*\); the shell ended with it/);
+  });
 });

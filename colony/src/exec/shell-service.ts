@@ -74,6 +74,7 @@ export function shellService(deps: ShellDeps): ServiceImpl<typeof ShellService> 
       ctx.signal.addEventListener("abort", onGone, { once: true });
       sessions.set(sessionId, { owner: actor, client, recorder, end });
       let exit: ShellExit | undefined;
+      let started = false;
       try {
         const stream = client.openShell(
           { sessionId, serviceName: req.serviceName, host: req.host, cols: bounds.cols, rows: bounds.rows, idleTimeoutMs: bounds.idleMs, maxDurationMs: bounds.maxDurationMs },
@@ -81,7 +82,10 @@ export function shellService(deps: ShellDeps): ServiceImpl<typeof ShellService> 
         );
         for await (const res of stream) {
           const e = res.event;
-          if (e.case === "started") yield { event: { case: "started", value: { ...e.value, sessionId, agentId: agent.agentId } } };
+          if (e.case === "started") {
+            started = true;
+            yield { event: { case: "started", value: { ...e.value, sessionId, agentId: agent.agentId } } };
+          }
           else if (e.case === "data") {
             await recorder.output(e.value).catch((err: unknown) => end((err as Error).message));
             if (!abort.signal.aborted) yield { event: e };
@@ -94,7 +98,12 @@ export function shellService(deps: ShellDeps): ServiceImpl<typeof ShellService> 
         await finish(sessionId, { endedAt: new Date(), outcome: "exited", exitCode: exit.exitCode, signal: exit.signal || null, durationMs: exit.durationMs, outputBytes: recorder.bytes, error: exit.reason === "exited" ? null : `ended: ${exit.reason}` });
       } catch (err) {
         const ce = endedBy ? new ConnectError(endedBy, endedBy.includes("recording") ? Code.ResourceExhausted : Code.Canceled) : ConnectError.from(err);
-        const mapped = [Code.InvalidArgument, Code.PermissionDenied, Code.FailedPrecondition, Code.NotFound, Code.Canceled, Code.ResourceExhausted].includes(ce.code) ? new ConnectError(ce.rawMessage, ce.code) : agentError(err, agent);
+        const mapped = [Code.InvalidArgument, Code.PermissionDenied, Code.FailedPrecondition, Code.NotFound, Code.ResourceExhausted].includes(ce.code) || endedBy
+          ? new ConnectError(ce.rawMessage, ce.code)
+          : started
+            ? // The agent's end of a running session broke (it stopped, restarted, or the network went): say it as that.
+              new ConnectError(`agent ${agent.agentId} went away during the session (${ce.rawMessage}); the shell ended with it`, Code.Unavailable)
+            : agentError(err, agent);
         await finish(sessionId, { endedAt: new Date(), outcome: mapped.code === Code.PermissionDenied ? "refused" : "failed", exitCode: null, signal: null, durationMs: Date.now() - startedAt.getTime(), outputBytes: recorder.bytes, error: mapped.rawMessage.slice(0, 500) });
         throw mapped;
       } finally {
