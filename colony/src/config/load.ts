@@ -102,7 +102,7 @@ export function resolveColonyConfig(file: ColonyConfigFile, projectDir: string):
     config_path: configPath(dir),
     colony: {
       ...colony,
-      storage: { path: resolve(dir, colony.storage.path), retention },
+      storage: { path: resolve(dir, colony.storage.path), retention, memory_limit: colony.storage.memory_limit },
       api: {
         host: colony.api.host,
         port: colony.api.port,

@@ -101,6 +101,8 @@ export const colonySectionSchema = z
       .strictObject({
         path: nonEmpty("a file path").default(".coral/colony.duckdb"),
         retention: retentionSchema.prefault({}),
+        // DuckDB's memory for everything the colony's database does (people's coral query included): beyond it, sorts and joins spill to disk or fail with an out-of-memory error, never the machine.
+        memory_limit: z.string().regex(/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, "must be a size like 512MB or 2GB").default("1GB"),
       })
       .prefault({}),
     api: z
@@ -200,7 +202,7 @@ export interface ColonyConfig {
   /** Absolute path of .coral/config.yaml. */
   config_path: string;
   colony: Omit<FileColony, "storage" | "api"> & {
-    storage: { path: string; retention: RetentionMs };
+    storage: { path: string; retention: RetentionMs; memory_limit: string };
     api: { host: string; port: number; tls?: { cert: string; key: string } | undefined; advertise_url?: string | undefined };
     heartbeat_interval_ms: number;
     agent_offline_after_ms: number;

@@ -122,3 +122,19 @@ describe("coral query on the colony", () => {
     ]);
   });
 });
+
+describe("coral query under the colony's memory limit", () => {
+  it("a query that needs more memory than the database may use fails cleanly, and the next one runs", async () => {
+    const small = await openStore(join(dir, "small.duckdb"), { memoryLimit: "64MB" });
+    try {
+      const run = (sql: string) => small.adHocRead((c) => runColonyQuery(c, sql, { maxRows: 10, timeoutMs: 30_000 }));
+      // A sort bigger than the limit spills to disk and finishes.
+      expect((await run("SELECT count(*) FROM (SELECT md5(range::VARCHAR) AS h FROM range(2000000) ORDER BY h)")).rows).toEqual([["2000000"]]);
+      // One value bigger than the limit cannot spill: out of memory, said as such.
+      await expect(run("SELECT length(list(md5(range::VARCHAR))) FROM range(5000000)")).rejects.toThrow(/Out of Memory Error/);
+      expect((await run("SELECT 1")).rows).toEqual([["1"]]);
+    } finally {
+      await small.close();
+    }
+  });
+});

@@ -70,7 +70,7 @@ export async function startColony(options: StartColonyOptions): Promise<RunningC
   };
 
   try {
-    const store = await openStore(config.colony.storage.path, { retention: config.colony.storage.retention });
+    const store = await openStore(config.colony.storage.path, { retention: config.colony.storage.retention, memoryLimit: config.colony.storage.memory_limit });
     cleanups.push(() => store.close());
 
     // Who may join: invitations and the agents' pinned keys (the actors say which agents are live).

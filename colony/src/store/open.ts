@@ -25,7 +25,8 @@ export async function openStore(path: string, options: OpenStoreOptions = {}): P
   try {
     // No file system access from SQL (read_csv, COPY, ATTACH, …): the colony
     // reads and writes only its own database, and coral query runs people's SQL.
-    instance = await DuckDBInstance.create(file, { enable_external_access: "false" });
+    // A memory limit: one person's query (coral query) cannot take the machine; DuckDB spills or says out of memory.
+    instance = await DuckDBInstance.create(file, { enable_external_access: "false", memory_limit: options.memoryLimit ?? "1GB" });
   } catch (err) {
     throw new Error(`cannot open the colony store ${file}: ${(err as Error).message}`, { cause: err });
   }

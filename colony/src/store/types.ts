@@ -185,6 +185,8 @@ export interface OpenStoreOptions {
   logger?: StoreLogger;
   /** Reader connections (default 2). */
   readers?: number;
+  /** DuckDB's memory limit for the whole database, e.g. "1GB" (the default); beyond it work spills to disk or fails cleanly. */
+  memoryLimit?: string;
 }
 
 /**
