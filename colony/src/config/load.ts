@@ -146,7 +146,7 @@ export function parseColonyConfig(input: unknown, file = CONFIG_FILE): ColonyCon
 
 const keyComments: ReadonlyArray<{ path: string[]; comment: string }> = [
   { path: ["colony", "colony_id"], comment: " <app>-<env>-<random>: also the mesh id agents and discovery know this colony by" },
-  { path: ["colony", "storage"], comment: " One DuckDB file; paths are relative to the project folder. Retention: how long each table keeps rows." },
+  { path: ["colony", "storage"], comment: " One DuckDB file; paths are relative to the project folder. Retention: how long each table keeps rows. memory_limit: DuckDB's memory (default 1GB)." },
   { path: ["colony", "api"], comment: " The Connect API for the coral CLI, dashboard and agents.\n tls: { cert: path, key: path } serves HTTPS (do this when host is not loopback)." },
   {
     path: ["colony", "mesh"],
