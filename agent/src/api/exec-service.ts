@@ -6,7 +6,7 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { AgentExecService, ExecResponseSchema } from "@coral/proto/gen/coral/agent/v1/exec_pb";
 import { checkExecRequest } from "@coral/common/exec-limits";
-import { runExec } from "../exec/run.ts";
+import { canEnterNamespaces, needsRootMessage, runExec } from "../exec/run.ts";
 
 export interface AgentExecOptions {
   /** False: this agent refuses every exec (its config says exec: false). */
@@ -27,6 +27,7 @@ export function agentExecService(options: AgentExecOptions): ServiceImpl<typeof 
       } catch (err) {
         throw new ConnectError((err as Error).message, Code.InvalidArgument);
       }
+      if (!req.host && !canEnterNamespaces()) throw new ConnectError(needsRootMessage, Code.FailedPrecondition);
       const targetPid = req.host ? undefined : options.targetPid();
       if (!req.host && targetPid === undefined)
         throw new ConnectError("the service has no running process to enter now; wait for it, or run on the agent's host with --host", Code.FailedPrecondition);

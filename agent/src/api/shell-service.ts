@@ -6,6 +6,7 @@ import type { AgentShellService, OpenShellResponseSchema } from "@coral/proto/ge
 import { checkShellRequest, checkTerminalSize, shellLimits } from "@coral/common/exec-limits";
 import type { AgentExecOptions } from "./exec-service.ts";
 import { ShellSessions } from "../exec/shell.ts";
+import { canEnterNamespaces, needsRootMessage } from "../exec/run.ts";
 
 const sessionIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -25,6 +26,7 @@ export function agentShellService(options: AgentExecOptions, sessions = new Shel
       } catch (err) {
         throw invalid((err as Error).message);
       }
+      if (!req.host && !canEnterNamespaces()) throw new ConnectError(needsRootMessage, Code.FailedPrecondition);
       const targetPid = req.host ? undefined : options.targetPid();
       if (!req.host && targetPid === undefined)
         throw new ConnectError("the service has no running process to enter now; wait for it, or open the shell on the agent's host with --host", Code.FailedPrecondition);

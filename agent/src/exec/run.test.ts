@@ -127,3 +127,15 @@ describe("what a command leaves behind", () => {
     await pollUntil(() => (alive(pid) ? undefined : true), { what: "the background job to be gone", timeoutMs: 10_000, intervalMs: 50 });
   });
 });
+
+describe("whether this agent may enter namespaces", () => {
+  it("reads CAP_SYS_ADMIN from the effective capabilities", async () => {
+    const { canEnterNamespaces } = await import("./run.ts");
+    expect(canEnterNamespaces("Name:\tnode\nCapEff:\t000001ffffffffff\n")).toBe(true);
+    expect(canEnterNamespaces("Name:\tnode\nCapEff:\t0000000000000000\n")).toBe(false);
+    // CAP_SYS_ADMIN (bit 21) alone, as a capability-only agent has it.
+    expect(canEnterNamespaces("CapEff:\t0000000000200000\n")).toBe(true);
+    expect(canEnterNamespaces("nothing here")).toBe(false);
+    expect(canEnterNamespaces()).toBe(process.getuid?.() === 0);
+  });
+});

@@ -5,6 +5,7 @@
 // closed; the environment is a clean one (the agent's own, with its join
 // token and secrets, never reaches the command).
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { constants } from "node:os";
 import { killSession } from "./kill-session.ts";
 
@@ -34,6 +35,22 @@ export const execEnvironment: Readonly<Record<string, string>> = {
   HOME: "/root",
   TERM: "dumb",
 };
+
+const CAP_SYS_ADMIN = 21n;
+
+/**
+ * Whether this agent may enter another process's namespaces: nsenter needs
+ * CAP_SYS_ADMIN (root has it). Read from /proc/self/status (CapEff), so an
+ * agent given the capability without being root counts too.
+ */
+export function canEnterNamespaces(status = readFileSync("/proc/self/status", "utf8")): boolean {
+  const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  return hex !== undefined && ((BigInt(`0x${hex}`) >> CAP_SYS_ADMIN) & 1n) === 1n;
+}
+
+/** Why a command cannot run in the service's namespaces here, for the person who asked. */
+export const needsRootMessage =
+  "entering the service's namespaces needs the agent to run as root (CAP_SYS_ADMIN); run it on the agent's host with --host, or run the agent as root";
 
 /** nsenter's arguments for entering every namespace of `pid` (and its root and working directory). */
 export function nsenterArgs(pid: number, argv: readonly string[]): string[] {
