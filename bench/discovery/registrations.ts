@@ -1,0 +1,337 @@
+// Registration throughput probe (issue 26): what limits RegisterColony?
+// Starts coral-discovery from source (bench/discovery/serve-source.ts) as its
+// own process, then for each in-flight count registers a batch of new meshes
+// (first registrations) and refreshes them (same mesh, key and fields, signed
+// again), over Connect JSON with kept-alive node:http connections. For each
+// phase it prints reg/s, latency, the CPU of the front, workerd and this
+// client, and what workerd's threads were doing (sampled /proc states and
+// wait channels: "D file_write_and_wait_range" is a thread blocked in fsync).
+//
+//   node --conditions=coral-source --import tsx bench/discovery/registrations.ts
+//     [--meshes 2000] [--concurrency 1,8,32,128] [--shards 1] [--refreshes 1]
+//     [--server-node-flags "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--json out.json]
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, readFile, readdir, readlink, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { colonyFieldsJson, generateIdentityKey, sign, toBase64, type ColonyRegistrationFields, type IdentityKey } from "@coral/proto";
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const { values: args } = parseArgs({
+  options: {
+    meshes: { type: "string", default: "2000" },
+    concurrency: { type: "string", default: "1,8,32,128" },
+    shards: { type: "string", default: "1" },
+    refreshes: { type: "string", default: "1" },
+    "server-node-flags": { type: "string", default: "" },
+    json: { type: "string" },
+    // sample workerd's thread states (costs this process CPU; off for clean rates)
+    "sample-threads": { type: "boolean", default: false },
+    // run this command with the workerd pids appended (comma-separated) during each phase, e.g. "perf record -g -o /tmp/p.data -p"
+    "during-phase": { type: "string" },
+    // only during phases of this name (first or refresh)
+    "during-phase-only": { type: "string" },
+    // after the phases, watch workerd's open .sqlite files (open Durable Objects) for this many seconds
+    hold: { type: "string", default: "0" },
+  },
+});
+const meshesPerPhase = Number(args.meshes);
+const levels = (args.concurrency ?? "").split(",").map(Number);
+const shards = Number(args.shards);
+const refreshRounds = Number(args.refreshes);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const srv = createServer();
+    srv.once("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const a = srv.address();
+      const port = typeof a === "object" && a ? a.port : 0;
+      srv.close(() => done(port));
+    });
+  });
+}
+
+// ------------------------------------------------------------ /proc figures
+
+interface Proc {
+  pid: number;
+  ppid: number;
+  comm: string;
+  ticks: number;
+}
+async function proc(pid: number): Promise<Proc | undefined> {
+  try {
+    const s = await readFile(`/proc/${pid}/stat`, "utf8");
+    const close = s.lastIndexOf(")");
+    const rest = s.slice(close + 2).split(" ");
+    return { pid, ppid: Number(rest[1]), comm: s.slice(s.indexOf("(") + 1, close), ticks: Number(rest[11]) + Number(rest[12]) };
+  } catch {
+    return undefined;
+  }
+}
+async function tree(root: number): Promise<Proc[]> {
+  const all = (await Promise.all((await readdir("/proc")).filter((e) => /^\d+$/.test(e)).map((e) => proc(Number(e))))).filter(
+    (p): p is Proc => !!p,
+  );
+  const out: Proc[] = [];
+  const want = new Set([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of all)
+      if ((p.pid === root || want.has(p.ppid)) && !out.includes(p)) {
+        out.push(p);
+        want.add(p.pid);
+        grew = true;
+      }
+  }
+  return out;
+}
+async function cpuTicks(root: number) {
+  let front = 0;
+  let workerd = 0;
+  for (const p of await tree(root)) {
+    if (p.comm.startsWith("workerd")) workerd += p.ticks;
+    else front += p.ticks;
+  }
+  return { front, workerd };
+}
+
+/** Samples the state and wait channel of every workerd thread until stopped. */
+function sampleThreads(workerdPids: number[]) {
+  const tally = new Map<string, number>();
+  let samples = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      for (const pid of workerdPids) {
+        let tids: string[] = [];
+        try {
+          tids = await readdir(`/proc/${pid}/task`);
+        } catch {
+          continue;
+        }
+        for (const tid of tids) {
+          try {
+            const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, "utf8");
+            const close = stat.lastIndexOf(")");
+            const comm = stat.slice(stat.indexOf("(") + 1, close);
+            const state = stat.slice(close + 2, close + 3);
+            if (state === "S") continue; // idle threads dominate otherwise
+            const wchan = state === "R" ? "" : await readFile(`/proc/${pid}/task/${tid}/wchan`, "utf8").catch(() => "?");
+            const key = `${comm} ${state} ${wchan}`.trim();
+            tally.set(key, (tally.get(key) ?? 0) + 1);
+          } catch {
+            // thread gone
+          }
+        }
+      }
+      samples++;
+      await sleep(2);
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+    return { samples, states: Object.fromEntries([...tally].sort((a, b) => b[1] - a[1]).slice(0, 8)) };
+  };
+}
+
+/** Open .sqlite files of workerd: one per Durable Object that is loaded (plus the alarm scheduler's). */
+async function openSqliteFiles(pids: number[]): Promise<number> {
+  let n = 0;
+  for (const pid of pids)
+    for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
+      const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");
+      if (target.endsWith(".sqlite")) n++;
+    }
+  return n;
+}
+
+async function rssMiB(pids: number[]): Promise<number> {
+  let kb = 0;
+  for (const pid of pids) kb += Number(/^VmRSS:\s+(\d+) kB/m.exec(await readFile(`/proc/${pid}/status`, "utf8").catch(() => ""))?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+// ---------------------------------------------------------------- client
+
+function fieldsFor(meshId: string): ColonyRegistrationFields {
+  return {
+    meshId,
+    pubkey: toBase64(crypto.getRandomValues(new Uint8Array(32))),
+    endpoints: ["203.0.113.42:41820", ":41820", "[2001:db8::7]:41820"],
+    meshIpv4: "10.42.0.1",
+    meshIpv6: "fd42::1",
+    connectPort: 9000,
+    metadata: { application: "bench", environment: "bench" },
+  };
+}
+
+function post(agent: http.Agent, port: number, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((done, fail) => {
+    const req = http.request(
+      {
+        host: "127.0.0.1",
+        port,
+        method: "POST",
+        path: "/coral.discovery.v1.DiscoveryService/RegisterColony",
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+        agent,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => done({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+        res.on("error", fail);
+      },
+    );
+    req.on("error", fail);
+    req.end(body);
+  });
+}
+
+interface Phase {
+  phase: string;
+  concurrency: number;
+  registrations: number;
+  seconds: number;
+  perSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  cores: { front: number; workerd: number; client: number };
+  clientSignMsPerReg: number;
+  workerdThreads: { samples: number; states: Record<string, number> };
+}
+
+async function phase(
+  name: string,
+  port: number,
+  serverPid: number,
+  workerdPids: number[],
+  key: IdentityKey,
+  fields: ColonyRegistrationFields[],
+  concurrency: number,
+): Promise<Phase> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const latencies: number[] = [];
+  let signMs = 0;
+  let next = 0;
+  const before = await cpuTicks(serverPid);
+  const cpuBefore = process.cpuUsage();
+  const stopSampling = args["sample-threads"] ? sampleThreads(workerdPids) : async () => ({ samples: 0, states: {} });
+  const attached = args["during-phase"] && (!args["during-phase-only"] || args["during-phase-only"] === name)
+    ? spawn("sh", ["-c", `${args["during-phase"].replaceAll("{phase}", `${name}-c${concurrency}`)} ${workerdPids.join(",")}`], { stdio: "inherit" })
+    : undefined;
+  if (attached) await sleep(500);
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < fields.length) {
+        const f = fields[next++]!;
+        const t0 = performance.now();
+        const sig = await sign("colony-registration", colonyFieldsJson(f), key);
+        const t1 = performance.now();
+        signMs += t1 - t0;
+        const body = JSON.stringify({
+          ...f,
+          signature: { identityPubkey: sig.identityPubkey, signedAtMs: sig.signedAtMs.toString(), signature: sig.signature },
+        });
+        const res = await post(agent, port, body);
+        latencies.push(performance.now() - t1);
+        if (res.status !== 200) throw new Error(`RegisterColony ${f.meshId}: HTTP ${res.status} ${res.text}`);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const threads = await stopSampling();
+  if (attached) {
+    attached.kill("SIGINT");
+    await once(attached, "exit");
+  }
+  const cpu = process.cpuUsage(cpuBefore);
+  const after = await cpuTicks(serverPid);
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)] ?? 0;
+  return {
+    phase: name,
+    concurrency,
+    registrations: fields.length,
+    seconds,
+    perSecond: fields.length / seconds,
+    p50Ms: pct(50),
+    p99Ms: pct(99),
+    cores: {
+      front: (after.front - before.front) / 100 / seconds,
+      workerd: (after.workerd - before.workerd) / 100 / seconds,
+      client: (cpu.user + cpu.system) / 1e6 / seconds,
+    },
+    clientSignMsPerReg: signMs / fields.length,
+    workerdThreads: threads,
+  };
+}
+
+// ------------------------------------------------------------------ main
+
+const scratch = await mkdtemp(join(tmpdir(), "coral-bench-registrations-"));
+const port = await freePort();
+const nodeFlags = (args["server-node-flags"] ?? "").split(" ").filter(Boolean);
+const child = spawn(
+  process.execPath,
+  [
+    ...nodeFlags,
+    "--conditions=coral-source",
+    "--import",
+    "tsx",
+    join(repoRoot, "bench/discovery/serve-source.ts"),
+    ...["--port", String(port), "--data-dir", join(scratch, "data"), "--ttl", "3600", "--shards", String(shards)],
+  ],
+  { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit"] },
+);
+const results: Phase[] = [];
+try {
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error("server exited");
+    const ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (i > 600) throw new Error("server did not answer /health");
+    await sleep(100);
+  }
+  const workerdPids = (await tree(child.pid!)).filter((p) => p.comm.startsWith("workerd")).map((p) => p.pid);
+  console.log(`server pid ${child.pid}, ${shards} shard(s), workerd pids ${workerdPids.join(",")}`);
+  const key = await generateIdentityKey();
+  const tag = Date.now().toString(36);
+  for (const c of levels) {
+    const fields = Array.from({ length: meshesPerPhase }, (_, i) => fieldsFor(`reg-${tag}-c${c}-${i}`));
+    const rows = [await phase("first", port, child.pid!, workerdPids, key, fields, c)];
+    for (let r = 0; r < refreshRounds; r++) rows.push(await phase("refresh", port, child.pid!, workerdPids, key, fields, c));
+    for (const row of rows) {
+      results.push(row);
+      console.log(
+        `${row.phase.padEnd(7)} c=${String(c).padStart(3)}  ${row.perSecond.toFixed(0).padStart(5)}/s  p50 ${row.p50Ms.toFixed(1)} ms  p99 ${row.p99Ms.toFixed(1)} ms` +
+          `  cores front ${row.cores.front.toFixed(2)} workerd ${row.cores.workerd.toFixed(2)} client ${row.cores.client.toFixed(2)}` +
+          `  sign ${row.clientSignMsPerReg.toFixed(3)} ms/reg`,
+      );
+      console.log(`          after: ${await openSqliteFiles(workerdPids)} open .sqlite files, workerd RSS ${await rssMiB(workerdPids)} MiB`);
+      if (args["sample-threads"]) console.log(`          workerd threads (non-sleeping samples of ${row.workerdThreads.samples}): ${JSON.stringify(row.workerdThreads.states)}`);
+    }
+  }
+  for (let waited = 0; waited < Number(args.hold); waited += 5) {
+    console.log(`+${waited}s idle: ${await openSqliteFiles(workerdPids)} open .sqlite files, workerd RSS ${await rssMiB(workerdPids)} MiB`);
+    await sleep(5000);
+  }
+  if (args.json) await writeFile(args.json, JSON.stringify({ shards, meshesPerPhase, results }, null, 2) + "\n");
+} finally {
+  child.kill("SIGTERM");
+  await Promise.race([once(child, "exit"), sleep(10_000)]);
+  if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  await rm(scratch, { recursive: true, force: true });
+}
