@@ -195,8 +195,9 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     onStatus?: (status: number) => void,
     retried = false,
   ) => {
+    // The retry takes a connection of its own: another kept-alive one may be just as dead.
     const upstream = http.request(
-      { host: shard.host, port: shard.port, method: req.method, path: req.url, headers, agent: shard.agent },
+      { host: shard.host, port: shard.port, method: req.method, path: req.url, headers, agent: retried ? false : shard.agent },
       (upRes) => {
         onStatus?.(upRes.statusCode ?? 502);
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
@@ -221,7 +222,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
   const ask = (shard: Shard, request: UpstreamRequest, retried = false) =>
     new Promise<Upstream>((done, fail) => {
       const upstream = http.request(
-        { host: shard.host, port: shard.port, method: request.method, path: request.path, headers: request.headers, agent: shard.agent },
+        { host: shard.host, port: shard.port, method: request.method, path: request.path, headers: request.headers, agent: retried ? false : shard.agent },
         (upRes) => {
           const chunks: Buffer[] = [];
           upRes.on("data", (c: Buffer) => chunks.push(c));
