@@ -22,7 +22,6 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { rmSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { availableParallelism, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -30,6 +29,7 @@ import { parseArgs } from "node:util";
 import { PollTimeoutError, backoffMs, pollUntil, sleep } from "@coral/common/async";
 import { colonyFieldsJson, generateIdentityKey, sign, toBase64, type ColonyRegistrationFields, type IdentityKey } from "@coral/proto";
 import type { LoadConfig, LoadResult } from "./types.ts";
+import { freePort } from "../../tests/helpers/ports.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const loadScript = join(repoRoot, "bench/discovery/load.ts");
@@ -191,18 +191,6 @@ async function listeningPorts(pid: number): Promise<number[]> {
     }
   }
   return ports;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const srv = createServer();
-    srv.once("error", fail);
-    srv.listen(0, "127.0.0.1", () => {
-      const address = srv.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      srv.close(() => done(port));
-    });
-  });
 }
 
 // ------------------------------------------------------------------- server

@@ -42,6 +42,16 @@ afterAll(async () => {
   await project?.[Symbol.asyncDispose]();
 });
 
+/** Whether a process of this pid exists (signal 0 only asks). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** `coral shell store` in a terminal of its own; `screen()` is everything it printed so far. */
 function openTerminal(token: string, ...extra: string[]) {
   const term: IPty = spawnPty(process.execPath, [coralBin, "shell", "store", ...extra, "--colony-url", colony.url], {
@@ -126,14 +136,7 @@ describe("coral shell", () => {
     const pid = Number((await waitFor("the background pid", () => /bg=(\d+)/.exec(t.screen())?.[1])));
     expect(pid).toBeGreaterThan(1);
     process.kill(t.term.pid, "SIGKILL");
-    await waitFor("the remote shell's background job to be gone", () => {
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }, { timeoutMs: 30_000 });
+    await waitFor("the remote shell's background job to be gone", () => !alive(pid), { timeoutMs: 30_000 });
   });
 
   // Last: it stops the agent.
@@ -145,14 +148,7 @@ describe("coral shell", () => {
     await agent.close();
     expect(await t.exited).toBe(125);
     // The agent ended the terminal's whole session as it stopped.
-    await waitFor("the shell's background job to be gone", () => {
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }, { timeoutMs: 30_000 });
+    await waitFor("the shell's background job to be gone", () => !alive(pid), { timeoutMs: 30_000 });
     expect(t.screen()).toMatch(/Error: agent \S+ went away during the session \(.*\); the shell ended with it/);
   });
 });
