@@ -6,3 +6,5 @@ export { rollbackConfigProblems, type AgentRollbackConfig } from "./control/inde
 export { startHostAgent, UnknownServiceError, type HostAgent, type HostAgentOptions, type HostedService, type SharedAgentOptions } from "./runtime/host.ts";
 export { checkServiceName, checkServiceSet, diffServices, healthUrlFor, parseServiceSpec, ServiceSpecError, type ServiceSpec } from "./runtime/services.ts";
 export { controlRequest, startControlSocket, type ControlAnswer, type ControlRequest } from "./runtime/control-socket.ts";
+export { processSet } from "./observe/process-tree.ts";
+export { kernelConnectionsUnavailable } from "./observe/kernel-connections.ts";

@@ -51,6 +51,14 @@ import { colonyApi, createTestProject, mintInvitation } from "../../tests/helper
 import { freePort } from "../../tests/helpers/ports.ts";
 import { CLK_TCK, commandLine, descendants, loadAverage, machineInfo, readCpuTicks, readPss, readSockets, readStatus, readThreadTicks, smapsBreakdown, SocketTally, type ByteTotals, type MemStatus } from "./proc.ts";
 
+/** A child process by what it runs: a kernel program by its first comment line, else the command. */
+function childKind(command: string): string {
+  if (command.includes("inet_sock_set_state")) return "bpftrace (connections)";
+  if (command.includes("RED metrics")) return "bpftrace (requests)";
+  if (command.includes("always-on CPU")) return "bpftrace (always-on profile)";
+  return command.split(" ")[0]!.split("/").pop()!;
+}
+
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const coralBin = join(repoRoot, "cli/bin/coral.js");
 const here = join(repoRoot, "bench/agent-footprint");
@@ -274,6 +282,8 @@ interface Measurement {
   /** Descendant processes seen during the run, with their command lines. */
   children: Array<{ pid: number; command: string }>;
   childRssKb: number;
+  /** The agent's child processes (bpftrace, addr2line): alive at the end, their RSS, PSS and anonymous RSS summed; CPU over the run. */
+  childrenAtEnd: { alive: number; rssKb: number; rssAnonKb: number; pssKb: number; cpuPercent: number };
   timeline: TimelinePoint[];
 }
 
@@ -299,8 +309,20 @@ async function measureAgent(agent: Captured, spawnedAt: number, ports: { nats: n
   const rssSamples: MemStatus[] = [readStatus(pid)];
   const timeline: TimelinePoint[] = [];
   const childPids = new Map<number, string>();
+  // CPU ticks of each child when first seen and when last seen (a child that exits keeps its last reading).
+  const childTicks = new Map<number, { first: number; last: number }>();
   const noteChildren = () => {
-    for (const c of descendants(pid)) if (!childPids.has(c)) childPids.set(c, commandLine(c));
+    for (const c of descendants(pid)) {
+      if (!childPids.has(c)) childPids.set(c, commandLine(c));
+      try {
+        const t = readCpuTicks(c);
+        const seen = childTicks.get(c);
+        if (seen) seen.last = t;
+        else childTicks.set(c, { first: t, last: t });
+      } catch {
+        // gone
+      }
+    }
   };
   let nextRss = t0 + rssIntervalMs;
   let nextLog = t0 + 60_000;
@@ -332,13 +354,21 @@ async function measureAgent(agent: Captured, spawnedAt: number, ports: { nats: n
   tally.update(await readSockets(pid, portList));
   const bytesAtEnd = tally.totals();
   noteChildren();
-  const childRssKb = [...childPids.keys()].reduce((sum, p) => {
+  const childrenAtEnd = { alive: 0, rssKb: 0, rssAnonKb: 0, pssKb: 0, cpuPercent: 0 };
+  for (const p of descendants(pid)) {
     try {
-      return sum + readStatus(p).vmRssKb;
+      const st = readStatus(p);
+      const pss = readPss(p);
+      childrenAtEnd.alive++;
+      childrenAtEnd.rssKb += st.vmRssKb;
+      childrenAtEnd.rssAnonKb += st.rssAnonKb;
+      childrenAtEnd.pssKb += pss.pssKb;
     } catch {
-      return sum;
+      // gone
     }
-  }, 0);
+  }
+  const childRssKb = childrenAtEnd.rssKb;
+  childrenAtEnd.cpuPercent = round(([...childTicks.values()].reduce((n, t) => n + t.last - t.first, 0) / CLK_TCK / seconds) * 100, 3);
   const delta = (port: number): PortBytes => ({
     port,
     ackedBytes: (bytesAtEnd.get(port)?.acked ?? 0) - (bytesAtStart.get(port)?.acked ?? 0),
@@ -369,6 +399,7 @@ async function measureAgent(agent: Captured, spawnedAt: number, ports: { nats: n
     socketsSeen: tally.socketsSeen,
     children: [...childPids].map(([p, command]) => ({ pid: p, command })),
     childRssKb,
+    childrenAtEnd,
     timeline,
   };
 }
@@ -549,7 +580,12 @@ async function main() {
     );
     console.log(`\nStore files while running: ${JSON.stringify(filesRunning)}; after stop: ${JSON.stringify(filesAfterStop)}`);
     console.log(`RSS at the end by kind: anon ${round(mb(m.finalStatus.rssAnonKb))} MB, file ${round(mb(m.finalStatus.rssFileKb))} MB, shmem ${round(mb(m.finalStatus.rssShmemKb))} MB; PSS ${round(mb(m.pssAtEndKb.pssKb))} MB (file pages shared with other node processes counted in part)`);
-    console.log(`Sockets to the colony seen: ${m.socketsSeen}; child processes of the agent: ${m.children.length}${m.children.length ? ` (${m.children.map((c) => c.command).join("; ")}; RSS at the end ${round(mb(m.childRssKb))} MB)` : ""}`);
+    const kinds = m.children.map((c) => childKind(c.command));
+    console.log(`Sockets to the colony seen: ${m.socketsSeen}; child processes of the agent seen: ${m.children.length} (${[...new Set(kinds)].map((k) => `${kinds.filter((x) => x === k).length} ${k}`).join(", ") || "none"})`);
+    const c = m.childrenAtEnd;
+    console.log(
+      `Children at the end: ${c.alive} alive, RSS ${round(mb(c.rssKb))} MB (anonymous ${round(mb(c.rssAnonKb))} MB), PSS ${round(mb(c.pssKb))} MB; CPU ${c.cpuPercent} % of a core over the run. Agent + children: PSS ${round(mb(m.pssAtEndKb.pssKb + c.pssKb))} MB, CPU ${round(m.cpuPercent + c.cpuPercent, 3)} %`,
+    );
     console.log(`Colony received: ${colonyRows.batches} batches, ${colonyRows.summaryRows1m} 1-minute summary rows, ${colonyRows.events} events; store is ${service?.status ?? "?"} with pid ${service?.pid ?? "?"} (app pid ${app.pid}); agent exit code after SIGTERM: ${exitCode}`);
 
     const procs = [

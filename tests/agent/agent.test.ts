@@ -91,6 +91,39 @@ describe("agents on a real app", () => {
     }
   });
 
+  it("probes a healthy service's health every 5 sample intervals, an unhealthy one's every interval", async () => {
+    await using project = await createTestProject();
+    const colony = await project.start();
+    const probes: number[] = [];
+    let failing = false;
+    const server = http.createServer((req, res) => {
+      if (req.url === "/health") {
+        probes.push(Date.now());
+        res.statusCode = failing ? 503 : 200;
+      }
+      res.end("ok");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const medianGap = (times: number[]) => {
+      const gaps = times.slice(1).map((t, i) => t - times[i]!).sort((a, b) => a - b);
+      return gaps[Math.floor(gaps.length / 2)]!;
+    };
+    try {
+      await using _agent = await testAgent(project, colony.url, "web", port, { sampleIntervalMs: 200 });
+      await waitFor("6 probes of the healthy service", () => (probes.length >= 6 ? true : undefined), { timeoutMs: 60_000 });
+      // Every 1 s (5 × 200 ms), not every beat; the first probe is the one at start.
+      expect(medianGap(probes.slice(1, 6))).toBeGreaterThanOrEqual(800);
+      failing = true;
+      const from = probes.length;
+      await waitFor("8 more probes once it fails", () => (probes.length >= from + 8 ? true : undefined), { timeoutMs: 60_000 });
+      // The first failing answer comes at the healthy pace; from then on every beat.
+      expect(medianGap(probes.slice(from + 1, from + 8))).toBeLessThan(600);
+    } finally {
+      server.close();
+    }
+  });
+
   it("reports bad Prometheus text and an unreachable health endpoint without stopping", async () => {
     await using project = await createTestProject();
     const colony = await project.start();

@@ -9,6 +9,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { kernelConnectionsUnavailable, processSet } from "@coral/agent";
 import { sampleComponentScript } from "@coral/cli/sample-app";
 import { coralBin, runCoral } from "../helpers/cli.ts";
 import { colonyApi, createTestProject } from "../helpers/colony.ts";
@@ -27,6 +29,26 @@ async function component(): Promise<{ port: number; proc: ChildProcess }> {
   const port = await freePort();
   const proc = spawn(process.execPath, [sampleComponentScript, "store", String(port)], { stdio: "ignore" });
   return { port, proc };
+}
+
+const noBpf = kernelConnectionsUnavailable();
+
+/** The kernel programs the agent runs, by kind (the first line of each bpftrace program names it). */
+async function bpftracePrograms(agentPid: number): Promise<Record<string, number>> {
+  const kinds: Record<string, number> = {};
+  for (const pid of (await processSet(agentPid)).slice(1)) {
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue; // gone
+    }
+    if (!argv[0]?.endsWith("bpftrace")) continue;
+    const program = argv[argv.indexOf("-e") + 1] ?? "";
+    const kind = program.includes("inet_sock_set_state") ? "connections" : program.includes("RED metrics") ? "requests" : program.includes("always-on CPU") ? "profile" : "other";
+    kinds[kind] = (kinds[kind] ?? 0) + 1;
+  }
+  return kinds;
 }
 
 /** `coral connect …` in the foreground, its output collected. */
@@ -54,7 +76,8 @@ describe("one agent, several services", () => {
     const web = await component();
     const back = await component();
     const store = await component();
-    const agent = startAgent([`web:${web.port}`, `api:${back.port}/health`], project.dir, env);
+    // Request tracing and the always-on profiler are off for the suite (vitest.config.ts): on here, to see the services share them.
+    const agent = startAgent([`web:${web.port}`, `api:${back.port}/health`], project.dir, { ...env, CORAL_HTTP_TRACING: "1", CORAL_PROFILE_HZ: "19" });
     const coral = (args: string[]) => runCoral(["connect", ...args], { cwd: project.dir, env });
     try {
       await waitFor("both services to connect", () => (agent.output.text.includes(`✓ Connected: web (localhost:${web.port})`) && agent.output.text.includes(`✓ Connected: api (localhost:${back.port})`) ? true : undefined), {
@@ -90,6 +113,14 @@ describe("one agent, several services", () => {
       expect(added.code, added.stderr).toBe(0);
       expect(added.stdout).toContain(`✓ Added store (port ${store.port}) to the running agent`);
       await waitFor("the colony to see store", async () => ((await pidsOf()).store === store.proc.pid ? true : undefined));
+      if (noBpf === null) {
+        // Three services, one kernel program of each kind: the services share them.
+        await waitFor("one connection, one request and one profile program for the three services", async () => {
+          const kinds = await bpftracePrograms(agent.proc.pid!);
+          return kinds.connections === 1 && kinds.requests === 1 && kinds.profile === 1 ? kinds : undefined;
+        });
+        expect(await bpftracePrograms(agent.proc.pid!)).toEqual({ connections: 1, requests: 1, profile: 1 });
+      } else console.log(`kernel programs not counted: ${noBpf}`);
 
       // Bad requests: refused with what is wrong (exit 2), the agent unchanged.
       const sameName = await coral(["--add", `web:${await freePort()}`]);

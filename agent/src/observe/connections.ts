@@ -130,7 +130,10 @@ export class ProcessSocketsReader {
       }
     }
     const key = `${set.join(",")}|${extraListenPorts.join(",")}|${[...inodes].sort((a, b) => a - b).join(",")}`;
-    if (this.#result && key === this.#key && this.now() - this.#readAt < this.maxAgeMs) return this.#result;
+    // Ages end on a common clock (every maxAgeMs since the process's time origin), so the
+    // samplers of every service expire together and share one read of the tables.
+    if (this.#result && key === this.#key && this.maxAgeMs > 0 && Math.floor(this.now() / this.maxAgeMs) === Math.floor(this.#readAt / this.maxAgeMs)) return this.#result;
+    const unchanged = this.#result !== null && key === this.#key;
     let entries: ProcNetTcpEntry[];
     let fresh: boolean;
     try {
@@ -138,7 +141,9 @@ export class ProcessSocketsReader {
       entries = tables.entries;
       // A table read a moment before our look at the sockets may miss one
       // opened since: use it now, and read again next time.
-      fresh = tables.readAt >= inodesAt;
+      // ... unless the set is the one we saw last time (before that table was read): then
+      // every socket of it existed when the table was read.
+      fresh = tables.readAt >= inodesAt || unchanged;
     } catch (err) {
       if (isGone(err)) return null;
       throw err;

@@ -8,7 +8,7 @@
 import { connect } from "node:net";
 import { performance } from "node:perf_hooks";
 import { listenersOnPort } from "./listener.ts";
-import { readTcpTables } from "./procnet.ts";
+import { readTcpTables, recentTcpTables } from "./procnet.ts";
 import { describeGetError, httpGet } from "./http-get.ts";
 
 export interface HealthTarget {
@@ -78,9 +78,10 @@ function probeTcp(host: string, port: number, timeoutMs: number): Promise<Health
 
 async function probeListening(port: number, pid: number | null | undefined): Promise<HealthResult> {
   const t0 = performance.now();
-  const root = pid ? `/proc/${pid}/net` : "/proc/net";
   try {
-    const listening = listenersOnPort(await readTcpTables(root), port).size > 0;
+    // The services of one agent are probed on the same beat: one read of their namespace's tables.
+    const tables = pid ? (await recentTcpTables(pid)).entries : await readTcpTables("/proc/net");
+    const listening = listenersOnPort(tables, port).size > 0;
     const result: HealthResult = { healthy: listening, kind: "listen", latencyMs: performance.now() - t0 };
     if (!listening) result.error = `nothing listens on port ${port}`;
     return result;

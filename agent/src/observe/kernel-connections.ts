@@ -210,6 +210,8 @@ export interface KernelConnectionsOptions {
   maxFailedRestarts?: number;
   /** How long bpftrace may take to attach (default 60 s: it parses the kernel's BTF first). */
   attachTimeoutMs?: number;
+  /** Sees every connection on the host (not the agent's own) before `pids` filters: the shared tracer hands them to each service. */
+  onEvent?: (event: KernelConnectionEvent) => void;
 }
 
 export interface KernelConnectionsStatus {
@@ -394,6 +396,7 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
     this.#status.events++;
     // The agent's own connections (health probes) are not the service's.
     if (e.pid === process.pid) return;
+    this.options.onEvent?.(e);
     const pids = new Set(this.options.pids());
     if (!pids.has(e.pid) && !pids.has(e.ppid)) return;
     this.#status.matched++;

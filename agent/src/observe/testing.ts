@@ -125,3 +125,16 @@ export function waitFor<T>(
     { what, timeoutMs, intervalMs },
   );
 }
+
+/** Starts `cmd args` (a test server that prints "listening <port>"); resolves once it listens. `onStart` gets the child at once (to kill it later). */
+export async function startListeningServer(cmd: string, args: string[], onStart: (child: ChildProcess) => void): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
+  onStart(child);
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  const port = await pollUntil(() => {
+    const m = /listening (\d+)/.exec(out);
+    return m ? Number(m[1]) : undefined;
+  }, { timeoutMs: 30_000, what: `${cmd} listening` });
+  return { child, port };
+}

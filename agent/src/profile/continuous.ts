@@ -77,6 +77,23 @@ export interface ContinuousStatus {
   lastWindowAt: Date | undefined;
 }
 
+/** The profiler's settings with their defaults; a rate or window out of range is a RangeError saying what is allowed. */
+export function continuousSettings(options: Pick<ContinuousProfilerOptions, "hz" | "windowMs" | "lifetimeMs" | "checkMs" | "symbols">) {
+  const hz = options.hz ?? CONTINUOUS_LIMITS.defaultHz;
+  const windowMs = options.windowMs ?? CONTINUOUS_LIMITS.defaultWindowMs;
+  if (!Number.isSafeInteger(hz) || hz < PROFILE_LIMITS.minHz || hz > PROFILE_LIMITS.maxHz)
+    throw new RangeError(`profile hz: must be from ${PROFILE_LIMITS.minHz} to ${PROFILE_LIMITS.maxHz} (got ${String(options.hz)})`);
+  if (!Number.isSafeInteger(windowMs) || windowMs < CONTINUOUS_LIMITS.minWindowMs || windowMs > CONTINUOUS_LIMITS.maxWindowMs)
+    throw new RangeError(`profile window: must be from ${CONTINUOUS_LIMITS.minWindowMs} ms to ${CONTINUOUS_LIMITS.maxWindowMs / 60_000} minutes (got ${String(options.windowMs)})`);
+  return {
+    hz,
+    windowMs,
+    lifetimeMs: options.lifetimeMs ?? CONTINUOUS_LIMITS.defaultLifetimeMs,
+    checkMs: options.checkMs ?? 2000,
+    symbols: options.symbols ?? new SymbolCache(),
+  };
+}
+
 const defaultMaxStacks = 500;
 const defaultMaxFrames = 4000;
 
@@ -97,15 +114,7 @@ export class ContinuousProfiler {
   private wake: (() => void) | undefined;
 
   constructor(private readonly options: ContinuousProfilerOptions) {
-    this.hz = options.hz ?? CONTINUOUS_LIMITS.defaultHz;
-    this.windowMs = options.windowMs ?? CONTINUOUS_LIMITS.defaultWindowMs;
-    this.lifetimeMs = options.lifetimeMs ?? CONTINUOUS_LIMITS.defaultLifetimeMs;
-    this.checkMs = options.checkMs ?? 2000;
-    this.symbols = options.symbols ?? new SymbolCache();
-    if (!Number.isSafeInteger(this.hz) || this.hz < PROFILE_LIMITS.minHz || this.hz > PROFILE_LIMITS.maxHz)
-      throw new RangeError(`profile hz: must be from ${PROFILE_LIMITS.minHz} to ${PROFILE_LIMITS.maxHz} (got ${String(options.hz)})`);
-    if (!Number.isSafeInteger(this.windowMs) || this.windowMs < CONTINUOUS_LIMITS.minWindowMs || this.windowMs > CONTINUOUS_LIMITS.maxWindowMs)
-      throw new RangeError(`profile window: must be from ${CONTINUOUS_LIMITS.minWindowMs} ms to ${CONTINUOUS_LIMITS.maxWindowMs / 60_000} minutes (got ${String(options.windowMs)})`);
+    ({ hz: this.hz, windowMs: this.windowMs, lifetimeMs: this.lifetimeMs, checkMs: this.checkMs, symbols: this.symbols } = continuousSettings(options));
   }
 
   /** Starts profiling whenever there is a process to profile (idempotent). */

@@ -16,14 +16,17 @@ import { TelemetryBatchSchema } from "@coral/proto/gen/coral/mesh/v1/telemetry_p
 import { startAgentApi, type AgentApiServer } from "../api/server.ts";
 import { RollbackExecutor, SdkLink, type AgentRollbackConfig } from "../control/index.ts";
 import type { UprobeCollectors } from "../debug/collectors.ts";
-import { ContinuousProfiler, type ContinuousStatus } from "../profile/continuous.ts";
+import { ContinuousProfiler, type ContinuousStatus, type ProfileWindowData } from "../profile/continuous.ts";
+import type { ContinuousProfile, SharedContinuousProfiler } from "../profile/shared-continuous.ts";
 import type { CpuProfiler } from "../profile/index.ts";
 import { SymbolCache } from "../profile/symbols.ts";
 import { continuousProfileFromEnv, profileWindowToProto } from "./continuous-profile.ts";
 import { otlpFromEnv, startOtlp, type OtlpOptions, type OtlpStatus } from "./otlp.ts";
 import { ProcessWatcher, healthTargetFor, probeHealth, scrapePrometheus, type HealthResult, type ProcessSetSnapshot, type TcpConnection } from "../observe/index.ts";
 import { KernelConnections, type KernelConnectionsStatus, type OpenedCount } from "../observe/kernel-connections.ts";
+import type { ConnectionTracer, SharedKernelConnections } from "../observe/shared-kernel-connections.ts";
 import { HttpTracer, httpTracingEnabled, requestMetricPoints, type HttpTracerStatus } from "../observe/http/index.ts";
+import type { RequestTracer, SharedHttpTracer } from "../observe/http/shared-tracer.ts";
 import { TrafficPuller, type TrafficBufferBounds, type TrafficPullerStatus } from "../traffic/puller.ts";
 import { Publisher, openAgentStore, type DropCounters, type OutboxBounds, type AgentStore, type MetricPoint } from "../storage/index.ts";
 import { ColonyLink, needsReRegistration, type HeartbeatInfo, type Invitation } from "./colony-link.ts";
@@ -33,13 +36,20 @@ import { AgentAlreadyRunningError, lockHolder } from "./startup-errors.ts";
 // One symbol cache for every service this process observes: files are keyed
 // by device, inode, modification time and size, and services on one host run
 // the same binaries (node's own table is 85,000 functions).
-const processSymbols = new SymbolCache();
+export const processSymbols = new SymbolCache();
 
 export interface AgentLogger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
   debug(obj: object, msg?: string): void;
+}
+
+export interface SharedTracers {
+  kernelConnections?: SharedKernelConnections;
+  http?: SharedHttpTracer;
+  /** Its rate and window are the same for every service (the host's options). */
+  continuous?: SharedContinuousProfiler;
 }
 
 export interface AgentOptions {
@@ -60,6 +70,15 @@ export interface AgentOptions {
   version?: string;
   dataDir: string;
   sampleIntervalMs?: number;
+  /**
+   * How often the service's health is probed while it is healthy (default 5
+   * sample intervals: 5 s); while it is not, every sample interval. An HTTP
+   * probe costs the agent ~1 ms of CPU and the service a request and a
+   * connection; the default probe (is the port listening) a read of the
+   * kernel's TCP tables (~7 ms on a large host). A process that exits is
+   * seen by the sampler within one interval either way.
+   */
+  healthIntervalMs?: number;
   summaryIntervalMs?: number;
   scrapeIntervalMs?: number;
   /** Overrides the colony's heartbeat interval (tests). */
@@ -91,6 +110,8 @@ export interface AgentOptions {
   connectionSource?: "auto" | "procfs";
   /** bpftrace for the kernel connection source and CPU profiles (default: CORAL_BPFTRACE, else PATH). */
   bpftracePath?: string;
+  /** Kernel tracers the services of one agent process share (one bpftrace program each, not one per service). */
+  sharedTracers?: SharedTracers;
   /**
    * The always-on CPU profiler (eBPF, as root): its rate and window, or false
    * for none. Default: on at 19 Hz with one-minute windows, unless
@@ -200,9 +221,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   // Between the sampler's beats (…:00.500 at 1 s): a health probe's short-lived
   // connection then never shows among the service's sockets, which would
   // make the sampler read the TCP tables again on every tick.
-  const offBeat = (ms: number, fn: () => Promise<void>) => {
+  const offBeat = (interval: () => number, fn: () => Promise<void>) => {
     const next = () => {
       if (abort.signal.aborted) return;
+      const ms = interval();
       setTimeout(() => {
         if (abort.signal.aborted) return;
         fn()
@@ -239,20 +261,22 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   let profilerLoaded: Promise<CpuProfiler> | undefined;
   const profiler = () =>
     (profilerLoaded ??= import("../profile/profiler.ts").then(({ CpuProfiler }) => new CpuProfiler({ observedPid: () => observedPid, bpftracePath, symbols, logger: log })));
-  const continuous =
+  const onProfileWindow = async (w: ProfileWindowData) => {
+    await store.recordProfileWindow(w);
+    await enqueueBatch({ profiles: [profileWindowToProto(w)] });
+  };
+  const continuous: ContinuousProfile | undefined =
     continuousOptions === false
       ? undefined
-      : new ContinuousProfiler({
+      : (options.sharedTracers?.continuous?.view({ observedPid: () => observedPid, logger: log, onWindow: onProfileWindow }) ??
+        new ContinuousProfiler({
           ...continuousOptions,
           observedPid: () => observedPid,
           bpftracePath,
           symbols,
           logger: log,
-          onWindow: async (w) => {
-            await store.recordProfileWindow(w);
-            await enqueueBatch({ profiles: [profileWindowToProto(w)] });
-          },
-        });
+          onWindow: onProfileWindow,
+        }));
   // Heap profiles ask the same process (Go: its net/http/pprof on the service's port, or one named per request).
   const heapProfiler = async () =>
     new (await import("../profile/heap.ts")).HeapProfiler({ observedPid: () => observedPid, servicePort: () => options.port, logger: log });
@@ -322,13 +346,14 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   // Connections opened per remote since the last batch: from the kernel
   // (every connect) when eBPF runs, else new sockets between /proc snapshots.
   const connectionMode = options.connectionSource ?? (process.env.CORAL_CONNECTIONS_SOURCE === "procfs" ? "procfs" : "auto");
-  const kernel =
+  const kernel: ConnectionTracer | null =
     connectionMode === "procfs"
       ? null
-      : new KernelConnections({
+      : (options.sharedTracers?.kernelConnections?.view(servicePids) ??
+        new KernelConnections({
           bpftracePath: options.bpftracePath,
           pids: servicePids,
-        });
+        }));
   const connectionSource = (): KernelConnectionsStatus =>
     kernel?.status() ?? {
       source: "procfs",
@@ -342,8 +367,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       restarts: 0,
     };
   // Requests served (eBPF): one metric point per request, summarised with the others.
-  const httpTracer = httpTracingEnabled(options.httpTracing, connectionMode)
-    ? new HttpTracer({ bpftracePath: options.bpftracePath, pids: servicePids })
+  const httpTracer: RequestTracer | null = httpTracingEnabled(options.httpTracing, connectionMode)
+    ? (options.sharedTracers?.http?.view(servicePids) ?? new HttpTracer({ bpftracePath: options.bpftracePath, pids: servicePids }))
     : null;
   httpTracer?.on("requests", (list) => {
     // The SDK sees the same requests (and HTTPS too): its figures stand, these would count them twice.
@@ -696,7 +721,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   publisher.start();
   continuous?.start();
 
-  offBeat(options.sampleIntervalMs ?? 1000, probe);
+  const sampleMs = options.sampleIntervalMs ?? 1000;
+  const healthyProbeMs = options.healthIntervalMs ?? 5 * sampleMs;
+  // A service that is not (yet) healthy is looked at every beat, so its recovery shows at once.
+  offBeat(() => (lastHealth?.healthy ? healthyProbeMs : sampleMs), probe);
   every(options.sampleIntervalMs ?? 1000, pollSdk);
   every(options.sampleIntervalMs ?? 1000, () => traffic.pull());
   every(options.traffic?.pruneIntervalMs ?? 30_000, () => traffic.prune());

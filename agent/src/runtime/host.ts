@@ -4,14 +4,18 @@
 // sessions, flags, SDK link), so nothing changes for readers. Services are
 // added, removed or changed while the process runs; one service failing to
 // start, or its process going away, leaves the others alone.
-import { startAgent, type AgentNotice, type AgentOptions, type RunningAgent } from "./agent.ts";
+import { SharedHttpTracer } from "../observe/http/shared-tracer.ts";
+import { SharedKernelConnections } from "../observe/shared-kernel-connections.ts";
+import { SharedContinuousProfiler } from "../profile/shared-continuous.ts";
+import { processSymbols, startAgent, type AgentNotice, type AgentOptions, type RunningAgent, type SharedTracers } from "./agent.ts";
+import { continuousProfileFromEnv } from "./continuous-profile.ts";
 import type { Invitation } from "./colony-link.ts";
 import { checkServiceSet, diffServices, ServiceSpecError, type ServiceSpec } from "./services.ts";
 
 /** What every service's agent shares: everything of AgentOptions but what names the service. */
 export type SharedAgentOptions = Omit<
   AgentOptions,
-  "serviceName" | "port" | "healthUrl" | "metricsUrl" | "tags" | "version" | "sdkPort" | "dataDir" | "invitation" | "colonyPubkey" | "onNotice"
+  "serviceName" | "port" | "healthUrl" | "metricsUrl" | "tags" | "version" | "sdkPort" | "dataDir" | "invitation" | "colonyPubkey" | "onNotice" | "sharedTracers"
 >;
 
 export interface HostAgentOptions {
@@ -76,6 +80,12 @@ export async function startHostAgent(options: HostAgentOptions): Promise<HostAge
   let closed = false;
   // The OTLP ports are the host's, so one service's agent listens on them at a time.
   let otlpOwner: string | undefined;
+  // One bpftrace program of each kind for every service (each ~100 MB resident), not one per service.
+  const tracers: SharedTracers & Required<Pick<SharedTracers, "kernelConnections" | "http">> = {
+    kernelConnections: new SharedKernelConnections({ bpftracePath: options.shared.bpftracePath }),
+    http: new SharedHttpTracer({ bpftracePath: options.shared.bpftracePath }),
+    continuous: sharedContinuousProfiler(options.shared),
+  };
 
   const view = (e: Entry): HostedService => ({ spec: e.spec, state: e.state, agentId: e.agent?.agentId, error: e.error });
 
@@ -99,6 +109,7 @@ export async function startHostAgent(options: HostAgentOptions): Promise<HostAge
           sdkPort: spec.sdkPort,
           exec: options.shared.exec !== false && spec.exec !== false,
           dataDir,
+          sharedTracers: tracers,
           otlp: ownsOtlp ? options.shared.otlp : false,
           logger: childLogger(options.shared.logger, spec.name),
           onNotice: (n) => options.onNotice?.(spec.name, n),
@@ -190,6 +201,7 @@ export async function startHostAgent(options: HostAgentOptions): Promise<HostAge
       closed = true;
       await queue;
       await Promise.all([...entries.keys()].map((name) => stop(name, reason)));
+      await Promise.all([tracers.kernelConnections.close(), tracers.http.close(), tracers.continuous?.close()]);
     })());
 
   return {
@@ -201,6 +213,17 @@ export async function startHostAgent(options: HostAgentOptions): Promise<HostAge
     close,
     [Symbol.asyncDispose]: () => close(),
   };
+}
+
+/** The always-on profiler every service shares, unless it is off; options it refuses make each service's agent say why, as alone. */
+function sharedContinuousProfiler(shared: SharedAgentOptions): SharedContinuousProfiler | undefined {
+  try {
+    const wanted = shared.continuousProfile ?? continuousProfileFromEnv();
+    if (wanted === false) return undefined;
+    return new SharedContinuousProfiler({ ...wanted, bpftracePath: shared.bpftracePath ?? (process.env.CORAL_BPFTRACE || undefined), symbols: processSymbols, logger: shared.logger });
+  } catch {
+    return undefined;
+  }
 }
 
 /** Each service's lines carry its name (pino-style child when the logger has one). */

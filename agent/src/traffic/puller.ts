@@ -72,8 +72,8 @@ export class TrafficPuller {
     return this.#instrumentedAt > 0 && now - this.#instrumentedAt < instrumentedForMs;
   }
 
-  /** One tick: RED aggregates, then the queued samples. */
-  async pull(now = new Date()): Promise<void> {
+  /** One tick: RED aggregates, then the queued samples. `now`: when the figures reach the store (default: once drained). */
+  async pull(at?: Date): Promise<void> {
     let red: DrainRequestsResponse | null;
     try {
       red = await this.options.sdk.drainRequests();
@@ -83,6 +83,9 @@ export class TrafficPuller {
       return;
     }
     if (!red) return;
+    // Stamped now, not when the tick began: the agent summarises [last summary, now), and a
+    // window summarised while the drain was under way would never count figures stamped inside it.
+    const now = at ?? new Date();
     if (red.instrumented) this.#instrumentedAt = now.getTime();
     const made = sdkRequestPoints(red, now);
     if (made.skipped > 0) this.options.logger.warn({ skipped: made.skipped }, "Left out SDK request figures that are malformed or too many");

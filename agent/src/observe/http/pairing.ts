@@ -58,19 +58,20 @@ const maxQueue = 256;
 
 export class RequestPairer {
   readonly #conns = new Map<string, Conn>();
-  readonly #cap: RouteCap;
+  /** Null: routes are capped by whoever takes the requests (one cap per service). */
+  readonly #cap: RouteCap | null;
   readonly counts: PairingCounts = { requests: 0, unparsed: 0, unmatched: 0, unanswered: 0, client: 0, overflow: 0 };
 
   constructor(
-    routeCap?: number,
+    routeCap?: number | null,
     /** Bytes captured per buffer: a buffer longer than that was cut. */
     private readonly captureBytes = 160,
   ) {
-    this.#cap = new RouteCap(routeCap);
+    this.#cap = routeCap === null ? null : new RouteCap(routeCap);
   }
 
   routes(): number {
-    return this.#cap.size();
+    return this.#cap?.size() ?? 0;
   }
 
   #conn(key: string): Conn {
@@ -144,7 +145,8 @@ export class RequestPairer {
         this.counts.unmatched++;
         continue;
       }
-      const route = this.#cap.route(req.method, normaliseRoute(req.target));
+      const normalised = normaliseRoute(req.target);
+      const route = this.#cap ? this.#cap.route(req.method, normalised) : normalised;
       if (route === "other") this.counts.overflow++;
       this.counts.requests++;
       out.push({

@@ -1,12 +1,13 @@
 // The request tracer against real servers (node:http, Python's http.server)
 // and real clients, through bpftrace as root. Counts are asserted exactly.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import http from "node:http";
 import { connect } from "node:net";
 import { fileURLToPath } from "node:url";
 import { pollUntil } from "@coral/common/async";
 import { afterEach, describe, expect, it } from "vitest";
 import { kernelConnectionsUnavailable } from "../kernel-connections.ts";
+import { startListeningServer } from "../testing.ts";
 import type { ServedRequest } from "./pairing.ts";
 import { HttpTracer } from "./tracer.ts";
 
@@ -21,17 +22,7 @@ afterEach(async () => {
 });
 
 /** Starts a server process and resolves with it and its port once it listens. */
-async function startServer(cmd: string, args: string[]): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
-  cleanup.push(() => void child.kill("SIGKILL"));
-  let out = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  const port = await pollUntil(() => {
-    const m = /listening (\d+)/.exec(out);
-    return m ? Number(m[1]) : undefined;
-  }, { timeoutMs: 30_000, what: `${cmd} listening` });
-  return { child, port };
-}
+const startServer = (cmd: string, args: string[]) => startListeningServer(cmd, args, (child) => cleanup.push(() => void child.kill("SIGKILL")));
 
 async function startTracer(pids: () => number[], routeCap?: number): Promise<{ tracer: HttpTracer; seen: ServedRequest[] }> {
   const tracer = new HttpTracer({ pids, routeCap });
@@ -175,15 +166,13 @@ describe.skipIf(noBpf !== null)(`HTTP requests from syscalls (bpftrace, as root)
     for (let i = 0; i < 6; i++) expect((await get(server.port, "/nothing-here", false)).status).toBe(404);
     await waitCount(seen, 67, "all requests traced");
     expect(tally(seen)).toEqual({ "GET /users/{id} 200": 50, "GET /users/{uuid} 200": 7, "GET /err 500": 4, "GET /nothing-here 404": 6 });
-    // The service restarts (new pid): the tracer follows it with a new program.
-    const oldProgram = tracer.status().bpftracePid;
+    // The service restarts (new pid): the running program takes the new process in, no restart.
+    const program = tracer.status().bpftracePid;
     keepAlive.destroy();
     server.child.kill("SIGKILL");
     server = await startServer(python!, [`${testdata}server.py`, "0"]);
-    await pollUntil(() => {
-      const st = tracer.status();
-      return st.state === "running" && st.bpftracePid !== undefined && st.bpftracePid !== oldProgram ? true : undefined;
-    }, { timeoutMs: 60_000, what: "the tracer running for the new process" });
+    await pollUntil(() => (tracer.status().followed >= 1 ? true : undefined), { timeoutMs: 60_000, what: "the tracer following the new process" });
+    expect(tracer.status()).toMatchObject({ state: "running", bpftracePid: program, restarts: 0 });
     for (let i = 0; i < 10; i++) await get(server.port, `/users/${i}`, false);
     await waitCount(seen, 77, "requests after the restart");
     expect(tally(seen)["GET /users/{id} 200"]).toBe(60);

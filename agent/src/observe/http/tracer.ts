@@ -31,8 +31,10 @@ export interface HttpTracerOptions {
   /** The service's processes now. */
   pids: () => Iterable<number>;
   bpftracePath?: string;
-  /** Distinct method+route pairs kept (default 100); the rest are `other`. */
-  routeCap?: number;
+  /** Distinct method+route pairs kept (default 100); the rest are `other`. Null: not capped here (the shared tracer caps per service). */
+  routeCap?: number | null;
+  /** A process of the set forked `pid` (the program follows it from then on). */
+  onFork?: (pid: number, parent: number) => void;
   captureBytes?: number;
   /** How long lines are held to be put in kernel time order (default 200 ms). */
   reorderMs?: number;
@@ -55,6 +57,8 @@ export interface HttpTracerStatus {
   lost: number;
   routes: number;
   restarts: number;
+  /** Processes added to the running program (a restarted service, a new worker) without starting it again. */
+  followed: number;
   bpftracePid?: number;
   counts: PairingCounts;
 }
@@ -69,6 +73,11 @@ function tracefsMounted(): boolean {
   return existsSync("/sys/kernel/tracing/events/syscalls") || existsSync("/sys/kernel/debug/tracing/events/syscalls");
 }
 
+/** See bpf/http-requests.bt.tmpl: fds from here on, closed by the agent, name a pid to follow. */
+const followFdBase = 0x3000_0000;
+/** pid_max is at most 2^22. */
+const maxPid = 0x40_0000;
+
 interface Held {
   e: Extract<TraceLine, { ns: bigint }>;
   at: number;
@@ -82,6 +91,7 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
   #malformed = 0;
   #lost = 0;
   #restarts = 0;
+  #followed = 0;
   #child: ChildProcess | undefined;
   #stopped = false;
   #failedRestarts = 0;
@@ -95,7 +105,7 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
 
   constructor(private readonly options: HttpTracerOptions) {
     super();
-    this.pairer = new RequestPairer(options.routeCap ?? DEFAULT_ROUTE_CAP, options.captureBytes ?? DEFAULT_CAPTURE_BYTES);
+    this.pairer = new RequestPairer(options.routeCap === null ? null : (options.routeCap ?? DEFAULT_ROUTE_CAP), options.captureBytes ?? DEFAULT_CAPTURE_BYTES);
   }
 
   status(): HttpTracerStatus {
@@ -107,6 +117,7 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
       lost: this.#lost,
       routes: this.pairer.routes(),
       restarts: this.#restarts,
+      followed: this.#followed,
       bpftracePid: this.#child?.pid,
       counts: { ...this.pairer.counts },
     };
@@ -124,6 +135,11 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
     this.#pidTimer = setInterval(() => void this.#checkPids(), this.options.pidCheckMs ?? 1000);
     await this.#checkPids();
     return this.status();
+  }
+
+  /** Looks at the process set now rather than at the next check (a service joined the shared program). */
+  async refresh(): Promise<void> {
+    await this.#checkPids();
   }
 
   async stop(): Promise<void> {
@@ -144,7 +160,7 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
   }
 
   #current(): number[] {
-    return [...new Set(this.options.pids())].filter((p) => Number.isSafeInteger(p) && p > 0 && p !== process.pid);
+    return [...new Set(this.options.pids())].filter((p) => Number.isSafeInteger(p) && p > 0 && p < maxPid && p !== process.pid);
   }
 
   /** Starts the program when the set has a process it does not follow. */
@@ -156,6 +172,11 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
       return;
     }
     if (this.#child && pids.every((p) => this.#known.has(p))) return;
+    if (this.#child && this.#state === "running") {
+      // The running program takes the new processes in (no restart: nothing is missed meanwhile).
+      for (const p of pids) if (!this.#known.has(p)) this.#follow(p);
+      return;
+    }
     this.#respawning = true;
     try {
       await this.#kill();
@@ -167,6 +188,17 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
     } finally {
       this.#respawning = false;
     }
+  }
+
+  /** Adds `pid` to the program's set: closing the invalid fd 0x30000000 + pid runs the probe that does it, before close returns. */
+  #follow(pid: number): void {
+    try {
+      closeSync(followFdBase + pid);
+    } catch {
+      // EBADF, as meant
+    }
+    this.#known.add(pid);
+    this.#followed++;
   }
 
   async #kill(): Promise<void> {
@@ -297,6 +329,7 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
     }
     if (e.kind === "F") {
       this.#known.add(e.pid);
+      this.options.onFork?.(e.pid, e.parent);
       return;
     }
     if (e.kind !== "R" && e.kind !== "W" && e.kind !== "X") return;
