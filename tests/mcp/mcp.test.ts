@@ -128,9 +128,10 @@ beforeAll(async () => {
       ? true
       : undefined;
   });
-  await waitFor("raw points from the store agent", async () => {
+  // The newest five healthy (the first probe may come before the component listens).
+  await waitFor("five healthy raw points from the store agent", async () => {
     const raw = await local.queryMetrics({ service: "store", metricName: "health_up", raw: true, limit: 5 });
-    return raw.rawPoints.length === 5 ? true : undefined;
+    return raw.rawPoints.length === 5 && raw.rawPoints.every((p) => p.value === 1) ? true : undefined;
   });
 });
 
