@@ -629,8 +629,16 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
 
   // The app's SDK: health and version for the heartbeat; a change is sent at once.
   let lastSdkState = "";
+  // With no SDK in reach, each look reads the process's environment and the
+  // announcement folders: every 5th beat then, and at once for a new process.
+  let idleBeats = 0;
+  let lookedFor = -1;
   const pollSdk = async () => {
-    const report = await sdk.poll(lastSnapshot?.pid ?? 0);
+    const pid = lastSnapshot?.pid ?? 0;
+    if (!sdk.last() && options.sdkPort === undefined && pid === lookedFor && ++idleBeats < 5) return;
+    idleBeats = 0;
+    lookedFor = pid;
+    const report = await sdk.poll(pid);
     const state = report ? `${report.info.serviceVersion}/${report.health.overallStatus}/${report.health.components.map((c) => `${c.name}=${c.status}`).join(",")}` : "";
     if (state !== lastSdkState) {
       lastSdkState = state;
