@@ -1,7 +1,9 @@
-import { existsSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync, unlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { functionsOf, parseElf, readElfTables, type FunctionInfo } from "../debug/elf.ts";
-import { FunctionTable } from "./function-table.ts";
+import { FileNames, FunctionTable } from "./function-table.ts";
 
 /** The lookup the table replaces: objects, binary search, look back over aliases. */
 function objectLookup(functions: readonly FunctionInfo[], vaddr: bigint): FunctionInfo | undefined {
@@ -29,6 +31,27 @@ describe("FunctionTable", () => {
     for (let i = 0; i < objects.length; i += 31) {
       const f = objects[i]!;
       for (const at of [f.address, f.address + BigInt(f.size >> 1), f.address + BigInt(f.size), f.address - 1n]) expect(table.at(at)).toEqual(objectLookup(objects, at));
+    }
+  });
+
+  it.each(files)("reads the names of %s from the file when asked, also once the file is deleted (its descriptor keeps it)", async (path) => {
+    const dir = mkdtempSync(join(tmpdir(), "coral-names-"));
+    const copy = join(dir, "lib");
+    copyFileSync(path, copy);
+    try {
+      const buf = await readElfTables(copy);
+      const inMemory = FunctionTable.fromSymbols(buf, parseElf(buf, { symbols: false })).table;
+      const names = new FileNames(copy);
+      const fromFile = FunctionTable.fromSymbols(buf, parseElf(buf, { symbols: false }), names).table;
+      unlinkSync(copy);
+      expect(fromFile.length).toBe(inMemory.length);
+      for (let i = 0; i < inMemory.length; i += 53) expect(fromFile.get(i)).toEqual(inMemory.get(i));
+      fromFile.close();
+      // Closed: nothing more is read (a name already read is still known).
+      expect(fromFile.get(0)).toEqual(inMemory.get(0));
+      expect(fromFile.get(1).name).toBe("");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -1,24 +1,76 @@
 // A file's functions, kept compactly for symbolizing profile samples. Node's
 // own binary has 85,000 of them: as objects (a name string, a bigint address,
 // a size) they weigh ~14 MB of heap, and parsing them made ~30 MB of garbage;
-// here they are three typed arrays and one buffer of names (~8 MB), built
-// straight from the ELF symbol tables, and a name becomes a string only when a
-// sample lands in its function.
+// here they are typed arrays of addresses, sizes and where each name lies,
+// built straight from the ELF symbol tables. The names themselves (~8 MB of
+// mangled C++ for node) stay in the file: a name is read, through a file
+// descriptor that keeps the very file open, only when a sample lands in its
+// function.
+import { closeSync, openSync, readSync } from "node:fs";
 import { forEachFunctionSymbol, type ElfFile, type FunctionInfo } from "../debug/elf.ts";
 
+/** Where a table's names are read from: [start, end) byte ranges. */
+export interface NameSource {
+  read(start: number, end: number): string;
+  close(): void;
+}
+
+/** Names held in memory (Go's function table, a vDSO, tests). */
+class BufferNames implements NameSource {
+  constructor(private readonly buf: Buffer) {}
+  read(start: number, end: number): string {
+    return this.buf.toString("utf8", start, end);
+  }
+  close(): void {}
+}
+
+/** Names read from the file when asked, each kept once read (a profile names a few thousand functions at most). */
+export class FileNames implements NameSource {
+  readonly #read = new Map<number, string>();
+  #fd: number | undefined;
+
+  /** Opens `path` now: the descriptor keeps this file readable even if it is replaced or its process exits. */
+  constructor(path: string) {
+    this.#fd = openSync(path, "r");
+  }
+
+  read(start: number, end: number): string {
+    const known = this.#read.get(start);
+    if (known !== undefined) return known;
+    if (this.#fd === undefined) return "";
+    const buf = Buffer.allocUnsafe(end - start);
+    const n = readSync(this.#fd, buf, 0, buf.length, start);
+    const name = buf.toString("utf8", 0, n);
+    if (this.#read.size >= 50_000) this.#read.clear();
+    this.#read.set(start, name);
+    return name;
+  }
+
+  close(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+  }
+}
+
 export class FunctionTable {
-  static readonly empty = new FunctionTable(new Float64Array(0), new Float64Array(0), new Uint32Array(1), Buffer.alloc(0));
+  static readonly empty = new FunctionTable(new Float64Array(0), new Float64Array(0), new Float64Array(0), new Uint32Array(0), new BufferNames(Buffer.alloc(0)));
 
   /**
    * `addresses` ascending; function i is [addresses[i], addresses[i] + sizes[i]),
-   * named by names[nameEnds[i] .. nameEnds[i + 1]) (nameEnds[0] = 0).
+   * named by the bytes [nameStarts[i], nameStarts[i] + nameLengths[i]) of `names`.
    */
   private constructor(
     private readonly addresses: Float64Array,
     private readonly sizes: Float64Array,
-    private readonly nameEnds: Uint32Array,
-    private readonly names: Buffer,
+    private readonly nameStarts: Float64Array,
+    private readonly nameLengths: Uint32Array,
+    private readonly names: NameSource,
   ) {}
+
+  /** Lets go of the file the names are read from. */
+  close(): void {
+    this.names.close();
+  }
 
   get length(): number {
     return this.addresses.length;
@@ -27,7 +79,7 @@ export class FunctionTable {
   /** The function at index i (ascending address). */
   get(i: number): FunctionInfo {
     return {
-      name: this.names.toString("utf8", this.nameEnds[i]!, this.nameEnds[i + 1]!),
+      name: this.names.read(this.nameStarts[i]!, this.nameStarts[i]! + this.nameLengths[i]!),
       address: BigInt(this.addresses[i]!),
       size: this.sizes[i]!,
     };
@@ -54,21 +106,24 @@ export class FunctionTable {
   /** From a list sorted by address (Go's function table, a vDSO). */
   static fromFunctions(functions: readonly FunctionInfo[]): FunctionTable {
     const names = functions.map((f) => Buffer.from(f.name));
-    const nameEnds = new Uint32Array(functions.length + 1);
-    names.forEach((n, i) => (nameEnds[i + 1] = nameEnds[i]! + n.length));
+    const starts = new Float64Array(functions.length);
+    for (let i = 1; i < names.length; i++) starts[i] = starts[i - 1]! + names[i - 1]!.length;
     return new FunctionTable(
       Float64Array.from(functions, (f) => Number(f.address)),
       Float64Array.from(functions, (f) => f.size),
-      nameEnds,
-      Buffer.concat(names),
+      starts,
+      Uint32Array.from(names, (n) => n.length),
+      new BufferNames(Buffer.concat(names)),
     );
   }
 
   /**
    * The defined functions of .symtab and .dynsym (each name at an address
    * once), without an object per symbol. `elf` from parseElf(buf, { symbols: false }).
+   * `names`: where the names are read later (offsets are the file's, as in
+   * `buf`); default a copy of them in memory.
    */
-  static fromSymbols(buf: Buffer, elf: ElfFile): { table: FunctionTable; fromSymtab: boolean } {
+  static fromSymbols(buf: Buffer, elf: ElfFile, names?: NameSource): { table: FunctionTable; fromSymtab: boolean } {
     const addr: number[] = [];
     const size: number[] = [];
     const start: number[] = [];
@@ -93,11 +148,19 @@ export class FunctionTable {
       for (let k = group; k < kept.length && !seen; k++) seen = name(kept[k]!).equals(name(i));
       if (!seen) kept.push(i);
     }
-    const nameEnds = new Uint32Array(kept.length + 1);
-    kept.forEach((i, k) => (nameEnds[k + 1] = nameEnds[k]! + end[i]! - start[i]!));
-    const names = Buffer.allocUnsafe(nameEnds[kept.length]!);
-    kept.forEach((i, k) => buf.copy(names, nameEnds[k]!, start[i]!, end[i]!));
-    const table = new FunctionTable(Float64Array.from(kept, (i) => addr[i]!), Float64Array.from(kept, (i) => size[i]!), nameEnds, names);
+    const lengths = Uint32Array.from(kept, (i) => end[i]! - start[i]!);
+    let starts: Float64Array;
+    let source = names;
+    if (source) starts = Float64Array.from(kept, (i) => start[i]!);
+    else {
+      // A copy of just the names, back to back.
+      starts = new Float64Array(kept.length);
+      for (let k = 1; k < kept.length; k++) starts[k] = starts[k - 1]! + lengths[k - 1]!;
+      const copy = Buffer.allocUnsafe(kept.length ? starts[kept.length - 1]! + lengths[kept.length - 1]! : 0);
+      kept.forEach((i, k) => buf.copy(copy, starts[k]!, start[i]!, end[i]!));
+      source = new BufferNames(copy);
+    }
+    const table = new FunctionTable(Float64Array.from(kept, (i) => addr[i]!), Float64Array.from(kept, (i) => size[i]!), starts, lengths, source);
     return { table, fromSymtab };
   }
 }

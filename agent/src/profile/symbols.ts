@@ -8,7 +8,7 @@
 import { open, readFile, stat } from "node:fs/promises";
 import { release } from "node:os";
 import { ElfError, hasGoSections, parseElf, pclntabFunctionsOf, readElfTables, type ElfSegment } from "../debug/elf.ts";
-import { FunctionTable } from "./function-table.ts";
+import { FileNames, FunctionTable } from "./function-table.ts";
 import { InlineResolver } from "./inline.ts";
 import { isFileMapping, isVdso, parseMaps, type Mapping } from "./maps.ts";
 
@@ -39,7 +39,8 @@ export function fileOffsetOf(m: Pick<Mapping, "start" | "offset">, address: bigi
   return address - m.start + m.offset;
 }
 
-export function moduleSymbolsOf(buf: Buffer): ModuleSymbols {
+/** `namesFrom`: the file to read function names from when asked, instead of keeping them in memory. */
+export function moduleSymbolsOf(buf: Buffer, namesFrom?: string): ModuleSymbols {
   let elf = parseElf(buf, { symbols: false });
   let source: SymbolSource = "none";
   let functions: FunctionTable;
@@ -50,7 +51,10 @@ export function moduleSymbolsOf(buf: Buffer): ModuleSymbols {
     functions = FunctionTable.fromFunctions(fromPclntab);
     source = "gopclntab";
   } else {
-    const { table, fromSymtab } = FunctionTable.fromSymbols(buf, elf);
+    const names = namesFrom === undefined ? undefined : openNames(namesFrom);
+    const { table, fromSymtab } = FunctionTable.fromSymbols(buf, elf, names);
+    // Names only some symbols have are read from the file; a file without any needs no descriptor.
+    if (table.length === 0) names?.close();
     functions = table;
     if (table.length > 0) source = fromSymtab ? "symtab" : "dynsym";
   }
@@ -58,6 +62,15 @@ export function moduleSymbolsOf(buf: Buffer): ModuleSymbols {
   const has = (name: string) => elf.sections.some((s) => s.name === `.${name}` || s.name === `.z${name}`);
   const hasDwarf = has("debug_info") && has("debug_line");
   return { functions, segments: elf.segments, source, ...(hasDwarf ? { dwarfPath: "" } : {}) };
+}
+
+/** The file's names read on demand; if it cannot be opened again (gone since it was read), they are kept in memory. */
+function openNames(path: string): FileNames | undefined {
+  try {
+    return new FileNames(path);
+  } catch {
+    return undefined;
+  }
 }
 
 export interface SymbolCacheOptions {
@@ -92,7 +105,7 @@ export class SymbolCache {
         reasons.push(`${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
         continue;
       }
-      return this.load(key, () => readElfTables(path), path);
+      return this.load(key, () => readElfTables(path), path, true);
     }
     return { functions: FunctionTable.empty, segments: [], source: "none", error: `cannot read ${m.path} (${reasons.join("; ")})` };
   }
@@ -101,7 +114,7 @@ export class SymbolCache {
     return this.files.size;
   }
 
-  private load(key: string, read: () => Promise<Buffer>, path = key): Promise<ModuleSymbols> {
+  private load(key: string, read: () => Promise<Buffer>, path = key, namesInFile = false): Promise<ModuleSymbols> {
     const cached = this.files.get(key);
     if (cached) {
       // Most recently used last.
@@ -112,7 +125,7 @@ export class SymbolCache {
     const loading = read().then(
       (buf) => {
         try {
-          const symbols = moduleSymbolsOf(buf);
+          const symbols = moduleSymbolsOf(buf, namesInFile ? path : undefined);
           // Named after the path it was read from: the DWARF is read there again, by addr2line.
           if (symbols.dwarfPath !== undefined) symbols.dwarfPath = path;
           return symbols;
@@ -128,7 +141,12 @@ export class SymbolCache {
       },
     );
     this.files.set(key, loading);
-    while (this.files.size > this.maxFiles) this.files.delete(this.files.keys().next().value!);
+    while (this.files.size > this.maxFiles) {
+      const oldest = this.files.keys().next().value!;
+      // Its file descriptor goes with it (once no profile is still naming its frames: they hold the table, not the descriptor, so late reads answer "").
+      void this.files.get(oldest)!.then((s) => s.functions.close());
+      this.files.delete(oldest);
+    }
     return loading;
   }
 }
