@@ -110,8 +110,6 @@ export interface AgentOptions {
   connectionSource?: "auto" | "procfs";
   /** bpftrace for the kernel connection source and CPU profiles (default: CORAL_BPFTRACE, else PATH). */
   bpftracePath?: string;
-  /** The local store's SQLite page cache in KiB (default 2048). */
-  storeCacheKib?: number;
   /** Kernel tracers the services of one agent process share (one bpftrace program each, not one per service). */
   sharedTracers?: SharedTracers;
   /**
@@ -196,7 +194,6 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     identity.colonyPubkey = options.colonyPubkey;
   }
   const store = await openAgentStore(join(dataDir, "agent.sqlite"), {
-    cacheKib: options.storeCacheKib,
     // An earlier agent's DuckDB store: its outbox and collectors are imported once, then it is renamed aside.
     upgradeFrom: join(dataDir, "agent.duckdb"),
     retentionMs: options.retentionMs,

@@ -15,7 +15,7 @@ import { checkServiceSet, diffServices, ServiceSpecError, type ServiceSpec } fro
 /** What every service's agent shares: everything of AgentOptions but what names the service. */
 export type SharedAgentOptions = Omit<
   AgentOptions,
-  "serviceName" | "port" | "healthUrl" | "metricsUrl" | "tags" | "version" | "sdkPort" | "dataDir" | "invitation" | "colonyPubkey" | "onNotice" | "sharedTracers" | "storeCacheKib"
+  "serviceName" | "port" | "healthUrl" | "metricsUrl" | "tags" | "version" | "sdkPort" | "dataDir" | "invitation" | "colonyPubkey" | "onNotice" | "sharedTracers"
 >;
 
 export interface HostAgentOptions {
@@ -110,7 +110,6 @@ export async function startHostAgent(options: HostAgentOptions): Promise<HostAge
           exec: options.shared.exec !== false && spec.exec !== false,
           dataDir,
           sharedTracers: tracers,
-          storeCacheKib: storeCacheKibFor(Math.max(initialCount, entries.size + (entries.has(spec.name) ? 0 : 1))),
           otlp: ownsOtlp ? options.shared.otlp : false,
           logger: childLogger(options.shared.logger, spec.name),
           onNotice: (n) => options.onNotice?.(spec.name, n),
@@ -143,7 +142,6 @@ export async function startHostAgent(options: HostAgentOptions): Promise<HostAge
   };
 
   const initial = checkServiceSet(options.services);
-  const initialCount = initial.length;
   if (initial.length === 0) throw new ServiceSpecError("no service to observe: name at least one, e.g. api:3001");
   for (const spec of initial) entries.set(spec.name, launch(spec));
   await Promise.all([...entries.values()].map((e) => e.started));
@@ -215,15 +213,6 @@ export async function startHostAgent(options: HostAgentOptions): Promise<HostAge
     close,
     [Symbol.asyncDispose]: () => close(),
   };
-}
-
-/**
- * Each service's store cache: 4 MiB for the agent split between its services
- * (2 MiB at most, 512 KiB at least). Each store holds its service's last hour;
- * the kernel's page cache holds the files anyway.
- */
-export function storeCacheKibFor(services: number): number {
-  return Math.max(512, Math.min(2048, Math.floor(4096 / Math.max(1, services))));
 }
 
 /** The always-on profiler every service shares, unless it is off; options it refuses make each service's agent say why, as alone. */

@@ -98,7 +98,7 @@ export async function openAgentStore(path: string, options: OpenAgentStoreOption
   const owner = await lock(file);
   let db: Database.Database | undefined;
   try {
-    db = openWal(file, options.cacheKib ?? CACHE_KIB);
+    db = openWal(file);
     const conn = new Conn(db);
     const report = migrate(conn);
     if (options.upgradeFrom && existsSync(options.upgradeFrom)) {
@@ -149,7 +149,7 @@ async function lock(file: string): Promise<Database.Database> {
 }
 
 /** The store's own connection: WAL (readers do not wait for the writer), with its caches bounded. */
-function openWal(file: string, cacheKib: number): Database.Database {
+function openWal(file: string): Database.Database {
   let db: Database.Database | undefined;
   try {
     // Only this process writes (the owner lock); readers wait at most this long for the WAL index.
@@ -162,7 +162,7 @@ function openWal(file: string, cacheKib: number): Database.Database {
     throw new Error(`cannot open the agent store ${file}: ${(err as Error).message}`, { cause: err });
   }
   db.pragma("synchronous = NORMAL");
-  db.pragma(`cache_size = -${Math.max(256, Math.round(cacheKib))}`);
+  db.pragma(`cache_size = -${CACHE_KIB}`);
   // Sorts and temporary indexes spill to disk, not to memory.
   db.pragma("temp_store = FILE");
   // The WAL file is cut back to this size after each checkpoint.

@@ -15,8 +15,6 @@ export interface BackoffPolicy {
 }
 
 export interface OpenAgentStoreOptions {
-  /** SQLite's page cache for the store, in KiB (default 2048; an agent of several services splits a budget between them). */
-  cacheKib?: number;
   /** How long raw rows are kept (ms). Default 1 h, at most 6 h. The outbox is never trimmed by age. */
   retentionMs?: number;
   /** Where startCleanup() reports errors (and retention runs). */
