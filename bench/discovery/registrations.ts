@@ -9,7 +9,22 @@
 //
 //   node --conditions=coral-source --import tsx bench/discovery/registrations.ts
 //     [--meshes 2000] [--concurrency 1,8,32,128] [--shards 1] [--refreshes 1]
+//     [--mesh-buckets N (coral-discovery's; 0: one Durable Object per mesh)]
+//     [--worker-bundle <file> (an older worker build to compare with)]
+//     [--sustain 60 --refresh-rate 1000,2000 --lookup-rate 5000 (the mixed phases, below)]
 //     [--server-node-flags "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--json out.json]
+//
+// --sustain runs one more phase per --refresh-rate after the others, over
+// every mesh registered so far: refreshes at that rate (round robin over the
+// meshes, signed before the phase starts: colonies sign on their own
+// machines) while bench/discovery/load.ts (autocannon, its own process) looks
+// colonies up at --lookup-rate, for that many seconds. Before the first one,
+// lookups alone run long enough to ask for every mesh once (the steady state
+// of a discovery that serves lookups all the time). Each prints the rates reached, refresh
+// and lookup latency (autocannon corrects for coordinated omission), CPU and
+// RSS per process, and every failed request or storage error line the server
+// logged (SQLITE_*, "storage"): issue 26's targets are 2,000 refreshes/s for
+// 60 s with 5,000 lookups/s at p99 < 20 ms, and no storage errors.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, readFile, readdir, readlink, rm, writeFile } from "node:fs/promises";
@@ -21,6 +36,7 @@ import { parseArgs } from "node:util";
 import { sleep } from "@coral/common/async";
 import { freePort } from "../../tests/helpers/ports.ts";
 import { colonyFieldsJson, generateIdentityKey, sign, toBase64, type ColonyRegistrationFields, type IdentityKey } from "@coral/proto";
+import type { LoadConfig, LoadResult } from "./types.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const { values: args } = parseArgs({
@@ -29,6 +45,12 @@ const { values: args } = parseArgs({
     concurrency: { type: "string", default: "1,8,32,128" },
     shards: { type: "string", default: "1" },
     refreshes: { type: "string", default: "1" },
+    "mesh-buckets": { type: "string" },
+    "worker-bundle": { type: "string" },
+    sustain: { type: "string", default: "0" },
+    "refresh-rate": { type: "string", default: "2000" },
+    "lookup-rate": { type: "string", default: "5000" },
+    "lookup-connections": { type: "string", default: "50" },
     "server-node-flags": { type: "string", default: "" },
     json: { type: "string" },
     // sample workerd's thread states (costs this process CPU; off for clean rates)
@@ -267,6 +289,163 @@ async function phase(
   };
 }
 
+// ------------------------------------------------------- sustained phase
+
+interface Sustained {
+  seconds: number;
+  meshes: number;
+  refresh: { asked: number; perSecond: number; done: number; failed: Record<string, number>; p50Ms: number; p99Ms: number; maxMs: number };
+  lookup: { asked: number } & Omit<LoadResult, "mode" | "connections">;
+  cores: { front: number; workerd: number; client: number };
+  rssMiB: { front: number; workerd: number };
+  openSqliteFiles: number;
+  /** The front's answer cache during the phase: lookups it answered itself, and those it asked workerd for. */
+  answerCache: { hits: number; misses: number };
+}
+
+/** Runs bench/discovery/load.ts (autocannon in its own process); resolves at its "start" event with its result to come. */
+async function startLookups(config: LoadConfig, scratch: string): Promise<{ result: Promise<LoadResult> }> {
+  const path = join(scratch, "lookups.json");
+  await writeFile(path, JSON.stringify(config));
+  const load = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "bench/discovery/load.ts"), path], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  load.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  let buffered = "";
+  let onStart: () => void = () => undefined;
+  const started = new Promise<void>((done) => (onStart = done));
+  let result: LoadResult | undefined;
+  load.stdout.on("data", (chunk: Buffer) => {
+    buffered += chunk.toString();
+    for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+      const message = JSON.parse(buffered.slice(0, nl)) as { event: string } & LoadResult;
+      buffered = buffered.slice(nl + 1);
+      if (message.event === "start") onStart();
+      if (message.event === "result") result = message;
+    }
+  });
+  const exited = once(load, "exit").then(([code]) => {
+    if (code !== 0 || !result) throw new Error(`load generator failed (exit ${code}):\n${stderr}`);
+    return result;
+  });
+  await Promise.race([started, exited]);
+  return { result: exited };
+}
+
+async function sustained(
+  port: number,
+  serverPid: number,
+  workerdPids: number[],
+  key: IdentityKey,
+  meshes: ColonyRegistrationFields[],
+  scratch: string,
+  rate: number,
+  warmupSeconds: number,
+): Promise<Sustained> {
+  const seconds = Number(args.sustain);
+  const lookupRate = Number(args["lookup-rate"]);
+  const total = Math.ceil(seconds * rate * 1.02);
+  process.stdout.write(`sustained: signing ${total} refreshes ahead of the phase … `);
+  const signStarted = performance.now();
+  const bodies: string[] = [];
+  for (let i = 0; i < total; i++) {
+    const f = meshes[i % meshes.length]!;
+    const sig = await sign("colony-registration", colonyFieldsJson(f), key);
+    bodies.push(JSON.stringify({ ...f, signature: { identityPubkey: sig.identityPubkey, signedAtMs: sig.signedAtMs.toString(), signature: sig.signature } }));
+  }
+  console.log(`${((performance.now() - signStarted) / 1000).toFixed(1)} s`);
+  console.log(
+    `sustained: ${warmupSeconds ? `${warmupSeconds} s of lookups alone, then ` : ""}${seconds} s of ${rate} refreshes/s over ${meshes.length} meshes, ${lookupRate} lookups/s …`,
+  );
+  const lookups = await startLookups(
+    {
+      url: `http://127.0.0.1:${port}`,
+      mode: "connect",
+      meshIds: meshes.map((m) => m.meshId),
+      connections: Number(args["lookup-connections"]),
+      durationSeconds: seconds,
+      warmupSeconds,
+      overallRate: lookupRate,
+    },
+    scratch,
+  );
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const cacheBefore = await answerCacheStats();
+  const before = await cpuTicks(serverPid);
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  const latencies: number[] = [];
+  const failed: Record<string, number> = {};
+  let issued = 0;
+  let inFlight = 0;
+  const inFlightCap = 512;
+  const pending = new Set<Promise<void>>();
+  while (performance.now() - started < seconds * 1000) {
+    const due = Math.min(bodies.length, Math.floor(((performance.now() - started) / 1000) * rate));
+    while (issued < due && inFlight < inFlightCap) {
+      const body = bodies[issued++]!;
+      const t0 = performance.now();
+      inFlight++;
+      const request: Promise<void> = post(agent, port, body)
+        .then(
+          (res) => {
+            if (res.status === 200) latencies.push(performance.now() - t0);
+            else failed[`HTTP ${res.status} ${res.text.slice(0, 120)}`] = (failed[`HTTP ${res.status} ${res.text.slice(0, 120)}`] ?? 0) + 1;
+          },
+          (err: Error) => void (failed[err.message] = (failed[err.message] ?? 0) + 1),
+        )
+        .finally(() => {
+          inFlight--;
+          pending.delete(request);
+        });
+      pending.add(request);
+    }
+    await sleep(2);
+  }
+  const elapsed = (performance.now() - started) / 1000;
+  await Promise.all(pending);
+  const cpu = process.cpuUsage(cpuBefore);
+  const after = await cpuTicks(serverPid);
+  agent.destroy();
+  const cacheAfter = await answerCacheStats();
+  const lookup = await lookups.result;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)] ?? 0;
+  const { mode: _mode, connections: _connections, ...lookupFigures } = lookup;
+  return {
+    seconds: elapsed,
+    meshes: meshes.length,
+    refresh: { asked: rate, perSecond: latencies.length / elapsed, done: latencies.length, failed, p50Ms: pct(50), p99Ms: pct(99), maxMs: latencies.at(-1) ?? 0 },
+    lookup: { asked: lookupRate, ...lookupFigures },
+    cores: {
+      front: (after.front - before.front) / 100 / elapsed,
+      workerd: (after.workerd - before.workerd) / 100 / elapsed,
+      client: (cpu.user + cpu.system) / 1e6 / elapsed,
+    },
+    rssMiB: { front: await rssMiB([serverPid]), workerd: await rssMiB(workerdPids) },
+    openSqliteFiles: await openSqliteFiles(workerdPids),
+    answerCache: { hits: (cacheAfter.hits ?? 0) - (cacheBefore.hits ?? 0), misses: (cacheAfter.misses ?? 0) - (cacheBefore.misses ?? 0) },
+  };
+}
+
+function printSustained(m: Sustained): void {
+  const r = m.refresh;
+  const l = m.lookup;
+  console.log(
+    `sustained ${m.seconds.toFixed(0)} s over ${m.meshes} meshes: refreshes ${r.perSecond.toFixed(0)}/s of ${r.asked} asked (p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms, ` +
+      `max ${r.maxMs.toFixed(0)} ms, ${Object.values(r.failed).reduce((a, b) => a + b, 0)} failed)`,
+  );
+  console.log(
+    `          lookups ${l.requestsPerSecond.toFixed(0)}/s of ${l.asked} asked (p50 ${l.latencyMs.p50} ms, p99 ${l.latencyMs.p99} ms, max ${l.latencyMs.max} ms, ` +
+      `${l.non2xx} non-2xx, ${l.errors} errors, ${l.timeouts} timeouts)`,
+  );
+  console.log(
+    `          cores front ${m.cores.front.toFixed(2)} workerd ${m.cores.workerd.toFixed(2)} refresh client ${m.cores.client.toFixed(2)}; ` +
+      `RSS front ${m.rssMiB.front} MiB, workerd ${m.rssMiB.workerd} MiB; ${m.openSqliteFiles} open .sqlite files; ` +
+      `front answer cache ${m.answerCache.hits} hits, ${m.answerCache.misses} misses`,
+  );
+  if (Object.keys(r.failed).length) console.log(`          failed refreshes: ${JSON.stringify(r.failed)}`);
+}
+
 // ------------------------------------------------------------------ main
 
 const scratch = await mkdtemp(join(tmpdir(), "coral-bench-registrations-"));
@@ -281,9 +460,36 @@ const child = spawn(
     "tsx",
     join(repoRoot, "bench/discovery/serve-source.ts"),
     ...["--port", String(port), "--data-dir", join(scratch, "data"), "--ttl", "3600", "--shards", String(shards)],
+    ...(args["mesh-buckets"] === undefined ? [] : ["--mesh-buckets", args["mesh-buckets"]]),
+    ...(args["worker-bundle"] === undefined ? [] : ["--worker-bundle", resolve(args["worker-bundle"])]),
   ],
-  { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit"] },
+  { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] },
 );
+/** Lines the server logged about storage (SQLITE_NOMEM and friends), by text. */
+const storageErrors = new Map<string, number>();
+/** The front's answer-cache counters, as serve-source.ts prints them on SIGUSR2. */
+let answerCache: Record<string, number> = {};
+async function answerCacheStats(): Promise<Record<string, number>> {
+  const before = answerCache;
+  child.kill("SIGUSR2");
+  for (let i = 0; i < 100 && answerCache === before; i++) await sleep(10);
+  return answerCache;
+}
+for (const stream of [child.stdout!, child.stderr!]) {
+  let partial = "";
+  stream.on("data", (chunk: Buffer) => {
+    if (!chunk.toString().startsWith("answer-cache ")) process.stderr.write(chunk);
+    partial += chunk.toString();
+    const lines = partial.split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines)
+      if (line.startsWith("answer-cache ")) answerCache = (JSON.parse(line.slice("answer-cache ".length)) as Record<string, number> | null) ?? {};
+      else if (/SQLITE_|storage|database/i.test(line)) {
+        const key = line.replace(/\s+/g, " ").slice(0, 160);
+        storageErrors.set(key, (storageErrors.get(key) ?? 0) + 1);
+      }
+  });
+}
 const results: Phase[] = [];
 try {
   for (let i = 0; ; i++) {
@@ -297,8 +503,10 @@ try {
   console.log(`server pid ${child.pid}, ${shards} shard(s), workerd pids ${workerdPids.join(",")}`);
   const key = await generateIdentityKey();
   const tag = Date.now().toString(36);
+  const registered: ColonyRegistrationFields[] = [];
   for (const c of levels) {
     const fields = Array.from({ length: meshesPerPhase }, (_, i) => fieldsFor(`reg-${tag}-c${c}-${i}`));
+    registered.push(...fields);
     const rows = [await phase("first", port, child.pid!, workerdPids, key, fields, c)];
     for (let r = 0; r < refreshRounds; r++) rows.push(await phase("refresh", port, child.pid!, workerdPids, key, fields, c));
     for (const row of rows) {
@@ -312,11 +520,29 @@ try {
       if (args["sample-threads"]) console.log(`          workerd threads (non-sleeping samples of ${row.workerdThreads.samples}): ${JSON.stringify(row.workerdThreads.states)}`);
     }
   }
+  const mixed: Sustained[] = [];
+  if (Number(args.sustain) > 0)
+    for (const rate of (args["refresh-rate"] ?? "").split(",").map(Number)) {
+      const warmup = mixed.length === 0 ? Math.ceil(registered.length / Number(args["lookup-rate"])) + 2 : 0;
+      mixed.push(await sustained(port, child.pid!, workerdPids, key, registered, scratch, rate, warmup));
+      printSustained(mixed.at(-1)!);
+    }
   for (let waited = 0; waited < Number(args.hold); waited += 5) {
     console.log(`+${waited}s idle: ${await openSqliteFiles(workerdPids)} open .sqlite files, workerd RSS ${await rssMiB(workerdPids)} MiB`);
     await sleep(5000);
   }
-  if (args.json) await writeFile(args.json, JSON.stringify({ shards, meshesPerPhase, results }, null, 2) + "\n");
+  const memory = { frontRssMiB: await rssMiB([child.pid!]), workerdRssMiB: await rssMiB(workerdPids), meshes: registered.length };
+  console.log(`end: ${memory.meshes} meshes registered; RSS front ${memory.frontRssMiB} MiB, workerd ${memory.workerdRssMiB} MiB (all shards)`);
+  console.log(`storage error lines logged by the server: ${storageErrors.size === 0 ? "none" : JSON.stringify(Object.fromEntries(storageErrors))}`);
+  if (args.json)
+    await writeFile(
+      args.json,
+      JSON.stringify(
+        { shards, meshBuckets: args["mesh-buckets"], workerBundle: args["worker-bundle"], meshesPerPhase, results, sustained: mixed, memory, storageErrors: Object.fromEntries(storageErrors) },
+        null,
+        2,
+      ) + "\n",
+    );
 } finally {
   child.kill("SIGTERM");
   await Promise.race([once(child, "exit"), sleep(10_000)]);

@@ -2,8 +2,10 @@
 // --conditions=coral-source, so @coral/discovery-worker resolves to src/, not
 // dist/), for benchmarks of uncommitted worker changes:
 //   node --conditions=coral-source --import tsx bench/discovery/serve-source.ts
-//     --port 8080 --data-dir <dir> [--ttl 3600] [--shards 1]
+//     --port 8080 --data-dir <dir> [--ttl 3600] [--shards 1] [--mesh-buckets N]
+//     [--worker-bundle <file>: run this worker build instead, e.g. one bundled from an older commit]
 // Registration rate limit off, warnings and errors logged.
+import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { createLogger, startDiscoveryServer } from "@coral/discovery-worker";
 
@@ -13,6 +15,8 @@ const { values: args } = parseArgs({
     "data-dir": { type: "string" },
     ttl: { type: "string", default: "3600" },
     shards: { type: "string", default: "1" },
+    "mesh-buckets": { type: "string" },
+    "worker-bundle": { type: "string" },
   },
 });
 if (!args["data-dir"]) throw new Error("--data-dir is required");
@@ -24,8 +28,12 @@ const server = await startDiscoveryServer({
   cleanupIntervalSeconds: 60,
   rateLimitPerMinute: 0,
   shards: Number(args.shards),
+  meshBuckets: args["mesh-buckets"] === undefined ? undefined : Number(args["mesh-buckets"]),
+  workerScript: args["worker-bundle"] === undefined ? undefined : await readFile(args["worker-bundle"], "utf8"),
   logger: createLogger({ level: "warn", format: "console" }),
 });
+// SIGUSR2 prints the front's answer-cache counters (registrations.ts reads them around each phase).
+process.on("SIGUSR2", () => console.log(`answer-cache ${JSON.stringify(server.answerCacheStats() ?? null)}`));
 const stop = () => void server.close().then(() => process.exit(0));
 process.once("SIGINT", stop);
 process.once("SIGTERM", stop);

@@ -19,6 +19,13 @@ declare global {
     REGISTER_RATE_PER_MINUTE?: string;
     /** Seconds an isolate may reuse a lookup answer (default 1; 0 turns the cache off; self-hosted sets the TTL, see server.ts). */
     LOOKUP_CACHE_SECONDS?: string;
+    /**
+     * Durable Objects meshes are hashed into (`bucket:<n>`), from 0 to 4096.
+     * Default 0: one object per mesh, as hosted on Cloudflare; self-hosted
+     * sets it per data dir (see shards.ts), since one SQLite database per mesh
+     * is what limits registrations in workerd.
+     */
+    MESH_BUCKETS?: string;
     VERSION?: string;
     /** Set by the self-hosted server so Health reports the process's uptime. */
     STARTED_AT_MS?: string;

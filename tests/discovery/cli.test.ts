@@ -28,6 +28,8 @@ describe("coral-discovery command line", () => {
     [["--cleanup-interval", "-1"], /--cleanup-interval must be a whole number/],
     [["--log-level", "loud"], /Allowed choices are debug, info, warn, error/],
     [["--shards", "0"], /--shards must be a whole number from 1/],
+    [["--mesh-buckets", "lots"], /--mesh-buckets must be a whole number from 0 to 4096/],
+    [["--mesh-buckets", "4097"], /--mesh-buckets must be a whole number from 0 to 4096/],
     [["--bogus"], /unknown option '--bogus'/],
   ])("refuses %j as a usage error (exit 2)", async (args, message) => {
     const { code, output } = await run(args);

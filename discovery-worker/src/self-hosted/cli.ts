@@ -3,8 +3,8 @@ import { availableParallelism } from "node:os";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { generateSigningJwk } from "./keys.ts";
 import { createLogger, logLevels, type LogLevel } from "@coral/common/log";
-import { discoveryVersion, startDiscoveryServer } from "./server.ts";
-import { maxShards, ShardCountError } from "./shards.ts";
+import { defaultMeshBuckets, discoveryVersion, startDiscoveryServer } from "./server.ts";
+import { maxMeshBuckets, maxShards, MeshBucketsError, ShardCountError } from "./shards.ts";
 
 function integer(name: string, min: number, max: number) {
   return (value: string): number => {
@@ -33,6 +33,12 @@ export function discoveryCli(): Command {
       integer("--shards", 1, maxShards),
     )
     .option(
+      "--mesh-buckets <n>",
+      `Durable Objects per shard that meshes share (0: one per mesh, as hosted; default ${defaultMeshBuckets} for a new data dir; ` +
+        "an existing data dir keeps its count, one per mesh if it predates buckets)",
+      integer("--mesh-buckets", 0, maxMeshBuckets),
+    )
+    .option(
       "--answer-cache <entries>",
       "lookup answers the front keeps and serves until a registration of their mesh or their expiry (0: off)",
       integer("--answer-cache", 0, 10_000_000),
@@ -52,6 +58,7 @@ export function discoveryCli(): Command {
       rateLimit: number;
       pinGrace: number;
       shards?: number;
+      meshBuckets?: number;
       answerCache: number;
       logLevel: LogLevel;
       logFormat: "console" | "json";
@@ -68,11 +75,12 @@ export function discoveryCli(): Command {
         pinGraceSeconds: opts.pinGrace,
         shards: opts.shards,
         defaultShards: Math.max(1, availableParallelism()),
+        meshBuckets: opts.meshBuckets,
         answerCacheEntries: opts.answerCache,
         signingKey: process.env.CORAL_DISCOVERY_SIGNING_KEY || undefined,
         logger: log,
       }).catch((err: NodeJS.ErrnoException) => {
-        if (err instanceof ShardCountError) {
+        if (err instanceof ShardCountError || err instanceof MeshBucketsError) {
           log.error(err.message);
           process.exit(2);
         }
@@ -83,7 +91,7 @@ export function discoveryCli(): Command {
         log.error(`failed to start: ${err instanceof Error ? err.message : String(err)}`);
         process.exit(1);
       });
-      log.info({ addr: `${opts.host === "0.0.0.0" ? "" : opts.host}:${server.port}`, data_dir: opts.dataDir, shards: server.shards }, "Discovery service listening");
+      log.info({ addr: `${opts.host === "0.0.0.0" ? "" : opts.host}:${server.port}`, data_dir: opts.dataDir, shards: server.shards, mesh_buckets: server.meshBuckets }, "Discovery service listening");
       const stop = async (signal: string) => {
         const cache = server.answerCacheStats();
         const cacheFields = cache && { cache_hits: cache.hits, cache_misses: cache.misses, cache_entries: cache.entries };

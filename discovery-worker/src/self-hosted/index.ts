@@ -1,5 +1,5 @@
-export { startDiscoveryServer, discoveryVersion, type DiscoveryServer, type DiscoveryServerOptions } from "./server.ts";
+export { startDiscoveryServer, discoveryVersion, defaultMeshBuckets, type DiscoveryServer, type DiscoveryServerOptions } from "./server.ts";
 export type { AnswerCacheStats } from "./answer-cache.ts";
 export { bundleWorker } from "./bundle.ts";
 export { createLogger, type LogLevel } from "@coral/common/log";
-export { shardOf, shardStorageDir, ShardCountError } from "./shards.ts";
+export { meshBucketOf, shardOf, shardStorageDir, MeshBucketsError, ShardCountError } from "./shards.ts";

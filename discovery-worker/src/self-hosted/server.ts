@@ -26,9 +26,19 @@ import { FrontRateLimiter } from "./front-rate-limit.ts";
 import { encodeHealth, parseHealth, sumHealth, type HealthEncoding } from "./health.ts";
 import { loadOrCreateSigningJwk } from "./keys.ts";
 import { bodyFormat, canonicalTarget, connectMethod, isLookup, isRegistration, meshIdFromBody, meshIdFromQuery, restTarget } from "./route-key.ts";
-import { resolveShardCount, shardOf, shardStorageDir } from "./shards.ts";
+import { resolveLayout, shardOf, shardStorageDir } from "./shards.ts";
 
 export const discoveryVersion = "0.1.0";
+
+/**
+ * Mesh buckets per shard of a new data dir. Fewer buckets means more requests
+ * reach the same object together and share a commit: at 32 in flight over 2
+ * shards, first registrations ran at ~1,700/s with 1 bucket, ~1,400/s with 4,
+ * ~1,050/s with 16 and ~990/s with 64 (bench/BENCHMARKS.md, issue 26). 4
+ * keeps most of that while no one object gets very large (100,000 meshes
+ * over 2 shards are 12,500 per bucket, loaded in one go when it starts).
+ */
+export const defaultMeshBuckets = 4;
 
 export interface DiscoveryServerOptions {
   port: number;
@@ -48,6 +58,15 @@ export interface DiscoveryServerOptions {
   shards?: number;
   /** Shard count for a new data dir when `shards` is not given (default 1). */
   defaultShards?: number;
+  /**
+   * Durable Objects per shard that meshes are hashed into (0: one object per
+   * mesh, the hosted layout). A new data dir takes this or defaultMeshBuckets;
+   * an existing one keeps its count (one per mesh if it predates buckets), and
+   * asking for another one is refused.
+   */
+  meshBuckets?: number;
+  /** The worker bundle to run; default: the built one. Benchmarks pass an older build to compare. */
+  workerScript?: string;
   /** Private JWK; default: read or create `<dataDir>/bootstrap-signing-key.jwk`. */
   signingKey?: string;
   /** Lookup answers the front keeps (see answer-cache.ts); 0 turns the cache off. Default 100,000. */
@@ -59,6 +78,8 @@ export interface DiscoveryServer extends AsyncDisposable {
   url: string;
   port: number;
   shards: number;
+  /** Durable Objects per shard that meshes share; 0: one per mesh. */
+  meshBuckets: number;
   /** Counters of the front's answer cache; undefined when it is off. */
   answerCacheStats(): AnswerCacheStats | undefined;
   close(): Promise<void>;
@@ -109,9 +130,14 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
   const dataDir = resolve(options.dataDir);
   const host = options.host ?? "127.0.0.1";
   const log = options.logger;
-  const shardCount = await resolveShardCount(dataDir, options.shards, options.defaultShards ?? 1);
+  const layout = await resolveLayout(
+    dataDir,
+    { shards: options.shards, meshBuckets: options.meshBuckets },
+    { shards: options.defaultShards ?? 1, meshBuckets: defaultMeshBuckets },
+  );
+  const shardCount = layout.shards;
   const signingKey = options.signingKey ?? (await loadOrCreateSigningJwk(join(dataDir, "bootstrap-signing-key.jwk")));
-  const script = await bundleWorker();
+  const script = options.workerScript ?? (await bundleWorker());
   const startedAtMs = Date.now();
   // New on every start: only this front can reach its shards.
   const frontSecret = randomBytes(32).toString("hex");
@@ -150,6 +176,9 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
         // wake a mesh's object, which lets idle objects be evicted and their
         // SQLite memory freed.
         LOOKUP_CACHE_SECONDS: String(options.ttlSeconds ?? 300),
+        // Meshes share this many objects per shard: a new mesh is rows in an
+        // open database, not a new database (see shards.ts).
+        MESH_BUCKETS: String(layout.meshBuckets),
         VERSION: discoveryVersion,
         STARTED_AT_MS: String(startedAtMs),
         BOOTSTRAP_SIGNING_KEY: signingKey,
@@ -430,6 +459,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     url: `http://${urlHost}:${port}`,
     port,
     shards: shards.length,
+    meshBuckets: layout.meshBuckets,
     answerCacheStats: () => (answers ? { ...answers.stats, entries: answers.size } : undefined),
     close,
     [Symbol.asyncDispose]: close,

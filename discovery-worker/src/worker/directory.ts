@@ -1,5 +1,7 @@
-// The directory keeps, per mesh, how many live registrations it holds, so
-// Health can answer without visiting every mesh. Reports carry absolute counts,
+// The directory keeps, per mesh object, how many live registrations it holds,
+// so Health can answer without visiting every mesh. A reporter is a mesh (one
+// object per mesh) or a bucket of meshes (`bucket:<n>`, its meshes summed);
+// the column keeps its old name, mesh_id. Reports carry absolute counts,
 // which makes them idempotent: a retried alarm can report twice harmlessly.
 import { DurableObject } from "cloudflare:workers";
 
@@ -27,16 +29,17 @@ export class Directory extends DurableObject<DiscoveryEnv> {
     });
   }
 
-  report(meshId: string, colonies: number, agents: number): void {
+  /** `reporter`: the name of the object that holds the registrations (a mesh id, or `bucket:<n>`). */
+  report(reporter: string, colonies: number, agents: number): void {
     if (colonies === 0 && agents === 0) {
-      this.counts.delete(meshId);
-      this.ctx.storage.sql.exec("DELETE FROM mesh_counts WHERE mesh_id = ?", meshId);
+      this.counts.delete(reporter);
+      this.ctx.storage.sql.exec("DELETE FROM mesh_counts WHERE mesh_id = ?", reporter);
       return;
     }
-    this.counts.set(meshId, { colonies, agents });
+    this.counts.set(reporter, { colonies, agents });
     this.ctx.storage.sql.exec(
       "INSERT INTO mesh_counts (mesh_id, colonies, agents) VALUES (?, ?, ?) ON CONFLICT(mesh_id) DO UPDATE SET colonies = excluded.colonies, agents = excluded.agents",
-      meshId,
+      reporter,
       colonies,
       agents,
     );

@@ -21,6 +21,7 @@ import { issueBootstrapToken, verifyBootstrapToken } from "./bootstrap.ts";
 import { readConfig } from "./config.ts";
 import type { AgentRecord, ColonyRecord, RegisterOutcome, Stored } from "./mesh-registry.ts";
 import { LookupCache } from "./lookup-cache.ts";
+import { meshObjectName } from "./mesh-hash.ts";
 import { unwrap } from "./result.ts";
 
 export interface CallContext {
@@ -46,8 +47,17 @@ function validated<T>(check: () => T): T {
   }
 }
 
+/** Ids of the bucket objects, by name (ids, unlike stubs, outlive a request; there are at most MESH_BUCKETS). */
+const bucketIds = new Map<string, DurableObjectId>();
+
+/** The Durable Object that holds the mesh: its own, or its bucket's (MESH_BUCKETS, see mesh-hash.ts). */
 function mesh(env: DiscoveryEnv, meshId: string) {
-  return env.MESHES.get(env.MESHES.idFromName(meshId));
+  const buckets = readConfig(env).meshBuckets;
+  if (buckets === 0) return env.MESHES.get(env.MESHES.idFromName(meshId));
+  const name = meshObjectName(meshId, buckets);
+  let id = bucketIds.get(name);
+  if (!id) bucketIds.set(name, (id = env.MESHES.idFromName(name)));
+  return env.MESHES.get(id);
 }
 
 async function enforceRateLimit(call: CallContext): Promise<void> {
@@ -165,7 +175,7 @@ export const discoveryOps = {
 
   async lookupColony(call: CallContext, req: pb.LookupColonyRequest): Promise<pb.LookupColonyResponse> {
     validated(() => checkMeshId(req.meshId));
-    const stored = await cachedLookup(caches(call.env).colonies, req.meshId, () => mesh(call.env, req.meshId).lookupColony());
+    const stored = await cachedLookup(caches(call.env).colonies, req.meshId, () => mesh(call.env, req.meshId).lookupColony(req.meshId));
     if (!stored) throw new ConnectError(`colony not found: ${req.meshId}`, Code.NotFound);
     return colonyAnswer(stored);
   },
@@ -190,7 +200,7 @@ export const discoveryOps = {
       checkAgentId(req.agentId);
     });
     const key = `${req.meshId}/${req.agentId}`;
-    const stored = await cachedLookup(caches(call.env).agents, key, () => mesh(call.env, req.meshId).lookupAgent(req.agentId));
+    const stored = await cachedLookup(caches(call.env).agents, key, () => mesh(call.env, req.meshId).lookupAgent(req.meshId, req.agentId));
     if (!stored) throw new ConnectError(`agent not found: ${req.agentId} in mesh ${req.meshId}`, Code.NotFound);
     return agentAnswer(stored);
   },
@@ -221,7 +231,7 @@ export const discoveryOps = {
     if (!req.token) throw new ConnectError("token: is required", Code.InvalidArgument);
     if (req.token.length > 4096) throw new ConnectError("token: is longer than any bootstrap token", Code.InvalidArgument);
     const claims = await verifyBootstrapToken(call.env, req.token);
-    unwrap(await mesh(call.env, claims.meshId).redeemToken(claims.jti, claims.expiresAtMs));
+    unwrap(await mesh(call.env, claims.meshId).redeemToken(claims.meshId, claims.jti, claims.expiresAtMs));
     return create(pb.RedeemBootstrapTokenResponseSchema, {
       meshId: claims.meshId,
       agentId: claims.agentId,
