@@ -10,7 +10,7 @@
 //   node --conditions=coral-source --import tsx bench/discovery/registrations.ts
 //     [--meshes 2000] [--concurrency 1,8,32,128] [--shards 1] [--refreshes 1]
 //     [--mesh-buckets N (coral-discovery's; 0: one Durable Object per mesh)]
-//     [--worker-bundle <file> (an older worker build to compare with)]
+//     [--worker-bundle <file> (an older worker build to compare with)] [--answer-cache <entries> (coral-discovery's)]
 //     [--sustain 60 --refresh-rate 1000,2000 --lookup-rate 5000 (the mixed phases, below)]
 //     [--server-node-flags "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--json out.json]
 //
@@ -47,6 +47,7 @@ const { values: args } = parseArgs({
     refreshes: { type: "string", default: "1" },
     "mesh-buckets": { type: "string" },
     "worker-bundle": { type: "string" },
+    "answer-cache": { type: "string" },
     sustain: { type: "string", default: "0" },
     "refresh-rate": { type: "string", default: "2000" },
     "lookup-rate": { type: "string", default: "5000" },
@@ -462,6 +463,7 @@ const child = spawn(
     ...["--port", String(port), "--data-dir", join(scratch, "data"), "--ttl", "3600", "--shards", String(shards)],
     ...(args["mesh-buckets"] === undefined ? [] : ["--mesh-buckets", args["mesh-buckets"]]),
     ...(args["worker-bundle"] === undefined ? [] : ["--worker-bundle", resolve(args["worker-bundle"])]),
+    ...(args["answer-cache"] === undefined ? [] : ["--answer-cache", args["answer-cache"]]),
   ],
   { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] },
 );

@@ -4,6 +4,7 @@
 //   node --conditions=coral-source --import tsx bench/discovery/serve-source.ts
 //     --port 8080 --data-dir <dir> [--ttl 3600] [--shards 1] [--mesh-buckets N]
 //     [--worker-bundle <file>: run this worker build instead, e.g. one bundled from an older commit]
+//     [--answer-cache <entries>: coral-discovery's --answer-cache]
 // Registration rate limit off, warnings and errors logged.
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
@@ -17,6 +18,7 @@ const { values: args } = parseArgs({
     shards: { type: "string", default: "1" },
     "mesh-buckets": { type: "string" },
     "worker-bundle": { type: "string" },
+    "answer-cache": { type: "string" },
   },
 });
 if (!args["data-dir"]) throw new Error("--data-dir is required");
@@ -30,6 +32,7 @@ const server = await startDiscoveryServer({
   shards: Number(args.shards),
   meshBuckets: args["mesh-buckets"] === undefined ? undefined : Number(args["mesh-buckets"]),
   workerScript: args["worker-bundle"] === undefined ? undefined : await readFile(args["worker-bundle"], "utf8"),
+  answerCacheEntries: args["answer-cache"] === undefined ? undefined : Number(args["answer-cache"]),
   logger: createLogger({ level: "warn", format: "console" }),
 });
 // SIGUSR2 prints the front's answer-cache counters (registrations.ts reads them around each phase).
