@@ -243,15 +243,20 @@ export class ContinuousProfiler {
 
   private pause(ms: number): Promise<void> {
     if (this.closed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        resolve();
-      }
-      this.wake = done;
-    });
+    return wakeableDelay(ms, (wake) => (this.wake = wake));
   }
+}
+
+/** Resolves after `ms`, or at once when the wake function handed to `onWake` is called (a close). */
+export function wakeableDelay(ms: number, onWake: (wake: () => void) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      resolve();
+    }
+    onWake(done);
+  });
 }
 
 /**

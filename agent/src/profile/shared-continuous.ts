@@ -10,7 +10,7 @@
 // last view to close stops it. Where eBPF cannot run, every view says so.
 import { backoffMs } from "@coral/common/async";
 import { processSet } from "../observe/process-tree.ts";
-import { continuousSettings, topStacks, type ContinuousProfilerOptions, type ContinuousState, type ContinuousStatus, type ProfileWindowData } from "./continuous.ts";
+import { continuousSettings, topStacks, wakeableDelay, type ContinuousProfilerOptions, type ContinuousState, type ContinuousStatus, type ProfileWindowData } from "./continuous.ts";
 import type { RawStack, StackDump } from "./dump.ts";
 import { ProfileError } from "./errors.ts";
 import { continuousProfileProgram } from "./program.ts";
@@ -304,14 +304,7 @@ export class SharedContinuousProfiler {
 
   private pause(ms: number): Promise<void> {
     if (this.closed || this.active().length === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        resolve();
-      }
-      this.wake = done;
-    });
+    return wakeableDelay(ms, (wake) => (this.wake = wake));
   }
 }
 
