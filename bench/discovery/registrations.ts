@@ -37,6 +37,7 @@ import { sleep } from "@coral/common/async";
 import { freePort } from "../../tests/helpers/ports.ts";
 import { colonyFieldsJson, generateIdentityKey, sign, toBase64, type ColonyRegistrationFields, type IdentityKey } from "@coral/proto";
 import type { LoadConfig, LoadResult } from "./types.ts";
+import { processTree } from "./proc.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const { values: args } = parseArgs({
@@ -72,45 +73,12 @@ const refreshRounds = Number(args.refreshes);
 
 // ------------------------------------------------------------ /proc figures
 
-interface Proc {
-  pid: number;
-  ppid: number;
-  comm: string;
-  ticks: number;
-}
-async function proc(pid: number): Promise<Proc | undefined> {
-  try {
-    const s = await readFile(`/proc/${pid}/stat`, "utf8");
-    const close = s.lastIndexOf(")");
-    const rest = s.slice(close + 2).split(" ");
-    return { pid, ppid: Number(rest[1]), comm: s.slice(s.indexOf("(") + 1, close), ticks: Number(rest[11]) + Number(rest[12]) };
-  } catch {
-    return undefined;
-  }
-}
-async function tree(root: number): Promise<Proc[]> {
-  const all = (await Promise.all((await readdir("/proc")).filter((e) => /^\d+$/.test(e)).map((e) => proc(Number(e))))).filter(
-    (p): p is Proc => !!p,
-  );
-  const out: Proc[] = [];
-  const want = new Set([root]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const p of all)
-      if ((p.pid === root || want.has(p.ppid)) && !out.includes(p)) {
-        out.push(p);
-        want.add(p.pid);
-        grew = true;
-      }
-  }
-  return out;
-}
 async function cpuTicks(root: number) {
   let front = 0;
   let workerd = 0;
-  for (const p of await tree(root)) {
-    if (p.comm.startsWith("workerd")) workerd += p.ticks;
-    else front += p.ticks;
+  for (const p of await processTree(root)) {
+    if (p.comm.startsWith("workerd")) workerd += p.cpuTicks;
+    else front += p.cpuTicks;
   }
   return { front, workerd };
 }
@@ -501,7 +469,7 @@ try {
     if (i > 600) throw new Error("server did not answer /health");
     await sleep(100);
   }
-  const workerdPids = (await tree(child.pid!)).filter((p) => p.comm.startsWith("workerd")).map((p) => p.pid);
+  const workerdPids = (await processTree(child.pid!)).filter((p) => p.comm.startsWith("workerd")).map((p) => p.pid);
   console.log(`server pid ${child.pid}, ${shards} shard(s), workerd pids ${workerdPids.join(",")}`);
   const key = await generateIdentityKey();
   const tag = Date.now().toString(36);

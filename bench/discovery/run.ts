@@ -30,6 +30,7 @@ import { PollTimeoutError, backoffMs, pollUntil, sleep } from "@coral/common/asy
 import { colonyFieldsJson, generateIdentityKey, sign, toBase64, type ColonyRegistrationFields, type IdentityKey } from "@coral/proto";
 import type { LoadConfig, LoadResult } from "./types.ts";
 import { freePort } from "../../tests/helpers/ports.ts";
+import { procInfo, processTree } from "./proc.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const loadScript = join(repoRoot, "bench/discovery/load.ts");
@@ -83,51 +84,6 @@ if (options.meshCounts.length === 0 || options.meshCounts[0] === 0) throw new Er
 
 const clockTicks = 100; // USER_HZ; 100 on every Linux this runs on
 
-interface ProcInfo {
-  pid: number;
-  ppid: number;
-  comm: string;
-  cpuTicks: number;
-}
-
-async function procInfo(pid: number): Promise<ProcInfo | undefined> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    const close = stat.lastIndexOf(")");
-    const comm = stat.slice(stat.indexOf("(") + 1, close);
-    const rest = stat.slice(close + 2).split(" ");
-    return { pid, ppid: Number(rest[1]), comm, cpuTicks: Number(rest[11]) + Number(rest[12]) };
-  } catch {
-    return undefined;
-  }
-}
-
-/** The process and all its descendants, from /proc (Linux only; empty elsewhere). */
-async function processTree(rootPid: number): Promise<ProcInfo[]> {
-  let entries: string[];
-  try {
-    entries = await readdir("/proc");
-  } catch {
-    return [];
-  }
-  const all = (await Promise.all(entries.filter((e) => /^\d+$/.test(e)).map((e) => procInfo(Number(e))))).filter(
-    (p): p is ProcInfo => p !== undefined,
-  );
-  const tree: ProcInfo[] = [];
-  const wanted = new Set([rootPid]);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const p of all) {
-      if ((p.pid === rootPid || wanted.has(p.ppid)) && !tree.includes(p)) {
-        tree.push(p);
-        wanted.add(p.pid);
-        grew = true;
-      }
-    }
-  }
-  return tree;
-}
 
 /** Busy CPU ticks of the whole machine (all CPUs), from /proc/stat. */
 async function machineBusyTicks(): Promise<number> {
