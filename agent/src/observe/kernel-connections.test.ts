@@ -64,39 +64,67 @@ describe.skipIf(noBpf !== null)(`every connect and accept from the kernel (bpftr
     for (const f of cleanup.splice(0).reverse()) await f();
   });
 
-  it("counts each short connection of the given processes exactly, and nothing of others", async () => {
-    // The server: this process (accepts are filtered out: not in the set).
+  /** A local server (this process) and a client process that opens one new connection per request, `fork`ing a child to make them when asked. */
+  async function serverAndClient(requests: number, opts: { fork?: boolean } = {}) {
     const server = http.createServer((_req, res) => res.end("ok"));
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
     const port = (server.address() as { port: number }).port;
-    // The client: its own process, one new connection per request, after a go line on stdin.
-    const requests = 5;
-    const client = spawn(
-      process.execPath,
-      [
-        "-e",
-        `const http = require("node:http");
-         process.stdin.once("data", async () => {
-           for (let i = 0; i < ${requests}; i++) await new Promise((ok, fail) => http.get({ host: "127.0.0.1", port: ${port}, agent: false, headers: { connection: "close" } }, (r) => { r.resume(); r.on("end", ok); }).on("error", fail));
-           console.log("done");
-         });`,
-      ],
-      { stdio: ["pipe", "pipe", "inherit"] },
-    );
+    const requestsCode = `const http = require("node:http");
+      (async () => {
+        for (let i = 0; i < ${requests}; i++) await new Promise((ok, fail) => http.get({ host: "127.0.0.1", port: ${port}, agent: false, headers: { connection: "close" } }, (r) => { r.resume(); r.on("end", ok); }).on("error", fail));
+        console.log("done");
+      })();`;
+    // After a go line on stdin: the requests themselves, or a child process (forked then) that makes them.
+    const code = opts.fork
+      ? `process.stdin.once("data", () => require("node:child_process").spawn(process.execPath, ["-e", ${JSON.stringify(requestsCode)}], { stdio: ["ignore", "inherit", "inherit"] }));`
+      : `process.stdin.once("data", () => { ${requestsCode} });`;
+    const client = spawn(process.execPath, ["-e", code], { stdio: ["pipe", "pipe", "inherit"] });
     cleanup.push(() => void client.kill("SIGKILL"));
+    let done = false;
+    client.stdout.on("data", (d: Buffer) => (done ||= d.toString().includes("done")));
+    const run = async () => {
+      client.stdin.write("go\n");
+      await pollUntil(() => (done ? true : undefined), { timeoutMs: 30_000, intervalMs: 50, what: "the client's requests" });
+    };
+    return { port, client, run };
+  }
+
+  it("counts each short connection of the given processes exactly, and the kernel prints nothing of others", async () => {
+    const requests = 5;
+    // The server is this process: its accepts are not followed, so they are never printed.
+    const { port, client, run } = await serverAndClient(requests);
     const kc = new KernelConnections({ pids: () => [client.pid!] });
     cleanup.push(() => kc.stop());
     const status = await kc.start();
     expect(status).toMatchObject({ source: "ebpf", state: "running" });
-    let done = false;
-    client.stdout.on("data", (d: Buffer) => (done ||= d.toString().includes("done")));
-    client.stdin.write("go\n");
-    await pollUntil(() => (done ? true : undefined), { timeoutMs: 30_000, intervalMs: 50, what: "the client's requests" });
+    await run();
     // Lines arrive a moment after the connects: poll for the count, then check it is exact.
     const counted = await pollUntil(() => (kc.status().matched >= requests ? kc.status().matched : undefined), { timeoutMs: 30_000, intervalMs: 50, what: "the connections counted" });
     expect(counted).toBe(requests);
     expect(kc.counter.take()).toEqual([{ direction: "outbound", remote: `127.0.0.1:${port}`, localAddr: expect.stringMatching(/^127\.0\.0\.1:\d+$/), opened: requests }]);
+    // Filtered in the kernel: the server's accepts (and every other connection on the host) were not even read.
+    expect(kc.status().events).toBe(requests);
+  }, 120_000);
+
+  it("follows a process that joins the set while the program runs, and the children it forks", async () => {
+    const requests = 4;
+    const { client, run } = await serverAndClient(requests, { fork: true });
+    const set: number[] = [];
+    const forks: [number, number][] = [];
+    const kc = new KernelConnections({ pids: () => set, onFork: (child, parent) => forks.push([child, parent]) });
+    cleanup.push(() => kc.stop());
+    expect((await kc.start()).state).toBe("running");
+    // Seeded with nobody; the client is named to the running program (no restart).
+    const bpftracePid = kc.status().bpftracePid;
+    set.push(client.pid!);
+    kc.refresh();
+    await run();
+    const counted = await pollUntil(() => (kc.status().matched >= requests ? kc.status().matched : undefined), { timeoutMs: 30_000, intervalMs: 50, what: "the forked child's connections counted" });
+    expect(counted).toBe(requests);
+    expect(kc.status()).toMatchObject({ bpftracePid, restarts: 0, events: requests });
+    // The child the client forked, seen by the kernel as it started.
+    expect(forks).toEqual([[expect.any(Number), client.pid]]);
   }, 120_000);
 
   it("restarts bpftrace when it dies, and keeps counting", async () => {

@@ -3,10 +3,12 @@
  * that a client opening one short connection per request is counted even
  * though /proc snapshots almost never catch its socket established.
  *
- * One bpftrace process per agent watches the whole host and prints one line
- * per connection; the agent keeps those of the service's processes (the pids
- * its `pids()` callback returns, or their children: a process forked per
- * request is counted too) and counts them per remote endpoint until taken.
+ * One bpftrace process per agent prints one line per connection of the
+ * processes it follows: the service's (the pids its `pids()` callback
+ * returns) and every process they fork (a process forked per request is
+ * counted too), filtered in the kernel, so connections elsewhere on the host
+ * never wake the agent (bench/BENCHMARKS.md: it read every line of the
+ * host before). The agent counts them per remote endpoint until taken.
  *
  *  - connect (outbound): `sock:inet_sock_set_state` CLOSE → SYN_SENT runs in
  *    tcp_v4_connect/tcp_v6_connect, in the connecting process: its pid is
@@ -30,7 +32,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
-import { accessSync, constants, existsSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync } from "node:fs";
 import { createConnection, createServer, type Server } from "node:net";
 import { createInterface } from "node:readline";
 import { backoffMs } from "@coral/common/async";
@@ -50,13 +52,66 @@ export interface KernelConnectionEvent {
   remotePort: number;
 }
 
-export const kernelConnectionsProgram = `
+/** Fds from here on, closed by the agent, name a pid for the program to follow (as in bpf/http-requests.bt.tmpl: one close tells both). */
+export const followFdBase = 0x3000_0000;
+/** Closed by the agent once it has seen its attach check: from then on its own connections are not printed. */
+const quietFd = 0x3fff_ffe0;
+const maxPid = 0x40_0000; // PID_MAX_LIMIT: 4,194,304
+
+/**
+ * The program, filled in with integers only: the processes to follow at the
+ * start (`pids`) and the agent's pid. It prints the connects and accepts of
+ * the processes it follows (and of processes they fork), not the host's: a
+ * host with thousands of connections a second elsewhere costs the agent
+ * nothing. The agent names a process to follow later by closing the invalid
+ * fd followFdBase + pid; its own connections (the attach check) are printed
+ * until it closes quietFd.
+ */
+export function kernelConnectionsProgram(opts: { pids: readonly number[]; agentPid: number }): string {
+  const ints = [...opts.pids, opts.agentPid];
+  if (!ints.every((n) => Number.isSafeInteger(n) && n > 0 && n < maxPid)) throw new TypeError("pids and agentPid must be pids");
+  const agent = String(opts.agentPid);
+  const seed = opts.pids.map((p) => `  @svc[${p}] = 1;`).join("\n");
+  return `
+BEGIN
+{
+  @quiet = 0;
+${seed}
+}
+
+tracepoint:task:task_newtask
+/@svc[pid] && (args->clone_flags & 0x10000) == 0/
+{
+  @svc[args->pid] = 1;
+  printf("F %d %d\\n", args->pid, pid);
+}
+
+tracepoint:sched:sched_process_exit
+/@svc[tid]/
+{
+  delete(@svc[tid]);
+}
+
+tracepoint:syscalls:sys_enter_close
+/pid == ${agent} && args->fd >= ${followFdBase} && args->fd < ${followFdBase + maxPid}/
+{
+  @svc[args->fd - ${followFdBase}] = 1;
+}
+
+tracepoint:syscalls:sys_enter_close
+/pid == ${agent} && args->fd == ${quietFd}/
+{
+  @quiet = 1;
+}
+
 tracepoint:sock:inet_sock_set_state
 /args->protocol == 6/
 {
   if (args->newstate == 2) {
-    @cpid[args->skaddr] = pid;
-    @cppid[args->skaddr] = curtask->real_parent->tgid;
+    if (@svc[pid] || (pid == ${agent} && @quiet == 0)) {
+      @cpid[args->skaddr] = pid;
+      @cppid[args->skaddr] = curtask->real_parent->tgid;
+    }
   } else if (args->oldstate == 2) {
     $p = @cpid[args->skaddr];
     $pp = @cppid[args->skaddr];
@@ -74,7 +129,7 @@ tracepoint:sock:inet_sock_set_state
 
 tracepoint:syscalls:sys_exit_accept4,
 tracepoint:syscalls:sys_exit_accept
-/args->ret >= 0/
+/args->ret >= 0 && (@svc[pid] || (pid == ${agent} && @quiet == 0))/
 {
   $file = *(curtask->files->fdt->fd + args->ret);
   $sock = (struct socket *)$file->private_data;
@@ -96,6 +151,7 @@ interval:s:5
   printf("T\\n");
 }
 `;
+}
 
 const ipRe = /^[0-9a-fA-F:.]{2,45}$/;
 const intRe = /^\d{1,10}$/;
@@ -210,8 +266,12 @@ export interface KernelConnectionsOptions {
   maxFailedRestarts?: number;
   /** How long bpftrace may take to attach (default 60 s: it parses the kernel's BTF first). */
   attachTimeoutMs?: number;
-  /** Sees every connection on the host (not the agent's own) before `pids` filters: the shared tracer hands them to each service. */
+  /** The processes the program follows in the kernel (default `pids`): the shared tracer follows every service's. */
+  follow?: () => Iterable<number>;
+  /** Sees every connection printed (not the agent's own) before `pids` filters: the shared tracer hands them to each service. */
   onEvent?: (event: KernelConnectionEvent) => void;
+  /** A followed process forked `child` (which the program follows from then on). */
+  onFork?: (child: number, parent: number) => void;
 }
 
 export interface KernelConnectionsStatus {
@@ -219,7 +279,7 @@ export interface KernelConnectionsStatus {
   source: ConnectionSourceName;
   state: "starting" | "running" | "restarting" | "stopped" | "unavailable";
   reason?: string;
-  /** Connection lines read from the kernel (all processes). */
+  /** Connection lines read from the kernel (of the processes followed; the agent's own left out). */
   events: number;
   /** Those of the service's processes. */
   matched: number;
@@ -251,6 +311,9 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
   #stopped = false;
   #restartTimer: NodeJS.Timeout | undefined;
   #failedRestarts = 0;
+  /** Pids the running program follows (seeded, or named to it since). */
+  #known = new Set<number>();
+  #followTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: KernelConnectionsOptions) {
     super();
@@ -277,6 +340,8 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#restartTimer);
+    clearInterval(this.#followTimer);
+    this.#followTimer = undefined;
     const child = this.#child;
     this.#child = undefined;
     if (child && child.exitCode === null && child.signalCode === null) {
@@ -301,16 +366,51 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
     return this.status();
   }
 
+  /** Names processes that joined the set to the running program now rather than within a second. */
+  refresh(): void {
+    this.#follow();
+  }
+
+  /** The processes to follow now: valid pids, not the agent. */
+  #toFollow(): number[] {
+    const pids = (this.options.follow ?? this.options.pids)();
+    return [...new Set(pids)].filter((p) => Number.isSafeInteger(p) && p > 0 && p < maxPid && p !== process.pid);
+  }
+
+  /**
+   * Names the processes of the set the program does not follow yet to it
+   * (closing the invalid fd followFdBase + pid runs the probe that adds it,
+   * before close returns). Pids that left the set are forgotten, so one that
+   * comes back (a reused pid the kernel dropped on exit) is named again.
+   */
+  #follow(): void {
+    if (!this.#child || this.#status.state !== "running") return;
+    const now = new Set(this.#toFollow());
+    for (const p of this.#known) if (!now.has(p)) this.#known.delete(p);
+    for (const p of now) {
+      if (this.#known.has(p)) continue;
+      try {
+        closeSync(followFdBase + p);
+      } catch {
+        // EBADF, as meant
+      }
+      this.#known.add(p);
+    }
+  }
+
   /** Spawns bpftrace; resolves with null once attached, else with why not. */
   #spawn(): Promise<string | null> {
     const bpftrace = findBpftraceBinary(this.options.bpftracePath)!;
-    const args = ["-B", "line", "-e", kernelConnectionsProgram];
+    const seed = this.#toFollow();
+    const program = kernelConnectionsProgram({ pids: seed, agentPid: process.pid });
+    this.#known = new Set(seed);
+    const args = ["-B", "line", "-e", program];
     // sh -c: $0 is bpftrace, $1 the program (never interpolated into the script).
     const child = tracefsMounted()
       ? spawn(bpftrace, args, { stdio: ["ignore", "pipe", "pipe"] })
       : spawn(
           "unshare",
-          ["-m", "--propagation", "private", "sh", "-c", 'mount -t tracefs nodev /sys/kernel/tracing && exec "$0" -B line -e "$1"', bpftrace, kernelConnectionsProgram],
+          ["-m", "--propagation", "private", "sh", "-c", 'mount -t tracefs nodev /sys/kernel/tracing && exec "$0" -B line -e "$1"', bpftrace, program],
           { stdio: ["ignore", "pipe", "pipe"] },
         );
     this.#child = child;
@@ -345,8 +445,17 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
           if (probe?.sees(line)) {
             attached = true;
             probe.close();
+            // The agent's own connections were printed for the check only.
+            try {
+              closeSync(quietFd);
+            } catch {
+              // EBADF, as meant
+            }
             this.#failedRestarts = 0;
             this.#set({ source: "ebpf", state: "running", reason: undefined, bpftracePid: child.pid });
+            // Processes that joined the set while it attached, then every second.
+            this.#follow();
+            this.#followTimer ??= setInterval(() => this.#follow(), 1000);
             settle(null);
             return;
           }
@@ -388,14 +497,19 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
 
   #line(line: string): void {
     if (line === "T" || line === "") return;
+    const fork = /^F (\d{1,10}) (\d{1,10})$/.exec(line);
+    if (fork) {
+      this.options.onFork?.(Number(fork[1]), Number(fork[2]));
+      return;
+    }
     const e = parseKernelConnectionLine(line);
     if (!e) {
       this.#status.malformed++;
       return;
     }
-    this.#status.events++;
-    // The agent's own connections (health probes) are not the service's.
+    // The agent's own connections (its attach check) are not the service's.
     if (e.pid === process.pid) return;
+    this.#status.events++;
     this.options.onEvent?.(e);
     const pids = new Set(this.options.pids());
     if (!pids.has(e.pid) && !pids.has(e.ppid)) return;

@@ -51,6 +51,23 @@ export function ownCgroup(listener: number): string | null {
   return mine;
 }
 
+const recentMs = 10_000;
+const recent = new Map<number, { at: number; cgroup: string | null }>();
+
+/**
+ * ownCgroup, looked at again at most every 10 s per process: the samplers ask
+ * for every service each second (four procfs reads), and a process changes
+ * cgroup rarely (a supervisor moving it), which then shows within 10 s.
+ */
+export function recentOwnCgroup(listener: number, now = performance.now()): string | null {
+  const hit = recent.get(listener);
+  if (hit && now - hit.at < recentMs) return hit.cgroup;
+  if (recent.size >= 1024) for (const [pid, e] of recent) if (now - e.at >= recentMs) recent.delete(pid);
+  const cgroup = ownCgroup(listener);
+  recent.set(listener, { at: now, cgroup });
+  return cgroup;
+}
+
 /** The processes in a cgroup v2 path, ascending; [] when it is gone. */
 export function cgroupMembers(path: string): number[] {
   const root = cgroup2Root();

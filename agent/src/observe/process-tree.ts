@@ -9,7 +9,7 @@
  */
 // procfs reads never block on disk: sync calls save the thread-pool round trip of each open/read/close.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { cgroupMembers, ownCgroup } from "./own-cgroup.ts";
+import { cgroupMembers, recentOwnCgroup } from "./own-cgroup.ts";
 import { isGone, listPids, parseProcStat, type ProcStat } from "./procfs.ts";
 
 /** The stat of every live process, keyed by pid. Zombies are left out: they hold no CPU or memory and will be reaped. */
@@ -51,7 +51,7 @@ export function descendantsOf(root: number, stats: ReadonlyMap<number, Pick<Proc
  */
 export async function processSet(root: number): Promise<number[]> {
   const tree = await processTree(root);
-  const cgroup = tree.length > 0 ? ownCgroup(root) : null;
+  const cgroup = tree.length > 0 ? recentOwnCgroup(root) : null;
   if (!cgroup) return tree;
   const inTree = new Set(tree);
   for (const pid of cgroupMembers(cgroup)) if (!inTree.has(pid)) tree.push(pid);

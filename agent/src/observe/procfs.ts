@@ -110,16 +110,20 @@ export async function socketInodes(pid: number): Promise<Set<number> | null> {
     throw err;
   }
   const inodes = new Set<number>();
-  await Promise.all(
-    fds.map(async (fd) => {
-      try {
-        const inode = socketInodeFromLink(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (inode !== null) inodes.add(inode);
-      } catch (err) {
-        if (!isGone(err) && !isNoAccess(err)) throw err;
-      }
-    }),
-  );
+  for (const fd of fds) {
+    let link: string;
+    try {
+      link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch (err) {
+      if (!isGone(err) && !isNoAccess(err)) throw err;
+      continue;
+    }
+    // "socket:[12345]": checked by its first letters before the pattern (most fds are files and pipes).
+    if (link.startsWith("socket:")) {
+      const inode = socketInodeFromLink(link);
+      if (inode !== null) inodes.add(inode);
+    }
+  }
   return inodes;
 }
 

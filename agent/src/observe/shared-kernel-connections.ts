@@ -31,13 +31,16 @@ export interface ConnectionTracer extends EventEmitter<KernelConnectionsEvents> 
 export class SharedKernelConnections {
   readonly #shared: SharedSource<KernelConnectionsView, KernelConnections, KernelConnectionsStatus>;
 
-  constructor(options: Omit<KernelConnectionsOptions, "pids" | "onEvent">) {
+  constructor(options: Omit<KernelConnectionsOptions, "pids" | "follow" | "onEvent" | "onFork">) {
     this.#shared = new SharedSource(() => {
       const source = new KernelConnections({
         ...options,
         // Nothing is counted by the program itself: each view counts its own.
         pids: () => [],
+        // ... but it follows every service's processes in the kernel, and prints only theirs.
+        follow: () => this.#shared.owners.allPids(),
         onEvent: (e) => this.#shared.owners.ownerOf(e.pid, e.ppid)?.deliver(e),
+        onFork: (child, parent) => this.#shared.owners.forked(child, parent),
       });
       source.on("status", () => {
         for (const v of this.#shared.owners) v.sourceChanged();

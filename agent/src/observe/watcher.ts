@@ -91,7 +91,7 @@ export class ProcessWatcher extends EventEmitter<ProcessWatcherEvents> {
   private running: Promise<void> | null = null;
   private started = false;
   private stopped = false;
-  /** Re-reads the costly TCP tables only when the socket set changed (or every 10 s). */
+  /** Re-reads the costly TCP tables only when the socket set changed (or every 30 s). */
   private readonly sockets = new ProcessSocketsReader();
 
   constructor(options: ProcessWatcherOptions) {

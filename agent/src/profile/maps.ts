@@ -2,7 +2,8 @@
 // the start, when a process of the set forks, now and then while the profile
 // runs and at the end: a process may map a library later, or exit before the
 // end, so every mapping ever seen is kept, the latest first.
-import { readFile } from "node:fs/promises";
+// procfs reads never block on disk: sync calls save the thread pool's round trips (open, fstat, read, close).
+import { readFileSync } from "node:fs";
 
 export interface Mapping {
   start: bigint;
@@ -54,19 +55,25 @@ export function isVdso(m: Mapping): boolean {
   return m.path === "[vdso]";
 }
 
-/** /proc/<pid>/maps, or undefined when the process is gone (or not ours to read). */
-export async function readMaps(pid: number): Promise<Mapping[] | undefined> {
+/** /proc/<pid>/maps as text, or undefined when the process is gone (or not ours to read). */
+export function readMapsText(pid: number): string | undefined {
   try {
-    return parseMaps(await readFile(`/proc/${pid}/maps`, "utf8"));
+    return readFileSync(`/proc/${pid}/maps`, "utf8");
   } catch {
     return undefined;
   }
 }
 
+/** /proc/<pid>/maps, or undefined when the process is gone (or not ours to read). */
+export async function readMaps(pid: number): Promise<Mapping[] | undefined> {
+  const text = readMapsText(pid);
+  return text === undefined ? undefined : parseMaps(text);
+}
+
 /** /proc/<pid>/comm without its newline, or undefined when the process is gone. */
 export async function readComm(pid: number): Promise<string | undefined> {
   try {
-    return (await readFile(`/proc/${pid}/comm`, "utf8")).trim();
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
   } catch {
     return undefined;
   }

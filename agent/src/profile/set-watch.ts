@@ -3,12 +3,14 @@
 // names and every mapping seen of them, read at the start, at each fork, every
 // second and at the end.
 import { existsSync, readFileSync } from "node:fs";
-import { MappingHistory, readComm, readMaps } from "./maps.ts";
+import { MappingHistory, parseMaps, readComm, readMapsText } from "./maps.ts";
 
 export class SetWatch {
   readonly pids: number[];
   readonly names = new Map<number, string>();
   readonly mappings = new MappingHistory();
+  /** The text of each process's maps at its last read: an unchanged one is not parsed again (most reads of a long profile). */
+  private readonly lastMaps = new Map<number, string>();
   /** Reads under way (each removes itself when done). */
   private readonly reads = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
@@ -55,6 +57,7 @@ export class SetWatch {
     for (const p of drop) {
       this.mappings.forget(p);
       this.names.delete(p);
+      this.lastMaps.delete(p);
     }
     const kept = this.pids.filter((p) => !drop.has(p));
     this.pids.splice(0, this.pids.length, ...kept);
@@ -67,9 +70,14 @@ export class SetWatch {
 
   private read(pid: number, parent?: number): Promise<void> {
     const p = (async () => {
-      const [maps, comm] = await Promise.all([readMaps(pid), readComm(pid)]);
-      if (maps) this.mappings.add(pid, maps);
-      else if (parent !== undefined) this.mappings.inherit(pid, parent);
+      const text = readMapsText(pid);
+      const comm = await readComm(pid);
+      if (text === undefined) {
+        if (parent !== undefined) this.mappings.inherit(pid, parent);
+      } else if (text !== this.lastMaps.get(pid)) {
+        this.mappings.add(pid, parseMaps(text));
+        this.lastMaps.set(pid, text);
+      }
       if (comm) this.names.set(pid, comm);
       else if (parent !== undefined && !this.names.has(pid)) this.names.set(pid, this.names.get(parent) ?? "");
     })();

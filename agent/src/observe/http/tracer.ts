@@ -131,7 +131,6 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
       this.#set("unavailable", why);
       return this.status();
     }
-    this.#tick = setInterval(() => this.#drain(false), 50);
     this.#pidTimer = setInterval(() => void this.#checkPids(), this.options.pidCheckMs ?? 1000);
     await this.#checkPids();
     return this.status();
@@ -146,7 +145,8 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
     this.#stopped = true;
     clearTimeout(this.#restartTimer);
     clearInterval(this.#pidTimer);
-    clearInterval(this.#tick);
+    clearTimeout(this.#tick);
+    this.#tick = undefined;
     await this.#kill();
     this.#drain(true);
     if (this.#state !== "unavailable") this.#set("stopped", undefined);
@@ -335,6 +335,17 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
     if (e.kind !== "R" && e.kind !== "W" && e.kind !== "X") return;
     this.#lines++;
     this.#held.push({ e, at: Date.now() });
+    this.#armDrain();
+  }
+
+  /** A drain every 50 ms while lines are held, none while idle (an idle agent is not woken 20 times a second). */
+  #armDrain(): void {
+    if (this.#tick || this.#stopped) return;
+    this.#tick = setTimeout(() => {
+      this.#tick = undefined;
+      this.#drain(false);
+      if (this.#held.length > 0) this.#armDrain();
+    }, 50);
   }
 
   /** Handles the held lines older than the reorder window (all of them when `all`), in kernel time order. */
