@@ -125,6 +125,10 @@ describe.skipIf(noBpf !== null)(`every connect and accept from the kernel (bpftr
     expect(kc.status()).toMatchObject({ bpftracePid, restarts: 0, events: requests });
     // The child the client forked, seen by the kernel as it started.
     expect(forks).toEqual([[expect.any(Number), client.pid]]);
+    // What the samplers watch to know the set or its sockets changed: every connection and fork.
+    expect(kc.changes()).toBe(requests + 1);
+    await kc.stop();
+    expect(kc.changes()).toBeNull();
   }, 120_000);
 
   it("restarts bpftrace when it dies, and keeps counting", async () => {

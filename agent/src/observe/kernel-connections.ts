@@ -314,6 +314,7 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
   /** Pids the running program follows (seeded, or named to it since). */
   #known = new Set<number>();
   #followTimer: NodeJS.Timeout | undefined;
+  #forks = 0;
 
   constructor(private readonly options: KernelConnectionsOptions) {
     super();
@@ -326,6 +327,11 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
   /** True while connections come from the kernel (bpftrace attached). */
   active(): boolean {
     return this.#status.state === "running";
+  }
+
+  /** Grows with every connection and fork of the service's processes the kernel reported; null while it does not run. */
+  changes(): number | null {
+    return this.active() ? this.#status.matched + this.#forks : null;
   }
 
   async start(): Promise<KernelConnectionsStatus> {
@@ -499,6 +505,7 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
     if (line === "T" || line === "") return;
     const fork = /^F (\d{1,10}) (\d{1,10})$/.exec(line);
     if (fork) {
+      this.#forks++;
       this.options.onFork?.(Number(fork[1]), Number(fork[2]));
       return;
     }

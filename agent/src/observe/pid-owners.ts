@@ -53,12 +53,13 @@ export class PidOwners<O extends PidOwner> {
     return byParent ?? this.#forked.get(pid) ?? (ppid === undefined ? undefined : this.#forked.get(ppid));
   }
 
-  /** `child` was forked by `parent`: it belongs to the parent's owner until a snapshot says otherwise. */
-  forked(child: number, parent: number): void {
+  /** `child` was forked by `parent`: it belongs to the parent's owner (returned) until a snapshot says otherwise. */
+  forked(child: number, parent: number): O | undefined {
     const owner = this.ownerOf(parent);
-    if (!owner) return;
+    if (!owner) return undefined;
     if (this.#forked.size >= maxForked) this.#forked.delete(this.#forked.keys().next().value!);
     this.#forked.set(child, owner);
+    return owner;
   }
 }
 

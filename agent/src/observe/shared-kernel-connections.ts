@@ -24,6 +24,8 @@ export interface ConnectionTracer extends EventEmitter<KernelConnectionsEvents> 
   readonly counter: OpenedCounter;
   status(): KernelConnectionsStatus;
   active(): boolean;
+  /** Grows with every connection and fork of the service's processes the kernel reported; null while it does not run. */
+  changes(): number | null;
   start(): Promise<KernelConnectionsStatus>;
   stop(): Promise<void>;
 }
@@ -40,7 +42,7 @@ export class SharedKernelConnections {
         // ... but it follows every service's processes in the kernel, and prints only theirs.
         follow: () => this.#shared.owners.allPids(),
         onEvent: (e) => this.#shared.owners.ownerOf(e.pid, e.ppid)?.deliver(e),
-        onFork: (child, parent) => this.#shared.owners.forked(child, parent),
+        onFork: (child, parent) => this.#shared.owners.forked(child, parent)?.forked(),
       });
       source.on("status", () => {
         for (const v of this.#shared.owners) v.sourceChanged();
@@ -81,6 +83,7 @@ class KernelConnectionsView extends EventEmitter<KernelConnectionsEvents> implem
   #matched = 0;
   #connects = 0;
   #accepts = 0;
+  #forks = 0;
   #lastState: KernelConnectionsStatus["state"] | undefined;
 
   constructor(
@@ -98,6 +101,15 @@ class KernelConnectionsView extends EventEmitter<KernelConnectionsEvents> implem
 
   active(): boolean {
     return this.#joined && this.shared.sourceStatus()?.state === "running";
+  }
+
+  changes(): number | null {
+    return this.active() ? this.#matched + this.#forks : null;
+  }
+
+  /** @internal A process of this service forked. */
+  forked(): void {
+    this.#forks++;
   }
 
   async start(): Promise<KernelConnectionsStatus> {

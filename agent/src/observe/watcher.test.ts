@@ -6,6 +6,7 @@ import { sleep } from "@coral/common/async";
 import { afterEach, describe, expect, it } from "vitest";
 import type { TcpConnection } from "./connections.ts";
 import type { ProcessSnapshot } from "./sample.ts";
+import type { ProcessSetSnapshot } from "./set-sample.ts";
 import { HTTP_SERVER_SCRIPT, freePort, killAllChildren, killChild, spawnNode, waitFor } from "./testing.ts";
 import { ProcessWatcher, type ProcessEvent, type WatcherStatus } from "./watcher.ts";
 
@@ -122,6 +123,70 @@ describe("ProcessWatcher", () => {
     watcher.start();
     await waitFor("two error emissions", () => errors.length >= 2);
     expect(errors[0]?.message).toBe("listener bug");
+  });
+
+  /** An HTTP server that starts a child (`sleep 300`) each time it reads "fork" on stdin, and prints its pid. */
+  const FORKING_SERVER_SCRIPT = `
+const http = require("node:http");
+const { spawn } = require("node:child_process");
+const srv = http.createServer((q, r) => r.end("ok")).listen(0, () => console.log("PORT " + srv.address().port));
+process.stdin.on("data", (d) => { if (String(d).includes("fork")) { const c = spawn("sleep", ["300"], { stdio: "ignore" }); console.log("FORKED " + c.pid); } });
+`;
+
+  async function forkChild(server: Awaited<ReturnType<typeof spawnNode>>): Promise<number> {
+    const before = server.lines.length;
+    server.proc.stdin!.write("fork\n");
+    const line = await waitFor("the child's pid", () => server.lines.slice(before).find((l) => l.startsWith("FORKED ")));
+    const pid = Number(line.split(" ")[1]);
+    forked.push(pid);
+    return pid;
+  }
+  const forked: number[] = [];
+  afterEach(() => {
+    for (const pid of forked.splice(0)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
+  });
+
+  it("reads the process tree again when the kernel reports a change, not on every sample while it reports none", async () => {
+    let changes = 0;
+    const server = await spawnNode(FORKING_SERVER_SCRIPT);
+    watcher = new ProcessWatcher({ port: server.port, intervalMs: 100, kernelChanges: () => changes, fullScanEvery: 1000 });
+    const log = record(watcher);
+    watcher.start();
+    await waitFor("two samples", () => log.samples.length >= 2);
+    const child = await forkChild(server);
+    // No change reported: the set read at the first sample stands.
+    const seen = log.samples.length;
+    await waitFor("five more samples", () => log.samples.length >= seen + 5);
+    expect(log.samples.slice(seen).map((s) => (s as ProcessSetSnapshot).processCount)).toEqual(new Array(log.samples.length - seen).fill(1));
+    // The kernel saw the fork: the next sample reads the tree.
+    changes++;
+    const withChild = await waitFor("the child in the set", () => log.samples.find((s) => (s as ProcessSetSnapshot).pids.includes(child)));
+    expect((withChild as ProcessSetSnapshot).processCount).toBe(2);
+  });
+
+  it("reads the process tree every fullScanEvery samples while the kernel reports nothing, and on every sample without a kernel source", async () => {
+    const server = await spawnNode(FORKING_SERVER_SCRIPT);
+    /** How many samples after a fork the child first shows in the set. */
+    const samplesUntilSeen = async (kernelChanges: () => number | null, fullScanEvery: number) => {
+      watcher = new ProcessWatcher({ port: server.port, intervalMs: 100, kernelChanges, fullScanEvery });
+      const log = record(watcher);
+      watcher.start();
+      await waitFor("two samples", () => log.samples.length >= 2);
+      const child = await forkChild(server);
+      const seen = log.samples.length;
+      const has = (s: ProcessSnapshot) => (s as ProcessSetSnapshot).pids.includes(child);
+      await waitFor("the child in the set", () => log.samples.some(has));
+      await watcher.stop();
+      return log.samples.findIndex(has) - seen;
+    };
+    expect(await samplesUntilSeen(() => 7, 3)).toBeLessThan(3);
+    expect(await samplesUntilSeen(() => null, 1000)).toBeLessThan(2);
   });
 
   it("validates its options", () => {

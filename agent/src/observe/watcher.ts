@@ -14,7 +14,7 @@
  */
 import { EventEmitter } from "node:events";
 import { ProcessSocketsReader } from "./connections.ts";
-import type { TcpConnection } from "./connections.ts";
+import type { ProcessSockets, TcpConnection } from "./connections.ts";
 import { findListeningProcess } from "./listener.ts";
 import type { ListeningProcess } from "./listener.ts";
 import { processSet } from "./process-tree.ts";
@@ -58,6 +58,17 @@ export interface ProcessWatcherOptions {
   intervalMs?: number;
   /** At most one workers_changed event per this many milliseconds; default 10000. */
   workerEventIntervalMs?: number;
+  /**
+   * A count that grows whenever the kernel saw a process of the service fork,
+   * connect or accept (the connection tracer), or null while no such source
+   * runs. While it stands still, the process tree and the socket table are
+   * read again only every `fullScanEvery` samples (default 5): they are the
+   * costly part of a sample, and nothing that changes them went unseen. What
+   * the kernel does not report (a socket closed or a listener replaced) then
+   * shows within those samples. Without it, every sample reads both.
+   */
+  kernelChanges?: () => number | null;
+  fullScanEvery?: number;
 }
 
 interface Current {
@@ -67,6 +78,8 @@ interface Current {
   lastSnapshot?: ProcessSnapshot;
   /** Per member of the set at the last sample (listener included). */
   memberStates: Map<number, SampleState>;
+  /** The set and its sockets as read at the last full scan, with the kernel's count then and samples since. */
+  scan?: { members: number[]; sockets: ProcessSockets; changes: number | null; samplesSince: number };
 }
 
 /**
@@ -79,6 +92,8 @@ export class ProcessWatcher extends EventEmitter<ProcessWatcherEvents> {
   readonly port: number;
   readonly intervalMs: number;
   readonly workerEventIntervalMs: number;
+  readonly fullScanEvery: number;
+  private readonly kernelChanges: (() => number | null) | undefined;
   /** Workers seen starting / exiting and not reported yet. */
   private churn = { started: 0, exited: 0, sinceMs: Date.now() };
   private current: Current | null = null;
@@ -96,12 +111,14 @@ export class ProcessWatcher extends EventEmitter<ProcessWatcherEvents> {
 
   constructor(options: ProcessWatcherOptions) {
     super();
-    const { port, intervalMs = 1000, workerEventIntervalMs = 10_000 } = options;
+    const { port, intervalMs = 1000, workerEventIntervalMs = 10_000, fullScanEvery = 5 } = options;
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`invalid TCP port: ${port}`);
     if (!Number.isFinite(intervalMs) || intervalMs < 10) throw new RangeError(`intervalMs must be >= 10, got ${intervalMs}`);
     this.port = port;
     this.intervalMs = intervalMs;
     this.workerEventIntervalMs = workerEventIntervalMs;
+    this.fullScanEvery = Math.max(1, Math.floor(fullScanEvery));
+    this.kernelChanges = options.kernelChanges;
   }
 
   /** The pid being observed, or null while waiting. */
@@ -209,8 +226,19 @@ export class ProcessWatcher extends EventEmitter<ProcessWatcherEvents> {
       this.exited(cur, "pid_reused");
       return false;
     }
-    const members = await processSet(cur.pid);
-    const sockets = await this.sockets.read(members.length ? members : [cur.pid], [this.port]);
+    // Read before the scan: what the kernel reports during it makes the next sample scan again.
+    const changes = this.kernelChanges?.() ?? null;
+    const last = cur.scan;
+    const full = !last || changes === null || changes !== last.changes || last.samplesSince + 1 >= this.fullScanEvery;
+    let members: number[];
+    let sockets: ProcessSockets | null;
+    if (full) {
+      members = await processSet(cur.pid);
+      sockets = await this.sockets.read(members.length ? members : [cur.pid], [this.port]);
+    } else {
+      members = last.members;
+      sockets = last.sockets;
+    }
     if (this.stopped) return true;
     if (!sockets) {
       this.exited(cur, "vanished");
@@ -218,6 +246,8 @@ export class ProcessWatcher extends EventEmitter<ProcessWatcherEvents> {
     }
     const set = await sampleProcessSet(sample, members.slice(1), cur.memberStates);
     if (this.stopped) return true;
+    // Members that exited since the scan are left out until the next one finds the set anew.
+    cur.scan = full ? { members, sockets, changes, samplesSince: 0 } : { ...last!, members: set.snapshot.pids, samplesSince: last!.samplesSince + 1 };
     if (cur.sampleState) this.countChurn(cur.memberStates, set.states);
     cur.memberStates = set.states;
     cur.sampleState = sample.state;
@@ -225,7 +255,7 @@ export class ProcessWatcher extends EventEmitter<ProcessWatcherEvents> {
     this.emitSafe("sample", set.snapshot);
     this.emitSafe("connections", sockets.connections);
 
-    if (!sockets.listening.some((l) => l.port === this.port)) {
+    if (full && !sockets.listening.some((l) => l.port === this.port)) {
       // Still alive but no longer listening: did another process take the port over?
       const found = await findListeningProcess(this.port);
       if (this.stopped) return true;

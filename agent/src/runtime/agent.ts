@@ -447,7 +447,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   };
 
   // Observe the process.
-  const watcher = new ProcessWatcher({ port: options.port, intervalMs: options.sampleIntervalMs ?? 1000 });
+  // While the kernel reports the service's forks and connections, the process tree and sockets are read every 5th sample.
+  const watcher = new ProcessWatcher({ port: options.port, intervalMs: options.sampleIntervalMs ?? 1000, kernelChanges: kernel ? () => kernel.changes() : undefined });
   watcher.on("error", (err) => log.debug({ err: err.message }, "sampling failed"));
   watcher.on("status", (status) => {
     if (status.state === "waiting") {
