@@ -2,7 +2,7 @@
 // generic Connect client (JSON and binary), the REST API and raw HTTP.
 import { getEventListeners } from "node:events";
 import http from "node:http";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
   ColonyNotFoundError,
@@ -366,6 +366,68 @@ describe("bad input", () => {
     });
     expect(binaryOk.status).toBe(200);
     expect(binaryOk.headers.get("content-type")).toBe("application/proto");
+  });
+});
+
+describe("registration answers", () => {
+  // Plain Connect unary registrations are answered by the worker's own path
+  // (connect-routes.ts); a connect-timeout-ms header sends the same request
+  // through connect-es's generic handler. Both must answer alike.
+  const path = "/coral.discovery.v1.DiscoveryService/RegisterColony";
+  async function both(headers: Record<string, string>, body: () => Promise<string | Uint8Array> | string | Uint8Array) {
+    const answers = [];
+    const extras: Array<Record<string, string>> = [{}, { "connect-timeout-ms": "10000" }];
+    for (const extra of extras) {
+      const bytes = await body();
+      const res = await fetch(discovery.url + path, { method: "POST", headers: { ...headers, ...extra }, body: typeof bytes === "string" ? bytes : new Uint8Array(bytes) });
+      answers.push({ status: res.status, type: res.headers.get("content-type"), body: Buffer.from(await res.arrayBuffer()), refreshed: res.headers.get("coral-refreshed") });
+    }
+    return answers as [(typeof answers)[0], (typeof answers)[0]];
+  }
+
+  it("answers a plain Connect registration as connect-es's handler does, in JSON and binary, accepted or refused", async () => {
+    const identity = await generateIdentityKey();
+    const meshId = uniqueMeshId();
+    const fields = colonyFields(meshId);
+    const request = async () =>
+      create(pb.RegisterColonyRequestSchema, {
+        ...fields,
+        endpoints: [...fields.endpoints],
+        signature: create(pb.SignatureSchema, await sign("colony-registration", colonyFieldsJson(fields), identity)),
+      });
+    const json = await both({ "content-type": "application/json" }, async () => JSON.stringify(toJson(pb.RegisterColonyRequestSchema, await request())));
+    for (const a of json) {
+      expect(a.status).toBe(200);
+      expect(a.type).toBe("application/json");
+      expect(a.refreshed).toBeNull();
+    }
+    expect(Object.keys(JSON.parse(json[0].body.toString()))).toEqual(Object.keys(JSON.parse(json[1].body.toString())));
+    const binary = await both({ "content-type": "application/proto" }, async () => toBinary(pb.RegisterColonyRequestSchema, await request()));
+    for (const a of binary) {
+      expect(a.status).toBe(200);
+      expect(a.type).toBe("application/proto");
+      expect(fromBinary(pb.RegisterColonyResponseSchema, a.body).success).toBe(true);
+    }
+    const refusals: Array<[Record<string, string>, string | Uint8Array]> = [
+      [{ "content-type": "application/json" }, JSON.stringify({ meshId, pubkey: "short" })],
+      [{ "content-type": "application/json" }, JSON.stringify({ meshId, colour: "blue" })],
+      [{ "content-type": "application/json" }, "{not json"],
+      [{ "content-type": "application/json; charset=utf-8" }, JSON.stringify({ meshId: "" })],
+      [{ "content-type": "application/proto" }, new Uint8Array([0xff, 0xff, 0xff])],
+      [{ "content-type": "application/proto" }, toBinary(pb.RegisterColonyRequestSchema, create(pb.RegisterColonyRequestSchema, { meshId: "Bad" }))],
+    ];
+    for (const [headers, body] of refusals) {
+      const [fast, generic] = await both(headers, () => body);
+      expect(fast.status).toBe(400);
+      expect({ ...fast, body: fast.body.toString() }).toEqual({ ...generic, body: generic.body.toString() });
+    }
+    // Refused by the mesh's object (replayed: same signature twice).
+    const replay = JSON.stringify(toJson(pb.RegisterColonyRequestSchema, await request()));
+    const [first, again] = await both({ "content-type": "application/json" }, () => replay);
+    expect(first.status).toBe(200);
+    expect(again.status).toBe(403);
+    const [fastAgain] = await both({ "content-type": "application/json" }, () => replay);
+    expect(fastAgain.body.toString()).toBe(again.body.toString());
   });
 });
 

@@ -62,12 +62,63 @@ describe("AnswerCache", () => {
     cache.fill(cache.begin("m"), "colony", answer("c"), "lookup colony");
     cache.fill(cache.begin("m"), "agent-1", answer("a1"), "lookup agent-1");
     cache.fill(cache.begin("m"), "agent-2", answer("a2"), "lookup agent-2");
-    expect(cache.invalidate("m", 2)).toEqual([
-      { key: "agent-2", request: "lookup agent-2" },
-      { key: "agent-1", request: "lookup agent-1" },
+    expect(cache.invalidate("m", 2).map(({ key, request, answer }) => ({ key, request, body: answer.body.toString() }))).toEqual([
+      { key: "agent-2", request: "lookup agent-2", body: "a2" },
+      { key: "agent-1", request: "lookup agent-1", body: "a1" },
     ]);
     expect(cache.has("colony")).toBe(false);
     expect(cache.invalidate("m", 2)).toEqual([]);
+  });
+
+  it("lets a registration put back the answers it dropped only when no other registration of the mesh came in meanwhile", () => {
+    const clock = { now: 0 };
+    const cache = cacheAt(clock);
+    cache.fill(cache.begin("m"), "colony", answer("old", 1_000), "lookup colony");
+    const refresh = cache.registering("m");
+    expect(cache.has("colony")).toBe(false);
+    expect(refresh.dropped.map((d) => d.key)).toEqual(["colony"]);
+    // A lookup that raced the registration is not kept, however it ends.
+    const racing = cache.begin("m");
+    expect(cache.registered(refresh)).toBe(true);
+    expect(cache.registered(refresh)).toBe(false); // once
+    expect(cache.restore("m", refresh.dropped[0]!, answer("new", 2_000))).toBe(true);
+    expect(cache.fill(racing, "colony", answer("old", 1_000), "lookup colony")).toBe(false);
+    clock.now = 1_500;
+    expect(cache.get("colony")?.body.toString()).toBe("new");
+    expect(cache.stats.restored).toBe(1);
+
+    // Two registrations of the mesh overlap: neither may put back what it dropped.
+    const first = cache.registering("m");
+    const second = cache.registering("m");
+    expect(first.dropped).toHaveLength(1);
+    expect(second.dropped).toHaveLength(0);
+    expect(cache.registered(second)).toBe(false);
+    expect(cache.registered(first)).toBe(false);
+    // Nor one during which an unreadable registration (any mesh) came in.
+    cache.fill(cache.begin("m"), "colony", answer("c", 9_000), "lookup colony");
+    const third = cache.registering("m");
+    cache.invalidateAll();
+    expect(cache.registered(third)).toBe(false);
+    // The mesh's state goes once nothing is kept or on its way.
+    expect(cache.invalidate("m")).toEqual([]);
+  });
+
+  it("keeps a body in a buffer of its own, not the pool slab it was cut from", () => {
+    const cache = cacheAt({ now: 0 });
+    const slice = Buffer.from("a small answer"); // from Buffer's shared 8 KiB pool
+    expect(slice.buffer.byteLength).toBeGreaterThan(slice.byteLength);
+    cache.fill(cache.begin("m"), "k", { ...answer(""), body: slice }, "request");
+    const kept = cache.get("k")!.body;
+    expect(kept.toString()).toBe("a small answer");
+    expect(kept.buffer.byteLength).toBe(kept.byteLength);
+  });
+
+  it("holds as many answers as entries by default, whatever their number", () => {
+    const cache = new AnswerCache<string>({ maxEntries: 200_000, now: () => 0 });
+    const body = "x".repeat(600);
+    for (let i = 0; i < 200_000; i++) cache.fill(cache.begin(`m${i}`), `key-${i}`, answer(body), "r");
+    expect(cache.size).toBe(200_000);
+    expect(cache.stats.evictions).toBe(0);
   });
 
   it("lets misses share a lookup on its way until it settles or the mesh registers", async () => {

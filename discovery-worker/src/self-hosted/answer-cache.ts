@@ -23,8 +23,14 @@
 //   share its answer (pending()), unless a registration of the mesh arrived
 //   since; then they ask for themselves.
 // - invalidate() hands back the requests of the answers it dropped, so the
-//   front can ask them again once the registration is answered (a refresh),
-//   and the next lookups of a mesh that is being looked up find its new answer.
+//   front can ask them again once the registration is answered, and the next
+//   lookups of a mesh that is being looked up find its new answer.
+// - A pure refresh (same key and fields; the worker says so, see
+//   refreshedHeader) changes only the signature, the address and the times of
+//   its key's answers. When no other registration of the mesh came in while it
+//   was on its way (registering() / registered()), the front puts the answers
+//   dropped on its arrival back, updated (answer-refresh.ts), instead of asking
+//   the worker for them again.
 
 export interface Answer {
   status: number;
@@ -47,8 +53,10 @@ interface MeshState {
   pending: Map<string, Promise<Answer | undefined>>;
   /** Bumped by each registration of the mesh. */
   generation: number;
-  /** Lookups on their way to the worker; the state may go only when none is. */
+  /** Lookups and registrations on their way to the worker; the state may go only when none is. */
   inFlight: number;
+  /** Registrations on their way to the worker. */
+  registering: number;
 }
 
 /** A lookup on its way to the worker: fill() or abandon() it once. */
@@ -64,6 +72,17 @@ export interface Ticket {
 export interface Dropped<R> {
   key: string;
   request: R;
+  answer: Answer;
+}
+
+/** A registration of a mesh on its way to the worker: registered() it once. */
+export interface Registration<R> {
+  meshId: string;
+  /** The mesh's generation once this registration arrived. */
+  generation: number;
+  /** Every answer of the mesh dropped when it arrived, newest fill first. */
+  dropped: Dropped<R>[];
+  settled: boolean;
 }
 
 export interface AnswerCacheStats {
@@ -74,6 +93,8 @@ export interface AnswerCacheStats {
   staleFillsDropped: number;
   /** Misses that shared the answer of a lookup already on its way. */
   shared: number;
+  /** Answers a pure refresh dropped and the front put back, updated. */
+  restored: number;
   evictions: number;
   entries: number;
 }
@@ -86,6 +107,14 @@ export interface AnswerCacheOptions {
 }
 
 const entryOverheadBytes = 256;
+
+/**
+ * Bytes budgeted per answer when no byte limit is given: a Connect JSON colony
+ * answer counts about 700 (body, headers, key and entryOverheadBytes), so the
+ * default keeps maxEntries answers of that size, not a fixed total that holds
+ * fewer answers than meshes (a cyclic lookup pattern then misses every time).
+ */
+export const defaultBytesPerAnswer = 1536;
 
 export class AnswerCache<R = undefined> {
   private readonly entries = new Map<string, Entry<R>>();
@@ -101,12 +130,13 @@ export class AnswerCache<R = undefined> {
     fills: 0,
     staleFillsDropped: 0,
     shared: 0,
+    restored: 0,
     evictions: 0,
   };
 
   constructor(options: AnswerCacheOptions) {
     this.maxEntries = options.maxEntries;
-    this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
+    this.maxBytes = options.maxBytes ?? Math.max(64 * 1024 * 1024, options.maxEntries * defaultBytesPerAnswer);
     this.maxEntriesPerMesh = options.maxEntriesPerMesh ?? 1024;
     this.now = options.now ?? Date.now;
   }
@@ -171,24 +201,9 @@ export class AnswerCache<R = undefined> {
       this.forgetIfIdle(ticket.meshId, mesh);
       return false;
     }
-    const bytes = key.length + answer.body.byteLength + answer.headers.reduce((n, h) => n + h.length, 0) + entryOverheadBytes;
-    const fits =
-      answer.status === 200 &&
-      answer.expiresAtMs > this.now() &&
-      bytes <= this.maxBytes / 16 &&
-      (mesh.keys.has(key) || mesh.keys.size < this.maxEntriesPerMesh);
-    if (!fits || this.maxEntries <= 0) {
-      this.forgetIfIdle(ticket.meshId, mesh);
-      return false;
-    }
-    const old = this.entries.get(key);
-    if (old) this.remove(key, old); // may forget the mesh's state when that was its only key: ask for it again
-    this.entries.set(key, { ...answer, meshId: ticket.meshId, bytes, request });
-    this.mesh(ticket.meshId).keys.add(key);
-    this.bytes += bytes;
-    this.stats.fills++;
-    this.evict();
-    return true;
+    const kept = this.keep(ticket.meshId, mesh, key, answer, request);
+    if (kept) this.stats.fills++;
+    return kept;
   }
 
   /** The lookup failed or its answer is not to be kept. */
@@ -203,6 +218,57 @@ export class AnswerCache<R = undefined> {
    * fill first, at most `refreshLimit` of them.
    */
   invalidate(meshId: string, refreshLimit = 0): Dropped<R>[] {
+    return this.dropAll(meshId).slice(0, refreshLimit);
+  }
+
+  /**
+   * A registration of the mesh arrived: drops what is kept or pending for it
+   * (as invalidate()), keeping the dropped answers with the registration.
+   */
+  registering(meshId: string): Registration<R> {
+    const mesh = this.mesh(meshId);
+    mesh.inFlight++; // keeps the mesh's generation while the registration is on its way
+    mesh.registering++;
+    const dropped = this.dropAll(meshId);
+    return { meshId, generation: mesh.generation, dropped, settled: false };
+  }
+
+  /**
+   * The registration was answered: drops the mesh's answers again. True when
+   * no other registration of the mesh arrived while it was on its way or is
+   * still on its way, so what its answer says is all that changed since its
+   * arrival.
+   */
+  registered(registration: Registration<R>): boolean {
+    if (registration.settled) return false;
+    registration.settled = true;
+    const mesh = this.meshes.get(registration.meshId);
+    if (!mesh) return false;
+    mesh.inFlight--;
+    mesh.registering--;
+    this.dropAll(registration.meshId);
+    return mesh.registering === 0 && mesh.generation === registration.generation + 1;
+  }
+
+  /**
+   * Puts back an answer a registration dropped (updated to what it showed),
+   * right after registered() said nothing else came in: a lookup that starts
+   * from now on may be served it.
+   */
+  restore(meshId: string, dropped: Dropped<R>, answer: Answer): boolean {
+    const mesh = this.mesh(meshId);
+    const kept = this.keep(meshId, mesh, dropped.key, answer, dropped.request);
+    if (kept) this.stats.restored++;
+    return kept;
+  }
+
+  /** For a registration whose mesh cannot be read: it might be any mesh. */
+  invalidateAll(): void {
+    for (const meshId of [...this.meshes.keys()]) this.invalidate(meshId);
+  }
+
+  /** Bumps the mesh's generation and drops its answers; returns them, newest fill first. */
+  private dropAll(meshId: string): Dropped<R>[] {
     const mesh = this.meshes.get(meshId);
     if (!mesh) return [];
     mesh.generation++;
@@ -211,23 +277,40 @@ export class AnswerCache<R = undefined> {
     for (const key of mesh.keys) {
       const entry = this.entries.get(key);
       if (!entry) continue;
-      dropped.push({ key, request: entry.request });
+      dropped.push({ key, request: entry.request, answer: entry });
       this.remove(key, entry);
     }
     this.forgetIfIdle(meshId, mesh);
     // Keys are in the order their answers were filled: newest first.
-    return dropped.reverse().slice(0, refreshLimit);
+    return dropped.reverse();
   }
 
-  /** For a registration whose mesh cannot be read: it might be any mesh. */
-  invalidateAll(): void {
-    for (const meshId of [...this.meshes.keys()]) this.invalidate(meshId);
+  /** Keeps an answer of the mesh if it may be kept; evicts the least recently used to make room. */
+  private keep(meshId: string, mesh: MeshState, key: string, answer: Answer, request: R): boolean {
+    const bytes = key.length + answer.body.byteLength + answer.headers.reduce((n, h) => n + h.length, 0) + entryOverheadBytes;
+    const fits =
+      answer.status === 200 &&
+      answer.expiresAtMs > this.now() &&
+      bytes <= this.maxBytes / 16 &&
+      (mesh.keys.has(key) || mesh.keys.size < this.maxEntriesPerMesh);
+    if (!fits || this.maxEntries <= 0) {
+      this.forgetIfIdle(meshId, mesh);
+      return false;
+    }
+    const old = this.entries.get(key);
+    if (old) this.remove(key, old); // may forget the mesh's state when that was its only key: ask for it again
+    const { status, headers, expiresAtMs } = answer;
+    this.entries.set(key, { status, headers, body: ownBytes(answer.body), expiresAtMs, meshId, bytes, request });
+    this.mesh(meshId).keys.add(key);
+    this.bytes += bytes;
+    this.evict();
+    return true;
   }
 
   private mesh(meshId: string): MeshState {
     let mesh = this.meshes.get(meshId);
     if (!mesh) {
-      mesh = { keys: new Set(), pending: new Map(), generation: 0, inFlight: 0 };
+      mesh = { keys: new Set(), pending: new Map(), generation: 0, inFlight: 0, registering: 0 };
       this.meshes.set(meshId, mesh);
     }
     return mesh;
@@ -264,4 +347,17 @@ export class AnswerCache<R = undefined> {
       this.stats.evictions++;
     }
   }
+}
+
+/**
+ * The body in a buffer of its own. Small buffers (a socket read, a
+ * Buffer.concat) are slices of 8 KiB pool slabs, and a kept slice keeps its
+ * whole slab, with whatever else was cut from it, alive as long as the answer
+ * is kept: about 2.7 KB per answer where the answers are ~450 B.
+ */
+export function ownBytes(body: Buffer): Buffer {
+  if (body.byteOffset === 0 && body.buffer.byteLength === body.byteLength) return body;
+  const own = Buffer.allocUnsafeSlow(body.byteLength);
+  body.copy(own);
+  return own;
 }

@@ -3,7 +3,7 @@ import { availableParallelism } from "node:os";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { generateSigningJwk } from "./keys.ts";
 import { createLogger, logLevels, type LogLevel } from "@coral/common/log";
-import { defaultMeshBuckets, discoveryVersion, startDiscoveryServer } from "./server.ts";
+import { defaultAnswerCacheEntries, defaultMeshBuckets, discoveryVersion, startDiscoveryServer } from "./server.ts";
 import { maxMeshBuckets, maxShards, MeshBucketsError, ShardCountError } from "./shards.ts";
 
 function integer(name: string, min: number, max: number) {
@@ -42,7 +42,7 @@ export function discoveryCli(): Command {
       "--answer-cache <entries>",
       "lookup answers the front keeps and serves until a registration of their mesh or their expiry (0: off)",
       integer("--answer-cache", 0, 10_000_000),
-      100_000,
+      defaultAnswerCacheEntries,
     )
     .addOption(new Option("--log-level <level>", "logging level").choices(logLevels).default("info"))
     .addOption(new Option("--log-format <format>", "log format").choices(["console", "json"]).default("console"))

@@ -2,7 +2,7 @@
 // shard. This only routes: the shard's worker still validates everything, so
 // whatever cannot be read here goes to shard 0 and gets the worker's error.
 import { gunzipSync } from "node:zlib";
-import { fromBinary, fromJson, type DescMessage, type DescMethod, type JsonValue } from "@bufbuild/protobuf";
+import { fromBinary, fromJson, type DescMethod, type JsonValue } from "@bufbuild/protobuf";
 import { DiscoveryService, limits } from "@coral/proto";
 
 export const connectPrefix = `/${DiscoveryService.typeName}/`;
@@ -93,7 +93,7 @@ export function meshIdFromBody(method: DescMethod, headers: BodyHeaders, body: U
       if (encoding !== "gzip") return undefined;
       message = gunzip(message);
     }
-    return meshIdOf(method, format.binary ? fromBinary(method.input, message) : parseJson(method.input, message));
+    return format.binary ? meshIdOf(method, fromBinary(method.input, message)) : meshIdOfJson(method, message);
   } catch {
     return undefined;
   }
@@ -111,15 +111,28 @@ export function meshIdFromQuery(method: DescMethod, query: URLSearchParams): str
     }
     const encoding = query.get("encoding");
     if (encoding === "proto") return meshIdOf(method, fromBinary(method.input, bytes));
-    if (encoding === "json") return meshIdOf(method, parseJson(method.input, bytes));
+    if (encoding === "json") return meshIdOfJson(method, bytes);
     return undefined;
   } catch {
     return undefined;
   }
 }
 
-function parseJson(schema: DescMessage, bytes: Uint8Array) {
-  return fromJson(schema, JSON.parse(new TextDecoder().decode(bytes)) as JsonValue, { ignoreUnknownFields: true });
+/**
+ * The mesh id of a JSON request message. A message that names it under one
+ * spelling only, as a string, is read directly (the protobuf JSON mapping of
+ * the whole message costs more than the rest of the routing); anything else
+ * goes through that mapping, as the worker reads it.
+ */
+function meshIdOfJson(method: DescMethod, bytes: Uint8Array): string | undefined {
+  const json = JSON.parse(new TextDecoder().decode(bytes)) as JsonValue;
+  if (method.name !== "RedeemBootstrapToken" && json !== null && typeof json === "object" && !Array.isArray(json)) {
+    const camel = json.meshId;
+    const snake = json.mesh_id;
+    const named = camel === undefined ? snake : snake === undefined ? camel : undefined;
+    if (typeof named === "string") return named === "" ? undefined : named;
+  }
+  return meshIdOf(method, fromJson(method.input, json, { ignoreUnknownFields: true }));
 }
 
 function meshIdOf(method: DescMethod, message: object): string | undefined {

@@ -18,9 +18,10 @@ import { join, resolve } from "node:path";
 import { limits } from "@coral/proto";
 import { Log, LogLevel as MiniflareLogLevel, Miniflare } from "miniflare";
 import type { Logger } from "pino";
-import { expiresAtHeader } from "../worker/answer-expiry.ts";
+import { expiresAtHeader, refreshedHeader } from "../worker/answer-expiry.ts";
 import { frontSecretHeader } from "../worker/front-secret.ts";
-import { AnswerCache, type Answer, type AnswerCacheStats } from "./answer-cache.ts";
+import { AnswerCache, ownBytes, type Answer, type AnswerCacheStats } from "./answer-cache.ts";
+import { parseRefreshNote, refreshedAnswer } from "./answer-refresh.ts";
 import { bundleWorker } from "./bundle.ts";
 import { FrontRateLimiter } from "./front-rate-limit.ts";
 import { encodeHealth, parseHealth, sumHealth, type HealthEncoding } from "./health.ts";
@@ -39,6 +40,13 @@ export const discoveryVersion = "0.1.0";
  * over 2 shards are 12,500 per bucket, loaded in one go when it starts).
  */
 export const defaultMeshBuckets = 4;
+
+/**
+ * Lookup answers the front keeps by default: a colony answer and an agent's
+ * for each of 100,000 meshes, with 1.5 KiB of budget each (see
+ * answer-cache.ts); the front's RSS at 100,000 meshes is in bench/BENCHMARKS.md.
+ */
+export const defaultAnswerCacheEntries = 200_000;
 
 export interface DiscoveryServerOptions {
   port: number;
@@ -69,7 +77,7 @@ export interface DiscoveryServerOptions {
   workerScript?: string;
   /** Private JWK; default: read or create `<dataDir>/bootstrap-signing-key.jwk`. */
   signingKey?: string;
-  /** Lookup answers the front keeps (see answer-cache.ts); 0 turns the cache off. Default 100,000. */
+  /** Lookup answers the front keeps (see answer-cache.ts); 0 turns the cache off. Default defaultAnswerCacheEntries. */
   answerCacheEntries?: number;
   logger?: Logger;
 }
@@ -205,7 +213,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
   }
   leaveSignalsToTheHost();
   const limiter = new FrontRateLimiter(options.rateLimitPerMinute ?? 60);
-  const answerCacheEntries = options.answerCacheEntries ?? 100_000;
+  const answerCacheEntries = options.answerCacheEntries ?? defaultAnswerCacheEntries;
   const answers = answerCacheEntries > 0 ? new AnswerCache<UpstreamRequest>({ maxEntries: answerCacheEntries }) : undefined;
 
   const unavailable = (res: http.ServerResponse, err: Error) => {
@@ -221,14 +229,16 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     res: http.ServerResponse,
     headers: http.OutgoingHttpHeaders,
     body: { buffered: Buffer[]; rest: boolean },
-    onStatus?: (status: number) => void,
+    onAnswer?: (status: number, headers: http.IncomingHttpHeaders) => void,
     retried = false,
   ) => {
     // The retry takes a connection of its own: another kept-alive one may be just as dead.
     const upstream = http.request(
       { host: shard.host, port: shard.port, method: req.method, path: req.url, headers, agent: retried ? false : shard.agent },
       (upRes) => {
-        onStatus?.(upRes.statusCode ?? 502);
+        onAnswer?.(upRes.statusCode ?? 502, upRes.headers);
+        // For the front only (see refreshedHeader).
+        delete upRes.headers[refreshedHeader];
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
         upRes.pipe(res);
       },
@@ -237,9 +247,9 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
       // workerd may close an idle kept-alive connection just as it is reused;
       // then nothing reached the worker, and a buffered request can go again.
       if (!retried && upstream.reusedSocket && reusedSocketGone(err) && !body.rest && !res.headersSent)
-        return forward(shard, req, res, headers, body, onStatus, true);
+        return forward(shard, req, res, headers, body, onAnswer, true);
       // The worker may have acted on the request before the connection broke.
-      onStatus?.(503);
+      onAnswer?.(503, {});
       unavailable(res, err);
     });
     for (const chunk of body.buffered) upstream.write(chunk);
@@ -292,7 +302,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     const answer = ask(shardFor(meshId), request).then(
       (upstream) => {
         const a = toAnswer(upstream);
-        if (a.expiresAtMs > 0) cache.fill(ticket, key, a, request);
+        if (a.expiresAtMs > 0) cache.fill(ticket, key, a, keptRequest(request));
         else cache.abandon(ticket);
         return a;
       },
@@ -336,18 +346,28 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
 
   /**
    * Drops the mesh's cached answers now and again once the registration is
-   * answered (see answer-cache.ts), then asks again for the answers that were
-   * dropped, so lookups of a busy mesh keep finding one. Gives back the
-   * rate-limit token of a registration refused as invalid.
+   * answered (see answer-cache.ts). Then, when the worker says it was a pure
+   * refresh and no other registration of the mesh came in meanwhile, puts
+   * the dropped answers back updated to it (answer-refresh.ts); otherwise
+   * asks again for the most recently filled of them, so lookups of a busy
+   * mesh keep finding one. Gives back the rate-limit token of a registration
+   * refused as invalid.
    */
   const registering = (client: string, meshId: string | undefined) => {
-    const dropped = meshId === undefined ? (answers?.invalidateAll(), []) : (answers?.invalidate(meshId, refreshLimit) ?? []);
-    return (status: number) => {
-      if (meshId === undefined) answers?.invalidateAll();
-      else answers?.invalidate(meshId);
+    if (meshId === undefined) answers?.invalidateAll();
+    const registration = meshId === undefined ? undefined : answers?.registering(meshId);
+    return (status: number, headers: http.IncomingHttpHeaders) => {
       if (status === 400) limiter.refund(client);
-      if (!answers || meshId === undefined) return;
-      for (const { key, request } of dropped)
+      if (!answers || !registration || meshId === undefined) return answers?.invalidateAll();
+      const alone = answers.registered(registration);
+      const note = status === 200 && alone ? parseRefreshNote(headers[refreshedHeader]) : undefined;
+      const refetch = [];
+      for (const dropped of registration.dropped) {
+        const contentType = dropped.request.headers["content-type"];
+        const updated = note && refreshedAnswer({ path: dropped.request.path, contentType: typeof contentType === "string" ? contentType : undefined }, dropped.answer, note);
+        if (!updated || !answers.restore(meshId, dropped, updated)) refetch.push(dropped);
+      }
+      for (const { key, request } of refetch.slice(0, refreshLimit))
         if (!answers.has(key) && !answers.pending(meshId, key)) void fetchAnswer(answers, key, meshId, request);
     };
   };
@@ -510,6 +530,21 @@ function upstreamHeaders(req: http.IncomingMessage, frontSecret: string): http.O
   headers["cf-connecting-ip"] = clientAddress(req);
   headers[frontSecretHeader] = frontSecret;
   return headers;
+}
+
+/** Request headers that can change a lookup's answer (the cache key has them too), or that the shard requires. */
+const keptRequestHeaders = ["content-type", "accept-encoding", "connect-protocol-version", "cf-connecting-ip", frontSecretHeader];
+
+/**
+ * What a kept answer remembers of its request, to ask again after a
+ * registration: what decides the answer, and a body of its own (a slice of
+ * the socket's read would keep the whole read alive), not every header the
+ * client sent.
+ */
+function keptRequest(request: UpstreamRequest): UpstreamRequest {
+  const headers: http.OutgoingHttpHeaders = {};
+  for (const name of keptRequestHeaders) if (request.headers[name] !== undefined) headers[name] = request.headers[name];
+  return { method: request.method, path: request.path, headers, body: ownBytes(request.body) };
 }
 
 // Hop-by-hop headers, and Date, which a kept answer must not repeat.

@@ -16,3 +16,25 @@ export function withExpiry<A extends { expiresAt?: Timestamp }>(ctx: HandlerCont
   if (answer.expiresAt) ctx.responseHeader.set(expiresAtHeader, String(timestampMs(answer.expiresAt)));
   return answer;
 }
+
+/**
+ * On the answer to a registration that was a pure refresh (same mesh, key and
+ * fields as the registration held), sent only to the self-hosted front (the
+ * worker runs behind one when FRONT_SECRET is set), which drops it before the
+ * caller sees it: what the refresh changed in the lookup answers of that key,
+ * so the front can update the answers it keeps rather than drop them and ask
+ * the worker again. JSON of a RefreshNote.
+ */
+export const refreshedHeader = "coral-refreshed";
+
+export interface RefreshNote {
+  /** The registration's key in its mesh: `colony`, or `agent:<agent id>`. */
+  key: string;
+  identityPubkey: string;
+  /** The signature's signedAtMs, in decimal. */
+  signedAtMs: string;
+  signature: string;
+  observedIp: string;
+  lastSeenMs: number;
+  expiresAtMs: number;
+}

@@ -1,16 +1,25 @@
 // Serves DiscoveryService through @connectrpc/connect's own handlers, so the
 // Connect, gRPC and gRPC-web protocols, JSON and binary, error bodies and
 // codes all behave exactly as a generic client expects.
-import { fromBinary } from "@bufbuild/protobuf";
+import { fromBinary, fromJsonString, toBinary, toJsonString, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, createContextValues } from "@connectrpc/connect";
 import { createAsyncIterable, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
-import { DiscoveryService, limits } from "@coral/proto";
+import {
+  codeToHttpStatus,
+  contentTypeUnaryJson,
+  contentTypeUnaryProto,
+  contentTypeUnaryRegExp,
+  errorToJsonBytes,
+} from "@connectrpc/connect/protocol-connect";
+import { DiscoveryService, discoveryPb as pb, limits } from "@coral/proto";
 import { clientIp, errorResponse, readBoundedBody, toConnectError } from "./http.ts";
-import { callContextKey, discoveryService } from "./service.ts";
+import { refreshedHeader as refreshedHeaderName } from "./answer-expiry.ts";
+import { callContextKey, discoveryOps, discoveryService, type CallContext } from "./service.ts";
 
+const jsonOptions = { ignoreUnknownFields: false };
 const router = createConnectRouter({
   readMaxBytes: limits.maxBodyBytes,
-  jsonOptions: { ignoreUnknownFields: false },
+  jsonOptions,
 }).service(DiscoveryService, discoveryService);
 
 const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
@@ -34,6 +43,8 @@ export const connectPathPrefix = `/${DiscoveryService.typeName}/`;
 
 export async function serveConnect(request: Request, env: DiscoveryEnv): Promise<Response> {
   const path = new URL(request.url).pathname;
+  const registration = registrations.get(path);
+  if (registration && isPlainUnary(request)) return serveRegistration(registration, request, env);
   const handler = handlers.get(path);
   if (!handler) {
     // not_found (404) rather than unimplemented (501): a wrong path is the caller's mistake, not a server failure.
@@ -61,6 +72,76 @@ export async function serveConnect(request: Request, env: DiscoveryEnv): Promise
   } catch (err) {
     return errorResponse(toConnectError(err));
   }
+}
+
+interface RegistrationMethod<I extends DescMessage, O extends DescMessage> {
+  input: I;
+  output: O;
+  run(call: CallContext, req: MessageShape<I>, responseHeaders: Headers): Promise<MessageShape<O>>;
+}
+
+function registrationMethod<I extends DescMessage, O extends DescMessage>(method: RegistrationMethod<I, O>): RegistrationMethod<DescMessage, DescMessage> {
+  return method as unknown as RegistrationMethod<DescMessage, DescMessage>;
+}
+
+/**
+ * Registrations are most of discovery's writes (every colony and agent
+ * refreshes every minute), and connect-es's generic unary handler (a handler
+ * context with its abort signal and header objects, async iterables, a
+ * trailer mux) cost about as much worker CPU as the registration itself. A
+ * plain Connect unary registration (POST, JSON or binary, uncompressed, no
+ * timeout) is answered here instead, with connect-es's own parsing,
+ * serialization, content types and error format, so the answer is the one the
+ * generic handler gives (tests/discovery/discovery.test.ts compares them).
+ * Everything else takes the generic handler.
+ */
+const registrations = new Map([
+  [
+    `${connectPathPrefix}RegisterColony`,
+    registrationMethod({ input: pb.RegisterColonyRequestSchema, output: pb.RegisterColonyResponseSchema, run: discoveryOps.registerColony }),
+  ],
+  [
+    `${connectPathPrefix}RegisterAgent`,
+    registrationMethod({ input: pb.RegisterAgentRequestSchema, output: pb.RegisterAgentResponseSchema, run: discoveryOps.registerAgent }),
+  ],
+]);
+
+function isPlainUnary(request: Request): boolean {
+  const encoding = request.headers.get("content-encoding");
+  return (
+    request.method === "POST" &&
+    contentTypeUnaryRegExp.test(request.headers.get("content-type") ?? "") &&
+    (encoding === null || encoding === "identity") &&
+    !request.headers.has("connect-timeout-ms")
+  );
+}
+
+async function serveRegistration(method: RegistrationMethod<DescMessage, DescMessage>, request: Request, env: DiscoveryEnv): Promise<Response> {
+  const binary = request.headers.get("content-type")!.toLowerCase() === contentTypeUnaryProto;
+  const headers = new Headers({ "content-type": binary ? contentTypeUnaryProto : contentTypeUnaryJson });
+  let status = 200;
+  let body: Uint8Array;
+  try {
+    const bytes = await readBoundedBody(request);
+    let input: MessageShape<DescMessage>;
+    try {
+      input = binary ? fromBinary(method.input, bytes) : fromJsonString(method.input, new TextDecoder().decode(bytes), jsonOptions);
+    } catch (err) {
+      throw binary
+        ? new ConnectError(`body: is not a valid ${method.input.typeName} in protobuf binary`, Code.InvalidArgument)
+        : ConnectError.from(err, Code.InvalidArgument);
+    }
+    const output = await method.run({ env, clientIp: clientIp(request) }, input, headers);
+    body = binary ? toBinary(method.output, output) : new TextEncoder().encode(toJsonString(method.output, output));
+  } catch (err) {
+    const error = toConnectError(err);
+    status = codeToHttpStatus(error.code);
+    headers.set("content-type", contentTypeUnaryJson);
+    headers.delete(refreshedHeaderName);
+    body = errorToJsonBytes(error, {});
+  }
+  headers.set("content-length", String(body.byteLength));
+  return new Response(body, { status, headers });
 }
 
 /**

@@ -12,7 +12,10 @@ export interface DirectoryCounts {
 }
 
 export class Directory extends DurableObject<DiscoveryEnv> {
-  private readonly counts = new Map<string, { colonies: number; agents: number }>();
+  // Running totals, not a map of every reporter: hosted, a reporter is a mesh,
+  // and a million meshes' counts held in memory would pass an isolate's 128 MB.
+  private colonies = 0;
+  private agents = 0;
   private readonly startedAtMs = Date.now();
 
   constructor(ctx: DurableObjectState, env: DiscoveryEnv) {
@@ -21,23 +24,25 @@ export class Directory extends DurableObject<DiscoveryEnv> {
       ctx.storage.sql.exec(
         "CREATE TABLE IF NOT EXISTS mesh_counts (mesh_id TEXT PRIMARY KEY, colonies INTEGER NOT NULL, agents INTEGER NOT NULL)",
       );
-      for (const row of ctx.storage.sql.exec<{ mesh_id: string; colonies: number; agents: number }>(
-        "SELECT mesh_id, colonies, agents FROM mesh_counts",
-      )) {
-        this.counts.set(row.mesh_id, { colonies: row.colonies, agents: row.agents });
-      }
+      const sums = ctx.storage.sql
+        .exec<{ colonies: number; agents: number }>("SELECT COALESCE(SUM(colonies), 0) AS colonies, COALESCE(SUM(agents), 0) AS agents FROM mesh_counts")
+        .one();
+      this.colonies = sums.colonies;
+      this.agents = sums.agents;
     });
   }
 
   /** `reporter`: the name of the object that holds the registrations (a mesh id, or `bucket:<n>`). */
   report(reporter: string, colonies: number, agents: number): void {
+    const sql = this.ctx.storage.sql;
+    const before = sql.exec<{ colonies: number; agents: number }>("SELECT colonies, agents FROM mesh_counts WHERE mesh_id = ?", reporter).toArray()[0];
+    this.colonies += colonies - (before?.colonies ?? 0);
+    this.agents += agents - (before?.agents ?? 0);
     if (colonies === 0 && agents === 0) {
-      this.counts.delete(reporter);
-      this.ctx.storage.sql.exec("DELETE FROM mesh_counts WHERE mesh_id = ?", reporter);
+      if (before) sql.exec("DELETE FROM mesh_counts WHERE mesh_id = ?", reporter);
       return;
     }
-    this.counts.set(reporter, { colonies, agents });
-    this.ctx.storage.sql.exec(
+    sql.exec(
       "INSERT INTO mesh_counts (mesh_id, colonies, agents) VALUES (?, ?, ?) ON CONFLICT(mesh_id) DO UPDATE SET colonies = excluded.colonies, agents = excluded.agents",
       reporter,
       colonies,
@@ -46,12 +51,6 @@ export class Directory extends DurableObject<DiscoveryEnv> {
   }
 
   totals(): DirectoryCounts {
-    let colonies = 0;
-    let agents = 0;
-    for (const c of this.counts.values()) {
-      colonies += c.colonies;
-      agents += c.agents;
-    }
-    return { colonies, agents, startedAtMs: this.startedAtMs };
+    return { colonies: this.colonies, agents: this.agents, startedAtMs: this.startedAtMs };
   }
 }

@@ -79,6 +79,8 @@ export interface RegisterOutcome {
   lastSeenMs: number;
   expiresAtMs: number;
   ttlSeconds: number;
+  /** Same key and fields as the registration held: only the signature, the address and the times changed. */
+  refresh: boolean;
 }
 
 const colonyKey = "colony:colony";
@@ -105,6 +107,8 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
   /** A report to the Directory not started yet: callers until it starts share it. */
   private queuedReport: Promise<void> | undefined;
   private lastReport: Promise<void> = Promise.resolve();
+  /** A report to the Directory failed: the next registration, refresh or purge sends one again. */
+  private reportOwed = false;
 
   constructor(ctx: DurableObjectState, env: DiscoveryEnv) {
     super(ctx, env);
@@ -240,7 +244,7 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
     const next = this.nextDeadline();
     if (next !== null) this.armAlarm(next);
     await this.settled();
-    if (purged) await this.reportCounts();
+    if (purged || this.reportOwed) await this.reportCounts();
   }
 
   private async register(
@@ -293,7 +297,8 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
     const fieldsText = encodeFields(record);
     const sig = record.signature;
     const held = entry?.registration ?? null;
-    if (entry && held && held.fieldsText === fieldsText) {
+    const refresh = entry !== undefined && held !== null && held.fieldsText === fieldsText;
+    if (refresh) {
       // A refresh: the fields are those stored; only the signature, the address and the times change.
       this.write(
         "UPDATE mesh_entries SET identity_pubkey = ?, signed_at_ms = ?, signature = ?, observed_ip = ?, last_seen_ms = ?, expires_at_ms = ? WHERE mesh_id = ? AND key = ?",
@@ -336,8 +341,8 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
     this.armAlarm(expiresAtMs);
     if (!held) this.count(key, 1);
     await this.settled();
-    if (!held) await this.reportCounts();
-    return ok({ lastSeenMs: now, expiresAtMs, ttlSeconds: Math.round(this.config.ttlMs / 1000) });
+    if (!held || this.reportOwed) await this.reportCounts();
+    return ok({ lastSeenMs: now, expiresAtMs, ttlSeconds: Math.round(this.config.ttlMs / 1000), refresh });
   }
 
   /** A refusal that may rest on state whose write is still queued: answered once it ran. */
@@ -409,7 +414,10 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
    * counts, so a report sent twice is harmless. A report reads the counts
    * when it starts, so callers that changed them before then share it: many
    * new registrations at once in a bucket cost one Directory write, not one
-   * each. Resolves once a report that includes the caller's change is done.
+   * each. Resolves once a report that includes the caller's change is done
+   * or failed: the Directory only serves Health's totals, so its failure
+   * must not fail a registration that is already stored; the counts are
+   * owed and sent again with the next registration, refresh or purge.
    */
   private reportCounts(): Promise<void> {
     if (this.queuedReport) return this.queuedReport;
@@ -419,7 +427,13 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
         this.queuedReport = undefined;
         const name = this.objectName || this.ctx.id.toString();
         const directory = this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName("directory"));
-        await directory.report(name, this.colonies, this.agents);
+        try {
+          await directory.report(name, this.colonies, this.agents);
+          this.reportOwed = false;
+        } catch (err) {
+          this.reportOwed = true;
+          console.warn(`discovery: reporting ${name}'s counts to the Directory failed (sent again with its next registration): ${String(err)}`);
+        }
       });
     this.queuedReport = report;
     this.lastReport = report;

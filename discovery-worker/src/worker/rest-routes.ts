@@ -42,14 +42,15 @@ export async function restRegister(request: Request, env: DiscoveryEnv, meshId: 
   const json: JsonObject = { ...rest, mesh_id: meshId };
   delete json.meshId;
   let answer: pb.RegisterColonyResponse | pb.RegisterAgentResponse;
-  if (type === "colony") answer = await discoveryOps.registerColony(call(request, env), parseMessage(pb.RegisterColonyRequestSchema, json));
-  else if (type === "agent") answer = await discoveryOps.registerAgent(call(request, env), parseMessage(pb.RegisterAgentRequestSchema, json));
+  const headers = new Headers();
+  if (type === "colony") answer = await discoveryOps.registerColony(call(request, env), parseMessage(pb.RegisterColonyRequestSchema, json), headers);
+  else if (type === "agent") answer = await discoveryOps.registerAgent(call(request, env), parseMessage(pb.RegisterAgentRequestSchema, json), headers);
   else throw new ConnectError(`type: must be "colony" or "agent" (got ${JSON.stringify(type)})`, Code.InvalidArgument);
   return Response.json({
     ok: answer.success,
     ttl: answer.ttl,
     ...(toJson(type === "colony" ? pb.RegisterColonyResponseSchema : pb.RegisterAgentResponseSchema, answer as never, jsonOut) as JsonObject),
-  });
+  }, { headers });
 }
 
 export async function restLookupColony(request: Request, env: DiscoveryEnv, meshId: string): Promise<Response> {

@@ -16,7 +16,7 @@ import {
   validateRegisterAgent,
   validateRegisterColony,
 } from "@coral/proto";
-import { withExpiry } from "./answer-expiry.ts";
+import { refreshedHeader, withExpiry, type RefreshNote } from "./answer-expiry.ts";
 import { issueBootstrapToken, verifyBootstrapToken } from "./bootstrap.ts";
 import { readConfig } from "./config.ts";
 import type { AgentRecord, ColonyRecord, RegisterOutcome, Stored } from "./mesh-registry.ts";
@@ -123,6 +123,22 @@ function storedFrom<R extends ColonyRecord | AgentRecord>(record: R, outcome: Re
   return { record, lastSeenMs: outcome.lastSeenMs, expiresAtMs: outcome.expiresAtMs };
 }
 
+/** Tells the self-hosted front what a pure refresh changed (see refreshedHeader); hosted, nothing. */
+function announceRefresh(call: CallContext, headers: Headers | undefined, key: string, record: ColonyRecord | AgentRecord, outcome: RegisterOutcome): void {
+  if (!headers || !outcome.refresh || !call.env.FRONT_SECRET) return;
+  const sig = record.signature;
+  const note: RefreshNote = {
+    key,
+    identityPubkey: sig.identityPubkey,
+    signedAtMs: sig.signedAtMs.toString(),
+    signature: sig.signature,
+    observedIp: record.observedIp,
+    lastSeenMs: outcome.lastSeenMs,
+    expiresAtMs: outcome.expiresAtMs,
+  };
+  headers.set(refreshedHeader, JSON.stringify(note));
+}
+
 /** The mesh's object accepts only ever newer signatures for a key, so the newer signature is the current answer. */
 function newerThan(record: ColonyRecord | AgentRecord) {
   return (cached: Stored<ColonyRecord | AgentRecord>) => cached.record.signature.signedAtMs > record.signature.signedAtMs;
@@ -159,12 +175,14 @@ export const discoveryOps = {
     });
   },
 
-  async registerColony(call: CallContext, req: pb.RegisterColonyRequest): Promise<pb.RegisterColonyResponse> {
+  /** `responseHeaders`: where the answer's headers go, for announceRefresh. */
+  async registerColony(call: CallContext, req: pb.RegisterColonyRequest, responseHeaders?: Headers): Promise<pb.RegisterColonyResponse> {
     const { fields, signature } = validated(() => validateRegisterColony(req));
     await enforceRateLimit(call);
     const record: ColonyRecord = { ...fields, signature, observedIp: call.clientIp };
     const outcome = unwrap(await mesh(call.env, req.meshId).registerColony(record));
     caches(call.env).colonies.put(req.meshId, storedFrom(record, outcome), newerThan(record));
+    announceRefresh(call, responseHeaders, "colony", record, outcome);
     return create(pb.RegisterColonyResponseSchema, {
       success: true,
       ttl: outcome.ttlSeconds,
@@ -180,12 +198,13 @@ export const discoveryOps = {
     return colonyAnswer(stored);
   },
 
-  async registerAgent(call: CallContext, req: pb.RegisterAgentRequest): Promise<pb.RegisterAgentResponse> {
+  async registerAgent(call: CallContext, req: pb.RegisterAgentRequest, responseHeaders?: Headers): Promise<pb.RegisterAgentResponse> {
     const { fields, signature } = validated(() => validateRegisterAgent(req));
     await enforceRateLimit(call);
     const record: AgentRecord = { ...fields, signature, observedIp: call.clientIp };
     const outcome = unwrap(await mesh(call.env, req.meshId).registerAgent(record));
     caches(call.env).agents.put(`${req.meshId}/${req.agentId}`, storedFrom(record, outcome), newerThan(record));
+    announceRefresh(call, responseHeaders, `agent:${req.agentId}`, record, outcome);
     return create(pb.RegisterAgentResponseSchema, {
       success: true,
       ttl: outcome.ttlSeconds,
@@ -244,9 +263,9 @@ export const discoveryOps = {
 
 export const discoveryService = {
   health: (_req, ctx) => discoveryOps.health(callContext(ctx)),
-  registerColony: (req, ctx) => discoveryOps.registerColony(callContext(ctx), req),
+  registerColony: (req, ctx) => discoveryOps.registerColony(callContext(ctx), req, ctx.responseHeader),
   lookupColony: async (req, ctx) => withExpiry(ctx, await discoveryOps.lookupColony(callContext(ctx), req)),
-  registerAgent: (req, ctx) => discoveryOps.registerAgent(callContext(ctx), req),
+  registerAgent: (req, ctx) => discoveryOps.registerAgent(callContext(ctx), req, ctx.responseHeader),
   lookupAgent: async (req, ctx) => withExpiry(ctx, await discoveryOps.lookupAgent(callContext(ctx), req)),
   createBootstrapToken: (req, ctx) => discoveryOps.createBootstrapToken(callContext(ctx), req),
   redeemBootstrapToken: (req, ctx) => discoveryOps.redeemBootstrapToken(callContext(ctx), req),
