@@ -18,9 +18,16 @@ if (!read && !agent) process.setSourceMapsEnabled(true);
 // The agent runs for months beside the services it observes: keep V8's young
 // generation at its initial 1 MB instead of letting module loading grow it to
 // 16 MB a semi-space that stays resident (about −15 MB RSS, no measurable CPU
-// cost at the agent's allocation rate; bench/BENCHMARKS.md). Set before any
-// of the agent's modules load.
-if (agent) (await import("node:v8")).setFlagsFromString("--semi-space-growth-factor=1");
+// cost at the agent's allocation rate; bench/BENCHMARKS.md), and have V8
+// collect its old generation sooner and keep fewer free pages
+// (--optimize-for-size: five services' agent stays at ~80 MB instead of
+// climbing past 90 over ten minutes, for the same CPU). Set before any of the
+// agent's modules load.
+if (agent) {
+  const { setFlagsFromString } = await import("node:v8");
+  setFlagsFromString("--semi-space-growth-factor=1");
+  setFlagsFromString("--optimize-for-size");
+}
 const entry = read ? "../dist/bundle/read.js" : agent ? "../dist/bundle-connect/connect.js" : "../dist/main.js";
 let main;
 try {
