@@ -12,6 +12,7 @@
 //     [--mesh-buckets N (coral-discovery's; 0: one Durable Object per mesh)]
 //     [--worker-bundle <file> (an older worker build to compare with)] [--answer-cache <entries> (coral-discovery's)]
 //     [--sustain 60 --refresh-rate 1000,2000 --lookup-rate 5000 (the mixed phases, below)]
+//     [--registration-batch-ms <ms> (coral-discovery's registration batch window; 0: each alone)]
 //     [--server-node-flags "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--json out.json]
 //
 // --sustain runs one more phase per --refresh-rate after the others, over
@@ -49,6 +50,7 @@ const { values: args } = parseArgs({
     "mesh-buckets": { type: "string" },
     "worker-bundle": { type: "string" },
     "answer-cache": { type: "string" },
+    "registration-batch-ms": { type: "string" },
     sustain: { type: "string", default: "0" },
     "refresh-rate": { type: "string", default: "2000" },
     "lookup-rate": { type: "string", default: "5000" },
@@ -187,6 +189,8 @@ interface Phase {
   p99Ms: number;
   cores: { front: number; workerd: number; client: number };
   clientSignMsPerReg: number;
+  /** Registrations per batch the front sent (undefined: a front without batches). */
+  perBatch: number | undefined;
   workerdThreads: { samples: number; states: Record<string, number> };
 }
 
@@ -203,6 +207,7 @@ async function phase(
   const latencies: number[] = [];
   let signMs = 0;
   let next = 0;
+  const batchesBefore = await answerCacheStats();
   const before = await cpuTicks(serverPid);
   const cpuBefore = process.cpuUsage();
   const stopSampling = args["sample-threads"] ? sampleThreads(workerdPids) : async () => ({ samples: 0, states: {} });
@@ -238,10 +243,12 @@ async function phase(
   const cpu = process.cpuUsage(cpuBefore);
   const after = await cpuTicks(serverPid);
   agent.destroy();
+  const batchesAfter = await answerCacheStats();
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)] ?? 0;
   return {
     phase: name,
+    perBatch: perBatch(batchesBefore, batchesAfter),
     concurrency,
     registrations: fields.length,
     seconds,
@@ -270,6 +277,7 @@ interface Sustained {
   openSqliteFiles: number;
   /** The front's answer cache during the phase: lookups it answered itself, and those it asked workerd for. */
   answerCache: { hits: number; misses: number };
+  perBatch: number | undefined;
 }
 
 /** Runs bench/discovery/load.ts (autocannon in its own process); resolves at its "start" event with its result to come. */
@@ -393,6 +401,7 @@ async function sustained(
     rssMiB: { front: await rssMiB([serverPid]), workerd: await rssMiB(workerdPids) },
     openSqliteFiles: await openSqliteFiles(workerdPids),
     answerCache: { hits: (cacheAfter.hits ?? 0) - (cacheBefore.hits ?? 0), misses: (cacheAfter.misses ?? 0) - (cacheBefore.misses ?? 0) },
+    perBatch: perBatch(cacheBefore, cacheAfter),
   };
 }
 
@@ -410,7 +419,8 @@ function printSustained(m: Sustained): void {
   console.log(
     `          cores front ${m.cores.front.toFixed(2)} workerd ${m.cores.workerd.toFixed(2)} refresh client ${m.cores.client.toFixed(2)}; ` +
       `RSS front ${m.rssMiB.front} MiB, workerd ${m.rssMiB.workerd} MiB; ${m.openSqliteFiles} open .sqlite files; ` +
-      `front answer cache ${m.answerCache.hits} hits, ${m.answerCache.misses} misses`,
+      `front answer cache ${m.answerCache.hits} hits, ${m.answerCache.misses} misses` +
+      (m.perBatch === undefined ? "" : `; ${m.perBatch.toFixed(1)} refreshes per batch`),
   );
   if (Object.keys(r.failed).length) console.log(`          failed refreshes: ${JSON.stringify(r.failed)}`);
 }
@@ -432,12 +442,20 @@ const child = spawn(
     ...(args["mesh-buckets"] === undefined ? [] : ["--mesh-buckets", args["mesh-buckets"]]),
     ...(args["worker-bundle"] === undefined ? [] : ["--worker-bundle", resolve(args["worker-bundle"])]),
     ...(args["answer-cache"] === undefined ? [] : ["--answer-cache", args["answer-cache"]]),
+    ...(args["registration-batch-ms"] === undefined ? [] : ["--registration-batch-ms", args["registration-batch-ms"]]),
   ],
   { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] },
 );
 /** Lines the server logged about storage (SQLITE_NOMEM and friends), by text. */
 const storageErrors = new Map<string, number>();
-/** The front's answer-cache counters, as serve-source.ts prints them on SIGUSR2. */
+/** Registrations per batch between two counter readings; undefined when no batch was sent (or the front sends none). */
+function perBatch(before: Record<string, number>, after: Record<string, number>): number | undefined {
+  const batches = (after.batchBatches ?? 0) - (before.batchBatches ?? 0);
+  if (batches === 0) return undefined;
+  return ((after.batchRegistrations ?? 0) - (before.batchRegistrations ?? 0)) / batches;
+}
+
+/** The front's answer-cache (and registration batch) counters, as serve-source.ts prints them on SIGUSR2. */
 let answerCache: Record<string, number> = {};
 async function answerCacheStats(): Promise<Record<string, number>> {
   const before = answerCache;
@@ -484,7 +502,8 @@ try {
       console.log(
         `${row.phase.padEnd(7)} c=${String(c).padStart(3)}  ${row.perSecond.toFixed(0).padStart(5)}/s  p50 ${row.p50Ms.toFixed(1)} ms  p99 ${row.p99Ms.toFixed(1)} ms` +
           `  cores front ${row.cores.front.toFixed(2)} workerd ${row.cores.workerd.toFixed(2)} client ${row.cores.client.toFixed(2)}` +
-          `  sign ${row.clientSignMsPerReg.toFixed(3)} ms/reg`,
+          `  CPU/reg front ${((row.cores.front / row.perSecond) * 1000).toFixed(3)} ms workerd ${((row.cores.workerd / row.perSecond) * 1000).toFixed(3)} ms` +
+          `  sign ${row.clientSignMsPerReg.toFixed(3)} ms/reg${row.perBatch === undefined ? "" : `  ${row.perBatch.toFixed(1)} reg/batch`}`,
       );
       console.log(`          after: ${await openSqliteFiles(workerdPids)} open .sqlite files, workerd RSS ${await rssMiB(workerdPids)} MiB`);
       if (args["sample-threads"]) console.log(`          workerd threads (non-sleeping samples of ${row.workerdThreads.samples}): ${JSON.stringify(row.workerdThreads.states)}`);

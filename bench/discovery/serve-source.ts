@@ -5,6 +5,7 @@
 //     --port 8080 --data-dir <dir> [--ttl 3600] [--shards 1] [--mesh-buckets N]
 //     [--worker-bundle <file>: run this worker build instead, e.g. one bundled from an older commit]
 //     [--answer-cache <entries>: coral-discovery's --answer-cache]
+//     [--registration-batch-ms <ms>: how long a registration may wait for others to its shard; 0: each alone]
 // Registration rate limit off, warnings and errors logged.
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
@@ -19,6 +20,7 @@ const { values: args } = parseArgs({
     "mesh-buckets": { type: "string" },
     "worker-bundle": { type: "string" },
     "answer-cache": { type: "string" },
+    "registration-batch-ms": { type: "string" },
   },
 });
 if (!args["data-dir"]) throw new Error("--data-dir is required");
@@ -33,10 +35,16 @@ const server = await startDiscoveryServer({
   meshBuckets: args["mesh-buckets"] === undefined ? undefined : Number(args["mesh-buckets"]),
   workerScript: args["worker-bundle"] === undefined ? undefined : await readFile(args["worker-bundle"], "utf8"),
   answerCacheEntries: args["answer-cache"] === undefined ? undefined : Number(args["answer-cache"]),
+  registrationBatchWindowMs: args["registration-batch-ms"] === undefined ? undefined : Number(args["registration-batch-ms"]),
   logger: createLogger({ level: "warn", format: "console" }),
 });
-// SIGUSR2 prints the front's answer-cache counters (registrations.ts reads them around each phase).
-process.on("SIGUSR2", () => console.log(`answer-cache ${JSON.stringify(server.answerCacheStats() ?? null)}`));
+// SIGUSR2 prints the front's answer-cache and registration-batch counters (registrations.ts reads them around each phase).
+process.on("SIGUSR2", () => console.log(`answer-cache ${JSON.stringify({ ...server.answerCacheStats(), ...prefixed(server.registrationBatchStats()) })}`));
 const stop = () => void server.close().then(() => process.exit(0));
 process.once("SIGINT", stop);
 process.once("SIGTERM", stop);
+
+/** The batch counters under names of their own (a front that sends registrations alone has none). */
+function prefixed(stats: { batches: number; registrations: number } | undefined): Record<string, number> {
+  return stats ? { batchBatches: stats.batches, batchRegistrations: stats.registrations } : {};
+}

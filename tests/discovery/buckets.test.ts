@@ -19,7 +19,6 @@ import {
 } from "@coral/proto";
 import {
   MeshBucketsError,
-  bundleWorker,
   defaultMeshBuckets,
   meshBucketOf,
   shardOf,
@@ -27,7 +26,6 @@ import {
   startDiscoveryServer,
 } from "@coral/discovery-worker";
 import { SignJWT, importJWK } from "jose";
-import { Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   colonyFields,
@@ -41,6 +39,7 @@ import {
 } from "../helpers/discovery.ts";
 import { rejection } from "../helpers/errors.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { workerInMiniflare } from "./worker-in-miniflare.ts";
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -327,18 +326,7 @@ describe("mesh bucket count", () => {
   });
 
   it("the worker answers every request with the reason when MESH_BUCKETS is bad", async () => {
-    const mf = new Miniflare({
-      modules: true,
-      script: await bundleWorker(),
-      compatibilityDate: "2025-09-01",
-      cf: false,
-      durableObjects: {
-        MESHES: { className: "MeshRegistry", useSQLite: true },
-        DIRECTORY: { className: "Directory", useSQLite: true },
-        RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
-      },
-      bindings: { MESH_BUCKETS: "lots" },
-    });
+    const mf = await workerInMiniflare({ bindings: { MESH_BUCKETS: "lots" } });
     try {
       const res = await mf.dispatchFetch("http://discovery/coral.discovery.v1.DiscoveryService/LookupColony", {
         method: "POST",
@@ -421,18 +409,7 @@ describe("a data dir from before mesh buckets", () => {
     const unnamedMeshId = uniqueMeshId("legacy");
     const unnamedToken = await tokenOf(unnamedMeshId, "redeemed-in-an-unnamed-object");
 
-    const writer = new Miniflare({
-      modules: true,
-      script: oneMeshWriter,
-      compatibilityDate: "2025-09-01",
-      cf: false,
-      durableObjects: {
-        MESHES: { className: "MeshRegistry", useSQLite: true },
-        DIRECTORY: { className: "Directory", useSQLite: true },
-        RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
-      },
-      durableObjectsPersist: shardStorageDir(dataDir, 0),
-    });
+    const writer = await workerInMiniflare({ script: oneMeshWriter, durableObjectsPersist: shardStorageDir(dataDir, 0) });
     try {
       const res = await writer.dispatchFetch("http://writer/", {
         method: "POST",

@@ -20,12 +20,24 @@ import { Log, LogLevel as MiniflareLogLevel, Miniflare } from "miniflare";
 import type { Logger } from "pino";
 import { expiresAtHeader, refreshedHeader } from "../worker/answer-expiry.ts";
 import { frontSecretHeader } from "../worker/front-secret.ts";
+import { isPlainUnary } from "../worker/plain-unary.ts";
+import {
+  decodeBatch,
+  encodeBatch,
+  isAnswerHead,
+  maxBatchItems,
+  registrationBatchPath,
+  type BatchAnswerHead,
+  type BatchPart,
+  type BatchRequestHead,
+} from "../worker/registration-batch-wire.ts";
 import { AnswerCache, ownBytes, type Answer, type AnswerCacheStats } from "./answer-cache.ts";
 import { parseRefreshNote, refreshedAnswer } from "./answer-refresh.ts";
 import { bundleWorker } from "./bundle.ts";
 import { FrontRateLimiter } from "./front-rate-limit.ts";
 import { encodeHealth, parseHealth, sumHealth, type HealthEncoding } from "./health.ts";
 import { loadOrCreateSigningJwk } from "./keys.ts";
+import { RegistrationBatcher, type BatcherStats } from "./registration-batcher.ts";
 import { bodyFormat, canonicalTarget, connectMethod, isLookup, isRegistration, meshIdFromBody, meshIdFromQuery, restTarget } from "./route-key.ts";
 import { resolveLayout, shardOf, shardStorageDir } from "./shards.ts";
 
@@ -47,6 +59,15 @@ export const defaultMeshBuckets = 4;
  * answer-cache.ts); the front's RSS at 100,000 meshes is in bench/BENCHMARKS.md.
  */
 export const defaultAnswerCacheEntries = 200_000;
+
+/**
+ * How long a registration may wait for others to its shard while a batch of
+ * them is on its way (see registration-batcher.ts); one that finds its shard
+ * idle goes at once. A colony refreshes once a minute, so a few ms do not
+ * matter to it, while refreshes arriving evenly at 1,000/s per shard would
+ * make batches of only ~2 with a 2 ms window (bench/BENCHMARKS.md, issue 26).
+ */
+export const defaultRegistrationBatchWindowMs = 5;
 
 export interface DiscoveryServerOptions {
   port: number;
@@ -79,6 +100,12 @@ export interface DiscoveryServerOptions {
   signingKey?: string;
   /** Lookup answers the front keeps (see answer-cache.ts); 0 turns the cache off. Default defaultAnswerCacheEntries. */
   answerCacheEntries?: number;
+  /**
+   * Registrations to a shard go to its worker in batches, each waiting at
+   * most this long for others (see registration-batcher.ts); 0: each alone.
+   * Default defaultRegistrationBatchWindowMs.
+   */
+  registrationBatchWindowMs?: number;
   logger?: Logger;
 }
 
@@ -90,6 +117,8 @@ export interface DiscoveryServer extends AsyncDisposable {
   meshBuckets: number;
   /** Counters of the front's answer cache; undefined when it is off. */
   answerCacheStats(): AnswerCacheStats | undefined;
+  /** Registration batches sent to the shards, summed; undefined when registrations go alone. */
+  registrationBatchStats(): BatcherStats | undefined;
   close(): Promise<void>;
 }
 
@@ -112,6 +141,8 @@ interface Shard {
   host: string;
   port: number;
   agent: http.Agent;
+  /** Undefined when registrations go alone. */
+  batcher?: RegistrationBatcher;
 }
 
 /** A request to send to a shard whole (its body already read). */
@@ -276,6 +307,53 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
       upstream.end(request.body);
     });
 
+  /** Sends registrations to a shard as one batch (registration-batcher.ts) and reads the worker's answer to each. */
+  const sendBatch = async (shard: Shard, parts: Array<BatchPart<BatchRequestHead>>): Promise<Array<BatchPart<BatchAnswerHead>>> => {
+    const encoded = encodeBatch(parts);
+    const body = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+    const headers = { "content-type": "application/octet-stream", "content-length": String(body.byteLength), [frontSecretHeader]: frontSecret };
+    const upstream = await ask(shard, { method: "POST", path: registrationBatchPath, headers, body });
+    if (upstream.status !== 200)
+      throw new Error(`the worker refused a registration batch (HTTP ${upstream.status}): ${upstream.body.toString("utf8", 0, 500)}`);
+    return decodeBatch(upstream.body, Infinity).map((part) => {
+      if (!isAnswerHead(part.head)) throw new Error("the worker's answer to a registration batch holds a part that is not an answer");
+      return { head: part.head, body: part.body };
+    });
+  };
+  const batchWindowMs = options.registrationBatchWindowMs ?? defaultRegistrationBatchWindowMs;
+  if (batchWindowMs > 0)
+    for (const shard of shards) shard.batcher = new RegistrationBatcher((parts) => sendBatch(shard, parts), { maxItems: maxBatchItems, windowMs: batchWindowMs });
+
+  /** Sends a registration to its shard with the others that arrive meanwhile and answers it as forward() would. */
+  const registerBatched = (
+    batcher: RegistrationBatcher,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    body: Buffer,
+    onAnswer: (status: number, headers: http.IncomingHttpHeaders) => void,
+  ) => {
+    batcher
+      .submit({ head: { path: req.url ?? "/", headers: batchedHeaders(toShard(req)) }, body })
+      .then(
+        (answer) => {
+          const headers: http.IncomingHttpHeaders = {};
+          for (const [name, value] of answer.head.headers) headers[name] = value;
+          onAnswer(answer.head.status, headers);
+          // For the front only (see refreshedHeader).
+          delete headers[refreshedHeader];
+          headers["content-length"] = String(answer.body.byteLength);
+          res.writeHead(answer.head.status, headers);
+          res.end(answer.body);
+        },
+        (err: Error) => {
+          // The worker may have acted on the registration before the connection broke.
+          onAnswer(503, {});
+          unavailable(res, err);
+        },
+      )
+      .catch((err: Error) => unavailable(res, err));
+  };
+
   const health = async (
     encoding: HealthEncoding,
     req: http.IncomingMessage,
@@ -386,6 +464,12 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     const url = canonical;
     const queryAt = url.indexOf("?");
     const path = queryAt < 0 ? url : url.slice(0, queryAt);
+    if (path.toLowerCase() === registrationBatchPath) {
+      res.writeHead(403, { "content-type": "application/json" });
+      const message = `${registrationBatchPath} is internal to coral-discovery (its front sends registration batches to its shards); register with RegisterColony, RegisterAgent or POST /v1/mesh/:mesh_id/register`;
+      res.end(JSON.stringify({ code: "permission_denied", message }));
+      return;
+    }
     // Every body is read (up to the limit) before it goes to a shard: a request
     // the worker refuses half-read would break the kept-alive connection for
     // the next one, and a buffered request can be sent again on a fresh one.
@@ -409,7 +493,11 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
       if (rest.register) {
         if (!admitted(true)) return;
         const body = await withBody();
-        if (body) forward(shardFor(rest.meshId), req, res, toShard(req), body, registering(client, rest.meshId));
+        if (!body) return;
+        const shard = shardFor(rest.meshId);
+        const onAnswer = registering(client, rest.meshId);
+        if (shard.batcher) registerBatched(shard.batcher, req, res, Buffer.concat(body.buffered), onAnswer);
+        else forward(shard, req, res, toShard(req), body, onAnswer);
         return;
       }
       if (answers && req.method === "GET") {
@@ -451,7 +539,11 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     );
     if (key !== undefined && meshId !== undefined) return lookupAndKeep(answers!, key, meshId, req, res, bytes);
     const onStatus = register ? registering(client, meshId) : undefined;
-    forward(shardFor(meshId), req, res, toShard(req), { buffered: [bytes], rest: false }, onStatus);
+    const shard = shardFor(meshId);
+    // The registrations the worker answers on its own path (connect-routes.ts) go in batches; the rest alone.
+    if (onStatus && shard.batcher && isPlainUnary(req.method ?? "", (name) => header(req, name)))
+      return registerBatched(shard.batcher, req, res, bytes, onStatus);
+    forward(shard, req, res, toShard(req), { buffered: [bytes], rest: false }, onStatus);
   };
 
   const front = http.createServer((req, res) => {
@@ -481,6 +573,13 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     shards: shards.length,
     meshBuckets: layout.meshBuckets,
     answerCacheStats: () => (answers ? { ...answers.stats, entries: answers.size } : undefined),
+    registrationBatchStats: () =>
+      batchWindowMs > 0
+        ? shards.reduce((sum, s) => ({ batches: sum.batches + s.batcher!.stats.batches, registrations: sum.registrations + s.batcher!.stats.registrations }), {
+            batches: 0,
+            registrations: 0,
+          })
+        : undefined,
     close,
     [Symbol.asyncDispose]: close,
   };
@@ -530,6 +629,17 @@ function upstreamHeaders(req: http.IncomingMessage, frontSecret: string): http.O
   headers["cf-connecting-ip"] = clientAddress(req);
   headers[frontSecretHeader] = frontSecret;
   return headers;
+}
+
+/** Headers of the connection, not of the request: a batch has its own (and its own front secret). */
+const connectionHeaders = new Set(["host", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "expect", "proxy-connection", frontSecretHeader]);
+
+/** A registration's headers as its part of a batch carries them (see upstreamHeaders). */
+function batchedHeaders(headers: http.OutgoingHttpHeaders): Array<[string, string]> {
+  const list: Array<[string, string]> = [];
+  for (const [name, value] of Object.entries(headers))
+    if (value !== undefined && !connectionHeaders.has(name)) list.push([name, Array.isArray(value) ? value.join(", ") : String(value)]);
+  return list;
 }
 
 /** Request headers that can change a lookup's answer (the cache key has them too), or that the shard requires. */

@@ -8,12 +8,13 @@ import {
   codeToHttpStatus,
   contentTypeUnaryJson,
   contentTypeUnaryProto,
-  contentTypeUnaryRegExp,
   errorToJsonBytes,
 } from "@connectrpc/connect/protocol-connect";
 import { DiscoveryService, discoveryPb as pb, limits } from "@coral/proto";
 import { clientIp, errorResponse, readBoundedBody, toConnectError } from "./http.ts";
 import { refreshedHeader as refreshedHeaderName } from "./answer-expiry.ts";
+import { isPlainUnary } from "./plain-unary.ts";
+import type { Registrar } from "./registry-batch.ts";
 import { callContextKey, discoveryOps, discoveryService, type CallContext } from "./service.ts";
 
 const jsonOptions = { ignoreUnknownFields: false };
@@ -41,10 +42,11 @@ function checkBinaryBody(path: string, contentType: string | null, body: Uint8Ar
 
 export const connectPathPrefix = `/${DiscoveryService.typeName}/`;
 
-export async function serveConnect(request: Request, env: DiscoveryEnv): Promise<Response> {
+/** `register`: how registrations reach their mesh's object (a batch's, see registration-batch.ts); default alone. */
+export async function serveConnect(request: Request, env: DiscoveryEnv, register?: Registrar): Promise<Response> {
   const path = new URL(request.url).pathname;
   const registration = registrations.get(path);
-  if (registration && isPlainUnary(request)) return serveRegistration(registration, request, env);
+  if (registration && isPlainUnary(request.method, (name) => request.headers.get(name))) return serveRegistration(registration, request, env, register);
   const handler = handlers.get(path);
   if (!handler) {
     // not_found (404) rather than unimplemented (501): a wrong path is the caller's mistake, not a server failure.
@@ -106,17 +108,12 @@ const registrations = new Map([
   ],
 ]);
 
-function isPlainUnary(request: Request): boolean {
-  const encoding = request.headers.get("content-encoding");
-  return (
-    request.method === "POST" &&
-    contentTypeUnaryRegExp.test(request.headers.get("content-type") ?? "") &&
-    (encoding === null || encoding === "identity") &&
-    !request.headers.has("connect-timeout-ms")
-  );
-}
-
-async function serveRegistration(method: RegistrationMethod<DescMessage, DescMessage>, request: Request, env: DiscoveryEnv): Promise<Response> {
+async function serveRegistration(
+  method: RegistrationMethod<DescMessage, DescMessage>,
+  request: Request,
+  env: DiscoveryEnv,
+  register: Registrar | undefined,
+): Promise<Response> {
   const binary = request.headers.get("content-type")!.toLowerCase() === contentTypeUnaryProto;
   const headers = new Headers({ "content-type": binary ? contentTypeUnaryProto : contentTypeUnaryJson });
   let status = 200;
@@ -131,7 +128,7 @@ async function serveRegistration(method: RegistrationMethod<DescMessage, DescMes
         ? new ConnectError(`body: is not a valid ${method.input.typeName} in protobuf binary`, Code.InvalidArgument)
         : ConnectError.from(err, Code.InvalidArgument);
     }
-    const output = await method.run({ env, clientIp: clientIp(request) }, input, headers);
+    const output = await method.run({ env, clientIp: clientIp(request), register }, input, headers);
     body = binary ? toBinary(method.output, output) : new TextEncoder().encode(toJsonString(method.output, output));
   } catch (err) {
     const error = toConnectError(err);

@@ -11,12 +11,21 @@ export function errorResponse(err: ConnectError): Response {
   );
 }
 
+/** What a caller is told of an unexpected error: never internals; the log has them. */
+export const internalErrorMessage = "internal error in discovery; see its log";
+
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
-  // Never echo internals; the log has them.
   console.error("discovery: unexpected error", err);
-  return new ConnectError("internal error in discovery; see its log", Code.Internal);
+  return new ConnectError(internalErrorMessage, Code.Internal);
 }
+
+/**
+ * Bodies of requests made in the worker whose bytes are already in memory
+ * (the parts of a registration batch): read from here rather than streamed
+ * through the request again, which cost about as much as their route.
+ */
+export const bodiesInMemory = new WeakMap<Request, Uint8Array>();
 
 /** Reads the body, refusing more than maxBodyBytes without buffering it all. */
 export async function readBoundedBody(request: Request, max: number = limits.maxBodyBytes): Promise<Uint8Array> {
@@ -24,6 +33,11 @@ export async function readBoundedBody(request: Request, max: number = limits.max
     new ConnectError(`request body is ${n} bytes; the limit is ${max} bytes`, Code.InvalidArgument);
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > max) throw tooLarge(declared);
+  const inMemory = bodiesInMemory.get(request);
+  if (inMemory) {
+    if (inMemory.byteLength > max) throw tooLarge(`more than ${max}`);
+    return inMemory;
+  }
   if (!request.body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let total = 0;

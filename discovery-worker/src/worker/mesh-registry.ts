@@ -32,6 +32,7 @@ import {
   type SignedDomain,
 } from "@coral/proto";
 import { readConfig, type DiscoveryConfig } from "./config.ts";
+import { internalErrorMessage } from "./http.ts";
 import { meshObjectName } from "./mesh-hash.ts";
 import { fail, ok, type Result } from "./result.ts";
 
@@ -46,6 +47,9 @@ export interface AgentRecord extends AgentRegistrationFields {
   observedIp: string;
 }
 type AnyRecord = ColonyRecord | AgentRecord;
+
+/** A registration as registerMany takes it. */
+export type Registration = { kind: "colony"; record: ColonyRecord } | { kind: "agent"; record: AgentRecord };
 
 export interface Stored<R> {
   record: R;
@@ -150,6 +154,25 @@ export class MeshRegistry extends DurableObject<DiscoveryEnv> {
 
   async registerAgent(record: AgentRecord): Promise<Result<RegisterOutcome>> {
     return this.register("agent", `agent:${record.agentId}`, "agent-registration", agentFieldsJson(record), record);
+  }
+
+  /**
+   * Registrations that reached the front together (see registry-batch.ts),
+   * in one call instead of one each. Each is checked and answered exactly as
+   * registerColony or registerAgent answers it alone (they run as that many
+   * concurrent calls would), and one that fails does not touch the others;
+   * their writes share the object's next commit.
+   */
+  async registerMany(registrations: Registration[]): Promise<Array<Result<RegisterOutcome>>> {
+    return Promise.all(
+      registrations.map((r) =>
+        (r.kind === "colony" ? this.registerColony(r.record) : this.registerAgent(r.record)).catch((err: unknown) => {
+          // Alone, the error would reach the worker's caller, which logs it and answers this.
+          console.error("discovery: unexpected error", err);
+          return fail<RegisterOutcome>(Code.Internal, internalErrorMessage);
+        }),
+      ),
+    );
   }
 
   async lookupColony(meshId: string): Promise<Stored<ColonyRecord> | null> {

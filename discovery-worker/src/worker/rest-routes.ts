@@ -5,12 +5,13 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { discoveryPb as pb } from "@coral/proto";
 import { expiryHeaders } from "./answer-expiry.ts";
 import { clientIp, readBoundedBody } from "./http.ts";
+import type { Registrar } from "./registry-batch.ts";
 import { discoveryOps, type CallContext } from "./service.ts";
 
 const jsonOut = { useProtoFieldName: true } as const;
 
-function call(request: Request, env: DiscoveryEnv): CallContext {
-  return { env, clientIp: clientIp(request) };
+function call(request: Request, env: DiscoveryEnv, register?: Registrar): CallContext {
+  return { env, clientIp: clientIp(request), register };
 }
 
 async function readJsonObject(request: Request): Promise<JsonObject> {
@@ -34,7 +35,8 @@ function parseMessage<D extends DescMessage>(schema: D, json: JsonObject): Messa
   }
 }
 
-export async function restRegister(request: Request, env: DiscoveryEnv, meshId: string): Promise<Response> {
+/** `register`: how the registration reaches its mesh's object (a batch's, see registration-batch.ts); default alone. */
+export async function restRegister(request: Request, env: DiscoveryEnv, meshId: string, register?: Registrar): Promise<Response> {
   const { type = "colony", ...rest } = await readJsonObject(request);
   const bodyMesh = rest.mesh_id ?? rest.meshId;
   if (bodyMesh !== undefined && bodyMesh !== meshId)
@@ -43,8 +45,8 @@ export async function restRegister(request: Request, env: DiscoveryEnv, meshId: 
   delete json.meshId;
   let answer: pb.RegisterColonyResponse | pb.RegisterAgentResponse;
   const headers = new Headers();
-  if (type === "colony") answer = await discoveryOps.registerColony(call(request, env), parseMessage(pb.RegisterColonyRequestSchema, json), headers);
-  else if (type === "agent") answer = await discoveryOps.registerAgent(call(request, env), parseMessage(pb.RegisterAgentRequestSchema, json), headers);
+  if (type === "colony") answer = await discoveryOps.registerColony(call(request, env, register), parseMessage(pb.RegisterColonyRequestSchema, json), headers);
+  else if (type === "agent") answer = await discoveryOps.registerAgent(call(request, env, register), parseMessage(pb.RegisterAgentRequestSchema, json), headers);
   else throw new ConnectError(`type: must be "colony" or "agent" (got ${JSON.stringify(type)})`, Code.InvalidArgument);
   return Response.json({
     ok: answer.success,

@@ -21,12 +21,15 @@ import { issueBootstrapToken, verifyBootstrapToken } from "./bootstrap.ts";
 import { readConfig } from "./config.ts";
 import type { AgentRecord, ColonyRecord, RegisterOutcome, Stored } from "./mesh-registry.ts";
 import { LookupCache } from "./lookup-cache.ts";
-import { meshObjectName } from "./mesh-hash.ts";
+import { meshObject } from "./mesh-object.ts";
+import { registerAlone, type Registrar } from "./registry-batch.ts";
 import { unwrap } from "./result.ts";
 
 export interface CallContext {
   env: DiscoveryEnv;
   clientIp: string;
+  /** How a registration reaches its mesh's object: alone, or with the others of its batch (registry-batch.ts). */
+  register?: Registrar | undefined;
 }
 
 export const callContextKey = createContextKey<CallContext | undefined>(undefined, { description: "discovery call" });
@@ -47,17 +50,9 @@ function validated<T>(check: () => T): T {
   }
 }
 
-/** Ids of the bucket objects, by name (ids, unlike stubs, outlive a request; there are at most MESH_BUCKETS). */
-const bucketIds = new Map<string, DurableObjectId>();
-
 /** The Durable Object that holds the mesh: its own, or its bucket's (MESH_BUCKETS, see mesh-hash.ts). */
 function mesh(env: DiscoveryEnv, meshId: string) {
-  const buckets = readConfig(env).meshBuckets;
-  if (buckets === 0) return env.MESHES.get(env.MESHES.idFromName(meshId));
-  const name = meshObjectName(meshId, buckets);
-  let id = bucketIds.get(name);
-  if (!id) bucketIds.set(name, (id = env.MESHES.idFromName(name)));
-  return env.MESHES.get(id);
+  return meshObject(env, meshId).stub;
 }
 
 async function enforceRateLimit(call: CallContext): Promise<void> {
@@ -180,7 +175,7 @@ export const discoveryOps = {
     const { fields, signature } = validated(() => validateRegisterColony(req));
     await enforceRateLimit(call);
     const record: ColonyRecord = { ...fields, signature, observedIp: call.clientIp };
-    const outcome = unwrap(await mesh(call.env, req.meshId).registerColony(record));
+    const outcome = unwrap(await (call.register ?? registerAlone)(call.env, req.meshId, { kind: "colony", record }));
     caches(call.env).colonies.put(req.meshId, storedFrom(record, outcome), newerThan(record));
     announceRefresh(call, responseHeaders, "colony", record, outcome);
     return create(pb.RegisterColonyResponseSchema, {
@@ -202,7 +197,7 @@ export const discoveryOps = {
     const { fields, signature } = validated(() => validateRegisterAgent(req));
     await enforceRateLimit(call);
     const record: AgentRecord = { ...fields, signature, observedIp: call.clientIp };
-    const outcome = unwrap(await mesh(call.env, req.meshId).registerAgent(record));
+    const outcome = unwrap(await (call.register ?? registerAlone)(call.env, req.meshId, { kind: "agent", record }));
     caches(call.env).agents.put(`${req.meshId}/${req.agentId}`, storedFrom(record, outcome), newerThan(record));
     announceRefresh(call, responseHeaders, `agent:${req.agentId}`, record, outcome);
     return create(pb.RegisterAgentResponseSchema, {
