@@ -525,7 +525,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       return;
     }
     reportedSource = key;
-    if (st.source === "ebpf") log.info({ source: "ebpf" }, "Connections: every connect and accept, seen from the kernel (eBPF)");
+    if (st.source === "ebpf") log.info({ source: "ebpf" }, "Connections: each connect and accept of its processes, seen from the kernel (eBPF)");
     else log.warn({ source: "procfs", reason: st.reason }, "Connections: from /proc snapshots only (short-lived connections may be missed)");
     void recordEvent("connection_source", { source: st.source, reason: st.reason ?? "" }).catch((err: unknown) =>
       log.warn({ err: String(err) }, "could not record an event"),

@@ -147,13 +147,16 @@ describe.skipIf(!binary)("managed nats-server", () => {
 describe.skipIf(!binary)("managed nats-server lifecycle", () => {
   it("keeps agent users (and their passwords) across a stop and start on the same data dir", async () => {
     await using dir = await tempDir("nats-restart");
-    const first = await startManagedNats({ dataDir: dir.path, port: 0 });
+    const firstLog = captureLogger();
+    const first = await startManagedNats({ dataDir: dir.path, port: 0, logger: firstLog });
     const creds = await first.addAgentUser("agent-p", agentSubjectPrefix(colonyId, "agent-p"));
     const firstColonyPassword = first.colonyCredentials.password;
     const pid = first.pid!;
     await first.stop();
     await first.stop();
     expect(isAlive(pid)).toBe(false);
+    // A clean stop reads as one (nats-server exits 1 on SIGTERM, 0 on its "quit", SIGINT).
+    expect(firstLog.lines.filter((l) => l.msg === "nats-server stopped").map((l) => l.fields.exit)).toEqual(["exited with code 0"]);
 
     await using second = await startManagedNats({ dataDir: dir.path, port: 0 });
     expect(second.colonyCredentials.password).not.toBe(firstColonyPassword);

@@ -227,9 +227,14 @@ class ServerProcess {
     return e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
   }
 
+  /**
+   * SIGINT, nats-server's own "quit" (`nats-server --signal quit`): the same
+   * clean shutdown as SIGTERM, JetStream flushed, but exit code 0, where
+   * SIGTERM makes it exit 1 and every clean stop read as a failure.
+   */
   async terminate(timeoutMs: number): Promise<void> {
     if (this.exitInfo) return;
-    this.child.kill("SIGTERM");
+    this.child.kill("SIGINT");
     const timedOut = Symbol("timeout");
     let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([this.exited, new Promise<symbol>((done) => (timer = setTimeout(() => done(timedOut), timeoutMs)))]);
