@@ -76,8 +76,8 @@ export type SymbolSource = "symtab" | "gopclntab";
 
 export class ElfError extends Error {}
 
-const SHT_SYMTAB = 2;
-const SHT_DYNSYM = 11;
+export const SHT_SYMTAB = 2;
+export const SHT_DYNSYM = 11;
 const STT_FUNC = 2;
 const SHN_UNDEF = 0;
 
