@@ -358,6 +358,8 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
       await exited;
       clearTimeout(force);
     }
+    clearInterval(this.#followTimer);
+    this.#followTimer = undefined;
     if (this.#status.state !== "unavailable") this.#set({ state: "stopped", bpftracePid: undefined });
   }
 
@@ -451,6 +453,13 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
           if (probe?.sees(line)) {
             attached = true;
             probe.close();
+            // Stopped while it attached: these are its last lines, read after
+            // stop() cleared the timers; starting them now would keep the
+            // agent's process alive after everything else has stopped.
+            if (this.#stopped || this.#child !== child) {
+              settle(null);
+              return;
+            }
             // The agent's own connections were printed for the check only.
             try {
               closeSync(quietFd);
