@@ -143,6 +143,15 @@ describe.skipIf(noBpf !== null)(`every connect and accept from the kernel (bpftr
     }, { timeoutMs: 90_000, intervalMs: 100, what: "bpftrace restarted" });
     expect(restarted).toMatchObject({ source: "ebpf", restarts: 1 });
   }, 120_000);
+
+  it("attaches several tracers started together in one process (each agent of a process has its own attach check)", async () => {
+    // Each program prints this process's connections until its own tracer has seen its check: one tracer
+    // switching that off must not silence another's check while it still waits (the second would never attach).
+    const tracers = [0, 1, 2].map(() => new KernelConnections({ pids: () => [process.pid + 1_000_000], attachTimeoutMs: 60_000 }));
+    for (const kc of tracers) cleanup.push(() => kc.stop());
+    const started = await Promise.all(tracers.map((kc) => kc.start()));
+    expect(started.map((s) => [s.state, s.reason])).toEqual(tracers.map(() => ["running", undefined]));
+  }, 120_000);
 });
 
 describe("without bpftrace", () => {

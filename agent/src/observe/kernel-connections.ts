@@ -54,8 +54,14 @@ export interface KernelConnectionEvent {
 
 /** Fds from here on, closed by the agent, name a pid for the program to follow (as in bpf/http-requests.bt.tmpl: one close tells both). */
 export const followFdBase = 0x3000_0000;
-/** Closed by the agent once it has seen its attach check: from then on its own connections are not printed. */
-const quietFd = 0x3fff_ffe0;
+/**
+ * Closed by the agent once it has seen its attach check: from then on its own
+ * connections are not printed. One fd per program: two tracers in one process
+ * (two in-process agents) must not silence each other's check while it runs.
+ */
+const quietFdBase = 0x3fff_0000;
+const quietFds = 0xffff;
+let nextQuietFd = 0;
 const maxPid = 0x40_0000; // PID_MAX_LIMIT: 4,194,304
 
 /**
@@ -67,9 +73,11 @@ const maxPid = 0x40_0000; // PID_MAX_LIMIT: 4,194,304
  * fd followFdBase + pid; its own connections (the attach check) are printed
  * until it closes quietFd.
  */
-export function kernelConnectionsProgram(opts: { pids: readonly number[]; agentPid: number }): string {
+export function kernelConnectionsProgram(opts: { pids: readonly number[]; agentPid: number; quietFd?: number }): string {
   const ints = [...opts.pids, opts.agentPid];
   if (!ints.every((n) => Number.isSafeInteger(n) && n > 0 && n < maxPid)) throw new TypeError("pids and agentPid must be pids");
+  const quietFd = opts.quietFd ?? quietFdBase;
+  if (!Number.isSafeInteger(quietFd) || quietFd < quietFdBase || quietFd >= quietFdBase + quietFds) throw new TypeError("quietFd out of its range");
   const agent = String(opts.agentPid);
   const seed = opts.pids.map((p) => `  @svc[${p}] = 1;`).join("\n");
   return `
@@ -410,7 +418,8 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
   #spawn(): Promise<string | null> {
     const bpftrace = findBpftraceBinary(this.options.bpftracePath)!;
     const seed = this.#toFollow();
-    const program = kernelConnectionsProgram({ pids: seed, agentPid: process.pid });
+    const quietFd = quietFdBase + (nextQuietFd++ % quietFds);
+    const program = kernelConnectionsProgram({ pids: seed, agentPid: process.pid, quietFd });
     this.#known = new Set(seed);
     const args = ["-B", "line", "-e", program];
     // sh -c: $0 is bpftrace, $1 the program (never interpolated into the script).
