@@ -43,7 +43,7 @@ describe("coral connect", () => {
       agent.stdout!.on("data", (d: Buffer) => (out += d.toString()));
       agent.stderr!.on("data", (d: Buffer) => (out += d.toString()));
       try {
-        await waitFor("the agent to connect", () => (out.includes(`✓ Connected: store (localhost:${appPort})`) && out.includes("Observing: pid") ? true : undefined), {
+        await waitFor("the agent to connect", () => (out.includes(`✓ Connected: store (localhost:${appPort})`) && out.includes("  Watching: ") && out.includes("Observing: pid") ? true : undefined), {
           timeoutMs: 60_000,
         });
         expect(out).toContain(`Colony: ${project.colonyId}`);

@@ -512,15 +512,19 @@ export function connectCommand(): Command {
       const onNotice = (service: string, n: AgentNotice) => {
         const spec = specOf(service);
         if (n.kind === "connected" && spec) {
-          console.log(`✓ Connected: ${service} (localhost:${spec.port})`);
-          console.log(`  Colony: ${n.colonyId} (${target.colonyUrl})`);
-          console.log(`  Watching: process on port ${spec.port}, connections, health ${spec.healthUrl ?? `(port ${spec.port} listening)`}${spec.metricsUrl ? `, metrics ${spec.metricsUrl}` : ""}`);
+          // One write: the block stays together between log lines, and a reader of the pipe gets it whole.
+          const block = [
+            `✓ Connected: ${service} (localhost:${spec.port})`,
+            `  Colony: ${n.colonyId} (${target.colonyUrl})`,
+            `  Watching: process on port ${spec.port}, connections, health ${spec.healthUrl ?? `(port ${spec.port} listening)`}${spec.metricsUrl ? `, metrics ${spec.metricsUrl}` : ""}`,
+          ];
           if (continuousProfile)
-            console.log(
+            block.push(
               process.getuid?.() === 0
                 ? `  Profiling: CPU at ${opts.profileHz} Hz, always on (coral profile cpu ${service} --since 1h; --profile-hz 0 turns it off)`
                 : "  Profiling: the always-on CPU profiler needs root (eBPF); not running",
             );
+          console.log(block.join("\n"));
           return;
         }
         const line = describeNotice(service, n);
