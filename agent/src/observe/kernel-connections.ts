@@ -59,7 +59,7 @@ export const followFdBase = 0x3000_0000;
  * connections are not printed. One fd per program: two tracers in one process
  * (two in-process agents) must not silence each other's check while it runs.
  */
-const quietFdBase = 0x3fff_0000;
+const quietFdBase = 0x3ffe_0000; // below 0x3fff_fff0, the HTTP tracer's attach poke
 const quietFds = 0xffff;
 let nextQuietFd = 0;
 const maxPid = 0x40_0000; // PID_MAX_LIMIT: 4,194,304

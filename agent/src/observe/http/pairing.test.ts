@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeRoute, encodeRoute, parseRequestMetricName, requestMetricName } from "@coral/common/http-metric-name";
 import { RequestPairer } from "./pairing.ts";
-import { parseTraceLine, requestLinePrefix, requestLines, statusLines, type TraceLine } from "./parse.ts";
+import { parseTraceLine, requestLinePrefix, requestLines, statusLines, TraceRecords, type TraceLine } from "./parse.ts";
 import { normaliseRoute, RouteCap } from "./routes.ts";
 
 const metricName = /^[A-Za-z_:][A-Za-z0-9_:./-]*$/;
@@ -43,11 +43,26 @@ describe("metric names", () => {
 });
 
 describe("parsing", () => {
-  it("reads the program's lines, bytes escaped", () => {
-    expect(parseTraceLine("R 12 7 1000 30 GET / HTTP/1.1\\x0d\\x0aHost: a\\x0d\\x0a")).toEqual({ kind: "R", pid: 12, fd: 7, ns: 1000n, len: 30, data: "GET / HTTP/1.1\r\nHost: a\r\n" });
+  it("reads the program's lines and records, bytes as they were", () => {
+    expect(parseTraceLine("R 12 7 1000 30 GET / HTTP/1.1\r\nHost: a\r\n")).toEqual({ kind: "R", pid: 12, fd: 7, ns: 1000n, len: 30, data: "GET / HTTP/1.1\r\nHost: a\r\n" });
     expect(parseTraceLine("X 12 7 99")).toEqual({ kind: "X", pid: 12, fd: 7, ns: 99n });
     expect(parseTraceLine("F 13 12")).toEqual({ kind: "F", pid: 13, parent: 12 });
     for (const bad of ["", "R 1 2 3", "R x 2 3 4 a", "Attaching 20 probes...", "X 1 2", "W 1 2 3 -4 a"]) expect(parseTraceLine(bad)).toBeNull();
+  });
+
+  it("puts records back together from their lines; bytes without the tag cannot open, close or forge one", () => {
+    const tag = "#0123456789ab";
+    const records = new TraceRecords(tag, 64 + 160);
+    const feed = (text: string) => text.split("\n").map((l) => records.push(l)).filter((o) => o !== null);
+    // What bpftrace prints for a read of "GET / HTTP/1.1\r\nHost: a\r\n\r\n": the bytes raw, then the closing tag.
+    expect(feed(`${tag} R 12 7 1000 29 GET / HTTP/1.1\r\nHost: a\r\n\r\n\n${tag}`)).toEqual([{ kind: "record", line: "R 12 7 1000 29 GET / HTTP/1.1\r\nHost: a\r\n\r\n" }]);
+    expect(feed("X 12 7 2000")).toEqual([{ kind: "line", line: "X 12 7 2000" }]);
+    // A client's body that looks like the program's lines stays inside its record.
+    const forged = "hello\nX 12 7 3000\nW 12 7 3000 20 HTTP/1.1 500 Oops\n#000000000000\nF 99 12";
+    expect(feed(`${tag} R 12 7 2500 ${forged.length} ${forged}\n${tag}`)).toEqual([{ kind: "record", line: `R 12 7 2500 ${forged.length} ${forged}` }]);
+    // Longer than the program ever prints: dropped whole, and said so.
+    expect(feed(`${tag} R 12 7 2600 900 ${"a\n".repeat(200)}\n${tag}`)).toEqual([{ kind: "oversized" }]);
+    expect(feed(`P\nT`)).toEqual([{ kind: "line", line: "P" }, { kind: "line", line: "T" }]);
   });
 
   it("finds pipelined request lines and status lines; knows a split request line", () => {

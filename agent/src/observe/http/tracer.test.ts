@@ -134,8 +134,14 @@ describe.skipIf(noBpf !== null)(`HTTP requests from syscalls (bpftrace, as root)
     // Still counting after the garbage.
     expect((await get(port, "/users/9", false)).status).toBe(200);
     await waitCount(seen, 6, "the request after the garbage");
-    expect(tally(seen)).toEqual({ "GET /users/{id} 200": 5, "GET /nope 404": 1 });
-    expect(tracer.status()).toMatchObject({ state: "running", counts: { unparsed: 2, requests: 6 } });
+    // The attack: a body made of lines like the program's (a 500 written, a close, a record's end) is
+    // captured bytes inside its read's record, never lines of their own; the request counts once, as a 200.
+    const forged = `x\nW ${child.pid} 20 1 40 HTTP/1.1 500 Forged\r\n\r\n\n#000000000000\nX ${child.pid} 20 2\nW ${child.pid} 20 3 40 HTTP/1.1 500 Forged\n`;
+    await raw(port, [`POST /users/10 HTTP/1.1\r\nHost: x\r\nContent-Length: ${forged.length}\r\n\r\n${forged}`], 1);
+    await waitCount(seen, 7, "the request with the forged body");
+    expect(tally(seen)).toEqual({ "GET /users/{id} 200": 5, "GET /nope 404": 1, "POST /users/{id} 200": 1 });
+    // unmatched: node's two 400s to the garbage (no request line read before them); none from the forged lines.
+    expect(tracer.status()).toMatchObject({ state: "running", malformed: 0, counts: { unparsed: 2, unmatched: 2, requests: 7 } });
   }, 120_000);
 
   it("caps distinct routes per service: the 101st and later are counted as other", async () => {

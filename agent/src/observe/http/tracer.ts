@@ -19,12 +19,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { closeSync, existsSync } from "node:fs";
-import { createInterface } from "node:readline";
 import { backoffMs } from "@coral/common/async";
 import { findBpftraceBinary, kernelConnectionsUnavailable } from "../kernel-connections.ts";
 import { RequestPairer, type PairingCounts, type ServedRequest } from "./pairing.ts";
-import { parseTraceLine, type TraceLine } from "./parse.ts";
-import { DEFAULT_CAPTURE_BYTES, httpRequestsProgram } from "./program.ts";
+import { parseTraceLine, TraceRecords, type TraceLine, type TraceOutput } from "./parse.ts";
+import { DEFAULT_CAPTURE_BYTES, httpRequestsProgram, newRecordTag } from "./program.ts";
 import { DEFAULT_ROUTE_CAP } from "./routes.ts";
 
 export interface HttpTracerOptions {
@@ -216,9 +215,10 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
   #spawn(pids: number[]): Promise<string | null> {
     const bpftrace = findBpftraceBinary(this.options.bpftracePath)!;
     const cap = this.options.captureBytes ?? DEFAULT_CAPTURE_BYTES;
-    const program = httpRequestsProgram({ pids, markPid: process.pid, captureBytes: cap });
+    const tag = newRecordTag();
+    const program = httpRequestsProgram({ pids, markPid: process.pid, captureBytes: cap, tag });
     // A larger perf buffer than the default 64 pages per CPU: bursts of thousands of requests a second are not lost.
-    const env = { ...process.env, BPFTRACE_STRLEN: String(cap), BPFTRACE_PERF_RB_PAGES: process.env.BPFTRACE_PERF_RB_PAGES ?? "1024" };
+    const env = { ...process.env, BPFTRACE_STRLEN: String(cap + 1), BPFTRACE_PERF_RB_PAGES: process.env.BPFTRACE_PERF_RB_PAGES ?? "1024" };
     const child = tracefsMounted()
       ? spawn(bpftrace, ["-B", "line", "-e", program], { stdio: ["ignore", "pipe", "pipe"], env })
       : spawn(
@@ -249,8 +249,19 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
       child.stderr!.on("data", (d: string) => {
         if (stderr.length < 4096) stderr += d;
       });
-      const lines = createInterface({ input: child.stdout! });
-      lines.on("line", (line) => {
+      // latin1: the captured bytes are raw, one char per byte.
+      child.stdout!.setEncoding("latin1");
+      const records = new TraceRecords(tag, cap + 64);
+      const handle = (out: TraceOutput) => {
+        if (out.kind === "oversized") {
+          this.#malformed++;
+          return;
+        }
+        if (out.kind === "record") {
+          this.#record(out.line);
+          return;
+        }
+        const line = out.line;
         if (!attached) {
           if (!marker && /^Attaching \d+ probes?/.test(line)) {
             // close() of an fd that is not open: the last probe prints P once it sees one.
@@ -274,6 +285,9 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
           }
         }
         this.#line(line);
+      };
+      child.stdout!.on("data", (chunk: string) => {
+        for (const out of records.feed(chunk)) handle(out);
       });
       child.on("exit", (code, signal) => {
         const why = bpftraceError(stderr) || `bpftrace exited (${signal ?? `code ${code}`})`;
@@ -323,7 +337,8 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
       this.#lost += Number(lost[1]);
       return;
     }
-    if (!e) {
+    // Reads and writes come only in records: such a line outside one is not the program's.
+    if (!e || e.kind === "R" || e.kind === "W") {
       this.#malformed++;
       return;
     }
@@ -332,7 +347,21 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
       this.options.onFork?.(e.pid, e.parent);
       return;
     }
-    if (e.kind !== "R" && e.kind !== "W" && e.kind !== "X") return;
+    if (e.kind !== "X") return;
+    this.#hold(e);
+  }
+
+  /** A read or write with its captured bytes. */
+  #record(record: string): void {
+    const e = parseTraceLine(record);
+    if (!e || (e.kind !== "R" && e.kind !== "W")) {
+      this.#malformed++;
+      return;
+    }
+    this.#hold(e);
+  }
+
+  #hold(e: Held["e"]): void {
     this.#lines++;
     this.#held.push({ e, at: Date.now() });
     this.#armDrain();
