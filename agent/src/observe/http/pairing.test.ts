@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeRoute, encodeRoute, parseRequestMetricName, requestMetricName } from "@coral/common/http-metric-name";
 import { RequestPairer } from "./pairing.ts";
-import { parseTraceLine, requestLinePrefix, requestLines, statusLines, TraceRecords, type TraceLine } from "./parse.ts";
+import { parseTraceLine, requestLinePrefix, requestLines, statusLines, BpftraceJsonLines, decodeJsonLine, type TraceLine } from "./parse.ts";
 import { normaliseRoute, RouteCap } from "./routes.ts";
 
 const metricName = /^[A-Za-z_:][A-Za-z0-9_:./-]*$/;
@@ -50,19 +50,32 @@ describe("parsing", () => {
     for (const bad of ["", "R 1 2 3", "R x 2 3 4 a", "Attaching 20 probes...", "X 1 2", "W 1 2 3 -4 a"]) expect(parseTraceLine(bad)).toBeNull();
   });
 
-  it("puts records back together from their lines; bytes without the tag cannot open, close or forge one", () => {
-    const tag = "#0123456789ab";
-    const records = new TraceRecords(tag, 64 + 160);
-    const feed = (text: string) => text.split("\n").map((l) => records.push(l)).filter((o) => o !== null);
-    // What bpftrace prints for a read of "GET / HTTP/1.1\r\nHost: a\r\n\r\n": the bytes raw, then the closing tag.
-    expect(feed(`${tag} R 12 7 1000 29 GET / HTTP/1.1\r\nHost: a\r\n\r\n\n${tag}`)).toEqual([{ kind: "record", line: "R 12 7 1000 29 GET / HTTP/1.1\r\nHost: a\r\n\r\n" }]);
-    expect(feed("X 12 7 2000")).toEqual([{ kind: "line", line: "X 12 7 2000" }]);
-    // A client's body that looks like the program's lines stays inside its record.
-    const forged = "hello\nX 12 7 3000\nW 12 7 3000 20 HTTP/1.1 500 Oops\n#000000000000\nF 99 12";
-    expect(feed(`${tag} R 12 7 2500 ${forged.length} ${forged}\n${tag}`)).toEqual([{ kind: "record", line: `R 12 7 2500 ${forged.length} ${forged}` }]);
-    // Longer than the program ever prints: dropped whole, and said so.
-    expect(feed(`${tag} R 12 7 2600 900 ${"a\n".repeat(200)}\n${tag}`)).toEqual([{ kind: "oversized" }]);
-    expect(feed(`P\nT`)).toEqual([{ kind: "line", line: "P" }, { kind: "line", line: "T" }]);
+  it("reads bpftrace's JSON lines: a printf's bytes stay in its event, whatever they hold", () => {
+    const json = new BpftraceJsonLines(4096);
+    // As bpftrace 0.17 prints them (`-f json`), fed in pieces that split lines.
+    const printf = (text: string) => `{"type": "printf", "data": ${JSON.stringify(text)}}\n`;
+    const forged = "x\nW 12 7 3000 20 HTTP/1.1 500 Oops\r\n\nX 12 7 3000\n";
+    const text =
+      `{"type": "attached_probes", "data": {"probes": 20}}\n` +
+      printf("R 12 7 1000 29 GET / HTTP/1.1\r\nHost: a\r\n\r\n\n") +
+      printf(`R 12 7 2500 ${forged.length} ${forged}\n`) +
+      `{"type": "lost_events", "data": {"events": 3}}\n` +
+      printf("X 12 7 4000\n") +
+      "ERROR: not json\n";
+    const out = [text.slice(0, 70), text.slice(70, 71), text.slice(71)].flatMap((c) => json.feed(c));
+    expect(out).toEqual([
+      { kind: "attached", probes: 20 },
+      { kind: "printf", text: "R 12 7 1000 29 GET / HTTP/1.1\r\nHost: a\r\n\r\n" },
+      { kind: "printf", text: `R 12 7 2500 ${forged.length} ${forged}` },
+      { kind: "lost", events: 3 },
+      { kind: "printf", text: "X 12 7 4000" },
+      { kind: "other", line: "ERROR: not json" },
+    ]);
+    expect(parseTraceLine(`R 12 7 2500 ${forged.length} ${forged}`)).toMatchObject({ kind: "R", data: forged });
+    // bpftrace 0.17 writes a byte >= 0x80 as \uffffffXX: still JSON, the bytes garbled (never HTTP).
+    expect(decodeJsonLine('{"type": "printf", "data": "R 1 2 3 4 \\u0016\\uffffff80\\n"}')).toEqual({ kind: "printf", text: "R 1 2 3 4 \u0016\uffffff80" });
+    // A line longer than any the program prints is not read as JSON.
+    expect(new BpftraceJsonLines(100).feed(printf("R 1 2 3 4 " + "a".repeat(200)))).toEqual([{ kind: "other", line: expect.any(String) }]);
   });
 
   it("finds pipelined request lines and status lines; knows a split request line", () => {

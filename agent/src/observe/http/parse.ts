@@ -13,9 +13,8 @@ const intRe = /^\d{1,10}$/;
 const nsRe = /^\d{1,20}$/;
 
 /**
- * One line the program printed, or a record put together by TraceRecords
- * (R/W, with the captured bytes as they were: latin1, one char per byte),
- * or null for anything else (warnings, truncated lines).
+ * What one printf of the program printed (R/W with the captured bytes as
+ * they were), or null for anything else.
  */
 export function parseTraceLine(line: string): TraceLine | null {
   if (line === "P" || line === "T") return { kind: line };
@@ -38,82 +37,58 @@ export function parseTraceLine(line: string): TraceLine | null {
 }
 
 export type TraceOutput =
-  /** A whole R/W record: its lines joined again ("R pid fd ns len data"). */
-  | { kind: "record"; line: string }
-  /** A line printed outside records (X, F, P, T, bpftrace's own). */
-  | { kind: "line"; line: string }
-  /** A record longer than any the program prints: dropped. */
-  | { kind: "oversized" };
+  /** What one printf printed, its final newline dropped (a line of the program, the captured bytes as they were). */
+  | { kind: "printf"; text: string }
+  /** bpftrace attached its probes. */
+  | { kind: "attached"; probes: number }
+  /** bpftrace could not hand over this many events (its perf buffer was full). */
+  | { kind: "lost"; events: number }
+  /** Anything else: not JSON, or JSON of another kind. */
+  | { kind: "other"; line: string };
 
 /**
- * Puts the program's records back together: "TAG R ..." opens one, the
- * captured bytes may run over several lines, and the line that is TAG alone
- * closes it. Bytes a client sent cannot open or close a record (they would
- * need the tag), nor pass for a line outside one (they are inside one).
+ * bpftrace's `-f json` output, a JSON object a line: each printf's text
+ * escaped by bpftrace, so captured bytes (newlines, quotes, anything a client
+ * sent) stay inside their event and cannot pass for a line of the program.
  */
-export class TraceRecords {
-  readonly #open: string;
-  #record: string | null = null;
-  #dropping = false;
-
-  constructor(
-    readonly tag: string,
-    /** Characters a record may hold (the header and the captured bytes). */
-    private readonly maxChars: number,
-  ) {
-    this.#open = `${tag} `;
-  }
-
+export class BpftraceJsonLines {
   #rest = "";
 
-  /**
-   * Feeds a chunk of output (latin1), split at "\n" only: the captured bytes
-   * keep their "\r" (a line reader would take "\r\n" and a lone "\r" as line
-   * ends, and the "\r\n\r\n" that ends a head would be lost).
-   */
+  constructor(
+    /** Characters a line may hold; longer ones are not the program's. */
+    private readonly maxChars: number,
+  ) {}
+
+  /** Feeds a chunk of output; returns the events it completes. */
   feed(chunk: string): TraceOutput[] {
     const out: TraceOutput[] = [];
-    let text = this.#rest + chunk;
+    const text = this.#rest + chunk;
     let start = 0;
     for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", start)) {
-      const o = this.push(text.slice(start, nl));
-      if (o) out.push(o);
+      out.push(decodeJsonLine(text.slice(start, nl), this.maxChars));
       start = nl + 1;
     }
-    text = text.slice(start);
-    // No line is this long: whatever it was, it is not the program's.
-    this.#rest = text.length > 4 * this.maxChars + 4096 ? "" : text;
+    const rest = text.slice(start);
+    this.#rest = rest.length > this.maxChars ? "" : rest;
     return out;
   }
+}
 
-  /** Feeds one line of output; returns what it completes, if anything. */
-  push(line: string): TraceOutput | null {
-    if (line === this.tag) {
-      const record = this.#record;
-      const dropped = this.#dropping;
-      this.#record = null;
-      this.#dropping = false;
-      if (dropped) return { kind: "oversized" };
-      return record === null ? null : { kind: "record", line: record };
-    }
-    if (line.startsWith(this.#open)) {
-      // A record whose closing line never came (bpftrace cut short): lost with it.
-      this.#dropping = line.length - this.#open.length > this.maxChars;
-      this.#record = this.#dropping ? "" : line.slice(this.#open.length);
-      return null;
-    }
-    if (this.#record !== null) {
-      if (this.#dropping) return null;
-      if (this.#record.length + 1 + line.length > this.maxChars) {
-        this.#dropping = true;
-        this.#record = "";
-        return null;
-      }
-      this.#record += "\n" + line;
-      return null;
-    }
-    return { kind: "line", line };
+export function decodeJsonLine(line: string, maxChars = Infinity): TraceOutput {
+  if (line.length > maxChars || !line.startsWith("{")) return { kind: "other", line: line.slice(0, 200) };
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return { kind: "other", line: line.slice(0, 200) };
   }
+  const o = v as { type?: unknown; data?: unknown; count?: unknown };
+  if (o.type === "printf" && typeof o.data === "string") return { kind: "printf", text: o.data.endsWith("\n") ? o.data.slice(0, -1) : o.data };
+  const data = (typeof o.data === "object" && o.data !== null ? o.data : {}) as { probes?: unknown; events?: unknown };
+  if (o.type === "attached_probes" && typeof data.probes === "number") return { kind: "attached", probes: data.probes };
+  const events = typeof data.events === "number" ? data.events : o.count;
+  if (o.type === "lost_events" && typeof events === "number") return { kind: "lost", events };
+  return { kind: "other", line: line.slice(0, 200) };
 }
 
 export const HTTP_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"] as const;

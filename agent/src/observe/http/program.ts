@@ -1,5 +1,4 @@
-/** bpf/http-requests.bt.tmpl filled in with integers only, and the record tag. */
-import { randomBytes } from "node:crypto";
+/** bpf/http-requests.bt.tmpl filled in with integers only. */
 import { readFileSync } from "node:fs";
 import { BPF_DIR } from "../../debug/program.ts";
 
@@ -9,22 +8,15 @@ let template: string | undefined;
 export const DEFAULT_CAPTURE_BYTES = 160;
 export const MAX_CAPTURE_BYTES = 199;
 
-/** A new tag for a program's records: "#" and 12 random hex digits (a client of the service cannot guess it). */
-export function newRecordTag(): string {
-  return `#${randomBytes(6).toString("hex")}`;
-}
-
-export function httpRequestsProgram(opts: { pids: readonly number[]; markPid: number; captureBytes?: number; tag: string }): string {
+export function httpRequestsProgram(opts: { pids: readonly number[]; markPid: number; captureBytes?: number }): string {
   const cap = opts.captureBytes ?? DEFAULT_CAPTURE_BYTES;
   const ints = [...opts.pids, opts.markPid, cap];
   if (!ints.every((n) => Number.isSafeInteger(n) && n > 0)) throw new TypeError("pids, markPid and captureBytes must be positive integers");
   if (cap > MAX_CAPTURE_BYTES) throw new RangeError(`captureBytes is at most ${MAX_CAPTURE_BYTES}`);
-  if (!/^#[0-9a-f]{12,32}$/.test(opts.tag)) throw new TypeError("tag must be # and 12 to 32 hex digits");
   template ??= readFileSync(`${BPF_DIR}http-requests.bt.tmpl`, "utf8");
   const seed = opts.pids.map((p) => `  @svc[${p}] = 1;`).join("\n");
   return template
     .replace("{{SEED}}", seed)
     .replaceAll("{{MARK_PID}}", String(opts.markPid))
-    .replaceAll("{{CAP}}", String(cap))
-    .replaceAll("{{TAG}}", opts.tag);
+    .replaceAll("{{CAP}}", String(cap));
 }

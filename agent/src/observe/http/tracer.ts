@@ -22,8 +22,8 @@ import { closeSync, existsSync } from "node:fs";
 import { backoffMs } from "@coral/common/async";
 import { findBpftraceBinary, kernelConnectionsUnavailable } from "../kernel-connections.ts";
 import { RequestPairer, type PairingCounts, type ServedRequest } from "./pairing.ts";
-import { parseTraceLine, TraceRecords, type TraceLine, type TraceOutput } from "./parse.ts";
-import { DEFAULT_CAPTURE_BYTES, httpRequestsProgram, newRecordTag } from "./program.ts";
+import { BpftraceJsonLines, parseTraceLine, type TraceLine, type TraceOutput } from "./parse.ts";
+import { DEFAULT_CAPTURE_BYTES, httpRequestsProgram } from "./program.ts";
 import { DEFAULT_ROUTE_CAP } from "./routes.ts";
 
 export interface HttpTracerOptions {
@@ -35,6 +35,8 @@ export interface HttpTracerOptions {
   /** A process of the set forked `pid` (the program follows it from then on). */
   onFork?: (pid: number, parent: number) => void;
   captureBytes?: number;
+  /** How long the tracer leaves bpftrace's output to gather after each read (default 20 ms; 0 reads it as it comes). */
+  readPauseMs?: number;
   /** How long lines are held to be put in kernel time order (default 200 ms). */
   reorderMs?: number;
   /** How often the process set is compared with the program's (default 1 s). */
@@ -215,15 +217,14 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
   #spawn(pids: number[]): Promise<string | null> {
     const bpftrace = findBpftraceBinary(this.options.bpftracePath)!;
     const cap = this.options.captureBytes ?? DEFAULT_CAPTURE_BYTES;
-    const tag = newRecordTag();
-    const program = httpRequestsProgram({ pids, markPid: process.pid, captureBytes: cap, tag });
+    const program = httpRequestsProgram({ pids, markPid: process.pid, captureBytes: cap });
     // A larger perf buffer than the default 64 pages per CPU: bursts of thousands of requests a second are not lost.
     const env = { ...process.env, BPFTRACE_STRLEN: String(cap + 1), BPFTRACE_PERF_RB_PAGES: process.env.BPFTRACE_PERF_RB_PAGES ?? "1024" };
     const child = tracefsMounted()
-      ? spawn(bpftrace, ["-B", "line", "-e", program], { stdio: ["ignore", "pipe", "pipe"], env })
+      ? spawn(bpftrace, ["-B", "line", "-f", "json", "-e", program], { stdio: ["ignore", "pipe", "pipe"], env })
       : spawn(
           "unshare",
-          ["-m", "--propagation", "private", "sh", "-c", 'mount -t tracefs nodev /sys/kernel/tracing && exec "$0" -B line -e "$1"', bpftrace, program],
+          ["-m", "--propagation", "private", "sh", "-c", 'mount -t tracefs nodev /sys/kernel/tracing && exec "$0" -B line -f json -e "$1"', bpftrace, program],
           { stdio: ["ignore", "pipe", "pipe"], env },
         );
     this.#child = child;
@@ -249,21 +250,21 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
       child.stderr!.on("data", (d: string) => {
         if (stderr.length < 4096) stderr += d;
       });
-      // latin1: the captured bytes are raw, one char per byte.
+      // JSON, an event a line: bpftrace escapes the captured bytes (latin1: a byte it leaves raw stays one char).
       child.stdout!.setEncoding("latin1");
-      const records = new TraceRecords(tag, cap + 64);
+      const output = new BpftraceJsonLines(16 * cap + 1024);
+      const readPauseMs = this.options.readPauseMs ?? 20;
       const handle = (out: TraceOutput) => {
-        if (out.kind === "oversized") {
+        if (out.kind === "lost") {
+          this.#lost += out.events;
+          return;
+        }
+        if (out.kind === "other") {
           this.#malformed++;
           return;
         }
-        if (out.kind === "record") {
-          this.#record(out.line);
-          return;
-        }
-        const line = out.line;
         if (!attached) {
-          if (!marker && /^Attaching \d+ probes?/.test(line)) {
+          if (!marker && out.kind === "attached") {
             // close() of an fd that is not open: the last probe prints P once it sees one.
             const poke = () => {
               try {
@@ -276,7 +277,7 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
             marker = setInterval(poke, 100);
             return;
           }
-          if (line === "P") {
+          if (out.kind === "printf" && out.text === "P") {
             attached = true;
             this.#failedRestarts = 0;
             this.#set("running", undefined);
@@ -284,10 +285,18 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
             return;
           }
         }
-        this.#line(line);
+        if (out.kind === "printf") this.#line(out.text);
       };
-      child.stdout!.on("data", (chunk: string) => {
-        for (const out of records.feed(chunk)) handle(out);
+      // bpftrace writes an event a line; read as they come, thousands a second were as many reads and
+      // 'data' events (half the tracer's CPU). After each read the pipe is left alone a moment, so the
+      // next read takes what gathered meanwhile (a full pipe only makes bpftrace wait; its perf buffer holds).
+      const stdout = child.stdout!;
+      stdout.on("data", (chunk: string) => {
+        for (const out of output.feed(chunk)) handle(out);
+        if (readPauseMs > 0 && !stdout.isPaused()) {
+          stdout.pause();
+          setTimeout(() => stdout.resume(), readPauseMs).unref();
+        }
       });
       child.on("exit", (code, signal) => {
         const why = bpftraceError(stderr) || `bpftrace exited (${signal ?? `code ${code}`})`;
@@ -329,16 +338,11 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
     }, delay);
   }
 
+  /** What one printf of the program printed. */
   #line(line: string): void {
-    if (line === "T" || line === "P" || line === "") return;
+    if (line === "T" || line === "P") return;
     const e = parseTraceLine(line);
-    const lost = e ? null : /^Lost (\d+) events/.exec(line);
-    if (lost) {
-      this.#lost += Number(lost[1]);
-      return;
-    }
-    // Reads and writes come only in records: such a line outside one is not the program's.
-    if (!e || e.kind === "R" || e.kind === "W") {
+    if (!e) {
       this.#malformed++;
       return;
     }
@@ -347,18 +351,7 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
       this.options.onFork?.(e.pid, e.parent);
       return;
     }
-    if (e.kind !== "X") return;
-    this.#hold(e);
-  }
-
-  /** A read or write with its captured bytes. */
-  #record(record: string): void {
-    const e = parseTraceLine(record);
-    if (!e || (e.kind !== "R" && e.kind !== "W")) {
-      this.#malformed++;
-      return;
-    }
-    this.#hold(e);
+    if (e.kind === "R" || e.kind === "W" || e.kind === "X") this.#hold(e);
   }
 
   #hold(e: Held["e"]): void {
