@@ -35,6 +35,7 @@ import { EventEmitter } from "node:events";
 import { accessSync, closeSync, constants, existsSync } from "node:fs";
 import { createConnection, createServer, type Server } from "node:net";
 import { createInterface } from "node:readline";
+import { gatherReads } from "./gather-reads.ts";
 import { backoffMs } from "@coral/common/async";
 import { formatEndpoint } from "./procnet.ts";
 
@@ -274,6 +275,8 @@ export interface KernelConnectionsOptions {
   maxFailedRestarts?: number;
   /** How long bpftrace may take to attach (default 60 s: it parses the kernel's BTF first). */
   attachTimeoutMs?: number;
+  /** How long its output gathers after each read (default 20 ms; 0 reads it as it comes): see gather-reads.ts. */
+  readPauseMs?: number;
   /** The processes the program follows in the kernel (default `pids`): the shared tracer follows every service's. */
   follow?: () => Iterable<number>;
   /** Sees every connection printed (not the agent's own) before `pids` filters: the shared tracer hands them to each service. */
@@ -452,6 +455,7 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
       });
       let probe: AttachProbe | undefined;
       const lines = createInterface({ input: child.stdout! });
+      gatherReads(child.stdout!, this.options.readPauseMs);
       lines.on("line", (line) => {
         if (!attached) {
           if (!probe && /^Attaching \d+ probes?/.test(line)) {

@@ -20,6 +20,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { closeSync, existsSync } from "node:fs";
 import { backoffMs } from "@coral/common/async";
+import { gatherReads } from "../gather-reads.ts";
 import { findBpftraceBinary, kernelConnectionsUnavailable } from "../kernel-connections.ts";
 import { RequestPairer, type PairingCounts, type ServedRequest } from "./pairing.ts";
 import { BpftraceJsonLines, parseTraceLine, type TraceLine, type TraceOutput } from "./parse.ts";
@@ -35,7 +36,7 @@ export interface HttpTracerOptions {
   /** A process of the set forked `pid` (the program follows it from then on). */
   onFork?: (pid: number, parent: number) => void;
   captureBytes?: number;
-  /** How long the tracer leaves bpftrace's output to gather after each read (default 20 ms; 0 reads it as it comes). */
+  /** How long bpftrace's output gathers after each read (default 20 ms; 0 reads it as it comes): see ../gather-reads.ts. */
   readPauseMs?: number;
   /** How long lines are held to be put in kernel time order (default 200 ms). */
   reorderMs?: number;
@@ -253,7 +254,6 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
       // JSON, an event a line: bpftrace escapes the captured bytes (latin1: a byte it leaves raw stays one char).
       child.stdout!.setEncoding("latin1");
       const output = new BpftraceJsonLines(16 * cap + 1024);
-      const readPauseMs = this.options.readPauseMs ?? 20;
       const handle = (out: TraceOutput) => {
         if (out.kind === "lost") {
           this.#lost += out.events;
@@ -287,17 +287,10 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
         }
         if (out.kind === "printf") this.#line(out.text);
       };
-      // bpftrace writes an event a line; read as they come, thousands a second were as many reads and
-      // 'data' events (half the tracer's CPU). After each read the pipe is left alone a moment, so the
-      // next read takes what gathered meanwhile (a full pipe only makes bpftrace wait; its perf buffer holds).
-      const stdout = child.stdout!;
-      stdout.on("data", (chunk: string) => {
+      child.stdout!.on("data", (chunk: string) => {
         for (const out of output.feed(chunk)) handle(out);
-        if (readPauseMs > 0 && !stdout.isPaused()) {
-          stdout.pause();
-          setTimeout(() => stdout.resume(), readPauseMs).unref();
-        }
       });
+      gatherReads(child.stdout!, this.options.readPauseMs);
       child.on("exit", (code, signal) => {
         const why = bpftraceError(stderr) || `bpftrace exited (${signal ?? `code ${code}`})`;
         if (!attached) {
