@@ -86,8 +86,14 @@ describe("coral shell", () => {
     t.term.write("sleep 60\r");
     await t.expectOnScreen("sleep 60", "sleep echoed");
     t.term.write("\x03");
-    t.term.write("echo after-$((1+1))\r");
-    await t.expectOnScreen("after-2", "a prompt again after Ctrl+C");
+    // Under load the interrupt and the next line can race (a line typed while sleep still runs may be
+    // flushed with it): type it again each second until it runs; sleep 60 outlasts the deadline.
+    await waitFor("a prompt again after Ctrl+C", async () => {
+      if (t.screen().includes("after-2")) return true;
+      t.term.write("echo after-$((1+1))\r");
+      await new Promise((r) => setTimeout(r, 1000));
+      return t.screen().includes("after-2");
+    }, { timeoutMs: 30_000, intervalMs: 10 });
     t.term.write("exit 3\r");
     expect(await t.exited).toBe(3);
     const id = /coral audit replay (s[0-9a-f]{32})/.exec(t.screen())?.[1];

@@ -83,7 +83,7 @@ describe("callers that misbehave on the wire", () => {
 });
 
 describe("the colony API checks the caller before the body", () => {
-  it("refuses a caller without a token before the body arrives (the body is never sent)", async () => {
+  it("refuses a caller without a token without reading a body (one never sent is waited for a second at most)", async () => {
     const answer = await rawRequest(colony.url, { path: getStatus, headers: { ...proto, "content-length": String(100 * 1024) } });
     expect(answer.status).toBe(401);
     expect(connectError(answer).code).toBe("unauthenticated");

@@ -64,7 +64,7 @@ async function handle(options: IntakeOptions, route: Route | undefined, path: st
   if (declared !== undefined && Number(declared) > max)
     throw new ConnectError(`request body is ${declared} bytes; ${route.method} takes at most ${max} bytes`, Code.ResourceExhausted);
   const peer = req.socket.remoteAddress ?? "";
-  const caller = await options.authenticate({
+  const caller = await authenticateHead(options, req, {
     service: route.service,
     method: route.method,
     authorization: req.headers.authorization ?? null,
@@ -74,7 +74,7 @@ async function handle(options: IntakeOptions, route: Route | undefined, path: st
     csrf: firstHeader(req.headers["x-coral-csrf"]),
     origin: req.headers.origin ?? null,
     host: req.headers.host ?? null,
-  });
+  }, max, expectsContinue);
   // `Expect: 100-continue`: the client sends its body only now that head checks passed.
   if (expectsContinue) res.writeContinue();
   const header = webHeaders(req);
@@ -97,6 +97,41 @@ async function handle(options: IntakeOptions, route: Route | undefined, path: st
   await universalResponseToNodeResponse(answer, res).catch((err: unknown) => {
     // The caller went away mid-response: nothing left to answer.
     if (ConnectError.from(err).code !== Code.Aborted) throw err;
+  });
+}
+
+/**
+ * The caller, from the head. A refusal is answered after the body (within
+ * the cap it declared, or the method's) has arrived and been thrown away, for
+ * at most a second: the answer closes the connection, and a client still
+ * writing its small body then saw EPIPE instead of why it was refused.
+ */
+async function authenticateHead(options: IntakeOptions, req: IncomingMessage, head: CallHead, max: number, expectsContinue: boolean): Promise<Caller | undefined> {
+  try {
+    return await options.authenticate(head);
+  } catch (err) {
+    // With `Expect: 100-continue` the client sends nothing until told to.
+    if (!expectsContinue) await discardBody(req, max, 1000);
+    throw err;
+  }
+}
+
+function discardBody(req: IncomingMessage, max: number, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    let total = 0;
+    const done = () => {
+      clearTimeout(timer);
+      req.off("data", onData).off("end", done).off("error", done).off("close", done);
+      req.pause();
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      total += chunk.byteLength;
+      if (total > max) done();
+    };
+    const timer = setTimeout(done, ms);
+    if (req.readableEnded || req.destroyed) return done();
+    req.on("data", onData).once("end", done).once("error", done).once("close", done);
   });
 }
 
