@@ -35,8 +35,8 @@ import { EventEmitter } from "node:events";
 import { accessSync, closeSync, constants, existsSync } from "node:fs";
 import { createConnection, createServer, type Server } from "node:net";
 import { createInterface } from "node:readline";
-import { gatherReads } from "./gather-reads.ts";
 import { backoffMs } from "@coral/common/async";
+import { gatherReads } from "./gather-reads.ts";
 import { formatEndpoint } from "./procnet.ts";
 
 export type ConnectionSourceName = "ebpf" | "procfs";
@@ -74,10 +74,10 @@ const maxPid = 0x40_0000; // PID_MAX_LIMIT: 4,194,304
  * fd followFdBase + pid; its own connections (the attach check) are printed
  * until it closes quietFd.
  */
-export function kernelConnectionsProgram(opts: { pids: readonly number[]; agentPid: number; quietFd?: number }): string {
+export function kernelConnectionsProgram(opts: { pids: readonly number[]; agentPid: number; quietFd: number }): string {
   const ints = [...opts.pids, opts.agentPid];
   if (!ints.every((n) => Number.isSafeInteger(n) && n > 0 && n < maxPid)) throw new TypeError("pids and agentPid must be pids");
-  const quietFd = opts.quietFd ?? quietFdBase;
+  const { quietFd } = opts;
   if (!Number.isSafeInteger(quietFd) || quietFd < quietFdBase || quietFd >= quietFdBase + quietFds) throw new TypeError("quietFd out of its range");
   const agent = String(opts.agentPid);
   const seed = opts.pids.map((p) => `  @svc[${p}] = 1;`).join("\n");
@@ -275,7 +275,7 @@ export interface KernelConnectionsOptions {
   maxFailedRestarts?: number;
   /** How long bpftrace may take to attach (default 60 s: it parses the kernel's BTF first). */
   attachTimeoutMs?: number;
-  /** How long its output gathers after each read (default 20 ms; 0 reads it as it comes): see gather-reads.ts. */
+  /** How long its output gathers after each read (default 5 ms; 0 reads it as it comes): see gather-reads.ts. */
   readPauseMs?: number;
   /** The processes the program follows in the kernel (default `pids`): the shared tracer follows every service's. */
   follow?: () => Iterable<number>;

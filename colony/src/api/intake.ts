@@ -1,9 +1,10 @@
 // The API port's front door: what a request goes through before Connect sees
 // it. The route, the declared size and the caller are checked from the head
 // alone, so an oversized request is answered without a byte of its body
-// being read, and a refused caller's body (within the cap) only thrown away. The body is then read under the same cap and
-// must decode as the method's input: connect-es answers an unparseable binary
-// message with `internal`, but it is the caller's mistake (invalid_argument).
+// being read, and a refused caller's body (within the cap) is only thrown
+// away. The body is then read under the same cap and must decode as the
+// method's input: connect-es answers an unparseable binary message with
+// `internal`, but it is the caller's mistake (invalid_argument).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";

@@ -1,6 +1,7 @@
 /**
- * The lines and records bpf/http-requests.bt.tmpl prints, and the HTTP/1.x
- * request and status lines in the captured bytes.
+ * What bpf/http-requests.bt.tmpl prints (bpftrace's JSON lines, and the text
+ * of each printf), and the HTTP/1.x request and status lines in the captured
+ * bytes.
  */
 
 export type TraceLine =

@@ -36,7 +36,7 @@ export interface HttpTracerOptions {
   /** A process of the set forked `pid` (the program follows it from then on). */
   onFork?: (pid: number, parent: number) => void;
   captureBytes?: number;
-  /** How long bpftrace's output gathers after each read (default 20 ms; 0 reads it as it comes): see ../gather-reads.ts. */
+  /** How long bpftrace's output gathers after each read (default 5 ms; 0 reads it as it comes): see ../gather-reads.ts. */
   readPauseMs?: number;
   /** How long lines are held to be put in kernel time order (default 200 ms). */
   reorderMs?: number;
@@ -344,10 +344,7 @@ export class HttpTracer extends EventEmitter<HttpTracerEvents> {
       this.options.onFork?.(e.pid, e.parent);
       return;
     }
-    if (e.kind === "R" || e.kind === "W" || e.kind === "X") this.#hold(e);
-  }
-
-  #hold(e: Held["e"]): void {
+    if (e.kind !== "R" && e.kind !== "W" && e.kind !== "X") return;
     this.#lines++;
     this.#held.push({ e, at: Date.now() });
     this.#armDrain();
