@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { closeMatches, functionsOf, isGoBinary, listFunctions, parseElf, pclntabFunctionsOf, readElfTables } from "./elf.ts";
 import { compileTarget, onPath } from "./testing.ts";
@@ -67,6 +67,24 @@ describe("reading only the tables", () => {
     const text = a.sections.find((s) => s.name === ".text")!;
     expect(whole.subarray(text.offset, text.offset + 4096).some((x) => x !== 0)).toBe(true);
     expect(sparse.subarray(text.offset, text.offset + text.size).every((x) => x === 0)).toBe(true);
+  });
+
+  it("leaves the symbol and string tables out when asked (the function table reads them from the file), through a descriptor too", async () => {
+    const whole = readFileSync(process.execPath);
+    const fd = openSync(process.execPath, "r");
+    try {
+      const headers = await readElfTables(fd, { symbolTables: false });
+      expect(headers.length).toBe(whole.length);
+      const { sections } = parseElf(headers, { symbols: false });
+      expect(sections).toEqual(parseElf(whole, { symbols: false }).sections);
+      for (const name of [".symtab", ".strtab", ".dynsym", ".dynstr"]) {
+        const s = sections.find((x) => x.name === name)!;
+        expect(whole.subarray(s.offset, s.offset + s.size).some((x) => x !== 0)).toBe(true);
+        expect(headers.subarray(s.offset, s.offset + s.size).every((x) => x === 0)).toBe(true);
+      }
+    } finally {
+      closeSync(fd);
+    }
   });
 
   const goBinary = ["/usr/bin/webhook", "/usr/sbin/nats-server", "/usr/bin/nats-server"].find((p) => existsSync(p));

@@ -2,7 +2,9 @@
 // their string tables. Enough to list the functions of an observed process so
 // a uprobe can be attached by validated address, without an SDK or DWARF.
 import { execFile } from "node:child_process";
+import { fstat, read } from "node:fs";
 import { open } from "node:fs/promises";
+import { promisify } from "node:util";
 import { goVersionOf } from "./go-buildinfo.ts";
 import { PclntabError, readGoFunctionTable } from "./gopclntab.ts";
 
@@ -76,12 +78,15 @@ export type SymbolSource = "symtab" | "gopclntab";
 
 export class ElfError extends Error {}
 
+const readAsync = promisify(read);
+const fstatAsync = promisify(fstat);
+
 export const SHT_SYMTAB = 2;
 export const SHT_DYNSYM = 11;
 const STT_FUNC = 2;
 const SHN_UNDEF = 0;
 
-/** `symbols: false` reads only the headers (sections, segments): forEachFunctionSymbol then walks the tables without an object per symbol. */
+/** `symbols: false` reads only the headers (sections, segments): forEachFunctionSymbol then reads the tables without an object per symbol. */
 export function parseElf(buf: Buffer, options: { symbols?: boolean } = {}): ElfFile {
   if (buf.length < 64 || buf.readUInt32BE(0) !== 0x7f454c46) throw new ElfError("not an ELF file");
   if (buf[4] !== 2) throw new ElfError("only ELF64 is supported");
@@ -169,35 +174,72 @@ function loadSegments(buf: Buffer): ElfSegment[] {
   return out;
 }
 
+/** A file's bytes by position: the file itself (through a descriptor) or a buffer of it. */
+export interface ByteSource {
+  /** The file's length. */
+  readonly size: number;
+  /** Reads into `into` from `position` on; how many bytes it read (fewer at the file's end). */
+  readAt(into: Buffer, position: number): number;
+}
+
+/** A symbol table (.symtab or .dynsym) and the string table its names are in. */
+export interface SymbolTable {
+  symbols: ElfSection;
+  strings: ElfSection;
+}
+
+/** Symbols are read this many bytes at a time, into one buffer (reading is synchronous). */
+const SYMBOL_CHUNK = 64 * 1024;
+const symbolChunk = Buffer.allocUnsafe(SYMBOL_CHUNK);
+
 /**
- * Every defined function symbol with a size in .symtab and .dynsym, as raw
- * fields: its name is the bytes [nameStart, nameEnd) of `buf`. For callers
- * that keep hundreds of thousands of them compactly (no string, bigint or
- * object per symbol). `elf` from parseElf(buf, { symbols: false }) or parseElf(buf).
+ * The symbol tables of `elf` in section order, each with its string table,
+ * checked against the file's length: a corrupt table is an ElfError before
+ * anything is read or allocated for it.
  */
-export function forEachFunctionSymbol(
-  buf: Buffer,
-  elf: ElfFile,
-  visit: (address: number, size: number, nameStart: number, nameEnd: number, table: ".symtab" | ".dynsym") => void,
-): void {
+export function symbolTablesOf(elf: ElfFile, fileSize: number): SymbolTable[] {
+  const tables: SymbolTable[] = [];
   for (const s of elf.sections) {
     if (s.type !== SHT_SYMTAB && s.type !== SHT_DYNSYM) continue;
-    const strtab = elf.sections[s.link];
-    if (!strtab) continue;
-    const entsize = s.entsize || 24;
-    if (s.offset + s.size > buf.length) throw new ElfError(`${s.name} past end of file`);
-    const limit = Math.min(buf.length, strtab.offset + strtab.size);
-    for (let o = s.offset + entsize; o + 24 <= s.offset + s.size; o += entsize) {
-      if (((buf[o + 4] ?? 0) & 0xf) !== STT_FUNC || buf.readUInt16LE(o + 6) === SHN_UNDEF) continue;
-      const size = Number(buf.readBigUInt64LE(o + 16));
-      const nameOff = buf.readUInt32LE(o);
-      if (size <= 0 || nameOff >= strtab.size) continue;
-      const start = strtab.offset + nameOff;
-      const end = buf.indexOf(0, start);
-      if (end === start) continue;
-      visit(Number(buf.readBigUInt64LE(o + 8)), size, start, end < 0 || end > limit ? limit : end, s.type === SHT_SYMTAB ? ".symtab" : ".dynsym");
+    const strings = elf.sections[s.link];
+    if (!strings) continue;
+    if (s.offset + s.size > fileSize) throw new ElfError(`${s.name} past end of file`);
+    if (s.entsize !== 0 && (s.entsize < 24 || s.entsize > SYMBOL_CHUNK)) throw new ElfError(`${s.name}: symbols of ${s.entsize} bytes`);
+    tables.push({ symbols: s, strings });
+  }
+  return tables;
+}
+
+/**
+ * Every defined function symbol with a size in `table`, as raw fields (its
+ * name starts `nameOffset` bytes into the string table), read from `source`
+ * 64 KiB at a time: for callers that keep hundreds of thousands of them
+ * compactly (no string, bigint or object per symbol, nor the table in memory).
+ */
+export function forEachFunctionSymbol(
+  source: ByteSource,
+  { symbols, strings }: SymbolTable,
+  visit: (address: number, size: number, nameOffset: number) => void,
+): void {
+  const entsize = symbols.entsize || 24;
+  const chunk = symbolChunk.subarray(0, Math.floor(SYMBOL_CHUNK / entsize) * entsize);
+  // A DataView reads a field in one load where Buffer's readers take four.
+  const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.length);
+  const end = symbols.offset + symbols.size;
+  for (let at = symbols.offset + entsize; at + 24 <= end; at += chunk.length) {
+    const n = source.readAt(chunk.subarray(0, Math.min(chunk.length, end - at)), at);
+    for (let o = 0; o + 24 <= n; o += entsize) {
+      if ((view.getUint8(o + 4) & 0xf) !== STT_FUNC || view.getUint16(o + 6, true) === SHN_UNDEF) continue;
+      const size = u64(view, o + 16);
+      const nameOffset = view.getUint32(o, true);
+      if (size > 0 && nameOffset < strings.size) visit(u64(view, o + 8), size, nameOffset);
     }
   }
+}
+
+/** A 64-bit field as Number(readBigUInt64LE) has it (rounded past 2^53), without a bigint. */
+function u64(view: DataView, offset: number): number {
+  return view.getUint32(offset, true) + view.getUint32(offset + 4, true) * 2 ** 32;
 }
 
 /** Defined functions with a size, deduplicated across .symtab and .dynsym, sorted by address. */
@@ -262,9 +304,13 @@ export function hasGoSections(sections: readonly { name: string }[]): boolean {
  * buffer is not resident until written, so listing the symbols of
  * /usr/bin/node (99 MB, most of it code) costs what its tables weigh, not the
  * file. A file without section headers is read whole.
+ *
+ * `file`: a path, or a descriptor the caller keeps open (and closes).
+ * `symbolTables: false` leaves out the symbol and string tables (but for a Go
+ * binary): FunctionTable.fromSymbols reads them from the file piece by piece.
  */
-export async function readElfTables(path: string): Promise<Buffer> {
-  const fh = await open(path, "r");
+export async function readElfTables(file: string | number, options: { symbolTables?: boolean } = {}): Promise<Buffer> {
+  const fh: PositionalFile = typeof file === "number" ? onDescriptor(file) : await open(file, "r");
   try {
     const size = (await fh.stat()).size;
     const buf = Buffer.alloc(size);
@@ -301,18 +347,36 @@ export async function readElfTables(path: string): Promise<Buffer> {
       throw err;
     }
     // Go keeps its function table in a data section (.gopclntab, or inside
-    // .data.rel.ro when built as PIE); other files need only their symbol tables.
+    // .data.rel.ro when built as PIE); other files need only their symbol
+    // tables, if those are not to be read from the file later.
     const isGo = hasGoSections(sections);
+    const symbolTables = isGo || options.symbolTables !== false;
     const wanted = new Set<number>();
     sections.forEach((h, i) => {
-      if (h.type === SHT_SYMTAB || h.type === SHT_DYNSYM) wanted.add(i).add(h.link);
-      else if (isGo && h.type !== SHT_NOBITS && (h.flags & SHF_EXECINSTR) === 0 && !/^\.z?debug/.test(h.name)) wanted.add(i);
+      if (h.type === SHT_SYMTAB || h.type === SHT_DYNSYM) {
+        if (symbolTables) wanted.add(i).add(h.link);
+      } else if (isGo && h.type !== SHT_NOBITS && (h.flags & SHF_EXECINSTR) === 0 && !/^\.z?debug/.test(h.name)) wanted.add(i);
     });
     for (const i of wanted) if (sections[i]) await readAt(sections[i].offset, sections[i].size);
     return buf;
   } finally {
     await fh.close();
   }
+}
+
+/** What readElfTables reads through: a FileHandle, or a descriptor it does not own. */
+interface PositionalFile {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  stat(): Promise<{ size: number }>;
+  close(): Promise<void>;
+}
+
+function onDescriptor(fd: number): PositionalFile {
+  return {
+    read: (buffer, offset, length, position) => readAsync(fd, buffer, offset, length, position),
+    stat: () => fstatAsync(fd),
+    close: async () => {},
+  };
 }
 
 /** Functions of a process (by pid: /proc/<pid>/exe) or of a binary on disk. */
