@@ -7,10 +7,12 @@
 //    instrumentServer, POSTs of 8 KiB answered with 8 KiB (both cut at
 //    4 KiB), at sample rate 1 (every request a sample) and at the shipped
 //    0.1. Measured per request: the middleware's work when the request
-//    arrives (watch) plus its 'finish' handler (RED, the sample's references
-//    queued), bracketed by listeners registered before and after the
-//    middleware's own; then the asynchronous part (serialising and
-//    redacting a sample, as DrainTraffic does) per sample.
+//    arrives (watch) plus its 'finish' handler (the duration; route, RED
+//    and the sample's references are recorded in one batch after that turn
+//    of the event loop, off the request path), bracketed by listeners
+//    registered before and after the middleware's own; then the
+//    asynchronous part (serialising and redacting a sample, as DrainTraffic
+//    does) per sample.
 // 2. Added latency at 10 % sampling: --rate GETs/s open-loop for --seconds
 //    against a plain server and the same server with the middleware
 //    (bench/traffic-sdk/server.ts, each its own process), for each handler
@@ -19,9 +21,15 @@
 //    (plain first, then the SDK first, ...): p50 and p99, added latency
 //    (median over the pairs, and the p50 of all rounds pooled), and the
 //    server's CPU per request.
+// 2b. The same, interleaved (`--parts interleaved`): both servers run at
+//    once and the open-loop schedule sends each slot to one of them (each
+//    pair of slots in a random order), so whatever the machine does over
+//    the run falls on both sides alike instead of on one round of a pair.
+//    Added latency is the difference of the two p50s over the whole run;
+//    its spread is the same difference per block of --seconds.
 // 3. Query: an agent store holding 50 MB of samples (4 KiB bodies each way),
 //    filtered queries as AgentTrafficService runs them, and a prune.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { Agent } from "node:http";
@@ -34,7 +42,7 @@ import { openAgentStore } from "@coral/agent";
 import { pollUntil } from "@coral/common/async";
 import { RequestRecorder, resolveRequestOptions } from "@coral/sdk";
 import { positive } from "../args.ts";
-import { openLoop, quantile } from "../load.ts";
+import { cpuMs, openLoop, quantile } from "../load.ts";
 
 const argv = process.argv.slice(2);
 const usage = `usage: npm run bench:traffic-sdk -- [options]
@@ -43,7 +51,11 @@ const usage = `usage: npm run bench:traffic-sdk -- [options]
   --seconds N     latency: seconds per run (default 10)
   --rounds N      latency: paired rounds per handler, alternating which server goes first (default 6)
   --handlers L    latency: tiny, io or tiny,io (default tiny,io)
-  --parts L       any of capture,latency,query (default all three)`;
+  --pin           latency, interleaved: the servers on the last CPU, this client on CPU 0 (taskset), so
+                  where the scheduler puts a process does not favour one side
+  --server-node-flags F   node flags for the servers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  --aa            interleaved: both servers plain (an A/A run: the design's own noise)
+  --parts L       any of capture,latency,interleaved,query (default capture,latency,query)`;
 if (argv.includes("--help") || argv.includes("-h")) {
   console.log(usage);
   process.exit(0);
@@ -65,8 +77,12 @@ const rate = opt("rate", 1000);
 const seconds = opt("seconds", 10);
 const rounds = opt("rounds", 6);
 const handlers = list("handlers", ["tiny", "io"] as const);
-const parts = list("parts", ["capture", "latency", "query"] as const);
+const allParts = ["capture", "latency", "interleaved", "query"] as const;
+const parts: readonly (typeof allParts)[number][] = argv.includes("--parts") ? list("parts", allParts) : ["capture", "latency", "query"];
 const median = (xs: number[]) => quantile(xs, 0.5);
+const pin = argv.includes("--pin");
+const serverNodeFlags = (argv[argv.indexOf("--server-node-flags") + 1] ?? "").split(" ").filter((f) => argv.includes("--server-node-flags") && f);
+if (pin) execFileSync("taskset", ["-p", "-c", "0", String(process.pid)], { stdio: "ignore" });
 type TrafficSampleInput = Parameters<Awaited<ReturnType<typeof openAgentStore>>["recordTrafficSamples"]>[0][number];
 const results: Record<string, unknown> = { at: new Date().toISOString(), cpus: cpus().length, load: loadavg()[0], node: process.version };
 
@@ -131,7 +147,10 @@ async function capture(sampleRate: number) {
 
 async function startServer(mode: "plain" | "sdk", handler: string): Promise<{ child: ChildProcess; port: number }> {
   const script = fileURLToPath(new URL("./server.ts", import.meta.url));
-  const child = spawn(process.execPath, ["--conditions=coral-source", "--import", "tsx", script, mode, handler], { stdio: ["ignore", "pipe", "inherit"] });
+  const args = [...serverNodeFlags, "--conditions=coral-source", "--import", "tsx", script, mode, handler];
+  const child = pin
+    ? spawn("taskset", ["-c", String(cpus().length - 1), process.execPath, ...args], { stdio: ["ignore", "pipe", "inherit"] })
+    : spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   const port = await pollUntil(() => Number(/listening (\d+)/.exec(out)?.[1]) || undefined, { timeoutMs: 30_000, what: `the ${mode} server` });
@@ -203,6 +222,94 @@ async function latency(handler: "tiny" | "io") {
     `${handler} handler, ${rate}/s at 10 % sampling, ${pairs.length} pairs of ${seconds} s: p50 ${r.p50PlainMs.toFixed(3)} → ${r.p50SdkMs.toFixed(3)} ms, ` +
       `median added ${signed(r.p50AddedUs)} µs (${signed(r.p50AddedPct, 2)} %); pooled p50 ${pooledOff.toFixed(3)} → ${pooledOn.toFixed(3)} ms (${signed(r.pooledP50AddedUs)} µs, ${signed(r.pooledP50AddedPct, 2)} %); ` +
       `server CPU ${signed(r.cpuAddedPoints, 1)} points, ${r.cpuUsPerRequestPlain.toFixed(0)} → ${r.cpuUsPerRequestSdk.toFixed(0)} µs a request (median added ${signed(r.cpuUsPerRequestAdded, 1)} µs)`,
+  );
+  return r;
+}
+
+/**
+ * Both servers at once, one open-loop schedule of `rate` GETs a second over
+ * `rounds` blocks of `seconds`: each pair of slots goes to plain and SDK in
+ * a random order. Latency is measured by the client, CPU per server.
+ */
+async function interleaved(handler: "tiny" | "io") {
+  const plain = await startServer("plain", handler);
+  const sdk = await startServer(argv.includes("--aa") ? "plain" : "sdk", handler);
+  const agent = new Agent({ keepAlive: true, maxSockets: 32 });
+  const sides = [plain, sdk] as const;
+  const lat: [number[], number[]] = [[], []];
+  const blocks: { p50: [number, number]; cpuUs: [number, number] }[] = [];
+  let failed = 0;
+  const get = (side: 0 | 1, i: number) =>
+    new Promise<void>((resolve) => {
+      const t = performance.now();
+      const req = http.request({ host: "127.0.0.1", port: sides[side].port, path: `/items/${i}`, agent }, (res) => {
+        res.resume();
+        res.on("end", () => {
+          lat[side].push(performance.now() - t);
+          resolve();
+        });
+      });
+      req.on("error", () => {
+        failed++;
+        resolve();
+      });
+      req.end();
+    });
+  try {
+    for (const s of sides) await openLoop({ port: s.port, rate, seconds: 2, path: (i) => `/items/${i}`, agent });
+    for (let block = 0; block < rounds; block++) {
+      const from: [number, number] = [lat[0].length, lat[1].length];
+      const cpu0 = sides.map((s) => cpuMs(s.child.pid!));
+      const inFlight: Promise<void>[] = [];
+      const t0 = performance.now();
+      let sent = 0;
+      let order: [0 | 1, 0 | 1] = [0, 1];
+      while (performance.now() - t0 < seconds * 1000) {
+        const due = Math.floor(((performance.now() - t0) / 1000) * rate);
+        for (; sent < due; sent++) {
+          if (sent % 2 === 0) order = Math.random() < 0.5 ? [0, 1] : [1, 0];
+          inFlight.push(get(order[sent % 2]!, sent));
+        }
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      await Promise.all(inFlight);
+      const cpu = sides.map((s, k) => cpuMs(s.child.pid!) - cpu0[k]!);
+      const p50: [number, number] = [median(lat[0].slice(from[0])), median(lat[1].slice(from[1]))];
+      const cpuUs: [number, number] = [(cpu[0]! * 1000) / (lat[0].length - from[0]), (cpu[1]! * 1000) / (lat[1].length - from[1])];
+      blocks.push({ p50, cpuUs });
+      console.log(
+        `${handler} interleaved block ${block + 1}: plain p50 ${p50[0].toFixed(3)} ms (${cpuUs[0].toFixed(0)} µs CPU a request), with the SDK middleware (10 %) p50 ${p50[1].toFixed(3)} ms (${cpuUs[1].toFixed(0)} µs); ${signed((p50[1] - p50[0]) * 1000, 1)} µs`,
+      );
+    }
+  } finally {
+    agent.destroy();
+    plain.child.kill();
+    sdk.child.kill();
+  }
+  const p50Plain = median(lat[0]);
+  const p50Sdk = median(lat[1]);
+  const blockAddedUs = blocks.map((b) => (b.p50[1] - b.p50[0]) * 1000).sort((a, b) => a - b);
+  const r = {
+    handler,
+    rate,
+    blockSeconds: seconds,
+    blocks,
+    requests: [lat[0].length, lat[1].length],
+    failed,
+    p50PlainMs: p50Plain,
+    p50SdkMs: p50Sdk,
+    p99PlainMs: quantile(lat[0], 0.99),
+    p99SdkMs: quantile(lat[1], 0.99),
+    p50AddedUs: (p50Sdk - p50Plain) * 1000,
+    p50AddedPct: ((p50Sdk - p50Plain) / p50Plain) * 100,
+    blockAddedUs,
+    cpuUsPerRequestPlain: median(blocks.map((b) => b.cpuUs[0])),
+    cpuUsPerRequestSdk: median(blocks.map((b) => b.cpuUs[1])),
+  };
+  console.log(
+    `${handler} handler interleaved, ${rate}/s in all at 10 % sampling, ${blocks.length} blocks of ${seconds} s (${r.requests[0]} + ${r.requests[1]} requests, ${failed} failed): ` +
+      `p50 ${p50Plain.toFixed(4)} → ${p50Sdk.toFixed(4)} ms (${signed(r.p50AddedUs, 1)} µs, ${signed(r.p50AddedPct, 2)} %), p99 ${r.p99PlainMs.toFixed(3)} → ${r.p99SdkMs.toFixed(3)} ms; ` +
+      `per block ${blockAddedUs.map((x) => signed(x, 1)).join(", ")} µs; server CPU ${r.cpuUsPerRequestPlain.toFixed(0)} → ${r.cpuUsPerRequestSdk.toFixed(0)} µs a request`,
   );
   return r;
 }
@@ -292,6 +399,11 @@ if (parts.includes("latency")) {
   const latencies: Record<string, unknown> = {};
   for (const h of handlers) latencies[h] = await latency(h);
   results.latency = latencies;
+}
+if (parts.includes("interleaved")) {
+  const runs: Record<string, unknown> = {};
+  for (const h of handlers) runs[h] = await interleaved(h);
+  results.interleaved = runs;
 }
 if (parts.includes("query")) results.query = await query();
 results.loadAfter = loadavg()[0];

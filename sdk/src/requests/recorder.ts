@@ -105,6 +105,9 @@ class Watch {
   readonly start = performance.now();
   /** Now, before a router rewrites it (Express strips mount paths from req.url). */
   readonly path: string;
+  durationMs = 0;
+  /** Wall clock when the response went out (a sample's start is this less its duration). */
+  endMs = 0;
   requestBody: BodyCapture | undefined = undefined;
   responseBody: BodyCapture | undefined = undefined;
   push: AnyFunction | undefined = undefined;
@@ -143,8 +146,15 @@ class Watch {
     return pattern ? cachedFrameworkRoute(pattern) : normaliseRoute(this.path);
   }
 
+  /** The response went out: its duration now, the rest once the event loop has moved on (see recordFinished). */
   finish(): void {
-    const durationMs = performance.now() - this.start;
+    this.durationMs = performance.now() - this.start;
+    this.endMs = Date.now();
+    if (finished.push(this) === 1) setImmediate(recordFinished);
+  }
+
+  record(): void {
+    const durationMs = this.durationMs;
     const { recorder, req, res } = this;
     const status = res.statusCode;
     const method = req.method ?? "GET";
@@ -158,7 +168,7 @@ class Watch {
       path: this.path,
       route,
       status,
-      startMs: Date.now() - durationMs,
+      startMs: this.endMs - durationMs,
       durationMs,
       requestRaw: req.rawHeaders.slice(),
       responseHead: typeof head === "string" ? head : undefined,
@@ -168,6 +178,26 @@ class Watch {
       reason: this.sampled ? "sampled" : "error",
     };
     recorder.queue.push(captured, estimateBytes(captured, recorder.options.maxBodyBytes));
+  }
+}
+
+/**
+ * Requests whose response went out, recorded (route, RED, the sample) in one
+ * batch after the current turn of the event loop. Done in the 'finish'
+ * listener, before the server returned to the event loop, it added about a
+ * microsecond more to a request's latency (bench/traffic-sdk, servers
+ * interleaved: +2.1–2.8 µs → +1.5–2.1 µs on a ready 0.25 ms answer).
+ */
+let finished: Watch[] = [];
+function recordFinished(): void {
+  const batch = finished;
+  finished = [];
+  for (const w of batch) {
+    try {
+      w.record();
+    } catch {
+      // the app must never fail for the SDK's sake; one request's figures are lost
+    }
   }
 }
 
