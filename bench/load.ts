@@ -26,8 +26,19 @@ export function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
-/** GETs `path(i)` from 127.0.0.1:`port` at `rate`/s for `seconds`; `agent: false` opens a connection per request. */
-export async function openLoop(opts: { port: number; rate: number; seconds: number; path: (i: number) => string; agent: Agent | false; cpuPid?: number }): Promise<LoadResult> {
+/**
+ * GETs `path(i)` from 127.0.0.1:`port` at `rate`/s for `seconds`; `agent: false` opens a connection per request.
+ * `port` may name each slot's server (interleaved runs), and `onAnswer` hears each answer's slot and latency.
+ */
+export async function openLoop(opts: {
+  port: number | ((i: number) => number);
+  rate: number;
+  seconds: number;
+  path: (i: number) => string;
+  agent: Agent | false;
+  cpuPid?: number;
+  onAnswer?: (i: number, ms: number) => void;
+}): Promise<LoadResult> {
   const latencies: number[] = [];
   let failed = 0;
   const inFlight: Promise<void>[] = [];
@@ -38,12 +49,16 @@ export async function openLoop(opts: { port: number; rate: number; seconds: numb
     const due = Math.floor(((performance.now() - t0) / 1000) * opts.rate);
     for (; sent < due; sent++) {
       const t = performance.now();
+      const slot = sent;
+      const port = typeof opts.port === "number" ? opts.port : opts.port(slot);
       inFlight.push(
         new Promise<void>((resolve) => {
-          const req = request({ host: "127.0.0.1", port: opts.port, path: opts.path(sent), agent: opts.agent }, (res) => {
+          const req = request({ host: "127.0.0.1", port, path: opts.path(slot), agent: opts.agent }, (res) => {
             res.resume();
             res.on("end", () => {
-              latencies.push(performance.now() - t);
+              const ms = performance.now() - t;
+              latencies.push(ms);
+              opts.onAnswer?.(slot, ms);
               resolve();
             });
           });

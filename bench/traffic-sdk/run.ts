@@ -81,7 +81,8 @@ const allParts = ["capture", "latency", "interleaved", "query"] as const;
 const parts: readonly (typeof allParts)[number][] = argv.includes("--parts") ? list("parts", allParts) : ["capture", "latency", "query"];
 const median = (xs: number[]) => quantile(xs, 0.5);
 const pin = argv.includes("--pin");
-const serverNodeFlags = (argv[argv.indexOf("--server-node-flags") + 1] ?? "").split(" ").filter((f) => argv.includes("--server-node-flags") && f);
+const serverFlagsAt = argv.indexOf("--server-node-flags");
+const serverNodeFlags = serverFlagsAt >= 0 ? (argv[serverFlagsAt + 1] ?? "").split(" ").filter(Boolean) : [];
 if (pin) execFileSync("taskset", ["-p", "-c", "0", String(process.pid)], { stdio: "ignore" });
 type TrafficSampleInput = Parameters<Awaited<ReturnType<typeof openAgentStore>>["recordTrafficSamples"]>[0][number];
 const results: Record<string, unknown> = { at: new Date().toISOString(), cpus: cpus().length, load: loadavg()[0], node: process.version };
@@ -239,40 +240,20 @@ async function interleaved(handler: "tiny" | "io") {
   const lat: [number[], number[]] = [[], []];
   const blocks: { p50: [number, number]; cpuUs: [number, number] }[] = [];
   let failed = 0;
-  const get = (side: 0 | 1, i: number) =>
-    new Promise<void>((resolve) => {
-      const t = performance.now();
-      const req = http.request({ host: "127.0.0.1", port: sides[side].port, path: `/items/${i}`, agent }, (res) => {
-        res.resume();
-        res.on("end", () => {
-          lat[side].push(performance.now() - t);
-          resolve();
-        });
-      });
-      req.on("error", () => {
-        failed++;
-        resolve();
-      });
-      req.end();
-    });
+  const path = (i: number) => `/items/${i}`;
   try {
-    for (const s of sides) await openLoop({ port: s.port, rate, seconds: 2, path: (i) => `/items/${i}`, agent });
+    for (const s of sides) await openLoop({ port: s.port, rate, seconds: 2, path, agent });
     for (let block = 0; block < rounds; block++) {
       const from: [number, number] = [lat[0].length, lat[1].length];
       const cpu0 = sides.map((s) => cpuMs(s.child.pid!));
-      const inFlight: Promise<void>[] = [];
-      const t0 = performance.now();
-      let sent = 0;
-      let order: [0 | 1, 0 | 1] = [0, 1];
-      while (performance.now() - t0 < seconds * 1000) {
-        const due = Math.floor(((performance.now() - t0) / 1000) * rate);
-        for (; sent < due; sent++) {
-          if (sent % 2 === 0) order = Math.random() < 0.5 ? [0, 1] : [1, 0];
-          inFlight.push(get(order[sent % 2]!, sent));
-        }
-        await new Promise((r) => setTimeout(r, 1));
-      }
-      await Promise.all(inFlight);
+      // Each pair of slots to the two servers in a random order.
+      const sideOf: (0 | 1)[] = [];
+      const port = (i: number) => {
+        if (i % 2 === 0) sideOf.push(...(Math.random() < 0.5 ? ([0, 1] as const) : ([1, 0] as const)));
+        return sides[sideOf[i]!].port;
+      };
+      const run = await openLoop({ port, rate, seconds, path, agent, onAnswer: (i, ms) => lat[sideOf[i]!].push(ms) });
+      failed += run.failed;
       const cpu = sides.map((s, k) => cpuMs(s.child.pid!) - cpu0[k]!);
       const p50: [number, number] = [median(lat[0].slice(from[0])), median(lat[1].slice(from[1]))];
       const cpuUs: [number, number] = [(cpu[0]! * 1000) / (lat[0].length - from[0]), (cpu[1]! * 1000) / (lat[1].length - from[1])];
