@@ -10,6 +10,7 @@ import { performance } from "node:perf_hooks";
 import { listenersOnPort } from "./listener.ts";
 import { readTcpTables, recentTcpTables } from "./procnet.ts";
 import { describeGetError, httpGet } from "./http-get.ts";
+import { httpStatus } from "./http-status.ts";
 
 export interface HealthTarget {
   /** HTTP(S) URL to GET. Takes precedence over `tcp` when both are given. */
@@ -42,10 +43,14 @@ export interface HealthResult {
   error?: string;
 }
 
+const PROBE_HEADERS = { "user-agent": "coral-agent/health" };
+
 async function probeHttp(url: string, timeoutMs: number): Promise<HealthResult> {
   const t0 = performance.now();
   try {
-    const res = await httpGet(url, { timeoutMs, headers: { "user-agent": "coral-agent/health" } });
+    const parsed = new URL(url);
+    // Plain HTTP: the status line is all a probe needs (http-status.ts says why not node:http).
+    const res = parsed.protocol === "http:" ? await httpStatus(parsed, { timeoutMs, headers: PROBE_HEADERS }) : await httpGet(url, { timeoutMs, headers: PROBE_HEADERS });
     const latencyMs = performance.now() - t0;
     const healthy = res.status >= 200 && res.status < 400;
     const result: HealthResult = { healthy, kind: "http", status: res.status, latencyMs };

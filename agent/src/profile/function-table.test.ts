@@ -85,16 +85,29 @@ describe("FunctionTable", () => {
   });
 
   it.skipIf(!hasCc)("keeps two names at one address whose lengths and hashes are the same (compared byte for byte)", async () => {
-    // Two names of one length with one hash, found by counting (~80,000 tries for 32 bits).
-    const seen = new Map<number, string>();
+    // Two names of one length with one hash: nameHash takes a name four bytes
+    // at a time (h = (h ^ word) * P), so after "alia" + w1 + w2, any w1' has
+    // its w2' = m(w1) ^ w2 ^ m(w1'); tried until w2' is identifier bytes.
+    const word = (text: string) => Buffer.from(text, "latin1").readInt32LE(0);
+    const text = (value: number) => {
+      const bytes = Buffer.alloc(4);
+      bytes.writeInt32LE(value | 0);
+      return bytes.toString("latin1");
+    };
+    const afterPrefix = Math.imul(0x811c9dc5 ^ word("alia"), 0x01000193);
+    const middle = (w: number) => Math.imul(afterPrefix ^ w, 0x01000193);
     let pair: [string, string] | undefined;
     for (let i = 0; !pair; i++) {
-      const name = `alias_${i.toString(36).padStart(5, "0")}`;
-      const hash = nameHash(Buffer.from(name), 0, name.length);
-      const other = seen.get(hash);
-      if (other) pair = [other, name];
-      seen.set(hash, name);
+      const other = `s${i.toString(36).padStart(3, "0")}`;
+      const last = text(middle(word("s_aa")) ^ word("bbbb") ^ middle(word(other)));
+      if (/^[A-Za-z0-9_]{4}$/.test(last)) pair = ["alias_aabbbb", `alia${other}${last}`];
     }
+    const hashOf = (name: string) => {
+      const bytes = Buffer.from(name);
+      return nameHash(new DataView(bytes.buffer, bytes.byteOffset, bytes.length), 0, bytes.length);
+    };
+    expect(hashOf(pair[0])).toBe(hashOf(pair[1]));
+    expect(pair[0]).not.toBe(pair[1]);
     const source = `int target(int x) { return x + 1; }
 int ${pair[0]}(int x) __attribute__((alias("target")));
 int ${pair[1]}(int x) __attribute__((alias("target")));
