@@ -8,3 +8,6 @@ export { checkServiceName, checkServiceSet, diffServices, healthUrlFor, parseSer
 export { controlRequest, startControlSocket, type ControlAnswer, type ControlRequest } from "./runtime/control-socket.ts";
 export { processSet } from "./observe/process-tree.ts";
 export { kernelConnectionsUnavailable } from "./observe/kernel-connections.ts";
+// The agent's two HTTP clients for health probes (bench/agent-costs compares their CPU).
+export { httpGet } from "./observe/http-get.ts";
+export { httpStatus } from "./observe/http-status.ts";

@@ -7,5 +7,5 @@ export { ContinuousProfiler, topStacks, type ContinuousProfilerOptions, type Con
 export { CONTINUOUS_LIMITS, PROFILE_LIMITS, profileParameters, type ProfileParameters } from "./program.ts";
 export { CpuProfiler, type CpuProfileData, type CpuProfileRequest, type CpuProfilerOptions, type ProfilerLogger } from "./profiler.ts";
 export type { ProfileFrameData, ProfileStackData } from "./symbolize.ts";
-export { SymbolCache } from "./symbols.ts";
+export { readModuleSymbols, SymbolCache } from "./symbols.ts";
 export { HEAP_LIMITS, HeapProfiler, heapParameters, type HeapParameters, type HeapProfileData, type HeapProfileRequest, type HeapProfilerOptions, type HeapStackData } from "./heap.ts";
