@@ -11,6 +11,7 @@ import { listenersOnPort } from "./listener.ts";
 import { readTcpTables, recentTcpTables } from "./procnet.ts";
 import { describeGetError, httpGet } from "./http-get.ts";
 import { httpStatus } from "./http-status.ts";
+import { markOwnConnection } from "./own-connections.ts";
 
 export interface HealthTarget {
   /** HTTP(S) URL to GET. Takes precedence over `tcp` when both are given. */
@@ -66,6 +67,7 @@ function probeTcp(host: string, port: number, timeoutMs: number): Promise<Health
   return new Promise((resolve) => {
     let done = false;
     const socket = connect({ host, port });
+    markOwnConnection(socket);
     const finish = (result: Omit<HealthResult, "kind" | "latencyMs">): void => {
       if (done) return;
       done = true;

@@ -4,6 +4,7 @@
 // second. No pooled keep-alive socket: an idle connection from the agent
 // would show up in the app's own connection list.
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import { markOwnConnection } from "./own-connections.ts";
 
 export interface HttpGetOptions {
   timeoutMs: number;
@@ -92,6 +93,7 @@ async function getOnce(url: URL, options: HttpGetOptions, deadline: number): Pro
       res.on("end", () => finish(undefined, { ...base, body: Buffer.concat(chunks) }));
       res.on("error", (err) => finish(err));
     });
+    req.on("socket", markOwnConnection);
     req.on("error", (err) => finish(err));
     req.end();
   });

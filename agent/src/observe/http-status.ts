@@ -6,6 +6,7 @@
 // five-service agent probes about once a second, so that is ~0.07 % of a
 // core of its < 1 % budget. Bodies and https stay with http-get.ts.
 import { connect, type Socket } from "node:net";
+import { markOwnConnection } from "./own-connections.ts";
 
 export interface HttpStatus {
   status: number;
@@ -55,6 +56,7 @@ export function httpStatus(url: URL, options: { timeoutMs: number; headers?: Rec
     let head = "";
     let drained = 0;
     const socket: Socket = connect({ host: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port || 80) });
+    markOwnConnection(socket);
     const timer = setTimeout(() => fail(Object.assign(new Error(`timeout after ${options.timeoutMs} ms`), { name: "TimeoutError" })), options.timeoutMs);
     const fail = (err: Error): void => {
       clearTimeout(timer);

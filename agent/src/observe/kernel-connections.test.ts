@@ -2,6 +2,8 @@ import { spawn } from "node:child_process";
 import http from "node:http";
 import { pollUntil } from "@coral/common/async";
 import { afterEach, describe, expect, it } from "vitest";
+import { probeHealth } from "./health.ts";
+import { httpGet } from "./http-get.ts";
 import { KernelConnections, OpenedCounter, kernelConnectionsUnavailable, parseKernelConnectionLine } from "./kernel-connections.ts";
 
 describe("parseKernelConnectionLine", () => {
@@ -129,6 +131,32 @@ describe.skipIf(noBpf !== null)(`every connect and accept from the kernel (bpftr
     expect(kc.changes()).toBe(requests + 1);
     await kc.stop();
     expect(kc.changes()).toBeNull();
+  }, 120_000);
+
+  it("leaves out a service's accepts of the agent's own health probes and scrapes, and counts its clients'", async () => {
+    // The service: a server process of its own, followed; the agent's probes come from this process.
+    const server = spawn(process.execPath, ["-e", `require("node:http").createServer((q, s) => s.end("ok")).listen(0, "127.0.0.1", function () { console.log(this.address().port); })`], { stdio: ["ignore", "pipe", "inherit"] });
+    cleanup.push(() => void server.kill("SIGKILL"));
+    const port = await new Promise<number>((resolve) => server.stdout.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
+    const kc = new KernelConnections({ pids: () => [server.pid!] });
+    cleanup.push(() => kc.stop());
+    expect((await kc.start()).state).toBe("running");
+    const connectOnce = () =>
+      new Promise<void>((ok, fail) => {
+        const child = spawn(process.execPath, ["-e", `require("node:http").get({ host: "127.0.0.1", port: ${port}, agent: false }, (r) => r.resume())`], { stdio: "ignore" });
+        child.once("exit", (code) => (code === 0 ? ok() : fail(new Error(`client exited ${code}`))));
+      });
+    await connectOnce();
+    await connectOnce();
+    // Three HTTP health probes (status line), a TCP probe and a scrape (node:http), then one more client as the last word.
+    for (let i = 0; i < 3; i++) expect(await probeHealth({ url: `http://127.0.0.1:${port}/health` }, 5000)).toMatchObject({ healthy: true });
+    expect(await probeHealth({ tcp: { host: "127.0.0.1", port } }, 5000)).toMatchObject({ healthy: true });
+    expect((await httpGet(`http://127.0.0.1:${port}/metrics`, { timeoutMs: 5000, maxBodyBytes: 1024 })).status).toBe(200);
+    await connectOnce();
+    // The last client's accept is printed after the probes': once it is counted, so would they be.
+    const counted = await pollUntil(() => (kc.status().matched >= 3 ? kc.status().matched : undefined), { timeoutMs: 30_000, intervalMs: 50, what: "the clients' accepts counted" });
+    expect(counted).toBe(3);
+    expect(kc.counter.take()).toEqual([{ direction: "inbound", remote: "127.0.0.1", localAddr: `127.0.0.1:${port}`, opened: 3 }]);
   }, 120_000);
 
   it("restarts bpftrace when it dies, and keeps counting", async () => {

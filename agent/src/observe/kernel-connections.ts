@@ -37,6 +37,7 @@ import { createConnection, createServer, type Server } from "node:net";
 import { createInterface } from "node:readline";
 import { backoffMs } from "@coral/common/async";
 import { gatherReads } from "./gather-reads.ts";
+import { isOwnConnection } from "./own-connections.ts";
 import { formatEndpoint } from "./procnet.ts";
 
 export type ConnectionSourceName = "ebpf" | "procfs";
@@ -536,8 +537,9 @@ export class KernelConnections extends EventEmitter<KernelConnectionsEvents> {
       this.#status.malformed++;
       return;
     }
-    // The agent's own connections (its attach check) are not the service's.
-    if (e.pid === process.pid) return;
+    // The agent's own connections (its attach check) are not the service's,
+    // nor are a service's accepts of the agent's probes and scrapes.
+    if (e.pid === process.pid || (e.kind === "accept" && isOwnConnection(e.remoteIp, e.remotePort))) return;
     this.#status.events++;
     this.options.onEvent?.(e);
     const pids = new Set(this.options.pids());
