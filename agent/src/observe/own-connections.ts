@@ -17,17 +17,21 @@ function key(address: string, port: number): string {
 }
 
 /**
- * Remembers `socket`'s local endpoint (call right after creating it). Node
- * issues connect() on the next tick (or after a name lookup): a tick queued
- * now runs right after it, before any I/O, so the endpoint is known before
- * the service's accept can be read from the kernel.
+ * Remembers `socket`'s local endpoint (call right after creating it). For an
+ * IP address Node issues connect() on the next tick: a tick queued now runs
+ * right after it, before any I/O, so the endpoint is known before the
+ * service's accept can be read from the kernel. A host name is looked up
+ * first, and Node tries its addresses on handles of their own: its endpoint
+ * is known only at 'connect', and an accept read before that still counts.
  */
 export function markOwnConnection(socket: Socket): void {
-  process.nextTick(() => {
-    const bound = socket.address();
-    if ("port" in bound && bound.port > 0) remember(bound.address, bound.port);
-    else socket.once("connect", () => socket.localAddress !== undefined && socket.localPort !== undefined && remember(socket.localAddress, socket.localPort));
-  });
+  const bound = (): boolean => {
+    const local = socket.address();
+    if (!("port" in local) || local.port === 0) return false;
+    remember(local.address, local.port);
+    return true;
+  };
+  process.nextTick(() => bound() || socket.once("connect", bound));
 }
 
 function remember(address: string, port: number): void {
