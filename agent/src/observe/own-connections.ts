@@ -6,8 +6,12 @@
 // made that service read its process tree and sockets again.
 import type { Socket } from "node:net";
 
-/** How long an endpoint is remembered after its connection was made: the accept's line comes within milliseconds. */
-const REMEMBER_MS = 30_000;
+/**
+ * How long an endpoint is remembered after its connection was made: the
+ * accept's line comes within milliseconds, and a local client that gets the
+ * same ephemeral port later must not be taken for the agent.
+ */
+const REMEMBER_MS = 5_000;
 
 const endpoints = new Map<string, number>();
 
@@ -41,7 +45,10 @@ function remember(address: string, port: number): void {
     if (now - at < REMEMBER_MS) break;
     endpoints.delete(endpoint);
   }
-  endpoints.set(key(address, port), now);
+  const endpoint = key(address, port);
+  // Deleted first so that it moves to the end (a Map keeps a key's first place).
+  endpoints.delete(endpoint);
+  endpoints.set(endpoint, now);
 }
 
 /** Whether address:port is the local end of a connection the agent made lately. */
