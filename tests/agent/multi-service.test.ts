@@ -93,7 +93,8 @@ describe("one agent, several services", () => {
       const ids = status.services.filter((s) => s.name === "web" || s.name === "api").map((s) => s.agentId);
       expect(new Set(ids).size).toBe(2);
 
-      // The control socket: the agent's user only.
+      // The control socket: the agent's user only. It opens after the services have connected ("Press Ctrl+C" follows it).
+      await waitFor("the agent's control socket", () => (agent.output.text.includes("Press Ctrl+C to stop") ? true : undefined), { timeoutMs: 60_000 });
       const socket = join(project.dir, ".coral", "agents", "agent.sock");
       expect((await stat(socket)).mode & 0o777).toBe(0o600);
 
