@@ -46,12 +46,11 @@ export interface HealthResult {
 
 const PROBE_HEADERS = { "user-agent": "coral-agent/health" };
 
-async function probeHttp(url: string, timeoutMs: number): Promise<HealthResult> {
+async function probeHttp(url: URL, timeoutMs: number): Promise<HealthResult> {
   const t0 = performance.now();
   try {
-    const parsed = new URL(url);
     // Plain HTTP: the status line is all a probe needs (http-status.ts says why not node:http).
-    const res = parsed.protocol === "http:" ? await httpStatus(parsed, { timeoutMs, headers: PROBE_HEADERS }) : await httpGet(url, { timeoutMs, headers: PROBE_HEADERS });
+    const res = url.protocol === "http:" ? await httpStatus(url, { timeoutMs, headers: PROBE_HEADERS }) : await httpGet(url.href, { timeoutMs, headers: PROBE_HEADERS });
     const latencyMs = performance.now() - t0;
     const healthy = res.status >= 200 && res.status < 400;
     const result: HealthResult = { healthy, kind: "http", status: res.status, latencyMs };
@@ -104,12 +103,13 @@ async function probeListening(port: number, pid: number | null | undefined): Pro
 /** Probes `target` once, within `timeoutMs` (default 2000). Never throws. */
 export async function probeHealth(target: HealthTarget, timeoutMs = 2000): Promise<HealthResult> {
   if (target.url) {
+    let url: URL;
     try {
-      new URL(target.url);
+      url = new URL(target.url);
     } catch {
       return { healthy: false, kind: "http", latencyMs: 0, error: `invalid URL: ${target.url}` };
     }
-    return probeHttp(target.url, timeoutMs);
+    return probeHttp(url, timeoutMs);
   }
   if (target.tcp) {
     const { host, port } = target.tcp;

@@ -33,6 +33,11 @@ export function describeGetError(err: unknown, timeoutMs: number): string {
   return e?.message ?? String(err);
 }
 
+/** The error a GET rejects with once its time is up (describeGetError tells it by its name). */
+export function timeoutError(ms: number): Error {
+  return Object.assign(new Error(`timeout after ${ms} ms`), { name: "TimeoutError" });
+}
+
 /** Rejects with the connection's error, or a TimeoutError once `timeoutMs` has passed in all. */
 export async function httpGet(url: string, options: HttpGetOptions): Promise<HttpGetResult> {
   const deadline = performance.now() + options.timeoutMs;
@@ -63,7 +68,7 @@ async function getOnce(url: URL, options: HttpGetOptions, deadline: number): Pro
       } else resolve(result!);
     };
     const timer = setTimeout(
-      () => finish(Object.assign(new Error(`timeout after ${Math.round(deadline - performance.now())} ms`), { name: "TimeoutError" })),
+      () => finish(timeoutError(Math.round(deadline - performance.now()))),
       Math.max(0, deadline - performance.now()),
     );
     const req = request(url, { method: "GET", agent: false, headers: { connection: "close", ...options.headers } }, (res: IncomingMessage) => {

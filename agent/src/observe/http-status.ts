@@ -6,6 +6,7 @@
 // five-service agent probes about once a second, so that is ~0.07 % of a
 // core of its < 1 % budget. Bodies and https stay with http-get.ts.
 import { connect, type Socket } from "node:net";
+import { timeoutError } from "./http-get.ts";
 import { markOwnConnection } from "./own-connections.ts";
 
 export interface HttpStatus {
@@ -57,10 +58,13 @@ export function httpStatus(url: URL, options: { timeoutMs: number; headers?: Rec
     let drained = 0;
     const socket: Socket = connect({ host: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port || 80) });
     markOwnConnection(socket);
-    const timer = setTimeout(() => fail(Object.assign(new Error(`timeout after ${options.timeoutMs} ms`), { name: "TimeoutError" })), options.timeoutMs);
-    const fail = (err: Error): void => {
+    const timer = setTimeout(() => fail(timeoutError(options.timeoutMs)), options.timeoutMs);
+    const close = (): void => {
       clearTimeout(timer);
       socket.destroy();
+    };
+    const fail = (err: Error): void => {
+      close();
       if (!answered) reject(err);
       answered = true;
     };
@@ -70,7 +74,7 @@ export function httpStatus(url: URL, options: { timeoutMs: number; headers?: Rec
     socket.on("data", (chunk: string) => {
       if (answered) {
         drained += chunk.length;
-        if (drained > MAX_DRAIN) fail(new Error("drained enough"));
+        if (drained > MAX_DRAIN) close();
         return;
       }
       head += chunk;
@@ -85,11 +89,8 @@ export function httpStatus(url: URL, options: { timeoutMs: number; headers?: Rec
       drained = head.length - eol;
       resolve({ status: Number(match[1]), statusText: match[2] ?? "" });
     });
-    socket.on("end", () => {
-      if (!answered) fail(new Error("the connection closed before an answer"));
-      else fail(new Error("done"));
-    });
     socket.on("error", (err) => fail(err));
+    // After the server's end too (a socket that is not half-open closes then).
     socket.on("close", () => fail(new Error("the connection closed before an answer")));
   });
 }
