@@ -1,9 +1,11 @@
 // Load generator for bench/discovery/run.ts, started as its own process so the
 // client does not share an event loop with the orchestrator. Reads a JSON
-// config file (path in argv[2]), runs autocannon (a warm-up run, then the
-// measured one) and prints JSON lines on stdout: start, end, result.
+// config file (path in argv[2]), runs autocannon or lean-load.ts (a warm-up
+// run, then the measured one) and prints JSON lines on stdout: start, end,
+// result (with the generator's own CPU seconds).
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { askEachOnce, runLeanLoad } from "./lean-load.ts";
 import type { LoadConfig, LoadResult } from "./types.ts";
 
 // autocannon ships no type declarations: describe the part this file uses.
@@ -96,6 +98,16 @@ function emit(message: Record<string, unknown>): void {
 }
 
 async function runLoad(config: LoadConfig): Promise<LoadResult & { cpuSeconds: number }> {
+  if (config.client === "lean") {
+    // The lean client's warm-up asks every mesh once (see askEachOnce), however long that takes.
+    if (config.warmupSeconds > 0) await askEachOnce(config);
+    emit({ event: "start" });
+    const cpuBefore = process.cpuUsage();
+    const result = await runLeanLoad(config, config.durationSeconds);
+    const cpu = process.cpuUsage(cpuBefore);
+    emit({ event: "end" });
+    return { ...result, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+  }
   if (config.warmupSeconds > 0) await autocannon(autocannonOptions(config, config.warmupSeconds));
   // The orchestrator samples the server's CPU time between "start" and "end".
   emit({ event: "start" });

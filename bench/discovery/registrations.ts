@@ -18,19 +18,20 @@
 // --sustain runs one more phase per --refresh-rate after the others, over
 // every mesh registered so far: refreshes at that rate (round robin over the
 // meshes, signed before the phase starts: colonies sign on their own
-// machines) while bench/discovery/load.ts (autocannon, its own process) looks
-// colonies up at --lookup-rate, for that many seconds. Before the first one,
+// machines) while bench/discovery/load.ts (its own process: lean-load.ts by
+// default, or autocannon with --lookup-client) looks colonies up at
+// --lookup-rate, for that many seconds. Before the first one,
 // lookups alone run long enough to ask for every mesh once (the steady state
 // of a discovery that serves lookups all the time). Each prints the rates reached, refresh
-// and lookup latency (autocannon corrects for coordinated omission), CPU and
+// and lookup latency (both clients correct for coordinated omission), CPU and
 // RSS per process, and every failed request or storage error line the server
 // logged (SQLITE_*, "storage"): issue 26's targets are 2,000 refreshes/s for
 // 60 s with 5,000 lookups/s at p99 < 20 ms, and no storage errors.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, readFile, readdir, readlink, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
-import { tmpdir } from "node:os";
+import { setPriority, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -39,6 +40,7 @@ import { freePort } from "../../tests/helpers/ports.ts";
 import { colonyFieldsJson, generateIdentityKey, sign, toBase64, type ColonyRegistrationFields, type IdentityKey } from "@coral/proto";
 import type { LoadConfig, LoadResult } from "./types.ts";
 import { processTree } from "./proc.ts";
+import { startWorkerProfile } from "./worker-profile.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const { values: args } = parseArgs({
@@ -53,9 +55,17 @@ const { values: args } = parseArgs({
     "registration-batch-ms": { type: "string" },
     sustain: { type: "string", default: "0" },
     "refresh-rate": { type: "string", default: "2000" },
+    // lookups per second; like --lookup-client, a comma list is taken phase by phase
     "lookup-rate": { type: "string", default: "5000" },
     "lookup-connections": { type: "string", default: "50" },
+    // lean (lean-load.ts) or autocannon; a comma list is taken phase by phase, cycling (lean,autocannon: the two alternate)
+    "lookup-client": { type: "string", default: "lean" },
     "server-node-flags": { type: "string", default: "" },
+    // run this process (the refresh client) and the lookup client at this nice value, the server at 0: on a
+    // machine that also runs the load, the server then gets the CPU it asks for, as it would on a machine of its own
+    "clients-nice": { type: "string", default: "0" },
+    // write a CPU profile of each shard's worker JavaScript (through its V8 inspector) for each sustained phase into this folder
+    "worker-profile": { type: "string" },
     json: { type: "string" },
     // sample workerd's thread states (costs this process CPU; off for clean rates)
     "sample-threads": { type: "boolean", default: false },
@@ -272,29 +282,33 @@ interface Sustained {
   meshes: number;
   refresh: { asked: number; perSecond: number; done: number; failed: Record<string, number>; p50Ms: number; p99Ms: number; maxMs: number };
   lookup: { asked: number } & Omit<LoadResult, "mode" | "connections">;
-  cores: { front: number; workerd: number; client: number };
+  cores: { front: number; workerd: number; client: number; lookupClient: number };
+  lookupClient: NonNullable<LoadConfig["client"]>;
   rssMiB: { front: number; workerd: number };
   openSqliteFiles: number;
   /** The front's answer cache during the phase: lookups it answered itself, and those it asked workerd for. */
   answerCache: { hits: number; misses: number };
+  /** How late the front's event loop ran during the phase (its p99 and worst, ms). */
+  frontLoopDelayMs: { p99: number; max: number };
   perBatch: number | undefined;
 }
 
 /** Runs bench/discovery/load.ts (autocannon in its own process); resolves at its "start" event with its result to come. */
-async function startLookups(config: LoadConfig, scratch: string): Promise<{ result: Promise<LoadResult> }> {
+async function startLookups(config: LoadConfig, scratch: string): Promise<{ result: Promise<LoadResult & { cpuSeconds?: number }> }> {
   const path = join(scratch, "lookups.json");
   await writeFile(path, JSON.stringify(config));
   const load = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "bench/discovery/load.ts"), path], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
+  if (clientsNice) setPriority(load.pid!, clientsNice);
   let stderr = "";
   load.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
   let buffered = "";
   let onStart: () => void = () => undefined;
   const started = new Promise<void>((done) => (onStart = done));
-  let result: LoadResult | undefined;
+  let result: (LoadResult & { cpuSeconds?: number }) | undefined;
   load.stdout.on("data", (chunk: Buffer) => {
     buffered += chunk.toString();
     for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
-      const message = JSON.parse(buffered.slice(0, nl)) as { event: string } & LoadResult;
+      const message = JSON.parse(buffered.slice(0, nl)) as { event: string; cpuSeconds?: number } & LoadResult;
       buffered = buffered.slice(nl + 1);
       if (message.event === "start") onStart();
       if (message.event === "result") result = message;
@@ -317,9 +331,10 @@ async function sustained(
   scratch: string,
   rate: number,
   warmupSeconds: number,
+  lookupClient: NonNullable<LoadConfig["client"]>,
+  lookupRate: number,
 ): Promise<Sustained> {
   const seconds = Number(args.sustain);
-  const lookupRate = Number(args["lookup-rate"]);
   const total = Math.ceil(seconds * rate * 1.02);
   process.stdout.write(`sustained: signing ${total} refreshes ahead of the phase … `);
   const signStarted = performance.now();
@@ -342,10 +357,12 @@ async function sustained(
       durationSeconds: seconds,
       warmupSeconds,
       overallRate: lookupRate,
+      client: lookupClient,
     },
     scratch,
   );
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const stopProfiles = args["worker-profile"] ? await Promise.all(workerInspectors.map((url) => startWorkerProfile(url))) : [];
   const cacheBefore = await answerCacheStats();
   const before = await cpuTicks(serverPid);
   const cpuBefore = process.cpuUsage();
@@ -384,10 +401,15 @@ async function sustained(
   const after = await cpuTicks(serverPid);
   agent.destroy();
   const cacheAfter = await answerCacheStats();
+  for (const [shard, stop] of stopProfiles.entries()) {
+    const file = join(resolve(args["worker-profile"]!), `worker-shard${shard}-refresh${rate}-lookup${lookupRate}-${Date.now()}.cpuprofile`);
+    await writeFile(file, JSON.stringify(await stop()));
+    console.log(`          worker profile of shard ${shard}: ${file}`);
+  }
   const lookup = await lookups.result;
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)] ?? 0;
-  const { mode: _mode, connections: _connections, ...lookupFigures } = lookup;
+  const { mode: _mode, connections: _connections, cpuSeconds: _cpu, ...lookupFigures } = lookup;
   return {
     seconds: elapsed,
     meshes: meshes.length,
@@ -397,11 +419,14 @@ async function sustained(
       front: (after.front - before.front) / 100 / elapsed,
       workerd: (after.workerd - before.workerd) / 100 / elapsed,
       client: (cpu.user + cpu.system) / 1e6 / elapsed,
+      lookupClient: (lookup.cpuSeconds ?? 0) / lookup.durationSeconds,
     },
+    lookupClient,
     rssMiB: { front: await rssMiB([serverPid]), workerd: await rssMiB(workerdPids) },
     openSqliteFiles: await openSqliteFiles(workerdPids),
     answerCache: { hits: (cacheAfter.hits ?? 0) - (cacheBefore.hits ?? 0), misses: (cacheAfter.misses ?? 0) - (cacheBefore.misses ?? 0) },
     perBatch: perBatch(cacheBefore, cacheAfter),
+    frontLoopDelayMs: { p99: cacheAfter.loopDelayP99Ms ?? 0, max: cacheAfter.loopDelayMaxMs ?? 0 },
   };
 }
 
@@ -413,15 +438,21 @@ function printSustained(m: Sustained): void {
       `max ${r.maxMs.toFixed(0)} ms, ${Object.values(r.failed).reduce((a, b) => a + b, 0)} failed)`,
   );
   console.log(
-    `          lookups ${l.requestsPerSecond.toFixed(0)}/s of ${l.asked} asked (p50 ${l.latencyMs.p50} ms, p99 ${l.latencyMs.p99} ms, max ${l.latencyMs.max} ms, ` +
+    `          lookups (${m.lookupClient}) ${l.requestsPerSecond.toFixed(0)}/s of ${l.asked} asked (p50 ${l.latencyMs.p50} ms, p99 ${l.latencyMs.p99} ms, max ${l.latencyMs.max} ms, ` +
       `${l.non2xx} non-2xx, ${l.errors} errors, ${l.timeouts} timeouts)`,
   );
   console.log(
-    `          cores front ${m.cores.front.toFixed(2)} workerd ${m.cores.workerd.toFixed(2)} refresh client ${m.cores.client.toFixed(2)}; ` +
+    `          cores front ${m.cores.front.toFixed(2)} workerd ${m.cores.workerd.toFixed(2)} refresh client ${m.cores.client.toFixed(2)} lookup client ${m.cores.lookupClient.toFixed(2)}; ` +
       `RSS front ${m.rssMiB.front} MiB, workerd ${m.rssMiB.workerd} MiB; ${m.openSqliteFiles} open .sqlite files; ` +
       `front answer cache ${m.answerCache.hits} hits, ${m.answerCache.misses} misses` +
-      (m.perBatch === undefined ? "" : `; ${m.perBatch.toFixed(1)} refreshes per batch`),
+      (m.perBatch === undefined ? "" : `; ${m.perBatch.toFixed(1)} refreshes per batch`) +
+      `; front event loop late p99 ${m.frontLoopDelayMs.p99.toFixed(1)} ms, max ${m.frontLoopDelayMs.max.toFixed(0)} ms`,
   );
+  if (l.onWireP99Ms !== undefined && l.clientLoopDelayMs)
+    console.log(
+      `          lookups' p99 on the wire (write to answer) ${l.onWireP99Ms} ms; lookup client's event loop late p99 ${l.clientLoopDelayMs.p99.toFixed(1)} ms, max ${l.clientLoopDelayMs.max.toFixed(0)} ms`,
+    );
+  if (l.slowSeconds?.length) console.log(`          lookups' worst latency by second of the phase, where over 100 ms: ${l.slowSeconds.map(([s, ms]) => `${s}s ${ms} ms`).join(", ")}`);
   if (Object.keys(r.failed).length) console.log(`          failed refreshes: ${JSON.stringify(r.failed)}`);
 }
 
@@ -443,9 +474,15 @@ const child = spawn(
     ...(args["worker-bundle"] === undefined ? [] : ["--worker-bundle", resolve(args["worker-bundle"])]),
     ...(args["answer-cache"] === undefined ? [] : ["--answer-cache", args["answer-cache"]]),
     ...(args["registration-batch-ms"] === undefined ? [] : ["--registration-batch-ms", args["registration-batch-ms"]]),
+    ...(args["worker-profile"] === undefined ? [] : ["--worker-inspector"]),
   ],
   { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] },
 );
+const clientsNice = Number(args["clients-nice"]);
+if (!Number.isInteger(clientsNice) || clientsNice < 0 || clientsNice > 19) throw new Error(`--clients-nice takes 0 to 19, not ${JSON.stringify(args["clients-nice"])}`);
+if (args["worker-profile"]) await mkdir(resolve(args["worker-profile"]), { recursive: true });
+// After the server started: it keeps nice 0.
+if (clientsNice) setPriority(clientsNice);
 /** Lines the server logged about storage (SQLITE_NOMEM and friends), by text. */
 const storageErrors = new Map<string, number>();
 /** Registrations per batch between two counter readings; undefined when no batch was sent (or the front sends none). */
@@ -455,6 +492,8 @@ function perBatch(before: Record<string, number>, after: Record<string, number>)
   return ((after.batchRegistrations ?? 0) - (before.batchRegistrations ?? 0)) / batches;
 }
 
+/** Each shard's V8 inspector, as serve-source.ts prints them with --worker-inspector. */
+const workerInspectors: string[] = [];
 /** The front's answer-cache (and registration batch) counters, as serve-source.ts prints them on SIGUSR2. */
 let answerCache: Record<string, number> = {};
 async function answerCacheStats(): Promise<Record<string, number>> {
@@ -466,12 +505,13 @@ async function answerCacheStats(): Promise<Record<string, number>> {
 for (const stream of [child.stdout!, child.stderr!]) {
   let partial = "";
   stream.on("data", (chunk: Buffer) => {
-    if (!chunk.toString().startsWith("answer-cache ")) process.stderr.write(chunk);
+    if (!/^(answer-cache|worker-inspector) /.test(chunk.toString())) process.stderr.write(chunk);
     partial += chunk.toString();
     const lines = partial.split("\n");
     partial = lines.pop() ?? "";
     for (const line of lines)
-      if (line.startsWith("answer-cache ")) answerCache = (JSON.parse(line.slice("answer-cache ".length)) as Record<string, number> | null) ?? {};
+      if (line.startsWith("worker-inspector ")) workerInspectors.push(line.slice("worker-inspector ".length));
+      else if (line.startsWith("answer-cache ")) answerCache = (JSON.parse(line.slice("answer-cache ".length)) as Record<string, number> | null) ?? {};
       else if (/SQLITE_|storage|database/i.test(line)) {
         const key = line.replace(/\s+/g, " ").slice(0, 160);
         storageErrors.set(key, (storageErrors.get(key) ?? 0) + 1);
@@ -510,10 +550,18 @@ try {
     }
   }
   const mixed: Sustained[] = [];
+  const lookupClients = (args["lookup-client"] ?? "").split(",").map((c) => {
+    if (c !== "lean" && c !== "autocannon") throw new Error(`--lookup-client takes lean or autocannon, not ${JSON.stringify(c)}`);
+    return c;
+  });
+  const lookupRates = (args["lookup-rate"] ?? "").split(",").map(Number);
+  if (lookupRates.some((r) => !(r > 0))) throw new Error(`--lookup-rate takes lookups per second (a comma list is taken phase by phase), not ${JSON.stringify(args["lookup-rate"])}`);
   if (Number(args.sustain) > 0)
     for (const rate of (args["refresh-rate"] ?? "").split(",").map(Number)) {
-      const warmup = mixed.length === 0 ? Math.ceil(registered.length / Number(args["lookup-rate"])) + 2 : 0;
-      mixed.push(await sustained(port, child.pid!, workerdPids, key, registered, scratch, rate, warmup));
+      const lookupRate = lookupRates[mixed.length % lookupRates.length]!;
+      const warmup = mixed.length === 0 ? Math.ceil(registered.length / lookupRate) + 2 : 0;
+      const lookupClient = lookupClients[mixed.length % lookupClients.length]!;
+      mixed.push(await sustained(port, child.pid!, workerdPids, key, registered, scratch, rate, warmup, lookupClient, lookupRate));
       printSustained(mixed.at(-1)!);
     }
   for (let waited = 0; waited < Number(args.hold); waited += 5) {

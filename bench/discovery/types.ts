@@ -9,6 +9,8 @@ export interface LoadConfig {
   warmupSeconds: number;
   /** Requests per second over all connections; unset: as fast as the server answers. */
   overallRate?: number;
+  /** autocannon (default), or lean-load.ts (fixed rate only; a fraction of autocannon's CPU per request). */
+  client?: "autocannon" | "lean";
 }
 
 export interface LoadResult {
@@ -23,4 +25,10 @@ export interface LoadResult {
   errors: number;
   timeouts: number;
   statusCodes: Record<string, number>;
+  /** lean client: [second of the run, worst latency ms] for the seconds whose worst was over 100 ms. */
+  slowSeconds?: Array<[number, number]>;
+  /** lean client: p99 from each request's write to its answer, without the time it waited for the client. */
+  onWireP99Ms?: number;
+  /** lean client: how late its own event loop ran (p99 and worst, ms); a starved client adds this to latencies. */
+  clientLoopDelayMs?: { p99: number; max: number };
 }

@@ -106,6 +106,13 @@ export interface DiscoveryServerOptions {
    * Default defaultRegistrationBatchWindowMs.
    */
   registrationBatchWindowMs?: number;
+  /**
+   * Opens each shard's V8 inspector on a random loopback port (see
+   * workerInspectorUrls), so a benchmark can profile the worker's
+   * JavaScript. Anyone on the machine could then run code in the worker:
+   * benchmarks only, never a served deployment.
+   */
+  workerInspector?: boolean;
   logger?: Logger;
 }
 
@@ -119,6 +126,8 @@ export interface DiscoveryServer extends AsyncDisposable {
   answerCacheStats(): AnswerCacheStats | undefined;
   /** Registration batches sent to the shards, summed; undefined when registrations go alone. */
   registrationBatchStats(): BatcherStats | undefined;
+  /** Each shard's inspector (ws://), in shard order; empty unless workerInspector was asked for. */
+  workerInspectorUrls(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -196,6 +205,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
       // worker (dev conveniences: pretty errors, request logs, live reload),
       // which cost about a third of the worker CPU of a lookup.
       unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+      ...(options.workerInspector ? { inspectorPort: 0 } : {}),
       durableObjects: {
         MESHES: { className: "MeshRegistry", useSQLite: true },
         DIRECTORY: { className: "Directory", useSQLite: true },
@@ -451,8 +461,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const client = clientAddress(req);
-    if (log?.isLevelEnabled("debug")) log.debug({ method: req.method, path: req.url, client }, "request");
+    if (log?.isLevelEnabled("debug")) log.debug({ method: req.method, path: req.url, client: clientAddress(req) }, "request");
     const canonical = canonicalTarget(req.url ?? "/");
     if (canonical === undefined) {
       res.writeHead(400, { "content-type": "application/json" });
@@ -481,6 +490,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
     };
     const admitted = (register: boolean, contentType?: string) => {
       if (!register) return true;
+      const client = clientAddress(req);
       const decision = limiter.take(client);
       if (!decision.allowed) refuseRate(res, contentType, limiter.message(client, decision));
       return decision.allowed;
@@ -495,7 +505,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
         const body = await withBody();
         if (!body) return;
         const shard = shardFor(rest.meshId);
-        const onAnswer = registering(client, rest.meshId);
+        const onAnswer = registering(clientAddress(req), rest.meshId);
         if (shard.batcher) registerBatched(shard.batcher, req, res, Buffer.concat(body.buffered), onAnswer);
         else forward(shard, req, res, toShard(req), body, onAnswer);
         return;
@@ -538,7 +548,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
       bytes,
     );
     if (key !== undefined && meshId !== undefined) return lookupAndKeep(answers!, key, meshId, req, res, bytes);
-    const onStatus = register ? registering(client, meshId) : undefined;
+    const onStatus = register ? registering(clientAddress(req), meshId) : undefined;
     const shard = shardFor(meshId);
     // The registrations the worker answers on its own path (connect-routes.ts) go in batches; the rest alone.
     if (onStatus && shard.batcher && isPlainUnary(req.method ?? "", (name) => header(req, name)))
@@ -580,6 +590,7 @@ export async function startDiscoveryServer(options: DiscoveryServerOptions): Pro
             registrations: 0,
           })
         : undefined,
+    workerInspectorUrls: async () => (options.workerInspector ? Promise.all(shards.map(async (s) => (await s.mf.getInspectorURL()).href)) : []),
     close,
     [Symbol.asyncDispose]: close,
   };
@@ -599,17 +610,43 @@ function tooLarge(req: http.IncomingMessage, res: http.ServerResponse): void {
   res.end(body);
 }
 
-/** Reads the body up to the size limit; a longer one is left unread. */
-async function readBounded(req: http.IncomingMessage): Promise<{ buffered: Buffer[]; rest: boolean }> {
+/**
+ * Reads the body up to the size limit; a longer one is left unread. Events,
+ * not `for await`: a bare node:http server that read bodies with the async
+ * iterator used ~35 % more CPU than one reading them with events, at 4,000
+ * requests/s (bench/BENCHMARKS.md, issue 26), and every lookup reads its body.
+ */
+function readBounded(req: http.IncomingMessage): Promise<{ buffered: Buffer[]; rest: boolean }> {
   const buffered: Buffer[] = [];
-  let total = 0;
-  if (Number(req.headers["content-length"] ?? 0) > limits.maxBodyBytes) return { buffered, rest: true };
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    buffered.push(chunk);
-    total += chunk.byteLength;
-    if (total > limits.maxBodyBytes) return { buffered, rest: true };
-  }
-  return { buffered, rest: false };
+  if (Number(req.headers["content-length"] ?? 0) > limits.maxBodyBytes) return Promise.resolve({ buffered, rest: true });
+  return new Promise((done, fail) => {
+    let total = 0;
+    const onData = (chunk: Buffer) => {
+      buffered.push(chunk);
+      total += chunk.byteLength;
+      if (total <= limits.maxBodyBytes) return;
+      req.pause();
+      stop();
+      done({ buffered, rest: true });
+    };
+    const onEnd = () => {
+      stop();
+      done({ buffered, rest: false });
+    };
+    const onError = (err: Error) => {
+      stop();
+      fail(err);
+    };
+    // A client that goes away mid-body ends neither with 'end' nor 'error' here.
+    const onClose = () => {
+      stop();
+      fail(new Error("the client closed the connection before its request body was read"));
+    };
+    const stop = () => {
+      req.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose);
+    };
+    req.on("data", onData).on("end", onEnd).on("error", onError).on("close", onClose);
+  });
 }
 
 function clientAddress(req: http.IncomingMessage): string {
