@@ -1,5 +1,6 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ValidationError, checkAgentId, checkKeptTraceIds, checkMeshId, checkMetadata, maxKeptTraceIds, parseEndpoint } from "./validation.ts";
+import { ValidationError, base64ByteLength, checkAgentId, checkBase64Key, tryDecodeBase64, checkKeptTraceIds, checkMeshId, checkMetadata, maxKeptTraceIds, parseEndpoint } from "./validation.ts";
 
 describe("parseEndpoint", () => {
   it.each([
@@ -83,5 +84,42 @@ describe("checkKeptTraceIds", () => {
   ])("refuses %#", (ids, message) => {
     expect(() => checkKeptTraceIds(ids)).toThrow(ValidationError);
     expect(() => checkKeptTraceIds(ids)).toThrow(message);
+  });
+});
+
+describe("base64 keys", () => {
+  /** What atob makes of a padded base64 text, byte for byte: the reference. */
+  const atobBytes = (value: string) => {
+    if (value.length % 4 !== 0) return undefined; // unpadded: refused whatever atob says
+    try {
+      return Uint8Array.from(atob(value), (c) => c.charCodeAt(0));
+    } catch {
+      return undefined;
+    }
+  };
+
+  it("sizes and decodes exactly what atob decodes from a padded text, and refuses the rest", () => {
+    const alphabet = [..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", "=", "-", "_", " ", "\n", "é"];
+    const texts = fc.oneof(
+      fc.uint8Array({ maxLength: 70 }).map((bytes) => Buffer.from(bytes).toString("base64")),
+      fc.array(fc.constantFrom(...alphabet), { maxLength: 90 }).map((chars) => chars.join("")),
+    );
+    fc.assert(
+      fc.property(texts, (text) => {
+        const expected = /^[A-Za-z0-9+/=]*$/.test(text) ? atobBytes(text) : undefined;
+        expect(tryDecodeBase64(text)).toEqual(expected);
+        expect(base64ByteLength(text)).toBe(expected?.length);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("takes a 32-byte key and refuses one of another size or not base64", () => {
+    const key = Buffer.alloc(32, 7).toString("base64");
+    expect(checkBase64Key(key, "pubkey")).toBe(key);
+    expect(checkBase64Key(Buffer.alloc(64, 1).toString("base64"), "signature", 64)).toHaveLength(88);
+    for (const bad of [Buffer.alloc(31).toString("base64"), Buffer.alloc(33).toString("base64"), key.slice(0, -1), `${key.slice(0, -2)}-=`, key.replace("=", "")])
+      expect(() => checkBase64Key(bad, "pubkey"), bad).toThrow(/must be a base64 encoded 32-byte key/);
+    expect(() => checkBase64Key("", "pubkey")).toThrow(/is required/);
   });
 });

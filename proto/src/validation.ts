@@ -144,9 +144,7 @@ export function checkMetadata(metadata: Readonly<Record<string, string>>, field 
 /** A base64 key of exactly `bytes` bytes (WireGuard and Ed25519 keys are 32). */
 export function checkBase64Key(value: string, field: string, bytes = 32): string {
   if (!value) throw new ValidationError(field, "is required");
-  const decoded = tryDecodeBase64(value);
-  if (!decoded || decoded.length !== bytes)
-    throw new ValidationError(field, `must be a base64 encoded ${bytes}-byte key`);
+  if (base64ByteLength(value) !== bytes) throw new ValidationError(field, `must be a base64 encoded ${bytes}-byte key`);
   return value;
 }
 
@@ -196,14 +194,30 @@ function parsePort(text: string): number | undefined {
   return port >= 1 && port <= 65535 ? port : undefined;
 }
 
+const paddedBase64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * The bytes a padded base64 text decodes to; undefined when it is not one
+ * (atob would refuse it, or it is unpadded).
+ */
 export function tryDecodeBase64(value: string): Uint8Array | undefined {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0) return undefined;
-  try {
-    const binary = atob(value);
-    return Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  } catch {
-    return undefined;
-  }
+  if (base64ByteLength(value) === undefined) return undefined;
+  const binary = atob(value);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+/**
+ * How many bytes tryDecodeBase64 would return, without decoding: the
+ * discovery worker checks three keys of every registration, and decoding
+ * them was ~3 % of its CPU per refresh (bench/BENCHMARKS.md, issue 26). A
+ * text of whole quads, padded at most twice at the end, is one atob takes.
+ */
+export function base64ByteLength(value: string): number | undefined {
+  if (value.length % 4 !== 0 || !paddedBase64.test(value)) return undefined;
+  const padding = value.endsWith("==") ? 2 : value.endsWith("=") ? 1 : 0;
+  return (value.length / 4) * 3 - padding;
 }
 
 function utf8Length(s: string): number {
