@@ -341,7 +341,9 @@ describe.skipIf(!haveChromium)("Flags & rollbacks view in Chromium", () => {
       await page.getByTestId("read-only").waitFor({ timeout });
       const before = (await api.listFlags({})).flags;
       expect(await text(page, dark, "enabled")).toBe("on");
-      expect(await page.locator("tr[data-rollback]").count()).toBe((await api.listRollbacks({})).rollbacks.length);
+      // The rollbacks come in their own answer, after the flags: wait for them rather than count once (CI saw 0 of 3).
+      const rollbacks = (await api.listRollbacks({})).rollbacks.length;
+      await expect.poll(() => page.locator("tr[data-rollback]").count(), { timeout, interval: 100 }).toBe(rollbacks);
 
       const toggle = page.locator(`${dark} [data-action="toggle"]`);
       expect(await toggle.isDisabled()).toBe(true);
