@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { DiscoveryService } from "@coral/proto";
-import { ShardCountError, shardOf, shardStorageDir, startDiscoveryServer } from "@coral/discovery-worker";
+import { defaultShardCount, ShardCountError, shardOf, shardStorageDir, startDiscoveryServer } from "@coral/discovery-worker";
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -38,6 +38,12 @@ async function sqliteFiles(dir: string): Promise<number> {
   const entries = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
   return entries.filter((e) => e.endsWith(".sqlite")).length;
 }
+
+describe("default shard count", () => {
+  it("leaves the front a CPU: one shard on one or two, one per CPU but one beyond, at most the limit", () => {
+    expect([1, 2, 3, 4, 8, 200].map(defaultShardCount)).toEqual([1, 1, 2, 3, 7, 64]);
+  });
+});
 
 describe("two shards", () => {
   let discovery: TestDiscovery;

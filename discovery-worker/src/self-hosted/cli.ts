@@ -4,7 +4,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { generateSigningJwk } from "./keys.ts";
 import { createLogger, logLevels, type LogLevel } from "@coral/common/log";
 import { defaultAnswerCacheEntries, defaultMeshBuckets, discoveryVersion, startDiscoveryServer } from "./server.ts";
-import { maxMeshBuckets, maxShards, MeshBucketsError, ShardCountError } from "./shards.ts";
+import { defaultShardCount, maxMeshBuckets, maxShards, MeshBucketsError, ShardCountError } from "./shards.ts";
 
 function integer(name: string, min: number, max: number) {
   return (value: string): number => {
@@ -28,7 +28,7 @@ export function discoveryCli(): Command {
     .option("--pin-grace <seconds>", "how long an expired colony keeps its identity key pinned", integer("--pin-grace", 0, 31_536_000), 86400)
     .option(
       "--shards <n>",
-      `workerd processes to split meshes over (default: number of CPUs, ${availableParallelism()} here, for a new data dir; ` +
+      `workerd processes to split meshes over (default: one per CPU but one, which the front needs: ${defaultShardCount(availableParallelism())} here; for a new data dir; ` +
         "an existing data dir keeps its count)",
       integer("--shards", 1, maxShards),
     )
@@ -74,7 +74,7 @@ export function discoveryCli(): Command {
         rateLimitPerMinute: opts.rateLimit,
         pinGraceSeconds: opts.pinGrace,
         shards: opts.shards,
-        defaultShards: Math.max(1, availableParallelism()),
+        defaultShards: defaultShardCount(availableParallelism()),
         meshBuckets: opts.meshBuckets,
         answerCacheEntries: opts.answerCache,
         signingKey: process.env.CORAL_DISCOVERY_SIGNING_KEY || undefined,

@@ -10,4 +10,4 @@ export type { BatcherStats } from "./registration-batcher.ts";
 export type { AnswerCacheStats } from "./answer-cache.ts";
 export { bundleWorker } from "./bundle.ts";
 export { createLogger, type LogLevel } from "@coral/common/log";
-export { meshBucketOf, shardOf, shardStorageDir, MeshBucketsError, ShardCountError } from "./shards.ts";
+export { defaultShardCount, meshBucketOf, shardOf, shardStorageDir, MeshBucketsError, ShardCountError } from "./shards.ts";

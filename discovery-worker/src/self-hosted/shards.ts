@@ -18,6 +18,20 @@ const layoutFile = "shards.json";
 const hashName = "fnv1a-32(utf8 mesh id) mod shards";
 const bucketHashName = "murmur3-fmix32(fnv1a-32(utf8 mesh id)) mod meshBuckets";
 
+/**
+ * Shards for a new data dir on a machine with `cpus` CPUs: one per CPU but
+ * one, which the front (a single Node thread that parses every request and
+ * answers cached lookups) needs for itself. Since meshes share bucket
+ * objects, a shard's registrations batch better the fewer shards there are:
+ * on 2 CPUs one shard took 0.40-0.44 ms of workerd CPU per first
+ * registration against 0.58-0.65 ms for two, registered 1,839-2,007/s
+ * against 1,502-1,757/s, and held 0.9 GiB instead of 1.4 at 100,000 meshes
+ * (bench/BENCHMARKS.md, issue 26).
+ */
+export function defaultShardCount(cpus: number): number {
+  return Math.min(maxShards, Math.max(1, cpus - 1));
+}
+
 export function shardOf(meshId: string, shards: number): number {
   return shards <= 1 ? 0 : fnv1a32(meshId) % shards;
 }
