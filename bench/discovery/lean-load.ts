@@ -38,15 +38,44 @@ export function answerHead(data: Buffer): AnswerHead {
   return { status: Number(status[1]), end: headEnd + 4 + Number(length[1]) };
 }
 
+/**
+ * What a connection's bytes so far hold: nothing complete yet, a malformed
+ * answer, or one whole answer (with `extra` when more bytes followed it,
+ * which no request asked for).
+ */
+type Received = { partial: true } | { malformed: string } | { status: number; extra: boolean };
+
+/** Appends `chunk` to what `reader` holds and says whether a whole answer is in; a whole one is taken out. */
+function receive(reader: { received: Buffer }, chunk: Buffer): Received {
+  reader.received = reader.received.length === 0 ? chunk : Buffer.concat([reader.received, chunk]);
+  const head = answerHead(reader.received);
+  if (head === undefined) return { partial: true };
+  if ("malformed" in head) return head;
+  if (reader.received.length < head.end) return { partial: true };
+  const extra = reader.received.length > head.end;
+  reader.received = Buffer.alloc(0);
+  return { status: head.status, extra };
+}
+
+/** The p-th percentile (0-100) of ascending `sorted`; 0 when it is empty. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** The Connect lookup method's path, and the REST lookup's path for a mesh. */
+export const connectLookupPath = "/coral.discovery.v1.DiscoveryService/LookupColony";
+export const restLookupPath = (meshId: string) => `/v1/mesh/${encodeURIComponent(meshId)}/colony`;
+
 /** Prebuilt requests, one per mesh id, in the form LoadConfig's mode asks for. */
 export function leanRequests(config: LoadConfig): Buffer[] {
   const host = new URL(config.url).host;
   return config.meshIds.map((meshId) => {
     if (config.mode === "rest")
-      return Buffer.from(`GET /v1/mesh/${encodeURIComponent(meshId)}/colony HTTP/1.1\r\nHost: ${host}\r\n\r\n`, "latin1");
+      return Buffer.from(`GET ${restLookupPath(meshId)} HTTP/1.1\r\nHost: ${host}\r\n\r\n`, "latin1");
     const body = JSON.stringify({ meshId });
     return Buffer.from(
-      `POST /coral.discovery.v1.DiscoveryService/LookupColony HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\n` +
+      `POST ${connectLookupPath} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     );
   });
@@ -116,13 +145,11 @@ export async function runLeanLoad(config: LoadConfig, seconds: number): Promise<
     all.add(c);
     c.socket.once("connect", () => release(c));
     c.socket.on("data", (chunk: Buffer) => {
-      c.received = c.received.length === 0 ? chunk : Buffer.concat([c.received, chunk]);
-      const head = answerHead(c.received);
-      if (head === undefined) return;
-      if ("malformed" in head) return fail(c, false);
-      if (c.received.length < head.end) return;
-      if (c.due === undefined || c.received.length > head.end) return fail(c, false); // an answer nobody asked for
-      if (head.status >= 200 && head.status < 300) {
+      const answer = receive(c, chunk);
+      if ("partial" in answer) return;
+      if ("malformed" in answer) return fail(c, false);
+      if (c.due === undefined || answer.extra) return fail(c, false); // an answer nobody asked for
+      if (answer.status >= 200 && answer.status < 300) {
         const now = performance.now();
         const latency = now - c.due;
         onWire[done] = now - c.sentAt!;
@@ -130,8 +157,7 @@ export async function runLeanLoad(config: LoadConfig, seconds: number): Promise<
         const second = Math.floor((c.due - started) / 1000);
         worstBySecond[second] = Math.max(worstBySecond[second] ?? 0, latency);
       } else non2xx++;
-      statusCodes[head.status] = (statusCodes[head.status] ?? 0) + 1;
-      c.received = Buffer.alloc(0);
+      statusCodes[answer.status] = (statusCodes[answer.status] ?? 0) + 1;
       release(c);
     });
     c.socket.on("error", () => fail(c, false));
@@ -141,6 +167,7 @@ export async function runLeanLoad(config: LoadConfig, seconds: number): Promise<
 
   started = performance.now();
   let issued = 0;
+  let timeoutsCheckedAt = started;
   await new Promise<void>((finish) => {
     const timer = setInterval(() => {
       const now = performance.now();
@@ -156,7 +183,10 @@ export async function runLeanLoad(config: LoadConfig, seconds: number): Promise<
         backlog.splice(0, backlogHead);
         backlogHead = 0;
       }
-      if (issued % 256 === 0) for (const c of all) if (c.sentAt !== undefined && c.due !== undefined && now - c.sentAt > timeoutMs) fail(c, true);
+      if (now - timeoutsCheckedAt >= 100) {
+        timeoutsCheckedAt = now;
+        for (const c of all) if (c.sentAt !== undefined && c.due !== undefined && now - c.sentAt > timeoutMs) fail(c, true);
+      }
       if (elapsed >= seconds * 1000) {
         stopping = true;
         // What is on the wire gets its timeout to come back; what never left counts as timed out.
@@ -168,30 +198,27 @@ export async function runLeanLoad(config: LoadConfig, seconds: number): Promise<
       }
     }, tickMs);
   });
-  const duration = seconds;
   for (const c of all) {
     c.dead = true;
     c.socket.destroy();
   }
   loopDelay.disable();
   const sorted = latencies.subarray(0, done).sort();
-  const sortedOnWire = onWire.subarray(0, done).sort();
-  const onWireP99 = done === 0 ? 0 : sortedOnWire[Math.min(done - 1, Math.ceil(0.99 * done) - 1)]!;
-  const pct = (p: number) => (done === 0 ? 0 : Number(sorted[Math.min(done - 1, Math.ceil((p / 100) * done) - 1)]!.toFixed(2)));
+  const pct = (p: number) => Number(percentile(sorted, p).toFixed(2));
   const completed = done + non2xx;
   return {
     mode: config.mode,
     connections: config.connections,
-    durationSeconds: duration,
+    durationSeconds: seconds,
     requests: completed,
-    requestsPerSecond: completed / duration,
+    requestsPerSecond: completed / seconds,
     latencyMs: { p50: pct(50), p90: pct(90), p99: pct(99), max: pct(100), mean: done === 0 ? 0 : Number((sorted.reduce((a, b) => a + b, 0) / done).toFixed(2)) },
     ok2xx: done,
     non2xx,
     errors,
     timeouts,
     statusCodes,
-    onWireP99Ms: Number(onWireP99.toFixed(2)),
+    onWireP99Ms: Number(percentile(onWire.subarray(0, done).sort(), 99).toFixed(2)),
     clientLoopDelayMs: { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
     slowSeconds: worstBySecond.flatMap((ms, second) => (ms > 100 ? [[second, Math.round(ms)] as [number, number]] : [])),
   };
@@ -213,7 +240,7 @@ export async function askEachOnce(config: LoadConfig): Promise<{ asked: number; 
   const worker = () =>
     new Promise<void>((finish, fail) => {
       const socket = net.connect({ host: hostname, port: Number(port), noDelay: true });
-      let received: Buffer = Buffer.alloc(0);
+      const reader = { received: Buffer.alloc(0) };
       const askNext = () => {
         if (taken < requests.length) return void socket.write(requests[taken++]!);
         socket.removeAllListeners("close");
@@ -222,13 +249,10 @@ export async function askEachOnce(config: LoadConfig): Promise<{ asked: number; 
       };
       socket.once("connect", askNext);
       socket.on("data", (chunk: Buffer) => {
-        received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
-        const head = answerHead(received);
-        if (head === undefined) return;
-        if ("malformed" in head) return socket.destroy(), fail(new Error(head.malformed));
-        if (received.length < head.end) return;
-        if (head.status < 200 || head.status >= 300) failed++;
-        received = Buffer.alloc(0);
+        const answer = receive(reader, chunk);
+        if ("partial" in answer) return;
+        if ("malformed" in answer) return socket.destroy(), fail(new Error(answer.malformed));
+        if (answer.status < 200 || answer.status >= 300) failed++;
         askNext();
       });
       socket.on("error", fail);

@@ -5,7 +5,7 @@
 // result (with the generator's own CPU seconds).
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { askEachOnce, runLeanLoad } from "./lean-load.ts";
+import { askEachOnce, connectLookupPath, restLookupPath, runLeanLoad } from "./lean-load.ts";
 import type { LoadConfig, LoadResult } from "./types.ts";
 
 // autocannon ships no type declarations: describe the part this file uses.
@@ -62,7 +62,7 @@ function requestFor(config: LoadConfig): AutocannonRequest {
     let next = Math.floor(Math.random() * ids.length);
     return {
       method: "POST",
-      path: "/coral.discovery.v1.DiscoveryService/LookupColony",
+      path: connectLookupPath,
       headers: { "content-type": "application/json" },
       setupRequest: (req) => {
         next = (next + 7919) % bodies.length; // a prime stride spreads consecutive requests over meshes
@@ -70,7 +70,7 @@ function requestFor(config: LoadConfig): AutocannonRequest {
       },
     };
   }
-  const paths = ids.map((meshId) => `/v1/mesh/${encodeURIComponent(meshId)}/colony`);
+  const paths = ids.map(restLookupPath);
   let next = Math.floor(Math.random() * ids.length);
   return {
     method: "GET",

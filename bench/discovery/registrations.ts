@@ -40,6 +40,7 @@ import { freePort } from "../../tests/helpers/ports.ts";
 import { colonyFieldsJson, generateIdentityKey, sign, toBase64, type ColonyRegistrationFields, type IdentityKey } from "@coral/proto";
 import type { LoadConfig, LoadResult } from "./types.ts";
 import { processTree } from "./proc.ts";
+import { percentile } from "./lean-load.ts";
 import { startWorkerProfile } from "./worker-profile.ts";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -255,7 +256,7 @@ async function phase(
   agent.destroy();
   const batchesAfter = await answerCacheStats();
   latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)] ?? 0;
+  const pct = (p: number) => percentile(latencies, p);
   return {
     phase: name,
     perBatch: perBatch(batchesBefore, batchesAfter),
@@ -408,7 +409,7 @@ async function sustained(
   }
   const lookup = await lookups.result;
   latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)] ?? 0;
+  const pct = (p: number) => percentile(latencies, p);
   const { mode: _mode, connections: _connections, cpuSeconds: _cpu, ...lookupFigures } = lookup;
   return {
     seconds: elapsed,

@@ -1,6 +1,7 @@
 // Validation of everything discovery accepts. Pure functions shared by the
 // worker (edge validation), the colony and the agent (fail early, same rules).
 import ipaddr from "ipaddr.js";
+import { fromBase64 } from "./base64.ts";
 
 /** Thrown when input breaks a rule; the message says what to change. */
 export class ValidationError extends Error {
@@ -201,11 +202,7 @@ const paddedBase64 = /^[A-Za-z0-9+/]*={0,2}$/;
  * (atob would refuse it, or it is unpadded).
  */
 export function tryDecodeBase64(value: string): Uint8Array | undefined {
-  if (base64ByteLength(value) === undefined) return undefined;
-  const binary = atob(value);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
+  return base64ByteLength(value) === undefined ? undefined : fromBase64(value);
 }
 
 /**
